@@ -1,0 +1,142 @@
+"""The orchestrator's one exception tree.
+
+Two families live here:
+
+* ``OrchestratorError`` and its subclasses are raised to *callers* of the public API
+  (bad definitions, unknown executions, conflicting names, bad input).
+* ``StatesError`` and its subclasses are *workflow* errors: they carry a Step Functions
+  error name (``States.Runtime``, ``States.NoChoiceMatched``...) and a cause, and are
+  routed through a state's ``Retry``/``Catch`` rules instead of reaching the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class OrchestratorError(Exception):
+    """Base class of every error the orchestrator raises to its callers."""
+
+
+@dataclass(frozen=True)
+class DefinitionIssue:
+    """One problem found in a state machine definition."""
+
+    path: str
+    """JSON path of the offending field, e.g. ``$.States.Charge.Next``."""
+    message: str
+    """What is wrong, e.g. ``no state named 'Chrage'``."""
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class DefinitionError(OrchestratorError):
+    """A state machine definition is invalid; ``issues`` lists every problem found."""
+
+    def __init__(self, issues: list[DefinitionIssue]) -> None:
+        self.issues = list(issues)
+        lines = "\n".join(f"  {issue}" for issue in self.issues)
+        count = len(self.issues)
+        super().__init__(f"invalid state machine definition ({count} issue(s)):\n{lines}")
+
+
+class InvalidInputError(OrchestratorError, ValueError):
+    """Execution input (or an execution name) is unusable; nothing was started."""
+
+
+class ExecutionAlreadyExists(OrchestratorError):
+    """An execution with this name exists and was started with different input."""
+
+    def __init__(self, execution_id: str) -> None:
+        self.execution_id = execution_id
+        super().__init__(
+            f"execution {execution_id!r} already exists with a different input"
+        )
+
+
+class ExecutionNotFound(OrchestratorError, LookupError):
+    """No execution with this id is known (it never existed or its retention expired)."""
+
+    def __init__(self, execution_id: str) -> None:
+        self.execution_id = execution_id
+        super().__init__(f"no execution {execution_id!r}")
+
+
+class InvalidExecutionState(OrchestratorError):
+    """The operation does not apply to the execution in its current status."""
+
+    def __init__(self, execution_id: str, status: str, operation: str) -> None:
+        self.execution_id = execution_id
+        self.status = status
+        self.operation = operation
+        super().__init__(f"cannot {operation} execution {execution_id!r}: it is {status}")
+
+
+class TaskTokenError(OrchestratorError, LookupError):
+    """A task token is unknown, already used, or its task is no longer waiting."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"invalid task token: {reason}")
+
+
+class ActivityNotFound(OrchestratorError, LookupError):
+    """A Task ``Resource`` names no registered activity."""
+
+    def __init__(self, resource: str) -> None:
+        self.resource = resource
+        super().__init__(f"no registered activity for resource {resource!r}")
+
+
+class StatesError(Exception):
+    """A workflow error with a Step Functions error name, handled by Retry/Catch."""
+
+    #: Error name used when an instance is raised without an explicit one.
+    default_error = "States.TaskFailed"
+
+    def __init__(self, cause: str = "", *, error: str | None = None) -> None:
+        self.error: str = error or self.default_error
+        self.cause: str = cause
+        super().__init__(f"{self.error}: {cause}" if cause else self.error)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the ``{"Error", "Cause"}`` object that Catch places into the input."""
+        return {"Error": self.error, "Cause": self.cause}
+
+
+class StatesRuntimeError(StatesError):
+    """``States.Runtime``: a path matched nothing, a value had the wrong type, ..."""
+
+    default_error = "States.Runtime"
+
+
+class NoChoiceMatched(StatesError):
+    """``States.NoChoiceMatched``: no Choice rule matched and there is no Default."""
+
+    default_error = "States.NoChoiceMatched"
+
+
+class IntrinsicFailure(StatesError):
+    """``States.IntrinsicFailure``: an intrinsic function was called wrongly."""
+
+    default_error = "States.IntrinsicFailure"
+
+
+class QueryEvaluationError(StatesError):
+    """``States.QueryEvaluationError``: a JSONata expression failed to evaluate."""
+
+    default_error = "States.QueryEvaluationError"
+
+
+class ResultPathMatchFailure(StatesError):
+    """``States.ResultPathMatchFailure``: ResultPath cannot be applied to the input."""
+
+    default_error = "States.ResultPathMatchFailure"
+
+
+class ParameterPathFailure(StatesError):
+    """``States.ParameterPathFailure``: a ``.$`` parameter path matched nothing."""
+
+    default_error = "States.ParameterPathFailure"
