@@ -1,0 +1,1 @@
+"""Project configuration: Celery overrides and example workflow definitions."""

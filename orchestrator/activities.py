@@ -1,0 +1,138 @@
+"""Activities: plain Python functions registered as Celery tasks, and Resource resolution.
+
+A Task state's ``Resource`` resolves only to a registered activity — by its name, by the
+function name at the end of a Lambda ARN, or through the configured alias map — and never
+to an arbitrary import path, so a definition cannot make a worker run code nobody
+registered.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, overload
+
+from celery import Task
+
+from orchestrator.celery_app import app
+from orchestrator.config import get_settings
+from orchestrator.errors import ActivityNotFound
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: ``arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]``
+LAMBDA_ARN = re.compile(
+    r"^arn:aws[a-z-]*:lambda:[^:]*:[^:]*:function:(?P<name>[A-Za-z0-9_-]+)(?::[^:]+)?$"
+)
+#: Activity names: what Celery task names and Lambda function names have in common.
+ACTIVITY_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,140}$")
+
+
+@dataclass(frozen=True)
+class Activity:
+    """A registered activity."""
+
+    name: str
+    function: Callable[[Any], Any]
+    task: Task
+
+
+_registry: dict[str, Activity] = {}
+
+
+@overload
+def activity(name: F) -> F: ...
+@overload
+def activity(name: str | None = None) -> Callable[[F], F]: ...
+
+
+def activity(name: str | Callable[..., Any] | None = None) -> Any:
+    """Register a function as an activity that Task states can run.
+
+    Use as ``@activity("validate-order")``, ``@activity()`` or ``@activity`` (the
+    function's own name). The function receives the state's effective input as its single
+    argument and returns a JSON-serializable result; an exception it raises fails the state
+    with the exception's class name as the error and ``str(exception)`` as the cause.
+
+    The function is returned unchanged, so it stays directly callable and testable. Its
+    Celery task (named after the activity, so Flower lists it by that name) is reachable
+    as ``get_activity(name).task``.
+    """
+    if callable(name):
+        return _register(name.__name__, name)
+
+    def decorator(function: F) -> F:
+        _register(name or function.__name__, function)
+        return function
+
+    return decorator
+
+
+def _register(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    if not ACTIVITY_NAME.match(name):
+        raise ValueError(f"activity name {name!r}: use 1-140 letters, digits, '_', '-' or '.'")
+    existing = _registry.get(name)
+    if existing is not None and existing.function is not function:
+        if _qualname(existing.function) != _qualname(function):
+            raise ValueError(
+                f"activity {name!r} is already registered by {_qualname(existing.function)}"
+            )
+
+    def run(self: Task, input: Any = None, execution_id: str | None = None,
+            step_key: str | None = None) -> Any:
+        from orchestrator.runtime import run_activity_step
+
+        return run_activity_step(self, function, input, execution_id, step_key)
+
+    run.__name__ = function.__name__
+    run.__doc__ = function.__doc__
+    task = app.task(name=name, bind=True, shared=False)(run)
+    _registry[name] = Activity(name, function, task)
+    return function
+
+
+def _qualname(function: Callable[..., Any]) -> str:
+    return f"{function.__module__}.{getattr(function, '__qualname__', function)}"
+
+
+def get_activity(name: str) -> Activity:
+    """The activity registered under ``name``."""
+    try:
+        return _registry[name]
+    except KeyError:
+        raise ActivityNotFound(name) from None
+
+
+def registered_activities() -> dict[str, Activity]:
+    """All registered activities by name."""
+    return dict(_registry)
+
+
+def activity_name_for(resource: str) -> str | None:
+    """The activity a ``Resource`` string names, or None if it names none."""
+    aliases = get_settings().resource_aliases
+    if resource in aliases:
+        return aliases[resource]
+    if resource in _registry:
+        return resource
+    match = LAMBDA_ARN.match(resource)
+    if match and match.group("name") in _registry:
+        return match.group("name")
+    return None
+
+
+def resolve(state: Any) -> str:
+    """The activity name a Task state runs; raises :class:`ActivityNotFound`."""
+    name = activity_name_for(state.resource)
+    if name is None:
+        raise ActivityNotFound(state.resource)
+    return name
+
+
+def resource_problem(state: Any) -> str | None:
+    """For definition validation: why a Task's Resource resolves to nothing, or None."""
+    if activity_name_for(state.resource) is not None:
+        return None
+    known = ", ".join(sorted(_registry)) or "none registered"
+    return f"no registered activity for {state.resource!r} (activities: {known})"

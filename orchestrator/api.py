@@ -1,0 +1,324 @@
+"""The public Python API: start executions and look at them.
+
+Functions here validate their arguments, then delegate to the interpreter, the store and
+the runtime; none of them blocks on a workflow except :meth:`ExecutionHandle.result`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from orchestrator import activities
+from orchestrator.config import get_settings
+from orchestrator.definition import StateMachine, parse_definition
+from orchestrator.errors import (
+    ExecutionAlreadyExists,
+    ExecutionNotFound,
+    InvalidInputError,
+)
+from orchestrator.interpreter import ExecutionInfo, Interpreter
+from orchestrator.models import (
+    ExecutionDescription,
+    ExecutionResult,
+    ExecutionStatus,
+    HistoryEvent,
+    StepInfo,
+    to_datetime,
+)
+from orchestrator.runtime import publish, transition_write
+from orchestrator.store import RedisStore, Write, dumps, get_store
+
+#: Execution names: Step Functions' rule (1-80 characters, no whitespace, brackets,
+#: wildcards, quotes or control characters), which also keeps them safe in Redis keys.
+EXECUTION_NAME = re.compile(r"^[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]{1,80}$")
+_WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+_SUFFIXES = (".asl.json", ".asl.yaml", ".asl.yml", ".json", ".yaml", ".yml")
+
+DefinitionSource = dict[str, Any] | str | os.PathLike[str]
+
+
+def load_definition(definition: DefinitionSource) -> tuple[StateMachine, str]:
+    """Parse and validate a definition; return it with its workflow name.
+
+    ``definition`` is a dict, ASL JSON or YAML text, a file path, or the name of a file
+    under the workflows folder (``order_fulfillment`` for
+    ``config/workflows/order_fulfillment.asl.json``). Every Task ``Resource`` must resolve
+    to a registered activity.
+    """
+    source: Any = definition
+    workflow = "inline"
+    if isinstance(definition, os.PathLike):
+        source = Path(definition)
+        workflow = _stem(source)
+    elif isinstance(definition, str):
+        path = _workflow_file(definition)
+        if path is not None:
+            source, workflow = path, _stem(path)
+    machine = parse_definition(source, resource_check=activities.resource_problem)
+    if workflow == "inline" and machine.comment and _WORKFLOW_NAME.match(machine.comment):
+        workflow = machine.comment
+    return machine, workflow
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in _SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _workflow_file(text: str) -> Path | None:
+    if "\n" in text or text.lstrip().startswith(("{", "[")):
+        return None
+    if os.path.isfile(text):
+        return Path(text)
+    if _WORKFLOW_NAME.match(text):
+        folder = Path(get_settings().workflows_dir)
+        for suffix in _SUFFIXES:
+            candidate = folder / f"{text}{suffix}"
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _input_text(value: Any, limit: int) -> str:
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"execution input is not JSON-serializable: {exc}") from None
+    size = len(text.encode())
+    if size > limit:
+        raise InvalidInputError(
+            f"execution input is {size} bytes, over the limit of {limit} bytes "
+            "(ORCHESTRATOR_MAX_INPUT_BYTES)"
+        )
+    return text
+
+
+class ExecutionHandle:
+    """A started execution: its id, and ways to wait for it and look at it."""
+
+    def __init__(self, execution_id: str, store: RedisStore | None = None) -> None:
+        self.execution_id = execution_id
+        self._store = store
+
+    @property
+    def store(self) -> RedisStore:
+        """The store this execution lives in."""
+        if self._store is None:
+            self._store = get_store()
+        return self._store
+
+    def __repr__(self) -> str:
+        return f"ExecutionHandle({self.execution_id!r})"
+
+    def describe(self) -> ExecutionDescription:
+        """The execution's current description."""
+        return describe_execution(self.execution_id, store=self.store)
+
+    def history(self) -> list[HistoryEvent]:
+        """The execution's history events, oldest first."""
+        return get_execution_history(self.execution_id, store=self.store)
+
+    def result(self, timeout: float | None = None) -> ExecutionResult:
+        """Wait for the execution to end and return how it ended.
+
+        A FAILED (or TIMED_OUT, ABORTED) execution is returned, not raised.
+
+        Raises:
+            TimeoutError: it did not end within ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.005
+        key = self.store.keys.execution(self.execution_id)
+        while True:
+            status = self.store.client.hget(key, "status")
+            if status is None:
+                raise ExecutionNotFound(self.execution_id)
+            if status != ExecutionStatus.RUNNING.value:
+                return self.describe().result()
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"execution {self.execution_id!r} still running after {timeout} s"
+                )
+            time.sleep(delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 0.2)
+
+
+def start_workflow(
+    definition: DefinitionSource, input: Any = None, *, name: str | None = None
+) -> ExecutionHandle:
+    """Start an execution of a workflow and return its handle at once.
+
+    Args:
+        definition: A dict, ASL JSON/YAML text, a file path, or the name of a workflow
+            under the workflows folder (``config/workflows`` by default).
+        input: The execution input; any JSON-serializable value (default ``{}``), at most
+            ``ORCHESTRATOR_MAX_INPUT_BYTES`` (256 KiB) as JSON.
+        name: The execution name, which is also its id and an idempotency key: starting
+            the same name again with the same input returns the existing execution.
+
+    Raises:
+        DefinitionError: the definition is invalid (``.issues`` lists every problem).
+        InvalidInputError: the input or name is unusable. Nothing is started.
+        ExecutionAlreadyExists: ``name`` exists with a different input.
+    """
+    settings = get_settings()
+    machine, workflow = load_definition(definition)
+    if input is None:
+        input = {}
+    input_text = _input_text(input, settings.max_input_bytes)
+    if name is not None and not EXECUTION_NAME.match(name):
+        raise InvalidInputError(
+            f"execution name {name!r}: use 1-80 characters without whitespace or any of "
+            "< > { } [ ] ? * \" # % \\ ^ | ~ ` $ & , ; : /"
+        )
+    execution_id = name or uuid.uuid4().hex
+    definition_text = dumps(machine.to_asl())
+    def_hash = hashlib.sha1(definition_text.encode()).hexdigest()
+    input_hash = hashlib.sha1(input_text.encode()).hexdigest()
+    store = get_store()
+    now = time.time()
+    info = ExecutionInfo(execution_id, execution_id, workflow, now, json.loads(input_text))
+    interp = Interpreter(
+        machine, info, activities.resolve, max_inline_states=settings.max_inline_states
+    )
+    tr = interp.start(now)
+    exec_key = store.keys.execution(execution_id)
+    write = Write().guard_exists(exec_key, False)
+    write.op(
+        "hset", exec_key,
+        "status", ExecutionStatus.RUNNING.value, "name", execution_id, "workflow", workflow,
+        "input", input_text, "input_hash", input_hash, "start", repr(now),
+        "definition", definition_text, "def_hash", def_hash, "redrives", "0",
+    )
+    write.op("zadd", store.keys.executions, repr(now), execution_id)
+    transition_write(store, execution_id, tr, write)
+    if not store.commit(write):
+        if store.client.hget(exec_key, "input_hash") == input_hash:
+            return ExecutionHandle(execution_id, store)
+        raise ExecutionAlreadyExists(execution_id)
+    publish(interp, execution_id, tr.dispatches)
+    return ExecutionHandle(execution_id, store)
+
+
+def validate_definition(definition: DefinitionSource) -> StateMachine:
+    """Parse and validate a definition without starting anything."""
+    return load_definition(definition)[0]
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def describe_execution(execution_id: str, *, store: RedisStore | None = None) -> ExecutionDescription:
+    """Describe an execution.
+
+    Raises:
+        ExecutionNotFound: no such execution (or its retention expired).
+    """
+    store = store or get_store()
+    record = store.execution(execution_id)
+    if not record:
+        raise ExecutionNotFound(execution_id)
+    return ExecutionDescription(
+        execution_id=execution_id,
+        name=record.get("name", execution_id),
+        workflow=record.get("workflow", ""),
+        status=ExecutionStatus(record["status"]),
+        input=_loads(record.get("input")),
+        output=_loads(record.get("output")),
+        error=_loads(record.get("error")),
+        cause=_loads(record.get("cause")),
+        start_time=to_datetime(record["start"]),  # type: ignore[arg-type]
+        stop_time=to_datetime(record.get("stop")),
+        redrive_count=int(record.get("redrives", 0)),
+        steps=_steps(store.steps(execution_id)),
+    )
+
+
+def _steps(raw: dict[str, str]) -> list[StepInfo]:
+    steps = []
+    for key, value in raw.items():
+        if key.endswith("|s"):
+            continue
+        record = json.loads(value)
+        steps.append(
+            StepInfo(
+                key=key,
+                state=record["state"],
+                status=raw.get(f"{key}|s", "").split(":")[0],
+                attempts=record.get("attempt", 0) + 1,
+            )
+        )
+    return steps
+
+
+def get_execution_history(
+    execution_id: str, *, store: RedisStore | None = None
+) -> list[HistoryEvent]:
+    """An execution's history events, oldest first.
+
+    Raises:
+        ExecutionNotFound: no such execution.
+    """
+    store = store or get_store()
+    if not store.client.exists(store.keys.execution(execution_id)):
+        raise ExecutionNotFound(execution_id)
+    events = []
+    for raw in store.history(execution_id):
+        event_id = raw.pop("id")
+        type_ = raw.pop("type")
+        ts = raw.pop("ts")
+        state = raw.pop("state", None)
+        events.append(
+            HistoryEvent(
+                id=event_id, type=type_, timestamp=to_datetime(ts), state=state, details=raw  # type: ignore[arg-type]
+            )
+        )
+    return events
+
+
+def list_executions(
+    status: ExecutionStatus | str | None = None, limit: int = 100, *,
+    store: RedisStore | None = None,
+) -> list[ExecutionDescription]:
+    """Executions, newest first, optionally only those with ``status``."""
+    if limit <= 0:
+        raise InvalidInputError("limit must be positive")
+    store = store or get_store()
+    wanted = ExecutionStatus(status) if status is not None else None
+    found: list[ExecutionDescription] = []
+    start = 0
+    page = max(limit, 100)
+    while len(found) < limit:
+        ids = store.client.zrevrange(store.keys.executions, start, start + page - 1)
+        if not ids:
+            break
+        start += page
+        pipe = store.client.pipeline(transaction=False)
+        for execution_id in ids:  # type: ignore[union-attr]
+            pipe.hget(store.keys.execution(execution_id), "status")
+        statuses = pipe.execute()
+        for execution_id, current in zip(ids, statuses, strict=True):  # type: ignore[arg-type]
+            if current is None:
+                # Its retention expired: drop it from the index too.
+                store.client.zrem(store.keys.executions, execution_id)
+                continue
+            if wanted is None or current == wanted.value:
+                try:
+                    found.append(describe_execution(execution_id, store=store))
+                except ExecutionNotFound:
+                    continue
+            if len(found) >= limit:
+                break
+    return found
+

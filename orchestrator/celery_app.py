@@ -1,0 +1,80 @@
+"""The Celery application: ``celery -A orchestrator.celery_app worker`` works as usual.
+
+Configuration comes from :mod:`orchestrator.config` (environment variables). The choices
+that matter for correctness are fixed here, not left to users:
+
+* JSON only: a pickled message is refused (``accept_content``).
+* ``task_acks_late`` + ``task_reject_on_worker_lost``: a message is acknowledged after its
+  step ran, so a worker killed mid-step does not lose it.
+* ``worker_prefetch_multiplier = 1``: a dying worker strands at most one message per
+  process; the step lease and the reconciler recover it within seconds.
+* No result backend: step results live in the orchestrator's Redis state.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from celery import Celery, signals
+
+from orchestrator.config import Settings, get_settings
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The Celery settings derived from the orchestrator's."""
+    broker = settings.effective_broker_url or "memory://"
+    conf: dict[str, Any] = {
+        "broker_url": broker,
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "event_serializer": "json",
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_default_queue": settings.queue,
+        "task_send_sent_event": True,
+        "worker_send_task_events": True,
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+        "imports": ["orchestrator.runtime", *settings.task_modules],
+    }
+    if broker.startswith(("redis", "rediss")):
+        # Our leases recover lost steps in seconds; the visibility timeout is only the
+        # broker's last resort, kept long so a long activity is never redelivered.
+        conf["broker_transport_options"] = {"visibility_timeout": 3600}
+    conf.update(_user_overrides())
+    return conf
+
+
+def _user_overrides() -> dict[str, Any]:
+    try:
+        module = importlib.import_module("config.celeryconfig")
+    except ImportError:
+        return {}
+    return {k: v for k, v in vars(module).items() if not k.startswith("_") and k.islower()}
+
+
+app = Celery("orchestrator")
+app.conf.update(celery_config(get_settings()))
+
+
+def reconfigure(settings: Settings | None = None) -> None:
+    """Re-apply the settings to the app (after ``orchestrator.config.configure``)."""
+    app.conf.update(celery_config(settings or get_settings()))
+    # Connections made for the old broker must not be reused.
+    pool = app._pool
+    if pool is not None:
+        pool.force_close_all()
+        app._pool = None
+
+
+@signals.worker_process_init.connect
+def _after_fork(**_: Any) -> None:
+    # A prefork child must not share the parent's Redis sockets.
+    from orchestrator.store import reset_stores
+
+    reset_stores()

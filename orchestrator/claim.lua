@@ -1,0 +1,23 @@
+-- Claim a dispatched step for one worker: SCHEDULED -> RUNNING:<token>.
+--
+-- The claim is what makes step messages idempotent: of all the copies of a step's
+-- message (redelivery, re-dispatch after a lost worker), exactly one finds the step
+-- SCHEDULED and runs it; the others see it running or done and drop their message.
+-- Key schema: see orchestrator/keys.py.
+--
+-- KEYS[1] execution hash, KEYS[2] step hash, KEYS[3] leases zset, KEYS[4] history list
+-- ARGV[1] step key, ARGV[2] token, ARGV[3] lease expiry (epoch s), ARGV[4] lease member,
+-- ARGV[5] the TaskStarted history event (JSON)
+-- Returns {"ok", record, status, name, workflow, start, def_hash} or {"skip", reason}.
+local status = redis.call("HGET", KEYS[1], "status")
+if not status then return {"skip", "no execution"} end
+if status ~= "RUNNING" then return {"skip", "execution " .. status} end
+local field = ARGV[1] .. "|s"
+local st = redis.call("HGET", KEYS[2], field)
+if st ~= "SCHEDULED" then return {"skip", "step " .. tostring(st)} end
+redis.call("HSET", KEYS[2], field, "RUNNING:" .. ARGV[2])
+redis.call("ZADD", KEYS[3], ARGV[3], ARGV[4])
+redis.call("RPUSH", KEYS[4], ARGV[5])
+local rec = redis.call("HGET", KEYS[2], ARGV[1])
+local meta = redis.call("HMGET", KEYS[1], "name", "workflow", "start", "def_hash")
+return {"ok", rec, "RUNNING:" .. ARGV[2], meta[1], meta[2], meta[3], meta[4]}

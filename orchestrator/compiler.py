@@ -1,0 +1,85 @@
+"""Compile state machines into Celery canvas: pure, no Redis and no app needed.
+
+A straight run of Task states (A -> B -> C, each the ``Next`` of the one before) becomes
+one Celery chain, so consecutive tasks hand over to each other without the orchestrator
+publishing in between. Runs end at continuation points — Choice, Pass, Wait, Parallel,
+Map, Succeed, Fail, a Catch target or the end — where the runtime takes over, evaluates
+the inline states and publishes the next run. Several runs that start together (the
+branches of a Parallel, the items of a Map) go out as one flat group.
+
+Canvas is never nested (no chord in a chain, no chain of chords): joins are counters in
+the orchestrator's Redis state, which avoids Celery's documented lost-callback and message
+bloat failure modes of nested canvas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from celery import chain, group, signature
+from celery.canvas import Signature
+
+from orchestrator.definition import State, TaskState
+
+#: Longest chain compiled in one go: every message carries the rest of its chain, so
+#: a long run would make the first messages large. The runtime continues past it.
+MAX_RUN_LENGTH = 25
+
+
+@dataclass(frozen=True)
+class RunStep:
+    """One Task state of a run."""
+
+    step_key: str
+    activity: str
+
+
+def compile_run(
+    states: Mapping[str, State],
+    prefix: str,
+    start: str,
+    resolve: Callable[[TaskState], str],
+) -> list[RunStep]:
+    """The straight run of Task states that starts at Task state ``start``."""
+    run: list[RunStep] = []
+    seen: set[str] = set()
+    name: str | None = start
+    while name is not None and name not in seen and len(run) < MAX_RUN_LENGTH:
+        state = states[name]
+        if not isinstance(state, TaskState):
+            break
+        seen.add(name)
+        run.append(RunStep(prefix + name, resolve(state)))
+        name = None if state.end else state.next
+    return run
+
+
+def run_signature(
+    run: Sequence[RunStep], first_input: Any, execution_id: str, queue: str
+) -> Signature:
+    """The Celery chain (or lone signature) for a run.
+
+    The first task gets its input explicitly; every later one gets the previous task's
+    return value prepended by Celery, so all tasks are called as
+    ``(input, execution_id, step_key)`` — which is what Flower shows.
+    """
+    first, *rest = run
+    head = signature(
+        first.activity, args=(first_input, execution_id, first.step_key), queue=queue
+    )
+    if not rest:
+        return head
+    tail = [
+        signature(step.activity, args=(execution_id, step.step_key), queue=queue)
+        for step in rest
+    ]
+    return chain(head, *tail)
+
+
+def fan_out(signatures: Sequence[Signature]) -> Signature:
+    """One signature for runs that start together: a flat group (never nested)."""
+    if len(signatures) == 1:
+        return signatures[0]
+    return group(list(signatures))

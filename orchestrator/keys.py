@@ -1,0 +1,86 @@
+"""The Redis key schema: every key the orchestrator writes, defined once.
+
+All keys start with the configured prefix (``ORCHESTRATOR_KEY_PREFIX``, default ``orch``)::
+
+    {p}:x:{id}          HASH   execution record: status, name, workflow, input, output,
+                               error, cause, start, stop, definition, def_hash, redrives
+    {p}:x:{id}:h        LIST   history events, JSON, oldest first; an event's id is its
+                               index + 1 (so ids are dense and ordered by construction)
+    {p}:x:{id}:s        HASH   steps: ``{step key}`` -> JSON step record (state, input,
+                               attempt, retries...), ``{step key}|s`` -> step status
+    {p}:executions      ZSET   execution ids scored by start time (list_executions)
+    {p}:timers          ZSET   due timers, member JSON ``[kind, id, step key, attempt]``,
+                               scored by due time (epoch seconds)
+    {p}:leases          ZSET   JSON ``[id, step key]`` scored by the time a dispatched or
+                               running step is considered lost and dispatched again
+    {p}:tokens          HASH   task token -> JSON ``[id, step key, attempt]``
+    {p}:dlq             ZSET   dead-letter ids scored by time
+    {p}:dl:{n}          STRING a dead letter, JSON
+    {p}:lock:tick       STRING the timer loop's lock (SET NX PX), held by one beat at a time
+
+A step key names one active state of an execution: its state name, prefixed by the path
+of the Parallel branch or Map iteration it runs in (``Map[3]/Charge``). Finished
+executions' keys expire after the retention period.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key templates under one prefix."""
+
+    prefix: str
+
+    def execution(self, execution_id: str) -> str:
+        """The execution record hash."""
+        return f"{self.prefix}:x:{execution_id}"
+
+    def history(self, execution_id: str) -> str:
+        """The execution's history list."""
+        return f"{self.prefix}:x:{execution_id}:h"
+
+    def steps(self, execution_id: str) -> str:
+        """The execution's step hash."""
+        return f"{self.prefix}:x:{execution_id}:s"
+
+    @property
+    def executions(self) -> str:
+        """Index of all executions by start time."""
+        return f"{self.prefix}:executions"
+
+    @property
+    def timers(self) -> str:
+        """Due-time sorted set of timers."""
+        return f"{self.prefix}:timers"
+
+    @property
+    def leases(self) -> str:
+        """Sorted set of step leases by expiry."""
+        return f"{self.prefix}:leases"
+
+    @property
+    def tokens(self) -> str:
+        """Task tokens of steps waiting for a callback."""
+        return f"{self.prefix}:tokens"
+
+    @property
+    def dead_letters(self) -> str:
+        """Index of dead letters by time."""
+        return f"{self.prefix}:dlq"
+
+    def dead_letter(self, letter_id: str) -> str:
+        """One dead letter."""
+        return f"{self.prefix}:dl:{letter_id}"
+
+    @property
+    def tick_lock(self) -> str:
+        """Lock held by the process running the timer loop."""
+        return f"{self.prefix}:lock:tick"
+
+    @staticmethod
+    def status_field(step_key: str) -> str:
+        """Field of the step hash holding a step's status."""
+        return f"{step_key}|s"

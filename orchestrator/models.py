@@ -1,0 +1,106 @@
+"""Public data models returned by the API (pydantic)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ExecutionStatus(str, Enum):
+    """Status of an execution, as Step Functions names them."""
+
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    ABORTED = "ABORTED"
+
+    @property
+    def finished(self) -> bool:
+        """True once the execution has ended."""
+        return self is not ExecutionStatus.RUNNING
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ExecutionResult(_Model):
+    """How an execution ended."""
+
+    execution_id: str
+    status: ExecutionStatus
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+
+
+class StepInfo(_Model):
+    """One step (an entered Task state) of an execution and where it stands."""
+
+    key: str
+    """The state name, prefixed by its Parallel branch or Map iteration path."""
+    state: str
+    status: str
+    attempts: int
+    """Attempts made so far (1 for a first attempt)."""
+
+
+class ExecutionDescription(_Model):
+    """Everything known about an execution, except its history."""
+
+    execution_id: str
+    name: str
+    workflow: str
+    status: ExecutionStatus
+    input: Any = None
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+    start_time: datetime
+    stop_time: datetime | None = None
+    redrive_count: int = 0
+    steps: list[StepInfo] = Field(default_factory=list)
+
+    def result(self) -> ExecutionResult:
+        """The execution's result view."""
+        return ExecutionResult(
+            execution_id=self.execution_id,
+            status=self.status,
+            output=self.output,
+            error=self.error,
+            cause=self.cause,
+        )
+
+
+class HistoryEvent(_Model):
+    """One event of an execution's history, named as Step Functions names it."""
+
+    id: int
+    type: str
+    timestamp: datetime
+    state: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class DeadLetter(_Model):
+    """An execution that failed with an error nothing caught, or a message no one could
+    process."""
+
+    id: str
+    execution_id: str | None = None
+    state: str | None = None
+    error: str | None = None
+    cause: str | None = None
+    input: Any = None
+    timestamp: datetime
+
+
+def to_datetime(epoch: float | str | None) -> datetime | None:
+    """An epoch timestamp as an aware UTC datetime."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(float(epoch), tz=UTC)

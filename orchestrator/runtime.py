@@ -1,0 +1,341 @@
+"""The runtime: runs steps in Celery workers and commits their transitions to Redis.
+
+Every change of an execution follows one pattern: read what is needed, compute the
+transition with the pure :mod:`orchestrator.interpreter`, commit it with
+:meth:`RedisStore.commit` (guarded compare-and-set, one Lua call), and only then publish
+the tasks it dispatches. A message delivered twice finds its step already claimed or
+done and changes nothing; a result that arrives after its step timed out or its
+execution stopped fails the guard and is discarded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from celery import Task
+
+from orchestrator import activities
+from orchestrator.compiler import compile_run, fan_out, run_signature
+from orchestrator.config import get_settings
+from orchestrator.definition import StateMachine, parse_definition
+from orchestrator.interpreter import (
+    Dispatch,
+    ExecutionInfo,
+    Interpreter,
+    StepRecord,
+    Transition,
+    state_name,
+)
+from orchestrator.store import RedisStore, Write, dumps, get_store, lease_member
+
+logger = logging.getLogger("orchestrator.runtime")
+
+_MACHINE_CACHE_SIZE = 256
+_machines: OrderedDict[str, tuple[StateMachine, bool]] = OrderedDict()
+_machines_lock = threading.Lock()
+
+
+def load_machine(store: RedisStore, execution_id: str, def_hash: str) -> tuple[StateMachine, bool]:
+    """The execution's parsed definition (cached by hash), and whether it reads ``$$``."""
+    with _machines_lock:
+        cached = _machines.get(def_hash)
+        if cached is not None:
+            _machines.move_to_end(def_hash)
+            return cached
+    text = store.client.hget(store.keys.execution(execution_id), "definition")
+    if text is None:
+        raise LookupError(f"execution {execution_id!r} has no definition")
+    machine = parse_definition(json.loads(text))  # type: ignore[arg-type]
+    # Only definitions that can read the context object need the execution input there;
+    # the others are spared fetching it for every step.
+    entry = (machine, "$$" in text or "States." in text)  # type: ignore[operator]
+    with _machines_lock:
+        _machines[def_hash] = entry
+        if len(_machines) > _MACHINE_CACHE_SIZE:
+            _machines.popitem(last=False)
+    return entry
+
+
+def interpreter_for(
+    store: RedisStore,
+    execution_id: str,
+    name: str,
+    workflow: str,
+    start: str,
+    def_hash: str,
+) -> Interpreter:
+    """An interpreter for a stored execution."""
+    machine, needs_input = load_machine(store, execution_id, def_hash)
+    execution_input = None
+    if needs_input:
+        raw = store.client.hget(store.keys.execution(execution_id), "input")
+        execution_input = json.loads(raw) if raw is not None else None  # type: ignore[arg-type]
+    info = ExecutionInfo(execution_id, name, workflow, float(start), execution_input)
+    settings = get_settings()
+    return Interpreter(
+        machine, info, activities.resolve, max_inline_states=settings.max_inline_states
+    )
+
+
+def interpreter_from_record(store: RedisStore, execution_id: str) -> Interpreter | None:
+    """An interpreter for ``execution_id``, read from its record (None if unknown)."""
+    meta = store.client.hmget(
+        store.keys.execution(execution_id), ["name", "workflow", "start", "def_hash"]
+    )
+    if meta[0] is None:
+        return None
+    return interpreter_for(store, execution_id, *meta)  # type: ignore[arg-type]
+
+
+# -- committing -------------------------------------------------------------------------
+
+
+def transition_write(
+    store: RedisStore, execution_id: str, tr: Transition, write: Write | None = None
+) -> Write:
+    """The Redis writes of a transition (guards are the caller's)."""
+    settings = get_settings()
+    keys = store.keys
+    write = write or Write()
+    exec_key = keys.execution(execution_id)
+    steps_key = keys.steps(execution_id)
+    if tr.events:
+        write.op("rpush", keys.history(execution_id), *(dumps(e) for e in tr.events))
+    for key, record in tr.records.items():
+        if record is None:
+            write.op("hdel", steps_key, key)
+        else:
+            write.op("hset", steps_key, key, record.dumps())
+    for key, status in tr.statuses.items():
+        write.op("hset", steps_key, keys.status_field(key), status)
+    for key in tr.released:
+        write.op("zrem", keys.leases, lease_member(execution_id, key))
+    for dispatch in tr.dispatches:
+        due = tr.now + settings.dispatch_timeout_seconds
+        write.op("zadd", keys.leases, repr(due), lease_member(execution_id, dispatch.step_key))
+    for due, (kind, key, attempt) in tr.timers:
+        write.op("zadd", keys.timers, repr(due), timer_member(kind, execution_id, key, attempt))
+    if tr.end is not None:
+        fields: list[str] = ["status", tr.end["status"], "stop", repr(tr.now)]
+        for name in ("output", "error", "cause"):
+            if name in tr.end:
+                fields += [name, dumps(tr.end[name])]
+        write.op("hset", exec_key, *fields)
+        for key in (exec_key, keys.history(execution_id), steps_key):
+            write.op("expire", key, settings.retention_seconds)
+    return write
+
+
+def timer_member(kind: str, execution_id: str, step_key: str, attempt: int) -> str:
+    """The member naming a timer in the timers set."""
+    return dumps([kind, execution_id, step_key, attempt])
+
+
+def commit(
+    store: RedisStore,
+    execution_id: str,
+    tr: Transition,
+    *,
+    step_key: str | None = None,
+    step_status: str | None = None,
+    timer: str | None = None,
+) -> bool:
+    """Commit a transition if the execution is still running and the step unchanged."""
+    write = Write()
+    write.guard_field(store.keys.execution(execution_id), "status", "RUNNING")
+    if step_key is not None:
+        write.guard_field(
+            store.keys.steps(execution_id), store.keys.status_field(step_key), step_status
+        )
+    if timer is not None:
+        write.guard_member(store.keys.timers, timer)
+        write.op("zrem", store.keys.timers, timer)
+    transition_write(store, execution_id, tr, write)
+    return store.commit(write)
+
+
+# -- publishing -------------------------------------------------------------------------
+
+
+def publish(interp: Interpreter, execution_id: str, dispatches: Iterable[Dispatch]) -> None:
+    """Send the tasks of committed dispatches: a chain per run, a group if several."""
+    signatures = []
+    queue = get_settings().queue
+    for dispatch in dispatches:
+        scope, name = interp.scope_of(dispatch.step_key)
+        run = compile_run(scope.states, scope.prefix, name, activities.resolve)
+        signatures.append(run_signature(run, dispatch.params, execution_id, queue))
+    if signatures:
+        fan_out(signatures).apply_async()
+
+
+# -- steps in workers -------------------------------------------------------------------
+
+
+def run_activity_step(
+    task: Task,
+    function: Callable[[Any], Any],
+    message_input: Any,
+    execution_id: str | None,
+    step_key: str | None,
+) -> Any:
+    """Body of every activity task: claim the step, run the function, commit, continue."""
+    if execution_id is None or step_key is None:
+        # Called as a plain Celery task, outside any workflow.
+        return function(message_input)
+    settings = get_settings()
+    store = get_store()
+    token = uuid.uuid4().hex[:16]
+    now = time.time()
+    started = dumps({"type": "TaskStarted", "ts": now, "state": state_name(step_key)})
+    claimed, details = store.claim_step(
+        execution_id, step_key, token, now + settings.lease_seconds, started
+    )
+    if not claimed:
+        logger.info(
+            "dropping duplicate or stale step message %s/%s (%s)", execution_id, step_key,
+            details[0],
+        )
+        _stop_chain(task)
+        return None
+    record_text, status, name, workflow, start, def_hash = details
+    record = StepRecord.loads(record_text)  # type: ignore[arg-type]
+    interp = interpreter_for(store, execution_id, name, workflow, start, def_hash)  # type: ignore[arg-type]
+    with leases.holding(execution_id, step_key):
+        try:
+            result = function(record.params)
+            _check_result(result, settings.max_input_bytes)
+        except Exception as exc:  # noqa: BLE001 - every activity error is a workflow error
+            error, cause = error_of(exc)
+            tr = interp.task_failed(step_key, record, error, cause, time.time())
+        else:
+            tr = interp.task_succeeded(step_key, record, result, time.time())
+    if not commit(store, execution_id, tr, step_key=step_key, step_status=status):
+        logger.info("discarding late result of %s/%s", execution_id, step_key)
+        _stop_chain(task)
+        return None
+    return _continue(task, interp, execution_id, step_key, tr)
+
+
+def _continue(
+    task: Task, interp: Interpreter, execution_id: str, step_key: str, tr: Transition
+) -> Any:
+    """Hand over to the next task: via the chain when it carries it, else publish."""
+    chained = task.request.chain
+    if chained and len(tr.dispatches) == 1:
+        following = chained[-1]
+        args = following.get("args") or ()
+        if args and args[-1] == tr.dispatches[0].step_key:
+            return tr.dispatches[0].params
+    _stop_chain(task)
+    publish(interp, execution_id, tr.dispatches)
+    return None
+
+
+def _stop_chain(task: Task) -> None:
+    # Celery reads the rest of the chain from the request after the task returns.
+    task.request.chain = None
+    task.request.callbacks = None
+
+
+def _check_result(result: Any, limit: int) -> None:
+    from orchestrator.errors import StatesError
+
+    try:
+        text = dumps(result)
+    except (TypeError, ValueError) as exc:
+        raise StatesError(
+            f"activity result is not JSON-serializable: {exc}", error="States.Runtime"
+        ) from None
+    if len(text.encode()) > limit:
+        raise StatesError(
+            f"activity result is {len(text.encode())} bytes, over the {limit}-byte limit",
+            error="States.DataLimitExceeded",
+        )
+
+
+def error_of(exc: BaseException) -> tuple[str, str]:
+    """The (Error, Cause) of an exception: its class name and its message."""
+    error = getattr(exc, "error", None)
+    if isinstance(error, str) and error:
+        return error, str(getattr(exc, "cause", "") or "")
+    return type(exc).__name__, str(exc)
+
+
+# -- leases -----------------------------------------------------------------------------
+
+
+class LeaseKeeper:
+    """Renews the leases of the steps running in this process, from one thread.
+
+    A step whose lease is not renewed (its worker died) is dispatched again by the
+    reconciler in the timer loop, within ``lease_seconds``.
+    """
+
+    def __init__(self) -> None:
+        self._held: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+
+    def holding(self, execution_id: str, step_key: str) -> _Held:
+        """Context manager: keep this step's lease alive while the body runs."""
+        return _Held(self, lease_member(execution_id, step_key))
+
+    def _add(self, member: str) -> None:
+        import os
+
+        with self._lock:
+            self._held[member] = self._held.get(member, 0) + 1
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._run, name="orchestrator-leases", daemon=True
+                )
+                self._thread.start()
+
+    def _remove(self, member: str) -> None:
+        with self._lock:
+            count = self._held.get(member, 0) - 1
+            if count <= 0:
+                self._held.pop(member, None)
+            else:
+                self._held[member] = count
+
+    def _run(self) -> None:
+        while True:
+            interval = get_settings().lease_seconds / 3
+            time.sleep(interval)
+            with self._lock:
+                members = list(self._held)
+            if not members:
+                continue
+            try:
+                store = get_store()
+                until = time.time() + get_settings().lease_seconds
+                # XX: renew only leases that still exist (a finished step's is gone).
+                store.client.zadd(store.keys.leases, dict.fromkeys(members, until), xx=True)
+            except Exception:  # noqa: BLE001 - keep renewing after a Redis hiccup
+                logger.warning("could not renew step leases", exc_info=True)
+
+
+class _Held:
+    def __init__(self, keeper: LeaseKeeper, member: str) -> None:
+        self.keeper = keeper
+        self.member = member
+
+    def __enter__(self) -> None:
+        self.keeper._add(self.member)
+
+    def __exit__(self, *_: object) -> None:
+        self.keeper._remove(self.member)
+
+
+leases = LeaseKeeper()

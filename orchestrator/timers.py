@@ -1,0 +1,155 @@
+"""Durable timers and the reconciler, run by beat (or in-process by local_orchestrator).
+
+Retry backoffs, task timeouts and Wait states are members of one Redis sorted set scored
+by due time — never Celery countdowns or ETAs, which live in worker memory and are
+redelivered and run twice after the Redis visibility timeout. :func:`tick` fires what is
+due; each firing is a guarded transition that removes its timer in the same atomic write,
+so a timer fires once even if two beats run. The same tick re-dispatches steps whose
+lease lapsed (their worker died, or their message was lost).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+from orchestrator.config import get_settings
+from orchestrator.interpreter import StepRecord, StepStatus, Transition
+from orchestrator.runtime import commit, interpreter_from_record, publish
+from orchestrator.store import RedisStore, Write, get_store, lease_member
+
+logger = logging.getLogger("orchestrator.timers")
+
+#: Timers (and lapsed leases) handled per tick at most; the rest wait for the next one.
+BATCH = 500
+
+Clock = Callable[[], float]
+
+
+def tick(store: RedisStore | None = None, *, now: float | None = None, owner: str = "") -> int:
+    """Fire due timers and recover lapsed steps; return how many were handled.
+
+    Holds the tick lock while it works so that two beats do not both scan; correctness
+    does not depend on the lock (every firing is guarded), only efficiency.
+    """
+    store = store or get_store()
+    now = time.time() if now is None else now
+    owner = owner or uuid.uuid4().hex
+    lock_ms = max(1000, int(get_settings().tick_interval_seconds * 4000))
+    if not store.client.set(store.keys.tick_lock, owner, nx=True, px=lock_ms):
+        if store.client.get(store.keys.tick_lock) != owner:
+            return 0
+    try:
+        handled = 0
+        for member in store.client.zrangebyscore(store.keys.timers, "-inf", now, 0, BATCH):
+            handled += 1
+            try:
+                fire_timer(store, member, now)  # type: ignore[arg-type]
+            except Exception:  # noqa: BLE001 - one bad timer must not stop the others
+                logger.exception("timer %s failed", member)
+        for member in store.client.zrangebyscore(store.keys.leases, "-inf", now, 0, BATCH):
+            handled += 1
+            try:
+                recover_step(store, member, now)  # type: ignore[arg-type]
+            except Exception:  # noqa: BLE001
+                logger.exception("recovering %s failed", member)
+        return handled
+    finally:
+        # Release only our own lock (a slow tick may have lost it already).
+        if store.client.get(store.keys.tick_lock) == owner:
+            store.client.delete(store.keys.tick_lock)
+
+
+def fire_timer(store: RedisStore, member: str, now: float) -> None:
+    """Handle one due timer; stale timers (their step moved on) are just removed."""
+    kind, execution_id, step_key, attempt = json.loads(member)
+    interp = interpreter_from_record(store, execution_id)
+    steps_key = store.keys.steps(execution_id)
+    status, record_text = store.client.hmget(steps_key, [store.keys.status_field(step_key), step_key])
+    tr: Transition | None = None
+    if interp is not None and record_text is not None and status is not None:
+        record = StepRecord.loads(record_text)
+        if record.attempt == attempt:
+            if kind == "retry" and status == StepStatus.RETRYING:
+                tr = interp.retry_due(step_key, record, now)
+            elif kind == "timeout" and status.split(":")[0] in (
+                StepStatus.SCHEDULED,
+                StepStatus.RUNNING,
+            ):
+                tr = interp.task_failed(
+                    step_key,
+                    record,
+                    "States.Timeout",
+                    "Task timed out",
+                    now,
+                    timed_out=True,
+                )
+    if tr is None or not commit(
+        store, execution_id, tr, step_key=step_key, step_status=status, timer=member
+    ):
+        store.client.zrem(store.keys.timers, member)
+        return
+    publish(interp, execution_id, tr.dispatches)  # type: ignore[arg-type]
+
+
+def recover_step(store: RedisStore, member: str, now: float) -> None:
+    """A step's lease lapsed: dispatch it again (or forget the lease if it is done)."""
+    execution_id, step_key = json.loads(member)
+    exec_status = store.client.hget(store.keys.execution(execution_id), "status")
+    steps_key = store.keys.steps(execution_id)
+    status_field = store.keys.status_field(step_key)
+    status, record_text = store.client.hmget(steps_key, [status_field, step_key])
+    interp = interpreter_from_record(store, execution_id) if exec_status == "RUNNING" else None
+    if interp is None or status is None or record_text is None or not (
+        status == StepStatus.SCHEDULED or status.startswith(StepStatus.RUNNING)
+    ):
+        store.client.zrem(store.keys.leases, member)
+        return
+    record = StepRecord.loads(record_text)
+    settings = get_settings()
+    logger.warning("step %s/%s lost its worker (%s): dispatching it again", execution_id,
+                   step_key, status)
+    write = Write()
+    write.guard_field(store.keys.execution(execution_id), "status", "RUNNING")
+    write.guard_field(steps_key, status_field, status)
+    write.op("hset", steps_key, status_field, StepStatus.SCHEDULED)
+    write.op("zadd", store.keys.leases, repr(now + settings.dispatch_timeout_seconds),
+             lease_member(execution_id, step_key))
+    if store.commit(write):
+        from orchestrator.interpreter import Dispatch
+
+        publish(interp, execution_id, [Dispatch(step_key, record.state,
+                                                 record.activity or "", record.params)])
+
+
+class TimerLoop:
+    """Runs :func:`tick` every ``tick_interval_seconds`` in a background thread."""
+
+    def __init__(self, interval: float | None = None) -> None:
+        self.interval = interval or get_settings().tick_interval_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.owner = uuid.uuid4().hex
+
+    def start(self) -> TimerLoop:
+        """Start the loop."""
+        self._thread = threading.Thread(target=self._run, name="orchestrator-timers", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                tick(owner=self.owner)
+            except Exception:  # noqa: BLE001 - keep ticking through Redis hiccups
+                logger.exception("timer tick failed")
+
+    def stop(self) -> None:
+        """Stop the loop and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
