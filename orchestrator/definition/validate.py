@@ -1,0 +1,873 @@
+"""Semantic validation of a raw ASL definition, collecting every issue.
+
+Validation works on the raw JSON (dicts and lists) rather than on the pydantic model, so that
+an issue can be reported for any input, with the path of the offending field, and so that one
+bad field never hides the others. The model is only built once validation has run.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from jsonpath_ng.ext import parse as _jsonpath_parse
+
+from orchestrator.definition.model import COMPARISON_OPERATORS
+from orchestrator.errors import DefinitionIssue
+
+JSONPATH = "JSONPath"
+JSONATA = "JSONata"
+MAX_STATE_NAME_LENGTH = 80
+
+_COMMON = {"Type", "Comment", "QueryLanguage"}
+_IO = {"InputPath", "OutputPath", "Output"}
+_FLOW = {"Next", "End", "Assign"}
+_RESULT = {"Parameters", "ResultPath"}
+_WORK = {"ResultSelector", "Retry", "Catch"}
+
+ALLOWED_FIELDS: dict[str, frozenset[str]] = {
+    "Task": frozenset(
+        _COMMON
+        | _IO
+        | _FLOW
+        | _RESULT
+        | _WORK
+        | {
+            "Resource",
+            "Arguments",
+            "TimeoutSeconds",
+            "TimeoutSecondsPath",
+            "HeartbeatSeconds",
+            "HeartbeatSecondsPath",
+            "Credentials",
+        }
+    ),
+    "Pass": frozenset(_COMMON | _IO | _FLOW | _RESULT | {"Result"}),
+    "Wait": frozenset(
+        _COMMON | _IO | _FLOW | {"Seconds", "SecondsPath", "Timestamp", "TimestampPath"}
+    ),
+    "Choice": frozenset(_COMMON | _IO | {"Choices", "Default", "Assign"}),
+    "Succeed": frozenset(_COMMON | _IO),
+    "Fail": frozenset(_COMMON | {"Error", "ErrorPath", "Cause", "CausePath"}),
+    "Parallel": frozenset(_COMMON | _IO | _FLOW | _RESULT | _WORK | {"Branches", "Arguments"}),
+    "Map": frozenset(
+        _COMMON
+        | _IO
+        | _FLOW
+        | _RESULT
+        | _WORK
+        | {
+            "ItemProcessor",
+            "Iterator",
+            "ItemsPath",
+            "ItemSelector",
+            "MaxConcurrency",
+            "MaxConcurrencyPath",
+            "ToleratedFailurePercentage",
+            "ToleratedFailurePercentagePath",
+            "ToleratedFailureCount",
+            "ToleratedFailureCountPath",
+            "Items",
+            "Label",
+            "ItemReader",
+            "ItemBatcher",
+            "ResultWriter",
+        }
+    ),
+}
+_ALL_STATE_FIELDS = frozenset().union(*ALLOWED_FIELDS.values())
+_FLOW_TYPES = frozenset({"Task", "Pass", "Wait", "Parallel", "Map"})
+
+#: Fields that only make sense when the state's query language is JSONPath.
+_JSONPATH_ONLY = frozenset(
+    {"InputPath", "OutputPath", "ResultPath", "Parameters", "ResultSelector", "ItemsPath"}
+)
+#: Fields that only make sense when the state's query language is JSONata.
+_JSONATA_ONLY = frozenset({"Arguments", "Output", "Items"})
+
+_MACHINE_FIELDS = frozenset(
+    {"StartAt", "States", "Comment", "TimeoutSeconds", "Version", "QueryLanguage"}
+)
+_BRANCH_FIELDS = frozenset({"StartAt", "States", "Comment", "QueryLanguage"})
+_PROCESSOR_FIELDS = _BRANCH_FIELDS | {"ProcessorConfig"}
+_RETRIER_FIELDS = frozenset(
+    {
+        "ErrorEquals",
+        "IntervalSeconds",
+        "MaxAttempts",
+        "BackoffRate",
+        "MaxDelaySeconds",
+        "JitterStrategy",
+        "Comment",
+    }
+)
+_CATCHER_FIELDS = frozenset({"ErrorEquals", "Next", "ResultPath", "Assign", "Output", "Comment"})
+_JSONATA_RULE_FIELDS = frozenset({"Condition", "Next", "Assign", "Output", "Comment"})
+_JSONPATH_RULE_FIELDS = frozenset({"Variable", "And", "Or", "Not", "Next", "Assign", "Comment"})
+
+_TIMESTAMP_RE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})"
+)
+_VARIABLE_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """Parse an ASL (RFC 3339) timestamp such as ``2016-03-14T01:59:00Z``.
+
+    Fractional seconds beyond microseconds are truncated.
+
+    Args:
+        value: Any JSON value.
+
+    Returns:
+        A timezone-aware datetime, or ``None`` when ``value`` is not a valid timestamp.
+    """
+    if not isinstance(value, str):
+        return None
+    match = _TIMESTAMP_RE.fullmatch(value)
+    if match is None:
+        return None
+    fraction = (match.group(7) or "")[:6].ljust(6, "0")
+    zone = "+00:00" if match.group(8) == "Z" else match.group(8)
+    text = f"{value[:19]}.{fraction}{zone}"
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def is_jsonata_expression(value: Any) -> bool:
+    """Whether ``value`` is a JSONata expression string (``{% ... %}``)."""
+    return isinstance(value, str) and value.startswith("{%") and value.endswith("%}")
+
+
+@lru_cache(maxsize=4096)
+def check_path(path: str, *, reference: bool = False, variables: bool = True) -> str | None:
+    """Check that ``path`` is a syntactically valid ASL JSONPath.
+
+    ``$$...`` (context object) and, when ``variables``, ``$name...`` (workflow variable)
+    paths are accepted.
+
+    Args:
+        path: The path text.
+        reference: Require a reference path (no wildcards, filters, slices or recursion),
+            as ``ResultPath`` does.
+        variables: Accept ``$$`` and ``$variable`` roots.
+
+    Returns:
+        ``None`` when valid, else a message.
+    """
+    if not path.startswith("$"):
+        return f"invalid JSONPath {path!r}: must start with '$'"
+    body = path
+    if variables:
+        if path.startswith("$$"):
+            body = path[1:]
+        elif (match := _VARIABLE_RE.match(path)) is not None:
+            body = "$" + path[match.end() :]
+    if reference and re.search(r"\*|\.\.|\[\s*\?|\[[^\]'\"]*:|@", _strip_quoted(body)):
+        return f"invalid reference path {path!r}: wildcards, filters and slices are not allowed"
+    try:
+        _jsonpath_parse(body)
+    except Exception as exc:  # noqa: BLE001 - the parser raises bare Exception subclasses
+        return f"invalid JSONPath {path!r}: {exc}"
+    return None
+
+
+def _strip_quoted(text: str) -> str:
+    return re.sub(r"'[^']*'|\"[^\"]*\"", "''", text)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return not (isinstance(value, float) and not math.isfinite(value))
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+@dataclass
+class Validation:
+    """Issues collected while validating one definition.
+
+    Attributes:
+        issues: Every problem found, in discovery order.
+        task_paths: Model path (as produced by ``StateMachine.walk``) of every Task state,
+            mapped to its path in the raw definition (they differ under a legacy
+            ``Iterator``).
+    """
+
+    issues: list[DefinitionIssue] = field(default_factory=list)
+    task_paths: dict[str, str] = field(default_factory=dict)
+
+    def add(self, path: str, message: str) -> None:
+        """Record one issue."""
+        self.issues.append(DefinitionIssue(path, message))
+
+
+# ``(target state name, path of the field naming it)``
+_Transition = tuple[str, str]
+
+
+def validate_machine(raw: Any) -> Validation:
+    """Validate a whole raw definition.
+
+    Args:
+        raw: The loaded definition (any JSON value).
+
+    Returns:
+        The collected issues (empty when the definition is valid).
+    """
+    result = Validation()
+    if not isinstance(raw, dict):
+        result.add("$", f"a state machine definition must be an object, not {_type_name(raw)}")
+        return result
+    language = raw.get("QueryLanguage", JSONPATH)
+    for key in raw:
+        if key not in _MACHINE_FIELDS:
+            result.add(f"$.{key}", f"unknown field {key!r}")
+    _check_optional(result, raw, "$", "Comment", str)
+    _check_optional(result, raw, "$", "Version", str)
+    if "TimeoutSeconds" in raw:
+        _check_int(result, raw["TimeoutSeconds"], "$.TimeoutSeconds", minimum=1)
+    if not _check_language(result, raw, "$"):
+        language = JSONPATH
+    _validate_scope(result, raw, "$", "$", language)
+    return result
+
+
+def _check_language(result: Validation, raw: Mapping[str, Any], path: str) -> bool:
+    if "QueryLanguage" in raw and raw["QueryLanguage"] not in (JSONPATH, JSONATA):
+        result.add(f"{path}.QueryLanguage", "must be 'JSONPath' or 'JSONata'")
+        return False
+    return True
+
+
+def _check_optional(
+    result: Validation, raw: Mapping[str, Any], path: str, key: str, kind: type
+) -> None:
+    if key in raw and not isinstance(raw[key], kind):
+        expected = {str: "a string", bool: "a boolean", dict: "an object", list: "an array"}
+        result.add(f"{path}.{key}", f"must be {expected[kind]}, not {_type_name(raw[key])}")
+
+
+def _check_int(
+    result: Validation,
+    value: Any,
+    path: str,
+    *,
+    minimum: int,
+    language: str = JSONPATH,
+) -> bool:
+    if language == JSONATA and is_jsonata_expression(value):
+        return True
+    if not _is_int(value):
+        result.add(path, f"must be an integer, not {_type_name(value)}")
+        return False
+    if value < minimum:
+        result.add(path, f"must be >= {minimum}, not {value}")
+        return False
+    return True
+
+
+def _check_path_field(
+    result: Validation,
+    value: Any,
+    path: str,
+    *,
+    nullable: bool = False,
+    reference: bool = False,
+    intrinsic: bool = False,
+) -> None:
+    if value is None and nullable:
+        return
+    if not isinstance(value, str):
+        result.add(path, f"must be a JSONPath string, not {_type_name(value)}")
+        return
+    if intrinsic and value.startswith("States."):
+        return
+    message = check_path(value, reference=reference, variables=not reference)
+    if message is not None:
+        result.add(path, message)
+
+
+def _validate_template(result: Validation, value: Any, path: str) -> None:
+    """Check the ``.$`` paths of a JSONPath payload template (Parameters, ResultSelector...)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            item_path = f"{path}.{key}"
+            if isinstance(key, str) and key.endswith(".$"):
+                # Intrinsic functions are validated by the intrinsics module.
+                _check_path_field(result, item, item_path, intrinsic=True)
+            else:
+                _validate_template(result, item, item_path)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _validate_template(result, item, f"{path}[{index}]")
+
+
+def _validate_scope(
+    result: Validation,
+    raw: Mapping[str, Any],
+    path: str,
+    model_path: str,
+    language: str,
+) -> None:
+    start_at = raw.get("StartAt")
+    if "StartAt" not in raw:
+        result.add(path, "missing required field 'StartAt'")
+    elif not isinstance(start_at, str):
+        result.add(f"{path}.StartAt", f"must be a string, not {_type_name(start_at)}")
+        start_at = None
+    states = raw.get("States")
+    if "States" not in raw:
+        result.add(path, "missing required field 'States'")
+        return
+    if not isinstance(states, dict):
+        result.add(f"{path}.States", f"must be an object, not {_type_name(states)}")
+        return
+    if not states:
+        result.add(f"{path}.States", "must contain at least one state")
+        return
+    edges: dict[str, list[_Transition]] = {}
+    for name, state in states.items():
+        state_path = f"{path}.States.{name}"
+        if not isinstance(name, str):
+            result.add(state_path, "state names must be strings")
+            continue
+        if len(name) > MAX_STATE_NAME_LENGTH:
+            result.add(state_path, f"state name is longer than {MAX_STATE_NAME_LENGTH} characters")
+        edges[name] = _validate_state(
+            result, state, state_path, f"{model_path}.States.{name}", language
+        )
+    if isinstance(start_at, str) and start_at not in states:
+        result.add(f"{path}.StartAt", f"no state named {start_at!r}")
+    for transitions in edges.values():
+        for target, field_path in transitions:
+            if target not in states:
+                result.add(field_path, f"no state named {target!r}")
+    if isinstance(start_at, str) and start_at in states:
+        seen = {start_at}
+        pending = [start_at]
+        while pending:
+            for target, _ in edges.get(pending.pop(), []):
+                if target in states and target not in seen:
+                    seen.add(target)
+                    pending.append(target)
+        for name in states:
+            if isinstance(name, str) and name not in seen:
+                result.add(f"{path}.States.{name}", "state is not reachable from StartAt")
+
+
+def _validate_state(
+    result: Validation, raw: Any, path: str, model_path: str, inherited: str
+) -> list[_Transition]:
+    if not isinstance(raw, dict):
+        result.add(path, f"a state must be an object, not {_type_name(raw)}")
+        return []
+    kind = raw.get("Type")
+    if "Type" not in raw:
+        result.add(path, "missing required field 'Type'")
+        return []
+    if not isinstance(kind, str) or kind not in ALLOWED_FIELDS:
+        result.add(f"{path}.Type", f"unknown state type {kind!r}")
+        return []
+    language = raw.get("QueryLanguage", inherited)
+    if not _check_language(result, raw, path):
+        language = inherited
+    allowed = ALLOWED_FIELDS[kind]
+    for key in raw:
+        if key in allowed:
+            if language == JSONATA and (key in _JSONPATH_ONLY or key.endswith("Path")):
+                result.add(f"{path}.{key}", f"field {key!r} is not supported in JSONata states")
+            elif language == JSONPATH and key in _JSONATA_ONLY:
+                result.add(f"{path}.{key}", f"field {key!r} is only supported in JSONata states")
+        elif key in _ALL_STATE_FIELDS:
+            result.add(f"{path}.{key}", f"field {key!r} is not allowed in a {kind} state")
+        else:
+            result.add(f"{path}.{key}", f"unknown field {key!r}")
+    _check_optional(result, raw, path, "Comment", str)
+    transitions: list[_Transition] = []
+    if kind in _FLOW_TYPES:
+        transitions.extend(_validate_next_end(result, raw, path))
+    if language == JSONPATH:
+        for key in ("InputPath", "OutputPath"):
+            if key in raw and key in allowed:
+                _check_path_field(result, raw[key], f"{path}.{key}", nullable=True)
+        if "ResultPath" in raw and "ResultPath" in allowed:
+            _check_path_field(
+                result, raw["ResultPath"], f"{path}.ResultPath", nullable=True, reference=True
+            )
+        for key in ("Parameters", "ResultSelector", "ItemSelector", "Assign"):
+            if key in raw and key in allowed:
+                _validate_template(result, raw[key], f"{path}.{key}")
+    for key in ("Parameters", "ResultSelector"):
+        if key in raw and raw[key] is None and key in allowed:
+            result.add(f"{path}.{key}", "must not be null")
+    if "Assign" in raw and "Assign" in allowed:
+        _check_optional(result, raw, path, "Assign", dict)
+    if "Retry" in allowed:
+        _validate_retry(result, raw, path)
+        transitions.extend(_validate_catch(result, raw, path, language))
+    validator = _STATE_VALIDATORS.get(kind)
+    if validator is not None:
+        transitions.extend(validator(result, raw, path, model_path, language))
+    return transitions
+
+
+def _validate_next_end(result: Validation, raw: Mapping[str, Any], path: str) -> list[_Transition]:
+    transitions: list[_Transition] = []
+    has_next = "Next" in raw
+    end = raw.get("End", False)
+    if "End" in raw and not isinstance(end, bool):
+        result.add(f"{path}.End", f"must be a boolean, not {_type_name(end)}")
+        end = True
+    if has_next:
+        if isinstance(raw["Next"], str):
+            transitions.append((raw["Next"], f"{path}.Next"))
+        else:
+            result.add(f"{path}.Next", f"must be a string, not {_type_name(raw['Next'])}")
+        if end is True:
+            result.add(path, "'Next' and 'End' are mutually exclusive")
+    elif end is not True:
+        result.add(path, "a state must have either 'Next' or 'End': true")
+    return transitions
+
+
+def _error_equals(result: Validation, rule: Mapping[str, Any], path: str, *, last: bool) -> None:
+    if "ErrorEquals" not in rule:
+        result.add(path, "missing required field 'ErrorEquals'")
+        return
+    errors = rule["ErrorEquals"]
+    field_path = f"{path}.ErrorEquals"
+    if not isinstance(errors, list):
+        result.add(field_path, f"must be an array, not {_type_name(errors)}")
+        return
+    if not errors:
+        result.add(field_path, "must not be empty")
+        return
+    for index, name in enumerate(errors):
+        if not isinstance(name, str):
+            result.add(f"{field_path}[{index}]", f"must be a string, not {_type_name(name)}")
+    if "States.ALL" in errors:
+        if len(errors) != 1:
+            result.add(field_path, "'States.ALL' must appear alone in ErrorEquals")
+        if not last:
+            result.add(field_path, "'States.ALL' must only appear in the last rule")
+
+
+def _rule_list(result: Validation, raw: Mapping[str, Any], path: str, key: str) -> list[Any]:
+    if key not in raw:
+        return []
+    rules = raw[key]
+    if not isinstance(rules, list):
+        result.add(f"{path}.{key}", f"must be an array, not {_type_name(rules)}")
+        return []
+    return rules
+
+
+def _validate_retry(result: Validation, raw: Mapping[str, Any], path: str) -> None:
+    rules = _rule_list(result, raw, path, "Retry")
+    for index, rule in enumerate(rules):
+        rule_path = f"{path}.Retry[{index}]"
+        if not isinstance(rule, dict):
+            result.add(rule_path, f"must be an object, not {_type_name(rule)}")
+            continue
+        for key in rule:
+            if key not in _RETRIER_FIELDS:
+                result.add(f"{rule_path}.{key}", f"unknown field {key!r}")
+        _error_equals(result, rule, rule_path, last=index == len(rules) - 1)
+        _check_optional(result, rule, rule_path, "Comment", str)
+        if "IntervalSeconds" in rule:
+            _check_int(result, rule["IntervalSeconds"], f"{rule_path}.IntervalSeconds", minimum=1)
+        if "MaxAttempts" in rule:
+            _check_int(result, rule["MaxAttempts"], f"{rule_path}.MaxAttempts", minimum=0)
+        if "MaxDelaySeconds" in rule:
+            _check_int(result, rule["MaxDelaySeconds"], f"{rule_path}.MaxDelaySeconds", minimum=1)
+        if "BackoffRate" in rule:
+            rate = rule["BackoffRate"]
+            if not _is_number(rate):
+                result.add(f"{rule_path}.BackoffRate", f"must be a number, not {_type_name(rate)}")
+            elif rate < 1.0:
+                result.add(f"{rule_path}.BackoffRate", f"must be >= 1.0, not {rate}")
+        if "JitterStrategy" in rule and rule["JitterStrategy"] not in ("FULL", "NONE"):
+            result.add(f"{rule_path}.JitterStrategy", "must be 'FULL' or 'NONE'")
+
+
+def _validate_catch(
+    result: Validation, raw: Mapping[str, Any], path: str, language: str
+) -> list[_Transition]:
+    transitions: list[_Transition] = []
+    rules = _rule_list(result, raw, path, "Catch")
+    for index, rule in enumerate(rules):
+        rule_path = f"{path}.Catch[{index}]"
+        if not isinstance(rule, dict):
+            result.add(rule_path, f"must be an object, not {_type_name(rule)}")
+            continue
+        for key in rule:
+            if key not in _CATCHER_FIELDS:
+                result.add(f"{rule_path}.{key}", f"unknown field {key!r}")
+        _error_equals(result, rule, rule_path, last=index == len(rules) - 1)
+        _check_optional(result, rule, rule_path, "Comment", str)
+        _check_optional(result, rule, rule_path, "Assign", dict)
+        if "Next" not in rule:
+            result.add(rule_path, "missing required field 'Next'")
+        elif not isinstance(rule["Next"], str):
+            result.add(f"{rule_path}.Next", f"must be a string, not {_type_name(rule['Next'])}")
+        else:
+            transitions.append((rule["Next"], f"{rule_path}.Next"))
+        if "ResultPath" in rule:
+            if language == JSONATA:
+                result.add(
+                    f"{rule_path}.ResultPath",
+                    "field 'ResultPath' is not supported in JSONata states",
+                )
+            else:
+                _check_path_field(
+                    result,
+                    rule["ResultPath"],
+                    f"{rule_path}.ResultPath",
+                    nullable=True,
+                    reference=True,
+                )
+        if "Output" in rule and language == JSONPATH:
+            result.add(f"{rule_path}.Output", "field 'Output' is only supported in JSONata states")
+        if "Assign" in rule and language == JSONPATH:
+            _validate_template(result, rule["Assign"], f"{rule_path}.Assign")
+    return transitions
+
+
+def _exclusive(result: Validation, raw: Mapping[str, Any], path: str, *keys: str) -> None:
+    present = [key for key in keys if key in raw]
+    if len(present) > 1:
+        names = " and ".join(repr(key) for key in present)
+        result.add(path, f"{names} are mutually exclusive")
+
+
+def _validate_path_fields(
+    result: Validation, raw: Mapping[str, Any], path: str, language: str, *keys: str
+) -> None:
+    if language != JSONPATH:
+        return
+    for key in keys:
+        if key in raw:
+            _check_path_field(
+                result, raw[key], f"{path}.{key}", intrinsic=key in ("ErrorPath", "CausePath")
+            )
+
+
+def _validate_task(
+    result: Validation, raw: Mapping[str, Any], path: str, model_path: str, language: str
+) -> list[_Transition]:
+    result.task_paths[model_path] = path
+    if "Resource" not in raw:
+        result.add(path, "missing required field 'Resource'")
+    else:
+        _check_optional(result, raw, path, "Resource", str)
+    _exclusive(result, raw, path, "TimeoutSeconds", "TimeoutSecondsPath")
+    _exclusive(result, raw, path, "HeartbeatSeconds", "HeartbeatSecondsPath")
+    ok_timeout = "TimeoutSeconds" in raw and _check_int(
+        result, raw["TimeoutSeconds"], f"{path}.TimeoutSeconds", minimum=1, language=language
+    )
+    ok_heartbeat = "HeartbeatSeconds" in raw and _check_int(
+        result, raw["HeartbeatSeconds"], f"{path}.HeartbeatSeconds", minimum=1, language=language
+    )
+    if ok_timeout and ok_heartbeat:
+        timeout, heartbeat = raw["TimeoutSeconds"], raw["HeartbeatSeconds"]
+        if _is_int(timeout) and _is_int(heartbeat) and heartbeat >= timeout:
+            result.add(f"{path}.HeartbeatSeconds", "must be smaller than TimeoutSeconds")
+    _validate_path_fields(result, raw, path, language, "TimeoutSecondsPath", "HeartbeatSecondsPath")
+    _check_optional(result, raw, path, "Credentials", dict)
+    return []
+
+
+def _validate_wait(
+    result: Validation, raw: Mapping[str, Any], path: str, model_path: str, language: str
+) -> list[_Transition]:
+    keys = ("Seconds", "SecondsPath", "Timestamp", "TimestampPath")
+    present = [key for key in keys if key in raw]
+    if len(present) != 1:
+        result.add(
+            path,
+            "a Wait state needs exactly one of 'Seconds', 'SecondsPath', 'Timestamp', "
+            f"'TimestampPath' (found {len(present)})",
+        )
+    if "Seconds" in raw:
+        _check_int(result, raw["Seconds"], f"{path}.Seconds", minimum=0, language=language)
+    if "Timestamp" in raw:
+        stamp = raw["Timestamp"]
+        if not (language == JSONATA and is_jsonata_expression(stamp)):
+            if not isinstance(stamp, str):
+                result.add(f"{path}.Timestamp", f"must be a string, not {_type_name(stamp)}")
+            elif parse_timestamp(stamp) is None:
+                result.add(f"{path}.Timestamp", f"invalid RFC 3339 timestamp {stamp!r}")
+    _validate_path_fields(result, raw, path, language, "SecondsPath", "TimestampPath")
+    return []
+
+
+def _validate_fail(
+    result: Validation, raw: Mapping[str, Any], path: str, model_path: str, language: str
+) -> list[_Transition]:
+    _exclusive(result, raw, path, "Error", "ErrorPath")
+    _exclusive(result, raw, path, "Cause", "CausePath")
+    _check_optional(result, raw, path, "Error", str)
+    _check_optional(result, raw, path, "Cause", str)
+    _validate_path_fields(result, raw, path, language, "ErrorPath", "CausePath")
+    return []
+
+
+def _validate_parallel(
+    result: Validation, raw: Mapping[str, Any], path: str, model_path: str, language: str
+) -> list[_Transition]:
+    if "Branches" not in raw:
+        result.add(path, "missing required field 'Branches'")
+        return []
+    branches = raw["Branches"]
+    if not isinstance(branches, list):
+        result.add(f"{path}.Branches", f"must be an array, not {_type_name(branches)}")
+        return []
+    if not branches:
+        result.add(f"{path}.Branches", "must contain at least one branch")
+    for index, branch in enumerate(branches):
+        suffix = f".Branches[{index}]"
+        _validate_branch(
+            result, branch, path + suffix, model_path + suffix, language, _BRANCH_FIELDS
+        )
+    return []
+
+
+def _validate_branch(
+    result: Validation,
+    raw: Any,
+    path: str,
+    model_path: str,
+    language: str,
+    allowed: frozenset[str],
+) -> None:
+    if not isinstance(raw, dict):
+        result.add(path, f"must be an object, not {_type_name(raw)}")
+        return
+    for key in raw:
+        if key not in allowed:
+            result.add(f"{path}.{key}", f"unknown field {key!r}")
+    _check_optional(result, raw, path, "Comment", str)
+    if _check_language(result, raw, path):
+        language = raw.get("QueryLanguage", language)
+    _validate_scope(result, raw, path, model_path, language)
+
+
+def _validate_processor_config(result: Validation, raw: Any, path: str) -> None:
+    if not isinstance(raw, dict):
+        result.add(path, f"must be an object, not {_type_name(raw)}")
+        return
+    choices = {"Mode": ("INLINE", "DISTRIBUTED"), "ExecutionType": ("STANDARD", "EXPRESS")}
+    for key, value in raw.items():
+        if key not in choices:
+            result.add(f"{path}.{key}", f"unknown field {key!r}")
+        elif value not in choices[key]:
+            result.add(f"{path}.{key}", f"must be one of {', '.join(choices[key])}")
+
+
+def _validate_map(
+    result: Validation, raw: Mapping[str, Any], path: str, model_path: str, language: str
+) -> list[_Transition]:
+    _exclusive(result, raw, path, "ItemProcessor", "Iterator")
+    _exclusive(result, raw, path, "ItemSelector", "Parameters")
+    _exclusive(result, raw, path, "MaxConcurrency", "MaxConcurrencyPath")
+    _exclusive(result, raw, path, "ToleratedFailurePercentage", "ToleratedFailurePercentagePath")
+    _exclusive(result, raw, path, "ToleratedFailureCount", "ToleratedFailureCountPath")
+    key = "ItemProcessor" if "ItemProcessor" in raw else "Iterator"
+    if key not in raw:
+        result.add(path, "missing required field 'ItemProcessor'")
+    else:
+        processor = raw[key]
+        if isinstance(processor, dict) and "ProcessorConfig" in processor:
+            _validate_processor_config(
+                result, processor["ProcessorConfig"], f"{path}.{key}.ProcessorConfig"
+            )
+        _validate_branch(
+            result,
+            processor,
+            f"{path}.{key}",
+            f"{model_path}.ItemProcessor",
+            language,
+            _PROCESSOR_FIELDS,
+        )
+    if "ItemsPath" in raw and language == JSONPATH:
+        _check_path_field(result, raw["ItemsPath"], f"{path}.ItemsPath")
+    if "MaxConcurrency" in raw:
+        _check_int(
+            result, raw["MaxConcurrency"], f"{path}.MaxConcurrency", minimum=0, language=language
+        )
+    if "ToleratedFailureCount" in raw:
+        _check_int(
+            result,
+            raw["ToleratedFailureCount"],
+            f"{path}.ToleratedFailureCount",
+            minimum=0,
+            language=language,
+        )
+    if "ToleratedFailurePercentage" in raw:
+        value = raw["ToleratedFailurePercentage"]
+        field_path = f"{path}.ToleratedFailurePercentage"
+        if not (language == JSONATA and is_jsonata_expression(value)):
+            if not _is_number(value):
+                result.add(field_path, f"must be a number, not {_type_name(value)}")
+            elif not 0 <= value <= 100:
+                result.add(field_path, f"must be between 0 and 100, not {value}")
+    _check_optional(result, raw, path, "Label", str)
+    _validate_path_fields(
+        result,
+        raw,
+        path,
+        language,
+        "MaxConcurrencyPath",
+        "ToleratedFailurePercentagePath",
+        "ToleratedFailureCountPath",
+    )
+    return []
+
+
+def _validate_choice(
+    result: Validation, raw: Mapping[str, Any], path: str, model_path: str, language: str
+) -> list[_Transition]:
+    transitions: list[_Transition] = []
+    if "Default" in raw:
+        if isinstance(raw["Default"], str):
+            transitions.append((raw["Default"], f"{path}.Default"))
+        else:
+            result.add(f"{path}.Default", f"must be a string, not {_type_name(raw['Default'])}")
+    if "Choices" not in raw:
+        result.add(path, "missing required field 'Choices'")
+        return transitions
+    choices = raw["Choices"]
+    if not isinstance(choices, list):
+        result.add(f"{path}.Choices", f"must be an array, not {_type_name(choices)}")
+        return transitions
+    if not choices:
+        result.add(f"{path}.Choices", "must contain at least one rule")
+    for index, rule in enumerate(choices):
+        rule_path = f"{path}.Choices[{index}]"
+        _validate_rule(result, rule, rule_path, language, top_level=True)
+        if isinstance(rule, dict) and isinstance(rule.get("Next"), str):
+            transitions.append((rule["Next"], f"{rule_path}.Next"))
+    return transitions
+
+
+def _validate_rule(
+    result: Validation, rule: Any, path: str, language: str, *, top_level: bool
+) -> None:
+    if not isinstance(rule, dict):
+        result.add(path, f"a Choice rule must be an object, not {_type_name(rule)}")
+        return
+    _check_optional(result, rule, path, "Comment", str)
+    if top_level:
+        if "Next" not in rule:
+            result.add(path, "missing required field 'Next'")
+        elif not isinstance(rule["Next"], str):
+            result.add(f"{path}.Next", f"must be a string, not {_type_name(rule['Next'])}")
+        if "Assign" in rule:
+            _check_optional(result, rule, path, "Assign", dict)
+            if language == JSONPATH:
+                _validate_template(result, rule["Assign"], f"{path}.Assign")
+    else:
+        for key in ("Next", "Assign", "Output"):
+            if key in rule:
+                result.add(f"{path}.{key}", f"field {key!r} is not allowed in a nested rule")
+    if language == JSONATA:
+        for key in rule:
+            if key in COMPARISON_OPERATORS or key in ("Variable", "And", "Or", "Not"):
+                result.add(
+                    f"{path}.{key}",
+                    f"field {key!r} is not supported in JSONata rules (use 'Condition')",
+                )
+            elif key not in _JSONATA_RULE_FIELDS:
+                result.add(f"{path}.{key}", f"unknown field {key!r}")
+        if "Condition" not in rule:
+            result.add(path, "missing required field 'Condition'")
+        return
+    for key in rule:
+        if key in ("Condition", "Output"):
+            result.add(f"{path}.{key}", f"field {key!r} is only supported in JSONata rules")
+        elif key not in _JSONPATH_RULE_FIELDS and key not in COMPARISON_OPERATORS:
+            result.add(f"{path}.{key}", f"unknown field {key!r}")
+    operators = [key for key in rule if key in COMPARISON_OPERATORS]
+    combinators = [key for key in rule if key in ("And", "Or", "Not")]
+    found = operators + combinators
+    if not found:
+        result.add(path, "a rule needs one comparison operator, or 'And', 'Or' or 'Not'")
+    elif len(found) > 1:
+        names = ", ".join(repr(key) for key in found)
+        result.add(path, f"a rule must have exactly one operator, found {names}")
+    if operators:
+        if "Variable" not in rule:
+            result.add(path, "missing required field 'Variable'")
+        else:
+            _check_path_field(result, rule["Variable"], f"{path}.Variable")
+        for operator in operators:
+            _check_operand(result, operator, rule[operator], f"{path}.{operator}")
+    elif "Variable" in rule:
+        result.add(f"{path}.Variable", "'Variable' needs a comparison operator")
+    for key in ("And", "Or"):
+        if key not in rule:
+            continue
+        nested = rule[key]
+        if not isinstance(nested, list):
+            result.add(f"{path}.{key}", f"must be an array, not {_type_name(nested)}")
+        elif not nested:
+            result.add(f"{path}.{key}", "must contain at least one rule")
+        else:
+            for index, item in enumerate(nested):
+                _validate_rule(result, item, f"{path}.{key}[{index}]", language, top_level=False)
+    if "Not" in rule:
+        _validate_rule(result, rule["Not"], f"{path}.Not", language, top_level=False)
+
+
+def _check_operand(result: Validation, operator: str, operand: Any, path: str) -> None:
+    if operator.endswith("Path"):
+        _check_path_field(result, operand, path)
+    elif operator.startswith("Is") or operator == "BooleanEquals":
+        if not isinstance(operand, bool):
+            result.add(path, f"must be a boolean, not {_type_name(operand)}")
+    elif operator.startswith("Numeric"):
+        if not _is_number(operand):
+            result.add(path, f"must be a number, not {_type_name(operand)}")
+    elif not isinstance(operand, str):
+        result.add(path, f"must be a string, not {_type_name(operand)}")
+    elif operator.startswith("Timestamp") and parse_timestamp(operand) is None:
+        result.add(path, f"invalid RFC 3339 timestamp {operand!r}")
+
+
+_StateValidator = Callable[[Validation, Mapping[str, Any], str, str, str], list[_Transition]]
+
+_STATE_VALIDATORS: dict[str, _StateValidator] = {
+    "Task": _validate_task,
+    "Wait": _validate_wait,
+    "Choice": _validate_choice,
+    "Fail": _validate_fail,
+    "Parallel": _validate_parallel,
+    "Map": _validate_map,
+}
