@@ -32,7 +32,7 @@ from orchestrator.models import (
     StepInfo,
     to_datetime,
 )
-from orchestrator.runtime import publish, transition_write
+from orchestrator.runtime import perform_join, publish, transition_write
 from orchestrator.store import RedisStore, Write, dumps, get_store
 
 #: Execution names: Step Functions' rule (1-80 characters, no whitespace, brackets,
@@ -202,11 +202,14 @@ def start_workflow(
     )
     write.op("zadd", store.keys.executions, repr(now), execution_id)
     transition_write(store, execution_id, tr, write)
-    if not store.commit(write):
+    result = store.apply(write)
+    if not result.ok:
         if store.client.hget(exec_key, "input_hash") == input_hash:
             return ExecutionHandle(execution_id, store)
         raise ExecutionAlreadyExists(execution_id)
     publish(interp, execution_id, tr.dispatches)
+    for container in result.joined:
+        perform_join(store, execution_id, interp, container)
     return ExecutionHandle(execution_id, store)
 
 

@@ -13,7 +13,12 @@
 --   ops:    ["hset", k, f, v, ...] ["hdel", k, f, ...] ["rpush", k, v, ...]
 --           ["zadd", k, score, member] ["zrem", k, member] ["expire", k, seconds]
 --           ["persist", k] ["set", k, v] ["del", k] ["incr", k]
--- Returns {1, history length after the writes (0 if untouched)} or {0, failed guard index}.
+--           ["join", k, container, leases k, lease score, lease member]
+--              count one more ended branch of a Parallel/Map (field "<container>|n" of
+--              step hash k); when it reaches "<container>|t", the container becomes
+--              JOINING and gets a lease (so the reconciler joins it if we die first)
+-- Returns {1, history length after the writes (0 if untouched), joined containers...}
+-- or {0, failed guard index}.
 local t = cjson.decode(ARGV[1])
 for i, g in ipairs(t["g"]) do
   local kind, key = g[1], KEYS[g[2]]
@@ -31,19 +36,28 @@ for i, g in ipairs(t["g"]) do
     if redis.call("EXISTS", key) ~= g[3] then return {0, i} end
   end
 end
-local length = 0
+local result = {1, 0}
 for _, op in ipairs(t["o"]) do
   local name, key = op[1], KEYS[op[2]]
   local args = {}
   for j = 3, #op do args[#args + 1] = op[j] end
   local r
-  if name == "zadd" then
+  if name == "join" then
+    local container = args[1]
+    local n = redis.call("HINCRBY", key, container .. "|n", 1)
+    local total = tonumber(redis.call("HGET", key, container .. "|t"))
+    if total and n == total then
+      redis.call("HSET", key, container .. "|s", "JOINING")
+      redis.call("ZADD", KEYS[args[2]], tostring(args[3]), args[4])
+      result[#result + 1] = container
+    end
+  elseif name == "zadd" then
     r = redis.call("ZADD", key, tostring(args[1]), args[2])
   elseif name == "expire" then
     r = redis.call("EXPIRE", key, tostring(args[1]))
   else
     r = redis.call(string.upper(name), key, unpack(args))
   end
-  if name == "rpush" then length = r end
+  if name == "rpush" then result[2] = r end
 end
-return {1, length}
+return result

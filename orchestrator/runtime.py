@@ -29,8 +29,11 @@ from orchestrator.interpreter import (
     Dispatch,
     ExecutionInfo,
     Interpreter,
+    Reader,
     StepRecord,
+    StepStatus,
     Transition,
+    ancestors,
     state_name,
 )
 from orchestrator.store import RedisStore, Write, dumps, get_store, lease_member
@@ -97,6 +100,25 @@ def interpreter_from_record(store: RedisStore, execution_id: str) -> Interpreter
 # -- committing -------------------------------------------------------------------------
 
 
+class RedisReader(Reader):
+    """Reads step-hash fields for the interpreter and remembers them as guards."""
+
+    def __init__(self, store: RedisStore, execution_id: str) -> None:
+        self.store = store
+        self.key = store.keys.steps(execution_id)
+        self.seen: dict[str, str | None] = {}
+
+    def get(self, field: str) -> str | None:
+        if field not in self.seen:
+            self.seen[field] = self.store.client.hget(self.key, field)  # type: ignore[assignment]
+        return self.seen[field]
+
+    def get_many(self, fields: list[str]) -> list[str | None]:
+        if not fields:
+            return []
+        return self.store.client.hmget(self.key, fields)  # type: ignore[return-value]
+
+
 def transition_write(
     store: RedisStore, execution_id: str, tr: Transition, write: Write | None = None
 ) -> Write:
@@ -108,13 +130,24 @@ def transition_write(
     steps_key = keys.steps(execution_id)
     if tr.events:
         write.op("rpush", keys.history(execution_id), *(dumps(e) for e in tr.events))
+    sets: list[str] = []
+    deletes: list[str] = []
     for key, record in tr.records.items():
         if record is None:
-            write.op("hdel", steps_key, key)
+            deletes.append(key)
         else:
-            write.op("hset", steps_key, key, record.dumps())
+            sets += [key, record.dumps()]
     for key, status in tr.statuses.items():
-        write.op("hset", steps_key, keys.status_field(key), status)
+        sets += [keys.status_field(key), status]
+    for name, value in tr.fields.items():
+        if value is None:
+            deletes.append(name)
+        else:
+            sets += [name, value]
+    if deletes:
+        write.op("hdel", steps_key, *deletes)
+    if sets:
+        write.op("hset", steps_key, *sets)
     for key in tr.released:
         write.op("zrem", keys.leases, lease_member(execution_id, key))
     for dispatch in tr.dispatches:
@@ -122,6 +155,16 @@ def transition_write(
         write.op("zadd", keys.leases, repr(due), lease_member(execution_id, dispatch.step_key))
     for due, (kind, key, attempt) in tr.timers:
         write.op("zadd", keys.timers, repr(due), timer_member(kind, execution_id, key, attempt))
+    for token, target in tr.tokens.items():
+        if target is None:
+            write.op("hdel", keys.tokens, token)
+        else:
+            write.op("hset", keys.tokens, token, dumps([execution_id, *target]))
+    for container in tr.joins:
+        write.join(
+            steps_key, container, keys.leases, tr.now + settings.lease_seconds,
+            lease_member(execution_id, container),
+        )
     if tr.end is not None:
         fields: list[str] = ["status", tr.end["status"], "stop", repr(tr.now)]
         for name in ("output", "error", "cause"):
@@ -130,12 +173,94 @@ def transition_write(
         write.op("hset", exec_key, *fields)
         for key in (exec_key, keys.history(execution_id), steps_key):
             write.op("expire", key, settings.retention_seconds)
+        if tr.end["status"] != "SUCCEEDED":
+            letter = {
+                "execution_id": execution_id,
+                "state": tr.end.get("state"),
+                "error": tr.end.get("error"),
+                "cause": tr.end.get("cause"),
+                "input": tr.end.get("state_input"),
+                "timestamp": tr.now,
+            }
+            write.op("set", keys.dead_letter(execution_id), dumps(letter))
+            write.op("zadd", keys.dead_letters, repr(tr.now), execution_id)
     return write
 
 
 def timer_member(kind: str, execution_id: str, step_key: str, attempt: int) -> str:
     """The member naming a timer in the timers set."""
     return dumps([kind, execution_id, step_key, attempt])
+
+
+#: Recomputations of a transition whose reads changed under it (a Map's window or
+#: counters moved because a sibling iteration committed first).
+MAX_RECOMPUTE = 50
+
+
+def run_transition(
+    store: RedisStore,
+    execution_id: str,
+    interp: Interpreter,
+    compute: Callable[[], Transition | None],
+    *,
+    step_key: str | None = None,
+    step_status: str | None = None,
+    timer: str | None = None,
+    skip_publish: str | None = None,
+) -> Transition | None:
+    """Compute and commit a transition; publish its tasks and perform its joins.
+
+    ``skip_publish`` names a step whose task the caller's Celery chain already carries:
+    when that step is the only one dispatched, it is not published again.
+
+    Returns the committed transition, or None when a guard showed it no longer applies
+    (the step moved on, the execution stopped, the container it runs in failed).
+    """
+    for _ in range(MAX_RECOMPUTE):
+        reader = RedisReader(store, execution_id)
+        interp.reader = reader
+        tr = compute()
+        if tr is None:
+            return None
+        write = Write()
+        exec_key = store.keys.execution(execution_id)
+        steps_key = store.keys.steps(execution_id)
+        write.guard_field(exec_key, "status", "RUNNING")
+        if step_key is not None:
+            write.guard_field(steps_key, store.keys.status_field(step_key), step_status)
+            for ancestor in ancestors(step_key):
+                write.guard_field(steps_key, store.keys.status_field(ancestor), "RUNNING")
+        if timer is not None:
+            write.guard_member(store.keys.timers, timer)
+            write.op("zrem", store.keys.timers, timer)
+        fixed = len(write.guards)
+        for name, value in reader.seen.items():
+            write.guard_field(steps_key, name, value)
+        transition_write(store, execution_id, tr, write)
+        result = store.apply(write)
+        if result.ok:
+            dispatches = tr.dispatches
+            if skip_publish is not None and [d.step_key for d in dispatches] == [skip_publish]:
+                dispatches = []
+            publish(interp, execution_id, dispatches)
+            for container in result.joined:
+                perform_join(store, execution_id, interp, container)
+            return tr
+        if result.failed_guard < fixed:
+            return None
+    raise RuntimeError(f"transition of {execution_id}/{step_key} kept conflicting")
+
+
+def perform_join(store: RedisStore, execution_id: str, interp: Interpreter, container: str) -> None:
+    """Join a Parallel or Map whose branches all ended (status JOINING)."""
+    record_text = store.client.hget(store.keys.steps(execution_id), container)
+    if record_text is None:
+        return
+    record = StepRecord.loads(record_text)  # type: ignore[arg-type]
+    run_transition(
+        store, execution_id, interp, lambda: interp.join(container, record, time.time()),
+        step_key=container, step_status=StepStatus.JOINING,
+    )
 
 
 def commit(
@@ -147,7 +272,8 @@ def commit(
     step_status: str | None = None,
     timer: str | None = None,
 ) -> bool:
-    """Commit a transition if the execution is still running and the step unchanged."""
+    """Commit a precomputed transition if the execution still runs and the step is
+    unchanged (no publishing: the caller does it)."""
     write = Write()
     write.guard_field(store.keys.execution(execution_id), "status", "RUNNING")
     if step_key is not None:
@@ -214,29 +340,41 @@ def run_activity_step(
             _check_result(result, settings.max_input_bytes)
         except Exception as exc:  # noqa: BLE001 - every activity error is a workflow error
             error, cause = error_of(exc)
-            tr = interp.task_failed(step_key, record, error, cause, time.time())
+            outcome: tuple[str, Any] = ("failed", (error, cause))
         else:
-            tr = interp.task_succeeded(step_key, record, result, time.time())
-    if not commit(store, execution_id, tr, step_key=step_key, step_status=status):
+            outcome = ("succeeded", result)
+
+    def compute() -> Transition:
+        now = time.time()
+        fresh = StepRecord.loads(record_text)  # type: ignore[arg-type]
+        if outcome[0] == "failed":
+            return interp.task_failed(step_key, fresh, *outcome[1], now)
+        if fresh.token:
+            return interp.task_waiting(step_key, fresh, now)
+        return interp.task_succeeded(step_key, fresh, outcome[1], now)
+
+    chained = _chained_next(task)
+    tr = run_transition(
+        store, execution_id, interp, compute, step_key=step_key, step_status=status,
+        skip_publish=chained,
+    )
+    if tr is None:
         logger.info("discarding late result of %s/%s", execution_id, step_key)
         _stop_chain(task)
         return None
-    return _continue(task, interp, execution_id, step_key, tr)
-
-
-def _continue(
-    task: Task, interp: Interpreter, execution_id: str, step_key: str, tr: Transition
-) -> Any:
-    """Hand over to the next task: via the chain when it carries it, else publish."""
-    chained = task.request.chain
-    if chained and len(tr.dispatches) == 1:
-        following = chained[-1]
-        args = following.get("args") or ()
-        if args and args[-1] == tr.dispatches[0].step_key:
-            return tr.dispatches[0].params
+    if chained is not None and [d.step_key for d in tr.dispatches] == [chained]:
+        return tr.dispatches[0].params
     _stop_chain(task)
-    publish(interp, execution_id, tr.dispatches)
     return None
+
+
+def _chained_next(task: Task) -> str | None:
+    """Step key of the task the rest of this message's chain starts with, if any."""
+    chained = task.request.chain
+    if not chained:
+        return None
+    args = chained[-1].get("args") or ()
+    return args[-1] if args else None
 
 
 def _stop_chain(task: Task) -> None:

@@ -76,6 +76,22 @@ class Write:
         self.ops.append([name, self._k(key), *args])
         return self
 
+    def join(self, steps_key: str, container: str, leases_key: str, due: float, member: str) -> Write:
+        """Count an ended branch of ``container`` (see commit.lua's ``join``)."""
+        self.ops.append(["join", self._k(steps_key), container, self._k(leases_key), repr(due), member])
+        return self
+
+
+@dataclass
+class CommitResult:
+    """What :meth:`RedisStore.apply` did."""
+
+    ok: bool
+    failed_guard: int = -1
+    """Index (in ``Write.guards``) of the guard that failed."""
+    joined: list[str] = field(default_factory=list)
+    """Containers whose last branch ended in this write (now JOINING)."""
+
 
 class RedisStore:
     """Access to the orchestrator's Redis state, under the configured key prefix."""
@@ -90,11 +106,17 @@ class RedisStore:
 
     def commit(self, write: Write) -> bool:
         """Apply ``write`` atomically; False (and nothing written) if a guard failed."""
+        return self.apply(write).ok
+
+    def apply(self, write: Write) -> CommitResult:
+        """Apply ``write`` atomically and say what happened."""
         if not write.ops:
-            return True
+            return CommitResult(True)
         payload = dumps({"g": write.guards, "o": write.ops})
         result = self._commit(keys=write.keys, args=[payload])
-        return bool(result[0])
+        if not result[0]:
+            return CommitResult(False, failed_guard=int(result[1]) - 1)
+        return CommitResult(True, joined=[str(k) for k in result[2:]])
 
     def claim_step(
         self, execution_id: str, step_key: str, token: str, lease_until: float, event: str

@@ -18,8 +18,8 @@ import uuid
 from collections.abc import Callable
 
 from orchestrator.config import get_settings
-from orchestrator.interpreter import StepRecord, StepStatus, Transition
-from orchestrator.runtime import commit, interpreter_from_record, publish
+from orchestrator.interpreter import Dispatch, Interpreter, StepRecord, StepStatus, Transition
+from orchestrator.runtime import interpreter_from_record, perform_join, publish, run_transition
 from orchestrator.store import RedisStore, Write, get_store, lease_member
 
 logger = logging.getLogger("orchestrator.timers")
@@ -68,62 +68,91 @@ def fire_timer(store: RedisStore, member: str, now: float) -> None:
     """Handle one due timer; stale timers (their step moved on) are just removed."""
     kind, execution_id, step_key, attempt = json.loads(member)
     interp = interpreter_from_record(store, execution_id)
-    steps_key = store.keys.steps(execution_id)
-    status, record_text = store.client.hmget(steps_key, [store.keys.status_field(step_key), step_key])
-    tr: Transition | None = None
-    if interp is not None and record_text is not None and status is not None:
-        record = StepRecord.loads(record_text)
-        if record.attempt == attempt:
-            if kind == "retry" and status == StepStatus.RETRYING:
-                tr = interp.retry_due(step_key, record, now)
-            elif kind == "timeout" and status.split(":")[0] in (
-                StepStatus.SCHEDULED,
-                StepStatus.RUNNING,
-            ):
-                tr = interp.task_failed(
-                    step_key,
-                    record,
-                    "States.Timeout",
-                    "Task timed out",
-                    now,
-                    timed_out=True,
+    fired = None
+    if interp is not None:
+        if kind == "exec_timeout":
+            fired = run_transition(
+                store, execution_id, interp, lambda: interp.timed_out(now), timer=member
+            )
+        else:
+            status, record_text = store.client.hmget(
+                store.keys.steps(execution_id), [store.keys.status_field(step_key), step_key]
+            )
+            compute = _timer_transition(interp, kind, step_key, attempt, status, record_text, now)
+            if compute is not None:
+                fired = run_transition(
+                    store, execution_id, interp, compute,
+                    step_key=step_key, step_status=status, timer=member,
                 )
-    if tr is None or not commit(
-        store, execution_id, tr, step_key=step_key, step_status=status, timer=member
-    ):
+    if fired is None:
         store.client.zrem(store.keys.timers, member)
-        return
-    publish(interp, execution_id, tr.dispatches)  # type: ignore[arg-type]
+
+
+def _timer_transition(
+    interp: Interpreter,
+    kind: str,
+    step_key: str,
+    attempt: int,
+    status: str | None,
+    record_text: str | None,
+    now: float,
+) -> Callable[[], Transition] | None:
+    if status is None or record_text is None:
+        return None
+    record = StepRecord.loads(record_text)
+    if record.attempt != attempt:
+        return None
+    base = status.split(":")[0]
+    if kind == "retry" and base == StepStatus.RETRYING:
+        return lambda: interp.retry_due(step_key, StepRecord.loads(record_text), now)
+    if kind == "wait" and base == StepStatus.WAITING:
+        return lambda: interp.wait_over(step_key, StepRecord.loads(record_text), now)
+    if kind in ("timeout", "heartbeat") and base in (
+        StepStatus.SCHEDULED, StepStatus.RUNNING, StepStatus.WAITING,
+    ):
+        error = "States.Timeout" if kind == "timeout" else "States.HeartbeatTimeout"
+        cause = "Task timed out" if kind == "timeout" else "Task did not send a heartbeat in time"
+        return lambda: interp.task_failed(
+            step_key, StepRecord.loads(record_text), error, cause, now, timed_out=True
+        )
+    return None
 
 
 def recover_step(store: RedisStore, member: str, now: float) -> None:
-    """A step's lease lapsed: dispatch it again (or forget the lease if it is done)."""
+    """A step's lease lapsed: dispatch it again, finish its join, or forget the lease."""
     execution_id, step_key = json.loads(member)
     exec_status = store.client.hget(store.keys.execution(execution_id), "status")
     steps_key = store.keys.steps(execution_id)
     status_field = store.keys.status_field(step_key)
     status, record_text = store.client.hmget(steps_key, [status_field, step_key])
     interp = interpreter_from_record(store, execution_id) if exec_status == "RUNNING" else None
-    if interp is None or status is None or record_text is None or not (
-        status == StepStatus.SCHEDULED or status.startswith(StepStatus.RUNNING)
-    ):
+    if interp is None or status is None or record_text is None:
+        store.client.zrem(store.keys.leases, member)
+        return
+    if status == StepStatus.JOINING:
+        logger.warning("joining %s/%s for a worker that died", execution_id, step_key)
+        perform_join(store, execution_id, interp, step_key)
+        return
+    if not (status == StepStatus.SCHEDULED or status.startswith(StepStatus.RUNNING)):
         store.client.zrem(store.keys.leases, member)
         return
     record = StepRecord.loads(record_text)
     settings = get_settings()
-    logger.warning("step %s/%s lost its worker (%s): dispatching it again", execution_id,
-                   step_key, status)
+    logger.warning(
+        "step %s/%s lost its worker (%s): dispatching it again", execution_id, step_key, status
+    )
     write = Write()
     write.guard_field(store.keys.execution(execution_id), "status", "RUNNING")
     write.guard_field(steps_key, status_field, status)
     write.op("hset", steps_key, status_field, StepStatus.SCHEDULED)
-    write.op("zadd", store.keys.leases, repr(now + settings.dispatch_timeout_seconds),
-             lease_member(execution_id, step_key))
+    write.op(
+        "zadd", store.keys.leases, repr(now + settings.dispatch_timeout_seconds), member
+    )
     if store.commit(write):
-        from orchestrator.interpreter import Dispatch
-
-        publish(interp, execution_id, [Dispatch(step_key, record.state,
-                                                 record.activity or "", record.params)])
+        publish(
+            interp, execution_id,
+            [Dispatch(step_key, record.state, record.activity or "", record.params)],
+        )
 
 
 class TimerLoop:
