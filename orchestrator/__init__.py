@@ -14,6 +14,15 @@ from orchestrator.api import (
     start_workflow,
     validate_definition,
 )
+from orchestrator.control import (
+    get_dead_letter,
+    list_dead_letters,
+    redrive_execution,
+    send_task_failure,
+    send_task_heartbeat,
+    send_task_success,
+    stop_execution,
+)
 from orchestrator.errors import (
     DefinitionError,
     DefinitionIssue,
@@ -26,6 +35,7 @@ from orchestrator.errors import (
     TaskTokenError,
 )
 from orchestrator.models import (
+    DeadLetter,
     ExecutionDescription,
     ExecutionResult,
     ExecutionStatus,
@@ -34,6 +44,14 @@ from orchestrator.models import (
 )
 
 __all__ = [
+    "DeadLetter",
+    "get_dead_letter",
+    "list_dead_letters",
+    "redrive_execution",
+    "send_task_failure",
+    "send_task_heartbeat",
+    "send_task_success",
+    "stop_execution",
     "DefinitionError",
     "DefinitionIssue",
     "ExecutionAlreadyExists",

@@ -109,8 +109,15 @@ def registered_activities() -> dict[str, Activity]:
     return dict(_registry)
 
 
+#: Suffix of the callback pattern: the task pauses until its task token is answered.
+WAIT_FOR_TOKEN = ".waitForTaskToken"
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+
+
 def activity_name_for(resource: str) -> str | None:
     """The activity a ``Resource`` string names, or None if it names none."""
+    if resource.endswith(WAIT_FOR_TOKEN) and not resource.startswith(LAMBDA_INVOKE):
+        resource = resource[: -len(WAIT_FOR_TOKEN)]
     aliases = get_settings().resource_aliases
     if resource in aliases:
         return aliases[resource]
@@ -124,14 +131,31 @@ def activity_name_for(resource: str) -> str | None:
 
 def resolve(state: Any) -> str:
     """The activity name a Task state runs; raises :class:`ActivityNotFound`."""
-    name = activity_name_for(state.resource)
+    return resolve_name(state.resource)
+
+
+def resolve_name(resource: str) -> str:
+    """The activity a Resource (or a lambda:invoke ``FunctionName``) names."""
+    name = activity_name_for(resource)
     if name is None:
-        raise ActivityNotFound(state.resource)
+        raise ActivityNotFound(resource)
     return name
 
 
 def resource_problem(state: Any) -> str | None:
     """For definition validation: why a Task's Resource resolves to nothing, or None."""
+    if state.resource.startswith(LAMBDA_INVOKE) and state.resource in (
+        LAMBDA_INVOKE, LAMBDA_INVOKE + WAIT_FOR_TOKEN
+    ):
+        params = state.parameters if isinstance(state.parameters, dict) else {}
+        if "FunctionName.$" in params:
+            return None  # known only at run time
+        function = params.get("FunctionName")
+        if not isinstance(function, str):
+            return "lambda:invoke needs Parameters.FunctionName"
+        if activity_name_for(function) is not None:
+            return None
+        return f"no registered activity for FunctionName {function!r}"
     if activity_name_for(state.resource) is not None:
         return None
     known = ", ".join(sorted(_registry)) or "none registered"

@@ -23,7 +23,7 @@ from orchestrator.errors import (
     ExecutionNotFound,
     InvalidInputError,
 )
-from orchestrator.interpreter import ExecutionInfo, Interpreter
+from orchestrator.interpreter import ExecutionInfo
 from orchestrator.models import (
     ExecutionDescription,
     ExecutionResult,
@@ -32,7 +32,7 @@ from orchestrator.models import (
     StepInfo,
     to_datetime,
 )
-from orchestrator.runtime import perform_join, publish, transition_write
+from orchestrator.runtime import announce_end, make_interpreter, perform_join, publish, transition_write
 from orchestrator.store import RedisStore, Write, dumps, get_store
 
 #: Execution names: Step Functions' rule (1-80 characters, no whitespace, brackets,
@@ -188,9 +188,7 @@ def start_workflow(
     store = get_store()
     now = time.time()
     info = ExecutionInfo(execution_id, execution_id, workflow, now, json.loads(input_text))
-    interp = Interpreter(
-        machine, info, activities.resolve, max_inline_states=settings.max_inline_states
-    )
+    interp = make_interpreter(machine, info)
     tr = interp.start(now)
     exec_key = store.keys.execution(execution_id)
     write = Write().guard_exists(exec_key, False)
@@ -207,6 +205,7 @@ def start_workflow(
         if store.client.hget(exec_key, "input_hash") == input_hash:
             return ExecutionHandle(execution_id, store)
         raise ExecutionAlreadyExists(execution_id)
+    announce_end(execution_id, tr)
     publish(interp, execution_id, tr.dispatches)
     for container in result.joined:
         perform_join(store, execution_id, interp, container)
@@ -251,7 +250,7 @@ def describe_execution(execution_id: str, *, store: RedisStore | None = None) ->
 def _steps(raw: dict[str, str]) -> list[StepInfo]:
     steps = []
     for key, value in raw.items():
-        if key.endswith("|s"):
+        if "|" in key:  # statuses and Parallel/Map counters, not step records
             continue
         record = json.loads(value)
         steps.append(

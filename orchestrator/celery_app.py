@@ -78,3 +78,25 @@ def _after_fork(**_: Any) -> None:
     from orchestrator.store import reset_stores
 
     reset_stores()
+
+
+@signals.task_unknown.connect
+def _unknown_task(name: str = "", message: Any = None, exc: Exception | None = None, **_: Any) -> None:
+    # A message for a task no worker knows: keep it where an operator can see it.
+    from orchestrator.control import dead_letter_message
+
+    body = getattr(message, "body", None)
+    dead_letter_message("UnknownTask", f"no task named {name!r}: {exc}", _printable(body))
+
+
+@signals.task_rejected.connect
+def _rejected_task(message: Any = None, exc: Exception | None = None, **_: Any) -> None:
+    from orchestrator.control import dead_letter_message
+
+    dead_letter_message("RejectedMessage", str(exc), _printable(getattr(message, "body", None)))
+
+
+def _printable(body: Any) -> Any:
+    if isinstance(body, bytes):
+        return body.decode("utf-8", "replace")[:10000]
+    return body

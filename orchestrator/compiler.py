@@ -40,20 +40,30 @@ def compile_run(
     states: Mapping[str, State],
     prefix: str,
     start: str,
+    first_activity: str,
     resolve: Callable[[TaskState], str],
 ) -> list[RunStep]:
-    """The straight run of Task states that starts at Task state ``start``."""
-    run: list[RunStep] = []
-    seen: set[str] = set()
-    name: str | None = start
+    """The straight run of Task states that starts at Task state ``start``.
+
+    The first step's activity is given (it may have come from run-time parameters); the
+    run stops before a Task whose activity is only known at run time
+    (``arn:aws:states:::lambda:invoke``).
+    """
+    run = [RunStep(prefix + start, first_activity)]
+    seen = {start}
+    state = states[start]
+    name = None if getattr(state, "end", True) else getattr(state, "next", None)
     while name is not None and name not in seen and len(run) < MAX_RUN_LENGTH:
         state = states[name]
-        if not isinstance(state, TaskState):
+        if not isinstance(state, TaskState) or state.resource.startswith(_DYNAMIC):
             break
         seen.add(name)
         run.append(RunStep(prefix + name, resolve(state)))
         name = None if state.end else state.next
     return run
+
+
+_DYNAMIC = "arn:aws:states:::"
 
 
 def run_signature(

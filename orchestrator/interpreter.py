@@ -120,6 +120,8 @@ class StepRecord:
     """Branches or items of a Parallel or Map."""
     token: str | None = None
     """The task token of a ``.waitForTaskToken`` task."""
+    envelope: bool = False
+    """Wrap the result in Lambda's invoke response (``arn:aws:states:::lambda:invoke``)."""
 
     def dumps(self) -> str:
         """The record as stored."""
@@ -202,10 +204,12 @@ class Interpreter:
         rand: Callable[[], float] = random.random,
         reader: Reader | None = None,
         new_token: Callable[[], str] | None = None,
+        resolve_name: Callable[[str], str] | None = None,
     ) -> None:
         self.machine = machine
         self.info = info
         self.resolve = resolve
+        self.resolve_name = resolve_name or (lambda name: name)
         self.max_inline_states = max_inline_states
         self.rand = rand
         self.reader = reader or Reader()
@@ -429,8 +433,17 @@ class Interpreter:
         params = dataflow.effective_input(
             raw_input, input_path=state.input_path, parameters=state.parameters, context=ctx
         )
+        if is_lambda_invoke(state.resource):
+            # The service-integration form: the function comes from the parameters and
+            # the result is wrapped in Lambda's response envelope.
+            if not isinstance(params, dict) or not isinstance(params.get("FunctionName"), str):
+                raise StatesRuntimeError("lambda:invoke needs a FunctionName parameter")
+            record.activity = self.resolve_name(params["FunctionName"])
+            record.envelope = not state.resource.endswith(".waitForTaskToken")
+            params = params.get("Payload", {})
+        else:
+            record.activity = self.resolve(state)
         record.params = params
-        record.activity = self.resolve(state)
         timeout = self._seconds(state.timeout_seconds, state.timeout_seconds_path, raw_input, ctx)
         record.timeout = tr.now + timeout if timeout else None
         tr.records[key] = record
@@ -468,6 +481,8 @@ class Interpreter:
         scope, name = self.scope_of(key)
         state = scope.states[name]
         assert isinstance(state, TaskState)
+        if record.envelope:
+            result = {"ExecutedVersion": "$LATEST", "Payload": result, "StatusCode": 200}
         tr.event("TaskSucceeded", name, output=result)
         tr.released.append(key)
         if record.token:
@@ -545,6 +560,8 @@ class Interpreter:
             catcher = state.catch[catcher_index]
             tr.statuses[key] = StepStatus.CAUGHT
             tr.records[key] = None
+            if record.kind in ("parallel", "map"):
+                self._clear_container(tr, key, record)
             try:
                 next_input = dataflow.state_output(
                     record.input,
@@ -683,6 +700,7 @@ class Interpreter:
         state_input: Any = None,
     ) -> None:
         if scope.container is None:
+            self._mark_failure(tr, scope, state, state_input)
             tr.event("ExecutionFailed", error=error, cause=cause)
             tr.end = {
                 "status": "FAILED", "error": error, "cause": cause,
@@ -694,30 +712,38 @@ class Interpreter:
         container = container_scope.states[name]
         if isinstance(container, MapState):
             tr.event("MapIterationFailed", name, index=scope.index, error=error, cause=cause)
-            if self._tolerated(key, container):
+            if self._tolerated(tr, key, container):
                 self._start_next_item(tr, key, container)
                 tr.fields[f"{key}|r{scope.index}"] = _dumps({"Error": error, "Cause": cause})
                 tr.joins.append(key)
                 return
+        self._mark_failure(tr, scope, state, state_input)
         record_text = self.reader.get(key)
         if record_text is None:
             return
         record = StepRecord.loads(record_text)
         tr.event(f"{container.type}StateFailed", name, error=error, cause=cause)
-        self._clear_container(tr, key, record)
         self._state_error(tr, container_scope, key, record, container, error or "", cause or "")
 
-    def _tolerated(self, key: str, state: MapState) -> bool:
+    @staticmethod
+    def _mark_failure(tr: Transition, scope: Scope, state: str | None, state_input: Any) -> None:
+        # Where this scope failed, so that a redrive can enter that state again.
+        if state is not None:
+            tr.fields[f"{scope.container or ''}|x{scope.index}"] = _dumps([state, state_input])
+
+    def _tolerated(self, tr: Transition, key: str, state: MapState) -> bool:
         count = state.tolerated_failure_count
         percentage = state.tolerated_failure_percentage
         if not isinstance(count, int | float) and not isinstance(percentage, int | float):
             return False
         failures = int(self.reader.get(f"{key}|f") or 0) + 1
         total = int(self.reader.get(f"{key}|t") or 1)
-        self.reader_failures = failures
         ok_count = isinstance(count, int | float) and failures <= count
         ok_pct = isinstance(percentage, int | float) and failures * 100 / max(total, 1) <= percentage
-        return ok_count or ok_pct
+        if ok_count or ok_pct:
+            tr.fields[f"{key}|f"] = str(failures)
+            return True
+        return False
 
     def _clear_container(self, tr: Transition, key: str, record: StepRecord) -> None:
         for suffix in ("n", "t", "next", "f"):
@@ -725,6 +751,7 @@ class Interpreter:
         for i in range(record.total):
             tr.fields[f"{key}|r{i}"] = None
             tr.fields[f"{key}|i{i}"] = None
+            tr.fields[f"{key}|x{i}"] = None
 
     def join(self, key: str, record: StepRecord, now: float) -> Transition:
         """Every branch or item of a container ended: compute its output and go on."""
@@ -768,6 +795,15 @@ class Interpreter:
         tr.event("ExecutionTimedOut", error="States.Timeout", cause=cause)
         tr.end = {"status": "TIMED_OUT", "error": "States.Timeout", "cause": cause}
         return tr
+
+
+#: Resources of the Lambda service integration (optionally with the callback pattern).
+LAMBDA_INVOKE = ("arn:aws:states:::lambda:invoke", "arn:aws:states:::lambda:invoke.waitForTaskToken")
+
+
+def is_lambda_invoke(resource: str) -> bool:
+    """True for ``arn:aws:states:::lambda:invoke`` (and its ``.waitForTaskToken`` form)."""
+    return resource in LAMBDA_INVOKE
 
 
 def state_name(step_key: str) -> str:

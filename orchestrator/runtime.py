@@ -22,6 +22,7 @@ from typing import Any
 from celery import Task
 
 from orchestrator import activities
+from orchestrator.celery_app import app
 from orchestrator.compiler import compile_run, fan_out, run_signature
 from orchestrator.config import get_settings
 from orchestrator.definition import StateMachine, parse_definition
@@ -81,9 +82,17 @@ def interpreter_for(
         raw = store.client.hget(store.keys.execution(execution_id), "input")
         execution_input = json.loads(raw) if raw is not None else None  # type: ignore[arg-type]
     info = ExecutionInfo(execution_id, name, workflow, float(start), execution_input)
-    settings = get_settings()
+    return make_interpreter(machine, info)
+
+
+def make_interpreter(machine: StateMachine, info: ExecutionInfo) -> Interpreter:
+    """An interpreter wired to the registered activities and the settings."""
     return Interpreter(
-        machine, info, activities.resolve, max_inline_states=settings.max_inline_states
+        machine,
+        info,
+        activities.resolve,
+        resolve_name=activities.resolve_name,
+        max_inline_states=get_settings().max_inline_states,
     )
 
 
@@ -173,7 +182,7 @@ def transition_write(
         write.op("hset", exec_key, *fields)
         for key in (exec_key, keys.history(execution_id), steps_key):
             write.op("expire", key, settings.retention_seconds)
-        if tr.end["status"] != "SUCCEEDED":
+        if tr.end["status"] in ("FAILED", "TIMED_OUT"):
             letter = {
                 "execution_id": execution_id,
                 "state": tr.end.get("state"),
@@ -239,6 +248,7 @@ def run_transition(
         transition_write(store, execution_id, tr, write)
         result = store.apply(write)
         if result.ok:
+            announce_end(execution_id, tr)
             dispatches = tr.dispatches
             if skip_publish is not None and [d.step_key for d in dispatches] == [skip_publish]:
                 dispatches = []
@@ -249,6 +259,26 @@ def run_transition(
         if result.failed_guard < fixed:
             return None
     raise RuntimeError(f"transition of {execution_id}/{step_key} kept conflicting")
+
+
+def announce_end(execution_id: str, tr: Transition) -> None:
+    """Make an uncaught failure visible in Flower, as an ``orchestrator.dead_letter`` task."""
+    if tr.end is not None and tr.end["status"] in ("FAILED", "TIMED_OUT"):
+        dead_letter_task.apply_async(
+            args=(execution_id, tr.end.get("state"), tr.end.get("error"), tr.end.get("cause")),
+            queue=get_settings().queue,
+        )
+
+
+@app.task(name="orchestrator.dead_letter", ignore_result=True)
+def dead_letter_task(
+    execution_id: str, state: str | None, error: str | None, cause: str | None
+) -> None:
+    """Logs a dead-lettered execution; its record is already in the dead-letter queue."""
+    logger.warning(
+        "execution %s dead-lettered at %s: %s: %s", execution_id, state, error, cause,
+        extra={"execution_id": execution_id, "state": state},
+    )
 
 
 def perform_join(store: RedisStore, execution_id: str, interp: Interpreter, container: str) -> None:
@@ -296,7 +326,9 @@ def publish(interp: Interpreter, execution_id: str, dispatches: Iterable[Dispatc
     queue = get_settings().queue
     for dispatch in dispatches:
         scope, name = interp.scope_of(dispatch.step_key)
-        run = compile_run(scope.states, scope.prefix, name, activities.resolve)
+        run = compile_run(
+            scope.states, scope.prefix, name, dispatch.activity, activities.resolve
+        )
         signatures.append(run_signature(run, dispatch.params, execution_id, queue))
     if signatures:
         fan_out(signatures).apply_async()
@@ -324,6 +356,13 @@ def run_activity_step(
     claimed, details = store.claim_step(
         execution_id, step_key, token, now + settings.lease_seconds, started
     )
+    if not claimed and details[0] == "no execution":
+        from orchestrator.control import dead_letter_message
+
+        dead_letter_message(
+            "ExecutionNotFound", f"step message for unknown execution {execution_id!r}",
+            message_input, execution_id=execution_id, state=state_name(step_key),
+        )
     if not claimed:
         logger.info(
             "dropping duplicate or stale step message %s/%s (%s)", execution_id, step_key,

@@ -1,0 +1,298 @@
+"""Operations on running and ended executions: callbacks, stop, redrive, dead letters.
+
+All of them work from any process that reaches the orchestrator's Redis; each is one
+guarded transition, so racing callers (two approvals, a stop during a step) cannot move
+an execution twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from orchestrator.api import ExecutionHandle, _input_text
+from orchestrator.config import get_settings
+from orchestrator.errors import (
+    ExecutionNotFound,
+    InvalidExecutionState,
+    InvalidInputError,
+    TaskTokenError,
+)
+from orchestrator.interpreter import Dispatch, StepRecord, StepStatus, Transition
+from orchestrator.models import DeadLetter, to_datetime
+from orchestrator.runtime import interpreter_from_record, publish, run_transition, timer_member
+from orchestrator.store import RedisStore, Write, dumps, get_store
+
+#: Statuses from which an execution can be redriven.
+REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")
+
+
+# -- task tokens ------------------------------------------------------------------------
+
+
+def _token_target(store: RedisStore, token: str) -> tuple[str, str, int]:
+    if not isinstance(token, str) or not token:
+        raise TaskTokenError("empty token")
+    raw = store.client.hget(store.keys.tokens, token)
+    if raw is None:
+        raise TaskTokenError("unknown, already used, or its task is no longer waiting")
+    execution_id, step_key, attempt = json.loads(raw)  # type: ignore[arg-type]
+    return execution_id, step_key, attempt
+
+
+def _answer(token: str, compute_kind: str, payload: Any) -> None:
+    store = get_store()
+    execution_id, step_key, attempt = _token_target(store, token)
+    interp = interpreter_from_record(store, execution_id)
+    if interp is None:
+        raise TaskTokenError("its execution no longer exists")
+    status, record_text = store.client.hmget(
+        store.keys.steps(execution_id), [store.keys.status_field(step_key), step_key]
+    )
+    if record_text is None or status is None:
+        raise TaskTokenError("its task is no longer waiting")
+    base = status.split(":")[0]
+    if base not in (StepStatus.WAITING, StepStatus.RUNNING, StepStatus.SCHEDULED):
+        raise TaskTokenError("its task is no longer waiting")
+
+    def compute() -> Transition | None:
+        record = StepRecord.loads(record_text)  # type: ignore[arg-type]
+        if record.token != token or record.attempt != attempt:
+            return None
+        now = time.time()
+        if compute_kind == "success":
+            return interp.task_succeeded(step_key, record, payload, now)
+        error, cause = payload
+        return interp.task_failed(step_key, record, error, cause, now)
+
+    if run_transition(store, execution_id, interp, compute, step_key=step_key, step_status=status) is None:
+        raise TaskTokenError("its task is no longer waiting (answered, timed out or stopped)")
+
+
+def send_task_success(token: str, output: Any = None) -> None:
+    """Complete a ``.waitForTaskToken`` task with ``output`` (its result).
+
+    Raises:
+        TaskTokenError: the token is unknown, spent, or its task no longer waits.
+        InvalidInputError: ``output`` is not JSON or too large.
+    """
+    text = _input_text(output, get_settings().max_input_bytes)
+    _answer(token, "success", json.loads(text))
+
+
+def send_task_failure(token: str, error: str | None = None, cause: str | None = None) -> None:
+    """Fail a ``.waitForTaskToken`` task with ``error`` and ``cause`` (Retry/Catch apply).
+
+    Raises:
+        TaskTokenError: the token is unknown, spent, or its task no longer waits.
+    """
+    _answer(token, "failure", (error or "States.TaskFailed", cause or ""))
+
+
+def send_task_heartbeat(token: str) -> None:
+    """Tell a waiting task with ``HeartbeatSeconds`` that its worker is still at it.
+
+    Raises:
+        TaskTokenError: the token is unknown, spent, or its task no longer waits.
+    """
+    store = get_store()
+    execution_id, step_key, attempt = _token_target(store, token)
+    interp = interpreter_from_record(store, execution_id)
+    if interp is None:
+        raise TaskTokenError("its execution no longer exists")
+    scope, name = interp.scope_of(step_key)
+    state = scope.states[name]
+    seconds = getattr(state, "heartbeat_seconds", None)
+    member = timer_member("heartbeat", execution_id, step_key, attempt)
+    if isinstance(seconds, int | float) and seconds > 0:
+        # XX: only a heartbeat timer that is still pending is pushed back.
+        if not store.client.zadd(store.keys.timers, {member: time.time() + seconds}, xx=True, ch=True):
+            if store.client.zscore(store.keys.timers, member) is None:
+                raise TaskTokenError("its task is no longer waiting")
+
+
+# -- stop -------------------------------------------------------------------------------
+
+
+def stop_execution(
+    execution_id: str, error: str | None = None, cause: str | None = None
+) -> None:
+    """Abort a running execution at once; nothing pending moves it afterwards.
+
+    Raises:
+        ExecutionNotFound: no such execution.
+        InvalidExecutionState: it is not running.
+    """
+    store = get_store()
+    status = store.client.hget(store.keys.execution(execution_id), "status")
+    if status is None:
+        raise ExecutionNotFound(execution_id)
+    if status != "RUNNING":
+        raise InvalidExecutionState(execution_id, status, "stop")  # type: ignore[arg-type]
+    tr = Transition(time.time())
+    tr.event("ExecutionAborted", error=error, cause=cause)
+    tr.end = {"status": "ABORTED", "error": error, "cause": cause}
+    from orchestrator.runtime import commit
+
+    if not commit(store, execution_id, tr):
+        now_status = store.client.hget(store.keys.execution(execution_id), "status")
+        raise InvalidExecutionState(execution_id, str(now_status), "stop")
+
+
+# -- redrive ----------------------------------------------------------------------------
+
+
+def redrive_execution(execution_id: str) -> ExecutionHandle:
+    """Restart a FAILED, TIMED_OUT or ABORTED execution from what did not succeed.
+
+    Like Step Functions' RedriveExecution: the same execution id; succeeded steps are not
+    run again; a Map or Parallel runs again only its unfinished items and branches; the
+    dead letter is removed and ``ExecutionRedriven`` joins the history.
+
+    Raises:
+        ExecutionNotFound: no such execution.
+        InvalidExecutionState: it is running or succeeded.
+    """
+    store = get_store()
+    exec_key = store.keys.execution(execution_id)
+    status = store.client.hget(exec_key, "status")
+    if status is None:
+        raise ExecutionNotFound(execution_id)
+    if status not in REDRIVABLE:
+        raise InvalidExecutionState(execution_id, status, "redrive")  # type: ignore[arg-type]
+    interp = interpreter_from_record(store, execution_id)
+    assert interp is not None
+    steps = store.steps(execution_id)
+    now = time.time()
+    tr = Transition(now)
+    redrives = int(store.client.hget(exec_key, "redrives") or 0) + 1  # type: ignore[arg-type]
+    tr.event("ExecutionRedriven", redriveCount=redrives)
+    restarted: set[str] = set()
+    for key, text in steps.items():
+        if "|" in key:
+            continue
+        step_status = steps.get(f"{key}|s", "").split(":")[0]
+        if step_status in (StepStatus.SUCCEEDED, StepStatus.CAUGHT):
+            continue
+        record = StepRecord.loads(text)
+        if record.kind in ("parallel", "map"):
+            tr.statuses[key] = StepStatus.RUNNING
+            restarted.add(key)
+        elif record.kind == "wait":
+            tr.timers.append((now, ["wait", key, 0]))
+            restarted.add(key)
+        elif step_status in (
+            StepStatus.FAILED, StepStatus.TIMED_OUT, StepStatus.SCHEDULED,
+            StepStatus.RUNNING, StepStatus.RETRYING, StepStatus.WAITING,
+        ):
+            record.attempt, record.retries = 0, {}
+            tr.records[key] = record
+            tr.statuses[key] = StepStatus.SCHEDULED
+            tr.event("TaskScheduled", record.state, resource=record.activity, parameters=record.params)
+            tr.dispatches.append(Dispatch(key, record.state, record.activity or "", record.params))
+            restarted.add(key)
+    # Scopes that failed in an inline state (a Fail state, no Choice matched...) enter
+    # that state again.
+    for field, text in steps.items():
+        container, sep, rest = field.rpartition("|x")
+        if not sep or not rest.isdigit():
+            continue
+        if container and container not in restarted:
+            continue  # that container ended (caught, succeeded): nothing to redo in it
+        branch = f"{container}[{rest}]/" if container else ""
+        if any(key.startswith(branch) for key in restarted if key != container):
+            continue  # a restarted step of that scope carries the failure already
+        state, state_input = json.loads(text)
+        tr.fields[field] = None
+        if container:
+            scope, _ = interp.scope_of(f"{container}[{rest}]/{state}")
+        else:
+            scope = interp.top
+        interp.reader = _StaticReader(steps)
+        interp.enter(tr, scope, state, state_input)
+    write = Write()
+    write.guard_field(exec_key, "status", status)
+    write.op("hset", exec_key, "status", "RUNNING", "redrives", str(redrives))
+    write.op("hdel", exec_key, "output", "error", "cause", "stop")
+    for key in (exec_key, store.keys.history(execution_id), store.keys.steps(execution_id)):
+        write.op("persist", key)
+    write.op("del", store.keys.dead_letter(execution_id))
+    write.op("zrem", store.keys.dead_letters, execution_id)
+    from orchestrator.runtime import transition_write
+
+    transition_write(store, execution_id, tr, write)
+    result = store.apply(write)
+    if not result.ok:
+        raise InvalidExecutionState(execution_id, "changed", "redrive")
+    publish(interp, execution_id, tr.dispatches)
+    return ExecutionHandle(execution_id, store)
+
+
+class _StaticReader:
+    def __init__(self, fields: dict[str, str]) -> None:
+        self.fields = fields
+
+    def get(self, field: str) -> str | None:
+        return self.fields.get(field)
+
+    def get_many(self, fields: list[str]) -> list[str | None]:
+        return [self.fields.get(f) for f in fields]
+
+
+# -- dead letters -----------------------------------------------------------------------
+
+
+def list_dead_letters(limit: int = 100) -> list[DeadLetter]:
+    """Dead letters, newest first."""
+    if limit <= 0:
+        raise InvalidInputError("limit must be positive")
+    store = get_store()
+    ids = store.client.zrevrange(store.keys.dead_letters, 0, limit - 1)
+    if not ids:
+        return []
+    raw = store.client.mget([store.keys.dead_letter(i) for i in ids])  # type: ignore[union-attr]
+    return [_letter(i, r) for i, r in zip(ids, raw, strict=True) if r is not None]  # type: ignore[arg-type]
+
+
+def get_dead_letter(letter_id: str) -> DeadLetter:
+    """One dead letter (its id is the execution id, or ``msg-...`` for a bad message).
+
+    Raises:
+        LookupError: no such dead letter.
+    """
+    store = get_store()
+    raw = store.client.get(store.keys.dead_letter(letter_id))
+    if raw is None:
+        raise LookupError(f"no dead letter {letter_id!r}")
+    return _letter(letter_id, raw)  # type: ignore[arg-type]
+
+
+def _letter(letter_id: str, raw: str) -> DeadLetter:
+    data = json.loads(raw)
+    return DeadLetter(
+        id=letter_id,
+        execution_id=data.get("execution_id"),
+        state=data.get("state"),
+        error=data.get("error"),
+        cause=data.get("cause"),
+        input=data.get("input"),
+        timestamp=to_datetime(data.get("timestamp", 0)),  # type: ignore[arg-type]
+    )
+
+
+def dead_letter_message(error: str, cause: str, body: Any, *, execution_id: str | None = None,
+                        state: str | None = None) -> str:
+    """Record a message no worker could process; returns the dead letter's id."""
+    import uuid
+
+    store = get_store()
+    letter_id = f"msg-{uuid.uuid4().hex}"
+    now = time.time()
+    letter = {"execution_id": execution_id, "state": state, "error": error, "cause": cause,
+              "input": body, "timestamp": now}
+    pipe = store.client.pipeline()
+    pipe.set(store.keys.dead_letter(letter_id), dumps(letter), ex=get_settings().retention_seconds)
+    pipe.zadd(store.keys.dead_letters, {letter_id: now})
+    pipe.execute()
+    return letter_id
