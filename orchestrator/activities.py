@@ -79,8 +79,9 @@ def _register(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
                 f"activity {name!r} is already registered by {_qualname(existing.function)}"
             )
 
-    def run(self: Task, input: Any = None, execution_id: str | None = None,
-            step_key: str | None = None) -> Any:
+    def run(
+        self: Task, input: Any = None, execution_id: str | None = None, step_key: str | None = None
+    ) -> Any:
         from orchestrator.runtime import run_activity_step
 
         return run_activity_step(self, function, input, execution_id, step_key)
@@ -145,7 +146,8 @@ def resolve_name(resource: str) -> str:
 def resource_problem(state: Any) -> str | None:
     """For definition validation: why a Task's Resource resolves to nothing, or None."""
     if state.resource.startswith(LAMBDA_INVOKE) and state.resource in (
-        LAMBDA_INVOKE, LAMBDA_INVOKE + WAIT_FOR_TOKEN
+        LAMBDA_INVOKE,
+        LAMBDA_INVOKE + WAIT_FOR_TOKEN,
     ):
         params = state.parameters if isinstance(state.parameters, dict) else {}
         if "FunctionName.$" in params:

@@ -32,7 +32,13 @@ from orchestrator.models import (
     StepInfo,
     to_datetime,
 )
-from orchestrator.runtime import announce_end, make_interpreter, perform_join, publish, transition_write
+from orchestrator.runtime import (
+    announce_end,
+    make_interpreter,
+    perform_join,
+    publish,
+    transition_write,
+)
 from orchestrator.store import RedisStore, Write, dumps, get_store
 
 #: Execution names: Step Functions' rule (1-80 characters, no whitespace, brackets,
@@ -149,7 +155,9 @@ class ExecutionHandle:
                 raise TimeoutError(
                     f"execution {self.execution_id!r} still running after {timeout} s"
                 )
-            time.sleep(delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic())))
+            time.sleep(
+                delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
+            )
             delay = min(delay * 2, 0.2)
 
 
@@ -179,7 +187,7 @@ def start_workflow(
     if name is not None and not EXECUTION_NAME.match(name):
         raise InvalidInputError(
             f"execution name {name!r}: use 1-80 characters without whitespace or any of "
-            "< > { } [ ] ? * \" # % \\ ^ | ~ ` $ & , ; : /"
+            '< > { } [ ] ? * " # % \\ ^ | ~ ` $ & , ; : /'
         )
     execution_id = name or uuid.uuid4().hex
     definition_text = dumps(machine.to_asl())
@@ -193,10 +201,26 @@ def start_workflow(
     exec_key = store.keys.execution(execution_id)
     write = Write().guard_exists(exec_key, False)
     write.op(
-        "hset", exec_key,
-        "status", ExecutionStatus.RUNNING.value, "name", execution_id, "workflow", workflow,
-        "input", input_text, "input_hash", input_hash, "start", repr(now),
-        "definition", definition_text, "def_hash", def_hash, "redrives", "0",
+        "hset",
+        exec_key,
+        "status",
+        ExecutionStatus.RUNNING.value,
+        "name",
+        execution_id,
+        "workflow",
+        workflow,
+        "input",
+        input_text,
+        "input_hash",
+        input_hash,
+        "start",
+        repr(now),
+        "definition",
+        definition_text,
+        "def_hash",
+        def_hash,
+        "redrives",
+        "0",
     )
     write.op("zadd", store.keys.executions, repr(now), execution_id)
     transition_write(store, execution_id, tr, write)
@@ -221,7 +245,9 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-def describe_execution(execution_id: str, *, store: RedisStore | None = None) -> ExecutionDescription:
+def describe_execution(
+    execution_id: str, *, store: RedisStore | None = None
+) -> ExecutionDescription:
     """Describe an execution.
 
     Raises:
@@ -240,8 +266,8 @@ def describe_execution(execution_id: str, *, store: RedisStore | None = None) ->
         output=_loads(record.get("output")),
         error=_loads(record.get("error")),
         cause=_loads(record.get("cause")),
-        start_time=to_datetime(record["start"]),  # type: ignore[arg-type]
-        stop_time=to_datetime(record.get("stop")),
+        start_time=to_datetime(record["start"]),
+        stop_time=to_datetime(record["stop"]) if "stop" in record else None,
         redrive_count=int(record.get("redrives", 0)),
         steps=_steps(store.steps(execution_id)),
     )
@@ -283,14 +309,20 @@ def get_execution_history(
         state = raw.pop("state", None)
         events.append(
             HistoryEvent(
-                id=event_id, type=type_, timestamp=to_datetime(ts), state=state, details=raw  # type: ignore[arg-type]
+                id=event_id,
+                type=type_,
+                timestamp=to_datetime(ts),
+                state=state,
+                details=raw,
             )
         )
     return events
 
 
 def list_executions(
-    status: ExecutionStatus | str | None = None, limit: int = 100, *,
+    status: ExecutionStatus | str | None = None,
+    limit: int = 100,
+    *,
     store: RedisStore | None = None,
 ) -> list[ExecutionDescription]:
     """Executions, newest first, optionally only those with ``status``."""
@@ -307,10 +339,10 @@ def list_executions(
             break
         start += page
         pipe = store.client.pipeline(transaction=False)
-        for execution_id in ids:  # type: ignore[union-attr]
+        for execution_id in ids:
             pipe.hget(store.keys.execution(execution_id), "status")
         statuses = pipe.execute()
-        for execution_id, current in zip(ids, statuses, strict=True):  # type: ignore[arg-type]
+        for execution_id, current in zip(ids, statuses, strict=True):
             if current is None:
                 # Its retention expired: drop it from the index too.
                 store.client.zrem(store.keys.executions, execution_id)
@@ -323,4 +355,3 @@ def list_executions(
             if len(found) >= limit:
                 break
     return found
-

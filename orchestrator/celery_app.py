@@ -81,7 +81,9 @@ def _after_fork(**_: Any) -> None:
 
 
 @signals.task_unknown.connect
-def _unknown_task(name: str = "", message: Any = None, exc: Exception | None = None, **_: Any) -> None:
+def _unknown_task(
+    name: str = "", message: Any = None, exc: Exception | None = None, **_: Any
+) -> None:
     # A message for a task no worker knows: keep it where an operator can see it.
     from orchestrator.control import dead_letter_message
 

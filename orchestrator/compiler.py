@@ -76,14 +76,11 @@ def run_signature(
     ``(input, execution_id, step_key)`` — which is what Flower shows.
     """
     first, *rest = run
-    head = signature(
-        first.activity, args=(first_input, execution_id, first.step_key), queue=queue
-    )
+    head = signature(first.activity, args=(first_input, execution_id, first.step_key), queue=queue)
     if not rest:
         return head
     tail = [
-        signature(step.activity, args=(execution_id, step.step_key), queue=queue)
-        for step in rest
+        signature(step.activity, args=(execution_id, step.step_key), queue=queue) for step in rest
     ]
     return chain(head, *tail)
 

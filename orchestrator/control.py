@@ -19,7 +19,7 @@ from orchestrator.errors import (
     InvalidInputError,
     TaskTokenError,
 )
-from orchestrator.interpreter import Dispatch, StepRecord, StepStatus, Transition
+from orchestrator.interpreter import Dispatch, Reader, StepRecord, StepStatus, Transition
 from orchestrator.models import DeadLetter, to_datetime
 from orchestrator.runtime import interpreter_from_record, publish, run_transition, timer_member
 from orchestrator.store import RedisStore, Write, dumps, get_store
@@ -37,7 +37,7 @@ def _token_target(store: RedisStore, token: str) -> tuple[str, str, int]:
     raw = store.client.hget(store.keys.tokens, token)
     if raw is None:
         raise TaskTokenError("unknown, already used, or its task is no longer waiting")
-    execution_id, step_key, attempt = json.loads(raw)  # type: ignore[arg-type]
+    execution_id, step_key, attempt = json.loads(raw)
     return execution_id, step_key, attempt
 
 
@@ -57,7 +57,7 @@ def _answer(token: str, compute_kind: str, payload: Any) -> None:
         raise TaskTokenError("its task is no longer waiting")
 
     def compute() -> Transition | None:
-        record = StepRecord.loads(record_text)  # type: ignore[arg-type]
+        record = StepRecord.loads(record_text)
         if record.token != token or record.attempt != attempt:
             return None
         now = time.time()
@@ -66,7 +66,10 @@ def _answer(token: str, compute_kind: str, payload: Any) -> None:
         error, cause = payload
         return interp.task_failed(step_key, record, error, cause, now)
 
-    if run_transition(store, execution_id, interp, compute, step_key=step_key, step_status=status) is None:
+    if (
+        run_transition(store, execution_id, interp, compute, step_key=step_key, step_status=status)
+        is None
+    ):
         raise TaskTokenError("its task is no longer waiting (answered, timed out or stopped)")
 
 
@@ -107,7 +110,9 @@ def send_task_heartbeat(token: str) -> None:
     member = timer_member("heartbeat", execution_id, step_key, attempt)
     if isinstance(seconds, int | float) and seconds > 0:
         # XX: only a heartbeat timer that is still pending is pushed back.
-        if not store.client.zadd(store.keys.timers, {member: time.time() + seconds}, xx=True, ch=True):
+        if not store.client.zadd(
+            store.keys.timers, {member: time.time() + seconds}, xx=True, ch=True
+        ):
             if store.client.zscore(store.keys.timers, member) is None:
                 raise TaskTokenError("its task is no longer waiting")
 
@@ -115,9 +120,7 @@ def send_task_heartbeat(token: str) -> None:
 # -- stop -------------------------------------------------------------------------------
 
 
-def stop_execution(
-    execution_id: str, error: str | None = None, cause: str | None = None
-) -> None:
+def stop_execution(execution_id: str, error: str | None = None, cause: str | None = None) -> None:
     """Abort a running execution at once; nothing pending moves it afterwards.
 
     Raises:
@@ -129,7 +132,7 @@ def stop_execution(
     if status is None:
         raise ExecutionNotFound(execution_id)
     if status != "RUNNING":
-        raise InvalidExecutionState(execution_id, status, "stop")  # type: ignore[arg-type]
+        raise InvalidExecutionState(execution_id, status, "stop")
     tr = Transition(time.time())
     tr.event("ExecutionAborted", error=error, cause=cause)
     tr.end = {"status": "ABORTED", "error": error, "cause": cause}
@@ -160,13 +163,13 @@ def redrive_execution(execution_id: str) -> ExecutionHandle:
     if status is None:
         raise ExecutionNotFound(execution_id)
     if status not in REDRIVABLE:
-        raise InvalidExecutionState(execution_id, status, "redrive")  # type: ignore[arg-type]
+        raise InvalidExecutionState(execution_id, status, "redrive")
     interp = interpreter_from_record(store, execution_id)
     assert interp is not None
     steps = store.steps(execution_id)
     now = time.time()
     tr = Transition(now)
-    redrives = int(store.client.hget(exec_key, "redrives") or 0) + 1  # type: ignore[arg-type]
+    redrives = int(store.client.hget(exec_key, "redrives") or 0) + 1
     tr.event("ExecutionRedriven", redriveCount=redrives)
     restarted: set[str] = set()
     for key, text in steps.items():
@@ -183,13 +186,19 @@ def redrive_execution(execution_id: str) -> ExecutionHandle:
             tr.timers.append((now, ["wait", key, 0]))
             restarted.add(key)
         elif step_status in (
-            StepStatus.FAILED, StepStatus.TIMED_OUT, StepStatus.SCHEDULED,
-            StepStatus.RUNNING, StepStatus.RETRYING, StepStatus.WAITING,
+            StepStatus.FAILED,
+            StepStatus.TIMED_OUT,
+            StepStatus.SCHEDULED,
+            StepStatus.RUNNING,
+            StepStatus.RETRYING,
+            StepStatus.WAITING,
         ):
             record.attempt, record.retries = 0, {}
             tr.records[key] = record
             tr.statuses[key] = StepStatus.SCHEDULED
-            tr.event("TaskScheduled", record.state, resource=record.activity, parameters=record.params)
+            tr.event(
+                "TaskScheduled", record.state, resource=record.activity, parameters=record.params
+            )
             tr.dispatches.append(Dispatch(key, record.state, record.activity or "", record.params))
             restarted.add(key)
     # Scopes that failed in an inline state (a Fail state, no Choice matched...) enter
@@ -229,7 +238,7 @@ def redrive_execution(execution_id: str) -> ExecutionHandle:
     return ExecutionHandle(execution_id, store)
 
 
-class _StaticReader:
+class _StaticReader(Reader):
     def __init__(self, fields: dict[str, str]) -> None:
         self.fields = fields
 
@@ -251,8 +260,8 @@ def list_dead_letters(limit: int = 100) -> list[DeadLetter]:
     ids = store.client.zrevrange(store.keys.dead_letters, 0, limit - 1)
     if not ids:
         return []
-    raw = store.client.mget([store.keys.dead_letter(i) for i in ids])  # type: ignore[union-attr]
-    return [_letter(i, r) for i, r in zip(ids, raw, strict=True) if r is not None]  # type: ignore[arg-type]
+    raw = store.client.mget([store.keys.dead_letter(i) for i in ids])
+    return [_letter(i, r) for i, r in zip(ids, raw, strict=True) if r is not None]
 
 
 def get_dead_letter(letter_id: str) -> DeadLetter:
@@ -265,7 +274,7 @@ def get_dead_letter(letter_id: str) -> DeadLetter:
     raw = store.client.get(store.keys.dead_letter(letter_id))
     if raw is None:
         raise LookupError(f"no dead letter {letter_id!r}")
-    return _letter(letter_id, raw)  # type: ignore[arg-type]
+    return _letter(letter_id, raw)
 
 
 def _letter(letter_id: str, raw: str) -> DeadLetter:
@@ -277,20 +286,27 @@ def _letter(letter_id: str, raw: str) -> DeadLetter:
         error=data.get("error"),
         cause=data.get("cause"),
         input=data.get("input"),
-        timestamp=to_datetime(data.get("timestamp", 0)),  # type: ignore[arg-type]
+        timestamp=to_datetime(data.get("timestamp", 0)),
     )
 
 
-def dead_letter_message(error: str, cause: str, body: Any, *, execution_id: str | None = None,
-                        state: str | None = None) -> str:
+def dead_letter_message(
+    error: str, cause: str, body: Any, *, execution_id: str | None = None, state: str | None = None
+) -> str:
     """Record a message no worker could process; returns the dead letter's id."""
     import uuid
 
     store = get_store()
     letter_id = f"msg-{uuid.uuid4().hex}"
     now = time.time()
-    letter = {"execution_id": execution_id, "state": state, "error": error, "cause": cause,
-              "input": body, "timestamp": now}
+    letter = {
+        "execution_id": execution_id,
+        "state": state,
+        "error": error,
+        "cause": cause,
+        "input": body,
+        "timestamp": now,
+    }
     pipe = store.client.pipeline()
     pipe.set(store.keys.dead_letter(letter_id), dumps(letter), ex=get_settings().retention_seconds)
     pipe.zadd(store.keys.dead_letters, {letter_id: now})

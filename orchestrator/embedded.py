@@ -59,15 +59,23 @@ class EmbeddedRedis:
         self._dir = tempfile.mkdtemp(prefix="orchestrator-redis-")
         args = [
             redis_server_binary(),
-            "--port", "0",
-            "--unixsocket", self.socket_path,
-            "--unixsocketperm", "700",
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", self._dir,
+            "--port",
+            "0",
+            "--unixsocket",
+            self.socket_path,
+            "--unixsocketperm",
+            "700",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            self._dir,
             # Losing queued work to eviction would break "no lost data"; fail writes instead.
-            "--maxmemory-policy", "noeviction",
-            "--databases", "16",
+            "--maxmemory-policy",
+            "noeviction",
+            "--databases",
+            "16",
         ]
         self._process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True

@@ -285,9 +285,12 @@ class Interpreter:
                 return
             name, raw_input = step
         self._fail_scope(
-            tr, scope, "States.Runtime",
+            tr,
+            scope,
+            "States.Runtime",
             f"more than {self.max_inline_states} consecutive states without a Task or Wait",
-            name, raw_input,
+            name,
+            raw_input,
         )
 
     def _evaluate(
@@ -360,20 +363,29 @@ class Interpreter:
     # -- Wait ---------------------------------------------------------------------------
 
     def _start_wait(
-        self, tr: Transition, scope: Scope, name: str, state: WaitState, raw_input: Any,
+        self,
+        tr: Transition,
+        scope: Scope,
+        name: str,
+        state: WaitState,
+        raw_input: Any,
         ctx: Mapping[str, Any],
     ) -> None:
         data = dataflow.select_input(raw_input, state.input_path, ctx)
         if state.seconds_path or state.timestamp_path:
             path = state.seconds_path or state.timestamp_path
-            value = read_path(data, path, ctx, field="SecondsPath" if state.seconds_path else "TimestampPath")  # type: ignore[arg-type]
+            assert path is not None
+            value = read_path(
+                data, path, ctx, field="SecondsPath" if state.seconds_path else "TimestampPath"
+            )
         else:
             value = state.seconds if state.seconds is not None else state.timestamp
         if state.seconds is not None or state.seconds_path:
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise StatesRuntimeError(
                     f"The SecondsPath parameter does not reference a valid integer value: {value!r}"
-                    if state.seconds_path else f"invalid Seconds value {value!r}"
+                    if state.seconds_path
+                    else f"invalid Seconds value {value!r}"
                 )
             due = tr.now + float(value)
         else:
@@ -399,7 +411,9 @@ class Interpreter:
         tr.statuses[key] = StepStatus.SUCCEEDED
         tr.records[key] = None
         try:
-            output = dataflow.select_output(record.input, state.output_path, self.context(name, now))
+            output = dataflow.select_output(
+                record.input, state.output_path, self.context(name, now)
+            )
         except StatesError as exc:
             self._fail_scope(tr, scope, exc.error, exc.cause, name, record.input)
             return tr
@@ -457,7 +471,9 @@ class Interpreter:
         )
         if record.timeout is not None:
             tr.timers.append((record.timeout, ["timeout", key, record.attempt]))
-        heartbeat = self._seconds(state.heartbeat_seconds, state.heartbeat_seconds_path, raw_input, ctx)
+        heartbeat = self._seconds(
+            state.heartbeat_seconds, state.heartbeat_seconds_path, raw_input, ctx
+        )
         if heartbeat and record.token:
             tr.timers.append((tr.now + heartbeat, ["heartbeat", key, record.attempt]))
         tr.dispatches.append(Dispatch(key, name, record.activity, params))
@@ -603,8 +619,12 @@ class Interpreter:
         key = scope.prefix + name
         ctx = self.context(name, record.entered, record.attempt)
         params = dataflow.effective_input(
-            record.input, input_path=state.input_path, parameters=getattr(state, "parameters", None)
-            if isinstance(state, ParallelState) else None, context=ctx,
+            record.input,
+            input_path=state.input_path,
+            parameters=getattr(state, "parameters", None)
+            if isinstance(state, ParallelState)
+            else None,
+            context=ctx,
         )
         if isinstance(state, ParallelState):
             record.kind, record.total = "parallel", len(state.branches)
@@ -612,13 +632,19 @@ class Interpreter:
             window = record.total
             tr.event("ParallelStateStarted", name)
         else:
-            items = params if state.items_path is None else read_path(params, state.items_path, ctx, field="ItemsPath")
+            items = (
+                params
+                if state.items_path is None
+                else read_path(params, state.items_path, ctx, field="ItemsPath")
+            )
             if not isinstance(items, list):
                 raise StatesRuntimeError(
                     f"Map state input must be an array, got {type(items).__name__} at ItemsPath"
                 )
             record.kind, record.total = "map", len(items)
-            inputs = [self._item_input(state, name, record, params, i, v) for i, v in enumerate(items)]
+            inputs = [
+                self._item_input(state, name, record, params, i, v) for i, v in enumerate(items)
+            ]
             limit = self._map_concurrency(state, params, ctx)
             window = min(record.total, limit or MAP_WINDOW)
             tr.event("MapStateStarted", name, length=record.total)
@@ -661,7 +687,9 @@ class Interpreter:
         if state.max_concurrency_path:
             value = read_path(params, state.max_concurrency_path, ctx)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise StatesRuntimeError(f"MaxConcurrency must be a non-negative integer, got {value!r}")
+            raise StatesRuntimeError(
+                f"MaxConcurrency must be a non-negative integer, got {value!r}"
+            )
         return value
 
     def _end_scope(self, tr: Transition, scope: Scope, output: Any) -> None:
@@ -703,8 +731,11 @@ class Interpreter:
             self._mark_failure(tr, scope, state, state_input)
             tr.event("ExecutionFailed", error=error, cause=cause)
             tr.end = {
-                "status": "FAILED", "error": error, "cause": cause,
-                "state": state, "state_input": state_input,
+                "status": "FAILED",
+                "error": error,
+                "cause": cause,
+                "state": state,
+                "state_input": state_input,
             }
             return
         key = scope.container
@@ -739,7 +770,9 @@ class Interpreter:
         failures = int(self.reader.get(f"{key}|f") or 0) + 1
         total = int(self.reader.get(f"{key}|t") or 1)
         ok_count = isinstance(count, int | float) and failures <= count
-        ok_pct = isinstance(percentage, int | float) and failures * 100 / max(total, 1) <= percentage
+        ok_pct = (
+            isinstance(percentage, int | float) and failures * 100 / max(total, 1) <= percentage
+        )
         if ok_count or ok_pct:
             tr.fields[f"{key}|f"] = str(failures)
             return True
@@ -764,7 +797,12 @@ class Interpreter:
         return tr
 
     def _finish_container(
-        self, tr: Transition, scope: Scope, key: str, record: StepRecord, state: Any,
+        self,
+        tr: Transition,
+        scope: Scope,
+        key: str,
+        record: StepRecord,
+        state: Any,
         results: list[Any],
     ) -> None:
         name = state_name(key)
@@ -798,7 +836,10 @@ class Interpreter:
 
 
 #: Resources of the Lambda service integration (optionally with the callback pattern).
-LAMBDA_INVOKE = ("arn:aws:states:::lambda:invoke", "arn:aws:states:::lambda:invoke.waitForTaskToken")
+LAMBDA_INVOKE = (
+    "arn:aws:states:::lambda:invoke",
+    "arn:aws:states:::lambda:invoke.waitForTaskToken",
+)
 
 
 def is_lambda_invoke(resource: str) -> bool:

@@ -99,8 +99,6 @@ class DeadLetter(_Model):
     timestamp: datetime
 
 
-def to_datetime(epoch: float | str | None) -> datetime | None:
+def to_datetime(epoch: float | str) -> datetime:
     """An epoch timestamp as an aware UTC datetime."""
-    if epoch is None:
-        return None
     return datetime.fromtimestamp(float(epoch), tz=UTC)

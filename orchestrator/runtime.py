@@ -56,10 +56,10 @@ def load_machine(store: RedisStore, execution_id: str, def_hash: str) -> tuple[S
     text = store.client.hget(store.keys.execution(execution_id), "definition")
     if text is None:
         raise LookupError(f"execution {execution_id!r} has no definition")
-    machine = parse_definition(json.loads(text))  # type: ignore[arg-type]
+    machine = parse_definition(json.loads(text))
     # Only definitions that can read the context object need the execution input there;
     # the others are spared fetching it for every step.
-    entry = (machine, "$$" in text or "States." in text)  # type: ignore[operator]
+    entry = (machine, "$$" in text or "States." in text)
     with _machines_lock:
         _machines[def_hash] = entry
         if len(_machines) > _MACHINE_CACHE_SIZE:
@@ -80,7 +80,7 @@ def interpreter_for(
     execution_input = None
     if needs_input:
         raw = store.client.hget(store.keys.execution(execution_id), "input")
-        execution_input = json.loads(raw) if raw is not None else None  # type: ignore[arg-type]
+        execution_input = json.loads(raw) if raw is not None else None
     info = ExecutionInfo(execution_id, name, workflow, float(start), execution_input)
     return make_interpreter(machine, info)
 
@@ -119,13 +119,13 @@ class RedisReader(Reader):
 
     def get(self, field: str) -> str | None:
         if field not in self.seen:
-            self.seen[field] = self.store.client.hget(self.key, field)  # type: ignore[assignment]
+            self.seen[field] = self.store.client.hget(self.key, field)
         return self.seen[field]
 
     def get_many(self, fields: list[str]) -> list[str | None]:
         if not fields:
             return []
-        return self.store.client.hmget(self.key, fields)  # type: ignore[return-value]
+        return self.store.client.hmget(self.key, fields)
 
 
 def transition_write(
@@ -171,7 +171,10 @@ def transition_write(
             write.op("hset", keys.tokens, token, dumps([execution_id, *target]))
     for container in tr.joins:
         write.join(
-            steps_key, container, keys.leases, tr.now + settings.lease_seconds,
+            steps_key,
+            container,
+            keys.leases,
+            tr.now + settings.lease_seconds,
             lease_member(execution_id, container),
         )
     if tr.end is not None:
@@ -276,7 +279,11 @@ def dead_letter_task(
 ) -> None:
     """Logs a dead-lettered execution; its record is already in the dead-letter queue."""
     logger.warning(
-        "execution %s dead-lettered at %s: %s: %s", execution_id, state, error, cause,
+        "execution %s dead-lettered at %s: %s: %s",
+        execution_id,
+        state,
+        error,
+        cause,
         extra={"execution_id": execution_id, "state": state},
     )
 
@@ -286,10 +293,14 @@ def perform_join(store: RedisStore, execution_id: str, interp: Interpreter, cont
     record_text = store.client.hget(store.keys.steps(execution_id), container)
     if record_text is None:
         return
-    record = StepRecord.loads(record_text)  # type: ignore[arg-type]
+    record = StepRecord.loads(record_text)
     run_transition(
-        store, execution_id, interp, lambda: interp.join(container, record, time.time()),
-        step_key=container, step_status=StepStatus.JOINING,
+        store,
+        execution_id,
+        interp,
+        lambda: interp.join(container, record, time.time()),
+        step_key=container,
+        step_status=StepStatus.JOINING,
     )
 
 
@@ -326,9 +337,7 @@ def publish(interp: Interpreter, execution_id: str, dispatches: Iterable[Dispatc
     queue = get_settings().queue
     for dispatch in dispatches:
         scope, name = interp.scope_of(dispatch.step_key)
-        run = compile_run(
-            scope.states, scope.prefix, name, dispatch.activity, activities.resolve
-        )
+        run = compile_run(scope.states, scope.prefix, name, dispatch.activity, activities.resolve)
         signatures.append(run_signature(run, dispatch.params, execution_id, queue))
     if signatures:
         fan_out(signatures).apply_async()
@@ -360,12 +369,17 @@ def run_activity_step(
         from orchestrator.control import dead_letter_message
 
         dead_letter_message(
-            "ExecutionNotFound", f"step message for unknown execution {execution_id!r}",
-            message_input, execution_id=execution_id, state=state_name(step_key),
+            "ExecutionNotFound",
+            f"step message for unknown execution {execution_id!r}",
+            message_input,
+            execution_id=execution_id,
+            state=state_name(step_key),
         )
     if not claimed:
         logger.info(
-            "dropping duplicate or stale step message %s/%s (%s)", execution_id, step_key,
+            "dropping duplicate or stale step message %s/%s (%s)",
+            execution_id,
+            step_key,
             details[0],
         )
         _stop_chain(task)
@@ -373,28 +387,34 @@ def run_activity_step(
     record_text, status, name, workflow, start, def_hash = details
     record = StepRecord.loads(record_text)  # type: ignore[arg-type]
     interp = interpreter_for(store, execution_id, name, workflow, start, def_hash)  # type: ignore[arg-type]
+    result: Any = None
     with leases.holding(execution_id, step_key):
         try:
             result = function(record.params)
             _check_result(result, settings.max_input_bytes)
         except Exception as exc:  # noqa: BLE001 - every activity error is a workflow error
             error, cause = error_of(exc)
-            outcome: tuple[str, Any] = ("failed", (error, cause))
+            failure: tuple[str, str] | None = (error, cause)
         else:
-            outcome = ("succeeded", result)
+            failure = None
 
     def compute() -> Transition:
         now = time.time()
         fresh = StepRecord.loads(record_text)  # type: ignore[arg-type]
-        if outcome[0] == "failed":
-            return interp.task_failed(step_key, fresh, *outcome[1], now)
+        if failure is not None:
+            return interp.task_failed(step_key, fresh, failure[0], failure[1], now)
         if fresh.token:
             return interp.task_waiting(step_key, fresh, now)
-        return interp.task_succeeded(step_key, fresh, outcome[1], now)
+        return interp.task_succeeded(step_key, fresh, result, now)
 
     chained = _chained_next(task)
     tr = run_transition(
-        store, execution_id, interp, compute, step_key=step_key, step_status=status,
+        store,
+        execution_id,
+        interp,
+        compute,
+        step_key=step_key,
+        step_status=status,
         skip_publish=chained,
     )
     if tr is None:

@@ -76,9 +76,13 @@ class Write:
         self.ops.append([name, self._k(key), *args])
         return self
 
-    def join(self, steps_key: str, container: str, leases_key: str, due: float, member: str) -> Write:
+    def join(
+        self, steps_key: str, container: str, leases_key: str, due: float, member: str
+    ) -> Write:
         """Count an ended branch of ``container`` (see commit.lua's ``join``)."""
-        self.ops.append(["join", self._k(steps_key), container, self._k(leases_key), repr(due), member])
+        self.ops.append(
+            ["join", self._k(steps_key), container, self._k(leases_key), repr(due), member]
+        )
         return self
 
 
@@ -138,13 +142,13 @@ class RedisStore:
 
     def execution(self, execution_id: str) -> dict[str, str]:
         """The execution record ({} if unknown)."""
-        return self.client.hgetall(self.keys.execution(execution_id))  # type: ignore[return-value]
+        return self.client.hgetall(self.keys.execution(execution_id))
 
     def history(self, execution_id: str) -> list[dict[str, Any]]:
         """Every history event of an execution, oldest first, with its id."""
         raw = self.client.lrange(self.keys.history(execution_id), 0, -1)
         events = []
-        for index, item in enumerate(raw):  # type: ignore[union-attr]
+        for index, item in enumerate(raw):
             event = json.loads(item)
             event["id"] = index + 1
             events.append(event)
@@ -152,7 +156,7 @@ class RedisStore:
 
     def steps(self, execution_id: str) -> dict[str, str]:
         """The raw step hash of an execution."""
-        return self.client.hgetall(self.keys.steps(execution_id))  # type: ignore[return-value]
+        return self.client.hgetall(self.keys.steps(execution_id))
 
 
 def lease_member(execution_id: str, step_key: str) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from orchestrator.config import get_settings
 from orchestrator.interpreter import Dispatch, Interpreter, StepRecord, StepStatus, Transition
 from orchestrator.runtime import interpreter_from_record, perform_join, publish, run_transition
-from orchestrator.store import RedisStore, Write, get_store, lease_member
+from orchestrator.store import RedisStore, Write, get_store
 
 logger = logging.getLogger("orchestrator.timers")
 
@@ -48,13 +48,13 @@ def tick(store: RedisStore | None = None, *, now: float | None = None, owner: st
         for member in store.client.zrangebyscore(store.keys.timers, "-inf", now, 0, BATCH):
             handled += 1
             try:
-                fire_timer(store, member, now)  # type: ignore[arg-type]
+                fire_timer(store, member, now)
             except Exception:  # noqa: BLE001 - one bad timer must not stop the others
                 logger.exception("timer %s failed", member)
         for member in store.client.zrangebyscore(store.keys.leases, "-inf", now, 0, BATCH):
             handled += 1
             try:
-                recover_step(store, member, now)  # type: ignore[arg-type]
+                recover_step(store, member, now)
             except Exception:  # noqa: BLE001
                 logger.exception("recovering %s failed", member)
         return handled
@@ -81,8 +81,13 @@ def fire_timer(store: RedisStore, member: str, now: float) -> None:
             compute = _timer_transition(interp, kind, step_key, attempt, status, record_text, now)
             if compute is not None:
                 fired = run_transition(
-                    store, execution_id, interp, compute,
-                    step_key=step_key, step_status=status, timer=member,
+                    store,
+                    execution_id,
+                    interp,
+                    compute,
+                    step_key=step_key,
+                    step_status=status,
+                    timer=member,
                 )
     if fired is None:
         store.client.zrem(store.keys.timers, member)
@@ -108,7 +113,9 @@ def _timer_transition(
     if kind == "wait" and base == StepStatus.WAITING:
         return lambda: interp.wait_over(step_key, StepRecord.loads(record_text), now)
     if kind in ("timeout", "heartbeat") and base in (
-        StepStatus.SCHEDULED, StepStatus.RUNNING, StepStatus.WAITING,
+        StepStatus.SCHEDULED,
+        StepStatus.RUNNING,
+        StepStatus.WAITING,
     ):
         error = "States.Timeout" if kind == "timeout" else "States.HeartbeatTimeout"
         cause = "Task timed out" if kind == "timeout" else "Task did not send a heartbeat in time"
@@ -145,12 +152,11 @@ def recover_step(store: RedisStore, member: str, now: float) -> None:
     write.guard_field(store.keys.execution(execution_id), "status", "RUNNING")
     write.guard_field(steps_key, status_field, status)
     write.op("hset", steps_key, status_field, StepStatus.SCHEDULED)
-    write.op(
-        "zadd", store.keys.leases, repr(now + settings.dispatch_timeout_seconds), member
-    )
+    write.op("zadd", store.keys.leases, repr(now + settings.dispatch_timeout_seconds), member)
     if store.commit(write):
         publish(
-            interp, execution_id,
+            interp,
+            execution_id,
             [Dispatch(step_key, record.state, record.activity or "", record.params)],
         )
 
