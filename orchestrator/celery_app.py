@@ -102,3 +102,14 @@ def _printable(body: Any) -> Any:
     if isinstance(body, bytes):
         return body.decode("utf-8", "replace")[:10000]
     return body
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _correlated_logs(logger: Any = None, **_: Any) -> None:
+    # Worker and task log lines carry execution_id and state (JSON with
+    # ORCHESTRATOR_JSON_LOGS=1), so one grep follows an execution across workers.
+    from orchestrator.logs import install
+
+    for handler in getattr(logger, "handlers", []):
+        install(handler, json_logs=get_settings().json_logs)

@@ -37,6 +37,7 @@ from orchestrator.interpreter import (
     ancestors,
     state_name,
 )
+from orchestrator.logs import step_context
 from orchestrator.store import RedisStore, Write, dumps, get_store, lease_member
 
 logger = logging.getLogger("orchestrator.runtime")
@@ -357,6 +358,17 @@ def run_activity_step(
     if execution_id is None or step_key is None:
         # Called as a plain Celery task, outside any workflow.
         return function(message_input)
+    with step_context(execution_id, state_name(step_key)):
+        return _run_step(task, function, message_input, execution_id, step_key)
+
+
+def _run_step(
+    task: Task,
+    function: Callable[[Any], Any],
+    message_input: Any,
+    execution_id: str,
+    step_key: str,
+) -> Any:
     settings = get_settings()
     store = get_store()
     token = uuid.uuid4().hex[:16]

@@ -18,7 +18,15 @@ import uuid
 from collections.abc import Callable
 
 from orchestrator.config import get_settings
-from orchestrator.interpreter import Dispatch, Interpreter, StepRecord, StepStatus, Transition
+from orchestrator.interpreter import (
+    Dispatch,
+    Interpreter,
+    StepRecord,
+    StepStatus,
+    Transition,
+    state_name,
+)
+from orchestrator.logs import step_context
 from orchestrator.runtime import interpreter_from_record, perform_join, publish, run_transition
 from orchestrator.store import RedisStore, Write, get_store
 
@@ -45,18 +53,19 @@ def tick(store: RedisStore | None = None, *, now: float | None = None, owner: st
             return 0
     try:
         handled = 0
-        for member in store.client.zrangebyscore(store.keys.timers, "-inf", now, 0, BATCH):
-            handled += 1
-            try:
-                fire_timer(store, member, now)
-            except Exception:  # noqa: BLE001 - one bad timer must not stop the others
-                logger.exception("timer %s failed", member)
-        for member in store.client.zrangebyscore(store.keys.leases, "-inf", now, 0, BATCH):
-            handled += 1
-            try:
-                recover_step(store, member, now)
-            except Exception:  # noqa: BLE001
-                logger.exception("recovering %s failed", member)
+        for zset, handle in ((store.keys.timers, fire_timer), (store.keys.leases, recover_step)):
+            while True:
+                due = store.client.zrangebyscore(zset, "-inf", now, 0, BATCH)
+                for member in due:
+                    handled += 1
+                    try:
+                        handle(store, member, now)
+                    except Exception:  # noqa: BLE001 - one bad entry must not stop the rest
+                        logger.exception("handling %s failed", member)
+                if len(due) < BATCH:
+                    break
+                # A burst of due timers: keep the lock while working through it.
+                store.client.pexpire(store.keys.tick_lock, lock_ms)
         return handled
     finally:
         # Release only our own lock (a slow tick may have lost it already).
@@ -67,6 +76,19 @@ def tick(store: RedisStore | None = None, *, now: float | None = None, owner: st
 def fire_timer(store: RedisStore, member: str, now: float) -> None:
     """Handle one due timer; stale timers (their step moved on) are just removed."""
     kind, execution_id, step_key, attempt = json.loads(member)
+    with step_context(execution_id, state_name(step_key) if step_key else None):
+        _fire(store, member, kind, execution_id, step_key, attempt, now)
+
+
+def _fire(
+    store: RedisStore,
+    member: str,
+    kind: str,
+    execution_id: str,
+    step_key: str,
+    attempt: int,
+    now: float,
+) -> None:
     interp = interpreter_from_record(store, execution_id)
     fired = None
     if interp is not None:
