@@ -35,7 +35,8 @@ logger = logging.getLogger("orchestrator.timers")
 #: Timers (and lapsed leases) handled per tick at most; the rest wait for the next one.
 BATCH = 500
 
-Clock = Callable[[], float]
+#: When handling a timer or lease raised, it is tried again this much later (seconds).
+RETRY_BROKEN_S = 30.0
 
 
 def tick(store: RedisStore | None = None, *, now: float | None = None, owner: str = "") -> int:
@@ -61,7 +62,8 @@ def tick(store: RedisStore | None = None, *, now: float | None = None, owner: st
                     try:
                         handle(store, member, now)
                     except Exception:  # noqa: BLE001 - one bad entry must not stop the rest
-                        logger.exception("handling %s failed", member)
+                        logger.exception("handling %s failed; trying again later", member)
+                        store.client.zadd(zset, {member: now + RETRY_BROKEN_S})
                 if len(due) < BATCH:
                     break
                 # A burst of due timers: keep the lock while working through it.
