@@ -1,0 +1,379 @@
+"""The pure interpreter: transitions computed without Redis or Celery."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from orchestrator.definition import parse_definition
+from orchestrator.interpreter import (
+    MAP_WINDOW,
+    ExecutionInfo,
+    Interpreter,
+    Reader,
+    StepRecord,
+    StepStatus,
+    Transition,
+    ancestors,
+    state_name,
+)
+
+NOW = 1_700_000_000.0
+
+
+class DictReader(Reader):
+    """A reader over a plain dict standing in for the step hash."""
+
+    def __init__(self, fields: dict[str, str] | None = None) -> None:
+        self.fields = fields or {}
+
+    def get(self, field: str) -> str | None:
+        return self.fields.get(field)
+
+
+def machine(states: dict[str, Any], start: str | None = None, **top: Any) -> Any:
+    return parse_definition({"StartAt": start or next(iter(states)), "States": states, **top})
+
+
+def interp(definition: Any, execution_input: Any = None, **kw: Any) -> Interpreter:
+    info = ExecutionInfo("exec-1", "exec-1", "wf", NOW, execution_input)
+    return Interpreter(definition, info, lambda state: state.resource, rand=lambda: 0.5, **kw)
+
+
+def types(tr: Transition) -> list[str]:
+    return [e["type"] for e in tr.events]
+
+
+def apply_fields(reader: DictReader, tr: Transition) -> None:
+    for name, value in tr.fields.items():
+        if value is None:
+            reader.fields.pop(name, None)
+        else:
+            reader.fields[name] = value
+    for key, record in tr.records.items():
+        if record is None:
+            reader.fields.pop(key, None)
+        else:
+            reader.fields[key] = record.dumps()
+
+
+def test_inline_states_run_until_a_task() -> None:
+    sm = machine(
+        {
+            "P": {"Type": "Pass", "Result": {"x": 1}, "ResultPath": "$.p", "Next": "C"},
+            "C": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.p.x", "NumericEquals": 1, "Next": "T"}],
+                "Default": "F",
+            },
+            "T": {"Type": "Task", "Resource": "work", "InputPath": "$.p", "End": True},
+            "F": {"Type": "Fail", "Error": "E"},
+        }
+    )
+    tr = interp(sm, {"a": 1}).start(NOW)
+    assert types(tr) == [
+        "ExecutionStarted",
+        "PassStateEntered",
+        "PassStateExited",
+        "ChoiceStateEntered",
+        "ChoiceStateExited",
+        "TaskStateEntered",
+        "TaskScheduled",
+    ]
+    [dispatch] = tr.dispatches
+    assert (dispatch.step_key, dispatch.activity, dispatch.params) == ("T", "work", {"x": 1})
+    assert tr.statuses == {"T": StepStatus.SCHEDULED}
+    assert tr.records["T"].input == {"a": 1, "p": {"x": 1}}
+    assert tr.end is None
+
+
+def test_task_success_applies_result_path_and_ends() -> None:
+    sm = machine({"T": {"Type": "Task", "Resource": "w", "ResultPath": "$.r", "End": True}})
+    it = interp(sm, {"a": 1})
+    record = it.start(NOW).records["T"]
+    tr = it.task_succeeded("T", record, 42, NOW + 1)
+    assert types(tr) == ["TaskSucceeded", "TaskStateExited", "ExecutionSucceeded"]
+    assert tr.end == {"status": "SUCCEEDED", "output": {"a": 1, "r": 42}}
+    assert tr.statuses["T"] == StepStatus.SUCCEEDED
+    assert tr.released == ["T"]
+
+
+def test_retry_sets_a_timer_with_backoff_and_counts_per_retrier() -> None:
+    sm = machine(
+        {
+            "T": {
+                "Type": "Task",
+                "Resource": "w",
+                "End": True,
+                "Retry": [
+                    {
+                        "ErrorEquals": ["A"],
+                        "IntervalSeconds": 2,
+                        "BackoffRate": 3,
+                        "MaxAttempts": 2,
+                    },
+                    {"ErrorEquals": ["States.ALL"], "MaxAttempts": 0},
+                ],
+            }
+        }
+    )
+    it = interp(sm, {})
+    record = it.start(NOW).records["T"]
+    first = it.task_failed("T", record, "A", "boom", NOW)
+    assert first.statuses["T"] == StepStatus.RETRYING
+    assert first.timers == [(NOW + 2, ["retry", "T", 1])]
+    second = it.task_failed("T", first.records["T"], "A", "boom", NOW)  # type: ignore[arg-type]
+    assert second.timers == [(NOW + 6, ["retry", "T", 2])]
+    third = it.task_failed("T", second.records["T"], "A", "boom", NOW)  # type: ignore[arg-type]
+    assert third.end is not None and third.end["status"] == "FAILED"
+    # The second retrier matches everything else but never retries.
+    other = it.task_failed("T", StepRecord.loads(record.dumps()), "B", "x", NOW)
+    assert other.end == {
+        "status": "FAILED",
+        "error": "B",
+        "cause": "x",
+        "state": "T",
+        "state_input": {},
+    }
+
+
+def test_retry_due_schedules_the_next_attempt_with_retry_count() -> None:
+    sm = machine(
+        {
+            "T": {
+                "Type": "Task",
+                "Resource": "w",
+                "Parameters": {"n.$": "$$.State.RetryCount"},
+                "End": True,
+                "Retry": [{"ErrorEquals": ["States.ALL"]}],
+            }
+        }
+    )
+    it = interp(sm)
+    record = it.start(NOW).records["T"]
+    failed = it.task_failed("T", record, "E", "", NOW)
+    again = it.retry_due("T", failed.records["T"], NOW + 1)  # type: ignore[arg-type]
+    assert again.dispatches[0].params == {"n": 1}
+    assert again.statuses["T"] == StepStatus.SCHEDULED
+
+
+def test_catch_puts_error_at_result_path_and_continues() -> None:
+    sm = machine(
+        {
+            "T": {
+                "Type": "Task",
+                "Resource": "w",
+                "Catch": [
+                    {"ErrorEquals": ["States.TaskFailed"], "ResultPath": "$.err", "Next": "H"}
+                ],
+                "End": True,
+            },
+            "H": {"Type": "Pass", "End": True},
+        }
+    )
+    it = interp(sm, {"a": 1})
+    record = it.start(NOW).records["T"]
+    tr = it.task_failed("T", record, "Oops", "bad", NOW)
+    assert tr.statuses["T"] == StepStatus.CAUGHT
+    assert tr.end == {
+        "status": "SUCCEEDED",
+        "output": {"a": 1, "err": {"Error": "Oops", "Cause": "bad"}},
+    }
+
+
+def test_timeout_is_a_timer_and_fails_with_states_timeout() -> None:
+    sm = machine({"T": {"Type": "Task", "Resource": "w", "TimeoutSeconds": 5, "End": True}})
+    it = interp(sm)
+    start = it.start(NOW)
+    assert start.timers == [(NOW + 5, ["timeout", "T", 0])]
+    tr = it.task_failed("T", start.records["T"], "States.Timeout", "late", NOW + 5, timed_out=True)
+    assert types(tr)[0] == "TaskTimedOut"
+    assert tr.end is not None and tr.end["error"] == "States.Timeout"
+
+
+def test_no_choice_matched_fails_execution() -> None:
+    sm = machine(
+        {
+            "C": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.x", "IsPresent": True, "Next": "D"}],
+            },
+            "D": {"Type": "Succeed"},
+        }
+    )
+    tr = interp(sm, {}).start(NOW)
+    assert tr.end is not None and tr.end["error"] == "States.NoChoiceMatched"
+
+
+def test_missing_path_is_states_runtime() -> None:
+    sm = machine({"P": {"Type": "Pass", "InputPath": "$.missing", "End": True}})
+    tr = interp(sm, {}).start(NOW)
+    assert tr.end is not None and tr.end["error"] == "States.Runtime"
+
+
+def test_wait_sets_a_timer_and_exits_when_due() -> None:
+    sm = machine(
+        {
+            "W": {"Type": "Wait", "SecondsPath": "$.s", "Next": "D"},
+            "D": {"Type": "Succeed"},
+        }
+    )
+    it = interp(sm, {"s": 30})
+    tr = it.start(NOW)
+    assert tr.timers == [(NOW + 30, ["wait", "W", 0])]
+    assert tr.statuses["W"] == StepStatus.WAITING
+    done = it.wait_over("W", tr.records["W"], NOW + 30)  # type: ignore[arg-type]
+    assert types(done)[:1] == ["WaitStateExited"]
+    assert done.end == {"status": "SUCCEEDED", "output": {"s": 30}}
+
+
+def test_execution_timeout_timer() -> None:
+    sm = machine({"W": {"Type": "Wait", "Seconds": 100, "End": True}}, TimeoutSeconds=10)
+    it = interp(sm)
+    assert (NOW + 10, ["exec_timeout", "", 0]) in it.start(NOW).timers
+    assert it.timed_out(NOW + 10).end["status"] == "TIMED_OUT"  # type: ignore[index]
+
+
+def test_parallel_fans_out_and_joins_in_branch_order() -> None:
+    sm = machine(
+        {
+            "P": {
+                "Type": "Parallel",
+                "End": True,
+                "Branches": [
+                    {
+                        "StartAt": "A",
+                        "States": {"A": {"Type": "Task", "Resource": "a", "End": True}},
+                    },
+                    {"StartAt": "B", "States": {"B": {"Type": "Pass", "Result": 2, "End": True}}},
+                ],
+            }
+        }
+    )
+    reader = DictReader()
+    it = interp(sm, {"in": 1}, reader=reader)
+    tr = it.start(NOW)
+    assert [d.step_key for d in tr.dispatches] == ["P[0]/A"]
+    assert tr.joins == ["P"]  # branch B ended inline
+    assert tr.fields["P|t"] == "2" and tr.fields["P|r1"] == "2"
+    apply_fields(reader, tr)
+    done = it.task_succeeded("P[0]/A", tr.records["P[0]/A"], 1, NOW)  # type: ignore[arg-type]
+    assert done.joins == ["P"]
+    apply_fields(reader, done)
+    joined = it.join("P", StepRecord.loads(reader.fields["P"]), NOW)
+    assert joined.end == {"status": "SUCCEEDED", "output": [1, 2]}
+
+
+def test_map_starts_a_window_and_refills_it() -> None:
+    sm = machine(
+        {
+            "M": {
+                "Type": "Map",
+                "MaxConcurrency": 2,
+                "ItemSelector": {"v.$": "$$.Map.Item.Value", "i.$": "$$.Map.Item.Index"},
+                "ItemProcessor": {
+                    "StartAt": "T",
+                    "States": {"T": {"Type": "Task", "Resource": "w", "End": True}},
+                },
+                "End": True,
+            }
+        }
+    )
+    reader = DictReader()
+    it = interp(sm, [10, 20, 30], reader=reader)
+    tr = it.start(NOW)
+    assert [d.params for d in tr.dispatches] == [{"v": 10, "i": 0}, {"v": 20, "i": 1}]
+    assert tr.fields["M|next"] == "2"
+    apply_fields(reader, tr)
+    done = it.task_succeeded("M[0]/T", tr.records["M[0]/T"], "a", NOW)  # type: ignore[arg-type]
+    assert [d.params for d in done.dispatches] == [{"v": 30, "i": 2}]
+    assert done.fields["M|next"] == "3"
+
+
+def test_map_window_is_bounded_when_unlimited() -> None:
+    sm = machine(
+        {
+            "M": {
+                "Type": "Map",
+                "ItemProcessor": {
+                    "StartAt": "T",
+                    "States": {"T": {"Type": "Task", "Resource": "w", "End": True}},
+                },
+                "End": True,
+            }
+        }
+    )
+    tr = interp(sm, list(range(MAP_WINDOW + 10))).start(NOW)
+    assert len(tr.dispatches) == MAP_WINDOW
+    assert json.loads(tr.fields[f"M|i{MAP_WINDOW}"]) == MAP_WINDOW  # type: ignore[arg-type]
+
+
+def test_empty_map_succeeds_at_once() -> None:
+    sm = machine(
+        {
+            "M": {
+                "Type": "Map",
+                "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}},
+                "End": True,
+            }
+        }
+    )
+    assert interp(sm, []).start(NOW).end == {"status": "SUCCEEDED", "output": []}
+
+
+def test_wait_for_task_token_puts_token_in_context() -> None:
+    sm = machine(
+        {
+            "T": {
+                "Type": "Task",
+                "Resource": "ask.waitForTaskToken",
+                "Parameters": {"token.$": "$$.Task.Token"},
+                "End": True,
+            }
+        }
+    )
+    it = Interpreter(
+        sm,
+        ExecutionInfo("e", "e", "wf", NOW),
+        lambda s: "ask",
+        new_token=lambda: "tok-1",
+    )
+    tr = it.start(NOW)
+    assert tr.dispatches[0].params == {"token": "tok-1"}
+    assert tr.tokens == {"tok-1": ["T", 0]}
+    waiting = it.task_waiting("T", tr.records["T"], NOW)  # type: ignore[arg-type]
+    assert waiting.statuses["T"] == StepStatus.WAITING
+
+
+def test_lambda_invoke_takes_function_name_and_wraps_result() -> None:
+    sm = machine(
+        {
+            "T": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": "fn", "Payload": {"x.$": "$.x"}},
+                "End": True,
+            }
+        }
+    )
+    info = ExecutionInfo("e", "e", "wf", NOW, {"x": 1})
+    it = Interpreter(sm, info, lambda s: "x", resolve_name=str.upper)
+    tr = it.start(NOW)
+    assert (tr.dispatches[0].activity, tr.dispatches[0].params) == ("FN", {"x": 1})
+    record = tr.records["T"]
+    assert record is not None and record.envelope
+    done = it.task_succeeded("T", record, {"ok": True}, NOW)
+    assert done.end is not None
+    assert done.end["output"]["Payload"] == {"ok": True}
+    assert done.end["output"]["StatusCode"] == 200
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [("A", []), ("P[0]/A", ["P"]), ("M[3]/P[1]/A", ["M", "M[3]/P"])],
+)
+def test_ancestors(key: str, expected: list[str]) -> None:
+    assert ancestors(key) == expected
+    assert state_name(key) == "A"
