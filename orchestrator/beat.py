@@ -1,0 +1,61 @@
+"""A Celery beat scheduler that also drives the orchestrator's durable timers.
+
+Retry backoffs, task timeouts and Wait states are stored in Redis and fired by
+:func:`orchestrator.timers.tick`, which something must call a few times a second. In
+production that something is celery beat running this scheduler::
+
+    celery -A orchestrator.celery_app beat -S orchestrator.beat:OrchestratorScheduler
+    # or simply
+    orchestrator beat
+
+Beat's own periodic tasks (``beat_schedule``) keep working as usual; this scheduler only
+adds the timer tick and caps beat's sleep so timers fire within one tick interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from celery import beat
+
+from orchestrator import timers
+from orchestrator.config import get_settings
+
+logger = logging.getLogger("orchestrator.beat")
+
+#: Never sleep less than this between ticks, whatever the settings say: a zero or
+#: negative interval would make beat's loop spin (it only sleeps for positive values).
+MIN_SLEEP_S = 0.01
+
+
+class OrchestratorScheduler(beat.Scheduler):
+    """Beat scheduler that runs the orchestrator's timer tick on every beat tick.
+
+    It derives from the in-memory :class:`celery.beat.Scheduler`, not from the
+    shelve-backed ``PersistentScheduler``: the orchestrator's timers live in Redis, so
+    there is nothing worth persisting locally and no ``celerybeat-schedule`` file to
+    manage (or to lose write access to in a container).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # One owner for the tick lock across ticks: a tick that overruns the lock's
+        # expiry is then recognised as ours on the next call instead of locking us out.
+        self.tick_owner = uuid.uuid4().hex
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        """Run beat's due entries, then fire due orchestrator timers.
+
+        Returns:
+            Seconds to sleep before the next tick: beat's own interval, capped at
+            ``tick_interval_seconds`` so timers are never late by more than one tick.
+        """
+        interval = super().tick(*args, **kwargs)
+        try:
+            timers.tick(owner=self.tick_owner)
+        except Exception:  # noqa: BLE001 - a Redis hiccup must not stop beat
+            logger.exception("orchestrator timer tick failed")
+        cap = get_settings().tick_interval_seconds
+        return max(MIN_SLEEP_S, min(interval, cap) if interval else cap)

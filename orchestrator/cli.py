@@ -1,0 +1,657 @@
+"""The ``orchestrator`` command line (also ``python -m orchestrator``).
+
+Commands are thin: they parse and check their arguments, call the public API
+(:mod:`orchestrator`) and render the result with rich. Shared pieces live in the helpers
+below so that later commands (``dlq``, ``redrive``, ``stop``, ``ui``) can reuse them:
+
+* :func:`require_redis` for commands that need a shared Redis,
+* :func:`use_task_modules` to import activity modules and put them into the settings,
+* :func:`fail` / :func:`emit_json` / the ``EXIT_*`` codes for consistent exits,
+* ``render_*`` functions for descriptions, histories and event lines.
+
+A command group is a typer sub-app registered with ``app.add_typer(...)``, e.g.::
+
+    dlq_app = typer.Typer(help="Inspect the dead-letter queue.", no_args_is_help=True)
+    app.add_typer(dlq_app, name="dlq")
+
+Exit codes: 0 success; 1 the execution did not succeed (or was not found, or did not end
+in time); 2 bad usage, bad definition or input, or missing configuration.
+"""
+
+import importlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from orchestrator import (
+    DefinitionError,
+    ExecutionDescription,
+    ExecutionHandle,
+    ExecutionNotFound,
+    ExecutionResult,
+    ExecutionStatus,
+    HistoryEvent,
+    OrchestratorError,
+    config,
+    describe_execution,
+    get_execution_history,
+    list_executions,
+    start_workflow,
+    validate_definition,
+)
+
+EXIT_OK = 0
+#: The execution ended in anything but SUCCEEDED, was not found, or outlived --timeout.
+EXIT_FAILED = 1
+#: Bad arguments, definition, input or configuration (click's own usage errors use 2 too).
+EXIT_USAGE = 2
+#: Ctrl-C, as shells report a SIGINT death (128 + 2).
+EXIT_INTERRUPTED = 130
+
+#: Where `run` runs the execution (shown in its header line).
+REMOTE = "REDIS_URL"
+EMBEDDED = "in-process, embedded Redis"
+
+#: Polling the history starts fast (short workflows finish in milliseconds) and backs
+#: off to this, which keeps a long execution from hammering Redis.
+MAX_POLL_INTERVAL_S = 0.25
+#: Width of one-line details when output is not a terminal (a terminal uses its width).
+PLAIN_DETAILS_WIDTH = 120
+#: Console width when output is not a terminal (and COLUMNS is not set).
+PIPED_WIDTH = 160
+#: A run's final output is pretty-printed up to this size (as compact JSON), else cut.
+MAX_PRETTY_OUTPUT_CHARS = 4000
+
+app = typer.Typer(
+    name="orchestrator",
+    help="Run and inspect Step Functions-compatible workflows (Amazon States Language).",
+    no_args_is_help=True,
+    add_completion=False,
+    # Markdown: docstring paragraphs are re-flowed to the terminal instead of keeping
+    # their source line breaks.
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+)
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _console(stderr: bool) -> Console:
+    console = Console(stderr=stderr, soft_wrap=True)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # Piped or captured output: rich would assume 80 columns and squeeze tables;
+        # a log file or a pager has room for more.
+        console.width = PIPED_WIDTH
+    return console
+
+
+def stdout_console() -> Console:
+    """A console on the current stdout (created per call so test runners can swap it)."""
+    return _console(stderr=False)
+
+
+def stderr_console() -> Console:
+    """A console on the current stderr, for diagnostics and --json runs' progress."""
+    return _console(stderr=True)
+
+
+def fail(message: str, code: int = EXIT_USAGE, *, lines: Sequence[str] = ()) -> NoReturn:
+    """Print ``message`` (and each of ``lines`` on its own line) on stderr and exit."""
+    err = stderr_console()
+    err.print(Text(f"error: {message}", style="bold red"))
+    for line in lines:
+        err.print(Text(f"  {line}"))
+    raise typer.Exit(code)
+
+
+def fail_definition(error: DefinitionError) -> NoReturn:
+    """Exit 2 listing every issue of an invalid definition, one per line."""
+    count = len(error.issues)
+    fail(
+        f"invalid state machine definition ({count} issue{'s' if count != 1 else ''})",
+        lines=[str(issue) for issue in error.issues],
+    )
+
+
+def emit_json(value: Any) -> None:
+    """Print ``value`` as one line of JSON on stdout (machine-readable output)."""
+    # Plain print, not rich: no markup, highlighting or wrapping may alter the line.
+    print(json.dumps(value, ensure_ascii=False, default=str), flush=True)
+
+
+def require_redis() -> str:
+    """Return the configured Redis URL, or exit 2 explaining how to set one."""
+    url = config.get_settings().redis_url
+    if not url:
+        fail(
+            "REDIS_URL is not set: this command needs the Redis your workers use "
+            "(e.g. REDIS_URL=redis://localhost:6379/0). Only `orchestrator run` works "
+            "without one, with an embedded Redis that lives as long as the run."
+        )
+    return url
+
+
+def use_task_modules(modules: Sequence[str] | None) -> list[str]:
+    """Import the activity modules and make them the configured ``task_modules``.
+
+    ``None`` keeps the configured ones (``ORCHESTRATOR_TASK_MODULES``, default ``tasks``).
+    Importing registers their activities, which definition validation needs to resolve
+    every Task ``Resource``; a module that fails to import exits 2.
+    """
+    settings = config.get_settings()
+    wanted = list(modules) if modules else list(settings.task_modules)
+    if wanted != settings.task_modules:
+        config.configure(settings.model_copy(update={"task_modules": wanted}))
+    # Make `--tasks tasks` work from the project folder even when run through the
+    # console script (whose sys.path does not start with the current directory).
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    for module in wanted:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001 - any import failure is a usage error here
+            fail(f"cannot import task module {module!r}: {type(exc).__name__}: {exc}")
+    return wanted
+
+
+def parse_input(text: str | None, file: Path | None) -> Any:
+    """The execution input from ``--input`` JSON text or ``--input-file`` (``-``: stdin)."""
+    if text is not None and file is not None:
+        fail("use either --input or --input-file, not both")
+    source = "--input"
+    if file is not None:
+        source = "stdin" if str(file) == "-" else str(file)
+        try:
+            text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"cannot read input file {source!r}: {exc}")
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(f"{source} is not valid JSON: {exc}")
+
+
+def one_line(value: Any, width: int) -> str:
+    """``value`` as compact JSON on one line, cut to ``width`` characters with an ellipsis."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+
+
+def event_details(event: HistoryEvent, width: int) -> str:
+    """The short, one-line summary of an event's details that matters for its type."""
+    details = event.details
+    if "error" in details or "cause" in details:
+        # Failures: the error name first, then as much of the cause as fits.
+        error = str(details.get("error") or "")
+        cause = details.get("cause")
+        text = f"{error}: {one_line(cause, width)}" if cause not in (None, "") else error
+        return one_line(text, width)
+    if event.type == "TaskScheduled":
+        resource = str(details.get("resource", ""))
+        return one_line(f"{resource} {one_line(details.get('parameters'), width)}", width)
+    if "output" in details:
+        return "output=" + one_line(details["output"], max(1, width - 7))
+    if "input" in details:
+        # A state's input is the previous state's output, already shown: only the
+        # execution's own input is news.
+        if event.type != "ExecutionStarted":
+            return ""
+        return "input=" + one_line(details["input"], max(1, width - 6))
+    if not details:
+        return ""
+    return one_line(" ".join(f"{key}={one_line(v, width)}" for key, v in details.items()), width)
+
+
+def _event_style(event_type: str) -> str:
+    if event_type.endswith(("Failed", "TimedOut", "Aborted")):
+        return "bold red"
+    if event_type in ("ExecutionSucceeded", "TaskSucceeded"):
+        return "green"
+    if event_type.startswith("Execution"):
+        return "bold"
+    return "cyan"
+
+
+def _local_time(when: datetime) -> str:
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone().isoformat(timespec="milliseconds")
+
+
+def _clock(when: datetime) -> str:
+    return when.astimezone().strftime("%H:%M:%S.%f")[:-3]
+
+
+def render_event(event: HistoryEvent, width: int | None = None) -> Text:
+    """One history event as one line: time, type, state, short details."""
+    head = Text()
+    head.append(f"{_clock(event.timestamp)}  ", style="dim")
+    head.append(f"{event.type:<22}", style=_event_style(event.type))
+    head.append(f" {event.state or '-':<20} ", style="bold")
+    room = (width or PLAIN_DETAILS_WIDTH + head.cell_len) - head.cell_len
+    head.append(event_details(event, max(20, room)))
+    return head
+
+
+def render_history(
+    events: Sequence[HistoryEvent], title: str | None = None, width: int = PIPED_WIDTH
+) -> Table:
+    """A table of history events, each on one row that fits ``width`` columns."""
+    table = Table(title=title)
+    table.add_column("#", justify="right", style="dim", no_wrap=True)
+    table.add_column("Time", style="dim", no_wrap=True)
+    table.add_column("Type", no_wrap=True)
+    table.add_column("State", style="bold", no_wrap=True)
+    table.add_column("Details", no_wrap=True, overflow="ellipsis")
+    # Details get what the other columns leave (each column costs 3 cells of borders
+    # and padding), so every event stays on one row.
+    fixed = 12 + 5 * 3 + 1
+    fixed += max((len(str(e.id)) for e in events), default=1)
+    fixed += max((len(e.type) for e in events), default=4)
+    fixed += max((len(e.state or "-") for e in events), default=5)
+    room = max(20, width - fixed)
+    for event in events:
+        table.add_row(
+            str(event.id),
+            _clock(event.timestamp),
+            Text(event.type, style=_event_style(event.type)),
+            event.state or "-",
+            event_details(event, room),
+        )
+    return table
+
+
+def _status_text(status: ExecutionStatus | str | None) -> Text:
+    value = status.value if isinstance(status, ExecutionStatus) else str(status)
+    style = {"SUCCEEDED": "bold green", "RUNNING": "bold yellow"}.get(value, "bold red")
+    return Text(value, style=style)
+
+
+def render_description(desc: ExecutionDescription) -> Table:
+    """An execution's description as a two-column table."""
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    stop = _iso(desc.stop_time) if desc.stop_time else "-"
+    rows: list[tuple[str, Text | str]] = [
+        ("Execution", desc.execution_id),
+        ("Workflow", desc.workflow),
+        ("Status", _status_text(desc.status)),
+        ("Started", _iso(desc.start_time)),
+        ("Stopped", stop),
+        ("Redrives", str(desc.redrive_count)),
+        ("Input", one_line(desc.input, 10_000)),
+    ]
+    if desc.output is not None:
+        rows.append(("Output", one_line(desc.output, 10_000)))
+    if desc.error is not None or desc.cause is not None:
+        rows.append(("Error", Text(desc.error or "", style="red")))
+        rows.append(("Cause", desc.cause or ""))
+    for step in desc.steps:
+        rows.append(("Step", f"{step.key}: {step.status} (attempts: {step.attempts})"))
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def render_executions(executions: Sequence[ExecutionDescription]) -> Table:
+    """A table of executions, one per row."""
+    table = Table()
+    table.add_column("Execution", no_wrap=True)
+    table.add_column("Workflow")
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Started", no_wrap=True)
+    table.add_column("Stopped", no_wrap=True)
+    for desc in executions:
+        table.add_row(
+            desc.execution_id,
+            desc.workflow,
+            _status_text(desc.status),
+            _local_time(desc.start_time),
+            _local_time(desc.stop_time) if desc.stop_time else "-",
+        )
+    return table
+
+
+def result_json(
+    execution_id: str | None,
+    status: str | None,
+    output: Any = None,
+    error: str | None = None,
+    cause: str | None = None,
+) -> dict[str, Any]:
+    """The object ``run --json`` prints as its last stdout line."""
+    return {
+        "execution_id": execution_id,
+        "status": status,
+        "output": output,
+        "error": error,
+        "cause": cause,
+    }
+
+
+# ------------------------------------------------------------------------ run command
+
+
+def follow(
+    handle: ExecutionHandle,
+    on_event: Callable[[HistoryEvent], None],
+    timeout: float | None,
+) -> ExecutionResult | None:
+    """Report each new history event until the execution ends; None if ``timeout`` hit.
+
+    Waits in short slices with ``handle.result()`` (which returns as soon as the
+    execution ends) and reports the events appended meanwhile: the history is
+    append-only, so everything past the last event seen is new. The final events are
+    committed together with the final status, so the poll after the end sees them all.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    seen = 0
+    # Start with short slices (most steps take milliseconds), then back off.
+    slice_s = 0.02
+    while True:
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        wait = slice_s if remaining is None else min(slice_s, remaining)
+        try:
+            result: ExecutionResult | None = handle.result(timeout=wait)
+        except TimeoutError:
+            result = None
+        for event in handle.history()[seen:]:
+            on_event(event)
+            seen += 1
+        if result is not None:
+            return result
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
+        slice_s = min(slice_s * 2, MAX_POLL_INTERVAL_S)
+
+
+def _run_and_follow(
+    definition: str,
+    payload: Any,
+    name: str | None,
+    timeout: float | None,
+    as_json: bool,
+    where: str,
+) -> int:
+    """Start the execution, stream its events and report how it ended; the exit code."""
+    # With --json, stdout carries only the final JSON line; progress goes to stderr.
+    out = stderr_console() if as_json else stdout_console()
+    width = out.width
+    try:
+        handle = start_workflow(definition, payload, name=name)
+    except DefinitionError as exc:
+        _json_error(as_json, "DefinitionError", str(exc))
+        fail_definition(exc)
+    except OrchestratorError as exc:  # bad input or name, name taken with other input
+        _json_error(as_json, type(exc).__name__, str(exc))
+        fail(str(exc))
+    out.print(
+        Text.assemble(("Execution ", "dim"), (handle.execution_id, "bold"), (f" ({where})", "dim"))
+    )
+    try:
+        result = follow(handle, lambda event: out.print(render_event(event, width)), timeout)
+    except KeyboardInterrupt:
+        # Say what became of the execution: with a shared Redis it carries on without us.
+        fate = "keeps running" if where == REMOTE else "stops with this process"
+        stderr_console().print(Text(f"interrupted: execution {handle.execution_id} {fate}"))
+        return EXIT_INTERRUPTED
+    if result is None:
+        cause = f"execution still running after {timeout:g} s (--timeout)"
+        out.print(Text(f"TIMEOUT: {cause}", style="bold red"))
+        if as_json:
+            emit_json(result_json(handle.execution_id, "RUNNING", cause=cause))
+        return EXIT_FAILED
+    out.print(Text.assemble("Result: ", _status_text(result.status)))
+    if result.error is not None or result.cause is not None:
+        out.print(Text(": ".join(filter(None, (result.error, result.cause))), style="red"))
+    elif not as_json:
+        compact = json.dumps(result.output, ensure_ascii=False, default=str)
+        if len(compact) <= MAX_PRETTY_OUTPUT_CHARS:
+            out.print_json(compact)
+        else:
+            out.print(Text("Output: " + one_line(compact, MAX_PRETTY_OUTPUT_CHARS)))
+    if as_json:
+        emit_json(
+            result_json(
+                result.execution_id,
+                result.status.value,
+                result.output,
+                result.error,
+                result.cause,
+            )
+        )
+    return EXIT_OK if result.status is ExecutionStatus.SUCCEEDED else EXIT_FAILED
+
+
+def _json_error(as_json: bool, error: str, cause: str) -> None:
+    # Keep the --json contract (the last stdout line is the result object) even when
+    # nothing could be started.
+    if as_json:
+        emit_json(result_json(None, None, error=error, cause=cause))
+
+
+TasksOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--tasks",
+        "-t",
+        metavar="MODULE",
+        help="Module registering activities (repeatable; default: ORCHESTRATOR_TASK_MODULES,"
+        " i.e. 'tasks').",
+    ),
+]
+DefinitionArg = Annotated[
+    str,
+    typer.Argument(
+        help="A workflow name under config/workflows (e.g. order_fulfillment), a file "
+        "path, or ASL JSON/YAML text.",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+@app.command()
+def run(
+    definition: DefinitionArg,
+    input: Annotated[
+        str | None, typer.Option("--input", "-i", help="Execution input as JSON text.")
+    ] = None,
+    input_file: Annotated[
+        Path | None,
+        typer.Option("--input-file", "-f", help="Read the JSON input from a file ('-': stdin)."),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", "-n", help="Execution name (its id, and an idempotency key)."),
+    ] = None,
+    tasks: TasksOption = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="End stdout with one JSON line: execution_id, status, output, error, cause"
+            " (progress goes to stderr).",
+        ),
+    ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", min=0, help="Give up waiting after this many seconds (exit 1)."),
+    ] = None,
+) -> None:
+    """Run one execution to its end, showing each step as it happens.
+
+    Without REDIS_URL everything runs in this process (an embedded Redis, a worker and
+    the timer loop). With REDIS_URL the execution is started there and followed while
+    your workers run it.
+
+    Exit code: 0 SUCCEEDED; 1 FAILED, TIMED_OUT, ABORTED or --timeout reached; 2 bad
+    definition, input or options.
+    """
+    payload = parse_input(input, input_file)
+    modules = use_task_modules(tasks)
+    # Check the definition before starting anything (an embedded Redis takes a moment).
+    try:
+        validate_definition(definition)
+    except DefinitionError as exc:
+        _json_error(as_json, "DefinitionError", str(exc))
+        fail_definition(exc)
+    if config.get_settings().redis_url:
+        code = _run_and_follow(definition, payload, name, timeout, as_json, REMOTE)
+    else:
+        # Imported here: the in-process worker pulls in celery's testing helpers, which
+        # the inspection commands do not need.
+        from orchestrator.testing import local_orchestrator
+
+        with local_orchestrator(task_modules=modules):
+            code = _run_and_follow(definition, payload, name, timeout, as_json, EMBEDDED)
+    raise typer.Exit(code)
+
+
+@app.command()
+def validate(definition: DefinitionArg, tasks: TasksOption = None) -> None:
+    """Check a definition (every Task Resource must name a registered activity).
+
+    Exit code: 0 valid; 2 invalid, with every issue on its own line on stderr.
+    """
+    use_task_modules(tasks)
+    try:
+        machine = validate_definition(definition)
+    except DefinitionError as exc:
+        fail_definition(exc)
+    total = sum(1 for _ in machine.walk())
+    nested = total - len(machine.states)
+    summary = f"valid: {total} state{'s' if total != 1 else ''}"
+    if nested:
+        summary += f" ({len(machine.states)} top-level, {nested} nested)"
+    stdout_console().print(Text(f"{summary}, starting at {machine.start_at!r}", style="green"))
+
+
+# ---------------------------------------------------------------- processes: worker, beat
+
+
+@app.command()
+def worker(
+    tasks: TasksOption = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option("--concurrency", "-c", min=1, help="Worker processes/threads."),
+    ] = None,
+    loglevel: Annotated[str, typer.Option("--loglevel", "-l", help="Log level.")] = "INFO",
+    pool: Annotated[
+        str | None,
+        typer.Option("--pool", "-P", help="Celery pool: prefork, threads, solo, ..."),
+    ] = None,
+) -> None:
+    """Run a Celery worker executing activities and orchestration steps (needs REDIS_URL)."""
+    require_redis()
+    use_task_modules(tasks)
+    from orchestrator.celery_app import app as celery_app
+    from orchestrator.celery_app import reconfigure
+
+    # The Celery app read the settings at import: re-apply them with our task modules,
+    # which the worker imports (conf.imports) in every pool process.
+    reconfigure(config.get_settings())
+    argv = ["worker", f"--loglevel={loglevel}", f"--queues={config.get_settings().queue}"]
+    if concurrency is not None:
+        argv.append(f"--concurrency={concurrency}")
+    if pool is not None:
+        argv.append(f"--pool={pool}")
+    celery_app.worker_main(argv)
+
+
+@app.command()
+def beat(
+    loglevel: Annotated[str, typer.Option("--loglevel", "-l", help="Log level.")] = "INFO",
+) -> None:
+    """Run celery beat, which fires the orchestrator's timers (needs REDIS_URL).
+
+    Timers are retry backoffs, task timeouts and Wait states; the same tick dispatches
+    again the steps whose worker died. Every firing is guarded, so a second beat for
+    redundancy is safe.
+    """
+    require_redis()
+    from orchestrator.beat import OrchestratorScheduler
+    from orchestrator.celery_app import app as celery_app
+
+    celery_app.Beat(
+        scheduler=f"{OrchestratorScheduler.__module__}:{OrchestratorScheduler.__qualname__}",
+        loglevel=loglevel,
+    ).run()
+
+
+# ------------------------------------------------------------------ inspection commands
+
+
+@app.command()
+def describe(
+    execution_id: Annotated[str, typer.Argument(help="The execution id (or name).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Show an execution: status, input, output, error and steps (needs REDIS_URL)."""
+    require_redis()
+    try:
+        desc = describe_execution(execution_id)
+    except ExecutionNotFound as exc:
+        fail(str(exc), EXIT_FAILED)
+    if as_json:
+        emit_json(desc.model_dump(mode="json"))
+    else:
+        stdout_console().print(render_description(desc))
+
+
+@app.command()
+def history(
+    execution_id: Annotated[str, typer.Argument(help="The execution id (or name).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Show an execution's history events, oldest first (needs REDIS_URL)."""
+    require_redis()
+    try:
+        events = get_execution_history(execution_id)
+    except ExecutionNotFound as exc:
+        fail(str(exc), EXIT_FAILED)
+    if as_json:
+        emit_json([event.model_dump(mode="json") for event in events])
+    else:
+        console = stdout_console()
+        console.print(render_history(events, f"History of {execution_id}", console.width))
+
+
+@app.command("list")
+def list_command(
+    status: Annotated[
+        ExecutionStatus | None,
+        typer.Option("--status", "-s", case_sensitive=False, help="Only executions in it."),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """List executions, newest first (needs REDIS_URL)."""
+    require_redis()
+    executions = list_executions(status, limit)
+    if as_json:
+        emit_json([desc.model_dump(mode="json", exclude={"steps"}) for desc in executions])
+    else:
+        stdout_console().print(render_executions(executions))
+
+
+def main() -> None:
+    """Entry point of the ``orchestrator`` console script and ``python -m orchestrator``."""
+    app()

@@ -1,0 +1,291 @@
+"""CLI tests that need no Redis: arguments, exit codes, rendering, the beat scheduler."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from orchestrator import ExecutionResult, ExecutionStatus, HistoryEvent, cli, config
+from orchestrator.beat import MIN_SLEEP_S, OrchestratorScheduler
+
+BROKEN = json.dumps(
+    {
+        "StartAt": "A",
+        "States": {
+            "A": {"Type": "Pass", "Next": "Missing"},
+            "Orphan": {"Type": "Pass", "End": True},
+        },
+    }
+)
+UNKNOWN_RESOURCE = json.dumps(
+    {"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "no-such-activity", "End": True}}}
+)
+
+
+@pytest.fixture(autouse=True)
+def no_redis(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No REDIS_URL, and whatever settings a command configures are undone afterwards."""
+    for name in ("REDIS_URL", "ORCHESTRATOR_REDIS_URL", "BROKER_URL", "ORCHESTRATOR_BROKER_URL"):
+        monkeypatch.delenv(name, raising=False)
+    # monkeypatch restores the override the test started with, even if a command
+    # (e.g. `--tasks`) replaced it; configure(None) re-reads the patched environment.
+    monkeypatch.setattr(config, "_override", None)
+    config.configure(None)
+    yield
+    config.configure(None)
+
+
+@pytest.fixture
+def no_embedded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if `run` tries to start the in-process orchestrator."""
+    import orchestrator.testing
+
+    def forbidden(*_: Any, **__: Any) -> None:
+        raise AssertionError("the in-process orchestrator must not start")
+
+    monkeypatch.setattr(orchestrator.testing, "local_orchestrator", forbidden)
+
+
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(cli.app, list(args))
+
+
+def test_main_exists_and_help_lists_commands() -> None:
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("run", "validate", "worker", "beat", "describe", "history", "list"):
+        assert command in result.stdout
+    assert callable(cli.main)
+
+
+# ---------------------------------------------------------------------------- validate
+
+
+def test_validate_demo_workflow() -> None:
+    result = invoke("validate", "order_fulfillment")
+    assert result.exit_code == 0, result.output
+    assert "valid: 11 states" in result.stdout
+
+
+def test_validate_lists_every_issue_on_its_own_line() -> None:
+    result = invoke("validate", BROKEN)
+    assert result.exit_code == 2
+    lines = [line.strip() for line in result.stderr.splitlines()]
+    assert "$.States.A.Next: no state named 'Missing'" in lines
+    assert any(line.startswith("$.States.Orphan:") for line in lines)
+    assert "2 issues" in result.stderr
+
+
+def test_validate_unknown_resource() -> None:
+    result = invoke("validate", UNKNOWN_RESOURCE)
+    assert result.exit_code == 2
+    assert "$.States.A.Resource:" in result.stderr
+
+
+def test_validate_unparseable_definition() -> None:
+    result = invoke("validate", "{not json")
+    assert result.exit_code == 2
+    assert "$:" in result.stderr
+
+
+def test_unimportable_task_module() -> None:
+    result = invoke("validate", "order_fulfillment", "--tasks", "no_such_module_xyz")
+    assert result.exit_code == 2
+    assert "cannot import task module 'no_such_module_xyz'" in result.stderr
+
+
+# --------------------------------------------------------------------- run: bad input
+
+
+@pytest.mark.usefixtures("no_embedded")
+def test_run_invalid_input_json() -> None:
+    result = invoke("run", "order_fulfillment", "--input", "{bad")
+    assert result.exit_code == 2
+    assert "--input is not valid JSON" in result.stderr
+
+
+@pytest.mark.usefixtures("no_embedded")
+def test_run_input_and_input_file_are_exclusive(tmp_path: Path) -> None:
+    path = tmp_path / "in.json"
+    path.write_text("{}")
+    result = invoke("run", "order_fulfillment", "--input", "{}", "--input-file", str(path))
+    assert result.exit_code == 2
+    assert "not both" in result.stderr
+
+
+@pytest.mark.usefixtures("no_embedded")
+def test_run_missing_input_file(tmp_path: Path) -> None:
+    result = invoke("run", "order_fulfillment", "--input-file", str(tmp_path / "nope.json"))
+    assert result.exit_code == 2
+    assert "cannot read input file" in result.stderr
+
+
+@pytest.mark.usefixtures("no_embedded")
+def test_run_invalid_json_in_input_file(tmp_path: Path) -> None:
+    path = tmp_path / "in.json"
+    path.write_text("[1,")
+    result = invoke("run", "order_fulfillment", "--input-file", str(path))
+    assert result.exit_code == 2
+    assert "is not valid JSON" in result.stderr
+
+
+@pytest.mark.usefixtures("no_embedded")
+def test_run_bad_definition_exits_2_before_starting_anything() -> None:
+    result = invoke("run", BROKEN, "--input", "{}")
+    assert result.exit_code == 2
+    assert "$.States.A.Next: no state named 'Missing'" in result.stderr
+
+
+@pytest.mark.usefixtures("no_embedded")
+def test_run_bad_definition_json_keeps_last_line_contract() -> None:
+    result = invoke("run", BROKEN, "--json")
+    assert result.exit_code == 2
+    last = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(last) == {"execution_id", "status", "output", "error", "cause"}
+    assert last["execution_id"] is None
+    assert last["error"] == "DefinitionError"
+    assert "Missing" in last["cause"]
+
+
+def test_run_negative_timeout_is_a_usage_error() -> None:
+    result = invoke("run", "order_fulfillment", "--timeout", "-1")
+    assert result.exit_code == 2
+
+
+# ------------------------------------------------------------- commands needing Redis
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["describe", "some-id"],
+        ["history", "some-id"],
+        ["list"],
+        ["list", "--json"],
+        ["worker"],
+        ["beat"],
+    ],
+)
+def test_commands_needing_redis_explain_it(args: list[str]) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 2
+    assert "REDIS_URL is not set" in result.stderr
+    assert result.stdout == ""
+
+
+def test_list_rejects_unknown_status() -> None:
+    result = invoke("list", "--status", "SLEEPING")
+    assert result.exit_code == 2
+
+
+# ------------------------------------------------------------------------- rendering
+
+
+def event(type_: str, state: str | None = None, **details: Any) -> HistoryEvent:
+    return HistoryEvent(
+        id=1, type=type_, timestamp=datetime(2024, 1, 1, tzinfo=UTC), state=state, details=details
+    )
+
+
+def test_failure_details_show_error_and_cause() -> None:
+    text = cli.event_details(event("TaskFailed", "Charge", error="Boom", cause="it broke"), 80)
+    assert text == "Boom: it broke"
+
+
+def test_exit_details_show_output_on_one_truncated_line() -> None:
+    output = {"text": "line one\nline two", "big": "x" * 500}
+    text = cli.event_details(event("TaskStateExited", "A", output=output), 60)
+    assert text.startswith('output={"text": "line one\\nline two"')
+    assert len(text) <= 60 and text.endswith("…")
+    assert "\n" not in text
+
+
+def test_entered_details_skip_the_repeated_input() -> None:
+    assert cli.event_details(event("TaskStateEntered", "A", input={"a": 1}), 80) == ""
+    assert cli.event_details(event("ExecutionStarted", input={"a": 1}), 80) == 'input={"a": 1}'
+
+
+def test_render_event_is_one_line_with_type_and_state() -> None:
+    line = cli.render_event(event("TaskSucceeded", "Validate", output={"ok": True}), 100)
+    assert "\n" not in line.plain
+    assert "TaskSucceeded" in line.plain and "Validate" in line.plain
+    assert line.plain.endswith('output={"ok": true}')
+
+
+# ---------------------------------------------------------------------------- follow
+
+
+class FakeHandle:
+    """An execution that gains one event per wait and ends after ``events``."""
+
+    def __init__(self, events: list[HistoryEvent], end: ExecutionStatus | None) -> None:
+        self.events = events
+        self.visible = 0
+        self.end = end
+
+    def result(self, timeout: float | None = None) -> ExecutionResult:
+        assert timeout is not None and timeout <= cli.MAX_POLL_INTERVAL_S
+        self.visible = min(self.visible + 1, len(self.events))
+        if self.end is None or self.visible < len(self.events):
+            raise TimeoutError("still running")
+        return ExecutionResult(execution_id="x", status=self.end, output={"done": True})
+
+    def history(self) -> list[HistoryEvent]:
+        return self.events[: self.visible]
+
+
+def test_follow_reports_each_event_once_until_the_end() -> None:
+    events = [event(f"Event{i}") for i in range(5)]
+    seen: list[str] = []
+    result = cli.follow(
+        FakeHandle(events, ExecutionStatus.SUCCEEDED),  # type: ignore[arg-type]
+        lambda e: seen.append(e.type),
+        timeout=10,
+    )
+    assert seen == [f"Event{i}" for i in range(5)]
+    assert result is not None and result.status is ExecutionStatus.SUCCEEDED
+
+
+def test_follow_gives_up_at_the_deadline() -> None:
+    handle = FakeHandle([event("ExecutionStarted")], end=None)
+    result = cli.follow(handle, lambda e: None, timeout=0.05)  # type: ignore[arg-type]
+    assert result is None
+
+
+# ----------------------------------------------------------------------------- beat
+
+
+def scheduler() -> OrchestratorScheduler:
+    from orchestrator.celery_app import app
+
+    return OrchestratorScheduler(app=app, lazy=True)
+
+
+def test_scheduler_tick_runs_the_timer_tick(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    def fake_tick(owner: str = "") -> int:
+        calls.append(owner)
+        return 0
+
+    monkeypatch.setattr("orchestrator.timers.tick", fake_tick)
+    sched = scheduler()
+    interval = sched.tick()
+    sched.tick()
+    assert calls == [sched.tick_owner, sched.tick_owner]
+    assert MIN_SLEEP_S <= interval <= config.get_settings().tick_interval_seconds
+
+
+def test_scheduler_tick_survives_timer_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(owner: str = "") -> int:
+        raise ConnectionError("redis went away")
+
+    monkeypatch.setattr("orchestrator.timers.tick", broken)
+    interval = scheduler().tick()
+    assert 0 < interval <= config.get_settings().tick_interval_seconds
