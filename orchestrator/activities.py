@@ -9,6 +9,7 @@ registered.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
@@ -122,12 +123,47 @@ def activity_name_for(resource: str) -> str | None:
     aliases = get_settings().resource_aliases
     if resource in aliases:
         return aliases[resource]
-    if resource in _registry:
-        return resource
     match = LAMBDA_ARN.match(resource)
-    if match and match.group("name") in _registry:
-        return match.group("name")
-    return None
+    name = match.group("name") if match else resource
+    return name if is_known(name) else None
+
+
+def is_known(name: str) -> bool:
+    """Whether an activity is registered here or advertised by a running worker."""
+    return name in _registry or name in _advertised()
+
+
+#: How long a process trusts its copy of the workers' advertised activity names (s).
+ADVERTISED_CACHE_S = 5.0
+_advertised_cache: tuple[float, frozenset[str], str] = (0.0, frozenset(), "")
+
+
+def _advertised() -> frozenset[str]:
+    """Activity names that workers advertise in Redis, so that a process which only
+    starts workflows need not import the activity code."""
+    global _advertised_cache
+    settings = get_settings()
+    if not settings.redis_url:
+        return frozenset()
+    from orchestrator.store import get_store
+
+    store = get_store()
+    at, names, url = _advertised_cache
+    now = time.monotonic()
+    if url == settings.redis_url + store.keys.prefix and now - at < ADVERTISED_CACHE_S:
+        return names
+    names = frozenset(store.client.smembers(store.keys.activities))
+    _advertised_cache = (now, names, settings.redis_url + store.keys.prefix)
+    return names
+
+
+def advertise() -> None:
+    """Record this process's activities in Redis (workers do it when they start)."""
+    from orchestrator.store import get_store
+
+    if _registry:
+        store = get_store()
+        store.client.sadd(store.keys.activities, *_registry)
 
 
 def resolve(state: Any) -> str:

@@ -19,6 +19,8 @@ from orchestrator import activities
 from orchestrator.config import get_settings
 from orchestrator.definition import StateMachine, parse_definition
 from orchestrator.errors import (
+    DefinitionError,
+    DefinitionIssue,
     ExecutionAlreadyExists,
     ExecutionNotFound,
     InvalidInputError,
@@ -86,13 +88,26 @@ def _workflow_file(text: str) -> Path | None:
         return None
     if os.path.isfile(text):
         return Path(text)
-    if _WORKFLOW_NAME.match(text):
-        folder = Path(get_settings().workflows_dir)
-        for suffix in _SUFFIXES:
-            candidate = folder / f"{text}{suffix}"
-            if candidate.is_file():
-                return candidate
+    if _WORKFLOW_NAME.match(text) and not text.endswith(_SUFFIXES):
+        for folder in _workflow_dirs():
+            for suffix in _SUFFIXES:
+                candidate = folder / f"{text}{suffix}"
+                if candidate.is_file():
+                    return candidate
+        searched = ", ".join(str(d) for d in _workflow_dirs())
+        raise DefinitionError(
+            [DefinitionIssue("$", f"no workflow named {text!r} (looked in {searched})")]
+        )
     return None
+
+
+def _workflow_dirs() -> list[Path]:
+    """The workflows folder, relative to the working directory, else to the project."""
+    folder = Path(get_settings().workflows_dir)
+    if folder.is_absolute():
+        return [folder]
+    project = Path(__file__).resolve().parent.parent
+    return list(dict.fromkeys([folder.resolve(), project / folder]))
 
 
 def _input_text(value: Any, limit: int) -> str:

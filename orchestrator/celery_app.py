@@ -14,6 +14,7 @@ that matter for correctness are fixed here, not left to users:
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 from celery import Celery, signals
@@ -113,3 +114,14 @@ def _correlated_logs(logger: Any = None, **_: Any) -> None:
 
     for handler in getattr(logger, "handlers", []):
         install(handler, json_logs=get_settings().json_logs)
+
+
+@signals.worker_ready.connect
+def _advertise_activities(**_: Any) -> None:
+    # Lets processes that only start workflows validate Resources without the code.
+    from orchestrator.activities import advertise
+
+    try:
+        advertise()
+    except Exception:  # noqa: BLE001 - advertising is a convenience, never fatal
+        logging.getLogger(__name__).warning("could not advertise activities", exc_info=True)

@@ -17,6 +17,7 @@ All keys start with the configured prefix (``ORCHESTRATOR_KEY_PREFIX``, default 
     {p}:dlq             ZSET   dead-letter ids scored by time
     {p}:dl:{n}          STRING a dead letter, JSON
     {p}:lock:tick       STRING the timer loop's lock (SET NX PX), held by one beat at a time
+    {p}:activities      SET    activity names that workers registered (advertised at start)
 
 A step key names one active state of an execution: its state name, prefixed by the path
 of the Parallel branch or Map iteration it runs in (``Map[3]/Charge``). Finished
@@ -74,6 +75,11 @@ class Keys:
     def dead_letter(self, letter_id: str) -> str:
         """One dead letter."""
         return f"{self.prefix}:dl:{letter_id}"
+
+    @property
+    def activities(self) -> str:
+        """Activity names advertised by workers."""
+        return f"{self.prefix}:activities"
 
     @property
     def tick_lock(self) -> str:

@@ -52,7 +52,8 @@ def charge_payment(request: dict[str, Any]) -> dict[str, Any]:
     order_id = request["order_id"]
     attempt = _charge_attempts.get(order_id, 0) + 1
     _charge_attempts[order_id] = attempt
-    if attempt <= request.get("flaky_payment", 0):
+    # The demo passes the whole order along so the gateway can simulate outages.
+    if attempt <= request.get("simulation", {}).get("flaky_payment", 0):
         raise PaymentGatewayUnavailable(f"gateway timeout (attempt {attempt})")
     return {"charge_id": f"ch_{order_id}", "amount": request["amount"], "status": "captured"}
 
