@@ -78,8 +78,8 @@ class Reader:
     """
 
     def get(self, field: str) -> str | None:
-        """One field of the execution's step hash."""
-        raise NotImplementedError
+        """One field of the execution's step hash (this base reader sees none)."""
+        return None
 
     def get_many(self, fields: list[str]) -> list[str | None]:
         """Several fields, not guarded (values that no longer change)."""
@@ -661,6 +661,8 @@ class Interpreter:
             self._finish_container(tr, scope, key, record, state, [])
             return
         for i in range(window):
+            if tr.statuses.get(key) != StepStatus.RUNNING:
+                break  # a branch failed inline and took the container down
             self._start_branch(tr, key, state, i, inputs[i])
 
     def _start_branch(self, tr: Transition, key: str, state: Any, index: int, value: Any) -> None:
@@ -707,14 +709,14 @@ class Interpreter:
         tr.joins.append(key)
 
     def _start_next_item(self, tr: Transition, key: str, state: MapState) -> None:
-        raw = self.reader.get(f"{key}|next")
-        total = self.reader.get(f"{key}|t")
+        raw = self._field(tr, f"{key}|next")
+        total = self._field(tr, f"{key}|t")
         if raw is None or total is None:
             return
         index = int(raw)
         if index < int(total):
             tr.fields[f"{key}|next"] = str(index + 1)
-            value = self.reader.get(f"{key}|i{index}")
+            value = self._field(tr, f"{key}|i{index}")
             tr.fields[f"{key}|i{index}"] = None
             self._start_branch(tr, key, state, index, json.loads(value) if value else None)
 
@@ -749,10 +751,17 @@ class Interpreter:
                 tr.joins.append(key)
                 return
         self._mark_failure(tr, scope, state, state_input)
-        record_text = self.reader.get(key)
-        if record_text is None:
-            return
+        pending = tr.records.get(key)
+        record_text = pending.dumps() if pending is not None else self.reader.get(key)
+        if record_text is None or tr.statuses.get(key, StepStatus.RUNNING) != StepStatus.RUNNING:
+            return  # the container already failed in this transition
         record = StepRecord.loads(record_text)
+        # Branches of this container still to be started in this transition never will be.
+        inside = f"{key}["
+        tr.dispatches[:] = [d for d in tr.dispatches if not d.step_key.startswith(inside)]
+        if isinstance(container, MapState) and self._has_tolerance(container):
+            error = "States.ExceedToleratedFailureThreshold"
+            cause = "The specified tolerated failure threshold was exceeded"
         tr.event(f"{container.type}StateFailed", name, error=error, cause=cause)
         self._state_error(tr, container_scope, key, record, container, error or "", cause or "")
 
@@ -762,13 +771,31 @@ class Interpreter:
         if state is not None:
             tr.fields[f"{scope.container or ''}|x{scope.index}"] = _dumps([state, state_input])
 
+    def _field(self, tr: Transition, name: str) -> str | None:
+        """A step-hash field as this transition would leave it."""
+        if name in tr.fields:
+            return tr.fields[name]
+        return self.reader.get(name)
+
+    @staticmethod
+    def _has_tolerance(state: MapState) -> bool:
+        return any(
+            value is not None
+            for value in (
+                state.tolerated_failure_count,
+                state.tolerated_failure_count_path,
+                state.tolerated_failure_percentage,
+                state.tolerated_failure_percentage_path,
+            )
+        )
+
     def _tolerated(self, tr: Transition, key: str, state: MapState) -> bool:
         count = state.tolerated_failure_count
         percentage = state.tolerated_failure_percentage
         if not isinstance(count, int | float) and not isinstance(percentage, int | float):
             return False
-        failures = int(self.reader.get(f"{key}|f") or 0) + 1
-        total = int(self.reader.get(f"{key}|t") or 1)
+        failures = int(self._field(tr, f"{key}|f") or 0) + 1
+        total = int(self._field(tr, f"{key}|t") or 1)
         ok_count = isinstance(count, int | float) and failures <= count
         ok_pct = (
             isinstance(percentage, int | float) and failures * 100 / max(total, 1) <= percentage
