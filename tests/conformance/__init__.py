@@ -1,0 +1,1 @@
+"""Conformance tests: the ASL corpus recorded on real AWS Step Functions."""
