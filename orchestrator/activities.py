@@ -186,11 +186,15 @@ def resource_problem(state: Any) -> str | None:
         LAMBDA_INVOKE + WAIT_FOR_TOKEN,
     ):
         params = state.parameters if isinstance(state.parameters, dict) else {}
+        if isinstance(state.arguments, dict):
+            params = state.arguments
         if "FunctionName.$" in params:
             return None  # known only at run time
         function = params.get("FunctionName")
+        if isinstance(function, str) and function.startswith("{%"):
+            return None  # a JSONata expression, known only at run time
         if not isinstance(function, str):
-            return "lambda:invoke needs Parameters.FunctionName"
+            return "lambda:invoke needs a FunctionName in Parameters (or Arguments)"
         if activity_name_for(function) is not None:
             return None
         return f"no registered activity for FunctionName {function!r}"

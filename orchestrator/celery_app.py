@@ -65,12 +65,14 @@ app.conf.update(celery_config(get_settings()))
 
 def reconfigure(settings: Settings | None = None) -> None:
     """Re-apply the settings to the app (after ``orchestrator.config.configure``)."""
+    from kombu import pools
+
     app.conf.update(celery_config(settings or get_settings()))
-    # Connections made for the old broker must not be reused.
-    pool = app._pool
-    if pool is not None:
-        pool.force_close_all()
-        app._pool = None
+    # Connections and producers made for the old broker must not be reused. kombu keeps
+    # its pools in process-wide registries as well as on the app: forget them all.
+    pools.reset()
+    app._pool = None
+    app.amqp._producer_pool = None
 
 
 @signals.worker_process_init.connect

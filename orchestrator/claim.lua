@@ -8,7 +8,8 @@
 -- KEYS[1] execution hash, KEYS[2] step hash, KEYS[3] leases zset, KEYS[4] history list
 -- ARGV[1] step key, ARGV[2] token, ARGV[3] lease expiry (epoch s), ARGV[4] lease member,
 -- ARGV[5] the TaskStarted history event (JSON)
--- Returns {"ok", record, status, name, workflow, start, def_hash} or {"skip", reason}.
+-- Returns {"ok", record, status, name, workflow, start, def_hash, history length}
+-- or {"skip", reason}.
 local status = redis.call("HGET", KEYS[1], "status")
 if not status then return {"skip", "no execution"} end
 if status ~= "RUNNING" then return {"skip", "execution " .. status} end
@@ -17,7 +18,7 @@ local st = redis.call("HGET", KEYS[2], field)
 if st ~= "SCHEDULED" then return {"skip", "step " .. tostring(st)} end
 redis.call("HSET", KEYS[2], field, "RUNNING:" .. ARGV[2])
 redis.call("ZADD", KEYS[3], ARGV[3], ARGV[4])
-redis.call("RPUSH", KEYS[4], ARGV[5])
+local length = redis.call("RPUSH", KEYS[4], ARGV[5])
 local rec = redis.call("HGET", KEYS[2], ARGV[1])
 local meta = redis.call("HMGET", KEYS[1], "name", "workflow", "start", "def_hash")
-return {"ok", rec, "RUNNING:" .. ARGV[2], meta[1], meta[2], meta[3], meta[4]}
+return {"ok", rec, "RUNNING:" .. ARGV[2], meta[1], meta[2], meta[3], meta[4], length}

@@ -44,9 +44,13 @@ from orchestrator import (
     OrchestratorError,
     config,
     describe_execution,
+    get_dead_letter,
     get_execution_history,
+    list_dead_letters,
     list_executions,
+    redrive_execution,
     start_workflow,
+    stop_execution,
     validate_definition,
 )
 
@@ -650,6 +654,104 @@ def list_command(
         emit_json([desc.model_dump(mode="json", exclude={"steps"}) for desc in executions])
     else:
         stdout_console().print(render_executions(executions))
+
+
+# ------------------------------------------------------------------ operations
+
+
+@app.command()
+def stop(
+    execution_id: Annotated[str, typer.Argument(help="The execution id (or name).")],
+    error: Annotated[str | None, typer.Option("--error", help="Error name to record.")] = None,
+    cause: Annotated[str | None, typer.Option("--cause", help="Cause to record.")] = None,
+) -> None:
+    """Abort a running execution at once (needs REDIS_URL)."""
+    require_redis()
+    try:
+        stop_execution(execution_id, error, cause)
+    except ExecutionNotFound as exc:
+        fail(str(exc), EXIT_FAILED)
+    except OrchestratorError as exc:
+        fail(str(exc), EXIT_FAILED)
+    stdout_console().print(f"{execution_id}: ABORTED")
+
+
+@app.command()
+def redrive(
+    execution_id: Annotated[str, typer.Argument(help="The execution id (or name).")],
+    wait: Annotated[
+        float | None,
+        typer.Option("--wait", min=0, help="Wait up to this many seconds for the end."),
+    ] = None,
+) -> None:
+    """Restart a FAILED, TIMED_OUT or ABORTED execution from what did not succeed."""
+    require_redis()
+    try:
+        handle = redrive_execution(execution_id)
+    except OrchestratorError as exc:
+        fail(str(exc), EXIT_FAILED)
+    stdout_console().print(f"{execution_id}: redriven")
+    if wait is not None:
+        try:
+            result = handle.result(timeout=wait)
+        except TimeoutError:
+            fail(f"{execution_id} still running after {wait} s", EXIT_FAILED)
+        stdout_console().print(f"{execution_id}: {result.status.value}")
+        if result.status is not ExecutionStatus.SUCCEEDED:
+            raise typer.Exit(EXIT_FAILED)
+
+
+dlq_app = typer.Typer(help="Inspect the dead-letter queue.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+
+
+@dlq_app.command("list")
+def dlq_list(
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """Dead letters, newest first (needs REDIS_URL)."""
+    require_redis()
+    letters = list_dead_letters(limit)
+    if as_json:
+        emit_json([letter.model_dump(mode="json") for letter in letters])
+        return
+    table = Table("time", "id", "state", "error", "cause")
+    for letter in letters:
+        table.add_row(
+            letter.timestamp.strftime("%Y-%m-%d %H:%M:%S"),
+            letter.id,
+            letter.state or "-",
+            letter.error or "-",
+            one_line(letter.cause or "", 60),
+        )
+    stdout_console().print(table)
+
+
+@dlq_app.command("show")
+def dlq_show(
+    letter_id: Annotated[str, typer.Argument(help="Dead letter id (the execution id).")],
+) -> None:
+    """One dead letter, with the input its state received (needs REDIS_URL)."""
+    require_redis()
+    try:
+        letter = get_dead_letter(letter_id)
+    except LookupError as exc:
+        fail(str(exc), EXIT_FAILED)
+    emit_json(letter.model_dump(mode="json"))
+
+
+@app.command()
+def ui(
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")] = 8080,
+) -> None:
+    """Serve the execution view and its JSON API (needs REDIS_URL; set
+    ORCHESTRATOR_UI_TOKEN to require a token for actions)."""
+    require_redis()
+    from orchestrator.ui import serve
+
+    serve(host, port)
 
 
 def main() -> None:

@@ -166,6 +166,7 @@ def redrive_execution(execution_id: str) -> ExecutionHandle:
         raise InvalidExecutionState(execution_id, status, "redrive")
     interp = interpreter_from_record(store, execution_id)
     assert interp is not None
+    interp.history_base = int(store.client.llen(store.keys.history(execution_id)))
     steps = store.steps(execution_id)
     now = time.time()
     tr = Transition(now)

@@ -10,14 +10,16 @@ transition atomically and only then publishes its tasks.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
-from collections.abc import Callable, Mapping
+import secrets
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from orchestrator import dataflow
-from orchestrator.choice import choose
+from orchestrator import dataflow, jsonata
+from orchestrator.choice import evaluate_rule
 from orchestrator.definition import (
     Branch,
     ChoiceState,
@@ -32,8 +34,13 @@ from orchestrator.definition import (
     WaitState,
     parse_timestamp,
 )
-from orchestrator.errors import StatesError, StatesRuntimeError
-from orchestrator.paths import read_path
+from orchestrator.errors import (
+    NoChoiceMatched,
+    QueryEvaluationError,
+    StatesError,
+    StatesRuntimeError,
+)
+from orchestrator.paths import read_path, using_variables
 from orchestrator.retry import find_catcher, next_retry
 
 #: Map iterations in flight at once when ``MaxConcurrency`` is 0 ("unbounded"): more
@@ -122,6 +129,10 @@ class StepRecord:
     """The task token of a ``.waitForTaskToken`` task."""
     envelope: bool = False
     """Wrap the result in Lambda's invoke response (``arn:aws:states:::lambda:invoke``)."""
+    entered_event: int = 0
+    """Id of the state's ``...StateEntered`` event (AWS quotes it in runtime errors)."""
+    tolerated_count: float | None = None
+    tolerated_percentage: float | None = None
 
     def dumps(self) -> str:
         """The record as stored."""
@@ -148,6 +159,8 @@ class Transition:
     """Everything one atomic state change writes, computed before anything is written."""
 
     now: float
+    base: int = 0
+    """History length before this transition (event ids continue from it)."""
     events: list[dict[str, Any]] = field(default_factory=list)
     records: dict[str, StepRecord | None] = field(default_factory=dict)
     """Step records to write (``None``: delete)."""
@@ -167,13 +180,14 @@ class Transition:
     tokens: dict[str, Any] = field(default_factory=dict)
     """Task tokens to register (value) or forget (``None``)."""
 
-    def event(self, type_: str, state: str | None = None, **details: Any) -> None:
-        """Append a history event."""
+    def event(self, type_: str, state: str | None = None, **details: Any) -> int:
+        """Append a history event; return its (expected) id."""
         event: dict[str, Any] = {"type": type_, "ts": self.now}
         if state is not None:
             event["state"] = state
         event.update({k: v for k, v in details.items() if v is not None})
         self.events.append(event)
+        return self.base + len(self.events)
 
 
 @dataclass(frozen=True)
@@ -205,6 +219,7 @@ class Interpreter:
         reader: Reader | None = None,
         new_token: Callable[[], str] | None = None,
         resolve_name: Callable[[str], str] | None = None,
+        history_base: int = 0,
     ) -> None:
         self.machine = machine
         self.info = info
@@ -213,10 +228,16 @@ class Interpreter:
         self.max_inline_states = max_inline_states
         self.rand = rand
         self.reader = reader or Reader()
-        self.new_token = new_token or (lambda: __import__("secrets").token_urlsafe(32))
+        self.new_token = new_token or (lambda: secrets.token_urlsafe(32))
+        self.history_base = history_base
+        """History length when the next transition starts (set by the runtime)."""
         self.top = Scope("", machine.states)
+        self._uses_variables: bool | None = None
 
-    # -- scopes and context -------------------------------------------------------------
+    def _new(self, now: float) -> Transition:
+        return Transition(now, base=self.history_base)
+
+    # -- scopes, context, variables -----------------------------------------------------
 
     def scope_of(self, step_key: str) -> tuple[Scope, str]:
         """Split a step key into its scope and state name."""
@@ -224,15 +245,13 @@ class Interpreter:
         if not prefix:
             return self.top, step_key
         states: Mapping[str, State] = self.machine.states
-        parts = prefix.split("/")
         container = ""
         index = 0
-        for part in parts:
+        for part in prefix.split("/"):
             container_name, _, raw_index = part.rpartition("[")
             container = f"{container}/{container_name}" if container else container_name
             index = int(raw_index.rstrip("]"))
-            branch = self._branch(states[container_name], index)
-            states = branch.states
+            states = self._branch(states[container_name], index).states
             container = f"{container}[{index}]"
         return Scope(prefix + "/", states, container.rpartition("[")[0], index), name
 
@@ -260,11 +279,69 @@ class Interpreter:
             **extra,
         )
 
+    def _jsonata(self, state: Any) -> bool:
+        return (state.query_language or self.machine.query_language) == "JSONata"
+
+    @property
+    def uses_variables(self) -> bool:
+        """Whether any state assigns workflow variables (else they are never read)."""
+        if self._uses_variables is None:
+            self._uses_variables = any(_assigns(state) for _, _, state, _ in self.machine.walk())
+        return self._uses_variables
+
+    def _vars(self, tr: Transition, scope: Scope) -> dict[str, Any]:
+        """The variables visible in ``scope``: its own over its ancestors'."""
+        if not self.uses_variables:
+            return {}
+        visible: dict[str, Any] = {}
+        for prefix in _scope_prefixes(scope.prefix):
+            raw = self._field(tr, f"{prefix}|vars")
+            if raw:
+                visible.update(json.loads(raw))
+        return visible
+
+    def _assign(self, tr: Transition, scope: Scope, assigned: Mapping[str, Any]) -> None:
+        """Set variables in ``scope`` (an Assign inside a branch stays in the branch)."""
+        if not assigned:
+            return
+        own = json.loads(self._field(tr, f"{scope.prefix}|vars") or "{}")
+        own.update(assigned)
+        tr.fields[f"{scope.prefix}|vars"] = _dumps(own)
+
+    @contextlib.contextmanager
+    def _in_scope(self, tr: Transition, scope: Scope) -> Iterator[dict[str, Any]]:
+        """Evaluate with the scope's variables readable as ``$name`` in JSONPath."""
+        variables = self._vars(tr, scope)
+        if not variables:
+            yield variables
+            return
+        with using_variables(variables):
+            yield variables
+
+    def _field(self, tr: Transition, name: str) -> str | None:
+        """A step-hash field as this transition would leave it."""
+        if name in tr.fields:
+            return tr.fields[name]
+        return self.reader.get(name)
+
+    @staticmethod
+    def _located(exc: StatesError, name: str, entered_event: int) -> StatesError:
+        """Runtime and query errors name the state, as Step Functions words them."""
+        if exc.error in ("States.Runtime", "States.QueryEvaluationError") and not (
+            exc.cause.startswith("An error occurred while executing the state")
+        ):
+            return StatesError(
+                f"An error occurred while executing the state '{name}' "
+                f"(entered at the event id #{entered_event}). {exc.cause}",
+                error=exc.error,
+            )
+        return exc
+
     # -- entry points -------------------------------------------------------------------
 
     def start(self, now: float) -> Transition:
         """The transition that starts the execution."""
-        tr = Transition(now)
+        tr = self._new(now)
         tr.event("ExecutionStarted", input=self.info.input)
         if self.machine.timeout_seconds:
             tr.timers.append((now + self.machine.timeout_seconds, ["exec_timeout", "", 0]))
@@ -275,11 +352,21 @@ class Interpreter:
         """Enter ``name`` and evaluate inline states until a task, a wait or the end."""
         for _ in range(self.max_inline_states):
             state = scope.states[name]
-            tr.event(_STATE_EVENTS[state.type][0], name, input=raw_input)
+            entered = tr.event(_STATE_EVENTS[state.type][0], name, input=raw_input)
             try:
-                step = self._evaluate(tr, scope, name, state, raw_input)
+                with self._in_scope(tr, scope) as variables:
+                    step = self._evaluate(tr, scope, name, state, raw_input, entered, variables)
             except StatesError as exc:
-                self._fail_scope(tr, scope, exc.error, exc.cause, name, raw_input)
+                located = self._located(exc, name, entered)
+                if isinstance(state, TaskState | ParallelState | MapState):
+                    record = StepRecord(
+                        state=name, input=raw_input, entered=tr.now, entered_event=entered
+                    )
+                    key = scope.prefix + name
+                    tr.dispatches[:] = [d for d in tr.dispatches if d.step_key != key]
+                    self._state_error(tr, scope, key, record, state, located.error, located.cause)
+                else:
+                    self._fail_scope(tr, scope, located.error, located.cause, name, raw_input)
                 return
             if step is None:
                 return
@@ -294,54 +381,162 @@ class Interpreter:
         )
 
     def _evaluate(
-        self, tr: Transition, scope: Scope, name: str, state: State, raw_input: Any
+        self,
+        tr: Transition,
+        scope: Scope,
+        name: str,
+        state: State,
+        raw_input: Any,
+        entered: int,
+        variables: dict[str, Any],
     ) -> tuple[str, Any] | None:
         """Evaluate one state; return (next state, its input) to keep going inline."""
         if isinstance(state, TaskState):
-            self._schedule_task(tr, scope, name, state, raw_input)
+            record = StepRecord(state=name, input=raw_input, entered=tr.now, entered_event=entered)
+            self._schedule_task(tr, scope, name, state, raw_input, record=record)
             return None
         if isinstance(state, ParallelState | MapState):
-            record = StepRecord(state=name, input=raw_input, entered=tr.now)
+            record = StepRecord(state=name, input=raw_input, entered=tr.now, entered_event=entered)
             self._start_container(tr, scope, name, state, record)
             return None
         ctx = self.context(name, tr.now)
+        if isinstance(state, WaitState):
+            self._start_wait(tr, scope, name, state, raw_input, ctx, entered, variables)
+            return None
+        jsonata_mode = self._jsonata(state)
         if isinstance(state, PassState):
-            output = dataflow.pass_result(
+            if jsonata_mode:
+                b = jsonata.bindings(raw_input, ctx, variables)
+                output = self._jsonata_output(state.output, b, raw_input)
+                self._jsonata_assign(tr, scope, state.assign, b, "Assign")
+                return self._exit(tr, scope, name, state, output)
+            if state.has_result:
+                result = state.result
+            else:
+                result = dataflow.effective_input(
+                    raw_input,
+                    input_path=state.input_path,
+                    parameters=state.parameters,
+                    context=ctx,
+                )
+            output = dataflow.state_output(
                 raw_input,
-                input_path=state.input_path,
-                parameters=state.parameters,
-                result=state.result,
-                has_result=state.has_result,
+                result,
                 result_path=state.result_path,
                 output_path=state.output_path,
                 context=ctx,
             )
+            self._jsonpath_assign(tr, scope, state.assign, result, ctx, variables)
             return self._exit(tr, scope, name, state, output)
         if isinstance(state, ChoiceState):
-            data = dataflow.select_input(raw_input, state.input_path, ctx)
-            target = choose(state, data, ctx)
-            output = dataflow.select_output(data, state.output_path, ctx)
-            tr.event("ChoiceStateExited", name, output=output)
-            return target, output
-        if isinstance(state, WaitState):
-            self._start_wait(tr, scope, name, state, raw_input, ctx)
-            return None
+            return self._choose(tr, scope, name, state, raw_input, ctx, variables)
         if isinstance(state, SucceedState):
-            data = dataflow.select_input(raw_input, state.input_path, ctx)
-            output = dataflow.select_output(data, state.output_path, ctx)
+            if jsonata_mode:
+                b = jsonata.bindings(raw_input, ctx, variables)
+                output = self._jsonata_output(state.output, b, raw_input)
+            else:
+                data = dataflow.select_input(raw_input, state.input_path, ctx)
+                output = dataflow.select_output(data, state.output_path, ctx)
             tr.event("SucceedStateExited", name, output=output)
             self._end_scope(tr, scope, output)
             return None
         if isinstance(state, FailState):
-            error = state.error
-            cause = state.cause
-            if state.error_path:
-                error = _as_text(read_path(raw_input, state.error_path, ctx, field="ErrorPath"))
-            if state.cause_path:
-                cause = _as_text(read_path(raw_input, state.cause_path, ctx, field="CausePath"))
+            error, cause = self._fail_fields(state, raw_input, ctx, variables)
             self._fail_scope(tr, scope, error, cause, name, raw_input)
             return None
         raise StatesRuntimeError(f"{state.type} states are not supported")
+
+    def _fail_fields(
+        self, state: FailState, raw_input: Any, ctx: Mapping[str, Any], variables: dict[str, Any]
+    ) -> tuple[str | None, str | None]:
+        if self._jsonata(state):
+            b = jsonata.bindings(raw_input, ctx, variables)
+            error, cause = state.error, state.cause
+            if jsonata.is_expression(error):
+                error = jsonata.evaluate_typed(error, b, "Error", "string")  # type: ignore[arg-type]
+            if jsonata.is_expression(cause):
+                cause = jsonata.evaluate_typed(cause, b, "Cause", "string")  # type: ignore[arg-type]
+            return error, cause
+        error, cause = state.error, state.cause
+        if state.error_path:
+            error = _as_text(_read_or_call(raw_input, state.error_path, ctx, "ErrorPath"))
+        if state.cause_path:
+            cause = _as_text(_read_or_call(raw_input, state.cause_path, ctx, "CausePath"))
+        return error, cause
+
+    def _choose(
+        self,
+        tr: Transition,
+        scope: Scope,
+        name: str,
+        state: ChoiceState,
+        raw_input: Any,
+        ctx: Mapping[str, Any],
+        variables: dict[str, Any],
+    ) -> tuple[str, Any]:
+        jsonata_mode = self._jsonata(state)
+        if jsonata_mode:
+            b = jsonata.bindings(raw_input, ctx, variables)
+            data = raw_input
+        else:
+            data = dataflow.select_input(raw_input, state.input_path, ctx)
+        target: str | None = None
+        chosen: Any = state
+        for index, rule in enumerate(state.choices):
+            if rule.condition is not None:
+                matched = (
+                    jsonata.evaluate_typed(
+                        rule.condition, b, f"Choices[{index}]/Condition", "boolean"
+                    )
+                    if jsonata.is_expression(rule.condition)
+                    else bool(rule.condition)
+                )
+            else:
+                matched = evaluate_rule(rule, data, ctx)
+            if matched:
+                target, chosen = rule.next, rule
+                break
+        if target is None:
+            if state.default is None:
+                raise NoChoiceMatched("No Matches!")
+            target = state.default
+        if jsonata_mode:
+            field = "" if chosen is state else f"Choices[{state.choices.index(chosen)}]/"
+            output = self._jsonata_output(chosen.output, b, raw_input, f"{field}Output")
+            self._jsonata_assign(tr, scope, chosen.assign, b, f"{field}Assign")
+        else:
+            output = dataflow.select_output(data, state.output_path, ctx)
+            self._jsonpath_assign(tr, scope, chosen.assign, data, ctx, variables)
+        tr.event("ChoiceStateExited", name, output=output)
+        return target, output
+
+    def _jsonata_output(
+        self, template: Any, b: Mapping[str, Any], default: Any, field: str = "Output"
+    ) -> Any:
+        if template is None:
+            return default
+        return jsonata.evaluate_template(template, b, field)
+
+    def _jsonata_assign(
+        self, tr: Transition, scope: Scope, assign: Any, b: Mapping[str, Any], field: str
+    ) -> None:
+        if assign is not None:
+            self._assign(tr, scope, jsonata.assign_jsonata(assign, b, field))
+
+    def _jsonpath_assign(
+        self,
+        tr: Transition,
+        scope: Scope,
+        assign: Any,
+        data: Any,
+        ctx: Mapping[str, Any],
+        variables: Mapping[str, Any],
+    ) -> None:
+        if assign is None:
+            return
+        updated = jsonata.evaluate_assign_jsonpath(assign, data, ctx, variables)
+        names = [key[:-2] if key.endswith(".$") else key for key in assign]
+        self._assign(tr, scope, {name: updated[name] for name in names})
 
     def _exit(
         self, tr: Transition, scope: Scope, name: str, state: Any, output: Any
@@ -360,6 +555,35 @@ class Interpreter:
         if step is not None:
             self.enter(tr, scope, *step)
 
+    def _work_output(
+        self,
+        tr: Transition,
+        scope: Scope,
+        state: Any,
+        record: StepRecord,
+        result: Any,
+        ctx: Mapping[str, Any],
+    ) -> Any:
+        """Output of a Task, Parallel or Map from its result (and its Assign)."""
+        with self._in_scope(tr, scope) as variables:
+            if self._jsonata(state):
+                b = jsonata.bindings(record.input, ctx, variables, result=result)
+                output = self._jsonata_output(state.output, b, result)
+                self._jsonata_assign(tr, scope, state.assign, b, "Assign")
+                return output
+            selected = result
+            if state.result_selector is not None:
+                selected = dataflow.apply_template(state.result_selector, result, ctx)
+            output = dataflow.state_output(
+                record.input,
+                selected,
+                result_path=state.result_path,
+                output_path=state.output_path,
+                context=ctx,
+            )
+            self._jsonpath_assign(tr, scope, state.assign, selected, ctx, variables)
+            return output
+
     # -- Wait ---------------------------------------------------------------------------
 
     def _start_wait(
@@ -370,52 +594,61 @@ class Interpreter:
         state: WaitState,
         raw_input: Any,
         ctx: Mapping[str, Any],
+        entered: int,
+        variables: dict[str, Any],
     ) -> None:
-        data = dataflow.select_input(raw_input, state.input_path, ctx)
-        if state.seconds_path or state.timestamp_path:
-            path = state.seconds_path or state.timestamp_path
-            assert path is not None
-            value = read_path(
-                data, path, ctx, field="SecondsPath" if state.seconds_path else "TimestampPath"
-            )
+        if self._jsonata(state):
+            b = jsonata.bindings(raw_input, ctx, variables)
+            if state.seconds is not None:
+                value = _jsonata_number(state.seconds, b, "Seconds", "integer")
+                due = tr.now + _wait_seconds(value, "Seconds", None)
+            else:
+                stamp = state.timestamp
+                if jsonata.is_expression(stamp):
+                    stamp = jsonata.evaluate_typed(stamp, b, "Timestamp", "string")  # type: ignore[arg-type]
+                due = _wait_until(stamp, "Timestamp", None)
         else:
-            value = state.seconds if state.seconds is not None else state.timestamp
-        if state.seconds is not None or state.seconds_path:
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise StatesRuntimeError(
-                    f"The SecondsPath parameter does not reference a valid integer value: {value!r}"
-                    if state.seconds_path
-                    else f"invalid Seconds value {value!r}"
-                )
-            due = tr.now + float(value)
-        else:
-            moment = parse_timestamp(value) if isinstance(value, str) else None
-            if moment is None:
-                raise StatesRuntimeError(
-                    f"The TimestampPath parameter does not reference a valid ISO-8601 "
-                    f"extended offset date-time format string: {value!r}"
-                )
-            due = moment.timestamp()
+            data = dataflow.select_input(raw_input, state.input_path, ctx)
+            if state.seconds_path:
+                value = read_path(data, state.seconds_path, ctx, field="SecondsPath")
+                due = tr.now + _wait_seconds(value, "SecondsPath", state.seconds_path)
+            elif state.timestamp_path:
+                value = read_path(data, state.timestamp_path, ctx, field="TimestampPath")
+                due = _wait_until(value, "TimestampPath", state.timestamp_path)
+            elif state.seconds is not None:
+                due = tr.now + _wait_seconds(state.seconds, "Seconds", None)
+            else:
+                due = _wait_until(state.timestamp, "Timestamp", None)
         key = scope.prefix + name
-        record = StepRecord(state=name, input=data, entered=tr.now, kind="wait")
+        record = StepRecord(
+            state=name, input=raw_input, entered=tr.now, kind="wait", entered_event=entered
+        )
         tr.records[key] = record
         tr.statuses[key] = StepStatus.WAITING
         tr.timers.append((max(due, tr.now), ["wait", key, 0]))
 
     def wait_over(self, key: str, record: StepRecord, now: float) -> Transition:
         """A Wait state's time came: leave it."""
-        tr = Transition(now)
+        tr = self._new(now)
         scope, name = self.scope_of(key)
         state = scope.states[name]
         assert isinstance(state, WaitState)
         tr.statuses[key] = StepStatus.SUCCEEDED
         tr.records[key] = None
+        ctx = self.context(name, record.entered)
         try:
-            output = dataflow.select_output(
-                record.input, state.output_path, self.context(name, now)
-            )
+            with self._in_scope(tr, scope) as variables:
+                if self._jsonata(state):
+                    b = jsonata.bindings(record.input, ctx, variables)
+                    output = self._jsonata_output(state.output, b, record.input)
+                    self._jsonata_assign(tr, scope, state.assign, b, "Assign")
+                else:
+                    data = dataflow.select_input(record.input, state.input_path, ctx)
+                    output = dataflow.select_output(data, state.output_path, ctx)
+                    self._jsonpath_assign(tr, scope, state.assign, data, ctx, variables)
         except StatesError as exc:
-            self._fail_scope(tr, scope, exc.error, exc.cause, name, record.input)
+            located = self._located(exc, name, record.entered_event)
+            self._fail_scope(tr, scope, located.error, located.cause, name, record.input)
             return tr
         self._continue_after(tr, scope, name, state, output)
         return tr
@@ -430,12 +663,10 @@ class Interpreter:
         state: TaskState,
         raw_input: Any,
         *,
-        record: StepRecord | None = None,
+        record: StepRecord,
     ) -> None:
         """Make a Task step SCHEDULED (a new entry, or the next attempt of ``record``)."""
         key = scope.prefix + name
-        if record is None:
-            record = StepRecord(state=name, input=raw_input, entered=tr.now)
         extra: dict[str, Any] = {}
         if state.resource.endswith(".waitForTaskToken"):
             if record.token:
@@ -444,9 +675,15 @@ class Interpreter:
             extra["task_token"] = record.token
             tr.tokens[record.token] = [key, record.attempt]
         ctx = self.context(name, record.entered, record.attempt, **extra)
-        params = dataflow.effective_input(
-            raw_input, input_path=state.input_path, parameters=state.parameters, context=ctx
-        )
+        jsonata_mode = self._jsonata(state)
+        b: Mapping[str, Any] = {}
+        if jsonata_mode:
+            b = jsonata.bindings(raw_input, ctx, self._vars(tr, scope))
+            params = self._jsonata_output(state.arguments, b, raw_input, "Arguments")
+        else:
+            params = dataflow.effective_input(
+                raw_input, input_path=state.input_path, parameters=state.parameters, context=ctx
+            )
         if is_lambda_invoke(state.resource):
             # The service-integration form: the function comes from the parameters and
             # the result is wrapped in Lambda's response envelope.
@@ -458,7 +695,9 @@ class Interpreter:
         else:
             record.activity = self.resolve(state)
         record.params = params
-        timeout = self._seconds(state.timeout_seconds, state.timeout_seconds_path, raw_input, ctx)
+        timeout = self._seconds(
+            state.timeout_seconds, state.timeout_seconds_path, raw_input, ctx, b, "TimeoutSeconds"
+        )
         record.timeout = tr.now + timeout if timeout else None
         tr.records[key] = record
         tr.statuses[key] = StepStatus.SCHEDULED
@@ -472,7 +711,12 @@ class Interpreter:
         if record.timeout is not None:
             tr.timers.append((record.timeout, ["timeout", key, record.attempt]))
         heartbeat = self._seconds(
-            state.heartbeat_seconds, state.heartbeat_seconds_path, raw_input, ctx
+            state.heartbeat_seconds,
+            state.heartbeat_seconds_path,
+            raw_input,
+            ctx,
+            b,
+            "HeartbeatSeconds",
         )
         if heartbeat and record.token:
             tr.timers.append((tr.now + heartbeat, ["heartbeat", key, record.attempt]))
@@ -480,20 +724,30 @@ class Interpreter:
 
     @staticmethod
     def _seconds(
-        literal: Any, path: str | None, raw_input: Any, ctx: Mapping[str, Any]
+        literal: Any,
+        path: str | None,
+        raw_input: Any,
+        ctx: Mapping[str, Any],
+        b: Mapping[str, Any],
+        field: str,
     ) -> float | None:
         if path:
-            value = read_path(raw_input, path, ctx)
+            value = read_path(raw_input, path, ctx, field=f"{field}Path")
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise StatesRuntimeError(f"{path!r} gave {value!r}, not a positive number")
+                raise StatesRuntimeError(
+                    f"The {field}Path field refers to value {_compact(value)} which is not a "
+                    f"positive integer: {path}"
+                )
             return float(value)
+        if jsonata.is_expression(literal):
+            return float(_jsonata_number(literal, b, field, "integer"))
         if isinstance(literal, int | float) and not isinstance(literal, bool):
             return float(literal)
         return None
 
     def task_succeeded(self, key: str, record: StepRecord, result: Any, now: float) -> Transition:
         """A task attempt returned ``result`` (or its task token was answered with it)."""
-        tr = Transition(now)
+        tr = self._new(now)
         scope, name = self.scope_of(key)
         state = scope.states[name]
         assert isinstance(state, TaskState)
@@ -505,16 +759,10 @@ class Interpreter:
             tr.tokens[record.token] = None
         try:
             ctx = self.context(name, record.entered, record.attempt)
-            output = dataflow.state_output(
-                record.input,
-                result,
-                result_selector=state.result_selector,
-                result_path=state.result_path,
-                output_path=state.output_path,
-                context=ctx,
-            )
+            output = self._work_output(tr, scope, state, record, result, ctx)
         except StatesError as exc:
-            self._state_error(tr, scope, key, record, state, exc.error, exc.cause)
+            located = self._located(exc, name, record.entered_event)
+            self._state_error(tr, scope, key, record, state, located.error, located.cause)
             return tr
         tr.statuses[key] = StepStatus.SUCCEEDED
         tr.records[key] = None
@@ -523,7 +771,7 @@ class Interpreter:
 
     def task_waiting(self, key: str, record: StepRecord, now: float) -> Transition:
         """A ``.waitForTaskToken`` activity returned: wait for the token's answer."""
-        tr = Transition(now)
+        tr = self._new(now)
         tr.statuses[key] = StepStatus.WAITING
         tr.released.append(key)
         return tr
@@ -532,14 +780,14 @@ class Interpreter:
         self,
         key: str,
         record: StepRecord,
-        error: str,
-        cause: str,
+        error: str | None,
+        cause: str | None,
         now: float,
         *,
         timed_out: bool = False,
     ) -> Transition:
         """A task attempt raised (or timed out): retry, catch, or fail the scope."""
-        tr = Transition(now)
+        tr = self._new(now)
         scope, name = self.scope_of(key)
         state = scope.states[name]
         tr.event("TaskTimedOut" if timed_out else "TaskFailed", name, error=error, cause=cause)
@@ -556,12 +804,16 @@ class Interpreter:
         key: str,
         record: StepRecord,
         state: Any,
-        error: str,
-        cause: str,
+        error: str | None,
+        cause: str | None,
     ) -> None:
         """A Task, Parallel or Map state failed: retry it, catch it, or fail its scope."""
+        name_of_error = error or ""
         decision = next_retry(
-            state.retry, error, {int(k): v for k, v in record.retries.items()}, rand=self.rand
+            state.retry,
+            name_of_error,
+            {int(k): v for k, v in record.retries.items()},
+            rand=self.rand,
         )
         if decision is not None:
             index = str(decision.retrier_index)
@@ -571,22 +823,41 @@ class Interpreter:
             tr.statuses[key] = StepStatus.RETRYING
             tr.timers.append((tr.now + decision.delay_seconds, ["retry", key, record.attempt]))
             return
-        catcher_index = find_catcher(state.catch, error)
+        catcher_index = find_catcher(state.catch, name_of_error)
         if catcher_index is not None:
             catcher = state.catch[catcher_index]
             tr.statuses[key] = StepStatus.CAUGHT
             tr.records[key] = None
             if record.kind in ("parallel", "map"):
                 self._clear_container(tr, key, record)
+            error_output = {"Error": error, "Cause": cause}
+            ctx = self.context(record.state, record.entered)
             try:
-                next_input = dataflow.state_output(
-                    record.input,
-                    {"Error": error, "Cause": cause},
-                    result_path=catcher.result_path,
-                    context=self.context(record.state, record.entered),
-                )
+                with self._in_scope(tr, scope) as variables:
+                    if self._jsonata(state):
+                        b = jsonata.bindings(
+                            record.input, ctx, variables, error_output=error_output
+                        )
+                        field = f"Catch[{catcher_index}]/"
+                        next_input = self._jsonata_output(
+                            catcher.output, b, error_output, f"{field}Output"
+                        )
+                        self._jsonata_assign(tr, scope, catcher.assign, b, f"{field}Assign")
+                    else:
+                        next_input = dataflow.state_output(
+                            record.input,
+                            error_output,
+                            result_path=catcher.result_path,
+                            context=ctx,
+                        )
+                        self._jsonpath_assign(
+                            tr, scope, catcher.assign, error_output, ctx, variables
+                        )
             except StatesError as exc:
-                self._fail_scope(tr, scope, exc.error, exc.cause, record.state, record.input)
+                located = self._located(exc, record.state, record.entered_event)
+                self._fail_scope(
+                    tr, scope, located.error, located.cause, record.state, record.input
+                )
                 return
             self.enter(tr, scope, catcher.next, next_input)
             return
@@ -597,18 +868,20 @@ class Interpreter:
 
     def retry_due(self, key: str, record: StepRecord, now: float) -> Transition:
         """A retry's backoff is over: start the next attempt."""
-        tr = Transition(now)
+        tr = self._new(now)
         scope, name = self.scope_of(key)
         state = scope.states[name]
         try:
-            if isinstance(state, TaskState):
-                self._schedule_task(tr, scope, name, state, record.input, record=record)
-            else:
-                self._start_container(tr, scope, name, state, record)
+            with self._in_scope(tr, scope):
+                if isinstance(state, TaskState):
+                    self._schedule_task(tr, scope, name, state, record.input, record=record)
+                else:
+                    self._start_container(tr, scope, name, state, record)
         except StatesError as exc:
             tr.dispatches.clear()
             tr.timers.clear()
-            self._state_error(tr, scope, key, record, state, exc.error, exc.cause)
+            located = self._located(exc, name, record.entered_event)
+            self._state_error(tr, scope, key, record, state, located.error, located.cause)
         return tr
 
     # -- Parallel and Map ---------------------------------------------------------------
@@ -618,35 +891,41 @@ class Interpreter:
     ) -> None:
         key = scope.prefix + name
         ctx = self.context(name, record.entered, record.attempt)
-        params = dataflow.effective_input(
-            record.input,
-            input_path=state.input_path,
-            parameters=getattr(state, "parameters", None)
-            if isinstance(state, ParallelState)
-            else None,
-            context=ctx,
-        )
+        variables = self._vars(tr, scope)
+        jsonata_mode = self._jsonata(state)
+        b = jsonata.bindings(record.input, ctx, variables) if jsonata_mode else {}
         if isinstance(state, ParallelState):
+            if jsonata_mode:
+                params = self._jsonata_output(state.arguments, b, record.input, "Arguments")
+            else:
+                params = dataflow.effective_input(
+                    record.input,
+                    input_path=state.input_path,
+                    parameters=state.parameters,
+                    context=ctx,
+                )
             record.kind, record.total = "parallel", len(state.branches)
             inputs: list[Any] = [params] * record.total
             window = record.total
             tr.event("ParallelStateStarted", name)
         else:
-            items = (
-                params
-                if state.items_path is None
-                else read_path(params, state.items_path, ctx, field="ItemsPath")
-            )
-            if not isinstance(items, list):
-                raise StatesRuntimeError(
-                    f"Map state input must be an array, got {type(items).__name__} at ItemsPath"
-                )
+            items, params = self._map_items(state, record, ctx, b)
             record.kind, record.total = "map", len(items)
             inputs = [
-                self._item_input(state, name, record, params, i, v) for i, v in enumerate(items)
+                self._item_input(state, name, record, params, i, value, variables)
+                for i, value in enumerate(items)
             ]
-            limit = self._map_concurrency(state, params, ctx)
-            window = min(record.total, limit or MAP_WINDOW)
+            limit = self._map_number(
+                state.max_concurrency,
+                state.max_concurrency_path,
+                params,
+                ctx,
+                b,
+                "MaxConcurrency",
+                integer=True,
+            )
+            self._map_tolerance(state, record, params, ctx, b)
+            window = min(record.total, int(limit or 0) or MAP_WINDOW)
             tr.event("MapStateStarted", name, length=record.total)
             for i, value in enumerate(inputs[window:], start=window):
                 tr.fields[f"{key}|i{i}"] = _dumps(value)
@@ -665,6 +944,96 @@ class Interpreter:
                 break  # a branch failed inline and took the container down
             self._start_branch(tr, key, state, i, inputs[i])
 
+    def _map_items(
+        self, state: MapState, record: StepRecord, ctx: Mapping[str, Any], b: Mapping[str, Any]
+    ) -> tuple[list[Any], Any]:
+        """The Map's items, and the data its ItemSelector reads."""
+        if self._jsonata(state):
+            if state.items is None:
+                items: Any = record.input
+            elif jsonata.is_expression(state.items):
+                items = jsonata.evaluate_typed(state.items, b, "Items", "array")
+            else:
+                items = state.items
+            if not isinstance(items, list):
+                raise QueryEvaluationError(
+                    f"Map state input must be an array but was: {_compact(items)}"
+                )
+            return items, record.input
+        params = dataflow.select_input(record.input, state.input_path, ctx)
+        items = (
+            params
+            if state.items_path is None
+            else read_path(params, state.items_path, ctx, field="ItemsPath")
+        )
+        if not isinstance(items, list):
+            raise StatesRuntimeError(f"Map state input must be an array but was: {_compact(items)}")
+        return items, params
+
+    def _map_number(
+        self,
+        literal: Any,
+        path: str | None,
+        data: Any,
+        ctx: Mapping[str, Any],
+        b: Mapping[str, Any],
+        field: str,
+        *,
+        integer: bool,
+    ) -> float | None:
+        kind = "integer" if integer else "float"
+        if path:
+            value = read_path(data, path, ctx, field=f"{field}Path")
+            if isinstance(value, str):
+                try:
+                    value = int(value) if integer else float(value)
+                except ValueError:
+                    pass
+            valid = isinstance(value, int | float) and not isinstance(value, bool)
+            if not valid or (integer and not float(value).is_integer()):
+                raise StatesRuntimeError(
+                    f'The {field}Path field refers to value "{_as_text(value)}" which is not a '
+                    f"valid {kind}: {path}"
+                )
+            return float(value)
+        if jsonata.is_expression(literal):
+            return float(_jsonata_number(literal, b, field, "integer" if integer else "number"))
+        if isinstance(literal, int | float) and not isinstance(literal, bool):
+            return float(literal)
+        return None
+
+    def _map_tolerance(
+        self,
+        state: MapState,
+        record: StepRecord,
+        data: Any,
+        ctx: Mapping[str, Any],
+        b: Mapping[str, Any],
+    ) -> None:
+        count = self._map_number(
+            state.tolerated_failure_count,
+            state.tolerated_failure_count_path,
+            data,
+            ctx,
+            b,
+            "ToleratedFailureCount",
+            integer=True,
+        )
+        percentage = self._map_number(
+            state.tolerated_failure_percentage,
+            state.tolerated_failure_percentage_path,
+            data,
+            ctx,
+            b,
+            "ToleratedFailurePercentage",
+            integer=False,
+        )
+        if count is not None and count < 0:
+            raise StatesRuntimeError("ToleratedFailureCount cannot be negative.")
+        if percentage is not None and not 0 <= percentage <= 100:
+            raise StatesRuntimeError("ToleratedFailurePercentage must be between 0 and 100.")
+        record.tolerated_count, record.tolerated_percentage = count, percentage
+
     def _start_branch(self, tr: Transition, key: str, state: Any, index: int, value: Any) -> None:
         if isinstance(state, ParallelState):
             branch = state.branches[index]
@@ -675,24 +1044,23 @@ class Interpreter:
         self.enter(tr, child, branch.start_at, value)
 
     def _item_input(
-        self, state: MapState, name: str, record: StepRecord, params: Any, index: int, value: Any
+        self,
+        state: MapState,
+        name: str,
+        record: StepRecord,
+        params: Any,
+        index: int,
+        value: Any,
+        variables: Mapping[str, Any],
     ) -> Any:
         selector = state.item_selector if state.item_selector is not None else state.parameters
         if selector is None:
             return value
         ctx = self.context(name, record.entered, record.attempt, map_item=(index, value))
+        if self._jsonata(state):
+            b = jsonata.bindings(record.input, ctx, variables)
+            return jsonata.evaluate_template(selector, b, "ItemSelector")
         return dataflow.apply_template(selector, params, ctx)
-
-    @staticmethod
-    def _map_concurrency(state: MapState, params: Any, ctx: Mapping[str, Any]) -> int:
-        value: Any = state.max_concurrency
-        if state.max_concurrency_path:
-            value = read_path(params, state.max_concurrency_path, ctx)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise StatesRuntimeError(
-                f"MaxConcurrency must be a non-negative integer, got {value!r}"
-            )
-        return value
 
     def _end_scope(self, tr: Transition, scope: Scope, output: Any) -> None:
         if scope.container is None:
@@ -706,6 +1074,7 @@ class Interpreter:
             tr.event("MapIterationSucceeded", name, index=scope.index)
             self._start_next_item(tr, key, state)
         tr.fields[f"{key}|r{scope.index}"] = _dumps(output)
+        tr.fields[f"{scope.prefix}|vars"] = None
         tr.joins.append(key)
 
     def _start_next_item(self, tr: Transition, key: str, state: MapState) -> None:
@@ -745,7 +1114,7 @@ class Interpreter:
         container = container_scope.states[name]
         if isinstance(container, MapState):
             tr.event("MapIterationFailed", name, index=scope.index, error=error, cause=cause)
-            if self._tolerated(tr, key, container):
+            if self._tolerated(tr, key):
                 self._start_next_item(tr, key, container)
                 tr.fields[f"{key}|r{scope.index}"] = _dumps({"Error": error, "Cause": cause})
                 tr.joins.append(key)
@@ -759,11 +1128,11 @@ class Interpreter:
         # Branches of this container still to be started in this transition never will be.
         inside = f"{key}["
         tr.dispatches[:] = [d for d in tr.dispatches if not d.step_key.startswith(inside)]
-        if isinstance(container, MapState) and self._has_tolerance(container):
+        if isinstance(container, MapState) and _has_tolerance(record):
             error = "States.ExceedToleratedFailureThreshold"
             cause = "The specified tolerated failure threshold was exceeded"
         tr.event(f"{container.type}StateFailed", name, error=error, cause=cause)
-        self._state_error(tr, container_scope, key, record, container, error or "", cause or "")
+        self._state_error(tr, container_scope, key, record, container, error, cause)
 
     @staticmethod
     def _mark_failure(tr: Transition, scope: Scope, state: str | None, state_input: Any) -> None:
@@ -771,36 +1140,20 @@ class Interpreter:
         if state is not None:
             tr.fields[f"{scope.container or ''}|x{scope.index}"] = _dumps([state, state_input])
 
-    def _field(self, tr: Transition, name: str) -> str | None:
-        """A step-hash field as this transition would leave it."""
-        if name in tr.fields:
-            return tr.fields[name]
-        return self.reader.get(name)
-
-    @staticmethod
-    def _has_tolerance(state: MapState) -> bool:
-        return any(
-            value is not None
-            for value in (
-                state.tolerated_failure_count,
-                state.tolerated_failure_count_path,
-                state.tolerated_failure_percentage,
-                state.tolerated_failure_percentage_path,
-            )
-        )
-
-    def _tolerated(self, tr: Transition, key: str, state: MapState) -> bool:
-        count = state.tolerated_failure_count
-        percentage = state.tolerated_failure_percentage
-        if not isinstance(count, int | float) and not isinstance(percentage, int | float):
+    def _tolerated(self, tr: Transition, key: str) -> bool:
+        pending = tr.records.get(key)
+        record_text = pending.dumps() if pending is not None else self.reader.get(key)
+        if record_text is None:
+            return False
+        record = StepRecord.loads(record_text)
+        if not _has_tolerance(record):
             return False
         failures = int(self._field(tr, f"{key}|f") or 0) + 1
-        total = int(self._field(tr, f"{key}|t") or 1)
-        ok_count = isinstance(count, int | float) and failures <= count
-        ok_pct = (
-            isinstance(percentage, int | float) and failures * 100 / max(total, 1) <= percentage
-        )
-        if ok_count or ok_pct:
+        total = max(record.total, 1)
+        count, percentage = record.tolerated_count, record.tolerated_percentage
+        if (count is not None and failures <= count) or (
+            percentage is not None and failures * 100 / total <= percentage
+        ):
             tr.fields[f"{key}|f"] = str(failures)
             return True
         return False
@@ -812,10 +1165,11 @@ class Interpreter:
             tr.fields[f"{key}|r{i}"] = None
             tr.fields[f"{key}|i{i}"] = None
             tr.fields[f"{key}|x{i}"] = None
+            tr.fields[f"{key}[{i}]/|vars"] = None
 
     def join(self, key: str, record: StepRecord, now: float) -> Transition:
         """Every branch or item of a container ended: compute its output and go on."""
-        tr = Transition(now)
+        tr = self._new(now)
         scope, name = self.scope_of(key)
         state = scope.states[name]
         raw = self.reader.get_many([f"{key}|r{i}" for i in range(record.total)])
@@ -836,16 +1190,11 @@ class Interpreter:
         self._clear_container(tr, key, record)
         tr.event(f"{state.type}StateSucceeded", name)
         try:
-            output = dataflow.state_output(
-                record.input,
-                results,
-                result_selector=state.result_selector,
-                result_path=state.result_path,
-                output_path=state.output_path,
-                context=self.context(name, record.entered, record.attempt),
-            )
+            ctx = self.context(name, record.entered, record.attempt)
+            output = self._work_output(tr, scope, state, record, results, ctx)
         except StatesError as exc:
-            self._state_error(tr, scope, key, record, state, exc.error, exc.cause)
+            located = self._located(exc, name, record.entered_event)
+            self._state_error(tr, scope, key, record, state, located.error, located.cause)
             return
         tr.statuses[key] = StepStatus.SUCCEEDED
         tr.records[key] = None
@@ -855,11 +1204,73 @@ class Interpreter:
 
     def timed_out(self, now: float) -> Transition:
         """The state machine's ``TimeoutSeconds`` ran out."""
-        tr = Transition(now)
+        tr = self._new(now)
         cause = f"execution exceeded its TimeoutSeconds of {self.machine.timeout_seconds}"
         tr.event("ExecutionTimedOut", error="States.Timeout", cause=cause)
         tr.end = {"status": "TIMED_OUT", "error": "States.Timeout", "cause": cause}
         return tr
+
+
+def _assigns(state: Any) -> bool:
+    if getattr(state, "assign", None) is not None:
+        return True
+    rules = getattr(state, "choices", ()) or ()
+    catchers = getattr(state, "catch", ()) or ()
+    return any(getattr(x, "assign", None) is not None for x in (*rules, *catchers))
+
+
+def _scope_prefixes(prefix: str) -> list[str]:
+    """``"M[3]/P[1]/"`` -> ``["", "M[3]/", "M[3]/P[1]/"]``."""
+    prefixes = [""]
+    if prefix:
+        parts = prefix.rstrip("/").split("/")
+        prefixes += ["/".join(parts[: i + 1]) + "/" for i in range(len(parts))]
+    return prefixes
+
+
+def _has_tolerance(record: StepRecord) -> bool:
+    return record.tolerated_count is not None or record.tolerated_percentage is not None
+
+
+def _jsonata_number(expression: Any, b: Mapping[str, Any], field: str, kind: str) -> float:
+    if jsonata.is_expression(expression):
+        return jsonata.evaluate_typed(expression, b, field, kind)
+    return float(expression)
+
+
+def _wait_seconds(value: Any, field: str, path: str | None) -> float:
+    where = f": {path} == {_compact(value)}" if path else f": {_compact(value)}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise StatesRuntimeError(f"The {field} parameter cannot be parsed as a long value{where}")
+    if isinstance(value, float) and not value.is_integer():
+        raise StatesRuntimeError(f"The {field} parameter cannot be parsed as a long value{where}")
+    if value < 0:
+        raise StatesRuntimeError(f"The {field} parameter references a negative value{where}")
+    return float(value)
+
+
+def _wait_until(value: Any, field: str, path: str | None) -> float:
+    moment = parse_timestamp(value) if isinstance(value, str) else None
+    if moment is None:
+        where = f": {path} == {_compact(value)}" if path else f": {_compact(value)}"
+        raise StatesRuntimeError(
+            f"The {field} parameter does not reference a valid ISO-8601 extended offset "
+            f"date-time format string{where}"
+        )
+    return moment.timestamp()
+
+
+def _read_or_call(data: Any, path: str, ctx: Mapping[str, Any], field: str) -> Any:
+    """ErrorPath / CausePath: a path, or an intrinsic function call."""
+    if path.startswith("States."):
+        from orchestrator import intrinsics
+
+        return intrinsics.evaluate(path, data, ctx)
+    return read_path(data, path, ctx, field=field)
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 #: Resources of the Lambda service integration (optionally with the callback pattern).

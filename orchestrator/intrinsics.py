@@ -39,7 +39,7 @@ from decimal import Decimal
 from typing import Any
 
 from orchestrator.errors import IntrinsicFailure, StatesError, StatesRuntimeError
-from orchestrator.paths import read_path
+from orchestrator.paths import current_variables, read_path
 
 __all__ = [
     "FUNCTION_NAMES",
@@ -888,6 +888,8 @@ def _read(
 ) -> Any:
     path = ref.path
     if ref.variable is not None:
+        if variables is None:
+            variables = current_variables()
         if variables is None or ref.variable not in variables:
             raise StatesRuntimeError(f"The variable {ref.variable!r} is not defined")
         data, path = variables[ref.variable], "$" + path[1 + len(ref.variable) :]

@@ -22,9 +22,11 @@ extended parser. Both are compiled once per distinct path string (``lru_cache``)
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -233,6 +235,42 @@ def _not_found(
     return PathNotFound(f"Invalid path '{compiled.text}' : {detail}")
 
 
+#: Workflow variables that ``$name`` paths read while a state is being evaluated.
+_variables: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
+    "orchestrator_variables", default=None
+)
+_VARIABLE = re.compile(r"^\$(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<tail>[.\[].*)?$", re.S)
+
+
+@contextlib.contextmanager
+def using_variables(variables: Mapping[str, Any]) -> Iterator[None]:
+    """Within the block, paths like ``$name.field`` read the workflow variable ``name``."""
+    token = _variables.set(variables)
+    try:
+        yield
+    finally:
+        _variables.reset(token)
+
+
+def current_variables() -> Mapping[str, Any] | None:
+    """The workflow variables in force (see :func:`using_variables`), if any."""
+    return _variables.get()
+
+
+def _read_variable(path: str, context: Mapping[str, Any] | None, field: str | None) -> Any:
+    match = _VARIABLE.match(path)
+    if match is None:  # pragma: no cover - callers check first
+        raise StatesRuntimeError(f"Invalid variable reference '{path}'")
+    name, tail = match.group("name"), match.group("tail") or ""
+    variables = _variables.get() or {}
+    if name not in variables:
+        where = f" specified for the field '{field}'" if field else ""
+        raise PathNotFound(f"The variable '${name}'{where} is not defined")
+    if not tail:
+        return variables[name]
+    return read_path(variables[name], "$" + tail, context, field=field)
+
+
 def read_path(
     data: Any,
     path: str,
@@ -258,6 +296,8 @@ def read_path(
         PathNotFound: A definite path matched nothing (``States.Runtime``).
         StatesRuntimeError: ``path`` is not a valid JSONPath.
     """
+    if len(path) > 1 and path[1] not in ".[$" and _VARIABLE.match(path):
+        return _read_variable(path, context, field)
     compiled = _compile(path)
     root: Any = (context if context is not None else {}) if compiled.in_context else data
     steps = compiled.steps

@@ -220,6 +220,7 @@ def run_transition(
     step_status: str | None = None,
     timer: str | None = None,
     skip_publish: str | None = None,
+    history_base: int | None = None,
 ) -> Transition | None:
     """Compute and commit a transition; publish its tasks and perform its joins.
 
@@ -229,9 +230,13 @@ def run_transition(
     Returns the committed transition, or None when a guard showed it no longer applies
     (the step moved on, the execution stopped, the container it runs in failed).
     """
-    for _ in range(MAX_RECOMPUTE):
+    for attempt in range(MAX_RECOMPUTE):
         reader = RedisReader(store, execution_id)
         interp.reader = reader
+        if history_base is None or attempt:
+            # Event ids (quoted in Step Functions' error causes) continue the history.
+            history_base = int(store.client.llen(store.keys.history(execution_id)))
+        interp.history_base = history_base
         tr = compute()
         if tr is None:
             return None
@@ -396,7 +401,7 @@ def _run_step(
         )
         _stop_chain(task)
         return None
-    record_text, status, name, workflow, start, def_hash = details
+    record_text, status, name, workflow, start, def_hash, history_length = details
     record = StepRecord.loads(record_text)  # type: ignore[arg-type]
     interp = interpreter_for(store, execution_id, name, workflow, start, def_hash)  # type: ignore[arg-type]
     result: Any = None
@@ -428,6 +433,7 @@ def _run_step(
         step_key=step_key,
         step_status=status,
         skip_publish=chained,
+        history_base=int(history_length),  # type: ignore[arg-type]
     )
     if tr is None:
         logger.info("discarding late result of %s/%s", execution_id, step_key)

@@ -1,0 +1,213 @@
+"""Read-only look-ups the UI needs beyond the public API.
+
+They read the store directly, following the key schema of :mod:`orchestrator.keys`:
+an execution's stored definition, a cheap listing of executions (with a workflow filter
+and paging), the raw step hash and the tasks waiting for a task token.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from orchestrator.api import EXECUTION_NAME
+from orchestrator.config import get_settings
+from orchestrator.errors import ExecutionNotFound
+from orchestrator.models import ExecutionStatus, to_datetime
+from orchestrator.store import RedisStore, get_store
+
+#: Workflow names as the engine derives them (file stems or a definition's Comment).
+WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+_SUFFIXES = (".asl.json", ".asl.yaml", ".asl.yml", ".json", ".yaml", ".yml")
+#: Executions read from the index per round trip while filtering a listing.
+_PAGE = 200
+#: Most index entries one listing request examines (bounds a rare-workflow filter).
+MAX_SCAN = 5000
+
+
+def valid_execution_id(execution_id: str) -> bool:
+    """Whether ``execution_id`` could name an execution (ids are names or uuid hex)."""
+    return bool(EXECUTION_NAME.match(execution_id))
+
+
+def get_execution_definition(
+    execution_id: str, *, store: RedisStore | None = None
+) -> dict[str, Any]:
+    """The ASL definition (as a dict) an execution runs, as stored when it started.
+
+    Raises:
+        ExecutionNotFound: no such execution.
+    """
+    store = store or get_store()
+    text = store.client.hget(store.keys.execution(execution_id), "definition")
+    if text is None:
+        raise ExecutionNotFound(execution_id)
+    definition = json.loads(text)
+    return definition if isinstance(definition, dict) else {}
+
+
+def raw_steps(execution_id: str, *, store: RedisStore | None = None) -> dict[str, str]:
+    """The execution's raw step hash (records, statuses and container counters)."""
+    store = store or get_store()
+    return store.steps(execution_id)
+
+
+@dataclass(frozen=True)
+class WaitingTask:
+    """A ``.waitForTaskToken`` step waiting for its answer."""
+
+    step_key: str
+    state: str
+    token: str
+    since: datetime | None
+
+
+def waiting_tasks(steps: dict[str, str]) -> list[WaitingTask]:
+    """Steps of a raw step hash that wait for a task token (status WAITING, with a token)."""
+    found = []
+    for key, value in steps.items():
+        if "|" in key:
+            continue
+        if steps.get(f"{key}|s", "").split(":")[0] != "WAITING":
+            continue
+        try:
+            record = json.loads(value)
+        except ValueError:
+            continue
+        token = record.get("token") if isinstance(record, dict) else None
+        if isinstance(token, str) and token:
+            entered = record.get("entered")
+            found.append(
+                WaitingTask(
+                    key,
+                    str(record.get("state", key.rpartition("/")[2])),
+                    token,
+                    to_datetime(entered) if isinstance(entered, int | float) else None,
+                )
+            )
+    found.sort(key=lambda t: t.step_key)
+    return found
+
+
+def waiting_token(execution_id: str, step_key: str, *, store: RedisStore | None = None) -> str:
+    """The task token of a step of ``execution_id`` that waits for one.
+
+    Raises:
+        ExecutionNotFound: no such execution.
+        LookupError: that step does not wait for a task token.
+    """
+    store = store or get_store()
+    if not store.client.exists(store.keys.execution(execution_id)):
+        raise ExecutionNotFound(execution_id)
+    status, record = store.client.hmget(
+        store.keys.steps(execution_id), [store.keys.status_field(step_key), step_key]
+    )
+    for task in waiting_tasks(
+        {k: v for k, v in ((step_key, record), (f"{step_key}|s", status)) if v is not None}
+    ):
+        return task.token
+    raise LookupError(f"step {step_key!r} is not waiting for a task token")
+
+
+@dataclass(frozen=True)
+class ExecutionSummary:
+    """One row of the executions listing."""
+
+    execution_id: str
+    name: str
+    workflow: str
+    status: str
+    start_time: datetime
+    stop_time: datetime | None
+    redrive_count: int
+    error: str | None
+
+    def duration_seconds(self, now: datetime) -> float:
+        """Seconds from start to stop (or to ``now`` while running)."""
+        end = self.stop_time or now
+        return max(0.0, (end - self.start_time).total_seconds())
+
+
+_FIELDS = ("status", "name", "workflow", "start", "stop", "redrives", "error")
+
+
+def list_summaries(
+    status: ExecutionStatus | None = None,
+    workflow: str | None = None,
+    limit: int = 50,
+    cursor: int = 0,
+    *,
+    store: RedisStore | None = None,
+) -> tuple[list[ExecutionSummary], int | None]:
+    """Executions newest first, filtered; returns them and the cursor of the next page.
+
+    ``cursor`` is a position in the start-time index; the next cursor is None when the
+    index holds nothing more (or the scan budget of :data:`MAX_SCAN` entries ran out
+    with matches still possible, in which case it is returned so the caller can go on).
+    """
+    store = store or get_store()
+    rows: list[ExecutionSummary] = []
+    position = cursor
+    scanned = 0
+    while len(rows) < limit and scanned < MAX_SCAN:
+        ids = store.client.zrevrange(store.keys.executions, position, position + _PAGE - 1)
+        if not ids:
+            return rows, None
+        pipe = store.client.pipeline(transaction=False)
+        for execution_id in ids:
+            pipe.hmget(store.keys.execution(execution_id), list(_FIELDS))
+        for execution_id, values in zip(ids, pipe.execute(), strict=True):
+            position += 1
+            scanned += 1
+            record = dict(zip(_FIELDS, values, strict=True))
+            if record["status"] is None or record["start"] is None:
+                continue  # retention expired; the engine prunes the index
+            if status is not None and record["status"] != status.value:
+                continue
+            if workflow and record["workflow"] != workflow:
+                continue
+            rows.append(_summary(execution_id, record))
+            if len(rows) >= limit:
+                break
+    more = store.client.zcard(store.keys.executions) > position
+    return rows, position if more else None
+
+
+def _summary(execution_id: str, record: dict[str, str | None]) -> ExecutionSummary:
+    error = record.get("error")
+    try:
+        error_text = json.loads(error) if error else None
+    except ValueError:
+        error_text = error
+    return ExecutionSummary(
+        execution_id=execution_id,
+        name=record.get("name") or execution_id,
+        workflow=record.get("workflow") or "",
+        status=str(record["status"]),
+        start_time=to_datetime(str(record["start"])),
+        stop_time=to_datetime(str(record["stop"])) if record.get("stop") else None,
+        redrive_count=int(record.get("redrives") or 0),
+        error=error_text if isinstance(error_text, str) else None,
+    )
+
+
+def workflow_files() -> dict[str, Path]:
+    """Definitions in the workflows folder, by workflow name."""
+    folder = Path(get_settings().workflows_dir)
+    found: dict[str, Path] = {}
+    if not folder.is_dir():
+        return found
+    for path in sorted(folder.iterdir()):
+        if not path.is_file():
+            continue
+        for suffix in _SUFFIXES:
+            if path.name.endswith(suffix):
+                name = path.name[: -len(suffix)]
+                if WORKFLOW_NAME.match(name):
+                    found.setdefault(name, path)
+                break
+    return found

@@ -1,0 +1,573 @@
+"""The state graph of an execution: its definition's states laid out top to bottom,
+each coloured by what happened to it, rendered as inline SVG on the server.
+
+A node's *path* names it uniquely: a top-level state is ``Name``; a state of a Parallel
+branch is ``Par[0]/Name``; a state of a Map's item processor is ``Map[*]/Name`` (every
+item's step of that state is folded into the one node). Step keys of the engine
+(``Map[3]/Charge``) map onto paths with :meth:`Graph.path_of_step`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from html import escape
+from typing import Any
+
+from orchestrator.models import ExecutionDescription, HistoryEvent
+
+#: Node statuses, in the order a folded node (a Map's states) reports them: the first
+#: one any of its steps has wins.
+STATUSES = (
+    "waiting",
+    "retrying",
+    "running",
+    "failed",
+    "aborted",
+    "caught",
+    "succeeded",
+    "notreached",
+)
+STATUS_LABELS = {
+    "notreached": "not reached",
+    "running": "running",
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "caught": "caught",
+    "retrying": "retrying",
+    "waiting": "waiting",
+    "aborted": "aborted",
+}
+#: Engine step statuses -> node statuses.
+_STEP_STATUS = {
+    "SCHEDULED": "running",
+    "RUNNING": "running",
+    "JOINING": "running",
+    "RETRYING": "retrying",
+    "WAITING": "waiting",
+    "SUCCEEDED": "succeeded",
+    "FAILED": "failed",
+    "TIMED_OUT": "failed",
+    "CAUGHT": "caught",
+}
+_IN_FLIGHT = {"running", "retrying", "waiting"}
+
+# Geometry (px).
+NODE_H = 46
+NODE_MIN_W = 150
+NODE_MAX_W = 250
+CHAR_W = 7.4
+H_GAP = 28
+V_GAP = 44
+PAD = 12
+HEADER = 34
+BRANCH_GAP = 14
+LANE_GAP = 12
+START_H = 34
+MAX_LABEL = 30
+
+
+@dataclass
+class Edge:
+    source: str
+    target: str
+    kind: str  # next, choice, default, catch
+    label: str = ""
+
+
+@dataclass
+class Scope:
+    """A state machine or one branch (or Map item processor) of it."""
+
+    prefix: str
+    start_at: str
+    nodes: dict[str, Node] = field(default_factory=dict)
+    edges: list[Edge] = field(default_factory=list)
+    width: float = 0
+    height: float = 0
+    lanes: list[tuple[Edge, str]] = field(default_factory=list)
+    x: float = 0
+    y: float = 0
+    """Position inside the container node (branches and item processors)."""
+
+
+@dataclass
+class Node:
+    path: str
+    name: str
+    type: str
+    spec: dict[str, Any]
+    children: list[Scope] = field(default_factory=list)
+    x: float = 0
+    y: float = 0
+    w: float = NODE_MIN_W
+    h: float = NODE_H
+    rank: int = 0
+
+
+@dataclass
+class NodeState:
+    """What happened to one node."""
+
+    status: str = "notreached"
+    steps: list[tuple[str, str]] = field(default_factory=list)
+    """(step key, engine step status) of every step folded into the node."""
+    counts: Counter[str] = field(default_factory=Counter)
+    """How many of its steps are in each node status."""
+    entered: int = 0
+    attempts: int = 0
+
+
+class Graph:
+    """A definition's states, nested scopes included, with their layout."""
+
+    def __init__(self, definition: dict[str, Any]) -> None:
+        self.root = _build_scope(definition, "")
+        self.nodes: dict[str, Node] = {}
+        self.by_name: dict[str, list[Node]] = defaultdict(list)
+        self._index(self.root)
+        _layout(self.root)
+
+    def _index(self, scope: Scope) -> None:
+        for node in scope.nodes.values():
+            self.nodes[node.path] = node
+            self.by_name[node.name].append(node)
+            for child in node.children:
+                self._index(child)
+
+    def path_of_step(self, step_key: str) -> str | None:
+        """The node path of an engine step key (None if it does not fit the graph)."""
+        parts = step_key.split("/")
+        scope = self.root
+        prefix = ""
+        for part in parts[:-1]:
+            name, bracket, index = part.rpartition("[")
+            if not bracket or not index.endswith("]"):
+                return None
+            node = scope.nodes.get(name)
+            if node is None or not node.children:
+                return None
+            if node.type == "Map":
+                prefix += f"{name}[*]/"
+                scope = node.children[0]
+            else:
+                try:
+                    i = int(index[:-1])
+                    scope = node.children[i]
+                except (ValueError, IndexError):
+                    return None
+                prefix += f"{name}[{i}]/"
+        if parts[-1] not in scope.nodes:
+            return None
+        return prefix + parts[-1]
+
+    # -- statuses -------------------------------------------------------------------
+
+    def states(
+        self,
+        description: ExecutionDescription,
+        history: Iterable[HistoryEvent],
+        steps: dict[str, str],
+    ) -> dict[str, NodeState]:
+        """Every node's status, from the step hash (for steps) and the history (for the
+        states that run inline: Pass, Choice, Succeed, Fail)."""
+        result = {path: NodeState() for path in self.nodes}
+        for field_name, value in steps.items():
+            if not field_name.endswith("|s"):
+                continue
+            key = field_name[:-2]
+            if "|" in key:
+                continue
+            path = self.path_of_step(key)
+            if path is None:
+                continue
+            result[path].steps.append((key, value.split(":")[0]))
+        entered: Counter[str] = Counter()
+        exited: Counter[str] = Counter()
+        scheduled: Counter[str] = Counter()
+        for event in history:
+            if not event.state:
+                continue
+            if event.type.endswith("StateEntered"):
+                entered[event.state] += 1
+            elif event.type.endswith("StateExited"):
+                exited[event.state] += 1
+            elif event.type == "TaskScheduled":
+                scheduled[event.state] += 1
+        finished = description.status.value != "RUNNING"
+        in_flight_end = "failed" if description.status.value == "TIMED_OUT" else "aborted"
+        for path, state in result.items():
+            node = self.nodes[path]
+            state.entered = entered[node.name]
+            state.attempts = scheduled[node.name]
+            if state.steps:
+                for _, raw in state.steps:
+                    status = _STEP_STATUS.get(raw, "running")
+                    if finished and status in _IN_FLIGHT:
+                        status = in_flight_end
+                    state.counts[status] += 1
+                state.status = next(s for s in STATUSES if state.counts[s])
+            elif state.entered:
+                if node.type == "Fail":
+                    state.status = "failed"
+                elif exited[node.name]:
+                    state.status = "succeeded"
+                elif finished:
+                    state.status = "failed"
+                else:
+                    state.status = "running"
+                state.counts[state.status] = state.entered
+        return result
+
+    # -- rendering ------------------------------------------------------------------
+
+    def svg(
+        self, states: dict[str, NodeState], *, selected: str | None = None, link: str = "?state="
+    ) -> str:
+        """The graph as an inline ``<svg>`` element; each node links to ``link + path``."""
+        width = self.root.width
+        height = self.root.height + START_H
+        out = [
+            f'<svg class="state-graph" xmlns="http://www.w3.org/2000/svg" role="img" '
+            f'aria-label="State graph" width="{width:.0f}" height="{height:.0f}" '
+            f'viewBox="0 0 {width:.0f} {height:.0f}">',
+            "<defs>",
+            '<marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+            'markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" '
+            'class="arrowhead"/></marker>',
+            '<marker id="arrow-catch" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+            'markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" '
+            'class="arrowhead catch"/></marker>',
+            "</defs>",
+        ]
+        start = self.root.nodes.get(self.root.start_at)
+        if start is not None:
+            cx = start.x + start.w / 2
+            out.append(
+                f'<g class="start-marker"><circle cx="{cx:.1f}" cy="10" r="7"/>'
+                f'<line x1="{cx:.1f}" y1="17" x2="{cx:.1f}" y2="{START_H - 2}" '
+                f'marker-end="url(#arrow)" class="edge"/></g>'
+            )
+        out.append(f'<g transform="translate(0,{START_H})">')
+        self._render_scope(self.root, states, selected, link, out)
+        out.append("</g></svg>")
+        return "".join(out)
+
+    def _render_scope(
+        self,
+        scope: Scope,
+        states: dict[str, NodeState],
+        selected: str | None,
+        link: str,
+        out: list[str],
+    ) -> None:
+        for edge in scope.edges:
+            out.append(_edge_svg(scope, edge))
+        for node in scope.nodes.values():
+            state = states.get(node.path, NodeState())
+            classes = "node" + (" selected" if node.path == selected else "")
+            label = STATUS_LABELS[state.status]
+            title = f"{node.name} ({node.type}): {label}"
+            out.append(
+                f'<a href="{escape(link + _quote(node.path))}#details" class="node-link" '
+                f'data-path="{escape(node.path)}">'
+                f'<g class="{classes}" data-state="{escape(node.name)}" '
+                f'data-path="{escape(node.path)}" data-type="{escape(node.type)}" '
+                f'data-status="{state.status}" transform="translate({node.x:.1f},{node.y:.1f})">'
+                f"<title>{escape(title)}</title>"
+                f'<rect class="box" width="{node.w:.1f}" height="{node.h:.1f}" rx="8"/>'
+            )
+            name = _truncate(node.name, int((node.w - 20) / CHAR_W))
+            if node.children:
+                out.append(
+                    f'<text class="name" x="10" y="17">{escape(name)}</text>'
+                    f'<text class="meta" x="10" y="29">{escape(_container_meta(node, state))}'
+                    f' · <tspan class="status-label">{label}</tspan></text></g></a>'
+                )
+                for i, child in enumerate(node.children):
+                    caption = "Item processor" if node.type == "Map" else f"Branch {i + 1}"
+                    out.append(
+                        f'<g class="branch" transform="translate({node.x + child.x:.1f},'
+                        f'{node.y + child.y:.1f})"><rect class="branch-box" '
+                        f'width="{child.width:.1f}" height="{child.height:.1f}" rx="6"/>'
+                        f'<text class="branch-label" x="8" y="15">{caption}</text>'
+                    )
+                    self._render_scope(child, states, selected, link, out)
+                    out.append("</g>")
+            else:
+                cx = node.w / 2
+                out.append(
+                    f'<text class="name" x="{cx:.1f}" y="20" text-anchor="middle">'
+                    f"{escape(name)}</text>"
+                    f'<text class="meta" x="{cx:.1f}" y="36" text-anchor="middle">'
+                    f'{escape(node.type)} · <tspan class="status-label">{label}</tspan>'
+                    "</text></g></a>"
+                )
+
+
+# -- building ---------------------------------------------------------------------------
+
+
+def _build_scope(spec: dict[str, Any], prefix: str) -> Scope:
+    states = spec.get("States") if isinstance(spec, dict) else None
+    if not isinstance(states, dict):
+        states = {}
+    start_at = spec.get("StartAt") if isinstance(spec, dict) else None
+    scope = Scope(prefix, start_at if isinstance(start_at, str) else "")
+    for name, state in states.items():
+        if not isinstance(state, dict):
+            state = {}
+        node = Node(prefix + name, name, str(state.get("Type", "?")), state)
+        if node.type == "Parallel":
+            branches = state.get("Branches")
+            for i, branch in enumerate(branches if isinstance(branches, list) else []):
+                node.children.append(_build_scope(branch, f"{node.path}[{i}]/"))
+        elif node.type == "Map":
+            processor = state.get("ItemProcessor") or state.get("Iterator")
+            if isinstance(processor, dict):
+                node.children.append(_build_scope(processor, f"{node.path}[*]/"))
+        scope.nodes[name] = node
+    for name, state in states.items():
+        if isinstance(state, dict):
+            scope.edges.extend(e for e in _edges(name, state) if e.target in scope.nodes)
+    return scope
+
+
+def _edges(name: str, state: dict[str, Any]) -> list[Edge]:
+    edges = []
+    for rule in state.get("Choices") or []:
+        if isinstance(rule, dict) and isinstance(rule.get("Next"), str):
+            edges.append(Edge(name, rule["Next"], "choice"))
+    if isinstance(state.get("Default"), str):
+        edges.append(Edge(name, state["Default"], "default", "Default"))
+    if isinstance(state.get("Next"), str):
+        edges.append(Edge(name, state["Next"], "next"))
+    for catcher in state.get("Catch") or []:
+        if isinstance(catcher, dict) and isinstance(catcher.get("Next"), str):
+            errors = catcher.get("ErrorEquals") or []
+            label = ", ".join(str(e) for e in errors) if isinstance(errors, list) else ""
+            edges.append(Edge(name, catcher["Next"], "catch", _truncate(label, 26)))
+    # One drawn edge per (target, kind).
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for edge in edges:
+        if (edge.target, edge.kind) not in seen:
+            seen.add((edge.target, edge.kind))
+            unique.append(edge)
+    return unique
+
+
+# -- layout -----------------------------------------------------------------------------
+
+
+def _layout(scope: Scope) -> None:
+    for node in scope.nodes.values():
+        if node.children:
+            for child in node.children:
+                _layout(child)
+            inner_w = sum(c.width for c in node.children) + BRANCH_GAP * (len(node.children) - 1)
+            inner_h = max(c.height for c in node.children)
+            label_w = len(node.name) * CHAR_W + 150
+            node.w = max(inner_w + 2 * PAD, min(label_w, 2 * NODE_MAX_W), NODE_MIN_W)
+            node.h = HEADER + inner_h + PAD
+            x = (node.w - inner_w) / 2
+            for child in node.children:
+                # Children are positioned relative to their container node.
+                child.x, child.y = x, HEADER
+                x += child.width + BRANCH_GAP
+        else:
+            node.w = min(max(NODE_MIN_W, len(node.name) * CHAR_W + 28), NODE_MAX_W)
+            node.h = NODE_H
+    layers = _rank(scope)
+    _position(scope, layers)
+    _route_lanes(scope, layers)
+
+
+def _position(scope: Scope, layers: list[list[str]]) -> None:
+    """Place layers top to bottom; a node goes under its predecessors (centred as a
+    group with its siblings), pushed right where it would overlap a neighbour."""
+    preds: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for edge in scope.edges:
+        if scope.nodes[edge.target].rank > scope.nodes[edge.source].rank:
+            preds[edge.target].append((edge.source, edge.kind))
+    centre: dict[str, float] = {}
+    y: float = PAD + (18 if scope.prefix else 0)
+    for layer in layers:
+        wanted: dict[str, float] = {}
+        primary: dict[str, int] = {}
+        for name in layer:
+            placed = [centre[p] for p, _ in preds[name] if p in centre]
+            wanted[name] = sum(placed) / len(placed) if placed else float("inf")
+            primary[name] = 0 if any(k != "catch" for _, k in preds[name]) else 1
+        layer.sort(key=lambda n: (wanted[n], primary[n]))
+        # Siblings wanting the same spot share it, centred; catch targets go aside.
+        groups: list[list[str]] = []
+        for name in layer:
+            last = groups[-1][0] if groups else None
+            if last is not None and (wanted[last], primary[last]) == (wanted[name], primary[name]):
+                groups[-1].append(name)
+            else:
+                groups.append([name])
+        right = float("-inf")
+        free = 0.0
+        for group in groups:
+            group_w = sum(scope.nodes[n].w for n in group) + H_GAP * (len(group) - 1)
+            target = wanted[group[0]]
+            x = target - group_w / 2 if target != float("inf") else free
+            if right != float("-inf"):
+                x = max(x, right + H_GAP)
+            for name in group:
+                node = scope.nodes[name]
+                node.x, node.y = x, y
+                centre[name] = x + node.w / 2
+                x += node.w + H_GAP
+            right = x - H_GAP
+            free = right + H_GAP
+        y += max(scope.nodes[n].h for n in layer) + V_GAP
+    if scope.nodes:
+        shift = PAD - min(n.x for n in scope.nodes.values())
+        for node in scope.nodes.values():
+            node.x += shift
+        scope.width = max(n.x + n.w for n in scope.nodes.values()) + PAD
+        scope.height = y - V_GAP + PAD
+    else:
+        scope.width, scope.height = NODE_MIN_W, 2 * PAD
+
+
+def _rank(scope: Scope) -> list[list[str]]:
+    """Layers of node names: longest path from the start, ignoring back edges."""
+    out_edges: dict[str, list[str]] = defaultdict(list)
+    for edge in scope.edges:
+        out_edges[edge.source].append(edge.target)
+    order: list[str] = []
+    back: set[tuple[str, str]] = set()
+    state: dict[str, int] = {}
+
+    def visit(root: str) -> None:
+        stack: list[tuple[str, int]] = [(root, 0)]
+        state[root] = 1
+        while stack:
+            name, i = stack.pop()
+            targets = out_edges[name]
+            if i < len(targets):
+                stack.append((name, i + 1))
+                target = targets[i]
+                if state.get(target) == 1:
+                    back.add((name, target))
+                elif target not in state:
+                    state[target] = 1
+                    stack.append((target, 0))
+            else:
+                state[name] = 2
+                order.append(name)
+
+    roots = ([scope.start_at] if scope.start_at in scope.nodes else []) + list(scope.nodes)
+    for root in roots:
+        if root not in state:
+            visit(root)
+    topo = list(reversed(order))
+    rank = dict.fromkeys(scope.nodes, 0)
+    for name in topo:
+        for target in out_edges[name]:
+            if (name, target) not in back:
+                rank[target] = max(rank[target], rank[name] + 1)
+    discovery = {name: i for i, name in enumerate(topo)}
+    layers: dict[int, list[str]] = defaultdict(list)
+    for name in sorted(scope.nodes, key=lambda n: discovery.get(n, 0)):
+        layers[rank[name]].append(name)
+        scope.nodes[name].rank = rank[name]
+    return [layers[r] for r in sorted(layers)]
+
+
+def _route_lanes(scope: Scope, layers: list[list[str]]) -> None:
+    """Give a side lane to edges that go back up or would cross the nodes they skip."""
+    lane_x = scope.width - PAD
+    extra = 0.0
+    for edge in scope.edges:
+        source, target = scope.nodes[edge.source], scope.nodes[edge.target]
+        if target.rank > source.rank and not _crosses(scope, layers, source, target):
+            continue
+        lo, hi = sorted((source.rank, target.rank))
+        right = max(
+            scope.nodes[n].x + scope.nodes[n].w for r in range(lo, hi + 1) for n in layers[r]
+        )
+        x = max(right, lane_x) + LANE_GAP + extra
+        extra += LANE_GAP * 0.8
+        edge_lane = f"{x:.1f}"
+        scope.lanes.append((edge, edge_lane))
+        scope.width = max(scope.width, x + PAD + 40)
+
+
+def _crosses(scope: Scope, layers: list[list[str]], source: Node, target: Node) -> bool:
+    if target.rank - source.rank <= 1:
+        return False
+    sx, sy = source.x + source.w / 2, source.y + source.h
+    tx, ty = target.x + target.w / 2, target.y
+    for r in range(source.rank + 1, target.rank):
+        for name in layers[r]:
+            node = scope.nodes[name]
+            mid = node.y + node.h / 2
+            t = (mid - sy) / (ty - sy) if ty != sy else 0
+            x = sx + (tx - sx) * t
+            if node.x - 6 <= x <= node.x + node.w + 6:
+                return True
+    return False
+
+
+def _edge_svg(scope: Scope, edge: Edge) -> str:
+    source, target = scope.nodes[edge.source], scope.nodes[edge.target]
+    lane = next((x for e, x in scope.lanes if e is edge), None)
+    if lane is not None:
+        lx = float(lane)
+        sx, sy = source.x + source.w, source.y + source.h / 2
+        tx, ty = target.x + target.w, target.y + target.h / 2
+        d = (
+            f"M{sx:.1f},{sy:.1f} C{lx:.1f},{sy:.1f} {lx:.1f},{sy:.1f} {lx:.1f},{sy + 12:.1f} "
+            f"L{lx:.1f},{ty - 12:.1f} C{lx:.1f},{ty:.1f} {lx:.1f},{ty:.1f} {tx + 2:.1f},{ty:.1f}"
+        )
+        label_x, label_y = lx + 4, (sy + ty) / 2
+    else:
+        sx, sy = source.x + source.w / 2, source.y + source.h
+        tx, ty = target.x + target.w / 2, target.y
+        dy = max(12.0, (ty - sy) / 2)
+        d = (
+            f"M{sx:.1f},{sy:.1f} C{sx:.1f},{sy + dy:.1f} {tx:.1f},{ty - dy:.1f} "
+            f"{tx:.1f},{ty - 2:.1f}"
+        )
+        label_x, label_y = (sx + tx) / 2 + 4, (sy + ty) / 2 + 4
+    marker = "arrow-catch" if edge.kind == "catch" else "arrow"
+    parts = [
+        f'<g class="edge-group {edge.kind}"><path class="edge {edge.kind}" d="{d}" '
+        f'marker-end="url(#{marker})"/>'
+    ]
+    if edge.label:
+        parts.append(
+            f'<text class="edge-label {edge.kind}" x="{label_x:.1f}" y="{label_y:.1f}">'
+            f"{escape(edge.label)}</text>"
+        )
+    parts.append("</g>")
+    return "".join(parts)
+
+
+def _container_meta(node: Node, state: NodeState) -> str:
+    if node.type == "Parallel":
+        return f"Parallel · {len(node.children)} branches"
+    return "Map"
+
+
+def _truncate(text: str, limit: int) -> str:
+    limit = max(4, min(limit, MAX_LABEL))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _quote(path: str) -> str:
+    from urllib.parse import quote
+
+    return quote(path, safe="")
+
+
+def compact(value: Any) -> str:
+    """A value as compact JSON, for tables."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
