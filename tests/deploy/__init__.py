@@ -1,0 +1,1 @@
+"""Deployment artefacts: Procfile (run with honcho), docker-compose.yml, Dockerfile."""

@@ -1,0 +1,75 @@
+"""Fixtures of the UI tests: the app on the session's real Redis, a live server, Chromium."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import tests.ui.ui_activities  # noqa: F401 - registers the ui-* activities before the worker starts
+from orchestrator.testing import LocalOrchestrator
+from tests.ui.browser import CHROMIUM_ARGS, ensure_chromium, require_playwright
+
+
+@pytest.fixture
+def client(orchestrator: LocalOrchestrator) -> Iterator[Any]:
+    """A TestClient of the UI (no token), on the session's Redis and worker."""
+    from fastapi.testclient import TestClient
+
+    from orchestrator.ui import create_app
+
+    with TestClient(create_app(token=""), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def live_server(orchestrator: LocalOrchestrator) -> Iterator[str]:
+    """The UI served by uvicorn in a thread on 127.0.0.1; yields its base URL."""
+    import uvicorn
+
+    from orchestrator.ui import create_app
+
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(token=""), host="127.0.0.1", port=port, log_level="warning", access_log=False
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="ui-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the UI server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium, driven by Playwright."""
+    require_playwright()
+    executable = ensure_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=executable, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()

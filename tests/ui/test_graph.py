@@ -1,0 +1,129 @@
+"""The state graph: layout and SVG, without Redis."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+from orchestrator.models import ExecutionDescription, ExecutionStatus, HistoryEvent
+from orchestrator.ui.graph import Graph
+from tests.ui.workflows import FAN_OUT
+
+ROOT = Path(__file__).resolve().parents[2]
+ORDER = json.loads((ROOT / "config/workflows/order_fulfillment.asl.json").read_text())
+NOW = datetime.now(UTC)
+
+
+def describe(status: str) -> ExecutionDescription:
+    return ExecutionDescription(
+        execution_id="x", name="x", workflow="w", status=ExecutionStatus(status), start_time=NOW
+    )
+
+
+def event(i: int, type_: str, state: str | None = None, **details) -> HistoryEvent:
+    return HistoryEvent(id=i, type=type_, timestamp=NOW, state=state, details=details)
+
+
+def overlaps(a, b) -> bool:
+    return not (a.x + a.w <= b.x or b.x + b.w <= a.x or a.y + a.h <= b.y or b.y + b.h <= a.y)
+
+
+def test_order_layout_is_top_to_bottom_without_overlaps():
+    graph = Graph(ORDER)
+    nodes = graph.root.nodes
+    main = [
+        "ValidateOrder",
+        "ChargePayment",
+        "ReserveInventory",
+        "IsExpress",
+        "StandardShipping",
+        "SendConfirmation",
+        "Fulfilled",
+    ]
+    ys = [nodes[n].y for n in main]
+    assert ys == sorted(ys) and len(set(ys)) == len(ys)
+    # The main line stays in one column.
+    centre = nodes["ValidateOrder"].x + nodes["ValidateOrder"].w / 2
+    for name in ("ChargePayment", "ReserveInventory", "IsExpress", "SendConfirmation"):
+        assert abs(nodes[name].x + nodes[name].w / 2 - centre) < 1
+    values = list(nodes.values())
+    for i, a in enumerate(values):
+        for b in values[i + 1 :]:
+            assert not overlaps(a, b), (a.name, b.name)
+        assert a.x >= 0 and a.x + a.w <= graph.root.width
+
+
+def test_nested_scopes_are_drawn_inside_their_state():
+    graph = Graph(FAN_OUT)
+    both = graph.nodes["Both"]
+    assert len(both.children) == 2
+    for branch in both.children:
+        assert branch.x >= 0 and branch.x + branch.width <= both.w
+        assert branch.y + branch.height <= both.h
+    assert graph.path_of_step("Each[7]/Echo") == "Each[*]/Echo"
+    assert graph.path_of_step("Both[1]/Right") == "Both[1]/Right"
+    assert graph.path_of_step("Both[5]/Right") is None
+    assert graph.path_of_step("Nope") is None
+
+
+def test_statuses_from_steps_and_history():
+    graph = Graph(FAN_OUT)
+    steps = {
+        "Both|s": "SUCCEEDED",
+        "Both[1]/Right|s": "SUCCEEDED",
+        "Each|s": "RUNNING",
+        "Each[0]/Echo|s": "SUCCEEDED",
+        "Each[1]/Echo|s": "RETRYING",
+        "Each[2]/Echo|s": "RUNNING:claim",
+        "Each[1]/Echo": json.dumps({"state": "Echo", "attempt": 1}),
+    }
+    history = [
+        event(1, "ExecutionStarted"),
+        event(2, "PassStateEntered", "Left", input={}),
+        event(3, "PassStateExited", "Left", output={}),
+    ]
+    states = graph.states(describe("RUNNING"), history, steps)
+    assert states["Both[0]/Left"].status == "succeeded"
+    assert states["Each"].status == "running"
+    folded = states["Each[*]/Echo"]
+    assert folded.status == "retrying"
+    assert folded.counts == {"succeeded": 1, "retrying": 1, "running": 1}
+    # Once the execution is aborted, what was in flight shows as aborted.
+    ended = graph.states(describe("ABORTED"), history, steps)
+    assert ended["Each[*]/Echo"].status == "aborted"
+    assert ended["Both"].status == "succeeded"
+
+
+def test_svg_marks_nodes_and_escapes_names():
+    definition = {
+        "StartAt": "<b>&",
+        "States": {"<b>&": {"Type": "Pass", "Next": "Done"}, "Done": {"Type": "Succeed"}},
+    }
+    graph = Graph(definition)
+    svg = graph.svg(graph.states(describe("RUNNING"), [], {}), selected="Done", link="?state=")
+    assert "<b>&" not in svg and "&lt;b&gt;&amp;" in svg
+    assert svg.count('data-status="notreached"') == 2
+    assert re.search(r'class="node selected"[^>]*data-path="Done"', svg)
+    assert 'href="?state=%3Cb%3E%26#details"' in svg
+
+
+def test_loops_and_bad_definitions_do_not_break_layout():
+    loop = {
+        "StartAt": "A",
+        "States": {
+            "A": {"Type": "Pass", "Next": "B"},
+            "B": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.x", "IsPresent": True, "Next": "A"}],
+                "Default": "C",
+            },
+            "C": {"Type": "Succeed"},
+        },
+    }
+    graph = Graph(loop)
+    assert graph.root.lanes  # the back edge B -> A goes round the side
+    assert "<svg" in graph.svg({})
+    assert Graph({}).svg({}).startswith("<svg")
+    assert Graph({"StartAt": 3, "States": {"X": "nonsense"}}).nodes["X"].type == "?"

@@ -1,0 +1,235 @@
+"""Server-rendered pages (no JavaScript) and the write protection."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import tests.ui.ui_activities  # noqa: F401 - registers the ui-* activities before the worker starts
+from orchestrator import start_workflow
+from tests.helpers import wait_until
+from tests.ui.workflows import ORDER_APPROVAL, OUT_OF_STOCK, order_input
+
+TOKEN = "s3cret-ui-token"
+
+
+def node(html: str, path: str) -> str:
+    match = re.search(
+        rf'<g class="node[^"]*" data-state="[^"]*" data-path="{re.escape(path)}"'
+        r' data-type="\w+" data-status="(\w+)"',
+        html,
+    )
+    assert match, f"no node {path}"
+    return match.group(1)
+
+
+def waiting_execution():
+    handle = start_workflow(ORDER_APPROVAL, order_input())
+    wait_until(lambda: any(s.status == "WAITING" for s in handle.describe().steps), 15)
+    return handle
+
+
+@pytest.fixture
+def secured(orchestrator):
+    from fastapi.testclient import TestClient
+
+    from orchestrator.ui import create_app
+
+    with TestClient(create_app(token=TOKEN), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def test_execution_page_renders_graph_details_and_history(client):
+    handle = start_workflow("order_fulfillment", order_input(OUT_OF_STOCK))
+    handle.result(20)
+    page = client.get(f"/executions/{handle.execution_id}?state=ReserveInventory")
+    assert page.status_code == 200
+    html = page.text
+    assert node(html, "ReserveInventory") == "caught"
+    assert node(html, "OrderFailed") == "failed"
+    assert node(html, "Fulfilled") == "notreached"
+    assert 'href="/executions/' in html and "?state=ReserveInventory#details" in html
+    start = html.index('id="details"')
+    details = html[start : html.index('class="card"', start)]
+    assert "OutOfStock" in details and "not enough &#39;lamp&#39; in stock" in details
+    assert "ExecutionFailed" in html and "TaskFailed" in html  # the history table
+    assert 'action="/executions/' in html and "/redrive" in html  # the redrive form
+    assert "/stop" not in html  # not running: no stop button
+    fragment = client.get(f"/executions/{handle.execution_id}?state=CancelOrder&fragment=details")
+    assert fragment.status_code == 200 and "<html" not in fragment.text
+    assert "cancelled" in fragment.text
+
+
+def test_unknown_state_and_execution_are_friendly_404s(client):
+    handle = start_workflow("order_fulfillment", order_input())
+    handle.result(20)
+    missing = client.get(f"/executions/{handle.execution_id}?state=Nope")
+    assert missing.status_code == 404 and "There is no state Nope" in missing.text
+    page = client.get("/executions/does-not-exist")
+    assert page.status_code == 404
+    assert "No execution" in page.text and "<html" in page.text
+    assert client.get("/no/such/page").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/?status=BOGUS", "/?limit=abc", "/?limit=0", "/?workflow=a%20b", "/dead-letters?limit=-1"],
+)
+def test_bad_query_parameters_give_400_pages(client, url):
+    page = client.get(url)
+    assert page.status_code == 400
+    assert "callout failed" in page.text and "Traceback" not in page.text
+
+
+def test_executions_page_filters(client):
+    ok = start_workflow("order_fulfillment", order_input())
+    bad = start_workflow("order_fulfillment", order_input(OUT_OF_STOCK))
+    ok.result(20), bad.result(20)
+    html = client.get("/?status=FAILED&limit=500").text
+    assert bad.execution_id in html and ok.execution_id not in html
+    html = client.get("/?workflow=order_fulfillment&limit=500").text
+    assert bad.execution_id in html and ok.execution_id in html
+    assert client.get("/?workflow=nothing_like_it").text.count("data-execution-id") == 0
+
+
+def test_forms_approve_reject_stop_and_start(client):
+    handle = waiting_execution()
+    page = client.get(f"/executions/{handle.execution_id}").text
+    assert node(page, "ManagerApproval") == "waiting"
+    assert 'name="step_key" value="ManagerApproval"' in page
+    assert "/stop" in page
+    bad = client.post(
+        f"/executions/{handle.execution_id}/tasks/approve",
+        data={"step_key": "ManagerApproval", "output": "{nope"},
+    )
+    assert bad.status_code == 400 and "not valid JSON" in bad.text
+    done = client.post(
+        f"/executions/{handle.execution_id}/tasks/approve",
+        data={"step_key": "ManagerApproval", "output": '{"ok": 1}'},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    assert done.headers["location"] == f"/executions/{handle.execution_id}?done=approved"
+    assert handle.result(15).status == "SUCCEEDED"
+    twice = client.post(
+        f"/executions/{handle.execution_id}/tasks/approve", data={"step_key": "ManagerApproval"}
+    )
+    assert twice.status_code == 409 and "not waiting" in twice.text
+
+    rejected = waiting_execution()
+    response = client.post(
+        f"/executions/{rejected.execution_id}/tasks/reject",
+        data={"step_key": "ManagerApproval", "error": "Rejected", "cause": "no"},
+        headers={"Accept": "application/json"},
+    )
+    assert response.status_code == 200 and response.json()["ok"] is True
+    assert rejected.result(15).error == "Declined"
+
+    stopped = waiting_execution()
+    response = client.post(f"/executions/{stopped.execution_id}/stop", follow_redirects=False)
+    assert response.status_code == 303
+    assert stopped.describe().status == "ABORTED"
+    html = client.get(f"/executions/{stopped.execution_id}").text
+    assert node(html, "ManagerApproval") == "aborted"
+
+    started = client.post(
+        "/executions",
+        data={
+            "workflow": "order_fulfillment",
+            "input": '{"order_id": "o-form", "items": [{"sku": "pen", "quantity": 1, "price": 2}]}',
+        },
+        follow_redirects=False,
+    )
+    assert started.status_code == 303 and "done=started" in started.headers["location"]
+    nothing = client.post("/executions", data={"input": "{}"})
+    assert nothing.status_code == 400 and "Choose a workflow" in nothing.text
+
+
+def test_dead_letters_page(client):
+    handle = start_workflow("order_fulfillment", order_input(OUT_OF_STOCK))
+    handle.result(20)
+    html = client.get("/dead-letters?limit=1000").text
+    row = html[html.index(f'data-letter-id="{handle.execution_id}"') :]
+    row = row[: row.index("</tr>")]
+    assert "OrderFailed" in row and "/redrive" in row and 'value="dead-letters"' in row
+    response = client.post(
+        f"/executions/{handle.execution_id}/redrive",
+        data={"return_to": "dead-letters"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303 and response.headers["location"].startswith("/dead-letters")
+
+
+def test_no_resource_from_elsewhere_and_security_headers(client):
+    handle = start_workflow("order_fulfillment", order_input())
+    handle.result(20)
+    for url in ("/", f"/executions/{handle.execution_id}", "/dead-letters"):
+        response = client.get(url)
+        assert not re.search(r'(src|href)="(https?:)?//', response.text), url
+        assert "default-src 'self'" in response.headers["content-security-policy"]
+        assert 'name="viewport"' in response.text
+    assert client.get("/static/ui.js").status_code == 200
+    assert client.get("/static/ui.css").status_code == 200
+
+
+def test_cross_origin_posts_are_refused(client):
+    handle = waiting_execution()
+    response = client.post(
+        f"/executions/{handle.execution_id}/stop", headers={"Origin": "http://evil.example"}
+    )
+    assert response.status_code == 403
+    assert handle.describe().status == "RUNNING"
+    api = client.post(
+        f"/api/executions/{handle.execution_id}/stop", headers={"Origin": "http://evil.example"}
+    )
+    assert api.status_code == 403 and api.json()["error"]["code"] == "cross_origin"
+    same = client.post(
+        f"/executions/{handle.execution_id}/stop",
+        headers={"Origin": "http://testserver"},
+        follow_redirects=False,
+    )
+    assert same.status_code == 303
+
+
+def test_token_protects_actions(secured):
+    handle = waiting_execution()
+    url = f"/api/executions/{handle.execution_id}/stop"
+    refused = secured.post(url)
+    assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+    assert secured.post(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    page = secured.post(f"/executions/{handle.execution_id}/stop")
+    assert page.status_code == 401 and "Sign in" in page.text
+    assert handle.describe().status == "RUNNING"
+    # Reading needs no token; forms then ask for it.
+    html = secured.get(f"/executions/{handle.execution_id}").text
+    assert 'name="token"' in html
+    ok = secured.post(url, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert ok.status_code == 200 and handle.describe().status == "ABORTED"
+    # The form field works too.
+    other = waiting_execution()
+    response = secured.post(
+        f"/executions/{other.execution_id}/stop", data={"token": TOKEN}, follow_redirects=False
+    )
+    assert response.status_code == 303 and other.describe().status == "ABORTED"
+
+
+def test_token_login_sets_cookie(secured):
+    handle = waiting_execution()
+    wrong = secured.get(f"/executions/{handle.execution_id}?token=nope")
+    assert wrong.status_code == 401 and "not the UI token" in wrong.text
+    login = secured.get(f"/executions/{handle.execution_id}?token={TOKEN}", follow_redirects=False)
+    assert login.status_code == 303
+    assert login.headers["location"] == f"/executions/{handle.execution_id}"
+    cookie = login.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    secured.cookies.set("orchestrator_ui_token", TOKEN)
+    html = secured.get(f"/executions/{handle.execution_id}").text
+    assert 'name="token"' not in html and "Sign out" in html
+    response = secured.post(f"/executions/{handle.execution_id}/stop", follow_redirects=False)
+    assert response.status_code == 303 and handle.describe().status == "ABORTED"
+    form_login = secured.post(
+        "/login", data={"token": TOKEN, "next": "//evil.example/"}, follow_redirects=False
+    )
+    assert form_login.status_code == 303 and form_login.headers["location"].startswith("/?")
+    secured.cookies.clear()
