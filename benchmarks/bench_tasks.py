@@ -1,0 +1,62 @@
+"""Tasks the benchmarks run: the no-op activity and raw Celery baselines.
+
+Both sides are registered on the same Celery app (``orchestrator.celery_app:app``), so
+they share the broker, serializer, acks_late, prefetch and event settings, and run in
+the same worker processes: the only difference measured is the orchestrator's own work.
+
+Raw Celery has no result backend here (as the orchestrator), so the end of a raw chain or
+group is marked by its last task writing ``status`` into a Redis hash — the same kind of
+write (one HSET) that marks a workflow's end in its execution record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from orchestrator import activity
+from orchestrator.celery_app import app
+from orchestrator.config import get_settings
+from orchestrator.store import redis_client
+
+
+@activity("noop")
+def noop(value: Any) -> Any:
+    """The no-op activity: returns its input."""
+    return value
+
+
+_client: tuple[int, redis.Redis] | None = None
+
+
+def _redis() -> redis.Redis:
+    # One client per process (prefork children must not share the parent's socket).
+    import os
+
+    global _client
+    if _client is None or _client[0] != os.getpid():
+        _client = (os.getpid(), redis_client(get_settings().redis_url or ""))
+    return _client[1]
+
+
+@app.task(name="bench.raw_noop")
+def raw_noop(value: Any = None) -> Any:
+    """Raw Celery no-op: returns its input (the next task of a chain receives it)."""
+    return value
+
+
+@app.task(name="bench.raw_last")
+def raw_last(value: Any, done_key: str) -> Any:
+    """Last task of a raw chain: a no-op that marks the chain done."""
+    _redis().hset(done_key, "status", "SUCCEEDED")
+    return value
+
+
+@app.task(name="bench.raw_join")
+def raw_join(value: Any, counter_key: str, total: int, done_key: str) -> Any:
+    """A member of a raw group joined by a counter: the last one to finish marks it done."""
+    client = _redis()
+    if client.incr(counter_key) >= total:
+        client.hset(done_key, "status", "SUCCEEDED")
+    return value

@@ -1,0 +1,997 @@
+#!/usr/bin/env python
+"""Benchmarks of the orchestrator against raw Celery, measured in the same run.
+
+    python benchmarks/run.py [--quick] [--json] [--concurrency 2] [--profile DIR]
+
+Starts its own embedded Redis, one Celery worker (prefork, ``--concurrency`` processes)
+that serves both sides — the orchestrator's activities and the raw Celery baseline tasks
+are registered on the same app, with the same settings — and a timer-loop process (the
+"beat"). Prints a table (figure, value, goal, pass/fail); with ``--json`` the last line
+of stdout is one JSON object with every figure. Progress goes to stderr.
+
+How each figure is measured is in benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PREFIX = "bench"
+QUEUE = "bench"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# -- definitions ------------------------------------------------------------------------
+
+
+def linear(n: int, comment: str) -> dict[str, Any]:
+    """n no-op Task states in a row."""
+    states = {}
+    for i in range(n):
+        state: dict[str, Any] = {"Type": "Task", "Resource": "noop"}
+        if i == n - 1:
+            state["End"] = True
+        else:
+            state["Next"] = f"T{i + 1}"
+        states[f"T{i}"] = state
+    return {"Comment": comment, "StartAt": "T0", "States": states}
+
+
+def with_inline(count: int) -> dict[str, Any]:
+    """Task A, ``count`` inline states alternating Pass and Choice, Task B."""
+    states: dict[str, Any] = {"A": {"Type": "Task", "Resource": "noop", "Next": "I0"}}
+    for i in range(count):
+        nxt = f"I{i + 1}" if i < count - 1 else "B"
+        if i % 2 == 0:
+            states[f"I{i}"] = {"Type": "Pass", "Next": nxt}
+        else:
+            states[f"I{i}"] = {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.n", "NumericGreaterThanEquals": 0, "Next": nxt}],
+                "Default": nxt,
+            }
+    states["B"] = {"Type": "Task", "Resource": "noop", "End": True}
+    return {"Comment": f"inline{count}", "StartAt": "A", "States": states}
+
+
+def map_definition() -> dict[str, Any]:
+    return {
+        "Comment": "map",
+        "StartAt": "M",
+        "States": {
+            "M": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "MaxConcurrency": 0,
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "INLINE"},
+                    "StartAt": "N",
+                    "States": {"N": {"Type": "Task", "Resource": "noop", "End": True}},
+                },
+                "End": True,
+            }
+        },
+    }
+
+
+def wait_definition(field: str) -> dict[str, Any]:
+    wait: dict[str, Any] = {"Type": "Wait", "Next": "T"}
+    wait[field] = "$.due" if field == "TimestampPath" else "$.wait"
+    return {
+        "Comment": "waits",
+        "StartAt": "W",
+        "States": {"W": wait, "T": {"Type": "Task", "Resource": "noop", "End": True}},
+    }
+
+
+# -- processes --------------------------------------------------------------------------
+
+
+class Processes:
+    """The embedded Redis, the worker and the timer process."""
+
+    def __init__(self, concurrency: int, logdir: Path) -> None:
+        self.concurrency = concurrency
+        self.logdir = logdir
+        self.redis: Any = None
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.timer: subprocess.Popen[bytes] | None = None
+        self.env: dict[str, str] = {}
+
+    def start(self) -> None:
+        from orchestrator.embedded import EmbeddedRedis
+
+        self.redis = EmbeddedRedis().start()
+        self.env = dict(os.environ)
+        self.env.update(
+            REDIS_URL=self.redis.url,
+            ORCHESTRATOR_TASK_MODULES="benchmarks.bench_tasks",
+            ORCHESTRATOR_KEY_PREFIX=PREFIX,
+            ORCHESTRATOR_QUEUE=QUEUE,
+            PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        )
+        for name in (
+            "REDIS_URL",
+            "ORCHESTRATOR_TASK_MODULES",
+            "ORCHESTRATOR_KEY_PREFIX",
+            "ORCHESTRATOR_QUEUE",
+        ):
+            os.environ[name] = self.env[name]
+        # This process imported orchestrator (and so configured Celery) before REDIS_URL
+        # was set: re-read the settings and point the app at the embedded server.
+        from orchestrator import config
+        from orchestrator.celery_app import reconfigure
+        from orchestrator.store import reset_stores
+
+        config.configure(None)
+        reset_stores()
+        reconfigure()
+        import benchmarks.bench_tasks  # noqa: F401 - registers the activity here too
+
+        celery = str(Path(sys.executable).parent / "celery")
+        self.worker = subprocess.Popen(
+            [
+                celery,
+                "-A",
+                "orchestrator.celery_app",
+                "worker",
+                "-Q",
+                QUEUE,
+                "--pool",
+                "prefork",
+                "-c",
+                str(self.concurrency),
+                "-l",
+                "WARNING",
+                "--without-gossip",
+                "--without-mingle",
+                "-n",
+                f"bench-{uuid.uuid4().hex[:6]}@%h",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            start_new_session=True,
+            stdout=open(self.logdir / "worker.log", "wb"),
+            stderr=subprocess.STDOUT,
+        )
+        if (ROOT / "orchestrator" / "beat.py").exists():
+            # Production's way: celery beat with the orchestrator's scheduler.
+            timer_cmd = [
+                celery,
+                "-A",
+                "orchestrator.celery_app",
+                "beat",
+                "-S",
+                "orchestrator.beat:OrchestratorScheduler",
+                "-l",
+                "WARNING",
+                "--pidfile=",
+                "-s",
+                str(self.logdir / "beat-schedule"),
+            ]
+        else:
+            timer_cmd = [sys.executable, str(ROOT / "benchmarks" / "timer_process.py")]
+        self.timer = subprocess.Popen(
+            timer_cmd,
+            cwd=ROOT,
+            env=self.env,
+            start_new_session=True,
+            stdout=open(self.logdir / "timer.log", "wb"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def worker_pids(self) -> list[int]:
+        """The worker's main process and its pool children."""
+        import psutil
+
+        if self.worker is None:
+            return []
+        try:
+            main = psutil.Process(self.worker.pid)
+            return [main.pid] + [c.pid for c in main.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def stop(self) -> None:
+        for proc in (self.worker, self.timer):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+        for proc in (self.worker, self.timer):
+            if proc is None:
+                continue
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                proc.wait()
+        if self.redis is not None:
+            self.redis.stop()
+
+
+def rss_mb(pids: list[int]) -> float:
+    import psutil
+
+    total = 0
+    for pid in pids:
+        try:
+            total += psutil.Process(pid).memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total / 2**20
+
+
+# -- waiting for ends -------------------------------------------------------------------
+
+
+class EndWaiter:
+    """Waits for ``HGET key status`` to leave RUNNING, woken by keyspace notifications.
+
+    Used identically for both sides: a workflow's end is the HSET of its execution
+    record's status, a raw chain's end the HSET its last task makes. No polling loop.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        client.config_set("notify-keyspace-events", "Kh")
+        self.pubsub = client.pubsub()
+
+    def run(self, key: str, start: Callable[[], Any], timeout: float = 120.0) -> float:
+        channel = f"__keyspace@0__:{key}"
+        self.pubsub.subscribe(channel)
+        while True:  # the subscription must be live before the start
+            msg = self.pubsub.get_message(timeout=1.0)
+            if msg and msg["type"] == "subscribe":
+                break
+        t0 = time.perf_counter()
+        start()
+        deadline = t0 + timeout
+        try:
+            while True:
+                msg = self.pubsub.get_message(timeout=0.5)
+                if msg is None or msg["type"] == "message":
+                    status = self.client.hget(key, "status")
+                    if status is not None and status != "RUNNING":
+                        if status != "SUCCEEDED":
+                            raise RuntimeError(f"{key} ended {status}")
+                        return time.perf_counter() - t0
+                if time.perf_counter() > deadline:
+                    raise TimeoutError(f"{key} did not end within {timeout} s")
+        finally:
+            self.pubsub.unsubscribe(channel)
+            while self.pubsub.get_message(timeout=0.01):
+                pass
+
+
+def run_all(client: Any, keys: list[str], start: Callable[[], Any], timeout: float) -> float:
+    """Subscribe to the keys' keyspace events, call ``start``, wait until all ended.
+
+    Returns the seconds from the start until the last one ended. Each key's status is
+    read once per HSET notification of that key, so the waiting costs the same per
+    execution on both sides and no polling loop competes with the worker for the CPUs.
+    """
+    pubsub = client.pubsub()
+    channels = {f"__keyspace@0__:{key}": key for key in keys}
+    names = list(channels)
+    for i in range(0, len(names), 500):
+        pubsub.subscribe(*names[i : i + 500])
+    confirmed = 0
+    while confirmed < len(names):
+        msg = pubsub.get_message(timeout=5.0)
+        if msg is None:
+            raise TimeoutError("subscriptions not confirmed")
+        if msg["type"] == "subscribe":
+            confirmed += 1
+    pending = set(keys)
+    t0 = time.perf_counter()
+    start()
+    deadline = t0 + timeout
+    try:
+        while pending:
+            msg = pubsub.get_message(timeout=0.5)
+            if msg is None:
+                check = list(pending)  # a quiet moment: look at all of them
+            elif msg["type"] == "message" and msg["data"] == "hset":
+                check = [channels[msg["channel"]]]
+            else:
+                continue
+            pipe = client.pipeline(transaction=False)
+            for key in check:
+                pipe.hget(key, "status")
+            for key, status in zip(check, pipe.execute(), strict=True):
+                if status is None or status == "RUNNING":
+                    continue
+                if status != "SUCCEEDED":
+                    raise RuntimeError(f"{key} ended {status}")
+                pending.discard(key)
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"{len(pending)} of {len(keys)} still running after {timeout} s")
+        return time.perf_counter() - t0
+    finally:
+        pubsub.close()
+
+
+def wait_all(client: Any, keys: list[str], timeout: float, interval: float = 0.01) -> float:
+    """Poll (pipelined HGETs) until every key's status left RUNNING; return the end time."""
+    pending = list(keys)
+    deadline = time.perf_counter() + timeout
+    while pending:
+        pipe = client.pipeline(transaction=False)
+        for key in pending:
+            pipe.hget(key, "status")
+        statuses = pipe.execute()
+        failed = [
+            k
+            for k, s in zip(pending, statuses, strict=True)
+            if s not in (None, "RUNNING", "SUCCEEDED")
+        ]
+        if failed:
+            raise RuntimeError(
+                f"{len(failed)} ended badly, e.g. {failed[0]}: {client.hget(failed[0], 'status')}"
+            )
+        pending = [k for k, s in zip(pending, statuses, strict=True) if s != "SUCCEEDED"]
+        if not pending:
+            break
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"{len(pending)} of {len(keys)} still running after {timeout} s")
+        time.sleep(interval)
+    return time.perf_counter()
+
+
+def paired_ratio(ours: list[float], theirs: list[float]) -> float:
+    """Median of the ratios of runs made back to back (same index)."""
+    return round(statistics.median(a / b for a, b in zip(ours, theirs, strict=True)), 3)
+
+
+# -- the benchmark ----------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, quick: bool, concurrency: int, logdir: Path, profile: Path | None):
+        self.quick = quick
+        self.procs = Processes(concurrency, logdir)
+        self.profile = profile
+        self.figures: dict[str, Any] = {}
+        self.notes: dict[str, str] = {}
+        self.costs: dict[str, Any] = {}
+
+    # helpers
+    def exec_key(self, execution_id: str) -> str:
+        return f"{PREFIX}:x:{execution_id}"
+
+    def start_wf(self, definition: dict[str, Any], input: Any, name: str) -> Any:
+        from orchestrator import start_workflow
+
+        return start_workflow(definition, input, name=name)
+
+    def raw_chain(self, n: int, done_key: str) -> Any:
+        from celery import chain
+
+        from benchmarks.bench_tasks import raw_last, raw_noop
+
+        head = raw_noop.s({"n": 0}).set(queue=QUEUE)
+        tail = [raw_noop.s().set(queue=QUEUE) for _ in range(n - 2)]
+        return chain(head, *tail, raw_last.s(done_key).set(queue=QUEUE))
+
+    def wait_ready(self) -> None:
+        key = f"benchraw:ready:{uuid.uuid4().hex}"
+        self.waiter.run(key, lambda: self.raw_chain(2, key).apply_async(), timeout=60)
+
+    def run(self) -> None:
+        self.procs.start()
+        from orchestrator.store import get_store
+
+        self.store = get_store()
+        self.client = self.store.client
+        self.waiter = EndWaiter(self.client)
+        log("waiting for the worker")
+        self.wait_ready()
+        log("worker ready")
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("latency", self.bench_latency),
+            ("throughput", self.bench_throughput),
+            ("inline", self.bench_inline),
+            ("start", self.bench_start),
+            ("memory", self.bench_memory),
+            ("map", self.bench_map),
+            ("timers", self.bench_timers),
+        ]
+        for name, step in steps:
+            log(f"-- {name}")
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - report, go on with the others
+                log(f"{name} failed: {type(exc).__name__}: {exc}")
+                self.notes[name] = f"{type(exc).__name__}: {exc}"[:300]
+
+    # -- figures -------------------------------------------------------------------------
+
+    def bench_latency(self) -> None:
+        reps = 10 if self.quick else 30
+        warm = 3
+        definition = linear(20, "linear20")
+        wf: list[float] = []
+        raw: list[float] = []
+        for i in range(warm + reps):
+            # Interleave both sides, so drift (caches, other load) hits both alike.
+            name = uuid.uuid4().hex
+            t_wf = self.waiter.run(
+                self.exec_key(name), lambda name=name: self.start_wf(definition, {"n": 0}, name)
+            )
+            key = f"benchraw:{uuid.uuid4().hex}"
+            chain = self.raw_chain(20, key)
+            t_raw = self.waiter.run(key, chain.apply_async)
+            if i >= warm:
+                wf.append(t_wf / 20 * 1000)
+                raw.append(t_raw / 20 * 1000)
+        self.figures["task_transition_ms"] = round(statistics.median(wf), 3)
+        self.figures["celery_hop_ms"] = round(statistics.median(raw), 3)
+        # Each workflow run is paired with the raw chain run right after it: the median of
+        # the pairs' ratios is robust to load that comes and goes on a shared machine.
+        self.figures["transition_overhead_ratio"] = paired_ratio(wf, raw)
+        log(
+            f"linear20: wf per state {statistics.median(wf):.3f} ms, raw per hop "
+            f"{statistics.median(raw):.3f} ms (n={reps})"
+        )
+
+    def _costs(self) -> dict[str, Any]:
+        """CPU seconds so far of the worker processes, Redis, and Redis's command stats."""
+        import psutil
+
+        worker = 0.0
+        for pid in self.procs.worker_pids():
+            try:
+                times = psutil.Process(pid).cpu_times()
+                worker += times.user + times.system
+            except psutil.NoSuchProcess:
+                pass
+        cpu = self.client.info("cpu")
+        stats = self.client.info("commandstats")
+        return {
+            "worker": worker,
+            "redis": float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]),
+            "calls": {k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items()},
+        }
+
+    def _cost_delta(self, before: dict[str, Any], after: dict[str, Any], n: int) -> dict[str, Any]:
+        calls = {k: (v - before["calls"].get(k, 0)) / n for k, v in after["calls"].items()}
+        return {
+            "worker_cpu_ms": round((after["worker"] - before["worker"]) / n * 1000, 3),
+            "redis_cpu_ms": round((after["redis"] - before["redis"]) / n * 1000, 3),
+            "redis_calls": {k: round(v, 2) for k, v in sorted(calls.items()) if v >= 0.05},
+        }
+
+    def _throughput_round(
+        self, executions: int, length: int, raw_first: bool = True
+    ) -> tuple[float, float]:
+        definition = linear(length, "linear10")
+        n = executions * length
+
+        def raw_side() -> float:
+            # Raw Celery: 200 chains of 10.
+            keys = [f"benchraw:{uuid.uuid4().hex}" for _ in range(executions)]
+            chains = [self.raw_chain(length, k) for k in keys]
+            before = self._costs()
+            elapsed = run_all(self.client, keys, lambda: [c.apply_async() for c in chains], 300)
+            self.costs["celery_per_task"] = self._cost_delta(before, self._costs(), n)
+            return elapsed
+
+        def wf_side() -> float:
+            # The orchestrator: 200 executions of a 10-Task workflow.
+            names = [uuid.uuid4().hex for _ in range(executions)]
+            profiler = self.start_profiler("throughput")
+            before = self._costs()
+            elapsed = run_all(
+                self.client,
+                [self.exec_key(x) for x in names],
+                lambda: [self.start_wf(definition, {"n": 0}, x) for x in names],
+                300,
+            )
+            self.costs["orchestrator_per_transition"] = self._cost_delta(before, self._costs(), n)
+            self.stop_profiler(profiler)
+            return elapsed
+
+        if raw_first:
+            t_raw, t_wf = raw_side(), wf_side()
+        else:
+            t_wf, t_raw = wf_side(), raw_side()
+        log(f"costs per task: raw {self.costs['celery_per_task']}")
+        log(f"costs per transition: orchestrator {self.costs['orchestrator_per_transition']}")
+        return n / t_wf, n / t_raw
+
+    def bench_throughput(self) -> None:
+        rounds = 2 if self.quick else 4
+        wf, raw = [], []
+        for i in range(rounds):
+            a, b = self._throughput_round(200, 10, raw_first=i % 2 == 0)
+            wf.append(a)
+            raw.append(b)
+            log(f"throughput: wf {a:.0f} transitions/s, raw {b:.0f} tasks/s")
+        self.figures["task_transitions_per_s"] = round(statistics.median(wf), 1)
+        self.figures["celery_tasks_per_s"] = round(statistics.median(raw), 1)
+        self.figures["throughput_ratio"] = paired_ratio(wf, raw)
+        # Load-independent estimate: on a CPU-bound box (2 cores shared by the worker,
+        # Redis and the driver) throughput goes as 1 / (CPU per task, worker + Redis).
+        wf_cpu = self.costs["orchestrator_per_transition"]
+        raw_cpu = self.costs["celery_per_task"]
+        self.figures["throughput_ratio_cpu"] = round(
+            (raw_cpu["worker_cpu_ms"] + raw_cpu["redis_cpu_ms"])
+            / (wf_cpu["worker_cpu_ms"] + wf_cpu["redis_cpu_ms"]),
+            3,
+        )
+
+    def bench_inline(self) -> None:
+        count = 200
+        reps = 10 if self.quick else 25
+        big, small = with_inline(count + 1), with_inline(1)
+        t_big, t_small = [], []
+        for i in range(reps + 2):
+            n1, n2 = uuid.uuid4().hex, uuid.uuid4().hex
+            a = self.waiter.run(self.exec_key(n1), lambda n1=n1: self.start_wf(big, {"n": 1}, n1))
+            b = self.waiter.run(self.exec_key(n2), lambda n2=n2: self.start_wf(small, {"n": 1}, n2))
+            if i >= 2:
+                t_big.append(a)
+                t_small.append(b)
+        per_state_us = (statistics.median(t_big) - statistics.median(t_small)) / count * 1e6
+        self.figures["inline_state_us"] = round(per_state_us, 1)
+        self.figures["inline_state_us_in_process"] = round(self._inline_in_process(count), 1)
+        if "task_transition_ms" in self.figures and per_state_us > 0:
+            self.figures["inline_speedup"] = round(
+                self.figures["task_transition_ms"] * 1000 / per_state_us, 1
+            )
+        log(
+            f"inline: {per_state_us:.1f} us/state end to end, "
+            f"{self.figures['inline_state_us_in_process']} us/state in process"
+        )
+
+    def _inline_in_process(self, count: int) -> float:
+        """Interpreter only (no Redis): task_succeeded of A through the inline states."""
+        from orchestrator import activities
+        from orchestrator.definition import parse_definition
+        from orchestrator.interpreter import ExecutionInfo, Interpreter, StepRecord
+
+        def cost(definition: dict[str, Any]) -> float:
+            machine = parse_definition(definition)
+            info = ExecutionInfo("x", "x", "w", time.time(), {"n": 1})
+            interp = Interpreter(machine, info, activities.resolve, max_inline_states=10_000)
+            record = StepRecord(
+                state="A", input={"n": 1}, entered=time.time(), params={"n": 1}, activity="noop"
+            )
+            times = []
+            for _ in range(30):
+                t0 = time.perf_counter()
+                interp.task_succeeded("A", record, {"n": 1}, time.time())
+                times.append(time.perf_counter() - t0)
+            return statistics.median(times)
+
+        return (cost(with_inline(count + 1)) - cost(with_inline(1))) / count * 1e6
+
+    def bench_start(self) -> None:
+        from orchestrator import start_workflow
+
+        reps = 100 if self.quick else 300
+        definition = linear(5, "linear5")
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            start_workflow(definition, {"n": 0})
+            times.append(time.perf_counter() - t0)
+            time.sleep(0.01)  # let the worker run it, so starts do not queue behind work
+        times.sort()
+        self.figures["start_ms"] = round(statistics.median(times) * 1000, 3)
+        self.figures["start_p99_ms"] = round(times[int(len(times) * 0.99) - 1] * 1000, 3)
+
+    def bench_memory(self) -> None:
+        n = 200 if self.quick else 1000
+        definition = linear(5, "linear5")
+        # Settle: everything started so far has finished.
+        time.sleep(0.5)
+        self.client.memory_purge()
+        before = int(self.client.info("memory")["used_memory"])
+        names = []
+        for _ in range(n):
+            name = uuid.uuid4().hex
+            self.start_wf(definition, {"n": 0}, name)
+            names.append(name)
+        wait_all(self.client, [self.exec_key(x) for x in names], timeout=300, interval=0.05)
+        time.sleep(0.5)
+        after = int(self.client.info("memory")["used_memory"])
+        per = (after - before) / n
+        # Cross-check: MEMORY USAGE of one execution's own keys.
+        sample = names[: min(50, n)]
+        usage = []
+        parts: dict[str, list[int]] = {"record": [], "history": [], "steps": []}
+        for name in sample:
+            total = 0
+            for part, key in zip(
+                parts,
+                (self.exec_key(name), f"{self.exec_key(name)}:h", f"{self.exec_key(name)}:s"),
+                strict=True,
+            ):
+                size = int(self.client.memory_usage(key, samples=0) or 0)
+                parts[part].append(size)
+                total += size
+            usage.append(total)
+        history_len = self.client.llen(f"{self.exec_key(names[0])}:h")
+        record = self.client.hgetall(self.exec_key(names[0]))
+        self.costs["memory_breakdown_bytes"] = {
+            **{part: round(statistics.mean(v)) for part, v in parts.items()},
+            "record_definition_field": len(record.get("definition", "").encode()),
+            "history_events": history_len,
+            "history_payload": sum(
+                len(e.encode()) for e in self.client.lrange(f"{self.exec_key(names[0])}:h", 0, -1)
+            ),
+        }
+        log(f"memory breakdown: {self.costs['memory_breakdown_bytes']}")
+        self.figures["redis_bytes_per_execution"] = round(per)
+        self.figures["redis_key_bytes_per_execution"] = round(statistics.mean(usage))
+        self.notes["memory"] = (
+            f"{n} executions of a 5-Task workflow; {history_len} history events each; "
+            f"leases left: {self.client.zcard(f'{PREFIX}:leases')}"
+        )
+        log(
+            f"memory: {per:.0f} B/execution (used_memory), {statistics.mean(usage):.0f} B "
+            f"(MEMORY USAGE of record+history+steps)"
+        )
+
+    def bench_map(self) -> None:
+        from celery import group
+
+        from benchmarks.bench_tasks import raw_join
+
+        items = 1000
+        reps = 2 if self.quick else 4
+        definition = map_definition()
+        wf, raw = [], []
+
+        def raw_side() -> None:
+            key = f"benchraw:{uuid.uuid4().hex}"
+            counter = f"{key}:n"
+            g = group(raw_join.s(i, counter, items, key).set(queue=QUEUE) for i in range(items))
+            before = self._costs()
+            raw.append(self.waiter.run(key, g.apply_async, timeout=300))
+            self.costs["celery_group_per_item"] = self._cost_delta(before, self._costs(), items)
+
+        def wf_side() -> None:
+            name = uuid.uuid4().hex
+            profiler = self.start_profiler("map")
+            before = self._costs()
+            wf.append(
+                self.waiter.run(
+                    self.exec_key(name),
+                    lambda: self.start_wf(definition, {"items": list(range(items))}, name),
+                    timeout=300,
+                )
+            )
+            self.costs["map_per_item"] = self._cost_delta(before, self._costs(), items)
+            self.stop_profiler(profiler)
+
+        for rep in range(reps):
+            # Alternate which side goes first: other load on the machine hits both alike.
+            for side in (raw_side, wf_side) if rep % 2 == 0 else (wf_side, raw_side):
+                side()
+            log(f"map costs per item: raw {self.costs['celery_group_per_item']}")
+            log(f"map costs per item: orchestrator {self.costs['map_per_item']}")
+            log(f"map: wf {wf[-1]:.2f} s, raw group+join {raw[-1]:.2f} s")
+        self.figures["map_s"] = round(statistics.median(wf), 3)
+        self.figures["celery_group_s"] = round(statistics.median(raw), 3)
+        self.figures["map_ratio"] = paired_ratio(wf, raw)
+
+    def _wait_field(self) -> str:
+        """TimestampPath if the engine supports it (all timers due together), else SecondsPath."""
+        for field in ("TimestampPath", "SecondsPath"):
+            name = uuid.uuid4().hex
+            due = dt.datetime.fromtimestamp(math.ceil(time.time()) + 1, dt.UTC)
+            payload = {"due": due.strftime("%Y-%m-%dT%H:%M:%SZ"), "wait": 1}
+            try:
+                self.waiter.run(
+                    self.exec_key(name),
+                    lambda f=field, p=payload, x=name: self.start_wf(wait_definition(f), p, x),
+                    timeout=15,
+                )
+                return field
+            except Exception as exc:  # noqa: BLE001
+                log(f"Wait {field} not usable: {type(exc).__name__}: {exc}")
+        raise RuntimeError("Wait states do not run")
+
+    def bench_timers(self) -> None:
+        n = 2000 if self.quick else 10_000
+        field = self._wait_field()
+        definition = wait_definition(field)
+        # Starting n executions takes a while; with TimestampPath every timer is due only
+        # after all are started (5..10 s after the estimated end of the starts), so all n
+        # are pending at once.
+        start_s = self.figures.get("start_ms", 3.0) / 1000
+        starts_end = time.time() + n * start_s * 0.6 + 3
+        pids = self.procs.worker_pids()
+        time.sleep(0.5)
+        base_rss = rss_mb(pids)
+        base_timer_rss = rss_mb([self.procs.timer.pid])  # type: ignore[union-attr]
+        base_redis = int(self.client.info("memory")["used_memory"])
+        samples: list[float] = []
+        timer_samples: list[float] = []
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                samples.append(rss_mb(self.procs.worker_pids()))
+                timer_samples.append(rss_mb([self.procs.timer.pid]))  # type: ignore[union-attr]
+                stop.wait(0.25)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        profiler = self.start_profiler(
+            "timers",
+            [self.procs.timer.pid, *pids[1:]],  # type: ignore[union-attr]
+        )
+        names, dues = [], []
+        t_start = time.time()
+        for i in range(n):
+            name = uuid.uuid4().hex
+            if field == "TimestampPath":
+                # Due times spread evenly over 5..10 s after the starts (millisecond
+                # precision), as "Wait 5..10 s" gives when the starts are spread.
+                due = round(starts_end + 5 + 5 * i / n, 3)
+                payload: dict[str, Any] = {
+                    "due": dt.datetime.fromtimestamp(due, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                }
+            else:
+                wait = 5 + (i % 6)
+                payload = {"wait": wait}
+                due = None
+            self.start_wf(definition, payload, name)
+            names.append(name)
+            dues.append(due)
+        started = time.time()
+        pending = self.client.zcard(f"{PREFIX}:timers")
+        redis_pending = int(self.client.info("memory")["used_memory"])
+        log(f"timers: {n} started in {started - t_start:.1f} s; {pending} timers pending")
+        wait_all(
+            self.client,
+            [self.exec_key(x) for x in names],
+            timeout=max(dues or [0]) - time.time() + 10 + 120 if field == "TimestampPath" else 180,
+            interval=0.5,
+        )
+        stop.set()
+        sampler.join()
+        self.stop_profiler(profiler)
+        # Lateness: WaitStateExited timestamp minus due time.
+        late: list[float] = []
+        exit_times: list[float] = []
+        due_times: list[float] = []
+        for chunk in range(0, n, 500):
+            pipe = self.client.pipeline(transaction=False)
+            for name in names[chunk : chunk + 500]:
+                pipe.lrange(f"{self.exec_key(name)}:h", 0, -1)
+            for j, events in enumerate(pipe.execute()):
+                parsed = [json.loads(e) for e in events]
+                exited = next(e["ts"] for e in parsed if e["type"] == "WaitStateExited")
+                due = dues[chunk + j]
+                if due is None:
+                    entered = next(e["ts"] for e in parsed if e["type"] == "WaitStateEntered")
+                    due = entered + 5 + ((chunk + j) % 6)
+                late.append(exited - due)
+                exit_times.append(exited)
+                due_times.append(due)
+        # The rate the beat fired them at: all of them, from the first due to the last exit.
+        fire_rate = n / max(1e-3, max(exit_times) - min(due_times))
+        late.sort()
+        self.figures["timer_rss_growth_mb"] = round(max(samples) - base_rss, 1)
+        self.figures["timer_beat_rss_growth_mb"] = round(max(timer_samples) - base_timer_rss, 1)
+        self.figures["timer_redis_bytes_per_pending"] = round((redis_pending - base_redis) / n)
+        self.figures["timer_lateness_p50_s"] = round(late[len(late) // 2], 3)
+        self.figures["timer_lateness_p99_s"] = round(late[int(len(late) * 0.99) - 1], 3)
+        self.figures["timer_lateness_max_s"] = round(late[-1], 3)
+        self.figures["timers_pending"] = pending
+        self.figures["timer_fire_rate_per_s"] = round(fire_rate, 1)
+        self.notes["timers"] = (
+            f"{n} Wait states via {field}, {pending} pending at once; "
+            f"worker RSS {base_rss:.1f} MB before"
+        )
+        log(
+            f"timers: lateness p50 {late[len(late) // 2]:.3f} s, p99 "
+            f"{late[int(len(late) * 0.99) - 1]:.3f} s; worker RSS +{max(samples) - base_rss:.1f} MB"
+        )
+
+    # -- profiling (optional) ------------------------------------------------------------
+
+    def start_profiler(
+        self, label: str, pids: list[int] | None = None
+    ) -> list[subprocess.Popen[bytes]]:
+        if self.profile is None:
+            return []
+        pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        procs = []
+        # By default the pool children, which run the tasks.
+        for pid in pids if pids is not None else self.procs.worker_pids()[1:]:
+            out = self.profile / f"{label}-{pid}.txt"
+            procs.append(
+                subprocess.Popen(
+                    [
+                        pyspy,
+                        "record",
+                        "--pid",
+                        str(pid),
+                        "--rate",
+                        "200",
+                        "--format",
+                        "raw",
+                        "--output",
+                        str(out),
+                        "--nonblocking",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        time.sleep(1.0)  # py-spy attaches
+        return procs
+
+    def stop_profiler(self, procs: list[subprocess.Popen[bytes]]) -> None:
+        import signal as _signal
+
+        for proc in procs:
+            proc.send_signal(_signal.SIGINT)
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+# -- report -----------------------------------------------------------------------------
+
+GOALS: list[tuple[str, str, Callable[[float], bool] | None]] = [
+    ("task_transition_ms", "", None),
+    ("celery_hop_ms", "", None),
+    ("transition_overhead_ratio", "<= 1.15", lambda v: v <= 1.15),
+    ("task_transitions_per_s", "", None),
+    ("celery_tasks_per_s", "", None),
+    ("throughput_ratio", ">= 0.85", lambda v: v >= 0.85),
+    ("throughput_ratio_cpu", "", None),
+    ("inline_state_us", "", None),
+    ("inline_state_us_in_process", "", None),
+    ("inline_speedup", ">= 20", lambda v: v >= 20),
+    ("map_s", "", None),
+    ("celery_group_s", "", None),
+    ("map_ratio", "<= 1.2", lambda v: v <= 1.2),
+    ("start_ms", "", None),
+    ("start_p99_ms", "", None),
+    ("redis_bytes_per_execution", "<= 4096", lambda v: v <= 4096),
+    ("redis_key_bytes_per_execution", "", None),
+    ("timer_rss_growth_mb", "<= 20", lambda v: v <= 20),
+    ("timer_beat_rss_growth_mb", "", None),
+    ("timer_redis_bytes_per_pending", "", None),
+    ("timer_lateness_p50_s", "", None),
+    ("timer_lateness_p99_s", "<= 1.0", lambda v: v <= 1.0),
+    ("timer_lateness_max_s", "", None),
+    ("timers_pending", "", None),
+    ("timer_fire_rate_per_s", "", None),
+]
+
+
+def machine_info(client: Any) -> dict[str, Any]:
+    import psutil
+
+    return {
+        "cores": os.cpu_count(),
+        "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "redis": client.info("server")["redis_version"],
+        "platform": platform.platform(),
+    }
+
+
+def report(bench: Bench, info: dict[str, Any], elapsed: float, as_json: bool) -> int:
+    rows = []
+    failures = 0
+    for name, goal, check in GOALS:
+        value = bench.figures.get(name)
+        if value is None:
+            verdict = "n/a" if check is None else "MISSING"
+            failures += check is not None
+        elif check is None:
+            verdict = ""
+        else:
+            ok = check(value)
+            verdict = "pass" if ok else "FAIL"
+            failures += not ok
+        rows.append((name, "-" if value is None else str(value), goal, verdict))
+    widths = [
+        max(len(r[i]) for r in [("figure", "value", "goal", "result"), *rows]) for i in range(4)
+    ]
+    header = ("figure", "value", "goal", "result")
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    print(
+        f"\nmachine: {info['cores']} cores, {info['ram_gb']} GB, Python {info['python']}, "
+        f"Redis {info['redis']}; worker: prefork -c {bench.procs.concurrency}; "
+        f"{'quick' if bench.quick else 'full'} run in {elapsed:.0f} s"
+    )
+    for name, note in bench.notes.items():
+        print(f"note [{name}]: {note}")
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "figures": bench.figures,
+                    "notes": bench.notes,
+                    "machine": info,
+                    "quick": bench.quick,
+                    "concurrency": bench.procs.concurrency,
+                    "costs": bench.costs,
+                    "elapsed_s": round(elapsed, 1),
+                    "goals_missed": failures,
+                },
+                sort_keys=True,
+            )
+        )
+    return failures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions, 2,000 timers")
+    parser.add_argument("--json", action="store_true", help="last line: one JSON object")
+    parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="record py-spy profiles of the worker children into DIR",
+    )
+    parser.add_argument("--only", default="", help="comma-separated steps to run (debug)")
+    args = parser.parse_args()
+    logdir = Path(tempfile.mkdtemp(prefix="orchestrator-bench-"))
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    bench = Bench(args.quick, args.concurrency, logdir, args.profile)
+    t0 = time.perf_counter()
+    info: dict[str, Any] = {}
+    try:
+        if args.only:
+            wanted = set(args.only.split(","))
+            original = bench.run
+
+            def run_only() -> None:
+                names = {"latency", "throughput", "inline", "start", "memory", "map", "timers"}
+                for name in names - wanted:
+                    setattr(bench, f"bench_{name}", lambda: None)
+                original()
+
+            run_only()
+        else:
+            bench.run()
+        info = machine_info(bench.client)
+    finally:
+        bench.procs.stop()
+        log(f"logs in {logdir}")
+    report(bench, info, time.perf_counter() - t0, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
