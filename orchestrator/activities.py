@@ -186,6 +186,8 @@ def resource_problem(state: Any) -> str | None:
         LAMBDA_INVOKE + WAIT_FOR_TOKEN,
     ):
         params = state.parameters if isinstance(state.parameters, dict) else {}
+        if isinstance(state.arguments, str):
+            return None  # a JSONata expression: the function is known only at run time
         if isinstance(state.arguments, dict):
             params = state.arguments
         if "FunctionName.$" in params:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from celery import chain, group, signature
+from celery import Celery, chain, group, signature
 from celery.canvas import Signature
 
 from orchestrator.definition import State, TaskState
@@ -67,13 +67,19 @@ _DYNAMIC = "arn:aws:states:::"
 
 
 def run_signature(
-    run: Sequence[RunStep], first_input: Any, execution_id: str, queue: str
+    run: Sequence[RunStep],
+    first_input: Any,
+    execution_id: str,
+    queue: str,
+    app: Celery | None = None,
 ) -> Signature:
     """The Celery chain (or lone signature) for a run.
 
     The first task gets its input explicitly; every later one gets the previous task's
     return value prepended by Celery, so all tasks are called as
-    ``(input, execution_id, step_key)`` — which is what Flower shows.
+    ``(input, execution_id, step_key)`` — which is what Flower shows. ``app`` binds the
+    signatures to an app (Celery's "current app" is per thread, and a timer thread's
+    would be Celery's unconfigured default).
     """
     first, *rest = run
     head = signature(first.activity, args=(first_input, execution_id, first.step_key), queue=queue)
@@ -85,8 +91,8 @@ def run_signature(
     return chain(head, *tail)
 
 
-def fan_out(signatures: Sequence[Signature]) -> Signature:
+def fan_out(signatures: Sequence[Signature], app: Celery | None = None) -> Signature:
     """One signature for runs that start together: a flat group (never nested)."""
     if len(signatures) == 1:
         return signatures[0]
-    return group(list(signatures))
+    return group(list(signatures), app=app)

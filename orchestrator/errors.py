@@ -51,9 +51,7 @@ class ExecutionAlreadyExists(OrchestratorError):
 
     def __init__(self, execution_id: str) -> None:
         self.execution_id = execution_id
-        super().__init__(
-            f"execution {execution_id!r} already exists with a different input"
-        )
+        super().__init__(f"execution {execution_id!r} already exists with a different input")
 
 
 class ExecutionNotFound(OrchestratorError, LookupError):

@@ -220,6 +220,7 @@ class Interpreter:
         new_token: Callable[[], str] | None = None,
         resolve_name: Callable[[str], str] | None = None,
         history_base: int = 0,
+        max_result_bytes: int = 256 * 1024,
     ) -> None:
         self.machine = machine
         self.info = info
@@ -230,6 +231,7 @@ class Interpreter:
         self.reader = reader or Reader()
         self.new_token = new_token or (lambda: secrets.token_urlsafe(32))
         self.history_base = history_base
+        self.max_result_bytes = max_result_bytes
         """History length when the next transition starts (set by the runtime)."""
         self.top = Scope("", machine.states)
         self._uses_variables: bool | None = None
@@ -407,11 +409,12 @@ class Interpreter:
         if isinstance(state, PassState):
             if jsonata_mode:
                 b = jsonata.bindings(raw_input, ctx, variables)
-                output = self._jsonata_output(state.output, b, raw_input)
+                output = self._jsonata_output(state, "output", b, raw_input)
                 self._jsonata_assign(tr, scope, state.assign, b, "Assign")
                 return self._exit(tr, scope, name, state, output)
             if state.has_result:
                 result = state.result
+                _check_size(name, result, self.max_result_bytes)
             else:
                 result = dataflow.effective_input(
                     raw_input,
@@ -433,7 +436,7 @@ class Interpreter:
         if isinstance(state, SucceedState):
             if jsonata_mode:
                 b = jsonata.bindings(raw_input, ctx, variables)
-                output = self._jsonata_output(state.output, b, raw_input)
+                output = self._jsonata_output(state, "output", b, raw_input)
             else:
                 data = dataflow.select_input(raw_input, state.input_path, ctx)
                 output = dataflow.select_output(data, state.output_path, ctx)
@@ -502,7 +505,7 @@ class Interpreter:
             target = state.default
         if jsonata_mode:
             field = "" if chosen is state else f"Choices[{state.choices.index(chosen)}]/"
-            output = self._jsonata_output(chosen.output, b, raw_input, f"{field}Output")
+            output = self._jsonata_output(chosen, "output", b, raw_input, f"{field}Output")
             self._jsonata_assign(tr, scope, chosen.assign, b, f"{field}Assign")
         else:
             output = dataflow.select_output(data, state.output_path, ctx)
@@ -511,11 +514,18 @@ class Interpreter:
         return target, output
 
     def _jsonata_output(
-        self, template: Any, b: Mapping[str, Any], default: Any, field: str = "Output"
+        self,
+        owner: Any,
+        attribute: str,
+        b: Mapping[str, Any],
+        default: Any,
+        field: str = "Output",
     ) -> Any:
-        if template is None:
+        """Evaluate ``owner.attribute`` (Output, Arguments...) if the definition sets it,
+        even to null; else the default."""
+        if attribute not in owner.model_fields_set:
             return default
-        return jsonata.evaluate_template(template, b, field)
+        return jsonata.evaluate_template(getattr(owner, attribute), b, field)
 
     def _jsonata_assign(
         self, tr: Transition, scope: Scope, assign: Any, b: Mapping[str, Any], field: str
@@ -568,7 +578,7 @@ class Interpreter:
         with self._in_scope(tr, scope) as variables:
             if self._jsonata(state):
                 b = jsonata.bindings(record.input, ctx, variables, result=result)
-                output = self._jsonata_output(state.output, b, result)
+                output = self._jsonata_output(state, "output", b, result)
                 self._jsonata_assign(tr, scope, state.assign, b, "Assign")
                 return output
             selected = result
@@ -640,7 +650,7 @@ class Interpreter:
             with self._in_scope(tr, scope) as variables:
                 if self._jsonata(state):
                     b = jsonata.bindings(record.input, ctx, variables)
-                    output = self._jsonata_output(state.output, b, record.input)
+                    output = self._jsonata_output(state, "output", b, record.input)
                     self._jsonata_assign(tr, scope, state.assign, b, "Assign")
                 else:
                     data = dataflow.select_input(record.input, state.input_path, ctx)
@@ -679,7 +689,7 @@ class Interpreter:
         b: Mapping[str, Any] = {}
         if jsonata_mode:
             b = jsonata.bindings(raw_input, ctx, self._vars(tr, scope))
-            params = self._jsonata_output(state.arguments, b, raw_input, "Arguments")
+            params = self._jsonata_output(state, "arguments", b, raw_input, "Arguments")
         else:
             params = dataflow.effective_input(
                 raw_input, input_path=state.input_path, parameters=state.parameters, context=ctx
@@ -790,6 +800,9 @@ class Interpreter:
         tr = self._new(now)
         scope, name = self.scope_of(key)
         state = scope.states[name]
+        if cause and is_lambda_invoke(getattr(state, "resource", "")):
+            # The lambda:invoke integration passes a function error on as compact JSON.
+            cause = _compact_json_text(cause)
         tr.event("TaskTimedOut" if timed_out else "TaskFailed", name, error=error, cause=cause)
         tr.released.append(key)
         if record.token:
@@ -840,7 +853,7 @@ class Interpreter:
                         )
                         field = f"Catch[{catcher_index}]/"
                         next_input = self._jsonata_output(
-                            catcher.output, b, error_output, f"{field}Output"
+                            catcher, "output", b, error_output, f"{field}Output"
                         )
                         self._jsonata_assign(tr, scope, catcher.assign, b, f"{field}Assign")
                     else:
@@ -896,7 +909,7 @@ class Interpreter:
         b = jsonata.bindings(record.input, ctx, variables) if jsonata_mode else {}
         if isinstance(state, ParallelState):
             if jsonata_mode:
-                params = self._jsonata_output(state.arguments, b, record.input, "Arguments")
+                params = self._jsonata_output(state, "arguments", b, record.input, "Arguments")
             else:
                 params = dataflow.effective_input(
                     record.input,
@@ -954,7 +967,7 @@ class Interpreter:
             elif jsonata.is_expression(state.items):
                 items = jsonata.evaluate_typed(state.items, b, "Items", "array")
             else:
-                items = state.items
+                items = jsonata.evaluate_template(state.items, b, "Items")
             if not isinstance(items, list):
                 raise QueryEvaluationError(
                     f"Map state input must be an array but was: {_compact(items)}"
@@ -1267,6 +1280,26 @@ def _read_or_call(data: Any, path: str, ctx: Mapping[str, Any], field: str) -> A
 
         return intrinsics.evaluate(path, data, ctx)
     return read_path(data, path, ctx, field=field)
+
+
+def _check_size(state: str, value: Any, limit: int) -> None:
+    if len(_dumps(value).encode()) > limit:
+        raise StatesError(data_limit_cause(state), error="States.DataLimitExceeded")
+
+
+def data_limit_cause(state: str) -> str:
+    """Step Functions' cause for a state result over the payload size limit."""
+    return (
+        f"The state/task '{state}' returned a result with a size exceeding the maximum "
+        "number of bytes service limit."
+    )
+
+
+def _compact_json_text(text: str) -> str:
+    try:
+        return _dumps(json.loads(text))
+    except ValueError:
+        return text
 
 
 def _compact(value: Any) -> str:

@@ -56,7 +56,6 @@ Step = str | int
 _DOT_NAME = re.compile(r"[^.\[\]\s*'\"()?@,:]+")
 _INDEX = re.compile(r"\[\s*(-?\d+)\s*\]")
 _QUOTED = re.compile(r"""\[\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")\s*\]""")
-_UNESCAPE = re.compile(r"\\(.)")
 
 
 def to_json(value: Any) -> str:
@@ -104,8 +103,11 @@ def _parse_steps(body: str) -> tuple[Step, ...] | None:
             quoted = _QUOTED.match(body, pos)
             if quoted is None:
                 return None
-            raw = quoted.group(1) if quoted.group(1) is not None else quoted.group(2)
-            steps.append(_UNESCAPE.sub(r"\1", raw))
+            single = quoted.group(1) is not None
+            raw = quoted.group(1) if single else quoted.group(2)
+            # Like Jayway, only an escaped delimiter is unescaped; any other backslash is
+            # part of the name (AWS resolves $['a\"b'] to the key a\"b).
+            steps.append(raw.replace("\\'", "'") if single else raw.replace('\\"', '"'))
             pos = quoted.end()
         else:
             return None

@@ -26,6 +26,7 @@ from orchestrator.celery_app import app
 from orchestrator.compiler import compile_run, fan_out, run_signature
 from orchestrator.config import get_settings
 from orchestrator.definition import StateMachine, parse_definition
+from orchestrator.errors import StatesError
 from orchestrator.interpreter import (
     Dispatch,
     ExecutionInfo,
@@ -35,6 +36,7 @@ from orchestrator.interpreter import (
     StepStatus,
     Transition,
     ancestors,
+    data_limit_cause,
     state_name,
 )
 from orchestrator.logs import step_context
@@ -94,6 +96,7 @@ def make_interpreter(machine: StateMachine, info: ExecutionInfo) -> Interpreter:
         activities.resolve,
         resolve_name=activities.resolve_name,
         max_inline_states=get_settings().max_inline_states,
+        max_result_bytes=get_settings().max_input_bytes,
     )
 
 
@@ -344,9 +347,9 @@ def publish(interp: Interpreter, execution_id: str, dispatches: Iterable[Dispatc
     for dispatch in dispatches:
         scope, name = interp.scope_of(dispatch.step_key)
         run = compile_run(scope.states, scope.prefix, name, dispatch.activity, activities.resolve)
-        signatures.append(run_signature(run, dispatch.params, execution_id, queue))
+        signatures.append(run_signature(run, dispatch.params, execution_id, queue, app))
     if signatures:
-        fan_out(signatures).apply_async()
+        fan_out(signatures, app).apply_async()
 
 
 # -- steps in workers -------------------------------------------------------------------
@@ -408,7 +411,7 @@ def _run_step(
     with leases.holding(execution_id, step_key):
         try:
             result = function(record.params)
-            _check_result(result, settings.max_input_bytes)
+            _check_result(record.state, result, settings.max_input_bytes)
         except Exception as exc:  # noqa: BLE001 - every activity error is a workflow error
             error, cause = error_of(exc)
             failure: tuple[str, str] | None = (error, cause)
@@ -460,9 +463,7 @@ def _stop_chain(task: Task) -> None:
     task.request.callbacks = None
 
 
-def _check_result(result: Any, limit: int) -> None:
-    from orchestrator.errors import StatesError
-
+def _check_result(state: str, result: Any, limit: int) -> None:
     try:
         text = dumps(result)
     except (TypeError, ValueError) as exc:
@@ -470,10 +471,7 @@ def _check_result(result: Any, limit: int) -> None:
             f"activity result is not JSON-serializable: {exc}", error="States.Runtime"
         ) from None
     if len(text.encode()) > limit:
-        raise StatesError(
-            f"activity result is {len(text.encode())} bytes, over the {limit}-byte limit",
-            error="States.DataLimitExceeded",
-        )
+        raise StatesError(data_limit_cause(state), error="States.DataLimitExceeded")
 
 
 def error_of(exc: BaseException) -> tuple[str, str]:
