@@ -9,6 +9,7 @@ from orchestrator.activities import activity
 from orchestrator.api import (
     ExecutionHandle,
     describe_execution,
+    get_execution_definition,
     get_execution_history,
     list_executions,
     start_workflow,
@@ -46,6 +47,7 @@ from orchestrator.models import (
 __all__ = [
     "DeadLetter",
     "get_dead_letter",
+    "get_execution_definition",
     "list_dead_letters",
     "redrive_execution",
     "send_task_failure",

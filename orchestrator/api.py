@@ -230,14 +230,15 @@ def start_workflow(
         input_hash,
         "start",
         repr(now),
-        "definition",
-        definition_text,
         "def_hash",
         def_hash,
         "redrives",
         "0",
     )
     write.op("zadd", store.keys.executions, repr(now), execution_id)
+    # Executions share their definition by content hash; it outlives the newest of them.
+    write.op("set", store.keys.definition(def_hash), definition_text)
+    write.op("expire", store.keys.definition(def_hash), 2 * settings.retention_seconds)
     transition_write(store, execution_id, tr, write)
     result = store.apply(write)
     if not result.ok:
@@ -249,6 +250,22 @@ def start_workflow(
     for container in result.joined:
         perform_join(store, execution_id, interp, container)
     return ExecutionHandle(execution_id, store)
+
+
+def get_execution_definition(
+    execution_id: str, *, store: RedisStore | None = None
+) -> dict[str, Any]:
+    """The ASL definition an execution runs (as it was when it started).
+
+    Raises:
+        ExecutionNotFound: no such execution, or its definition expired.
+    """
+    store = store or get_store()
+    def_hash = store.client.hget(store.keys.execution(execution_id), "def_hash")
+    text = store.client.get(store.keys.definition(def_hash)) if def_hash else None
+    if text is None:
+        raise ExecutionNotFound(execution_id)
+    return json.loads(text)
 
 
 def validate_definition(definition: DefinitionSource) -> StateMachine:

@@ -227,6 +227,9 @@ def redrive_execution(execution_id: str) -> ExecutionHandle:
     write.op("hdel", exec_key, "output", "error", "cause", "stop")
     for key in (exec_key, store.keys.history(execution_id), store.keys.steps(execution_id)):
         write.op("persist", key)
+    def_hash = store.client.hget(exec_key, "def_hash")
+    if def_hash:
+        write.op("expire", store.keys.definition(def_hash), 2 * get_settings().retention_seconds)
     write.op("del", store.keys.dead_letter(execution_id))
     write.op("zrem", store.keys.dead_letters, execution_id)
     from orchestrator.runtime import transition_write

@@ -3,7 +3,9 @@
 All keys start with the configured prefix (``ORCHESTRATOR_KEY_PREFIX``, default ``orch``)::
 
     {p}:x:{id}          HASH   execution record: status, name, workflow, input, output,
-                               error, cause, start, stop, definition, def_hash, redrives
+                               error, cause, start, stop, def_hash, redrives
+    {p}:def:{hash}      STRING a definition (canonical ASL JSON), stored once per content
+                               hash; kept twice the retention after its latest start
     {p}:x:{id}:h        LIST   history events, JSON, oldest first; an event's id is its
                                index + 1 (so ids are dense and ordered by construction)
     {p}:x:{id}:s        HASH   steps: ``{step key}`` -> JSON step record (state, input,
@@ -38,6 +40,10 @@ class Keys:
     def execution(self, execution_id: str) -> str:
         """The execution record hash."""
         return f"{self.prefix}:x:{execution_id}"
+
+    def definition(self, def_hash: str) -> str:
+        """A definition, by content hash."""
+        return f"{self.prefix}:def:{def_hash}"
 
     def history(self, execution_id: str) -> str:
         """The execution's history list."""

@@ -56,9 +56,9 @@ def load_machine(store: RedisStore, execution_id: str, def_hash: str) -> tuple[S
         if cached is not None:
             _machines.move_to_end(def_hash)
             return cached
-    text = store.client.hget(store.keys.execution(execution_id), "definition")
+    text = store.client.get(store.keys.definition(def_hash))
     if text is None:
-        raise LookupError(f"execution {execution_id!r} has no definition")
+        raise LookupError(f"definition {def_hash} of execution {execution_id!r} expired")
     machine = parse_definition(json.loads(text))
     # Only definitions that can read the context object need the execution input there;
     # the others are spared fetching it for every step.

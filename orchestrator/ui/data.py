@@ -12,9 +12,11 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-from orchestrator.api import EXECUTION_NAME
+from orchestrator.api import (
+    EXECUTION_NAME,
+    get_execution_definition,  # noqa: F401 - re-exported for the views
+)
 from orchestrator.config import get_settings
 from orchestrator.errors import ExecutionNotFound
 from orchestrator.models import ExecutionStatus, to_datetime
@@ -32,22 +34,6 @@ MAX_SCAN = 5000
 def valid_execution_id(execution_id: str) -> bool:
     """Whether ``execution_id`` could name an execution (ids are names or uuid hex)."""
     return bool(EXECUTION_NAME.match(execution_id))
-
-
-def get_execution_definition(
-    execution_id: str, *, store: RedisStore | None = None
-) -> dict[str, Any]:
-    """The ASL definition (as a dict) an execution runs, as stored when it started.
-
-    Raises:
-        ExecutionNotFound: no such execution.
-    """
-    store = store or get_store()
-    text = store.client.hget(store.keys.execution(execution_id), "definition")
-    if text is None:
-        raise ExecutionNotFound(execution_id)
-    definition = json.loads(text)
-    return definition if isinstance(definition, dict) else {}
 
 
 def raw_steps(execution_id: str, *, store: RedisStore | None = None) -> dict[str, str]:

@@ -1,0 +1,133 @@
+"""Activities used by the integration and e2e tests.
+
+Every counter lives in Redis under the configured key prefix (``{prefix}:test:...``) so
+that it is shared by the test process and separate worker processes, and is deleted with
+the rest of the run's keys. Tests read them with :func:`counter`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from orchestrator import activity
+from orchestrator.store import get_store
+
+#: Longest a blocking activity waits for its release key before giving up, in seconds.
+BLOCK_LIMIT_S = 120.0
+
+
+def scoped_key(*parts: str) -> str:
+    """A key for test bookkeeping, under the store's prefix."""
+    store = get_store()
+    return ":".join([store.keys.prefix, "test", *parts])
+
+
+def bump(*parts: str) -> int:
+    """Increment a test counter and return its new value."""
+    return int(get_store().client.incr(scoped_key(*parts)))
+
+
+def counter(*parts: str) -> int:
+    """A test counter's value (0 if never bumped)."""
+    return int(get_store().client.get(scoped_key(*parts)) or 0)
+
+
+def release(tag: str) -> None:
+    """Let the ``block`` activities waiting on ``tag`` finish."""
+    get_store().client.set(scoped_key("release", tag), "1")
+
+
+_error_classes: dict[str, type[Exception]] = {}
+
+
+def _error_class(name: str) -> type[Exception]:
+    """An exception class called ``name`` (the activity error is the class name)."""
+    cls = _error_classes.get(name)
+    if cls is None:
+        cls = type(name, (Exception,), {})
+        _error_classes[name] = cls
+    return cls
+
+
+@activity("echo")
+def echo(value: Any) -> Any:
+    """Return the effective input unchanged."""
+    return value
+
+
+@activity("add")
+def add(value: dict[str, Any]) -> Any:
+    """``{"a": x, "b": y}`` -> ``x + y``."""
+    return value["a"] + value["b"]
+
+
+@activity("fail")
+def fail(value: dict[str, Any]) -> Any:
+    """Raise an exception whose class is ``value["error"]`` and message ``value["cause"]``.
+
+    Counts its calls under ``calls:{tag}`` when ``value`` has a ``tag``.
+    """
+    if "tag" in value:
+        bump("calls", value["tag"])
+    raise _error_class(value.get("error", "CustomError"))(value.get("cause", "it failed"))
+
+
+@activity("flaky")
+def flaky(value: dict[str, Any]) -> Any:
+    """Fail with ``value["error"]`` (default ``Transient``) the first ``value["fail"]`` calls.
+
+    The call counter is ``calls:{tag}``. Returns the input plus the attempt number.
+    """
+    attempt = bump("calls", value["tag"])
+    if attempt <= value.get("fail", 0):
+        errors = value.get("errors")
+        name = errors[attempt - 1] if errors else value.get("error", "Transient")
+        raise _error_class(name)(f"attempt {attempt} failed")
+    return {**value, "attempt": attempt}
+
+
+@activity("count")
+def count(value: Any) -> Any:
+    """Count a call under ``calls:{tag}`` and return the input with ``calls`` set."""
+    tag = value["tag"] if isinstance(value, dict) else str(value)
+    calls = bump("calls", tag)
+    return {**value, "calls": calls} if isinstance(value, dict) else calls
+
+
+@activity("sleep")
+def sleep(value: dict[str, Any]) -> Any:
+    """Sleep ``value["seconds"]``; count starts and finishes under ``started/finished:{tag}``.
+
+    ``seconds`` may be a list indexed by ``value["retry"]`` (pass ``$$.State.RetryCount``)
+    to sleep differently per attempt.
+    """
+    tag = value.get("tag", "sleep")
+    retry = value.get("retry", 0)
+    seconds = value["seconds"]
+    if isinstance(seconds, list):
+        seconds = seconds[min(retry, len(seconds) - 1)]
+    bump("started", tag)
+    time.sleep(seconds)
+    finished = bump("finished", tag)
+    return {"slept": seconds, "tag": tag, "retry": retry, "finished": finished}
+
+
+@activity("block")
+def block(value: dict[str, Any]) -> Any:
+    """Wait until :func:`release` is called for ``value["tag"]``.
+
+    Counts starts (``started:{tag}``) and completions (``finished:{tag}``) so that tests
+    can tell a re-run from a duplicate.
+    """
+    tag = value["tag"]
+    bump("started", tag)
+    client = get_store().client
+    key = scoped_key("release", tag)
+    deadline = time.monotonic() + value.get("limit", BLOCK_LIMIT_S)
+    while not client.exists(key):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"block {tag!r} was never released")
+        time.sleep(0.05)
+    bump("finished", tag)
+    return {**value, "released": True}

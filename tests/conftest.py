@@ -1,0 +1,96 @@
+"""Fixtures: one real Redis + in-process Celery worker + timer loop for the whole session.
+
+Without ``REDIS_URL`` the orchestrator starts an embedded redis-server; with it (and
+``BROKER_URL``) the session uses the given services under a unique key prefix and queue,
+deleting only its own keys at the end.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from celery import signals
+
+from orchestrator.testing import LocalOrchestrator, local_orchestrator
+
+TASK_MODULES = ["tests.activities", "tasks"]
+
+
+class TaskLog:
+    """What the in-process worker finished (``task_postrun``): task ids, and step runs.
+
+    A step run is an activity message ``(input, execution_id, step_key)`` that was
+    processed, whether it ran the step or was dropped as a duplicate.
+    """
+
+    def __init__(self) -> None:
+        self._done: set[str] = set()
+        self._steps: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def record(self, task_id: str | None = None, args: Any = None, **_: Any) -> None:
+        with self._lock:
+            if task_id:
+                self._done.add(task_id)
+            if isinstance(args, list | tuple) and len(args) == 3:
+                key = (str(args[1]), str(args[2]))
+                self._steps[key] = self._steps.get(key, 0) + 1
+
+    def finished(self, task_id: str) -> bool:
+        """Whether the task with this id finished."""
+        with self._lock:
+            return task_id in self._done
+
+    def step_messages(self, execution_id: str, step_key: str) -> int:
+        """How many messages for this step the worker finished processing."""
+        with self._lock:
+            return self._steps.get((execution_id, step_key), 0)
+
+
+@pytest.fixture(scope="session")
+def task_log() -> Iterator[TaskLog]:
+    log = TaskLog()
+    signals.task_postrun.connect(log.record, weak=False)
+    try:
+        yield log
+    finally:
+        signals.task_postrun.disconnect(log.record)
+
+
+@pytest.fixture(scope="session")
+def orchestrator(task_log: TaskLog) -> Iterator[LocalOrchestrator]:
+    """Redis, a threads worker (enough threads for blocking tests) and the timer loop."""
+    from orchestrator.celery_app import app
+
+    with local_orchestrator(task_modules=TASK_MODULES, concurrency=8) as local:
+        # Workaround for an engine bug (see tests/e2e/test_worker_kill.py::
+        # test_publishing_works_after_reconfiguring_the_app): reconfigure() keeps a producer
+        # pool bound to connections it closed, which breaks every publish of this session
+        # if anything in the process published before.
+        app.amqp._producer_pool = None
+        queue = local.settings.queue
+        shared = local.redis is None
+        yield local
+    if shared:
+        # A shared broker keeps the run's queue (RabbitMQ) or its bindings (Redis).
+        try:
+            with app.connection_for_write() as connection:
+                connection.default_channel.queue_delete(queue)
+        except Exception:  # noqa: BLE001 - best effort
+            pass
+
+
+@pytest.fixture
+def tag() -> str:
+    """A unique tag for this test's counters and release keys."""
+    return uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def unique_name() -> str:
+    """A unique execution name."""
+    return f"t-{uuid.uuid4().hex[:16]}"
