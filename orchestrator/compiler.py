@@ -82,13 +82,16 @@ def run_signature(
     would be Celery's unconfigured default).
     """
     first, *rest = run
-    head = signature(first.activity, args=(first_input, execution_id, first.step_key), queue=queue)
+    head = signature(
+        first.activity, args=(first_input, execution_id, first.step_key), queue=queue, app=app
+    )
     if not rest:
         return head
     tail = [
-        signature(step.activity, args=(execution_id, step.step_key), queue=queue) for step in rest
+        signature(step.activity, args=(execution_id, step.step_key), queue=queue, app=app)
+        for step in rest
     ]
-    return chain(head, *tail)
+    return chain(head, *tail, app=app)
 
 
 def fan_out(signatures: Sequence[Signature], app: Celery | None = None) -> Signature:

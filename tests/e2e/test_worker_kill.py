@@ -23,7 +23,6 @@ import pytest
 
 from orchestrator import config, start_workflow
 from orchestrator.celery_app import app, reconfigure
-from orchestrator.compiler import RunStep, run_signature
 from orchestrator.embedded import EmbeddedRedis
 from orchestrator.store import get_store, reset_stores
 from orchestrator.timers import TimerLoop
@@ -229,34 +228,33 @@ def test_worker_killed_mid_step_is_recovered_in_seconds(cluster: Cluster, capsys
     assert count_events(history, "ExecutionSucceeded") == 1
 
 
-def _resolved(app_or_proxy: object) -> object:
-    getter = getattr(app_or_proxy, "_get_current_object", None)
-    return getter() if getter is not None else app_or_proxy
-
-
-def test_signatures_published_from_any_thread_use_the_orchestrator_app() -> None:
-    """The timer loop (beat) and the reconciler publish from their own thread: the
-    signatures they send must be bound to the orchestrator's Celery app, not left to
-    Celery's thread-local ``current_app`` (Celery's *default* app, amqp://localhost, in a
-    thread where the orchestrator app was never made current)."""
+def test_runtime_publishes_with_the_orchestrator_app_from_any_thread(monkeypatch) -> None:
+    """The timer loop (beat) and the reconciler publish from their own thread: what they
+    send must go through the orchestrator's Celery app, not Celery's thread-local
+    ``current_app`` (Celery's *default* app, amqp://localhost, in a thread where the
+    orchestrator app was never made current)."""
     import threading
 
-    found: list[tuple[object, object]] = []
+    from celery.canvas import Signature
 
-    def build() -> None:
-        head = run_signature([RunStep("A", "echo")], {}, "x", "q")
-        chained = run_signature([RunStep("A", "echo"), RunStep("B", "echo")], {}, "x", "q")
-        for sig in (head, *chained.tasks):
-            found.append((sig._app, _resolved(sig.app)))
-        found.append((chained._app or chained.tasks[0]._app, _resolved(chained.app)))
+    from orchestrator.definition import parse_definition
+    from orchestrator.interpreter import Dispatch, ExecutionInfo
+    from orchestrator.runtime import make_interpreter, publish
 
-    thread = threading.Thread(target=build)
+    sent: list[object] = []
+    monkeypatch.setattr(Signature, "apply_async", lambda self, *a, **k: sent.append(self.app))
+    interp = make_interpreter(
+        parse_definition(machine({"A": task("echo", Next="B"), "B": task("echo")})),
+        ExecutionInfo("x", "x", "wf", 0.0),
+    )
+    thread = threading.Thread(
+        target=publish,
+        args=(interp, "x", [Dispatch("A", "A", "echo", {}), Dispatch("B", "B", "echo", {})]),
+    )
     thread.start()
     thread.join(10)
-    assert found
-    for bound, resolved in found:
-        assert bound is app, f"signature not bound to the orchestrator app (bound: {bound!r})"
-        assert resolved is app
+    assert sent, "nothing was published"
+    assert all(getattr(a, "_get_current_object", lambda a=a: a)() is app for a in sent), sent
 
 
 def test_publishing_works_after_reconfiguring_the_app() -> None:
