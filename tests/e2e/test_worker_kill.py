@@ -259,14 +259,28 @@ def test_runtime_publishes_with_the_orchestrator_app_from_any_thread(monkeypatch
 
 def test_publishing_works_after_reconfiguring_the_app() -> None:
     """Two local_orchestrator() sessions in one process (or any reconfigure() after a
-    publish): the second must publish on a fresh connection, not the closed pool."""
-    from orchestrator.testing import local_orchestrator
+    publish): the second must publish on a fresh connection, not the closed pool.
 
-    definition = machine({"Echo": task("echo")})
-    try:
-        for round_ in range(2):
-            with local_orchestrator(task_modules=["tests.activities"], concurrency=1):
-                result = start_workflow(definition, {"round": round_}).result(10)
-                assert result.status == "SUCCEEDED", result
-    finally:
-        app.amqp._producer_pool = None  # do not leave the bug behind for later tests
+    Run in a fresh interpreter: in-process workers share Celery's process-wide worker
+    state, so stopping one here would stop the test session's worker too."""
+    script = (
+        "from orchestrator import start_workflow\n"
+        "from orchestrator.testing import local_orchestrator\n"
+        "d = {'StartAt': 'E', 'States': {'E': {'Type': 'Task', 'Resource': 'echo', 'End': True}}}\n"
+        "for round_ in range(2):\n"
+        "    with local_orchestrator(task_modules=['tests.activities'], concurrency=1):\n"
+        "        result = start_workflow(d, {'round': round_}).result(20)\n"
+        "        assert result.status == 'SUCCEEDED', result\n"
+        "print('ok')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "BROKER_URL")}
+    env["PYTHONPATH"] = str(REPO)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]
