@@ -37,7 +37,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "task_default_queue": settings.queue,
-        "task_send_sent_event": True,
+        # Flower learns of tasks from the workers' events; "sent" events would double
+        # every publish for a state Flower shows for a few milliseconds.
+        "task_send_sent_event": False,
         "worker_send_task_events": True,
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,

@@ -92,6 +92,9 @@ class Reader:
         """Several fields, not guarded (values that no longer change)."""
         return [self.get(f) for f in fields]
 
+    def prefetch(self, fields: list[str]) -> None:
+        """Hint: these fields are about to be read (one round trip instead of several)."""
+
 
 @dataclass(frozen=True)
 class ExecutionInfo:
@@ -180,9 +183,20 @@ class Transition:
     tokens: dict[str, Any] = field(default_factory=dict)
     """Task tokens to register (value) or forget (``None``)."""
 
+    def finish(self, key: str) -> None:
+        """A step ended well (succeeded, or failed into a Catch): forget it.
+
+        Its history tells the rest; dropping record and status keeps a finished
+        execution small, and a stale message for it finds nothing to claim.
+        """
+        self.records[key] = None
+        self.statuses.pop(key, None)
+        self.fields[f"{key}|s"] = None
+
     def event(self, type_: str, state: str | None = None, **details: Any) -> int:
         """Append a history event; return its (expected) id."""
-        event: dict[str, Any] = {"type": type_, "ts": self.now}
+        # Millisecond timestamps, like Step Functions' history, and shorter to store.
+        event: dict[str, Any] = {"type": type_, "ts": round(self.now, 3)}
         if state is not None:
             event["state"] = state
         event.update({k: v for k, v in details.items() if v is not None})
@@ -643,8 +657,7 @@ class Interpreter:
         scope, name = self.scope_of(key)
         state = scope.states[name]
         assert isinstance(state, WaitState)
-        tr.statuses[key] = StepStatus.SUCCEEDED
-        tr.records[key] = None
+        tr.finish(key)
         ctx = self.context(name, record.entered)
         try:
             with self._in_scope(tr, scope) as variables:
@@ -774,8 +787,7 @@ class Interpreter:
             located = self._located(exc, name, record.entered_event)
             self._state_error(tr, scope, key, record, state, located.error, located.cause)
             return tr
-        tr.statuses[key] = StepStatus.SUCCEEDED
-        tr.records[key] = None
+        tr.finish(key)
         self._continue_after(tr, scope, name, state, output)
         return tr
 
@@ -839,8 +851,7 @@ class Interpreter:
         catcher_index = find_catcher(state.catch, name_of_error)
         if catcher_index is not None:
             catcher = state.catch[catcher_index]
-            tr.statuses[key] = StepStatus.CAUGHT
-            tr.records[key] = None
+            tr.finish(key)
             if record.kind in ("parallel", "map"):
                 self._clear_container(tr, key, record)
             error_output = {"Error": error, "Cause": cause}
@@ -1091,6 +1102,7 @@ class Interpreter:
         tr.joins.append(key)
 
     def _start_next_item(self, tr: Transition, key: str, state: MapState) -> None:
+        self.reader.prefetch([f"{key}|next", f"{key}|t"])
         raw = self._field(tr, f"{key}|next")
         total = self._field(tr, f"{key}|t")
         if raw is None or total is None:
@@ -1209,8 +1221,7 @@ class Interpreter:
             located = self._located(exc, name, record.entered_event)
             self._state_error(tr, scope, key, record, state, located.error, located.cause)
             return
-        tr.statuses[key] = StepStatus.SUCCEEDED
-        tr.records[key] = None
+        tr.finish(key)
         self._continue_after(tr, scope, name, state, output)
 
     # -- execution-level ----------------------------------------------------------------

@@ -41,6 +41,10 @@ STATUS_LABELS = {
     "aborted": "aborted",
 }
 #: Engine step statuses -> node statuses.
+#: History events that end a state's attempt in failure.
+_FAILURE_EVENTS = frozenset(
+    {"TaskFailed", "TaskTimedOut", "ParallelStateFailed", "MapStateFailed"}
+)
 _STEP_STATUS = {
     "SCHEDULED": "running",
     "RUNNING": "running",
@@ -187,6 +191,7 @@ class Graph:
         entered: Counter[str] = Counter()
         exited: Counter[str] = Counter()
         scheduled: Counter[str] = Counter()
+        last: dict[str, str] = {}
         for event in history:
             if not event.state:
                 continue
@@ -196,6 +201,7 @@ class Graph:
                 exited[event.state] += 1
             elif event.type == "TaskScheduled":
                 scheduled[event.state] += 1
+            last[event.state] = event.type
         finished = description.status.value != "RUNNING"
         in_flight_end = "failed" if description.status.value == "TIMED_OUT" else "aborted"
         for path, state in result.items():
@@ -212,6 +218,10 @@ class Graph:
             elif state.entered:
                 if node.type == "Fail":
                     state.status = "failed"
+                elif last.get(node.name) in _FAILURE_EVENTS:
+                    # A finished step is forgotten by the store: a failure that is the
+                    # state's last word, with no failed step left behind, was caught.
+                    state.status = "caught"
                 elif exited[node.name]:
                     state.status = "succeeded"
                 elif finished:

@@ -96,7 +96,7 @@ def test_task_success_applies_result_path_and_ends() -> None:
     tr = it.task_succeeded("T", record, 42, NOW + 1)
     assert types(tr) == ["TaskSucceeded", "TaskStateExited", "ExecutionSucceeded"]
     assert tr.end == {"status": "SUCCEEDED", "output": {"a": 1, "r": 42}}
-    assert tr.statuses["T"] == StepStatus.SUCCEEDED
+    assert "T" not in tr.statuses and tr.fields["T|s"] is None  # finished: forgotten
     assert tr.released == ["T"]
 
 
@@ -176,7 +176,7 @@ def test_catch_puts_error_at_result_path_and_continues() -> None:
     it = interp(sm, {"a": 1})
     record = it.start(NOW).records["T"]
     tr = it.task_failed("T", record, "Oops", "bad", NOW)
-    assert tr.statuses["T"] == StepStatus.CAUGHT
+    assert "T" not in tr.statuses and tr.fields["T|s"] is None  # caught: forgotten
     assert tr.end == {
         "status": "SUCCEEDED",
         "output": {"a": 1, "err": {"Error": "Oops", "Cause": "bad"}},
