@@ -14,6 +14,7 @@ Returned values share structure with their inputs (see :mod:`orchestrator.paths`
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -249,8 +250,13 @@ def format_timestamp(epoch_seconds: float) -> str:
     # Truncate to whole milliseconds (never move into the future), after rounding away the
     # binary float noise (1704067200.123 * 1000 == 1704067200122.9998...).
     millis = math.floor(round(epoch_seconds * 1000, 3))
-    moment = datetime.fromtimestamp(millis // 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{millis % 1000:03d}Z"
+    return _format_second(millis // 1000) + f".{millis % 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=256)
+def _format_second(second: int) -> str:
+    # Every step formats a couple of timestamps, mostly of the same few seconds.
+    return datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def build_context(

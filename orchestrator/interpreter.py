@@ -15,7 +15,7 @@ import json
 import random
 import secrets
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator import dataflow, jsonata
@@ -95,6 +95,9 @@ class Reader:
     def prefetch(self, fields: list[str]) -> None:
         """Hint: these fields are about to be read (one round trip instead of several)."""
 
+    def prefetch_window(self, container: str) -> None:
+        """Hint: a Map's ``|next``, ``|t`` and next ``|i<n>`` fields are about to be read."""
+
 
 @dataclass(frozen=True)
 class ExecutionInfo:
@@ -139,7 +142,9 @@ class StepRecord:
 
     def dumps(self) -> str:
         """The record as stored."""
-        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
+        # vars(), not dataclasses.asdict(): the values are JSON already, and asdict's
+        # recursive deep copy is the costliest part of a step's transition.
+        return json.dumps(vars(self), separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
     def loads(cls, text: str) -> StepRecord:
@@ -302,7 +307,7 @@ class Interpreter:
     def uses_variables(self) -> bool:
         """Whether any state assigns workflow variables (else they are never read)."""
         if self._uses_variables is None:
-            self._uses_variables = any(_assigns(state) for _, _, state, _ in self.machine.walk())
+            self._uses_variables = machine_assigns(self.machine)
         return self._uses_variables
 
     def _vars(self, tr: Transition, scope: Scope) -> dict[str, Any]:
@@ -1102,7 +1107,8 @@ class Interpreter:
         tr.joins.append(key)
 
     def _start_next_item(self, tr: Transition, key: str, state: MapState) -> None:
-        self.reader.prefetch([f"{key}|next", f"{key}|t"])
+        if f"{key}|next" not in tr.fields:
+            self.reader.prefetch_window(key)
         raw = self._field(tr, f"{key}|next")
         total = self._field(tr, f"{key}|t")
         if raw is None or total is None:
@@ -1233,6 +1239,22 @@ class Interpreter:
         tr.event("ExecutionTimedOut", error="States.Timeout", cause=cause)
         tr.end = {"status": "TIMED_OUT", "error": "States.Timeout", "cause": cause}
         return tr
+
+
+_ASSIGNS_CACHE: dict[int, tuple[StateMachine, bool]] = {}
+
+
+def machine_assigns(machine: StateMachine) -> bool:
+    """Whether any state of ``machine`` assigns variables (cached: asked every step)."""
+    cached = _ASSIGNS_CACHE.get(id(machine))
+    if cached is not None and cached[0] is machine:
+        return cached[1]
+    result = any(_assigns(state) for _, _, state, _ in machine.walk())
+    if len(_ASSIGNS_CACHE) > 512:
+        _ASSIGNS_CACHE.clear()
+    # The machine itself is kept in the entry so that its id cannot be reused.
+    _ASSIGNS_CACHE[id(machine)] = (machine, result)
+    return result
 
 
 def _assigns(state: Any) -> bool:

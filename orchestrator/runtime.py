@@ -118,6 +118,7 @@ class RedisReader(Reader):
 
     def __init__(self, store: RedisStore, execution_id: str) -> None:
         self.store = store
+        self.execution_id = execution_id
         self.key = store.keys.steps(execution_id)
         self.seen: dict[str, str | None] = {}
 
@@ -130,6 +131,15 @@ class RedisReader(Reader):
         if not fields:
             return []
         return self.store.client.hmget(self.key, fields)
+
+    def prefetch_window(self, container: str) -> None:
+        if f"{container}|next" in self.seen:
+            return
+        next_index, total, item = self.store.map_window(self.execution_id, container)
+        self.seen[f"{container}|next"] = next_index
+        self.seen[f"{container}|t"] = total
+        if next_index is not None and item is not None:
+            self.seen[f"{container}|i{next_index}"] = item
 
     def prefetch(self, fields: list[str]) -> None:
         missing = [f for f in fields if f not in self.seen]

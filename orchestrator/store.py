@@ -105,6 +105,7 @@ class RedisStore:
         self.keys = Keys(prefix)
         self._commit = client.register_script((_LUA_DIR / "commit.lua").read_text())
         self._claim = client.register_script((_LUA_DIR / "claim.lua").read_text())
+        self._window = client.register_script((_LUA_DIR / "window.lua").read_text())
 
     # -- writes -----------------------------------------------------------------------
 
@@ -139,6 +140,10 @@ class RedisStore:
         return result[0] == "ok", list(result[1:])
 
     # -- reads ------------------------------------------------------------------------
+
+    def map_window(self, execution_id: str, container: str) -> list[str | None]:
+        """A Map's ``[next index, item count, next item's input]`` (window.lua)."""
+        return list(self._window(keys=[self.keys.steps(execution_id)], args=[container]))
 
     def execution(self, execution_id: str) -> dict[str, str]:
         """The execution record ({} if unknown)."""

@@ -42,9 +42,7 @@ STATUS_LABELS = {
 }
 #: Engine step statuses -> node statuses.
 #: History events that end a state's attempt in failure.
-_FAILURE_EVENTS = frozenset(
-    {"TaskFailed", "TaskTimedOut", "ParallelStateFailed", "MapStateFailed"}
-)
+_FAILURE_EVENTS = frozenset({"TaskFailed", "TaskTimedOut", "ParallelStateFailed", "MapStateFailed"})
 _STEP_STATUS = {
     "SCHEDULED": "running",
     "RUNNING": "running",
