@@ -17,6 +17,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Task
@@ -228,6 +229,77 @@ def timer_member(kind: str, execution_id: str, step_key: str, attempt: int) -> s
 MAX_RECOMPUTE = 50
 
 
+@dataclass
+class Prepared:
+    """A computed transition and the guarded write that commits it."""
+
+    tr: Transition
+    write: Write
+    fixed_guards: int
+    """Guards before this index are the caller's (step, timer, execution): when one of
+    them fails, the transition no longer applies. Later ones are the reader's: when one
+    fails, a sibling moved first, and the transition is computed again."""
+
+
+def prepare_transition(
+    store: RedisStore,
+    execution_id: str,
+    interp: Interpreter,
+    compute: Callable[[], Transition | None],
+    *,
+    step_key: str | None = None,
+    step_status: str | None = None,
+    timer: str | None = None,
+    history_base: int | None = None,
+) -> Prepared | None:
+    """Compute a transition (reading what it needs) and build its guarded write."""
+    reader = RedisReader(store, execution_id)
+    interp.reader = reader
+    if history_base is None:
+        # Event ids (quoted in Step Functions' error causes) continue the history.
+        history_base = int(store.client.llen(store.keys.history(execution_id)))
+    interp.history_base = history_base
+    tr = compute()
+    if tr is None:
+        return None
+    write = Write()
+    exec_key = store.keys.execution(execution_id)
+    steps_key = store.keys.steps(execution_id)
+    write.guard_field(exec_key, "status", "RUNNING")
+    if step_key is not None:
+        write.guard_field(steps_key, store.keys.status_field(step_key), step_status)
+        for ancestor in ancestors(step_key):
+            write.guard_field(steps_key, store.keys.status_field(ancestor), "RUNNING")
+    if timer is not None:
+        write.guard_member(store.keys.timers, timer)
+        write.op("zrem", store.keys.timers, timer)
+    fixed = len(write.guards)
+    for name, value in reader.seen.items():
+        write.guard_field(steps_key, name, value)
+    transition_write(store, execution_id, tr, write)
+    return Prepared(tr, write, fixed)
+
+
+def after_commit(
+    store: RedisStore,
+    execution_id: str,
+    interp: Interpreter,
+    tr: Transition,
+    joined: list[str],
+    *,
+    skip_publish: str | None = None,
+    producer: Any = None,
+) -> None:
+    """What follows a committed transition: publish its tasks, perform its joins."""
+    announce_end(execution_id, tr)
+    dispatches = tr.dispatches
+    if skip_publish is not None and [d.step_key for d in dispatches] == [skip_publish]:
+        dispatches = []
+    publish(interp, execution_id, dispatches, producer=producer)
+    for container in joined:
+        perform_join(store, execution_id, interp, container)
+
+
 def run_transition(
     store: RedisStore,
     execution_id: str,
@@ -249,41 +321,25 @@ def run_transition(
     (the step moved on, the execution stopped, the container it runs in failed).
     """
     for attempt in range(MAX_RECOMPUTE):
-        reader = RedisReader(store, execution_id)
-        interp.reader = reader
-        if history_base is None or attempt:
-            # Event ids (quoted in Step Functions' error causes) continue the history.
-            history_base = int(store.client.llen(store.keys.history(execution_id)))
-        interp.history_base = history_base
-        tr = compute()
-        if tr is None:
+        prepared = prepare_transition(
+            store,
+            execution_id,
+            interp,
+            compute,
+            step_key=step_key,
+            step_status=step_status,
+            timer=timer,
+            history_base=None if attempt else history_base,
+        )
+        if prepared is None:
             return None
-        write = Write()
-        exec_key = store.keys.execution(execution_id)
-        steps_key = store.keys.steps(execution_id)
-        write.guard_field(exec_key, "status", "RUNNING")
-        if step_key is not None:
-            write.guard_field(steps_key, store.keys.status_field(step_key), step_status)
-            for ancestor in ancestors(step_key):
-                write.guard_field(steps_key, store.keys.status_field(ancestor), "RUNNING")
-        if timer is not None:
-            write.guard_member(store.keys.timers, timer)
-            write.op("zrem", store.keys.timers, timer)
-        fixed = len(write.guards)
-        for name, value in reader.seen.items():
-            write.guard_field(steps_key, name, value)
-        transition_write(store, execution_id, tr, write)
-        result = store.apply(write)
+        result = store.apply(prepared.write)
         if result.ok:
-            announce_end(execution_id, tr)
-            dispatches = tr.dispatches
-            if skip_publish is not None and [d.step_key for d in dispatches] == [skip_publish]:
-                dispatches = []
-            publish(interp, execution_id, dispatches)
-            for container in result.joined:
-                perform_join(store, execution_id, interp, container)
-            return tr
-        if result.failed_guard < fixed:
+            after_commit(
+                store, execution_id, interp, prepared.tr, result.joined, skip_publish=skip_publish
+            )
+            return prepared.tr
+        if result.failed_guard < prepared.fixed_guards:
             return None
     raise RuntimeError(f"transition of {execution_id}/{step_key} kept conflicting")
 
@@ -355,7 +411,13 @@ def commit(
 # -- publishing -------------------------------------------------------------------------
 
 
-def publish(interp: Interpreter, execution_id: str, dispatches: Iterable[Dispatch]) -> None:
+def publish(
+    interp: Interpreter,
+    execution_id: str,
+    dispatches: Iterable[Dispatch],
+    *,
+    producer: Any = None,
+) -> None:
     """Send the tasks of committed dispatches: a chain per run, a group if several."""
     signatures = []
     queue = get_settings().queue
@@ -364,7 +426,7 @@ def publish(interp: Interpreter, execution_id: str, dispatches: Iterable[Dispatc
         run = compile_run(scope.states, scope.prefix, name, dispatch.activity, activities.resolve)
         signatures.append(run_signature(run, dispatch.params, execution_id, queue, app))
     if signatures:
-        fan_out(signatures, app).apply_async()
+        fan_out(signatures, app).apply_async(producer=producer)
 
 
 # -- steps in workers -------------------------------------------------------------------

@@ -117,11 +117,24 @@ class RedisStore:
         """Apply ``write`` atomically and say what happened."""
         if not write.ops:
             return CommitResult(True)
-        payload = dumps({"g": write.guards, "o": write.ops})
-        result = self._commit(keys=write.keys, args=[payload])
-        if not result[0]:
-            return CommitResult(False, failed_guard=int(result[1]) - 1)
-        return CommitResult(True, joined=[str(k) for k in result[2:]])
+        return self._result(self._commit(keys=write.keys, args=[self._payload(write)]))
+
+    def apply_many(self, writes: list[Write]) -> list[CommitResult]:
+        """Apply several independent writes in one round trip (each atomic on its own)."""
+        pipe = self.client.pipeline(transaction=False)
+        for write in writes:
+            self._commit(keys=write.keys, args=[self._payload(write)], client=pipe)
+        return [self._result(raw) for raw in pipe.execute()]
+
+    @staticmethod
+    def _payload(write: Write) -> str:
+        return dumps({"g": write.guards, "o": write.ops})
+
+    @staticmethod
+    def _result(raw: list[Any]) -> CommitResult:
+        if not raw[0]:
+            return CommitResult(False, failed_guard=int(raw[1]) - 1)
+        return CommitResult(True, joined=[str(k) for k in raw[2:]])
 
     def claim_step(
         self, execution_id: str, step_key: str, token: str, lease_until: float, event: str

@@ -10,6 +10,7 @@ lease lapsed (their worker died, or their message was lost).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -17,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 
+from orchestrator.celery_app import app
 from orchestrator.config import get_settings
 from orchestrator.interpreter import (
     Dispatch,
@@ -28,9 +30,12 @@ from orchestrator.interpreter import (
 )
 from orchestrator.logs import step_context
 from orchestrator.runtime import (
+    Prepared,
+    after_commit,
     interpreter_for,
     interpreter_from_record,
     perform_join,
+    prepare_transition,
     publish,
     run_transition,
 )
@@ -60,25 +65,114 @@ def tick(store: RedisStore | None = None, *, now: float | None = None, owner: st
             return 0
     try:
         handled = 0
-        for zset, handle in ((store.keys.timers, fire_timer), (store.keys.leases, recover_step)):
-            while True:
-                due = store.client.zrangebyscore(zset, "-inf", now, 0, BATCH)
-                for member in due:
-                    handled += 1
-                    try:
-                        handle(store, member, now)
-                    except Exception:  # noqa: BLE001 - one bad entry must not stop the rest
-                        logger.exception("handling %s failed; trying again later", member)
-                        store.client.zadd(zset, {member: now + RETRY_BROKEN_S})
-                if len(due) < BATCH:
-                    break
-                # A burst of due timers: keep the lock while working through it.
-                store.client.pexpire(store.keys.tick_lock, lock_ms)
+        while True:
+            due = store.client.zrangebyscore(store.keys.timers, "-inf", now, 0, BATCH)
+            handled += len(due)
+            fire_timers(store, due, now)
+            if len(due) < BATCH:
+                break
+            # A burst of due timers: keep the lock while working through it.
+            store.client.pexpire(store.keys.tick_lock, lock_ms)
+        for member in store.client.zrangebyscore(store.keys.leases, "-inf", now, 0, BATCH):
+            handled += 1
+            try:
+                recover_step(store, member, now)
+            except Exception:  # noqa: BLE001 - one bad entry must not stop the rest
+                logger.exception("recovering %s failed; trying again later", member)
+                store.client.zadd(store.keys.leases, {member: now + RETRY_BROKEN_S})
         return handled
     finally:
         # Release only our own lock (a slow tick may have lost it already).
         if store.client.get(store.keys.tick_lock) == owner:
             store.client.delete(store.keys.tick_lock)
+
+
+def fire_timers(store: RedisStore, members: list[str], now: float) -> None:
+    """Fire a batch of due timers with few round trips.
+
+    One pipeline reads what every firing needs, one pipeline commits every transition
+    (each still its own guarded Lua call), and one producer publishes what they dispatch.
+    A firing whose reads changed under it (a sibling Map item moved first) is computed
+    again on its own; one that no longer applies is dropped.
+    """
+    if not members:
+        return
+    entries = []
+    pipe = store.client.pipeline(transaction=False)
+    for member in members:
+        kind, execution_id, step_key, attempt = json.loads(member)
+        entries.append((member, kind, execution_id, step_key, attempt))
+        pipe.hmget(
+            store.keys.execution(execution_id),
+            ["name", "workflow", "start", "def_hash", "status"],
+        )
+        pipe.hmget(store.keys.steps(execution_id), [store.keys.status_field(step_key), step_key])
+        pipe.llen(store.keys.history(execution_id))
+    reads = pipe.execute()
+    batch: list[tuple[str, str, Interpreter, Prepared]] = []
+    stale: list[str] = []
+    for index, (member, kind, execution_id, step_key, attempt) in enumerate(entries):
+        meta, (status, record_text), length = reads[3 * index : 3 * index + 3]
+        name, workflow, start, def_hash, exec_status = meta
+        with step_context(execution_id, state_name(step_key) if step_key else None):
+            try:
+                if exec_status != "RUNNING":
+                    stale.append(member)
+                    continue
+                interp = interpreter_for(store, execution_id, name, workflow, start, def_hash)
+                if kind == "exec_timeout":
+                    prepared = prepare_transition(
+                        store,
+                        execution_id,
+                        interp,
+                        functools.partial(interp.timed_out, now),
+                        timer=member,
+                        history_base=length,
+                    )
+                else:
+                    compute = _timer_transition(
+                        interp, kind, step_key, attempt, status, record_text, now
+                    )
+                    prepared = compute and prepare_transition(
+                        store,
+                        execution_id,
+                        interp,
+                        compute,
+                        step_key=step_key,
+                        step_status=status,
+                        timer=member,
+                        history_base=length,
+                    )
+            except Exception:  # noqa: BLE001 - one bad timer must not stop the others
+                logger.exception("timer %s failed; trying again later", member)
+                store.client.zadd(store.keys.timers, {member: now + RETRY_BROKEN_S})
+                continue
+            if prepared is None:
+                stale.append(member)
+            else:
+                batch.append((member, execution_id, interp, prepared))
+    results = store.apply_many([prepared.write for _, _, _, prepared in batch])
+    with app.producer_or_acquire() as producer:
+        for (member, execution_id, interp, prepared), result in zip(batch, results, strict=True):
+            with step_context(execution_id, None):
+                try:
+                    if result.ok:
+                        after_commit(
+                            store,
+                            execution_id,
+                            interp,
+                            prepared.tr,
+                            result.joined,
+                            producer=producer,
+                        )
+                    elif result.failed_guard >= prepared.fixed_guards:
+                        fire_timer(store, member, now)
+                    else:
+                        stale.append(member)
+                except Exception:  # noqa: BLE001
+                    logger.exception("after firing %s", member)
+    if stale:
+        store.client.zrem(store.keys.timers, *stale)
 
 
 def fire_timer(store: RedisStore, member: str, now: float) -> None:
