@@ -39,7 +39,7 @@ from decimal import Decimal
 from typing import Any
 
 from orchestrator.errors import IntrinsicFailure, StatesError, StatesRuntimeError
-from orchestrator.paths import current_variables, read_path
+from orchestrator.paths import current_variables, json_type, read_path
 
 __all__ = [
     "FUNCTION_NAMES",
@@ -388,21 +388,7 @@ def _to_json(value: Any) -> str:
     raise IntrinsicFailure(f"Value of type {type(value).__name__} is not JSON")
 
 
-def _json_kind(value: Any) -> str:
-    """The JSON type name of ``value``, for error messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, Mapping):
-        return "object"
-    if isinstance(value, Sequence):
-        return "array"
-    return type(value).__name__
+_json_kind = json_type
 
 
 def _json_equal(left: Any, right: Any) -> bool:

@@ -43,6 +43,7 @@ from jsonata.jexception import JException
 from jsonata.utils import Utils
 
 from orchestrator.errors import QueryEvaluationError, StatesError, StatesRuntimeError
+from orchestrator.paths import json_type, read_path
 
 __all__ = [
     "UNDEFINED",
@@ -360,17 +361,7 @@ def evaluate_field(expression: str, bindings: Mapping[str, Any], field: str) -> 
     return value
 
 
-_TYPE_NAMES = {bool: "boolean", int: "number", float: "number", str: "string"}
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    return _TYPE_NAMES.get(type(value), type(value).__name__)
+_json_type = json_type
 
 
 def _compact(value: Any) -> str:
@@ -496,7 +487,6 @@ def read_variable_path(
     value = variables[name]
     if not tail:
         return value
-    from orchestrator.paths import read_path
 
     return read_path(value, "$" + tail, context or {}, field=field)
 

@@ -58,6 +58,23 @@ _INDEX = re.compile(r"\[\s*(-?\d+)\s*\]")
 _QUOTED = re.compile(r"""\[\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")\s*\]""")
 
 
+def json_type(value: Any) -> str:
+    """The JSON type name of ``value`` (``null``, ``boolean``, ``number``...), for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, Mapping):
+        return "object"
+    if isinstance(value, list | tuple):
+        return "array"
+    return type(value).__name__
+
+
 def to_json(value: Any) -> str:
     """Serialise ``value`` compactly, the way AWS embeds JSON in error causes.
 

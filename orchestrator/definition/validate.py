@@ -19,6 +19,7 @@ from jsonpath_ng.ext import parse as _jsonpath_parse
 
 from orchestrator.definition.model import COMPARISON_OPERATORS
 from orchestrator.errors import DefinitionIssue
+from orchestrator.paths import json_type
 
 JSONPATH = "JSONPath"
 JSONATA = "JSONata"
@@ -193,20 +194,7 @@ def _is_number(value: Any) -> bool:
     return not (isinstance(value, float) and not math.isfinite(value))
 
 
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
+_type_name = json_type
 
 
 @dataclass
