@@ -18,6 +18,7 @@ import logging
 from typing import Any
 
 from celery import Celery, signals
+from celery.worker.consumer import Consumer
 
 from orchestrator.config import Settings, get_settings
 
@@ -43,6 +44,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": True,
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
+        # Messages no worker can decode (pickle, broken JSON) become dead letters.
+        "worker_consumer": "orchestrator.celery_app:OrchestratorConsumer",
         "imports": ["orchestrator.runtime", *settings.task_modules],
     }
     if broker.startswith(("redis", "rediss")):
@@ -59,6 +62,27 @@ def _user_overrides() -> dict[str, Any]:
     except ImportError:
         return {}
     return {k: v for k, v in vars(module).items() if not k.startswith("_") and k.islower()}
+
+
+class OrchestratorConsumer(Consumer):
+    """Celery's consumer, except that undecodable messages land in the dead-letter queue.
+
+    Celery logs and drops a message it cannot decode (a pickled message refused by the
+    JSON-only ``accept_content``, malformed JSON); an operator should be able to see it.
+    """
+
+    def on_decode_error(self, message: Any, exc: Exception) -> None:
+        from orchestrator.control import dead_letter_message
+
+        try:
+            dead_letter_message(
+                type(exc).__name__,
+                f"undecodable message ({message.content_type}): {exc}",
+                _printable(message.body),
+            )
+        except Exception:  # noqa: BLE001 - never let this stop the consumer
+            logging.getLogger(__name__).exception("could not dead-letter a bad message")
+        super().on_decode_error(message, exc)
 
 
 app = Celery("orchestrator")
@@ -100,7 +124,9 @@ def _unknown_task(
 def _rejected_task(message: Any = None, exc: Exception | None = None, **_: Any) -> None:
     from orchestrator.control import dead_letter_message
 
-    dead_letter_message("RejectedMessage", str(exc), _printable(getattr(message, "body", None)))
+    error = type(exc).__name__ if exc is not None else "RejectedMessage"
+    body = _printable(getattr(message, "body", None))
+    dead_letter_message(error, f"rejected message: {exc}", body)
 
 
 def _printable(body: Any) -> Any:
