@@ -796,9 +796,13 @@ class Interpreter:
         self._continue_after(tr, scope, name, state, output)
         return tr
 
-    def task_waiting(self, key: str, record: StepRecord, now: float) -> Transition:
+    def task_waiting(
+        self, key: str, record: StepRecord, now: float, submitted: Any = None
+    ) -> Transition:
         """A ``.waitForTaskToken`` activity returned: wait for the token's answer."""
         tr = self._new(now)
+        # As Step Functions says of a callback task whose request went out.
+        tr.event("TaskSubmitted", record.state, output=submitted)
         tr.statuses[key] = StepStatus.WAITING
         tr.released.append(key)
         return tr

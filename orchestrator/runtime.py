@@ -501,7 +501,7 @@ def _run_step(
         if failure is not None:
             return interp.task_failed(step_key, fresh, failure[0], failure[1], now)
         if fresh.token:
-            return interp.task_waiting(step_key, fresh, now)
+            return interp.task_waiting(step_key, fresh, now, result)
         return interp.task_succeeded(step_key, fresh, result, now)
 
     chained = _chained_next(task)

@@ -343,8 +343,10 @@ def test_wait_for_task_token_puts_token_in_context() -> None:
     tr = it.start(NOW)
     assert tr.dispatches[0].params == {"token": "tok-1"}
     assert tr.tokens == {"tok-1": ["T", 0]}
-    waiting = it.task_waiting("T", tr.records["T"], NOW)  # type: ignore[arg-type]
+    waiting = it.task_waiting("T", tr.records["T"], NOW, {"sent": True})  # type: ignore[arg-type]
     assert waiting.statuses["T"] == StepStatus.WAITING
+    assert waiting.events[0]["type"] == "TaskSubmitted"
+    assert waiting.events[0]["output"] == {"sent": True}
 
 
 def test_lambda_invoke_takes_function_name_and_wraps_result() -> None:
