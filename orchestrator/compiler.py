@@ -1,4 +1,4 @@
-"""Compile state machines into Celery canvas: pure, no Redis and no app needed.
+"""Compile state machines into Celery canvas: pure, no Redis (the app is a parameter).
 
 A straight run of Task states (A -> B -> C, each the ``Next`` of the one before) becomes
 one Celery chain, so consecutive tasks hand over to each other without the orchestrator

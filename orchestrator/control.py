@@ -21,7 +21,13 @@ from orchestrator.errors import (
 )
 from orchestrator.interpreter import Dispatch, Reader, StepRecord, StepStatus, Transition
 from orchestrator.models import DeadLetter, to_datetime
-from orchestrator.runtime import interpreter_from_record, publish, run_transition, timer_member
+from orchestrator.runtime import (
+    interpreter_from_record,
+    publish,
+    run_transition,
+    timer_member,
+    transition_write,
+)
 from orchestrator.store import RedisStore, Write, dumps, get_store
 
 #: Statuses from which an execution can be redriven.
@@ -136,9 +142,8 @@ def stop_execution(execution_id: str, error: str | None = None, cause: str | Non
     tr = Transition(time.time())
     tr.event("ExecutionAborted", error=error, cause=cause)
     tr.end = {"status": "ABORTED", "error": error, "cause": cause}
-    from orchestrator.runtime import commit
-
-    if not commit(store, execution_id, tr):
+    write = Write().guard_field(store.keys.execution(execution_id), "status", "RUNNING")
+    if not store.commit(transition_write(store, execution_id, tr, write)):
         now_status = store.client.hget(store.keys.execution(execution_id), "status")
         raise InvalidExecutionState(execution_id, str(now_status), "stop")
 
@@ -232,8 +237,6 @@ def redrive_execution(execution_id: str) -> ExecutionHandle:
         write.op("expire", store.keys.definition(def_hash), 2 * get_settings().retention_seconds)
     write.op("del", store.keys.dead_letter(execution_id))
     write.op("zrem", store.keys.dead_letters, execution_id)
-    from orchestrator.runtime import transition_write
-
     transition_write(store, execution_id, tr, write)
     result = store.apply(write)
     if not result.ok:

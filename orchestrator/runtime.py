@@ -384,30 +384,6 @@ def perform_join(store: RedisStore, execution_id: str, interp: Interpreter, cont
     )
 
 
-def commit(
-    store: RedisStore,
-    execution_id: str,
-    tr: Transition,
-    *,
-    step_key: str | None = None,
-    step_status: str | None = None,
-    timer: str | None = None,
-) -> bool:
-    """Commit a precomputed transition if the execution still runs and the step is
-    unchanged (no publishing: the caller does it)."""
-    write = Write()
-    write.guard_field(store.keys.execution(execution_id), "status", "RUNNING")
-    if step_key is not None:
-        write.guard_field(
-            store.keys.steps(execution_id), store.keys.status_field(step_key), step_status
-        )
-    if timer is not None:
-        write.guard_member(store.keys.timers, timer)
-        write.op("zrem", store.keys.timers, timer)
-    transition_write(store, execution_id, tr, write)
-    return store.commit(write)
-
-
 # -- publishing -------------------------------------------------------------------------
 
 
