@@ -339,12 +339,14 @@ def get_execution_history(
         type_ = raw.pop("type")
         ts = raw.pop("ts")
         state = raw.pop("state", None)
+        key = raw.pop("key", None)
         events.append(
             HistoryEvent(
                 id=event_id,
                 type=type_,
                 timestamp=to_datetime(ts),
                 state=state,
+                key=key,
                 details=raw,
             )
         )

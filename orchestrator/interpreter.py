@@ -199,11 +199,16 @@ class Transition:
         self.fields[f"{key}|s"] = None
 
     def event(self, type_: str, state: str | None = None, **details: Any) -> int:
-        """Append a history event; return its (expected) id."""
+        """Append a history event about ``state`` (a state name or a step key); return its
+        (expected) id. Inside a Parallel branch or Map iteration the event also carries the
+        step key, which says which branch or item it belongs to."""
         # Millisecond timestamps, like Step Functions' history, and shorter to store.
         event: dict[str, Any] = {"type": type_, "ts": round(self.now, 3)}
         if state is not None:
-            event["state"] = state
+            prefix, _, name = state.rpartition("/")
+            event["state"] = name
+            if prefix:
+                event["key"] = state
         event.update({k: v for k, v in details.items() if v is not None})
         self.events.append(event)
         return self.base + len(self.events)
@@ -373,7 +378,7 @@ class Interpreter:
         """Enter ``name`` and evaluate inline states until a task, a wait or the end."""
         for _ in range(self.max_inline_states):
             state = scope.states[name]
-            entered = tr.event(_STATE_EVENTS[state.type][0], name, input=raw_input)
+            entered = tr.event(_STATE_EVENTS[state.type][0], scope.prefix + name, input=raw_input)
             try:
                 with self._in_scope(tr, scope) as variables:
                     step = self._evaluate(tr, scope, name, state, raw_input, entered, variables)
@@ -459,7 +464,7 @@ class Interpreter:
             else:
                 data = dataflow.select_input(raw_input, state.input_path, ctx)
                 output = dataflow.select_output(data, state.output_path, ctx)
-            tr.event("SucceedStateExited", name, output=output)
+            tr.event("SucceedStateExited", scope.prefix + name, output=output)
             self._end_scope(tr, scope, output)
             return None
         if isinstance(state, FailState):
@@ -529,7 +534,7 @@ class Interpreter:
         else:
             output = dataflow.select_output(data, state.output_path, ctx)
             self._jsonpath_assign(tr, scope, chosen.assign, data, ctx, variables)
-        tr.event("ChoiceStateExited", name, output=output)
+        tr.event("ChoiceStateExited", scope.prefix + name, output=output)
         return target, output
 
     def _jsonata_output(
@@ -571,7 +576,7 @@ class Interpreter:
         self, tr: Transition, scope: Scope, name: str, state: Any, output: Any
     ) -> tuple[str, Any] | None:
         """Record the exit of a state and follow its ``Next`` (or end its scope)."""
-        tr.event(_STATE_EVENTS[state.type][1], name, output=output)
+        tr.event(_STATE_EVENTS[state.type][1], scope.prefix + name, output=output)
         if state.end:
             self._end_scope(tr, scope, output)
             return None
@@ -731,7 +736,7 @@ class Interpreter:
         tr.statuses[key] = StepStatus.SCHEDULED
         tr.event(
             "TaskScheduled",
-            name,
+            key,
             resource=state.resource,
             parameters=params,
             timeoutInSeconds=timeout,
@@ -781,7 +786,7 @@ class Interpreter:
         assert isinstance(state, TaskState)
         if record.envelope:
             result = {"ExecutedVersion": "$LATEST", "Payload": result, "StatusCode": 200}
-        tr.event("TaskSucceeded", name, output=result)
+        tr.event("TaskSucceeded", key, output=result)
         tr.released.append(key)
         if record.token:
             tr.tokens[record.token] = None
@@ -802,7 +807,7 @@ class Interpreter:
         """A ``.waitForTaskToken`` activity returned: wait for the token's answer."""
         tr = self._new(now)
         # As Step Functions says of a callback task whose request went out.
-        tr.event("TaskSubmitted", record.state, output=submitted)
+        tr.event("TaskSubmitted", key, output=submitted)
         tr.statuses[key] = StepStatus.WAITING
         tr.released.append(key)
         return tr
@@ -824,7 +829,7 @@ class Interpreter:
         if cause and is_lambda_invoke(getattr(state, "resource", "")):
             # The lambda:invoke integration passes a function error on as compact JSON.
             cause = _compact_json_text(cause)
-        tr.event("TaskTimedOut" if timed_out else "TaskFailed", name, error=error, cause=cause)
+        tr.event("TaskTimedOut" if timed_out else "TaskFailed", key, error=error, cause=cause)
         tr.released.append(key)
         if record.token:
             tr.tokens[record.token] = None
@@ -940,7 +945,7 @@ class Interpreter:
             record.kind, record.total = "parallel", len(state.branches)
             inputs: list[Any] = [params] * record.total
             window = record.total
-            tr.event("ParallelStateStarted", name)
+            tr.event("ParallelStateStarted", key)
         else:
             items, params = self._map_items(state, record, ctx, b)
             record.kind, record.total = "map", len(items)
@@ -959,7 +964,7 @@ class Interpreter:
             )
             self._map_tolerance(state, record, params, ctx, b)
             window = min(record.total, int(limit or 0) or MAP_WINDOW)
-            tr.event("MapStateStarted", name, length=record.total)
+            tr.event("MapStateStarted", key, length=record.total)
             for i, value in enumerate(inputs[window:], start=window):
                 tr.fields[f"{key}|i{i}"] = _dumps(value)
             tr.fields[f"{key}|next"] = str(window)
@@ -1072,7 +1077,7 @@ class Interpreter:
             branch = state.branches[index]
         else:
             branch = state.item_processor
-            tr.event("MapIterationStarted", state_name(key), index=index)
+            tr.event("MapIterationStarted", key, index=index)
         child = Scope(f"{key}[{index}]/", branch.states, key, index)
         self.enter(tr, child, branch.start_at, value)
 
@@ -1104,7 +1109,7 @@ class Interpreter:
         container_scope, name = self.scope_of(key)
         state = container_scope.states[name]
         if isinstance(state, MapState):
-            tr.event("MapIterationSucceeded", name, index=scope.index)
+            tr.event("MapIterationSucceeded", key, index=scope.index)
             self._start_next_item(tr, key, state)
         tr.fields[f"{key}|r{scope.index}"] = _dumps(output)
         tr.fields[f"{scope.prefix}|vars"] = None
@@ -1148,7 +1153,7 @@ class Interpreter:
         container_scope, name = self.scope_of(key)
         container = container_scope.states[name]
         if isinstance(container, MapState):
-            tr.event("MapIterationFailed", name, index=scope.index, error=error, cause=cause)
+            tr.event("MapIterationFailed", key, index=scope.index, error=error, cause=cause)
             if self._tolerated(tr, key):
                 self._start_next_item(tr, key, container)
                 tr.fields[f"{key}|r{scope.index}"] = _dumps({"Error": error, "Cause": cause})
@@ -1166,7 +1171,7 @@ class Interpreter:
         if isinstance(container, MapState) and _has_tolerance(record):
             error = "States.ExceedToleratedFailureThreshold"
             cause = "The specified tolerated failure threshold was exceeded"
-        tr.event(f"{container.type}StateFailed", name, error=error, cause=cause)
+        tr.event(f"{container.type}StateFailed", key, error=error, cause=cause)
         self._state_error(tr, container_scope, key, record, container, error, cause)
 
     @staticmethod
@@ -1223,7 +1228,7 @@ class Interpreter:
     ) -> None:
         name = state_name(key)
         self._clear_container(tr, key, record)
-        tr.event(f"{state.type}StateSucceeded", name)
+        tr.event(f"{state.type}StateSucceeded", key)
         try:
             ctx = self.context(name, record.entered, record.attempt)
             output = self._work_output(tr, scope, state, record, results, ctx)

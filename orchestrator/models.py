@@ -83,6 +83,8 @@ class HistoryEvent(_Model):
     type: str
     timestamp: datetime
     state: str | None = None
+    key: str | None = None
+    """The step key inside a Parallel branch or Map iteration (``Map[3]/Charge``)."""
     details: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -286,6 +286,8 @@ def test_map_starts_a_window_and_refills_it() -> None:
     tr = it.start(NOW)
     assert [d.params for d in tr.dispatches] == [{"v": 10, "i": 0}, {"v": 20, "i": 1}]
     assert tr.fields["M|next"] == "2"
+    scheduled = [e for e in tr.events if e["type"] == "TaskScheduled"]
+    assert [(e["state"], e["key"]) for e in scheduled] == [("T", "M[0]/T"), ("T", "M[1]/T")]
     apply_fields(reader, tr)
     done = it.task_succeeded("M[0]/T", tr.records["M[0]/T"], "a", NOW)  # type: ignore[arg-type]
     assert [d.params for d in done.dispatches] == [{"v": 30, "i": 2}]
