@@ -268,6 +268,9 @@ def list_dead_letters(limit: int = 100) -> list[DeadLetter]:
     if not ids:
         return []
     raw = store.client.mget([store.keys.dead_letter(i) for i in ids])
+    expired = [i for i, r in zip(ids, raw, strict=True) if r is None]
+    if expired:  # their retention ran out: drop them from the index too
+        store.client.zrem(store.keys.dead_letters, *expired)
     return [_letter(i, r) for i, r in zip(ids, raw, strict=True) if r is not None]
 
 

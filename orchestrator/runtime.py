@@ -215,6 +215,8 @@ def transition_write(
                 "timestamp": tr.now,
             }
             write.op("set", keys.dead_letter(execution_id), dumps(letter))
+            # A dead letter lives as long as its execution's record.
+            write.op("expire", keys.dead_letter(execution_id), settings.retention_seconds)
             write.op("zadd", keys.dead_letters, repr(tr.now), execution_id)
     return write
 
