@@ -58,7 +58,9 @@ def load_definition(definition: DefinitionSource) -> tuple[StateMachine, str]:
     ``definition`` is a dict, ASL JSON or YAML text, a file path, or the name of a file
     under the workflows folder (``order_fulfillment`` for
     ``config/workflows/order_fulfillment.asl.json``). Every Task ``Resource`` must resolve
-    to a registered activity.
+    to a registered activity. The workflow's name (``$$.StateMachine.Name``) is the file's
+    name; for a dict or text, the definition's ``Comment`` when that is a short identifier
+    (``order-flow``), else ``inline``.
     """
     source: Any = definition
     workflow = "inline"
