@@ -35,6 +35,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+try:
+    import celery  # noqa: F401 - only checks that the project's dependencies are here
+except ImportError:
+    # Run by a bare `python`: use the project's virtualenv (`./run bench` creates it).
+    _VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+    if _VENV_PYTHON.exists() and Path(sys.prefix).resolve() != (ROOT / ".venv").resolve():
+        os.execv(str(_VENV_PYTHON), [str(_VENV_PYTHON), __file__, *sys.argv[1:]])
+    sys.exit("benchmarks/run.py needs the project installed: run `./run bench` instead")
+
 PREFIX = "bench"
 QUEUE = "bench"
 
