@@ -152,7 +152,8 @@ def fire_timers(store: RedisStore, members: list[str], now: float) -> None:
             else:
                 batch.append((member, execution_id, interp, prepared))
     results = store.apply_many([prepared.write for _, _, _, prepared in batch])
-    with app.producer_or_acquire() as producer:
+    # One producer, and on Redis one pipelined batch of LPUSHes, for the whole batch.
+    with app.producer_or_acquire() as producer, producer.batch(max_size=BATCH):
         for (member, execution_id, interp, prepared), result in zip(batch, results, strict=True):
             with step_context(execution_id, None):
                 try:
