@@ -403,7 +403,11 @@ def publish(
         scope, name = interp.scope_of(dispatch.step_key)
         run = compile_run(scope.states, scope.prefix, name, dispatch.activity, activities.resolve)
         signatures.append(run_signature(run, dispatch.params, execution_id, queue, app))
-    if signatures:
+    if len(signatures) > 1 and producer is None:
+        # A fan-out (Parallel branches, a Map window) goes out as one pipelined batch.
+        with app.producer_or_acquire() as batch_producer, batch_producer.batch(max_size=500):
+            fan_out(signatures, app).apply_async(producer=batch_producer)
+    elif signatures:
         fan_out(signatures, app).apply_async(producer=producer)
 
 
