@@ -1,8 +1,12 @@
 """End to end in headless Chromium: the UI served by uvicorn on 127.0.0.1, real Redis,
-real worker. Also writes the README's screenshots to docs/screenshots/."""
+real worker. Also takes the README's screenshots: into docs/screenshots/ when
+ORCHESTRATOR_SCREENSHOTS=1 (to refresh them), else into a temporary folder, so that a test
+run leaves the checkout as it was."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +19,11 @@ from tests.helpers import wait_until
 from tests.ui.ui_activities import ship_key
 from tests.ui.workflows import ORDER_APPROVAL, ORDER_SHIPPING, OUT_OF_STOCK, order_input
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SCREENSHOTS = (
+    Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+    if os.environ.get("ORCHESTRATOR_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "orchestrator-screenshots"
+)
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 TIMEOUT_MS = 20_000
