@@ -17,6 +17,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from orchestrator.celery_app import app
 from orchestrator.config import get_settings
@@ -26,7 +28,6 @@ from orchestrator.interpreter import (
     StepRecord,
     StepStatus,
     Transition,
-    state_name,
 )
 from orchestrator.logs import step_context
 from orchestrator.runtime import (
@@ -87,6 +88,58 @@ def tick(store: RedisStore | None = None, *, now: float | None = None, owner: st
             store.client.delete(store.keys.tick_lock)
 
 
+@dataclass(frozen=True)
+class _Firing:
+    """What firing one timer takes: its transition and the guards of its commit."""
+
+    member: str
+    execution_id: str
+    interp: Interpreter
+    compute: Callable[[], Transition | None]
+    guards: dict[str, Any]
+
+
+def _plan(store: RedisStore, members: list[str], now: float) -> list[_Firing | str]:
+    """Read what every timer needs in one round trip; a firing per timer that still
+    applies, else the member itself (stale: its step or execution moved on)."""
+    parsed = [json.loads(member) for member in members]
+    pipe = store.client.pipeline(transaction=False)
+    for _, execution_id, step_key, _ in parsed:
+        pipe.hmget(
+            store.keys.execution(execution_id),
+            ["name", "workflow", "start", "def_hash", "status"],
+        )
+        pipe.hmget(store.keys.steps(execution_id), [store.keys.status_field(step_key), step_key])
+        pipe.llen(store.keys.history(execution_id))
+    reads = pipe.execute()
+    plans: list[_Firing | str] = []
+    for index, (member, (kind, execution_id, step_key, attempt)) in enumerate(
+        zip(members, parsed, strict=True)
+    ):
+        meta, (status, record_text), length = reads[3 * index : 3 * index + 3]
+        name, workflow, start, def_hash, exec_status = meta
+        if exec_status != "RUNNING":
+            plans.append(member)
+            continue
+        try:
+            interp = interpreter_for(store, execution_id, name, workflow, start, def_hash)
+        except Exception:  # noqa: BLE001 - one bad timer must not stop the others
+            logger.exception("timer %s failed; trying again later", member)
+            store.client.zadd(store.keys.timers, {member: now + RETRY_BROKEN_S})
+            continue
+        guards: dict[str, Any] = {"timer": member, "history_base": length}
+        compute: Callable[[], Transition | None] | None
+        if kind == "exec_timeout":
+            compute = functools.partial(interp.timed_out, now)
+        else:
+            compute = _timer_transition(interp, kind, step_key, attempt, status, record_text, now)
+            guards.update(step_key=step_key, step_status=status)
+        plans.append(
+            member if compute is None else _Firing(member, execution_id, interp, compute, guards)
+        )
+    return plans
+
+
 def fire_timers(store: RedisStore, members: list[str], now: float) -> None:
     """Fire a batch of due timers with few round trips.
 
@@ -97,132 +150,59 @@ def fire_timers(store: RedisStore, members: list[str], now: float) -> None:
     """
     if not members:
         return
-    entries = []
-    pipe = store.client.pipeline(transaction=False)
-    for member in members:
-        kind, execution_id, step_key, attempt = json.loads(member)
-        entries.append((member, kind, execution_id, step_key, attempt))
-        pipe.hmget(
-            store.keys.execution(execution_id),
-            ["name", "workflow", "start", "def_hash", "status"],
-        )
-        pipe.hmget(store.keys.steps(execution_id), [store.keys.status_field(step_key), step_key])
-        pipe.llen(store.keys.history(execution_id))
-    reads = pipe.execute()
-    batch: list[tuple[str, str, Interpreter, Prepared]] = []
+    batch: list[tuple[_Firing, Prepared]] = []
     stale: list[str] = []
-    for index, (member, kind, execution_id, step_key, attempt) in enumerate(entries):
-        meta, (status, record_text), length = reads[3 * index : 3 * index + 3]
-        name, workflow, start, def_hash, exec_status = meta
-        with step_context(execution_id, state_name(step_key) if step_key else None):
+    for plan in _plan(store, members, now):
+        if isinstance(plan, str):
+            stale.append(plan)
+            continue
+        with step_context(plan.execution_id, None):
             try:
-                if exec_status != "RUNNING":
-                    stale.append(member)
-                    continue
-                interp = interpreter_for(store, execution_id, name, workflow, start, def_hash)
-                if kind == "exec_timeout":
-                    prepared = prepare_transition(
-                        store,
-                        execution_id,
-                        interp,
-                        functools.partial(interp.timed_out, now),
-                        timer=member,
-                        history_base=length,
-                    )
-                else:
-                    compute = _timer_transition(
-                        interp, kind, step_key, attempt, status, record_text, now
-                    )
-                    prepared = compute and prepare_transition(
-                        store,
-                        execution_id,
-                        interp,
-                        compute,
-                        step_key=step_key,
-                        step_status=status,
-                        timer=member,
-                        history_base=length,
-                    )
+                prepared = prepare_transition(
+                    store, plan.execution_id, plan.interp, plan.compute, **plan.guards
+                )
             except Exception:  # noqa: BLE001 - one bad timer must not stop the others
-                logger.exception("timer %s failed; trying again later", member)
-                store.client.zadd(store.keys.timers, {member: now + RETRY_BROKEN_S})
+                logger.exception("timer %s failed; trying again later", plan.member)
+                store.client.zadd(store.keys.timers, {plan.member: now + RETRY_BROKEN_S})
                 continue
-            if prepared is None:
-                stale.append(member)
-            else:
-                batch.append((member, execution_id, interp, prepared))
-    results = store.apply_many([prepared.write for _, _, _, prepared in batch])
+        if prepared is None:
+            stale.append(plan.member)
+        else:
+            batch.append((plan, prepared))
+    results = store.apply_many([prepared.write for _, prepared in batch])
     # One producer, and on Redis one pipelined batch of LPUSHes, for the whole batch.
     with app.producer_or_acquire() as producer, producer.batch(max_size=BATCH):
-        for (member, execution_id, interp, prepared), result in zip(batch, results, strict=True):
-            with step_context(execution_id, None):
+        for (plan, prepared), result in zip(batch, results, strict=True):
+            with step_context(plan.execution_id, None):
                 try:
                     if result.ok:
                         after_commit(
                             store,
-                            execution_id,
-                            interp,
+                            plan.execution_id,
+                            plan.interp,
                             prepared.tr,
                             result.joined,
                             producer=producer,
                         )
                     elif result.failed_guard >= prepared.fixed_guards:
-                        fire_timer(store, member, now)
+                        fire_timer(store, plan.member, now)
                     else:
-                        stale.append(member)
+                        stale.append(plan.member)
                 except Exception:  # noqa: BLE001
-                    logger.exception("after firing %s", member)
+                    logger.exception("after firing %s", plan.member)
     if stale:
         store.client.zrem(store.keys.timers, *stale)
 
 
 def fire_timer(store: RedisStore, member: str, now: float) -> None:
-    """Handle one due timer; stale timers (their step moved on) are just removed."""
-    kind, execution_id, step_key, attempt = json.loads(member)
-    with step_context(execution_id, state_name(step_key) if step_key else None):
-        _fire(store, member, kind, execution_id, step_key, attempt, now)
-
-
-def _fire(
-    store: RedisStore,
-    member: str,
-    kind: str,
-    execution_id: str,
-    step_key: str,
-    attempt: int,
-    now: float,
-) -> None:
-    # Everything the firing needs, in one round trip: beat fires thousands of these.
-    pipe = store.client.pipeline(transaction=False)
-    pipe.hmget(
-        store.keys.execution(execution_id), ["name", "workflow", "start", "def_hash", "status"]
-    )
-    pipe.hmget(store.keys.steps(execution_id), [store.keys.status_field(step_key), step_key])
-    pipe.llen(store.keys.history(execution_id))
-    (name, workflow, start, def_hash, exec_status), (status, record_text), length = pipe.execute()
+    """Fire one due timer, recomputing on conflicts; stale timers are just removed."""
+    (plan,) = _plan(store, [member], now)
     fired = None
-    if exec_status == "RUNNING":
-        interp = interpreter_for(store, execution_id, name, workflow, start, def_hash)
-        if kind == "exec_timeout":
-            compute = lambda: interp.timed_out(now)  # noqa: E731
+    if not isinstance(plan, str):
+        with step_context(plan.execution_id, None):
             fired = run_transition(
-                store, execution_id, interp, compute, timer=member, history_base=length
+                store, plan.execution_id, plan.interp, plan.compute, **plan.guards
             )
-        else:
-            step_compute = _timer_transition(
-                interp, kind, step_key, attempt, status, record_text, now
-            )
-            if step_compute is not None:
-                fired = run_transition(
-                    store,
-                    execution_id,
-                    interp,
-                    step_compute,
-                    step_key=step_key,
-                    step_status=status,
-                    timer=member,
-                    history_base=length,
-                )
     if fired is None:
         store.client.zrem(store.keys.timers, member)
 
