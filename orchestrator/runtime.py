@@ -61,9 +61,10 @@ def load_machine(store: RedisStore, execution_id: str, def_hash: str) -> tuple[S
     if text is None:
         raise LookupError(f"definition {def_hash} of execution {execution_id!r} expired")
     machine = parse_definition(json.loads(text))
-    # Only definitions that can read the context object need the execution input there;
-    # the others are spared fetching it for every step.
-    entry = (machine, "$$" in text or "States." in text)
+    # Only definitions that can read the context object ("$$" in JSONPath and intrinsic
+    # arguments, $states.context in JSONata) need the execution input there; the others
+    # (most: "States.ALL" in a Catch is no reason) are spared fetching it every step.
+    entry = (machine, "$$" in text or "$states" in text)
     with _machines_lock:
         _machines[def_hash] = entry
         if len(_machines) > _MACHINE_CACHE_SIZE:
