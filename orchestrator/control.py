@@ -181,9 +181,7 @@ def redrive_execution(execution_id: str) -> ExecutionHandle:
     for key, text in steps.items():
         if "|" in key:
             continue
-        step_status = steps.get(f"{key}|s", "").split(":")[0]
-        if step_status in (StepStatus.SUCCEEDED, StepStatus.CAUGHT):
-            continue
+        # Finished steps are gone from the hash: every record left did not succeed.
         record = StepRecord.loads(text)
         if record.kind in ("parallel", "map"):
             tr.statuses[key] = StepStatus.RUNNING
@@ -191,14 +189,7 @@ def redrive_execution(execution_id: str) -> ExecutionHandle:
         elif record.kind == "wait":
             tr.timers.append((now, ["wait", key, 0]))
             restarted.add(key)
-        elif step_status in (
-            StepStatus.FAILED,
-            StepStatus.TIMED_OUT,
-            StepStatus.SCHEDULED,
-            StepStatus.RUNNING,
-            StepStatus.RETRYING,
-            StepStatus.WAITING,
-        ):
+        else:  # a task: failed, or in flight when the execution stopped
             record.attempt, record.retries = 0, {}
             tr.records[key] = record
             tr.statuses[key] = StepStatus.SCHEDULED

@@ -67,10 +67,9 @@ class StepStatus:
     SCHEDULED = "SCHEDULED"
     RUNNING = "RUNNING"
     RETRYING = "RETRYING"
-    SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
-    CAUGHT = "CAUGHT"
-    TIMED_OUT = "TIMED_OUT"
+    """Failed with nothing to catch it; kept for redrive. (A step that succeeds, or fails
+    into a Catch, is forgotten: the history has it.)"""
     WAITING = "WAITING"
     """A Wait state, or a task waiting for its task token."""
     JOINING = "JOINING"
