@@ -9,7 +9,8 @@ All keys start with the configured prefix (``ORCHESTRATOR_KEY_PREFIX``, default 
     {p}:x:{id}:h        LIST   history events, JSON, oldest first; an event's id is its
                                index + 1 (so ids are dense and ordered by construction)
     {p}:x:{id}:s        HASH   steps: ``{step key}`` -> JSON step record (state, input,
-                               attempt, retries...), ``{step key}|s`` -> step status
+                               attempt, retries...), ``{step key}|s`` -> step status;
+                               a finished step is removed (the history keeps it)
     {p}:executions      ZSET   execution ids scored by start time (list_executions)
     {p}:timers          ZSET   due timers, member JSON ``[kind, id, step key, attempt]``,
                                scored by due time (epoch seconds)

@@ -39,7 +39,8 @@ class ExecutionResult(_Model):
 
 
 class StepInfo(_Model):
-    """One step (an entered Task state) of an execution and where it stands."""
+    """A step of an execution that has not finished: running, waiting, retrying, or
+    failed (finished steps live on in the history)."""
 
     key: str
     """The state name, prefixed by its Parallel branch or Map iteration path."""
