@@ -5,59 +5,58 @@
 -- so a transition is all-or-nothing and a redelivered message cannot apply it twice.
 -- Key schema: see orchestrator/keys.py.
 --
--- KEYS: every key the guards and ops name (ops refer to them by 1-based index)
--- ARGV[1]: JSON {"g": [guard...], "o": [op...]}
---   guards: ["h", k, field, expected|false]   HGET equals expected (false: field absent)
---           ["z", k, member]                  member present in the sorted set
---           ["x", k, 0|1]                     key exists (1) or does not (0)
---   ops:    ["hset", k, f, v, ...] ["hdel", k, f, ...] ["rpush", k, v, ...]
---           ["zadd", k, score, member] ["zrem", k, member] ["expire", k, seconds]
---           ["persist", k] ["set", k, v] ["del", k] ["incr", k]
---           ["join", k, container, leases k, lease score, lease member]
---              count one more ended branch of a Parallel/Map (field "<container>|n" of
---              step hash k); when it reaches "<container>|t", the container becomes
---              JOINING and gets a lease (so the reconciler joins it if we die first)
+-- KEYS: every key the guards and ops name (they refer to them by 1-based index k)
+-- ARGV: flat, so no JSON is built in Python or decoded here (the hot path of every step):
+--   ARGV[1] the number of guards, then each guard:
+--     "h", k, field, expected    HGET equals expected
+--     "h-", k, field             the field is absent
+--     "z", k, member             member present in the sorted set
+--     "x", k, "0"|"1"            key does not exist (0) or does (1)
+--   then each op: name, k, argument count, arguments...
+--     hset, hdel, rpush, zadd, zrem, expire, persist, set, del, incr: the Redis command
+--     join: container, leases k, lease score, lease member — count one more ended branch
+--       of a Parallel/Map (field "<container>|n" of step hash k); when it reaches
+--       "<container>|t", the container becomes JOINING and gets a lease (so the
+--       reconciler joins it if we die first)
 -- Returns {1, history length after the writes (0 if untouched), joined containers...}
 -- or {0, failed guard index}.
-local t = cjson.decode(ARGV[1])
-for i, g in ipairs(t["g"]) do
-  local kind, key = g[1], KEYS[g[2]]
+local i = 2
+for g = 1, tonumber(ARGV[1]) do
+  local kind, key = ARGV[i], KEYS[tonumber(ARGV[i + 1])]
   if kind == "h" then
-    local v = redis.call("HGET", key, g[3])
-    local want = g[4]
-    if want == false then
-      if v then return {0, i} end
-    elseif v ~= want then
-      return {0, i}
+    if redis.call("HGET", key, ARGV[i + 2]) ~= ARGV[i + 3] then return {0, g} end
+    i = i + 4
+  else
+    if kind == "h-" then
+      if redis.call("HEXISTS", key, ARGV[i + 2]) == 1 then return {0, g} end
+    elseif kind == "z" then
+      if not redis.call("ZSCORE", key, ARGV[i + 2]) then return {0, g} end
+    elseif kind == "x" then
+      if redis.call("EXISTS", key) ~= tonumber(ARGV[i + 2]) then return {0, g} end
+    else
+      return redis.error_reply("unknown guard " .. tostring(kind))
     end
-  elseif kind == "z" then
-    if not redis.call("ZSCORE", key, g[3]) then return {0, i} end
-  elseif kind == "x" then
-    if redis.call("EXISTS", key) ~= g[3] then return {0, i} end
+    i = i + 3
   end
 end
 local result = {1, 0}
-for _, op in ipairs(t["o"]) do
-  local name, key = op[1], KEYS[op[2]]
-  local args = {}
-  for j = 3, #op do args[#args + 1] = op[j] end
-  local r
+local last = #ARGV
+while i <= last do
+  local name, key, argc = ARGV[i], KEYS[tonumber(ARGV[i + 1])], tonumber(ARGV[i + 2])
+  local first = i + 3
+  i = first + argc
   if name == "join" then
-    local container = args[1]
+    local container = ARGV[first]
     local n = redis.call("HINCRBY", key, container .. "|n", 1)
     local total = tonumber(redis.call("HGET", key, container .. "|t"))
     if total and n == total then
       redis.call("HSET", key, container .. "|s", "JOINING")
-      redis.call("ZADD", KEYS[args[2]], tostring(args[3]), args[4])
+      redis.call("ZADD", KEYS[tonumber(ARGV[first + 1])], ARGV[first + 2], ARGV[first + 3])
       result[#result + 1] = container
     end
-  elseif name == "zadd" then
-    r = redis.call("ZADD", key, tostring(args[1]), args[2])
-  elseif name == "expire" then
-    r = redis.call("EXPIRE", key, tostring(args[1]))
   else
-    r = redis.call(string.upper(name), key, unpack(args))
+    local r = redis.call(name, key, unpack(ARGV, first, i - 1))
+    if name == "rpush" then result[2] = r end
   end
-  if name == "rpush" then result[2] = r end
 end
 return result

@@ -8,13 +8,16 @@ operations) in one Lua call. Reads are plain Redis commands. The key schema is i
 from __future__ import annotations
 
 import json
+import os
 import threading
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import redis
+from redis.exceptions import NoScriptError
 
 from orchestrator.config import Settings, get_settings
 from orchestrator.keys import Keys
@@ -37,28 +40,34 @@ def redis_client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
 
 
-@dataclass
 class Write:
     """One atomic transition: guards to re-check, then operations to apply.
 
     Keys are interned so that guards and operations refer to them by index (the Lua
-    script receives them as KEYS, as Redis requires).
+    script receives them as KEYS, as Redis requires); :meth:`args` is commit.lua's ARGV.
     """
 
-    keys: list[str] = field(default_factory=list)
-    guards: list[list[Any]] = field(default_factory=list)
-    ops: list[list[Any]] = field(default_factory=list)
+    __slots__ = ("keys", "guards", "ops", "_index")
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.guards: list[list[Any]] = []
+        self.ops: list[list[Any]] = []
+        self._index: dict[str, int] = {}
 
     def _k(self, key: str) -> int:
-        try:
-            return self.keys.index(key) + 1
-        except ValueError:
+        index = self._index.get(key)
+        if index is None:
             self.keys.append(key)
-            return len(self.keys)
+            index = self._index[key] = len(self.keys)
+        return index
 
     def guard_field(self, key: str, name: str, expected: str | None) -> Write:
         """Require ``HGET key name`` to equal ``expected`` (``None``: to be absent)."""
-        self.guards.append(["h", self._k(key), name, expected if expected is not None else False])
+        if expected is None:
+            self.guards.append(["h-", self._k(key), name])
+        else:
+            self.guards.append(["h", self._k(key), name, expected])
         return self
 
     def guard_member(self, key: str, member: str) -> Write:
@@ -73,7 +82,7 @@ class Write:
 
     def op(self, name: str, key: str, *args: Any) -> Write:
         """Append an operation (``hset``, ``rpush``, ``zadd``...) on ``key``."""
-        self.ops.append([name, self._k(key), *args])
+        self.ops.append([name, self._k(key), len(args), *args])
         return self
 
     def join(
@@ -81,9 +90,18 @@ class Write:
     ) -> Write:
         """Count an ended branch of ``container`` (see commit.lua's ``join``)."""
         self.ops.append(
-            ["join", self._k(steps_key), container, self._k(leases_key), repr(due), member]
+            ["join", self._k(steps_key), 4, container, self._k(leases_key), repr(due), member]
         )
         return self
+
+    def args(self) -> list[Any]:
+        """commit.lua's ARGV: the guard count, the guards, then the operations."""
+        flat: list[Any] = [len(self.guards)]
+        for entry in self.guards:
+            flat += entry
+        for entry in self.ops:
+            flat += entry
+        return flat
 
 
 @dataclass
@@ -97,15 +115,77 @@ class CommitResult:
     """Containers whose last branch ended in this write (now JOINING)."""
 
 
+class ScriptLane:
+    """Runs the Lua scripts of the hot path (claim, commit, window) on connections of its own.
+
+    Every workflow step makes two of these calls; through redis-py's client (pool
+    checkout, retry wrapper, observability hooks) each costs about three times the CPU of
+    sending the command and reading the reply. So the lane keeps one plain connection
+    per thread (Celery's thread pool, the timer loop, the API) and per process (a
+    prefork child must not share its parent's socket), built from the client's own
+    connection settings (URL, TLS, password, database, decoding).
+    """
+
+    #: Attempts of a call whose connection broke (redis-py's default retry makes 3 too).
+    ATTEMPTS = 3
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._pool = client.connection_pool
+        self._local = threading.local()
+        self._open: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    def _connection(self) -> Any:
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            local.connection = self._pool.connection_class(**self._pool.connection_kwargs)
+            local.pid = os.getpid()
+            with self._lock:
+                self._open.add(local.connection)
+        return local.connection
+
+    def run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """``EVALSHA`` a ``register_script`` script, loading it if the server lacks it."""
+        connection = self._connection()
+        command = connection.pack_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        for attempt in range(1, self.ATTEMPTS + 1):
+            try:
+                connection.send_packed_command(command)
+                return connection.read_response()
+            except NoScriptError:
+                # A restarted or flushed server: load it, then the next attempt runs it.
+                script.registered_client.script_load(script.script)
+            except (redis.ConnectionError, redis.TimeoutError):
+                connection.disconnect()
+                if attempt == self.ATTEMPTS:
+                    raise
+        raise redis.ResponseError(f"script {script.sha} could not be loaded")
+
+    def close(self) -> None:
+        """Close every connection the lane opened in this process."""
+        with self._lock:
+            connections = list(self._open)
+            self._open = weakref.WeakSet()
+        for connection in connections:
+            connection.disconnect()
+        self._local = threading.local()
+
+
 class RedisStore:
     """Access to the orchestrator's Redis state, under the configured key prefix."""
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.client = client
         self.keys = Keys(prefix)
+        self.lane = ScriptLane(client)
         self._commit = client.register_script((_LUA_DIR / "commit.lua").read_text())
         self._claim = client.register_script((_LUA_DIR / "claim.lua").read_text())
         self._window = client.register_script((_LUA_DIR / "window.lua").read_text())
+
+    def close(self) -> None:
+        """Close the store's connections."""
+        self.lane.close()
+        self.client.close()
 
     # -- writes -----------------------------------------------------------------------
 
@@ -117,18 +197,14 @@ class RedisStore:
         """Apply ``write`` atomically and say what happened."""
         if not write.ops:
             return CommitResult(True)
-        return self._result(self._commit(keys=write.keys, args=[self._payload(write)]))
+        return self._result(self.lane.run(self._commit, write.keys, write.args()))
 
     def apply_many(self, writes: list[Write]) -> list[CommitResult]:
         """Apply several independent writes in one round trip (each atomic on its own)."""
         pipe = self.client.pipeline(transaction=False)
         for write in writes:
-            self._commit(keys=write.keys, args=[self._payload(write)], client=pipe)
+            self._commit(keys=write.keys, args=write.args(), client=pipe)
         return [self._result(raw) for raw in pipe.execute()]
-
-    @staticmethod
-    def _payload(write: Write) -> str:
-        return dumps({"g": write.guards, "o": write.ops})
 
     @staticmethod
     def _result(raw: list[Any]) -> CommitResult:
@@ -141,14 +217,15 @@ class RedisStore:
     ) -> tuple[bool, list[str | None]]:
         """Claim a SCHEDULED step; returns (claimed, claim details or skip reason)."""
         member = lease_member(execution_id, step_key)
-        result = self._claim(
-            keys=[
+        result = self.lane.run(
+            self._claim,
+            [
                 self.keys.execution(execution_id),
                 self.keys.steps(execution_id),
                 self.keys.leases,
                 self.keys.history(execution_id),
             ],
-            args=[step_key, token, repr(lease_until), member, event],
+            [step_key, token, repr(lease_until), member, event],
         )
         return result[0] == "ok", list(result[1:])
 
@@ -156,7 +233,7 @@ class RedisStore:
 
     def map_window(self, execution_id: str, container: str) -> list[str | None]:
         """A Map's ``[next index, item count, next item's input]`` (window.lua)."""
-        return list(self._window(keys=[self.keys.steps(execution_id)], args=[container]))
+        return list(self.lane.run(self._window, [self.keys.steps(execution_id)], [container]))
 
     def execution(self, execution_id: str) -> dict[str, str]:
         """The execution record ({} if unknown)."""
@@ -206,5 +283,5 @@ def reset_stores() -> None:
     """Forget cached clients (after the settings changed, or a fork)."""
     with _lock:
         for store in _stores.values():
-            store.client.close()
+            store.close()
         _stores.clear()

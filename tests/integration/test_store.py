@@ -102,3 +102,65 @@ def test_apply_many_keeps_each_write_atomic(store: RedisStore) -> None:
     results = store.apply_many([good, bad])
     assert [r.ok for r in results] == [True, False]
     assert store.client.hget("t:a", "x") == "1" and store.client.exists("t:b") == 0
+
+
+def test_ops_without_arguments_and_existence_guards(store: RedisStore) -> None:
+    store.client.set("t:c", "5")
+    write = Write().guard_exists("t:c", True).guard_exists("t:d", False)
+    write.op("incr", "t:c").op("persist", "t:c").op("zadd", "t:z", "1.5", "m")
+    assert store.apply(write).ok
+    assert store.client.get("t:c") == "6" and store.client.zscore("t:z", "m") == 1.5
+    store.client.set("t:d", "x")
+    assert store.apply(write).failed_guard == 1
+
+
+def test_lane_reloads_scripts_after_a_script_flush(store: RedisStore) -> None:
+    store.client.script_flush()
+    assert store.apply(Write().op("hset", "t:a", "x", "1")).ok
+    assert store.client.hget("t:a", "x") == "1"
+
+
+def test_lane_reconnects_after_its_connection_is_killed(store: RedisStore) -> None:
+    assert store.apply(Write().op("set", "t:a", "1")).ok
+    lane_ids = [client["id"] for client in store.client.client_list() if client["cmd"] == "evalsha"]
+    assert lane_ids
+    for client_id in lane_ids:
+        store.client.client_kill_filter(_id=client_id)
+    assert store.apply(Write().op("set", "t:a", "2")).ok
+    assert store.client.get("t:a") == "2"
+
+
+def test_lane_uses_one_connection_per_thread(store: RedisStore) -> None:
+    import threading
+
+    seen: list[int] = []
+
+    def work() -> None:
+        store.apply(Write().op("incr", "t:n"))
+        seen.append(id(store.lane._connection()))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.client.get("t:n") == "4" and len(set(seen)) == 4
+
+
+def test_lane_opens_its_own_connection_after_a_fork(store: RedisStore) -> None:
+    import os
+
+    store.apply(Write().op("set", "t:a", "parent"))
+    parent = store.lane._connection()
+    pid = os.fork()
+    if pid == 0:  # the child: must not write on the parent's socket
+        code = 0
+        try:
+            ok = store.apply(Write().op("set", "t:a", "child")).ok
+            code = 0 if ok and store.lane._connection() is not parent else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store.client.get("t:a") == "child"
+    assert store.apply(Write().op("set", "t:a", "parent-again")).ok
