@@ -7,9 +7,10 @@
 --
 -- KEYS[1] execution hash, KEYS[2] step hash, KEYS[3] leases zset, KEYS[4] history list
 -- ARGV[1] step key, ARGV[2] token, ARGV[3] lease expiry (epoch s), ARGV[4] lease member,
--- ARGV[5] the TaskStarted history event (JSON)
--- Returns {"ok", record, status, name, workflow, start, def_hash, history length}
--- or {"skip", reason}.
+-- ARGV[5] the TaskStarted history event (JSON), ARGV[6] the step key of the Map or
+-- Parallel the step runs in ("" outside any)
+-- Returns {"ok", record, status, name, workflow, start, def_hash, history length,
+-- that container's "|next" and "|t"} or {"skip", reason}.
 local status = redis.call("HGET", KEYS[1], "status")
 if not status then return {"skip", "no execution"} end
 if status ~= "RUNNING" then return {"skip", "execution " .. status} end
@@ -21,4 +22,11 @@ redis.call("ZADD", KEYS[3], ARGV[3], ARGV[4])
 local length = redis.call("RPUSH", KEYS[4], ARGV[5])
 local rec = redis.call("HGET", KEYS[2], ARGV[1])
 local meta = redis.call("HMGET", KEYS[1], "name", "workflow", "start", "def_hash")
-return {"ok", rec, "RUNNING:" .. ARGV[2], meta[1], meta[2], meta[3], meta[4], length}
+-- A Map's window, read here for free: once "|next" reached "|t" it never moves again,
+-- and the iteration's end needs no read of its own to know that no item is left.
+local window = {false, false}
+if ARGV[6] ~= "" then
+  window = redis.call("HMGET", KEYS[2], ARGV[6] .. "|next", ARGV[6] .. "|t")
+end
+return {"ok", rec, "RUNNING:" .. ARGV[2], meta[1], meta[2], meta[3], meta[4], length,
+  window[1], window[2]}

@@ -254,9 +254,15 @@ def prepare_transition(
     step_status: str | None = None,
     timer: str | None = None,
     history_base: int | None = None,
+    known: dict[str, str | None] | None = None,
 ) -> Prepared | None:
-    """Compute a transition (reading what it needs) and build its guarded write."""
+    """Compute a transition (reading what it needs) and build its guarded write.
+
+    ``known`` holds step-hash fields the caller read already (they are guarded too).
+    """
     reader = RedisReader(store, execution_id)
+    if known:
+        reader.seen.update(known)
     interp.reader = reader
     if history_base is None:
         # Event ids (quoted in Step Functions' error causes) continue the history.
@@ -314,6 +320,7 @@ def run_transition(
     timer: str | None = None,
     skip_publish: str | None = None,
     history_base: int | None = None,
+    known: dict[str, str | None] | None = None,
 ) -> Transition | None:
     """Compute and commit a transition; publish its tasks and perform its joins.
 
@@ -333,6 +340,7 @@ def run_transition(
             step_status=step_status,
             timer=timer,
             history_base=None if attempt else history_base,
+            known=None if attempt else known,
         )
         if prepared is None:
             return None
@@ -442,8 +450,10 @@ def _run_step(
     token = uuid.uuid4().hex[:16]
     now = time.time()
     started = dumps({"type": "TaskStarted", "ts": now, "state": state_name(step_key)})
+    containers = ancestors(step_key)
+    container = containers[-1] if containers else ""
     claimed, details = store.claim_step(
-        execution_id, step_key, token, now + settings.lease_seconds, started
+        execution_id, step_key, token, now + settings.lease_seconds, started, container
     )
     if not claimed and details[0] == "no execution":
         from orchestrator.control import dead_letter_message
@@ -464,7 +474,14 @@ def _run_step(
         )
         _stop_chain(task)
         return None
-    record_text, status, name, workflow, start, def_hash, history_length = details
+    record_text, status, name, workflow, start, def_hash, history_length, next_item, total = (
+        details
+    )
+    known: dict[str, str | None] = {}
+    if next_item is not None and total is not None and int(next_item) >= int(total):
+        # Every item of the Map this step runs in has started: when this iteration ends,
+        # it starts no other, and needs no read of the window to learn that.
+        known = {f"{container}|next": next_item, f"{container}|t": total}
     record = StepRecord.loads(record_text)  # type: ignore[arg-type]
     interp = interpreter_for(store, execution_id, name, workflow, start, def_hash)  # type: ignore[arg-type]
     result: Any = None
@@ -497,6 +514,7 @@ def _run_step(
         step_status=status,
         skip_publish=chained,
         history_base=int(history_length),  # type: ignore[arg-type]
+        known=known,
     )
     if tr is None:
         logger.info("discarding late result of %s/%s", execution_id, step_key)

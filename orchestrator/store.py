@@ -213,9 +213,19 @@ class RedisStore:
         return CommitResult(True, joined=[str(k) for k in raw[2:]])
 
     def claim_step(
-        self, execution_id: str, step_key: str, token: str, lease_until: float, event: str
+        self,
+        execution_id: str,
+        step_key: str,
+        token: str,
+        lease_until: float,
+        event: str,
+        container: str = "",
     ) -> tuple[bool, list[str | None]]:
-        """Claim a SCHEDULED step; returns (claimed, claim details or skip reason)."""
+        """Claim a SCHEDULED step; returns (claimed, claim details or skip reason).
+
+        ``container`` is the Parallel or Map the step runs in, whose window (``|next``,
+        ``|t``) the details end with.
+        """
         member = lease_member(execution_id, step_key)
         result = self.lane.run(
             self._claim,
@@ -225,7 +235,7 @@ class RedisStore:
                 self.keys.leases,
                 self.keys.history(execution_id),
             ],
-            [step_key, token, repr(lease_until), member, event],
+            [step_key, token, repr(lease_until), member, event, container],
         )
         return result[0] == "ok", list(result[1:])
 

@@ -79,6 +79,20 @@ def test_claim_runs_a_step_once(store: RedisStore) -> None:
     assert store.client.zscore(keys.leases, lease_member("e", "A")) == 50.0
 
 
+def test_claim_returns_the_window_of_the_containing_map(store: RedisStore) -> None:
+    keys = store.keys
+    store.client.hset(keys.execution("e"), mapping={"status": "RUNNING", "name": "e"})
+    store.client.hset(
+        keys.steps("e"),
+        mapping={"M[0]/A": "{}", "M[0]/A|s": "SCHEDULED", "M|next": "4", "M|t": "4"},
+    )
+    claimed, details = store.claim_step("e", "M[0]/A", "tok", 50.0, "{}", "M")
+    assert claimed and details[-2:] == ["4", "4"]
+    store.client.hset(keys.steps("e"), "B|s", "SCHEDULED")
+    claimed, details = store.claim_step("e", "B", "tok", 50.0, "{}")
+    assert claimed and details[-2:] == [None, None]
+
+
 def test_claim_skips_stopped_and_unknown_executions(store: RedisStore) -> None:
     keys = store.keys
     store.client.hset(keys.execution("e"), "status", "ABORTED")
