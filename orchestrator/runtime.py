@@ -408,16 +408,43 @@ def publish(
     """Send the tasks of committed dispatches: a chain per run, a group if several."""
     signatures = []
     queue = get_settings().queue
+    options = _publish_options(queue)
     for dispatch in dispatches:
         scope, name = interp.scope_of(dispatch.step_key)
         run = compile_run(scope.states, scope.prefix, name, dispatch.activity, activities.resolve)
-        signatures.append(run_signature(run, dispatch.params, execution_id, queue, app))
+        signature = run_signature(run, dispatch.params, execution_id, queue, app)
+        # What Flower shows as the task's args, made here as compact JSON: Celery's own
+        # saferepr of the arguments costs more than building the rest of the message.
+        signature.set(argsrepr=_args_repr(dispatch.params, execution_id, run[0].step_key))
+        signatures.append(signature)
     if len(signatures) > 1 and producer is None:
         # A fan-out (Parallel branches, a Map window) goes out as one pipelined batch.
         with app.producer_or_acquire() as batch_producer, batch_producer.batch(max_size=500):
-            fan_out(signatures, app).apply_async(producer=batch_producer)
+            fan_out(signatures, app).apply_async(producer=batch_producer, **options)
     elif signatures:
-        fan_out(signatures, app).apply_async(producer=producer)
+        fan_out(signatures, app).apply_async(producer=producer, **options)
+    _declared.add(queue)
+
+
+#: Queues this process published to already. Celery declares a message's queue before
+#: every publish (a copy and a lookup per message); queues are durable broker state, so
+#: after a process's first publish to one, later ones skip that.
+_declared: set[str] = set()
+
+#: Celery's limit on a message's argsrepr.
+_ARGSREPR_MAX = 1024
+
+
+def _publish_options(queue: str) -> dict[str, Any]:
+    return {"kwargsrepr": "{}", **({"declare": []} if queue in _declared else {})}
+
+
+def _args_repr(params: Any, execution_id: str, step_key: str) -> str:
+    try:
+        text = dumps([params, execution_id, step_key])
+    except (TypeError, ValueError):
+        text = repr((params, execution_id, step_key))
+    return text if len(text) <= _ARGSREPR_MAX else text[: _ARGSREPR_MAX - 3] + "..."
 
 
 # -- steps in workers -------------------------------------------------------------------
@@ -474,9 +501,7 @@ def _run_step(
         )
         _stop_chain(task)
         return None
-    record_text, status, name, workflow, start, def_hash, history_length, next_item, total = (
-        details
-    )
+    record_text, status, name, workflow, start, def_hash, history_length, next_item, total = details
     known: dict[str, str | None] = {}
     if next_item is not None and total is not None and int(next_item) >= int(total):
         # Every item of the Map this step runs in has started: when this iteration ends,
