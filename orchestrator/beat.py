@@ -44,6 +44,8 @@ class OrchestratorScheduler(beat.Scheduler):
         # One owner for the tick lock across ticks: a tick that overruns the lock's
         # expiry is then recognised as ours on the next call instead of locking us out.
         self.tick_owner = uuid.uuid4().hex
+        # Bursts of due timers fire on several processes (ORCHESTRATOR_TIMER_PROCESSES).
+        self.firing_pool = timers.FiringPool().start()
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         """Run beat's due entries, then fire due orchestrator timers.
@@ -54,8 +56,13 @@ class OrchestratorScheduler(beat.Scheduler):
         """
         interval = super().tick(*args, **kwargs)
         try:
-            timers.tick(owner=self.tick_owner)
+            timers.tick(owner=self.tick_owner, pool=self.firing_pool)
         except Exception:  # noqa: BLE001 - a Redis hiccup must not stop beat
             logger.exception("orchestrator timer tick failed")
         cap = get_settings().tick_interval_seconds
         return max(MIN_SLEEP_S, min(interval, cap) if interval else cap)
+
+    def close(self) -> None:
+        """Stop the timer-firing processes along with beat."""
+        self.firing_pool.close()
+        super().close()

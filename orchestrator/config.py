@@ -20,6 +20,8 @@ DEFAULT_LEASE_S = 15.0
 DEFAULT_DISPATCH_TIMEOUT_S = 60.0
 #: How often the timer loop (beat, or the in-process one) looks for due timers, in seconds.
 DEFAULT_TICK_INTERVAL_S = 0.25
+#: Processes beat fires large batches of due timers with (0: one per CPU, at most 4).
+DEFAULT_TIMER_PROCESSES = 0
 #: Inline states (Pass, Choice...) evaluated in one go before handing over to a new task;
 #: bounds the work of one transition in a loop that has no Task state.
 DEFAULT_MAX_INLINE_STATES = 1000
@@ -49,6 +51,10 @@ class Settings(BaseSettings):
     lease_seconds: float = DEFAULT_LEASE_S
     dispatch_timeout_seconds: float = DEFAULT_DISPATCH_TIMEOUT_S
     tick_interval_seconds: float = DEFAULT_TICK_INTERVAL_S
+    timer_processes: int = Field(default=DEFAULT_TIMER_PROCESSES, ge=0)
+    """Processes beat fires a burst of due timers with (0: one per CPU, at most 4; 1: only
+    beat's own). Firing is CPU-bound Python, so a burst of thousands of timers due at
+    once fires on several cores instead of one."""
     max_inline_states: int = DEFAULT_MAX_INLINE_STATES
     workflows_dir: str = "config/workflows"
     """Where ``start_workflow("name")`` looks for ``name.asl.json`` / ``.yaml``."""

@@ -13,6 +13,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import multiprocessing
+import os
 import threading
 import time
 import uuid
@@ -51,14 +53,23 @@ BATCH = 500
 RETRY_BROKEN_S = 30.0
 
 
-def tick(store: RedisStore | None = None, *, now: float | None = None, owner: str = "") -> int:
+def tick(
+    store: RedisStore | None = None,
+    *,
+    now: float | None = None,
+    owner: str = "",
+    pool: FiringPool | None = None,
+) -> int:
     """Fire due timers and recover lapsed steps; return how many were handled.
 
     Holds the tick lock while it works so that two beats do not both scan; correctness
-    does not depend on the lock (every firing is guarded), only efficiency.
+    does not depend on the lock (every firing is guarded), only efficiency. ``now`` fixes
+    the clock (tests); otherwise every batch reads the time afresh, so that a burst worked
+    through for seconds stamps its events with when they happened. ``pool`` fires large
+    batches on several processes.
     """
     store = store or get_store()
-    now = time.time() if now is None else now
+    clock: Callable[[], float] = time.time if now is None else (lambda: now)
     owner = owner or uuid.uuid4().hex
     lock_ms = max(1000, int(get_settings().tick_interval_seconds * 4000))
     if not store.client.set(store.keys.tick_lock, owner, nx=True, px=lock_ms):
@@ -67,25 +78,113 @@ def tick(store: RedisStore | None = None, *, now: float | None = None, owner: st
     try:
         handled = 0
         while True:
-            due = store.client.zrangebyscore(store.keys.timers, "-inf", now, 0, BATCH)
+            batch_now = clock()
+            due = store.client.zrangebyscore(store.keys.timers, "-inf", batch_now, 0, BATCH)
             handled += len(due)
-            fire_timers(store, due, now)
+            if pool is not None:
+                pool.fire(store, due, batch_now)
+            else:
+                fire_timers(store, due, batch_now)
             if len(due) < BATCH:
                 break
             # A burst of due timers: keep the lock while working through it.
             store.client.pexpire(store.keys.tick_lock, lock_ms)
-        for member in store.client.zrangebyscore(store.keys.leases, "-inf", now, 0, BATCH):
+        recover_now = clock()
+        for member in store.client.zrangebyscore(store.keys.leases, "-inf", recover_now, 0, BATCH):
             handled += 1
             try:
-                recover_step(store, member, now)
+                recover_step(store, member, recover_now)
             except Exception:  # noqa: BLE001 - one bad entry must not stop the rest
                 logger.exception("recovering %s failed; trying again later", member)
-                store.client.zadd(store.keys.leases, {member: now + RETRY_BROKEN_S})
+                store.client.zadd(store.keys.leases, {member: recover_now + RETRY_BROKEN_S})
         return handled
     finally:
         # Release only our own lock (a slow tick may have lost it already).
         if store.client.get(store.keys.tick_lock) == owner:
             store.client.delete(store.keys.tick_lock)
+
+
+class FiringPool:
+    """Fires large batches of due timers on several processes.
+
+    Firing a timer is CPU-bound Python (read, compute the transition, commit, build the
+    Celery message), so one process caps beat at one core. A batch of at least
+    ``2 * MIN_CHUNK`` timers is split between the caller and ``processes - 1`` spawned
+    processes (each with its own Redis and broker connections); smaller ones fire in the
+    caller. A process that dies or hangs loses nothing: a timer leaves the sorted set
+    only in the commit that fires it, so the next tick finds what was left.
+    """
+
+    #: Fewest timers worth handing to another process.
+    MIN_CHUNK = 50
+    #: A chunk not fired after this long is given up on (the pool is restarted).
+    CHUNK_TIMEOUT_S = 120.0
+
+    def __init__(self, processes: int | None = None) -> None:
+        configured = get_settings().timer_processes if processes is None else processes
+        self.processes = configured or min(4, os.cpu_count() or 1)
+        self._pool: Any = None
+
+    def start(self) -> FiringPool:
+        """Start the processes now rather than at the first burst (they take a moment)."""
+        if self.processes > 1 and self._pool is None:
+            # Spawned, not forked: beat (or a test process) may run other threads.
+            self._pool = multiprocessing.get_context("spawn").Pool(
+                self.processes - 1,
+                initializer=_init_firing_process,
+                initargs=(get_settings().model_dump_json(),),
+            )
+        return self
+
+    def fire(self, store: RedisStore, members: list[str], now: float) -> None:
+        """Fire ``members`` (due at ``now``), split between the processes if worth it."""
+        chunks = min(self.processes, len(members) // self.MIN_CHUNK)
+        if chunks < 2:
+            fire_timers(store, members, now)
+            return
+        size = -(-len(members) // chunks)
+        pool = self.start()._pool
+        pending = [
+            pool.apply_async(_fire_chunk, (members[i : i + size], now))
+            for i in range(size, len(members), size)
+        ]
+        # The caller's process takes the first chunk itself.
+        fire_timers(store, members[:size], now)
+        try:
+            for result in pending:
+                result.get(timeout=self.CHUNK_TIMEOUT_S)
+        except multiprocessing.TimeoutError:
+            logger.error("a timer-firing process did not answer; starting new ones")
+            self.close()
+        except Exception:  # noqa: BLE001 - what did not fire is still due next tick
+            logger.exception("firing a batch of timers failed")
+
+    def close(self) -> None:
+        """Stop the processes."""
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+
+
+def _init_firing_process(settings_json: str) -> None:
+    import importlib
+
+    from orchestrator import config
+    from orchestrator.celery_app import reconfigure
+
+    settings = config.Settings.model_validate_json(settings_json)
+    config.configure(settings)
+    reconfigure(settings)
+    # A fired timer can enter a Task state, whose Resource must resolve to a registered
+    # activity; and signatures built by name must go to this app, not Celery's default.
+    for module in settings.task_modules:
+        importlib.import_module(module)
+    app.set_default()
+
+
+def _fire_chunk(members: list[str], now: float) -> None:
+    fire_timers(get_store(), members, now)
 
 
 @dataclass(frozen=True)

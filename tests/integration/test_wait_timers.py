@@ -12,7 +12,7 @@ import pytest
 import tests.control_activities  # noqa: F401 - registers the ctl_* activities before the worker starts
 from orchestrator import describe_execution, get_execution_history, start_workflow, stop_execution
 from orchestrator.store import get_store
-from orchestrator.timers import fire_timer, tick
+from orchestrator.timers import FiringPool, fire_timer, tick
 from tests.helpers import count_events, event_types, machine, run_workflow, wait_until
 
 pytestmark = pytest.mark.usefixtures("orchestrator")
@@ -142,6 +142,39 @@ def test_two_racing_ticks_fire_each_timer_once():
         for t in threads:
             t.join(30)
     print(f"\nracing ticks handled: {fired}")
+    _assert_each_exited_once(ids)
+
+
+def test_a_burst_of_timers_fires_on_several_processes():
+    # 150 Waits due at once, each followed by a Task: the pool splits them between this
+    # process and two spawned ones, which commit and publish to the same Redis and broker.
+    ids = []
+    for _ in range(150):
+        definition = machine(
+            {
+                "W": {"Type": "Wait", "Seconds": 3600, "Next": "T"},
+                "T": {"Type": "Task", "Resource": "echo", "End": True},
+            }
+        )
+        ids.append(start_workflow(definition, {"n": 1}).execution_id)
+    for eid in ids:
+        wait_until(lambda eid=eid: _timers_of(eid), 10)
+    store = get_store()
+    members = [m for eid in ids for m in _timers_of(eid)]
+    pool = FiringPool(processes=3)
+    try:
+        pool.fire(store, members, time.time() + 7200)
+    finally:
+        pool.close()
+    assert not any(_timers_of(eid) for eid in ids)
+    _assert_each_exited_once(ids)
+
+
+def test_a_small_batch_fires_in_the_callers_process():
+    pool = FiringPool(processes=4)
+    ids = _start_long_waits(3)
+    pool.fire(get_store(), [m for eid in ids for m in _timers_of(eid)], time.time() + 7200)
+    assert pool._pool is None  # never started: 3 timers are not worth another process
     _assert_each_exited_once(ids)
 
 
