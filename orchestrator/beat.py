@@ -40,12 +40,14 @@ class OrchestratorScheduler(beat.Scheduler):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
         # One owner for the tick lock across ticks: a tick that overruns the lock's
         # expiry is then recognised as ours on the next call instead of locking us out.
         self.tick_owner = uuid.uuid4().hex
-        # Bursts of due timers fire on several processes (ORCHESTRATOR_TIMER_PROCESSES).
-        self.firing_pool = timers.FiringPool().start()
+        # Bursts of due timers fire on several processes (ORCHESTRATOR_TIMER_PROCESSES),
+        # started with the schedule (a lazy scheduler, as in tests, starts none). Set
+        # before Celery's __init__, which sets the schedule up unless lazy.
+        self.firing_pool = timers.FiringPool()
+        super().__init__(*args, **kwargs)
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         """Run beat's due entries, then fire due orchestrator timers.
@@ -61,6 +63,11 @@ class OrchestratorScheduler(beat.Scheduler):
             logger.exception("orchestrator timer tick failed")
         cap = get_settings().tick_interval_seconds
         return max(MIN_SLEEP_S, min(interval, cap) if interval else cap)
+
+    def setup_schedule(self) -> None:
+        """Set up beat's schedule and start the timer-firing processes."""
+        super().setup_schedule()
+        self.firing_pool.start()
 
     def close(self) -> None:
         """Stop the timer-firing processes along with beat."""

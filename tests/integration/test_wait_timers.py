@@ -214,3 +214,36 @@ def test_execution_timeout_seconds():
     assert count_events(history, "ExecutionTimedOut") == 1
     assert count_events(history, "WaitStateExited") == 0
     assert event_types(history)[-1] == "ExecutionTimedOut"
+
+
+def test_firing_processes_exit_when_beat_is_killed():
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    code = (
+        "import time\n"
+        "from orchestrator.timers import FiringPool\n"
+        "pool = FiringPool(processes=2).start()\n"
+        "print(pool._pool._pool[0].pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    beat = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert beat.stdout is not None
+    helper = int(beat.stdout.readline())
+    beat.send_signal(signal.SIGKILL)
+    beat.wait()
+
+    def gone() -> bool:
+        try:
+            os.kill(helper, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    try:
+        wait_until(gone, 15)
+    finally:
+        if not gone():
+            os.kill(helper, signal.SIGKILL)

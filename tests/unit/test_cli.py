@@ -269,9 +269,11 @@ def scheduler() -> OrchestratorScheduler:
 
 def test_scheduler_tick_runs_the_timer_tick(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
+    pools: list[object] = []
 
-    def fake_tick(owner: str = "") -> int:
+    def fake_tick(owner: str = "", pool: object = None) -> int:
         calls.append(owner)
+        pools.append(pool)
         return 0
 
     monkeypatch.setattr("orchestrator.timers.tick", fake_tick)
@@ -279,13 +281,29 @@ def test_scheduler_tick_runs_the_timer_tick(monkeypatch: pytest.MonkeyPatch) -> 
     interval = sched.tick()
     sched.tick()
     assert calls == [sched.tick_owner, sched.tick_owner]
+    assert pools == [sched.firing_pool, sched.firing_pool]
+    assert sched.firing_pool._pool is None  # a lazy scheduler starts no processes
     assert MIN_SLEEP_S <= interval <= config.get_settings().tick_interval_seconds
 
 
 def test_scheduler_tick_survives_timer_errors(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(owner: str = "") -> int:
+    def broken(owner: str = "", pool: object = None) -> int:
         raise ConnectionError("redis went away")
 
     monkeypatch.setattr("orchestrator.timers.tick", broken)
     interval = scheduler().tick()
     assert 0 < interval <= config.get_settings().tick_interval_seconds
+
+
+def test_a_beat_scheduler_starts_and_stops_its_firing_processes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from orchestrator.celery_app import app
+
+    monkeypatch.setattr(config.get_settings(), "timer_processes", 2)
+    sched = OrchestratorScheduler(app=app)  # not lazy: as celery beat makes it
+    try:
+        assert sched.firing_pool.processes == 2 and sched.firing_pool._pool is not None
+    finally:
+        sched.close()
+    assert sched.firing_pool._pool is None
