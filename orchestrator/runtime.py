@@ -10,6 +10,7 @@ execution stopped fails the guard and is discarded.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -405,25 +406,77 @@ def publish(
     *,
     producer: Any = None,
 ) -> None:
-    """Send the tasks of committed dispatches: a chain per run, a group if several."""
-    signatures = []
+    """Send the tasks of committed dispatches: a chain per run, a group if several.
+
+    When every run is a single Task state — the usual case for Map items, Parallel
+    branches and the Task after a Wait — the messages are built with Celery's own message
+    functions (``create_task_message`` and ``send_task_message``: the same protocol,
+    signals, group id and index as the group would give them) without the canvas
+    ``apply_async`` and ``send_task`` layers around them, which cost as much again.
+    Several dispatches go out as one pipelined producer batch.
+    """
     queue = get_settings().queue
-    options = _publish_options(queue)
+    declare: list[Any] | None = [] if queue in _declared else None
+    runs = []
     for dispatch in dispatches:
         scope, name = interp.scope_of(dispatch.step_key)
         run = compile_run(scope.states, scope.prefix, name, dispatch.activity, activities.resolve)
-        signature = run_signature(run, dispatch.params, execution_id, queue, app)
-        # What Flower shows as the task's args, made here as compact JSON: Celery's own
-        # saferepr of the arguments costs more than building the rest of the message.
-        signature.set(argsrepr=_args_repr(dispatch.params, execution_id, run[0].step_key))
-        signatures.append(signature)
-    if len(signatures) > 1 and producer is None:
-        # A fan-out (Parallel branches, a Map window) goes out as one pipelined batch.
-        with app.producer_or_acquire() as batch_producer, batch_producer.batch(max_size=500):
-            fan_out(signatures, app).apply_async(producer=batch_producer, **options)
-    elif signatures:
-        fan_out(signatures, app).apply_async(producer=producer, **options)
+        runs.append((run, dispatch.params))
+    if not runs:
+        return
+    with contextlib.ExitStack() as stack:
+        if producer is None:
+            producer = stack.enter_context(app.producer_or_acquire())
+            if len(runs) > 1:
+                stack.enter_context(producer.batch(max_size=500))
+        if all(len(run) == 1 for run, _ in runs):
+            group_id = str(uuid.uuid4()) if len(runs) > 1 else None
+            for index, (run, params) in enumerate(runs):
+                args = (params, execution_id, run[0].step_key)
+                _send_task(producer, run[0].activity, args, queue, declare, group_id, index)
+        else:
+            signatures = []
+            for run, params in runs:
+                signature = run_signature(run, params, execution_id, queue, app)
+                # Flower's view of the args, as compact JSON: Celery's saferepr of the
+                # arguments costs more than building the rest of the message.
+                signature.set(
+                    argsrepr=_args_repr(params, execution_id, run[0].step_key), kwargsrepr="{}"
+                )
+                signatures.append(signature)
+            options = {} if declare is None else {"declare": declare}
+            fan_out(signatures, app).apply_async(producer=producer, **options)
     _declared.add(queue)
+
+
+def _send_task(
+    producer: Any,
+    name: str,
+    args: tuple[Any, str, str],
+    queue: str,
+    declare: list[Any] | None,
+    group_id: str | None,
+    group_index: int,
+) -> None:
+    task_id = str(uuid.uuid4())
+    root_id = parent_id = None
+    parent = app.current_worker_task
+    if parent is not None:  # published from a step: Flower links it to that task
+        root_id = parent.request.root_id or parent.request.id
+        parent_id = parent.request.id
+    message = app.amqp.create_task_message(
+        task_id,
+        name,
+        args,
+        {},
+        group_id=group_id,
+        group_index=group_index if group_id else None,
+        root_id=root_id or task_id,
+        parent_id=parent_id,
+        argsrepr=_args_repr(*args),
+        kwargsrepr="{}",
+    )
+    app.amqp.send_task_message(producer, name, message, queue=queue, declare=declare)
 
 
 #: Queues this process published to already. Celery declares a message's queue before
@@ -433,10 +486,6 @@ _declared: set[str] = set()
 
 #: Celery's limit on a message's argsrepr.
 _ARGSREPR_MAX = 1024
-
-
-def _publish_options(queue: str) -> dict[str, Any]:
-    return {"kwargsrepr": "{}", **({"declare": []} if queue in _declared else {})}
 
 
 def _args_repr(params: Any, execution_id: str, step_key: str) -> str:
