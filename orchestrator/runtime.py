@@ -299,10 +299,14 @@ def after_commit(
     *,
     skip_publish: str | None = None,
     producer: Any = None,
+    publish_tasks: bool = True,
 ) -> None:
-    """What follows a committed transition: publish its tasks, perform its joins."""
+    """What follows a committed transition: publish its tasks, perform its joins.
+
+    ``publish_tasks=False``: the caller hands the dispatches to :func:`dispatch_task`.
+    """
     announce_end(execution_id, tr)
-    dispatches = tr.dispatches
+    dispatches = tr.dispatches if publish_tasks else []
     if skip_publish is not None and [d.step_key for d in dispatches] == [skip_publish]:
         dispatches = []
     publish(interp, execution_id, dispatches, producer=producer)
@@ -378,6 +382,25 @@ def dead_letter_task(
         cause,
         extra={"execution_id": execution_id, "state": state},
     )
+
+
+@app.task(name="orchestrator.dispatch", ignore_result=True)
+def dispatch_task(batch: list[list[Any]]) -> None:
+    """Publish the tasks of transitions committed elsewhere.
+
+    Beat hands over the dispatches of a burst of fired timers in chunks, so that the one
+    process firing timers spends its time on firing them, and the building of thousands
+    of task messages spreads over the workers. Each entry is ``[execution_id, def_hash,
+    [[step_key, state, activity, params], ...]]``. A lost chunk loses nothing: its steps
+    carry dispatch leases, and the reconciler sends them again.
+    """
+    store = get_store()
+    with app.producer_or_acquire() as producer, producer.batch(max_size=500):
+        for execution_id, def_hash, items in batch:
+            machine, _ = load_machine(store, execution_id, def_hash)
+            interp = make_interpreter(machine, ExecutionInfo(execution_id, "", "", 0.0, None))
+            dispatches = [Dispatch(*item) for item in items]
+            publish(interp, execution_id, dispatches, producer=producer)
 
 
 def perform_join(store: RedisStore, execution_id: str, interp: Interpreter, container: str) -> None:

@@ -35,6 +35,7 @@ from orchestrator.logs import step_context
 from orchestrator.runtime import (
     Prepared,
     after_commit,
+    dispatch_task,
     interpreter_for,
     interpreter_from_record,
     perform_join,
@@ -48,6 +49,12 @@ logger = logging.getLogger("orchestrator.timers")
 
 #: Timers (and lapsed leases) handled per tick at most; the rest wait for the next one.
 BATCH = 500
+
+#: A batch of fired timers that dispatches at least this many tasks hands their messages
+#: to the workers, DELEGATE_CHUNK executions per ``orchestrator.dispatch`` message: beat
+#: fires, the workers (which scale out) build the messages.
+DELEGATE_MIN = 100
+DELEGATE_CHUNK = 50
 
 #: When handling a timer or lease raised, it is tried again this much later (seconds).
 RETRY_BROKEN_S = 30.0
@@ -193,6 +200,7 @@ class _Firing:
 
     member: str
     execution_id: str
+    def_hash: str
     interp: Interpreter
     compute: Callable[[], Transition | None]
     guards: dict[str, Any]
@@ -234,7 +242,9 @@ def _plan(store: RedisStore, members: list[str], now: float) -> list[_Firing | s
             compute = _timer_transition(interp, kind, step_key, attempt, status, record_text, now)
             guards.update(step_key=step_key, step_status=status)
         plans.append(
-            member if compute is None else _Firing(member, execution_id, interp, compute, guards)
+            member
+            if compute is None
+            else _Firing(member, execution_id, def_hash, interp, compute, guards)
         )
     return plans
 
@@ -269,12 +279,26 @@ def fire_timers(store: RedisStore, members: list[str], now: float) -> None:
         else:
             batch.append((plan, prepared))
     results = store.apply_many([prepared.write for _, prepared in batch])
+    # A burst hands its task messages to the workers (dispatch_task), in chunks.
+    delegate = sum(len(prepared.tr.dispatches) for _, prepared in batch) >= DELEGATE_MIN
+    handed: list[list[Any]] = []
     # One producer, and on Redis one pipelined batch of LPUSHes, for the whole batch.
     with app.producer_or_acquire() as producer, producer.batch(max_size=BATCH):
         for (plan, prepared), result in zip(batch, results, strict=True):
             with step_context(plan.execution_id, None):
                 try:
                     if result.ok:
+                        if delegate and prepared.tr.dispatches:
+                            handed.append(
+                                [
+                                    plan.execution_id,
+                                    plan.def_hash,
+                                    [
+                                        [d.step_key, d.state, d.activity, d.params]
+                                        for d in prepared.tr.dispatches
+                                    ],
+                                ]
+                            )
                         after_commit(
                             store,
                             plan.execution_id,
@@ -282,6 +306,7 @@ def fire_timers(store: RedisStore, members: list[str], now: float) -> None:
                             prepared.tr,
                             result.joined,
                             producer=producer,
+                            publish_tasks=not delegate,
                         )
                     elif result.failed_guard >= prepared.fixed_guards:
                         fire_timer(store, plan.member, now)
@@ -289,6 +314,11 @@ def fire_timers(store: RedisStore, members: list[str], now: float) -> None:
                         stale.append(plan.member)
                 except Exception:  # noqa: BLE001
                     logger.exception("after firing %s", plan.member)
+        queue = get_settings().queue
+        for start in range(0, len(handed), DELEGATE_CHUNK):
+            dispatch_task.apply_async(
+                args=(handed[start : start + DELEGATE_CHUNK],), queue=queue, producer=producer
+            )
     if stale:
         store.client.zrem(store.keys.timers, *stale)
 

@@ -12,7 +12,7 @@ import pytest
 import tests.control_activities  # noqa: F401 - registers the ctl_* activities before the worker starts
 from orchestrator import describe_execution, get_execution_history, start_workflow, stop_execution
 from orchestrator.store import get_store
-from orchestrator.timers import FiringPool, fire_timer, tick
+from orchestrator.timers import DELEGATE_MIN, FiringPool, fire_timer, fire_timers, tick
 from tests.helpers import count_events, event_types, machine, run_workflow, wait_until
 
 pytestmark = pytest.mark.usefixtures("orchestrator")
@@ -168,6 +168,24 @@ def test_a_burst_of_timers_fires_on_several_processes():
         pool.close()
     assert not any(_timers_of(eid) for eid in ids)
     _assert_each_exited_once(ids)
+
+
+def test_a_burst_hands_its_task_messages_to_the_workers():
+    # Enough Waits followed by a Task in one batch that beat hands the Tasks' messages to
+    # orchestrator.dispatch tasks; every Task still runs exactly once.
+    definition = machine(
+        {
+            "W": {"Type": "Wait", "Seconds": 3600, "Next": "T"},
+            "T": {"Type": "Task", "Resource": "echo", "End": True},
+        }
+    )
+    ids = [start_workflow(definition, {"n": i}).execution_id for i in range(DELEGATE_MIN + 10)]
+    for eid in ids:
+        wait_until(lambda eid=eid: _timers_of(eid), 10)
+    fire_timers(get_store(), [m for eid in ids for m in _timers_of(eid)], time.time() + 7200)
+    _assert_each_exited_once(ids)
+    for eid in ids:
+        assert count_events(get_execution_history(eid), "TaskSucceeded") == 1, eid
 
 
 def test_a_small_batch_fires_in_the_callers_process():
