@@ -181,6 +181,7 @@ class RedisStore:
         self._commit = client.register_script((_LUA_DIR / "commit.lua").read_text())
         self._claim = client.register_script((_LUA_DIR / "claim.lua").read_text())
         self._window = client.register_script((_LUA_DIR / "window.lua").read_text())
+        self.timers_script = client.register_script((_LUA_DIR / "timers.lua").read_text())
 
     def close(self) -> None:
         """Close the store's connections."""

@@ -210,21 +210,21 @@ def _plan(store: RedisStore, members: list[str], now: float) -> list[_Firing | s
     """Read what every timer needs in one round trip; a firing per timer that still
     applies, else the member itself (stale: its step or execution moved on)."""
     parsed = [json.loads(member) for member in members]
-    pipe = store.client.pipeline(transaction=False)
+    keys: list[str] = []
+    args: list[str] = []
     for _, execution_id, step_key, _ in parsed:
-        pipe.hmget(
+        keys += [
             store.keys.execution(execution_id),
-            ["name", "workflow", "start", "def_hash", "status"],
-        )
-        pipe.hmget(store.keys.steps(execution_id), [store.keys.status_field(step_key), step_key])
-        pipe.llen(store.keys.history(execution_id))
-    reads = pipe.execute()
+            store.keys.steps(execution_id),
+            store.keys.history(execution_id),
+        ]
+        args += [store.keys.status_field(step_key), step_key]
+    reads = store.lane.run(store.timers_script, keys, args) if parsed else []
     plans: list[_Firing | str] = []
-    for index, (member, (kind, execution_id, step_key, attempt)) in enumerate(
-        zip(members, parsed, strict=True)
+    for member, (kind, execution_id, step_key, attempt), read in zip(
+        members, parsed, reads, strict=True
     ):
-        meta, (status, record_text), length = reads[3 * index : 3 * index + 3]
-        name, workflow, start, def_hash, exec_status = meta
+        name, workflow, start, def_hash, exec_status, status, record_text, length = read
         if exec_status != "RUNNING":
             plans.append(member)
             continue
