@@ -10,8 +10,10 @@ import hashlib
 import json
 import os
 import re
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,46 @@ def load_definition(definition: DefinitionSource) -> tuple[StateMachine, str]:
     if workflow == "inline" and machine.comment and _WORKFLOW_NAME.match(machine.comment):
         workflow = machine.comment
     return machine, workflow
+
+
+_COMPILED_CACHE_SIZE = 256
+_compiled_cache: OrderedDict[Any, tuple[StateMachine, str, str, str]] = OrderedDict()
+_compiled_lock = threading.Lock()
+
+
+def _compiled(definition: DefinitionSource) -> tuple[StateMachine, str, str, str]:
+    """``load_definition``, plus the stored text and content hash, cached by source.
+
+    Starting the same workflow again (by dict, text or file name) skips parsing and
+    validating it; a file is parsed again when its size or modification time changes.
+    Only valid definitions are cached: an invalid one raises every time.
+    """
+    key: Any
+    if isinstance(definition, dict):
+        key = ("dict", json.dumps(definition, sort_keys=True, default=repr))
+    elif isinstance(definition, str) and _workflow_file(definition) is None:
+        key = ("text", definition)
+    else:
+        path = (
+            Path(definition) if isinstance(definition, os.PathLike) else _workflow_file(definition)
+        )
+        stat = path.stat() if path is not None else None
+        key = ("file", str(path), stat.st_mtime_ns, stat.st_size) if stat else None
+    if key is not None:
+        with _compiled_lock:
+            cached = _compiled_cache.get(key)
+            if cached is not None:
+                _compiled_cache.move_to_end(key)
+                return cached
+    machine, workflow = load_definition(definition)
+    text = dumps(machine.to_asl())
+    entry = (machine, workflow, text, hashlib.sha1(text.encode()).hexdigest())
+    if key is not None:
+        with _compiled_lock:
+            _compiled_cache[key] = entry
+            if len(_compiled_cache) > _COMPILED_CACHE_SIZE:
+                _compiled_cache.popitem(last=False)
+    return entry
 
 
 def _stem(path: Path) -> str:
@@ -197,7 +239,7 @@ def start_workflow(
         ExecutionAlreadyExists: ``name`` exists with a different input.
     """
     settings = get_settings()
-    machine, workflow = load_definition(definition)
+    machine, workflow, definition_text, def_hash = _compiled(definition)
     if input is None:
         input = {}
     input_text = _input_text(input, settings.max_input_bytes)
@@ -207,8 +249,6 @@ def start_workflow(
             '< > { } [ ] ? * " # % \\ ^ | ~ ` $ & , ; : /'
         )
     execution_id = name or uuid.uuid4().hex
-    definition_text = dumps(machine.to_asl())
-    def_hash = hashlib.sha1(definition_text.encode()).hexdigest()
     input_hash = hashlib.sha1(input_text.encode()).hexdigest()
     store = get_store()
     now = time.time()

@@ -329,3 +329,39 @@ def test_describe_history_and_list_with_status_filter(tag, unique_name):
     assert history[-1].type == "ExecutionSucceeded"
     assert history[-1].details["output"] == result.output
     assert [e.state for e in history if e.type == "TaskStateEntered"] == ["Wait", "Done"]
+
+
+def test_a_definition_is_parsed_once_per_content(monkeypatch, tmp_path: Path):
+    from orchestrator import api
+
+    parses: list[object] = []
+    real = api.load_definition
+
+    def counting(definition):
+        parses.append(definition)
+        return real(definition)
+
+    monkeypatch.setattr(api, "load_definition", counting)
+    definition = machine({"Echo": task("echo"), "Tag": {"Type": "Pass", "End": True}})
+    definition["States"]["Echo"]["Next"] = "Tag"
+    del definition["States"]["Echo"]["End"]
+    for _ in range(3):
+        run_workflow(definition, {"a": 1})
+    assert len(parses) == 1  # the same content again: parsed and validated once
+    path = tmp_path / "flow.asl.json"
+    path.write_text(json.dumps(ECHO))
+    assert run_workflow(str(path), {"a": 1})[1].status == "SUCCEEDED"
+    assert run_workflow(str(path), {"a": 1})[1].status == "SUCCEEDED"
+    assert len(parses) == 2
+    changed = machine({"Other": task("echo")})
+    path.write_text(json.dumps(changed) + "\n")  # another size: parsed again
+    handle, result = run_workflow(str(path), {"a": 1})
+    assert result.status == "SUCCEEDED" and len(parses) == 3
+    assert [e.state for e in get_execution_history(handle.execution_id) if e.state][0] == "Other"
+
+
+def test_an_invalid_definition_is_never_cached():
+    bad = machine({"T": task("no-such-activity")})
+    for _ in range(2):
+        with pytest.raises(DefinitionError):
+            start_workflow(bad, {})
