@@ -48,6 +48,11 @@ from orchestrator.retry import find_catcher, next_retry
 #: builds one giant transition or message.
 MAP_WINDOW = 500
 
+#: Items an ending iteration of such an unbounded Map starts (the window only bounds the
+#: size of one transition, not concurrency): the rest of a large Map starts in a few
+#: batches, instead of one item per iteration that ends, each with a read of the window.
+MAP_REFILL = 50
+
 #: History event names per state type: (entered, exited).
 _STATE_EVENTS: dict[str, tuple[str, str]] = {
     "Task": ("TaskStateEntered", "TaskStateExited"),
@@ -95,7 +100,8 @@ class Reader:
         """Hint: these fields are about to be read (one round trip instead of several)."""
 
     def prefetch_window(self, container: str) -> None:
-        """Hint: a Map's ``|next``, ``|t`` and next ``|i<n>`` fields are about to be read."""
+        """Hint: a Map's ``|next``, ``|t``, ``|c`` and next ``|i<n>`` fields are about to
+        be read."""
 
 
 @dataclass(frozen=True)
@@ -968,6 +974,8 @@ class Interpreter:
                 tr.fields[f"{key}|i{i}"] = _dumps(value)
             tr.fields[f"{key}|next"] = str(window)
             tr.fields[f"{key}|f"] = "0"
+            if not limit and window < record.total:
+                tr.fields[f"{key}|c"] = str(MAP_REFILL)
         record.params = None
         tr.records[key] = record
         tr.statuses[key] = StepStatus.RUNNING
@@ -1122,11 +1130,17 @@ class Interpreter:
         if raw is None or total is None:
             return
         index = int(raw)
-        if index < int(total):
-            tr.fields[f"{key}|next"] = str(index + 1)
-            value = self._field(tr, f"{key}|i{index}")
-            tr.fields[f"{key}|i{index}"] = None
-            self._start_branch(tr, key, state, index, json.loads(value) if value else None)
+        # One item in place of the one that ended; an unbounded Map (``|c``) starts more.
+        end = min(int(total), index + int(self._field(tr, f"{key}|c") or 1))
+        if index >= end:
+            return
+        tr.fields[f"{key}|next"] = str(end)
+        for i in range(index, end):
+            if tr.statuses.get(key, StepStatus.RUNNING) != StepStatus.RUNNING:
+                break  # an item failed inline and took the Map down
+            value = self._field(tr, f"{key}|i{i}")
+            tr.fields[f"{key}|i{i}"] = None
+            self._start_branch(tr, key, state, i, json.loads(value) if value else None)
 
     def _fail_scope(
         self,
@@ -1198,7 +1212,7 @@ class Interpreter:
         return False
 
     def _clear_container(self, tr: Transition, key: str, record: StepRecord) -> None:
-        for suffix in ("n", "t", "next", "f"):
+        for suffix in ("n", "t", "next", "f", "c"):
             tr.fields[f"{key}|{suffix}"] = None
         for i in range(record.total):
             tr.fields[f"{key}|r{i}"] = None

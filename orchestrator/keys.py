@@ -10,7 +10,12 @@ All keys start with the configured prefix (``ORCHESTRATOR_KEY_PREFIX``, default 
                                index + 1 (so ids are dense and ordered by construction)
     {p}:x:{id}:s        HASH   steps: ``{step key}`` -> JSON step record (state, input,
                                attempt, retries...), ``{step key}|s`` -> step status;
-                               a finished step is removed (the history keeps it)
+                               a finished step is removed (the history keeps it); a
+                               Parallel or Map ``{key}`` also has ``|t`` branches or
+                               items, ``|n`` ended, ``|r{i}`` results, ``|x{i}`` where a
+                               branch failed; a Map ``|next`` item to start, ``|i{i}``
+                               inputs not started yet, ``|f`` failures, ``|c`` items an
+                               ending iteration starts (unbounded Maps)
     {p}:executions      ZSET   execution ids scored by start time (list_executions)
     {p}:timers          ZSET   due timers, member JSON ``[kind, id, step key, attempt]``,
                                scored by due time (epoch seconds)

@@ -138,11 +138,13 @@ class RedisReader(Reader):
     def prefetch_window(self, container: str) -> None:
         if f"{container}|next" in self.seen:
             return
-        next_index, total, item = self.store.map_window(self.execution_id, container)
+        next_index, total, count, *items = self.store.map_window(self.execution_id, container)
         self.seen[f"{container}|next"] = next_index
         self.seen[f"{container}|t"] = total
-        if next_index is not None and item is not None:
-            self.seen[f"{container}|i{next_index}"] = item
+        self.seen[f"{container}|c"] = count
+        if next_index is not None:
+            for offset, item in enumerate(items):
+                self.seen[f"{container}|i{int(next_index) + offset}"] = item
 
     def prefetch(self, fields: list[str]) -> None:
         missing = [f for f in fields if f not in self.seen]

@@ -243,7 +243,8 @@ class RedisStore:
     # -- reads ------------------------------------------------------------------------
 
     def map_window(self, execution_id: str, container: str) -> list[str | None]:
-        """A Map's ``[next index, item count, next item's input]`` (window.lua)."""
+        """A Map's ``[next index, item count, refill count, inputs of the items an ending
+        iteration starts...]`` (window.lua)."""
         return list(self.lane.run(self._window, [self.keys.steps(execution_id)], [container]))
 
     def execution(self, execution_id: str) -> dict[str, str]:

@@ -104,9 +104,17 @@ def test_claim_skips_stopped_and_unknown_executions(store: RedisStore) -> None:
 def test_map_window_reads_next_item(store: RedisStore) -> None:
     steps = store.keys.steps("e")
     store.client.hset(steps, mapping={"M|next": "2", "M|t": "3", "M|i2": '"c"'})
-    assert store.map_window("e", "M") == ["2", "3", '"c"']
+    assert store.map_window("e", "M") == ["2", "3", None, '"c"']
     store.client.hset(steps, "M|next", "3")
     assert store.map_window("e", "M") == ["3", "3", None]
+
+
+def test_map_window_reads_the_refill_of_an_unbounded_map(store: RedisStore) -> None:
+    steps = store.keys.steps("e")
+    store.client.hset(
+        steps, mapping={"M|next": "3", "M|t": "5", "M|c": "50", "M|i3": "3", "M|i4": "4"}
+    )
+    assert store.map_window("e", "M") == ["3", "5", "50", "3", "4"]
 
 
 def test_apply_many_keeps_each_write_atomic(store: RedisStore) -> None:

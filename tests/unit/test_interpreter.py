@@ -9,6 +9,7 @@ import pytest
 
 from orchestrator.definition import parse_definition
 from orchestrator.interpreter import (
+    MAP_REFILL,
     MAP_WINDOW,
     ExecutionInfo,
     Interpreter,
@@ -310,6 +311,55 @@ def test_map_window_is_bounded_when_unlimited() -> None:
     tr = interp(sm, list(range(MAP_WINDOW + 10))).start(NOW)
     assert len(tr.dispatches) == MAP_WINDOW
     assert json.loads(tr.fields[f"M|i{MAP_WINDOW}"]) == MAP_WINDOW  # type: ignore[arg-type]
+    assert tr.fields["M|c"] == str(MAP_REFILL)
+
+
+def test_an_ending_item_of_an_unbounded_map_starts_a_batch_of_items() -> None:
+    sm = machine(
+        {
+            "M": {
+                "Type": "Map",
+                "ItemProcessor": {
+                    "StartAt": "T",
+                    "States": {"T": {"Type": "Task", "Resource": "w", "End": True}},
+                },
+                "End": True,
+            }
+        }
+    )
+    reader = DictReader()
+    items = list(range(MAP_WINDOW + MAP_REFILL + 5))
+    it = interp(sm, items, reader=reader)
+    tr = it.start(NOW)
+    apply_fields(reader, tr)
+    first = it.task_succeeded("M[0]/T", tr.records["M[0]/T"], "a", NOW)  # type: ignore[arg-type]
+    started = [int(d.step_key[2:].split("]")[0]) for d in first.dispatches]
+    assert started == list(range(MAP_WINDOW, MAP_WINDOW + MAP_REFILL))
+    assert first.fields["M|next"] == str(MAP_WINDOW + MAP_REFILL)
+    apply_fields(reader, first)
+    second = it.task_succeeded("M[1]/T", tr.records["M[1]/T"], "b", NOW)  # type: ignore[arg-type]
+    assert len(second.dispatches) == 5  # only what is left
+    apply_fields(reader, second)
+    third = it.task_succeeded("M[2]/T", tr.records["M[2]/T"], "c", NOW)  # type: ignore[arg-type]
+    assert third.dispatches == [] and "M|next" not in third.fields
+
+
+def test_a_bounded_map_refills_one_item_at_a_time() -> None:
+    sm = machine(
+        {
+            "M": {
+                "Type": "Map",
+                "MaxConcurrency": 2,
+                "ItemProcessor": {
+                    "StartAt": "T",
+                    "States": {"T": {"Type": "Task", "Resource": "w", "End": True}},
+                },
+                "End": True,
+            }
+        }
+    )
+    tr = interp(sm, list(range(10))).start(NOW)
+    assert "M|c" not in tr.fields and len(tr.dispatches) == 2
 
 
 def test_empty_map_succeeds_at_once() -> None:
