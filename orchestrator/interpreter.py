@@ -1129,11 +1129,11 @@ class Interpreter:
         total = self._field(tr, f"{key}|t")
         if raw is None or total is None:
             return
-        index = int(raw)
+        index, count = int(raw), int(total)
+        if index >= count:
+            return  # every item has started (and "|c" needs no read)
         # One item in place of the one that ended; an unbounded Map (``|c``) starts more.
-        end = min(int(total), index + int(self._field(tr, f"{key}|c") or 1))
-        if index >= end:
-            return
+        end = min(count, index + int(self._field(tr, f"{key}|c") or 1))
         tr.fields[f"{key}|next"] = str(end)
         for i in range(index, end):
             if tr.statuses.get(key, StepStatus.RUNNING) != StepStatus.RUNNING:
