@@ -91,32 +91,39 @@ def _compiled(definition: DefinitionSource) -> tuple[StateMachine, str, str, str
     validating it; a file is parsed again when its size or modification time changes.
     Only valid definitions are cached: an invalid one raises every time.
     """
+    source: DefinitionSource = definition
     key: Any
     if isinstance(definition, dict):
         key = ("dict", json.dumps(definition, sort_keys=True, default=repr))
-    elif isinstance(definition, str) and _workflow_file(definition) is None:
-        key = ("text", definition)
     else:
+        # Resolved once: a workflow name or a path names a file; other text is ASL.
         path = (
             Path(definition) if isinstance(definition, os.PathLike) else _workflow_file(definition)
         )
-        stat = path.stat() if path is not None else None
-        key = ("file", str(path), stat.st_mtime_ns, stat.st_size) if stat else None
-    if key is not None:
-        with _compiled_lock:
-            cached = _compiled_cache.get(key)
-            if cached is not None:
-                _compiled_cache.move_to_end(key)
-                return cached
-    machine, workflow = load_definition(definition)
-    text = dumps(machine.to_asl())
-    entry = (machine, workflow, text, hashlib.sha1(text.encode()).hexdigest())
-    if key is not None:
-        with _compiled_lock:
-            _compiled_cache[key] = entry
-            if len(_compiled_cache) > _COMPILED_CACHE_SIZE:
-                _compiled_cache.popitem(last=False)
+        if path is None:
+            key = ("text", definition)
+        elif path.is_file():
+            stat = path.stat()
+            source, key = path, ("file", str(path), stat.st_mtime_ns, stat.st_size)
+        else:
+            return _compile(definition)  # load_definition says what is wrong
+    with _compiled_lock:
+        cached = _compiled_cache.get(key)
+        if cached is not None:
+            _compiled_cache.move_to_end(key)
+            return cached
+    entry = _compile(source)
+    with _compiled_lock:
+        _compiled_cache[key] = entry
+        if len(_compiled_cache) > _COMPILED_CACHE_SIZE:
+            _compiled_cache.popitem(last=False)
     return entry
+
+
+def _compile(source: DefinitionSource) -> tuple[StateMachine, str, str, str]:
+    machine, workflow = load_definition(source)
+    text = dumps(machine.to_asl())
+    return machine, workflow, text, hashlib.sha1(text.encode()).hexdigest()
 
 
 def _stem(path: Path) -> str:

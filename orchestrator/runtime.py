@@ -456,9 +456,12 @@ def publish(
                 stack.enter_context(producer.batch(max_size=500))
         if all(len(run) == 1 for run, _ in runs):
             group_id = str(uuid.uuid4()) if len(runs) > 1 else None
+            lineage = _lineage()
             for index, (run, params) in enumerate(runs):
                 args = (params, execution_id, run[0].step_key)
-                _send_task(producer, run[0].activity, args, queue, declare, group_id, index)
+                _send_task(
+                    producer, run[0].activity, args, queue, declare, group_id, index, lineage
+                )
         else:
             signatures = []
             for run, params in runs:
@@ -474,6 +477,15 @@ def publish(
     _declared.add(queue)
 
 
+def _lineage() -> tuple[str | None, str | None]:
+    """(root id, parent id) for tasks published from inside a step, so that Flower links
+    them to it; (None, None) elsewhere."""
+    parent = app.current_worker_task
+    if parent is None:
+        return None, None
+    return parent.request.root_id or parent.request.id, parent.request.id
+
+
 def _send_task(
     producer: Any,
     name: str,
@@ -482,13 +494,10 @@ def _send_task(
     declare: list[Any] | None,
     group_id: str | None,
     group_index: int,
+    lineage: tuple[str | None, str | None],
 ) -> None:
     task_id = str(uuid.uuid4())
-    root_id = parent_id = None
-    parent = app.current_worker_task
-    if parent is not None:  # published from a step: Flower links it to that task
-        root_id = parent.request.root_id or parent.request.id
-        parent_id = parent.request.id
+    root_id, parent_id = lineage
     message = app.amqp.create_task_message(
         task_id,
         name,

@@ -181,7 +181,7 @@ class RedisStore:
         self._commit = client.register_script((_LUA_DIR / "commit.lua").read_text())
         self._claim = client.register_script((_LUA_DIR / "claim.lua").read_text())
         self._window = client.register_script((_LUA_DIR / "window.lua").read_text())
-        self.timers_script = client.register_script((_LUA_DIR / "timers.lua").read_text())
+        self._timers = client.register_script((_LUA_DIR / "timers.lua").read_text())
 
     def close(self) -> None:
         """Close the store's connections."""
@@ -246,6 +246,23 @@ class RedisStore:
         """A Map's ``[next index, item count, refill count, inputs of the items an ending
         iteration starts...]`` (window.lua)."""
         return list(self.lane.run(self._window, [self.keys.steps(execution_id)], [container]))
+
+    def timer_reads(self, steps: list[tuple[str, str]]) -> list[list[Any]]:
+        """What firing a batch of due timers needs, in one call (timers.lua): for each
+        ``(execution id, step key)``, ``[name, workflow, start, def_hash, execution
+        status, step status, step record, history length]``."""
+        if not steps:
+            return []
+        keys: list[str] = []
+        args: list[str] = []
+        for execution_id, step_key in steps:
+            keys += [
+                self.keys.execution(execution_id),
+                self.keys.steps(execution_id),
+                self.keys.history(execution_id),
+            ]
+            args += [self.keys.status_field(step_key), step_key]
+        return list(self.lane.run(self._timers, keys, args))
 
     def execution(self, execution_id: str) -> dict[str, str]:
         """The execution record ({} if unknown)."""

@@ -210,16 +210,7 @@ def _plan(store: RedisStore, members: list[str], now: float) -> list[_Firing | s
     """Read what every timer needs in one round trip; a firing per timer that still
     applies, else the member itself (stale: its step or execution moved on)."""
     parsed = [json.loads(member) for member in members]
-    keys: list[str] = []
-    args: list[str] = []
-    for _, execution_id, step_key, _ in parsed:
-        keys += [
-            store.keys.execution(execution_id),
-            store.keys.steps(execution_id),
-            store.keys.history(execution_id),
-        ]
-        args += [store.keys.status_field(step_key), step_key]
-    reads = store.lane.run(store.timers_script, keys, args) if parsed else []
+    reads = store.timer_reads([(eid, step_key) for _, eid, step_key, _ in parsed])
     plans: list[_Firing | str] = []
     for member, (kind, execution_id, step_key, attempt), read in zip(
         members, parsed, reads, strict=True

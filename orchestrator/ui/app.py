@@ -573,6 +573,13 @@ def create_app(*, token: str | None = None) -> FastAPI:
             raise UIError(400, "invalid_form", "The form could not be read.") from None
         return {k: v for k, v in form.items() if isinstance(v, str)}
 
+    async def action_form(request: Request, execution_id: str) -> dict[str, str]:
+        """The form of an action on an execution, once its id and token are checked."""
+        _check_id(execution_id)
+        form = await read_form(request)
+        require_write(request, form.get("token"))
+        return form
+
     def action_done(request: Request, message: str, redirect: str) -> Response:
         if _wants_json(request):
             return JSONResponse({"ok": True, "message": message, "redirect": redirect})
@@ -709,9 +716,7 @@ def create_app(*, token: str | None = None) -> FastAPI:
 
     @app.post("/executions/{execution_id}/stop", include_in_schema=False)
     async def stop_from_form(request: Request, execution_id: str) -> Response:
-        _check_id(execution_id)
-        form = await read_form(request)
-        require_write(request, form.get("token"))
+        form = await action_form(request, execution_id)
         error = _check_text(form.get("error"), MAX_ERROR_CHARS, "error")
         cause = _check_text(form.get("cause"), MAX_CAUSE_CHARS, "cause")
         stop_execution(execution_id, error or "Stopped", cause or "Stopped from the web UI")
@@ -721,9 +726,7 @@ def create_app(*, token: str | None = None) -> FastAPI:
 
     @app.post("/executions/{execution_id}/redrive", include_in_schema=False)
     async def redrive_from_form(request: Request, execution_id: str) -> Response:
-        _check_id(execution_id)
-        form = await read_form(request)
-        require_write(request, form.get("token"))
+        form = await action_form(request, execution_id)
         redrive_execution(execution_id)
         if form.get("return_to") == "dead-letters":
             target = "/dead-letters?done=redriven"
@@ -733,9 +736,7 @@ def create_app(*, token: str | None = None) -> FastAPI:
 
     @app.post("/executions/{execution_id}/tasks/approve", include_in_schema=False)
     async def approve_from_form(request: Request, execution_id: str) -> Response:
-        _check_id(execution_id)
-        form = await read_form(request)
-        require_write(request, form.get("token"))
+        form = await action_form(request, execution_id)
         step_key = _step_key(form.get("step_key"))
         output = _parse_json((form.get("output") or "").strip() or "{}", "output")
         send_task_success(_token_from_request(None, execution_id, step_key), output)
@@ -745,9 +746,7 @@ def create_app(*, token: str | None = None) -> FastAPI:
 
     @app.post("/executions/{execution_id}/tasks/reject", include_in_schema=False)
     async def reject_from_form(request: Request, execution_id: str) -> Response:
-        _check_id(execution_id)
-        form = await read_form(request)
-        require_write(request, form.get("token"))
+        form = await action_form(request, execution_id)
         step_key = _step_key(form.get("step_key"))
         error = _check_text(form.get("error"), MAX_ERROR_CHARS, "error")
         cause = _check_text(form.get("cause"), MAX_CAUSE_CHARS, "cause")

@@ -295,8 +295,9 @@ def test_map_starts_a_window_and_refills_it() -> None:
     assert done.fields["M|next"] == "3"
 
 
-def test_map_window_is_bounded_when_unlimited() -> None:
-    sm = machine(
+def unbounded_map() -> Any:
+    """A Map (MaxConcurrency 0) whose iterations run one Task."""
+    return machine(
         {
             "M": {
                 "Type": "Map",
@@ -308,6 +309,10 @@ def test_map_window_is_bounded_when_unlimited() -> None:
             }
         }
     )
+
+
+def test_map_window_is_bounded_when_unlimited() -> None:
+    sm = unbounded_map()
     tr = interp(sm, list(range(MAP_WINDOW + 10))).start(NOW)
     assert len(tr.dispatches) == MAP_WINDOW
     assert json.loads(tr.fields[f"M|i{MAP_WINDOW}"]) == MAP_WINDOW  # type: ignore[arg-type]
@@ -315,18 +320,7 @@ def test_map_window_is_bounded_when_unlimited() -> None:
 
 
 def test_an_ending_item_of_an_unbounded_map_starts_a_batch_of_items() -> None:
-    sm = machine(
-        {
-            "M": {
-                "Type": "Map",
-                "ItemProcessor": {
-                    "StartAt": "T",
-                    "States": {"T": {"Type": "Task", "Resource": "w", "End": True}},
-                },
-                "End": True,
-            }
-        }
-    )
+    sm = unbounded_map()
     reader = DictReader()
     items = list(range(MAP_WINDOW + MAP_REFILL + 5))
     it = interp(sm, items, reader=reader)
