@@ -24,6 +24,19 @@ IDLE = re.compile(
 )
 
 
+def _records(text: str) -> list[str]:
+    """The "stack count" records of a raw profile. A frame's name can hold a newline
+    (py-spy names some frames of generated code by their text), so a record ends only
+    at a line ending in a count."""
+    records, pending = [], ""
+    for line in text.splitlines():
+        pending += line
+        if re.search(r" \d+$", pending):
+            records.append(pending)
+            pending = ""
+    return records
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("files", nargs="+", type=Path)
@@ -34,7 +47,7 @@ def main() -> None:
     self_: collections.Counter[str] = collections.Counter()
     total = 0
     for path in args.files:
-        for line in path.read_text().splitlines():
+        for line in _records(path.read_text()):
             stack, _, count_text = line.rpartition(" ")
             if not stack:
                 continue

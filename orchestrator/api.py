@@ -28,6 +28,7 @@ from orchestrator.errors import (
     InvalidInputError,
 )
 from orchestrator.interpreter import ExecutionInfo
+from orchestrator.jsontext import checked_dumps
 from orchestrator.models import (
     ExecutionDescription,
     ExecutionResult,
@@ -163,7 +164,7 @@ def _workflow_dirs() -> list[Path]:
 
 def _input_text(value: Any, limit: int) -> str:
     try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = checked_dumps(value)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"execution input is not JSON-serializable: {exc}") from None
     size = len(text.encode())

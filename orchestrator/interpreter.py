@@ -15,10 +15,11 @@ import json
 import random
 import secrets
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
-from orchestrator import dataflow, jsonata
+from orchestrator import dataflow, jsonata, jsontext
 from orchestrator.choice import evaluate_rule
 from orchestrator.definition import (
     Branch,
@@ -146,15 +147,35 @@ class StepRecord:
     tolerated_percentage: float | None = None
 
     def dumps(self) -> str:
-        """The record as stored."""
+        """The record as stored: the fields that differ from their defaults."""
         # vars(), not dataclasses.asdict(): the values are JSON already, and asdict's
         # recursive deep copy is the costliest part of a step's transition.
-        return json.dumps(vars(self), separators=(",", ":"), ensure_ascii=False)
+        return jsontext.dumps(
+            {
+                name: value
+                for name, value in vars(self).items()
+                if name not in _RECORD_DEFAULTS or not _same(value, _RECORD_DEFAULTS[name])
+            }
+        )
 
     @classmethod
     def loads(cls, text: str) -> StepRecord:
         """Parse a stored record."""
-        return cls(**json.loads(text))
+        return cls(**jsontext.loads(text))
+
+
+#: StepRecord's field defaults: a stored record leaves them out (most records of a
+#: Task state need 6 of its 15 fields).
+_RECORD_DEFAULTS: dict[str, Any] = {
+    f.name: f.default_factory() if f.default_factory is not MISSING else f.default
+    for f in dataclass_fields(StepRecord)
+    if f.default is not MISSING or f.default_factory is not MISSING
+}
+
+
+def _same(value: Any, default: Any) -> bool:
+    # By type as well: 0 == False, and a record whose params are 0 must keep them.
+    return type(value) is type(default) and value == default
 
 
 @dataclass(frozen=True)
@@ -1387,8 +1408,7 @@ def ancestors(step_key: str) -> list[str]:
     return keys
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+_dumps = jsontext.dumps
 
 
 def _as_text(value: Any) -> str:

@@ -41,6 +41,7 @@ from orchestrator.interpreter import (
     data_limit_cause,
     state_name,
 )
+from orchestrator.jsontext import checked_dumps
 from orchestrator.logs import step_context
 from orchestrator.store import RedisStore, Write, dumps, get_store, lease_member
 
@@ -453,7 +454,7 @@ def publish(
         if producer is None:
             producer = stack.enter_context(app.producer_or_acquire())
             if len(runs) > 1:
-                stack.enter_context(producer.batch(max_size=500))
+                stack.enter_context(producer.batch(max_size=PUBLISH_CHUNK))
         if all(len(run) == 1 for run, _ in runs):
             group_id = str(uuid.uuid4()) if len(runs) > 1 else None
             lineage = _lineage()
@@ -512,6 +513,11 @@ def _send_task(
     )
     app.amqp.send_task_message(producer, name, message, queue=queue, declare=declare)
 
+
+#: Messages sent per round trip when a transition dispatches many tasks (a Map's or a
+#: Parallel's start). One batch for all would save a few round trips, but the workers
+#: would wait idle until the last message of a 500-item Map start is built.
+PUBLISH_CHUNK = 50
 
 #: Queues this process published to already. Celery declares a message's queue before
 #: every publish (a copy and a lookup per message); queues are durable broker state, so
@@ -651,7 +657,7 @@ def _stop_chain(task: Task) -> None:
 
 def _check_result(state: str, result: Any, limit: int) -> None:
     try:
-        text = dumps(result)
+        text = checked_dumps(result)
     except (TypeError, ValueError) as exc:
         raise StatesError(
             f"activity result is not JSON-serializable: {exc}", error="States.Runtime"

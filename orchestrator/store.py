@@ -20,14 +20,10 @@ import redis
 from redis.exceptions import NoScriptError
 
 from orchestrator.config import Settings, get_settings
+from orchestrator.jsontext import dumps
 from orchestrator.keys import Keys
 
 _LUA_DIR = Path(__file__).parent
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON, the one serialization of values stored or sent."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def redis_client(url: str) -> redis.Redis:

@@ -56,6 +56,23 @@ def echo(value: Any) -> Any:
     return value
 
 
+_ODD_RESULTS: dict[str, Any] = {
+    "nan": float("nan"),
+    "infinity": {"x": float("inf")},
+    "set": {1, 2},
+    "object": object(),
+}
+
+
+@activity("odd_result")
+def odd_result(value: dict[str, Any]) -> Any:
+    """A result JSON cannot carry (``{"kind": "nan" | "infinity" | "set" | "object"}``),
+    or a string of ``{"bytes": n}``."""
+    if "bytes" in value:
+        return "x" * value["bytes"]
+    return _ODD_RESULTS[value["kind"]]
+
+
 @activity("add")
 def add(value: dict[str, Any]) -> Any:
     """``{"a": x, "b": y}`` -> ``x + y``."""

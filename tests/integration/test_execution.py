@@ -425,3 +425,19 @@ def test_order_fulfillment_demo_workflow():
     assert result.output["payment"]["status"] == "captured"
     assert result.output["shipping"] == {"method": "express", "days": 1}
     assert handle.describe().workflow == "order_fulfillment"
+
+
+@pytest.mark.parametrize("kind", ["nan", "infinity", "set", "object"])
+def test_activity_result_json_cannot_carry_fails_the_task_with_states_runtime(kind):
+    # NaN and Infinity are refused as at the start: JSON has no such values, and storing
+    # them would change them (orjson writes NaN as null).
+    handle, result = run_workflow(machine({"T": task("odd_result", Parameters={"kind": kind})}))
+    assert (result.status, result.error) == ("FAILED", "States.Runtime"), result
+    assert result.cause and "not JSON-serializable" in result.cause
+    assert event_types(handle.history())[-1] == "ExecutionFailed"
+
+
+def test_activity_result_over_the_size_limit_fails_with_data_limit_exceeded():
+    definition = machine({"T": task("odd_result", Parameters={"bytes": 256 * 1024 + 1})})
+    _, result = run_workflow(definition, timeout=30)
+    assert (result.status, result.error) == ("FAILED", "States.DataLimitExceeded"), result
