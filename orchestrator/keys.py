@@ -99,6 +99,15 @@ class Keys:
         return f"{self.prefix}:lock:tick"
 
     @staticmethod
+    def fixed_field(field: str) -> bool:
+        """A step-hash field that never changes while its container runs, so a transition
+        that read it need not guard it: a container's ``|t`` and ``|c``, written when it
+        starts, and a Map item's ``|i{i}``, deleted only by starting the item, which
+        moves the ``|next`` that every reader of items reads and guards too."""
+        _, pipe, suffix = field.rpartition("|")
+        return bool(pipe) and (suffix in ("t", "c") or (suffix[:1] == "i" and suffix[1:].isdigit()))
+
+    @staticmethod
     def status_field(step_key: str) -> str:
         """Field of the step hash holding a step's status."""
         return f"{step_key}|s"

@@ -288,7 +288,8 @@ def prepare_transition(
         write.op("zrem", store.keys.timers, timer)
     fixed = len(write.guards)
     for name, value in reader.seen.items():
-        write.guard_field(steps_key, name, value)
+        if not store.keys.fixed_field(name):
+            write.guard_field(steps_key, name, value)
     transition_write(store, execution_id, tr, write)
     return Prepared(tr, write, fixed)
 

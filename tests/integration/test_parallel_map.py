@@ -7,6 +7,7 @@ import time
 import pytest
 
 import tests.control_activities  # noqa: F401 - registers the ctl_* activities before the worker starts
+from orchestrator.interpreter import MAP_REFILL, MAP_WINDOW
 from tests.control_activities import cget
 from tests.helpers import count_events, machine, run_workflow, task
 
@@ -277,6 +278,27 @@ def test_map_1000_items_max_concurrency_50(tag):
     assert result.output == items
     assert cget("calls", tag) == 1000
     assert cget("peak", tag) <= 50
+
+
+def test_unbounded_map_beyond_its_window_runs_every_item_once(tag):
+    # 500 start with the Map; the rest start in batches of 50 as iterations end, with
+    # sibling iterations racing to start the same batch (the "|next" guard decides).
+    items = list(range(MAP_WINDOW + 3 * MAP_REFILL + 7))
+    definition = machine(
+        {
+            "M": {
+                "Type": "Map",
+                "MaxConcurrency": 0,
+                "ItemSelector": {"tag": tag, "item.$": "$$.Map.Item.Value", "seconds": 0},
+                "ItemProcessor": branch({"S": task("ctl_concurrent")}),
+                "End": True,
+            }
+        }
+    )
+    _, result = run_workflow(definition, items, timeout=300)
+    assert result.status == "SUCCEEDED", result
+    assert result.output == items
+    assert cget("calls", tag) == len(items)
 
 
 def _tolerant_map(tag: str, fail: list[int], n: int, **tolerance) -> dict:

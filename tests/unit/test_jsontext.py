@@ -23,8 +23,10 @@ json_values = st.recursive(
     | st.integers()
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(st.characters(blacklist_categories=("Cs",))),
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.text(st.characters(blacklist_categories=("Cs",))), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(st.characters(blacklist_categories=("Cs",))), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -148,4 +150,5 @@ def test_a_full_record_from_an_earlier_version_still_loads() -> None:
             "tolerated_percentage": None,
         }
     )
-    assert StepRecord.loads(text) == StepRecord("T", 1, 2.0, params=1, activity="a", entered_event=4)
+    expected = StepRecord("T", 1, 2.0, params=1, activity="a", entered_event=4)
+    assert StepRecord.loads(text) == expected
