@@ -25,6 +25,10 @@ JSONPATH = "JSONPath"
 JSONATA = "JSONata"
 MAX_STATE_NAME_LENGTH = 80
 
+#: Characters of a state name that Step Functions forbids, and that step keys use as
+#: separators (``Map[3]/Charge``, ``Charge|s``: see orchestrator/keys.py).
+RESERVED_NAME_CHARACTERS = frozenset("/[]|")
+
 _COMMON = {"Type", "Comment", "QueryLanguage"}
 _IO = {"InputPath", "OutputPath", "Output"}
 _FLOW = {"Next", "End", "Assign"}
@@ -348,6 +352,15 @@ def _validate_scope(
             continue
         if len(name) > MAX_STATE_NAME_LENGTH:
             result.add(state_path, f"state name is longer than {MAX_STATE_NAME_LENGTH} characters")
+        if not name:
+            result.add(state_path, "state name must not be empty")
+        reserved = sorted(set(name) & RESERVED_NAME_CHARACTERS)
+        if reserved:
+            result.add(
+                state_path,
+                f"state name must not contain {' '.join(repr(c) for c in reserved)} "
+                "(Step Functions forbids them; here they separate the parts of a step key)",
+            )
         edges[name] = _validate_state(
             result, state, state_path, f"{model_path}.States.{name}", language
         )

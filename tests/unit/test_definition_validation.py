@@ -171,6 +171,23 @@ def test_long_state_name() -> None:
     parse_definition(machine(("N" * 80, end())))
 
 
+@pytest.mark.parametrize("name", ["Check A/B", "Item[1]", "a|s", "x]"])
+def test_state_names_with_step_key_separators_are_refused(name: str) -> None:
+    found = issues(machine((name, end())))
+    assert any(issue.startswith(f"$.States.{name}: state name must not contain") for issue in found)
+
+
+def test_state_names_in_branches_are_checked_too_and_spaces_are_fine() -> None:
+    inner = {"StartAt": "x/y", "States": {"x/y": end()}}
+    found = issues(machine(("Fan out", {"Type": "Parallel", "Branches": [inner], "End": True})))
+    assert any("x/y: state name must not contain '/'" in issue for issue in found)
+    assert not any("Fan out:" in issue for issue in found)
+
+
+def test_empty_state_name() -> None:
+    assert "$.States.: state name must not be empty" in issues(machine(("", end())))
+
+
 def test_branches_are_their_own_scope() -> None:
     definition = machine(
         (
