@@ -28,7 +28,7 @@ from orchestrator.errors import (
     InvalidInputError,
 )
 from orchestrator.interpreter import ExecutionInfo
-from orchestrator.jsontext import checked_dumps
+from orchestrator.jsontext import checked_dumps, dumps
 from orchestrator.models import (
     ExecutionDescription,
     ExecutionResult,
@@ -44,7 +44,7 @@ from orchestrator.runtime import (
     publish,
     transition_write,
 )
-from orchestrator.store import RedisStore, Write, dumps, get_store
+from orchestrator.store import RedisStore, Write, get_store
 
 #: Execution names: Step Functions' rule (1-80 characters, no whitespace, brackets,
 #: wildcards, quotes or control characters), which also keeps them safe in Redis keys.

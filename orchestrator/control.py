@@ -20,6 +20,7 @@ from orchestrator.errors import (
     TaskTokenError,
 )
 from orchestrator.interpreter import Dispatch, Reader, StepRecord, StepStatus, Transition
+from orchestrator.jsontext import dumps
 from orchestrator.models import DeadLetter, to_datetime
 from orchestrator.runtime import (
     interpreter_from_record,
@@ -28,7 +29,7 @@ from orchestrator.runtime import (
     timer_member,
     transition_write,
 )
-from orchestrator.store import RedisStore, Write, dumps, get_store
+from orchestrator.store import RedisStore, Write, get_store
 
 #: Statuses from which an execution can be redriven.
 REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")

@@ -41,9 +41,9 @@ from orchestrator.interpreter import (
     data_limit_cause,
     state_name,
 )
-from orchestrator.jsontext import checked_dumps
+from orchestrator.jsontext import checked_dumps, dumps
 from orchestrator.logs import step_context
-from orchestrator.store import RedisStore, Write, dumps, get_store, lease_member
+from orchestrator.store import RedisStore, Write, get_store, lease_member
 
 logger = logging.getLogger("orchestrator.runtime")
 
