@@ -257,19 +257,24 @@ def test_map_max_concurrency_2(tag):
     assert cget("peak", tag) == 2, "never more than 2 items at once (and 2 did run together)"
 
 
-def test_map_1000_items_max_concurrency_50(tag):
-    items = list(range(1000))
-    definition = machine(
+def counted_map(tag: str, *, max_concurrency: int) -> dict:
+    """A Map whose items each run ``ctl_concurrent`` once (it counts calls and the peak)."""
+    return machine(
         {
             "M": {
                 "Type": "Map",
-                "MaxConcurrency": 50,
+                "MaxConcurrency": max_concurrency,
                 "ItemSelector": {"tag": tag, "item.$": "$$.Map.Item.Value", "seconds": 0},
                 "ItemProcessor": branch({"S": task("ctl_concurrent")}),
                 "End": True,
             }
         }
     )
+
+
+def test_map_1000_items_max_concurrency_50(tag):
+    items = list(range(1000))
+    definition = counted_map(tag, max_concurrency=50)
     started = time.monotonic()
     _, result = run_workflow(definition, items, timeout=300)
     wall = time.monotonic() - started
@@ -284,17 +289,7 @@ def test_unbounded_map_beyond_its_window_runs_every_item_once(tag):
     # 500 start with the Map; the rest start in batches of 50 as iterations end, with
     # sibling iterations racing to start the same batch (the "|next" guard decides).
     items = list(range(MAP_WINDOW + 3 * MAP_REFILL + 7))
-    definition = machine(
-        {
-            "M": {
-                "Type": "Map",
-                "MaxConcurrency": 0,
-                "ItemSelector": {"tag": tag, "item.$": "$$.Map.Item.Value", "seconds": 0},
-                "ItemProcessor": branch({"S": task("ctl_concurrent")}),
-                "End": True,
-            }
-        }
-    )
+    definition = counted_map(tag, max_concurrency=0)
     _, result = run_workflow(definition, items, timeout=300)
     assert result.status == "SUCCEEDED", result
     assert result.output == items
