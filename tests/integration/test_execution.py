@@ -8,6 +8,7 @@ from datetime import UTC
 import pytest
 
 from orchestrator import ExecutionStatus
+from orchestrator.config import get_settings
 from tests.activities import counter
 from tests.helpers import count_events, event_types, machine, run_workflow, task
 
@@ -438,6 +439,7 @@ def test_activity_result_json_cannot_carry_fails_the_task_with_states_runtime(ki
 
 
 def test_activity_result_over_the_size_limit_fails_with_data_limit_exceeded():
-    definition = machine({"T": task("odd_result", Parameters={"bytes": 256 * 1024 + 1})})
+    limit = get_settings().max_input_bytes
+    definition = machine({"T": task("odd_result", Parameters={"bytes": limit + 1})})
     _, result = run_workflow(definition, timeout=30)
     assert (result.status, result.error) == ("FAILED", "States.DataLimitExceeded"), result
