@@ -10,10 +10,8 @@ import hashlib
 import json
 import os
 import re
-import threading
 import time
 import uuid
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ from orchestrator.errors import (
 )
 from orchestrator.interpreter import ExecutionInfo
 from orchestrator.jsontext import checked_dumps, dumps
+from orchestrator.lru import LruCache
 from orchestrator.models import (
     ExecutionDescription,
     ExecutionResult,
@@ -80,9 +79,8 @@ def load_definition(definition: DefinitionSource) -> tuple[StateMachine, str]:
     return machine, workflow
 
 
-_COMPILED_CACHE_SIZE = 256
-_compiled_cache: OrderedDict[Any, tuple[StateMachine, str, str, str]] = OrderedDict()
-_compiled_lock = threading.Lock()
+#: Parsed definitions with their stored text and hash, by source (see ``_compiled``).
+_compiled_cache: LruCache[Any, tuple[StateMachine, str, str, str]] = LruCache(256)
 
 
 def _compiled(definition: DefinitionSource) -> tuple[StateMachine, str, str, str]:
@@ -108,17 +106,8 @@ def _compiled(definition: DefinitionSource) -> tuple[StateMachine, str, str, str
             source, key = path, ("file", str(path), stat.st_mtime_ns, stat.st_size)
         else:
             return _compile(definition)  # load_definition says what is wrong
-    with _compiled_lock:
-        cached = _compiled_cache.get(key)
-        if cached is not None:
-            _compiled_cache.move_to_end(key)
-            return cached
-    entry = _compile(source)
-    with _compiled_lock:
-        _compiled_cache[key] = entry
-        if len(_compiled_cache) > _COMPILED_CACHE_SIZE:
-            _compiled_cache.popitem(last=False)
-    return entry
+    cached = _compiled_cache.get(key)
+    return cached if cached is not None else _compiled_cache.put(key, _compile(source))
 
 
 def _compile(source: DefinitionSource) -> tuple[StateMachine, str, str, str]:

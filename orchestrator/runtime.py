@@ -16,7 +16,6 @@ import logging
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -43,22 +42,20 @@ from orchestrator.interpreter import (
 )
 from orchestrator.jsontext import checked_dumps, dumps
 from orchestrator.logs import step_context
+from orchestrator.lru import LruCache
 from orchestrator.store import RedisStore, Write, get_store, lease_member
 
 logger = logging.getLogger("orchestrator.runtime")
 
-_MACHINE_CACHE_SIZE = 256
-_machines: OrderedDict[str, tuple[StateMachine, bool]] = OrderedDict()
-_machines_lock = threading.Lock()
+#: Parsed definitions by content hash, and whether each reads ``$$``.
+_machines: LruCache[str, tuple[StateMachine, bool]] = LruCache(256)
 
 
 def load_machine(store: RedisStore, execution_id: str, def_hash: str) -> tuple[StateMachine, bool]:
     """The execution's parsed definition (cached by hash), and whether it reads ``$$``."""
-    with _machines_lock:
-        cached = _machines.get(def_hash)
-        if cached is not None:
-            _machines.move_to_end(def_hash)
-            return cached
+    cached = _machines.get(def_hash)
+    if cached is not None:
+        return cached
     text = store.client.get(store.keys.definition(def_hash))
     if text is None:
         raise LookupError(f"definition {def_hash} of execution {execution_id!r} expired")
@@ -66,12 +63,7 @@ def load_machine(store: RedisStore, execution_id: str, def_hash: str) -> tuple[S
     # Only definitions that can read the context object ("$$" in JSONPath and intrinsic
     # arguments, $states.context in JSONata) need the execution input there; the others
     # (most: "States.ALL" in a Catch is no reason) are spared fetching it every step.
-    entry = (machine, "$$" in text or "$states" in text)
-    with _machines_lock:
-        _machines[def_hash] = entry
-        if len(_machines) > _MACHINE_CACHE_SIZE:
-            _machines.popitem(last=False)
-    return entry
+    return _machines.put(def_hash, (machine, "$$" in text or "$states" in text))
 
 
 def interpreter_for(
@@ -399,7 +391,7 @@ def dispatch_task(batch: list[list[Any]]) -> None:
     carry dispatch leases, and the reconciler sends them again.
     """
     store = get_store()
-    with app.producer_or_acquire() as producer, producer.batch(max_size=500):
+    with app.producer_or_acquire() as producer, producer.batch(max_size=PUBLISH_CHUNK):
         for execution_id, def_hash, items in batch:
             machine, _ = load_machine(store, execution_id, def_hash)
             interp = make_interpreter(machine, ExecutionInfo(execution_id, "", "", 0.0, None))

@@ -33,6 +33,7 @@ from orchestrator.interpreter import (
 )
 from orchestrator.logs import step_context
 from orchestrator.runtime import (
+    PUBLISH_CHUNK,
     Prepared,
     after_commit,
     dispatch_task,
@@ -273,8 +274,8 @@ def fire_timers(store: RedisStore, members: list[str], now: float) -> None:
     # A burst hands its task messages to the workers (dispatch_task), in chunks.
     delegate = sum(len(prepared.tr.dispatches) for _, prepared in batch) >= DELEGATE_MIN
     handed: list[list[Any]] = []
-    # One producer, and on Redis one pipelined batch of LPUSHes, for the whole batch.
-    with app.producer_or_acquire() as producer, producer.batch(max_size=BATCH):
+    # One producer for the whole batch; on Redis, pipelined LPUSHes, PUBLISH_CHUNK a trip.
+    with app.producer_or_acquire() as producer, producer.batch(max_size=PUBLISH_CHUNK):
         for (plan, prepared), result in zip(batch, results, strict=True):
             with step_context(plan.execution_id, None):
                 try:
