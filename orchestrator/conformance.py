@@ -1,13 +1,14 @@
 """Run the ASL conformance corpus (executions recorded on real AWS Step Functions).
 
-The corpus lives outside the repository (``../shared/conformance/asl`` relative to the
-repo root, or ``$ORCHESTRATOR_CONFORMANCE_CORPUS``); its README describes the layout and
-the comparison rules implemented here. Usage::
+The corpus is kept in the repository (``tests/conformance/corpus``, Apache-2.0 data with
+its NOTICE; ``$ORCHESTRATOR_CONFORMANCE_CORPUS`` points elsewhere); its README describes
+the layout and the comparison rules implemented here. Usage::
 
     python -m orchestrator.conformance [--corpus PATH] [--category C] [--json]
 
 prints, per category, how many cases passed, failed and were skipped (known gaps listed in
-``tests/conformance/skips.py``), and exits 0. ``tests/conformance/test_corpus.py`` runs the
+``tests/conformance/skips.py``); it exits 0 when every case ran as recorded, 1 when one
+did not, and 2 when there is no corpus. ``tests/conformance/test_corpus.py`` runs the
 same cases through the same runner as a parametrized pytest test.
 
 Lambda functions of a case (``lambdas.json``) are registered as activities named after the
@@ -42,6 +43,7 @@ __all__ = [
     "load_cases",
     "load_skips",
     "main",
+    "require_corpus",
     "register_lambdas",
     "run_case",
     "run_cases",
@@ -57,11 +59,26 @@ BASE_TIMEOUT = 60.0
 
 
 def default_corpus() -> Path:
-    """``$ORCHESTRATOR_CONFORMANCE_CORPUS``, else ``../shared/conformance/asl`` from the repo."""
+    """``$ORCHESTRATOR_CONFORMANCE_CORPUS``, else the repository's ``tests/conformance/corpus``."""
     env = os.environ.get(CORPUS_ENV)
     if env:
         return Path(env)
-    return REPO_ROOT.parent / "shared" / "conformance" / "asl"
+    return REPO_ROOT / "tests" / "conformance" / "corpus"
+
+
+def require_corpus(corpus: Path | None = None) -> Path:
+    """The corpus folder; raises ``FileNotFoundError`` saying where it was looked for.
+
+    Tests built on recorded cases call this at collection, so missing data fails the run
+    instead of silently parametrizing nothing.
+    """
+    root = corpus if corpus is not None else default_corpus()
+    if not (root / "cases.tsv").is_file():
+        raise FileNotFoundError(
+            f"no conformance corpus at {root} (expected its cases.tsv; "
+            f"set {CORPUS_ENV} or restore tests/conformance/corpus)"
+        )
+    return root
 
 
 @dataclass(frozen=True)
@@ -423,9 +440,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     corpus = args.corpus or default_corpus()
-    if not corpus.is_dir():
-        print(f"no corpus at {corpus} (set {CORPUS_ENV} or pass --corpus)", file=sys.stderr)
-        return 0
+    try:
+        require_corpus(corpus)
+    except FileNotFoundError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     cases = load_cases(corpus, args.category)
     if args.case:
         wanted = set(args.case)
@@ -461,7 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             },
         }
         print(json.dumps(report, indent=2))
-        return 0
+        return _exit_code(outcomes)
     print(_format_table(rows))
     print(f"({len(outcomes)} cases in {elapsed:.1f} s; corpus {corpus})")
     if args.failures:
@@ -470,7 +489,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"FAIL {case_id}: {outcome.detail[:500]}")
             elif args.include_skipped and case_id in skips and outcome.passed:
                 print(f"SKIPPED-BUT-PASSES {case_id}")
-    return 0
+    return _exit_code(outcomes)
+
+
+def _exit_code(outcomes: Mapping[str, Outcome]) -> int:
+    return 1 if any(o.status == "failed" for o in outcomes.values()) else 0
 
 
 if __name__ == "__main__":

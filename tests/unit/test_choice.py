@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from orchestrator.conformance import require_corpus
 from orchestrator.choice import choose, evaluate_rule, string_matches
 from orchestrator.definition import (
     ChoiceRule,
@@ -20,7 +21,7 @@ from orchestrator.definition import (
 from orchestrator.errors import NoChoiceMatched, QueryEvaluationError, StatesRuntimeError
 from orchestrator.paths import PathNotFound, read_path
 
-CONFORMANCE = Path(__file__).parents[3] / "shared/conformance/asl"
+CONFORMANCE = require_corpus()
 CHOICE_CASES = sorted(p for p in (CONFORMANCE / "choice").glob("*") if p.is_dir())
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from orchestrator.conformance import require_corpus
 from orchestrator.dataflow import (
     apply_template,
     build_context,
@@ -30,7 +31,7 @@ from orchestrator.errors import (
 )
 from orchestrator.paths import PathNotFound
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared/conformance/asl"
+CORPUS = require_corpus()
 CTX: dict[str, Any] = {"Execution": {"Id": "e-1", "Input": {"in": 1}}}
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import pydantic
 import pytest
 
+from orchestrator.conformance import require_corpus
 from orchestrator.definition import (
     Branch,
     Catcher,
@@ -26,7 +27,7 @@ from orchestrator.definition import (
 )
 from orchestrator.errors import DefinitionError
 
-CONFORMANCE = Path(__file__).parents[3] / "shared/conformance/asl"
+CONFORMANCE = require_corpus()
 
 FULL: dict[str, Any] = {
     "Comment": "every state type",

@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
+from orchestrator.conformance import require_corpus
 from orchestrator import intrinsics
 from orchestrator.errors import IntrinsicFailure, StatesError, StatesRuntimeError
 from orchestrator.intrinsics import Call, Literal, PathRef, evaluate, is_intrinsic, parse, validate
 from orchestrator.paths import read_path
 
-CONFORMANCE = Path(__file__).resolve().parents[3] / "shared/conformance/asl"
+CONFORMANCE = require_corpus()
 INTRINSIC_CASES = CONFORMANCE / "intrinsic"
 
 
@@ -28,8 +29,6 @@ def _is_jsonata(definition: dict[str, Any]) -> bool:
 
 
 def _jsonpath_cases() -> list[str]:
-    if not INTRINSIC_CASES.is_dir():
-        return []
     return sorted(
         case.name
         for case in INTRINSIC_CASES.iterdir()
@@ -84,7 +83,6 @@ def _run_pass_states(definition: dict[str, Any], execution_input: Any) -> Any:
         name = state["Next"]
 
 
-@pytest.mark.skipif(not INTRINSIC_CASES.is_dir(), reason=f"no conformance corpus at {CONFORMANCE}")
 @pytest.mark.parametrize("case", _jsonpath_cases())
 def test_conformance_case(case: str) -> None:
     folder = INTRINSIC_CASES / case
@@ -101,8 +99,6 @@ def test_conformance_case(case: str) -> None:
 
 
 def test_conformance_corpus_has_the_jsonpath_cases() -> None:
-    if not INTRINSIC_CASES.is_dir():
-        pytest.skip(f"no conformance corpus at {CONFORMANCE}")
     assert len(_jsonpath_cases()) == 124
 
 
