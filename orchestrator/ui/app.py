@@ -587,6 +587,13 @@ def create_app(*, token: str | None = None) -> FastAPI:
 
     # -- pages --------------------------------------------------------------------------
 
+    @app.get("/executions", include_in_schema=False)
+    def executions_redirect(request: Request) -> Response:
+        # The list lives at "/"; "/executions" is where people (and the start form's
+        # POST) expect it, so a GET there goes to the list with its filters kept.
+        query = request.url.query
+        return RedirectResponse("/" + ("?" + query if query else ""), 303)
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def executions_page(request: Request) -> Response:
         params = request.query_params

@@ -183,11 +183,18 @@ def duration(start: datetime, stop: datetime | None) -> str:
 
 
 def format_seconds(seconds: float) -> str:
-    if seconds < 1:
+    """A duration for people: ``0 ms``, ``380 ms``, ``12.5 s``, ``3 min 5 s``, ``2 h 4 min``.
+
+    Never negative: history timestamps are rounded to the millisecond while the start time
+    is not, so an event can look up to half a millisecond older than the execution (which
+    used to show as ``+-0 ms``).
+    """
+    seconds = max(0.0, seconds)
+    if seconds < 0.9995:
         return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
+    if seconds < 59.95:
         return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
+    minutes, secs = divmod(round(seconds), 60)
     if minutes < 60:
         return f"{minutes} min {secs} s"
     hours, minutes = divmod(minutes, 60)

@@ -233,3 +233,20 @@ def test_token_login_sets_cookie(secured):
     )
     assert form_login.status_code == 303 and form_login.headers["location"].startswith("/?")
     secured.cookies.clear()
+
+
+def test_get_executions_shows_the_list(client):
+    response = client.get("/executions?status=FAILED&limit=5", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/?status=FAILED&limit=5"
+    page = client.get("/executions")
+    assert page.status_code == 200 and "table" in page.text and "executions" in page.text
+
+
+def test_elapsed_times_never_show_a_sign_glitch(client):
+    handle = start_workflow("order_fulfillment", order_input())
+    handle.result(20)
+    html = client.get(f"/executions/{handle.execution_id}").text
+    elapsed = re.findall(r'<td class="nowrap">\+([^<]*)</td>', html)
+    assert elapsed and all(not e.startswith("-") for e in elapsed), elapsed
+    assert elapsed[0] == "0 ms"  # ExecutionStarted

@@ -31,11 +31,13 @@
     return "neutral";
   }
 
+  // Mirrors format_seconds in views.py (never negative; no "1000 ms" or "60.0 s").
   function formatElapsed(seconds) {
-    if (seconds < 1) { return Math.round(seconds * 1000) + " ms"; }
-    if (seconds < 60) { return seconds.toFixed(1) + " s"; }
-    var m = Math.floor(seconds / 60);
-    return m < 60 ? m + " min " + Math.floor(seconds % 60) + " s" : Math.floor(m / 60) + " h " + (m % 60) + " min";
+    seconds = Math.max(0, seconds);
+    if (seconds < 0.9995) { return Math.round(seconds * 1000) + " ms"; }
+    if (seconds < 59.95) { return seconds.toFixed(1) + " s"; }
+    var total = Math.round(seconds), m = Math.floor(total / 60);
+    return m < 60 ? m + " min " + (total % 60) + " s" : Math.floor(m / 60) + " h " + (m % 60) + " min";
   }
 
   function historyRow(event, start) {
