@@ -58,6 +58,13 @@ def ctl_concurrent(value: dict[str, Any]) -> Any:
         running,
     )
     try:
+        # ``rendezvous: n`` holds the item until n run at once (or 10 s pass), so a test of
+        # concurrency does not depend on how quickly a loaded machine starts the others.
+        deadline = time.monotonic() + 10
+        while int(client.get(ckey("running", tag)) or 0) < value.get("rendezvous", 0):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
         time.sleep(value.get("seconds", 0.2))
     finally:
         client.decr(ckey("running", tag))

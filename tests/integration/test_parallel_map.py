@@ -239,7 +239,8 @@ def test_map_empty_array():
 
 
 def test_map_max_concurrency_2(tag):
-    items = [{"tag": tag, "item": i, "seconds": 0.3} for i in range(8)]
+    # The first two items wait for each other: two must run together, never three.
+    items = [{"tag": tag, "item": i, "seconds": 0.1, "rendezvous": 2 * (i < 2)} for i in range(8)]
     definition = machine(
         {
             "M": {
