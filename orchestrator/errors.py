@@ -88,6 +88,50 @@ class ActivityNotFound(OrchestratorError, LookupError):
         super().__init__(f"no registered activity for resource {resource!r}")
 
 
+class ConfigurationError(OrchestratorError, RuntimeError):
+    """The orchestrator is not set up for the call (``REDIS_URL`` unset, a malformed
+    setting, no ``redis-server``); the message says how to fix it."""
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (``redis://:***@host:6379/0``)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port is not None else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class StoreUnavailable(OrchestratorError):
+    """The orchestrator's Redis could not be reached (refused, reset, or no answer in time).
+
+    ``maybe_applied`` says whether the call may have taken effect before the connection
+    failed (a write was sent but its reply never came): a read never did; a start with a
+    ``name`` may have, and is safe to retry with the same name (the name is an
+    idempotency key).
+    """
+
+    def __init__(
+        self, url: str, reason: str, *, maybe_applied: bool = False, hint: str = ""
+    ) -> None:
+        self.url = mask_url(url)
+        self.reason = reason
+        self.maybe_applied = maybe_applied
+        self.hint = hint
+        message = f"Redis at {self.url} unreachable: {reason}"
+        if hint:
+            message += f"; {hint}"
+        elif maybe_applied:
+            message += "; the call may have taken effect before the connection failed"
+        super().__init__(message)
+
+
 class StatesError(Exception):
     """A workflow error with a Step Functions error name, handled by Retry/Catch."""
 

@@ -7,33 +7,123 @@ operations) in one Lua call. Reads are plain Redis commands. The key schema is i
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import os
 import threading
+import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlparse
 
 import redis
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import NoScriptError
+from redis.retry import Retry
 
 from orchestrator.config import Settings, get_settings
+from orchestrator.errors import ConfigurationError, StoreUnavailable, mask_url
 from orchestrator.jsontext import dumps
 from orchestrator.keys import Keys
 
 _LUA_DIR = Path(__file__).parent
 
 
-def redis_client(url: str) -> redis.Redis:
-    """A redis-py client for ``url``; also accepts kombu's ``redis+socket://`` form."""
+#: Attempts of a command whose connection failed or timed out (redis-py's default is 4):
+#: a restarted server is reached again, a hung one gives up after a few timeouts.
+COMMAND_ATTEMPTS = 3
+
+#: Errors that mean the store could not be reached, not that a command was wrong.
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError)
+
+
+def redis_client(url: str, timeout: float | None = None) -> redis.Redis:
+    """A redis-py client for ``url``; also accepts kombu's ``redis+socket://`` form.
+
+    Connecting and every reply are bounded by ``timeout`` seconds (default: the
+    ``redis_timeout_seconds`` setting), so a hung server raises instead of hanging.
+    """
+    timeout = timeout or get_settings().redis_timeout_seconds
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "health_check_interval": 30,
+        "socket_connect_timeout": timeout,
+        "socket_timeout": timeout,
+        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), COMMAND_ATTEMPTS - 1),
+    }
     parsed = urlparse(url)
     if parsed.scheme in ("redis+socket", "socket", "unix"):
-        return redis.Redis(
-            unix_socket_path=parsed.path, decode_responses=True, health_check_interval=30
-        )
-    return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+        return redis.Redis(unix_socket_path=parsed.path, **options)
+    return redis.Redis.from_url(url, **options)
+
+
+def unavailable(
+    exc: BaseException, *, maybe_applied: bool = False, hint: str = ""
+) -> StoreUnavailable:
+    """The :class:`StoreUnavailable` for an outage error raised by a Redis call."""
+    url = get_settings().redis_url or "(REDIS_URL not set)"
+    reason = str(exc) or type(exc).__name__
+    return StoreUnavailable(url, reason, maybe_applied=maybe_applied, hint=hint)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def store_call(*, mutates: bool) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorator of public API functions: Redis outages raise :class:`StoreUnavailable`.
+
+    ``mutates``: the function writes, so a call cut short may have taken effect
+    (``maybe_applied``). A function that knows better raises its own
+    ``StoreUnavailable``, which passes through.
+    """
+
+    def decorate(function: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(function)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return function(*args, **kwargs)
+            except OUTAGE_ERRORS as exc:
+                raise unavailable(exc, maybe_applied=mutates) from exc
+
+        return wrapper
+
+    return decorate
+
+
+class OutageLog:
+    """Logs a Redis outage once when it starts and once when it ends, not once per try.
+
+    Loops that call Redis on a schedule (the timer tick, the lease keeper) report each
+    attempt here: :meth:`failed` with the exception (True if it was an outage, now
+    logged; False for anything else, which the caller logs itself), :meth:`ok` after a
+    call that worked.
+    """
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self.down_since: float | None = None
+
+    def failed(self, exc: BaseException) -> bool:
+        """Record a failed call; whether it was an outage (then logged at most once)."""
+        if not isinstance(exc, OUTAGE_ERRORS):
+            return False
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            url = mask_url(get_settings().redis_url or "(REDIS_URL not set)")
+            self.logger.error("Redis at %s unreachable: %s; retrying", url, exc)
+        return True
+
+    def ok(self) -> None:
+        """Record a call that worked (logs the end of an outage)."""
+        if self.down_since is not None:
+            elapsed = time.monotonic() - self.down_since
+            self.down_since = None
+            self.logger.warning("Redis reachable again after %.1f s", elapsed)
 
 
 class Write:
@@ -292,14 +382,17 @@ def get_store(settings: Settings | None = None) -> RedisStore:
     """The store for the settings in force (one client per URL and prefix, shared)."""
     settings = settings or get_settings()
     if not settings.redis_url:
-        raise RuntimeError(
+        raise ConfigurationError(
             "REDIS_URL is not set: set it, or run inside orchestrator.testing.local_orchestrator()"
         )
     cache_key = (settings.redis_url, settings.key_prefix)
     with _lock:
         store = _stores.get(cache_key)
         if store is None:
-            store = RedisStore(redis_client(settings.redis_url), settings.key_prefix)
+            store = RedisStore(
+                redis_client(settings.redis_url, settings.redis_timeout_seconds),
+                settings.key_prefix,
+            )
             _stores[cache_key] = store
         return store
 

@@ -57,57 +57,65 @@ def local_orchestrator(
         timers: Run the timer loop (retries, timeouts, waits) in a background thread.
         **overrides: Other settings for the duration (e.g. ``lease_seconds=2``).
     """
-    base = config.Settings()
-    embedded = None
-    if base.redis_url is None:
-        embedded = EmbeddedRedis().start()
-        redis_url = embedded.url
-        prefix, queue = base.key_prefix, base.queue
-    else:
-        redis_url = base.redis_url
-        # A shared server: keep to our own keys and queue.
-        run = uuid.uuid4().hex[:10]
-        prefix, queue = f"{base.key_prefix}-test-{run}", f"{base.queue}-test-{run}"
-    values = base.model_dump()
-    values.update(redis_url=redis_url, key_prefix=prefix, queue=queue)
-    if task_modules is not None:
-        values["task_modules"] = list(task_modules)
-    values.update(overrides)
-    settings = config.Settings.model_validate(values)
     previous = config.get_settings()
-    config.configure(settings)
-    reset_stores()
-    reconfigure(settings)
-    for module in settings.task_modules:
-        importlib.import_module(module)
-    store = get_store(settings)
-    loop = TimerLoop().start() if timers else None
-    try:
+    with contextlib.ExitStack() as cleanup:
+        # Every resource is registered for cleanup as soon as it exists, so whatever
+        # fails later (a task module's import, the worker's start, the body, Ctrl-C)
+        # stops the server and the threads already started.
+        base = config.settings_from_env()
+        embedded = None
+        if base.redis_url is None:
+            embedded = EmbeddedRedis()
+            cleanup.callback(embedded.stop)
+            embedded.start()
+            redis_url = embedded.url
+            prefix, queue = base.key_prefix, base.queue
+        else:
+            redis_url = base.redis_url
+            # A shared server: keep to our own keys and queue.
+            run = uuid.uuid4().hex[:10]
+            prefix, queue = f"{base.key_prefix}-test-{run}", f"{base.queue}-test-{run}"
+        values = base.model_dump()
+        values.update(redis_url=redis_url, key_prefix=prefix, queue=queue)
+        if task_modules is not None:
+            values["task_modules"] = list(task_modules)
+        values.update(overrides)
+        settings = config.Settings.model_validate(values)
+
+        def restore() -> None:
+            reset_stores()
+            config.configure(previous if previous is not settings else None)
+            reconfigure(config.get_settings())
+
+        cleanup.callback(restore)
+        config.configure(settings)
+        reset_stores()
+        reconfigure(settings)
+        if embedded is None:
+            cleanup.callback(_delete_prefix, settings, prefix)
+        for module in settings.task_modules:
+            importlib.import_module(module)
+        store = get_store(settings)
+        if timers:
+            cleanup.callback(TimerLoop().start().stop)
         from celery.contrib.testing.worker import start_worker
 
-        with start_worker(
-            app,
-            pool="threads",
-            concurrency=concurrency,
-            perform_ping_check=False,
-            loglevel="WARNING",
-            queues=[settings.queue],
-            shutdown_timeout=30,
-        ):
-            yield LocalOrchestrator(settings, store, embedded)
-    finally:
-        if loop is not None:
-            loop.stop()
-        if embedded is None:
-            _delete_prefix(store, prefix)
-        reset_stores()
-        config.configure(previous if previous is not settings else None)
-        reconfigure(config.get_settings())
-        if embedded is not None:
-            embedded.stop()
+        cleanup.enter_context(
+            start_worker(
+                app,
+                pool="threads",
+                concurrency=concurrency,
+                perform_ping_check=False,
+                loglevel="WARNING",
+                queues=[settings.queue],
+                shutdown_timeout=30,
+            )
+        )
+        yield LocalOrchestrator(settings, store, embedded)
 
 
-def _delete_prefix(store: RedisStore, prefix: str) -> None:
+def _delete_prefix(settings: config.Settings, prefix: str) -> None:
+    store = get_store(settings)
     batch = []
     for key in store.client.scan_iter(match=f"{prefix}:*", count=1000):
         batch.append(key)

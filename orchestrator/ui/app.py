@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from orchestrator.api import start_workflow
 from orchestrator.control import (
@@ -37,6 +38,8 @@ from orchestrator.errors import (
     ExecutionNotFound,
     InvalidExecutionState,
     InvalidInputError,
+    OrchestratorError,
+    StoreUnavailable,
     TaskTokenError,
 )
 from orchestrator.models import DeadLetter, ExecutionDescription, ExecutionStatus, HistoryEvent
@@ -369,12 +372,33 @@ def _token_from_request(token: str | None, execution_id: str | None, step_key: s
 # -- the app ------------------------------------------------------------------------------
 
 
-def create_app(*, token: str | None = None) -> FastAPI:
-    """The UI application (ASGI); ``token`` defaults to ``ORCHESTRATOR_UI_TOKEN``.
+def create_app(
+    *,
+    token: str | None = None,
+    public_read: bool | None = None,
+    allowed_hosts: list[str] | None = None,
+    max_body_bytes: int | None = None,
+) -> FastAPI:
+    """The UI application (ASGI).
+
+    Args:
+        token: the UI token; default ``ORCHESTRATOR_UI_TOKEN`` ("" for none). With a
+            token, every route but /healthz, the sign-in page and static files needs it.
+        public_read: let anyone read (pages and GET /api) when a token is set; default
+            ``ORCHESTRATOR_UI_PUBLIC_READ``.
+        allowed_hosts: Host header values answered; default the local names plus
+            ``ORCHESTRATOR_UI_ALLOWED_HOSTS``.
+        max_body_bytes: largest request body; default from ``ORCHESTRATOR_MAX_INPUT_BYTES``.
 
     It reads and writes the store of the settings in force (``REDIS_URL``).
     """
+    from orchestrator.config import get_settings
+
     ui_token = token if token is not None else (os.environ.get(security.TOKEN_ENV) or None)
+    ui_token = ui_token or None
+    open_reads = security.public_read_enabled() if public_read is None else public_read
+    hosts = security.allowed_hosts() if allowed_hosts is None else allowed_hosts
+    body_limit = max_body_bytes or security.body_limit(get_settings().max_input_bytes)
     templates = _templates()
     app = FastAPI(
         title="Orchestrator",
@@ -384,8 +408,11 @@ def create_app(*, token: str | None = None) -> FastAPI:
         docs_url=None,  # Swagger UI and ReDoc load from a CDN: not served
         redoc_url=None,
         openapi_url="/openapi.json",
+        # Starlette's trailing-slash redirects echo the request path back: none at all.
+        redirect_slashes=False,
     )
     app.state.ui_token = ui_token
+    app.state.body_limit = body_limit
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
 
     def render(
@@ -472,8 +499,9 @@ def create_app(*, token: str | None = None) -> FastAPI:
             ),
         )
 
+    @app.exception_handler(StoreUnavailable)
     @app.exception_handler(redis.RedisError)
-    async def _redis_down(request: Request, exc: redis.RedisError) -> Response:
+    async def _redis_down(request: Request, exc: Exception) -> Response:
         logger.warning("Redis error: %s", exc)
         return error_response(
             request,
@@ -488,6 +516,21 @@ def create_app(*, token: str | None = None) -> FastAPI:
             details.append(f"{where or 'request'}: {problem.get('msg', 'invalid')}")
         return error_response(
             request, UIError(422, "invalid_request", "The request is not valid.", details)
+        )
+
+    @app.exception_handler(security.BodyTooLarge)
+    async def _too_large(request: Request, exc: security.BodyTooLarge) -> Response:
+        return error_response(request, UIError(413, "too_large", str(exc.detail)))
+
+    @app.exception_handler(OrchestratorError)
+    async def _orchestrator_error(request: Request, exc: OrchestratorError) -> Response:
+        # Any other error the engine raises to callers is about what the client sent.
+        return error_response(request, UIError(400, "invalid_request", str(exc)[:2000]))
+
+    @app.exception_handler(RecursionError)
+    async def _too_deep(request: Request, exc: RecursionError) -> Response:
+        return error_response(
+            request, UIError(400, "too_deep", "The request nests values too deeply.")
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -508,49 +551,58 @@ def create_app(*, token: str | None = None) -> FastAPI:
             UIError(500, "internal_error", "Something went wrong; the server log has details."),
         )
 
-    # -- middleware: sign-in by ?token=, cross-origin writes, headers -------------------
+    # -- middleware: host, authentication, cross-origin writes, body size, headers -----
+    # Outermost first: Host check, local redirects only, _guard (the token, checked before
+    # any body is read), the body limit, then the routes.
+
+    def reject(scope: Any, status: int, message: str) -> Response:
+        code = "too_large" if status == 413 else "invalid_request"
+        return error_response(Request(scope), UIError(status, code, message))
+
+    app.add_middleware(security.BodyLimitMiddleware, limit=body_limit, reject=reject)
 
     @app.middleware("http")
     async def _guard(request: Request, call_next: Any) -> Response:
-        if request.method not in ("GET", "HEAD", "OPTIONS") and security.cross_origin(request):
-            response = error_response(
-                request,
-                UIError(403, "cross_origin", "Requests from another site are not accepted."),
-            )
-        elif (
-            request.method == "GET"
-            and "token" in request.query_params
-            and not request.url.path.startswith(("/api/", "/static/"))
-        ):
-            response = _token_login(request)
-        else:
-            response = await call_next(request)
+        refused = check_access(request)
+        response = refused if refused is not None else await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         if not request.url.path.startswith("/static/"):
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    def _token_login(request: Request) -> Response:
-        given = request.query_params.get("token", "")
-        params = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
-        target = request.url.path + ("?" + urlencode(params) if params else "")
-        if ui_token and not security.same_token(given, ui_token):
-            return render(
-                request,
-                "login.html",
-                {"title": "Sign in", "next": target, "failed": True},
-                401,
-            )
-        response = RedirectResponse(target, 303)
-        if ui_token:
-            _set_cookie(request, response, given)
-        return response
+    app.add_middleware(security.LocalRedirectMiddleware)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts, www_redirect=False)
 
-    def _set_cookie(request: Request, response: Response, value: str) -> None:
+    def check_access(request: Request) -> Response | None:
+        """A refusal decided from the headers alone (nothing has read the body yet)."""
+        path = request.url.path
+        write = request.method not in ("GET", "HEAD", "OPTIONS")
+        if write and security.cross_origin(request):
+            return error_response(
+                request,
+                UIError(403, "cross_origin", "Requests from another site are not accepted."),
+            )
+        if not ui_token or security.is_open_path(path) or security.authorized(request, ui_token):
+            return None
+        if not write:
+            if open_reads:
+                return None
+            if _wants_json(request):
+                return error_response(request, _unauthorized())
+            here = path + ("?" + request.url.query if request.url.query else "")
+            return RedirectResponse("/login?" + urlencode({"next": security.safe_next(here)}), 303)
+        if not path.startswith("/api/") and _is_form(request):
+            # A page's form may carry the token as a field: its route checks it, and
+            # the body limit bounds what it reads to find it.
+            return None
+        return error_response(request, _unauthorized())
+
+    def _set_cookie(request: Request, response: Response) -> None:
+        assert ui_token
         response.set_cookie(
             security.COOKIE,
-            value,
+            security.session_value(ui_token),
             httponly=True,
             samesite="strict",
             secure=request.url.scheme == "https",
@@ -559,16 +611,13 @@ def create_app(*, token: str | None = None) -> FastAPI:
 
     def require_write(request: Request, form_token: str | None = None) -> None:
         if not security.authorized(request, ui_token, form_token):
-            raise UIError(
-                401,
-                "unauthorized",
-                "This action needs the UI token (ORCHESTRATOR_UI_TOKEN): sign in, or send "
-                "it as a Bearer token.",
-            )
+            raise _unauthorized()
 
     async def read_form(request: Request) -> dict[str, str]:
         try:
             form = await request.form(max_files=0, max_fields=50, max_part_size=MAX_BODY_CHARS)
+        except StarletteHTTPException:
+            raise  # the body limit's 413
         except Exception:
             raise UIError(400, "invalid_form", "The form could not be read.") from None
         return {k: v for k, v in form.items() if isinstance(v, str)}
@@ -633,12 +682,16 @@ def create_app(*, token: str | None = None) -> FastAPI:
         _check_id(execution_id)
         view = load_execution(execution_id)
         selected = request.query_params.get("state")
+        # ?items=N: a page of a Map state's items (default: the selected item's page).
+        page = _parse_int(request.query_params.get("items"), 0, 0, 10**7, "items") or None
         details = None
         missing = None
+        candidates: list[str] = []
         if selected:
-            details = view.details(selected)
+            details = view.details(selected, page)
             if details is None:
                 missing = selected[:200]
+                candidates = view.candidates(selected)
         if request.query_params.get("fragment") == "details":
             return render(
                 request,
@@ -647,6 +700,7 @@ def create_app(*, token: str | None = None) -> FastAPI:
                     "view": view,
                     "details": details,
                     "missing": missing,
+                    "candidates": candidates,
                     "execution_id": execution_id,
                 },
                 404 if missing else 200,
@@ -662,9 +716,12 @@ def create_app(*, token: str | None = None) -> FastAPI:
                 "execution_id": execution_id,
                 "view": view,
                 "d": view.description,
-                "svg": view.graph.svg(view.states, selected=selected, link=link),
+                "svg": view.graph.svg(
+                    view.states, selected=details.path if details else None, link=link
+                ),
                 "details": details,
                 "missing": missing,
+                "candidates": candidates,
                 "history": history[cut:],
                 "history_cut": cut,
                 "start": view.description.start_time,
@@ -694,7 +751,7 @@ def create_app(*, token: str | None = None) -> FastAPI:
             )
         response = RedirectResponse(_with_done(target, "signed-in"), 303)
         if ui_token:
-            _set_cookie(request, response, given)
+            _set_cookie(request, response)
         return response
 
     @app.post("/logout", include_in_schema=False)
@@ -926,6 +983,19 @@ def create_app(*, token: str | None = None) -> FastAPI:
     return app
 
 
+def _unauthorized() -> UIError:
+    return UIError(
+        401,
+        "unauthorized",
+        "This needs the UI token (ORCHESTRATOR_UI_TOKEN): sign in, or send it as a Bearer token.",
+    )
+
+
+def _is_form(request: Request) -> bool:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return kind in ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 def _step_key(value: str | None) -> str:
     key = (value or "").strip()
     if not key or len(key) > MAX_STEP_KEY_CHARS:
@@ -962,11 +1032,16 @@ def serve(
     *,
     token: str | None = None,
     log_level: str = "info",
+    insecure_no_token: bool = False,
 ) -> None:
     """Serve the UI with uvicorn until interrupted (against the configured REDIS_URL).
 
+    ``token`` defaults to ``ORCHESTRATOR_UI_TOKEN``. Without one, only a loopback ``host``
+    is accepted unless ``insecure_no_token``. The Host header must be a local name,
+    ``host`` itself, or one of ``ORCHESTRATOR_UI_ALLOWED_HOSTS``.
+
     Raises:
-        RuntimeError: REDIS_URL is not set.
+        RuntimeError: REDIS_URL is not set, or ``host`` is not loopback and no token is set.
     """
     import uvicorn
 
@@ -974,4 +1049,18 @@ def serve(
 
     if not get_settings().redis_url:
         raise RuntimeError("REDIS_URL is not set: the UI needs the orchestrator's Redis")
-    uvicorn.run(create_app(token=token), host=host, port=port, log_level=log_level)
+    ui_token = token if token is not None else (os.environ.get(security.TOKEN_ENV) or "")
+    refusal = security.refuse_open_bind(host, ui_token, insecure_no_token)
+    if refusal:
+        raise RuntimeError(refusal)
+    if not ui_token and not security.is_loopback(host):
+        logger.warning(
+            "serving the UI on %s WITHOUT a token (--insecure-no-token): anyone who reaches "
+            "it can read every execution and stop, redrive or approve them",
+            host,
+        )
+    app = create_app(token=ui_token, allowed_hosts=security.allowed_hosts(host))
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level)
+    # uvicorn's access log writes every path with its query string: no token in it.
+    security.install_log_redaction([ui_token])
+    uvicorn.Server(config).run()
