@@ -743,15 +743,33 @@ def dlq_show(
 
 @app.command()
 def ui(
-    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            envvar="ORCHESTRATOR_UI_HOST",
+            help="Interface to listen on; anything but loopback needs ORCHESTRATOR_UI_TOKEN.",
+        ),
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")] = 8080,
+    insecure_no_token: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-no-token",
+            help="Listen on a non-loopback --host without ORCHESTRATOR_UI_TOKEN: anyone who "
+            "reaches it can read and change every execution.",
+        ),
+    ] = False,
 ) -> None:
-    """Serve the execution view and its JSON API (needs REDIS_URL; set
-    ORCHESTRATOR_UI_TOKEN to require a token for actions)."""
+    """Serve the execution view and its JSON API (needs REDIS_URL). Set
+    ORCHESTRATOR_UI_TOKEN to require a token for everything but /healthz."""
     require_redis()
     from orchestrator.ui import serve
 
-    serve(host, port)
+    try:
+        serve(host, port, insecure_no_token=insecure_no_token)
+    except RuntimeError as exc:
+        fail(str(exc))
 
 
 def main() -> None:

@@ -14,9 +14,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--host", default="127.0.0.1", help="Interface (default 127.0.0.1).")
     parser.add_argument("--port", type=int, default=8080, help="Port (default 8080).")
+    parser.add_argument(
+        "--insecure-no-token",
+        action="store_true",
+        help="Listen on a non-loopback host without ORCHESTRATOR_UI_TOKEN.",
+    )
     args = parser.parse_args(argv)
     try:
-        serve(args.host, args.port)
+        serve(args.host, args.port, insecure_no_token=args.insecure_no_token)
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

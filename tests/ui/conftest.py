@@ -22,7 +22,8 @@ def client(orchestrator: LocalOrchestrator) -> Iterator[Any]:
 
     from orchestrator.ui import create_app
 
-    with TestClient(create_app(token=""), raise_server_exceptions=False) as test_client:
+    app = create_app(token="")
+    with TestClient(app, base_url="http://localhost", raise_server_exceptions=False) as test_client:
         yield test_client
 
 

@@ -36,7 +36,8 @@ def secured(orchestrator):
 
     from orchestrator.ui import create_app
 
-    with TestClient(create_app(token=TOKEN), raise_server_exceptions=False) as test_client:
+    app = create_app(token=TOKEN, public_read=False)
+    with TestClient(app, base_url="http://localhost", raise_server_exceptions=False) as test_client:
         yield test_client
 
 
@@ -186,7 +187,7 @@ def test_cross_origin_posts_are_refused(client):
     assert api.status_code == 403 and api.json()["error"]["code"] == "cross_origin"
     same = client.post(
         f"/executions/{handle.execution_id}/stop",
-        headers={"Origin": "http://testserver"},
+        headers={"Origin": "http://localhost"},
         follow_redirects=False,
     )
     assert same.status_code == 303
@@ -201,9 +202,11 @@ def test_token_protects_actions(secured):
     page = secured.post(f"/executions/{handle.execution_id}/stop")
     assert page.status_code == 401 and "Sign in" in page.text
     assert handle.describe().status == "RUNNING"
-    # Reading needs no token; forms then ask for it.
-    html = secured.get(f"/executions/{handle.execution_id}").text
-    assert 'name="token"' in html
+    # Reading needs the token too: pages go to the sign-in page, the API answers 401.
+    anonymous = secured.get(f"/executions/{handle.execution_id}", follow_redirects=False)
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"].startswith("/login?next=%2Fexecutions%2F")
+    assert secured.get(f"/api/executions/{handle.execution_id}").status_code == 401
     ok = secured.post(url, headers={"Authorization": f"Bearer {TOKEN}"})
     assert ok.status_code == 200 and handle.describe().status == "ABORTED"
     # The form field works too.
@@ -214,24 +217,31 @@ def test_token_protects_actions(secured):
     assert response.status_code == 303 and other.describe().status == "ABORTED"
 
 
-def test_token_login_sets_cookie(secured):
+def test_sign_in_form_sets_a_session_cookie(secured):
     handle = waiting_execution()
-    wrong = secured.get(f"/executions/{handle.execution_id}?token=nope")
+    page = f"/executions/{handle.execution_id}"
+    # No sign-in by query string: the token would end up in access logs and history.
+    by_query = secured.get(f"{page}?token={TOKEN}", follow_redirects=False)
+    assert by_query.status_code == 303 and by_query.headers["location"].startswith("/login")
+    assert "set-cookie" not in by_query.headers
+    wrong = secured.post("/login", data={"token": "nope", "next": page})
     assert wrong.status_code == 401 and "not the UI token" in wrong.text
-    login = secured.get(f"/executions/{handle.execution_id}?token={TOKEN}", follow_redirects=False)
+    login = secured.post("/login", data={"token": TOKEN, "next": page}, follow_redirects=False)
     assert login.status_code == 303
-    assert login.headers["location"] == f"/executions/{handle.execution_id}"
+    assert login.headers["location"] == f"{page}?done=signed-in"
     cookie = login.headers["set-cookie"]
-    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
-    secured.cookies.set("orchestrator_ui_token", TOKEN)
-    html = secured.get(f"/executions/{handle.execution_id}").text
+    assert "HttpOnly" in cookie and "samesite=strict" in cookie.lower()
+    assert TOKEN not in cookie  # the cookie holds a value derived from the token
+    html = secured.get(page).text
     assert 'name="token"' not in html and "Sign out" in html
-    response = secured.post(f"/executions/{handle.execution_id}/stop", follow_redirects=False)
+    response = secured.post(f"{page}/stop", follow_redirects=False)
     assert response.status_code == 303 and handle.describe().status == "ABORTED"
     form_login = secured.post(
         "/login", data={"token": TOKEN, "next": "//evil.example/"}, follow_redirects=False
     )
     assert form_login.status_code == 303 and form_login.headers["location"].startswith("/?")
+    secured.post("/logout")
+    assert secured.get(page, follow_redirects=False).status_code == 303
     secured.cookies.clear()
 
 
