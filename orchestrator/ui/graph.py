@@ -110,16 +110,50 @@ class Node:
 
 
 @dataclass
+class StepRun:
+    """What one step key (one state in one branch or Map item) did, from the history and,
+    while it is unfinished, the step hash."""
+
+    key: str
+    status: str = "notreached"
+    entered: int = 0
+    exited: int = 0
+    scheduled: int = 0
+    last_event: str = ""
+    input: Any = None
+    has_input: bool = False
+    output: Any = None
+    has_output: bool = False
+    error: str | None = None
+    cause: str | None = None
+    live: str | None = None
+    """The engine status of its unfinished step (None once finished: the store forgets it)."""
+    event_ids: list[int] = field(default_factory=list)
+
+    @property
+    def attempts(self) -> int:
+        """Task attempts: one per TaskScheduled event (redrives included)."""
+        return self.scheduled
+
+    @property
+    def item(self) -> str:
+        """The branch or Map item it ran in (``Map[3]``), or "" at the top level."""
+        return self.key.rpartition("/")[0]
+
+
+@dataclass
 class NodeState:
     """What happened to one node."""
 
     status: str = "notreached"
     steps: list[tuple[str, str]] = field(default_factory=list)
-    """(step key, engine step status) of every step folded into the node."""
+    """(step key, engine step status) of every unfinished step folded into the node."""
     counts: Counter[str] = field(default_factory=Counter)
-    """How many of its steps are in each node status."""
+    """How many of its runs (Map items) are in each node status."""
     entered: int = 0
     attempts: int = 0
+    runs: dict[str, StepRun] = field(default_factory=dict)
+    """Its runs by step key: one for a state outside any Map, one per item inside one."""
 
 
 class Graph:
@@ -165,6 +199,35 @@ class Graph:
             return None
         return prefix + parts[-1]
 
+    def path_of_event(self, event: HistoryEvent) -> str | None:
+        """The node path of a history event's state (None when it names no node).
+
+        Events inside a branch or Map item carry their step key; an event without one is
+        about a top-level state (``TaskStarted`` events carry no key even when nested,
+        so a nested state's keyless event is not attributed)."""
+        if event.key:
+            return self.path_of_step(event.key)
+        if event.state and event.state in self.root.nodes:
+            return event.state
+        return None
+
+    def resolve(self, selector: str) -> tuple[str | None, str | None, list[str]]:
+        """What ``?state=`` names: ``(node path, step key of one run or None, candidates)``.
+
+        ``selector`` is a node path (``Map[*]/Charge``, ``Par[1]/Square``), a step key
+        (``Map[3]/Charge``: that node, item 3), or a bare state name that exactly one node
+        has. A name several nodes share gives no path, and their paths as candidates.
+        """
+        if selector in self.nodes:
+            return selector, (selector if "[*]" not in selector else None), []
+        path = self.path_of_step(selector)
+        if path is not None:
+            return path, selector, []
+        found = [n.path for n in self.by_name.get(selector, [])]
+        if len(found) == 1:
+            return self.resolve(found[0])
+        return None, None, found
+
     # -- statuses -------------------------------------------------------------------
 
     def states(
@@ -173,9 +236,21 @@ class Graph:
         history: Iterable[HistoryEvent],
         steps: dict[str, str],
     ) -> dict[str, NodeState]:
-        """Every node's status, from the step hash (for steps) and the history (for the
-        states that run inline: Pass, Choice, Succeed, Fail)."""
+        """Every node's status and runs, from the step hash (unfinished steps) and the
+        history (everything else, and the states that run inline: Pass, Choice, Succeed,
+        Fail). States are told apart by step key, so a name used in two branches, or a
+        state run once per Map item, gets each run's own facts."""
         result = {path: NodeState() for path in self.nodes}
+        runs: dict[str, StepRun] = {}
+        paths: dict[str, str] = {}
+
+        def run_of(key: str, path: str) -> StepRun:
+            found = runs.get(key)
+            if found is None:
+                found = runs[key] = StepRun(key)
+                paths[key] = path
+            return found
+
         for field_name, value in steps.items():
             if not field_name.endswith("|s"):
                 continue
@@ -185,48 +260,64 @@ class Graph:
             path = self.path_of_step(key)
             if path is None:
                 continue
-            result[path].steps.append((key, value.split(":")[0]))
-        entered: Counter[str] = Counter()
-        exited: Counter[str] = Counter()
-        scheduled: Counter[str] = Counter()
-        last: dict[str, str] = {}
+            raw = value.split(":")[0]
+            result[path].steps.append((key, raw))
+            run_of(key, path).live = raw
         for event in history:
             if not event.state:
                 continue
-            if event.type.endswith("StateEntered"):
-                entered[event.state] += 1
-            elif event.type.endswith("StateExited"):
-                exited[event.state] += 1
-            elif event.type == "TaskScheduled":
-                scheduled[event.state] += 1
-            last[event.state] = event.type
+            path = self.path_of_event(event)
+            if path is None:
+                continue
+            run = run_of(event.key or event.state, path)
+            run.event_ids.append(event.id)
+            kind = event.type
+            if kind.endswith("StateEntered"):
+                run.entered += 1
+                if "input" in event.details:
+                    run.input, run.has_input = event.details["input"], True
+            elif kind.endswith("StateExited"):
+                run.exited += 1
+                if "output" in event.details:
+                    run.output, run.has_output = event.details["output"], True
+            elif kind == "TaskScheduled":
+                run.scheduled += 1
+            if "error" in event.details or "cause" in event.details:
+                run.error = _text(event.details.get("error"))
+                run.cause = _text(event.details.get("cause"))
+            if kind != "TaskStarted":
+                run.last_event = kind
         finished = description.status.value != "RUNNING"
         in_flight_end = "failed" if description.status.value == "TIMED_OUT" else "aborted"
-        for path, state in result.items():
-            node = self.nodes[path]
-            state.entered = entered[node.name]
-            state.attempts = scheduled[node.name]
-            if state.steps:
-                for _, raw in state.steps:
-                    status = _STEP_STATUS.get(raw, "running")
-                    if finished and status in _IN_FLIGHT:
-                        status = in_flight_end
-                    state.counts[status] += 1
+        for key, run in runs.items():
+            node = self.nodes[paths[key]]
+            if run.live is not None:
+                status = _STEP_STATUS.get(run.live, "running")
+                if finished and status in _IN_FLIGHT:
+                    status = in_flight_end
+            elif not run.entered:
+                continue  # only a keyless event (TaskStarted) of a top-level name
+            elif node.type == "Fail":
+                status = "failed"
+            elif run.last_event in _FAILURE_EVENTS:
+                # A finished step is forgotten by the store: a failure that is the run's
+                # last word, with no failed step left behind, was caught.
+                status = "caught"
+            elif run.exited:
+                status = "succeeded"
+            elif finished:
+                status = "failed"
+            else:
+                status = "running"
+            run.status = status
+            state = result[paths[key]]
+            state.runs[key] = run
+            state.counts[status] += 1
+            state.entered += run.entered
+            state.attempts += run.attempts
+        for state in result.values():
+            if state.counts:
                 state.status = next(s for s in STATUSES if state.counts[s])
-            elif state.entered:
-                if node.type == "Fail":
-                    state.status = "failed"
-                elif last.get(node.name) in _FAILURE_EVENTS:
-                    # A finished step is forgotten by the store: a failure that is the
-                    # state's last word, with no failed step left behind, was caught.
-                    state.status = "caught"
-                elif exited[node.name]:
-                    state.status = "succeeded"
-                elif finished:
-                    state.status = "failed"
-                else:
-                    state.status = "running"
-                state.counts[state.status] = state.entered
         return result
 
     # -- rendering ------------------------------------------------------------------
@@ -568,6 +659,12 @@ def _container_meta(node: Node, state: NodeState) -> str:
 def _truncate(text: str, limit: int) -> str:
     limit = max(4, min(limit, MAX_LABEL))
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def _quote(path: str) -> str:

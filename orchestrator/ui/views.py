@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -16,20 +17,40 @@ from orchestrator.ui.data import (
     raw_steps,
     waiting_tasks,
 )
-from orchestrator.ui.graph import STATUS_LABELS, Graph, Node, NodeState
+from orchestrator.ui.graph import STATUS_LABELS, Graph, Node, NodeState, StepRun
 
 #: Longest JSON value shown in full on a page (longer ones are cut, with a note).
 MAX_VALUE_CHARS = 20_000
 #: Most history rows a page shows (the newest ones; the API has them all).
 MAX_HISTORY_ROWS = 2000
-#: Most folded steps (Map items) listed in a state's details.
-MAX_STEP_ROWS = 200
+#: Map items listed per page of a state's details (a Map can have 100,000 of them).
+ITEM_ROWS = 50
 REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")
 
 
 @dataclass
+class ItemRow:
+    """One run of a state inside a Map: one item (or one branch of an item)."""
+
+    key: str
+    item: str
+    status: str
+    status_label: str
+    attempts: int
+    input: str | None
+    output: str | None
+    error: str | None
+    cause: str | None
+
+
+@dataclass
 class StateDetails:
-    """The details panel of one state."""
+    """The details panel of one state.
+
+    A state outside any Map runs once per execution path, so its details are that run's.
+    A state inside a Map runs once per item: its details list the items, a page at a time,
+    and show one item's input and output only when that item is selected (``item``).
+    """
 
     path: str
     name: str
@@ -37,7 +58,7 @@ class StateDetails:
     status: str
     status_label: str
     resource: str | None
-    attempts: int
+    attempts: int | None
     input: Any = None
     has_input: bool = False
     output: Any = None
@@ -45,8 +66,16 @@ class StateDetails:
     error: str | None = None
     cause: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    more_steps: int = 0
+    per_item: bool = False
+    item: str | None = None
+    """The selected run's step key (``Map[3]/Charge``), inside a Map."""
+    item_ran: bool = False
+    items: list[ItemRow] = field(default_factory=list)
+    items_total: int = 0
+    items_first: int = 0
+    """Position (from 1) of the first listed item among all of them."""
+    items_page: int = 1
+    items_pages: int = 1
     waiting: list[WaitingTask] = field(default_factory=list)
     event_ids: list[int] = field(default_factory=list)
 
@@ -73,11 +102,19 @@ class ExecutionView:
     def statuses(self) -> dict[str, str]:
         return {path: state.status for path, state in self.states.items()}
 
-    def details(self, path: str) -> StateDetails | None:
-        node = self.graph.nodes.get(path)
-        if node is None:
+    def details(self, selector: str, page: int | None = None) -> StateDetails | None:
+        """The details of what ``?state=`` names (see :meth:`Graph.resolve`): a node path,
+        a step key (one Map item's run) or a state name only one node has; None if it
+        names nothing (or several states: :meth:`candidates` lists them)."""
+        path, item, _ = self.graph.resolve(selector)
+        if path is None:
             return None
-        return state_details(node, self.states[path], self.history, self.steps, self.waiting)
+        node = self.graph.nodes[path]
+        return state_details(node, self.states[path], self.steps, self.waiting, item, page)
+
+    def candidates(self, selector: str) -> list[str]:
+        """Node paths of the states named ``selector`` when it names several."""
+        return self.graph.resolve(selector)[2]
 
 
 def load_execution(execution_id: str) -> ExecutionView:
@@ -98,11 +135,18 @@ def load_execution(execution_id: str) -> ExecutionView:
 def state_details(
     node: Node,
     state: NodeState,
-    history: list[HistoryEvent],
     steps: dict[str, str],
     waiting: list[WaitingTask],
+    item: str | None = None,
+    page: int | None = None,
 ) -> StateDetails:
-    """The details of one node: its last input and output, error, attempts and steps."""
+    """The details of one node, or of one of its runs (``item``, a step key).
+
+    ``page`` is the page of the Map items list (from 1; default: the page holding
+    ``item``, else the first). Only the listed items' values are formatted, and no
+    store read is made: runs come from the history and step hash already loaded.
+    """
+    per_item = "[*]" in node.path
     details = StateDetails(
         path=node.path,
         name=node.name,
@@ -110,34 +154,90 @@ def state_details(
         status=state.status,
         status_label=STATUS_LABELS[state.status],
         resource=node.spec.get("Resource") if isinstance(node.spec.get("Resource"), str) else None,
-        attempts=state.attempts,
+        attempts=None,
         counts={STATUS_LABELS[k]: v for k, v in state.counts.items() if v},
+        per_item=per_item,
     )
-    for event in history:
-        if event.state != node.name:
-            continue
-        details.event_ids.append(event.id)
-        if event.type.endswith("StateEntered") and "input" in event.details:
-            details.input, details.has_input = event.details["input"], True
-        elif event.type.endswith("StateExited") and "output" in event.details:
-            details.output, details.has_output = event.details["output"], True
-        if "error" in event.details or "cause" in event.details:
-            details.error = _text(event.details.get("error"))
-            details.cause = _text(event.details.get("cause"))
-    if node.type == "Fail" and details.error is None and state.entered:
+    key = item if per_item else node.path
+    run = state.runs.get(key) if key else None
+    if per_item and item:
+        details.item = item
+        details.status = run.status if run else "notreached"
+        details.status_label = STATUS_LABELS[details.status]
+    if run is not None:
+        details.item_ran = True
+        details.input, details.has_input = run.input, run.has_input
+        details.output, details.has_output = run.output, run.has_output
+        details.error, details.cause = run.error, run.cause
+        details.attempts = _attempts(run, steps)
+        details.event_ids = run.event_ids
+    elif key is not None:
+        details.attempts = 0
+    if node.type == "Fail" and details.error is None and run is not None and run.entered:
         details.error = _text(node.spec.get("Error"))
         details.cause = _text(node.spec.get("Cause"))
-    records: list[dict[str, Any]] = []
-    for key, raw in state.steps[:MAX_STEP_ROWS]:
-        record = _record(steps.get(key))
-        attempts = record.get("attempt", 0) + 1 if record else None
-        records.append({"key": key, "status": raw, "attempts": attempts})
-    details.steps = sorted(records, key=lambda r: _natural(r["key"]))
-    details.more_steps = max(0, len(state.steps) - MAX_STEP_ROWS)
-    if len(state.steps) == 1 and records and records[0]["attempts"]:
-        details.attempts = max(details.attempts, int(records[0]["attempts"]))
-    details.waiting = [w for w in waiting if w.step_key in {k for k, _ in state.steps}]
+    if per_item:
+        _list_items(details, state, steps, page)
+    live = {k for k, _ in state.steps}
+    details.waiting = [
+        w for w in waiting if w.step_key in live and (not details.item or w.step_key == item)
+    ]
     return details
+
+
+def _list_items(
+    details: StateDetails, state: NodeState, steps: dict[str, str], page: int | None
+) -> None:
+    """One page of a Map state's runs, in item order."""
+    keys = sorted(state.runs, key=item_order)
+    details.items_total = len(keys)
+    details.items_pages = max(1, -(-len(keys) // ITEM_ROWS))
+    if page is None:
+        page = 1
+        if details.item in state.runs:
+            page = keys.index(details.item) // ITEM_ROWS + 1
+    details.items_page = min(max(1, page), details.items_pages)
+    first = (details.items_page - 1) * ITEM_ROWS
+    details.items_first = first + 1
+    for key in keys[first : first + ITEM_ROWS]:
+        run = state.runs[key]
+        details.items.append(
+            ItemRow(
+                key=key,
+                item=run.item,
+                status=run.status,
+                status_label=STATUS_LABELS[run.status],
+                attempts=_attempts(run, steps),
+                input=compact(run.input, 120) if run.has_input else None,
+                output=compact(run.output, 120) if run.has_output else None,
+                error=run.error,
+                cause=_cut(run.cause, 200),
+            )
+        )
+
+
+def _attempts(run: StepRun, steps: dict[str, str]) -> int:
+    """A run's attempts: its TaskScheduled events, or its unfinished step's own count."""
+    attempts = run.attempts
+    if run.live is not None:
+        record = _record(steps.get(run.key))
+        if record and isinstance(record.get("attempt"), int):
+            attempts = max(attempts, record["attempt"] + 1)
+    return attempts
+
+
+_INDEX = re.compile(r"\[(\d+)\]")
+
+
+def item_order(key: str) -> tuple[int, ...]:
+    """Sort key of step keys in item order (``Map[10]/X`` after ``Map[9]/X``)."""
+    return tuple(int(i) for i in _INDEX.findall(key))
+
+
+def _cut(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
 
 
 def _record(text: str | None) -> dict[str, Any] | None:
@@ -154,12 +254,6 @@ def _text(value: Any) -> str | None:
     if value is None:
         return None
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
-def _natural(key: str) -> list[Any]:
-    import re
-
-    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", key)]
 
 
 def pretty(value: Any) -> str:

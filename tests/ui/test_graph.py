@@ -9,7 +9,7 @@ from pathlib import Path
 
 from orchestrator.models import ExecutionDescription, ExecutionStatus, HistoryEvent
 from orchestrator.ui.graph import Graph
-from tests.ui.workflows import FAN_OUT
+from tests.ui.workflows import FAN_OUT, NESTED
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDER = json.loads((ROOT / "config/workflows/order_fulfillment.asl.json").read_text())
@@ -22,8 +22,10 @@ def describe(status: str) -> ExecutionDescription:
     )
 
 
-def event(i: int, type_: str, state: str | None = None, **details) -> HistoryEvent:
-    return HistoryEvent(id=i, type=type_, timestamp=NOW, state=state, details=details)
+def event(
+    i: int, type_: str, state: str | None = None, key: str | None = None, **details
+) -> HistoryEvent:
+    return HistoryEvent(id=i, type=type_, timestamp=NOW, state=state, key=key, details=details)
 
 
 def overlaps(a, b) -> bool:
@@ -81,8 +83,8 @@ def test_statuses_from_steps_and_history():
     }
     history = [
         event(1, "ExecutionStarted"),
-        event(2, "PassStateEntered", "Left", input={}),
-        event(3, "PassStateExited", "Left", output={}),
+        event(2, "PassStateEntered", "Left", key="Both[0]/Left", input={}),
+        event(3, "PassStateExited", "Left", key="Both[0]/Left", output={}),
     ]
     states = graph.states(describe("RUNNING"), history, steps)
     assert states["Both[0]/Left"].status == "succeeded"
@@ -127,3 +129,53 @@ def test_loops_and_bad_definitions_do_not_break_layout():
     assert "<svg" in graph.svg({})
     assert Graph({}).svg({}).startswith("<svg")
     assert Graph({"StartAt": 3, "States": {"X": "nonsense"}}).nodes["X"].type == "?"
+
+
+def test_runs_are_told_apart_by_step_key():
+    graph = Graph(NESTED)
+    history = [
+        event(1, "ExecutionStarted"),
+        event(2, "PassStateEntered", "Square", key="Prepare[0]/Square", input={"n": 1}),
+        event(3, "PassStateExited", "Square", key="Prepare[0]/Square", output={"p": 1}),
+        event(4, "TaskStateEntered", "Square", key="Prepare[1]/Square", input={"n": 2}),
+        event(5, "TaskScheduled", "Square", key="Prepare[1]/Square"),
+        event(6, "TaskStarted", "Square"),  # the runtime's TaskStarted carries no key
+        event(7, "TaskFailed", "Square", key="Prepare[1]/Square", error="E", cause="c"),
+        event(8, "TaskStateEntered", "Charge", key="ChargeEach[0]/Charge", input=4),
+        event(9, "TaskScheduled", "Charge", key="ChargeEach[0]/Charge"),
+        event(10, "TaskStateExited", "Charge", key="ChargeEach[0]/Charge", output=40),
+        event(11, "TaskStateEntered", "Charge", key="ChargeEach[1]/Charge", input=9),
+        event(12, "TaskScheduled", "Charge", key="ChargeEach[1]/Charge"),
+        event(13, "TaskScheduled", "Charge", key="ChargeEach[1]/Charge"),
+    ]
+    steps = {"ChargeEach[1]/Charge|s": "RUNNING", "ChargeEach[1]/Charge": "{}"}
+    states = graph.states(describe("RUNNING"), history, steps)
+    left, right = states["Prepare[0]/Square"], states["Prepare[1]/Square"]
+    assert left.status == "succeeded" and list(left.runs) == ["Prepare[0]/Square"]
+    assert left.runs["Prepare[0]/Square"].output == {"p": 1}
+    assert right.status == "caught" and right.runs["Prepare[1]/Square"].error == "E"
+    charge = states["ChargeEach[*]/Charge"]
+    assert charge.counts == {"succeeded": 1, "running": 1}
+    first, second = charge.runs["ChargeEach[0]/Charge"], charge.runs["ChargeEach[1]/Charge"]
+    assert (first.input, first.output, first.attempts) == (4, 40, 1)
+    assert (second.input, second.has_output, second.attempts, second.item) == (
+        9,
+        False,
+        2,
+        "ChargeEach[1]",
+    )
+
+
+def test_resolve_paths_step_keys_and_names():
+    graph = Graph(NESTED)
+    assert graph.resolve("Route") == ("Route", "Route", [])
+    assert graph.resolve("Prepare[1]/Square") == ("Prepare[1]/Square", "Prepare[1]/Square", [])
+    assert graph.resolve("ChargeEach[*]/Charge") == ("ChargeEach[*]/Charge", None, [])
+    assert graph.resolve("ChargeEach[3]/Charge") == (
+        "ChargeEach[*]/Charge",
+        "ChargeEach[3]/Charge",
+        [],
+    )
+    assert graph.resolve("Charge") == ("ChargeEach[*]/Charge", None, [])
+    assert graph.resolve("Square") == (None, None, ["Prepare[0]/Square", "Prepare[1]/Square"])
+    assert graph.resolve("Nope") == (None, None, [])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as html_lib
 import re
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 import tests.ui.ui_activities  # noqa: F401 - registers the ui-* activities before the worker starts
 from orchestrator import start_workflow
 from tests.helpers import wait_until
-from tests.ui.workflows import ORDER_APPROVAL, OUT_OF_STOCK, order_input
+from tests.ui.workflows import NESTED, ORDER_APPROVAL, OUT_OF_STOCK, nested_input, order_input
 
 TOKEN = "s3cret-ui-token"
 
@@ -260,3 +261,85 @@ def test_elapsed_times_never_show_a_sign_glitch(client):
     elapsed = re.findall(r'<td class="nowrap">\+([^<]*)</td>', html)
     assert elapsed and all(not e.startswith("-") for e in elapsed), elapsed
     assert elapsed[0] == "0 ms"  # ExecutionStarted
+
+
+def details_of(client, execution_id: str, state: str, **params: str) -> tuple[int, str]:
+    """The details fragment for ``?state=`` (and other parameters), tags stripped."""
+    query = {"state": state, "fragment": "details", **params}
+    response = client.get(f"/executions/{execution_id}", params=query)
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.text))
+    return response.status_code, html_lib.unescape(text)
+
+
+def test_history_links_of_nested_states_resolve(client):
+    handle = start_workflow(NESTED, nested_input())
+    assert handle.result(30).status == "SUCCEEDED"
+    html = client.get(f"/executions/{handle.execution_id}").text
+    # The history links nested states by step key; every link of the page resolves.
+    assert "?state=Prepare%5B1%5D%2FSquare#details" in html
+    assert "?state=ChargeEach%5B3%5D%2FCharge#details" in html
+    links = set(re.findall(r'href="\?state=([^"#]*)#details"', html))
+    for link in links:
+        response = client.get(f"/executions/{handle.execution_id}?state={link}&fragment=details")
+        assert response.status_code in (200, 404), link
+        assert "There is no state" not in response.text, link
+    status, text = details_of(client, handle.execution_id, "Prepare[1]/Square")
+    assert status == 200
+    assert "Resource ui-square" in text and '"square": 49' in text and "Attempts 1" in text
+    status, text = details_of(client, handle.execution_id, "Prepare[0]/Square")
+    assert status == 200 and '"branch": "pass"' in text and "square" not in text
+    # A name two branches share asks which one is meant.
+    status, text = details_of(client, handle.execution_id, "Square")
+    assert status == 404 and "Several states are named Square" in text
+    assert "Prepare[0]/Square" in text and "Prepare[1]/Square" in text
+    # A nested name only one state has resolves to it.
+    assert details_of(client, handle.execution_id, "Declined")[0] == 200
+
+
+def test_map_state_details_are_per_item(client):
+    handle = start_workflow(NESTED, nested_input([4, 9, -2, 5, 6]))
+    assert handle.result(30).status == "SUCCEEDED"
+    status, text = details_of(client, handle.execution_id, "ChargeEach[*]/Charge")
+    assert status == 200
+    assert "Items run 5 (4 succeeded, 1 caught)" in text
+    assert "Attempts" not in text.split("Items")[0]  # no sum over items
+    assert "runs once per Map item" in text and "Input {" not in text  # no mixed values
+    assert "Showing 1–5 of 5" in text
+    rows = re.findall(r"ChargeEach\[(\d)\] (\w+) (\d) (-?\d+) (\S*)", text)
+    assert [(i, s, a, x) for i, s, a, x, _ in rows] == [
+        ("0", "succeeded", "1", "4"),
+        ("1", "succeeded", "2", "9"),
+        ("2", "caught", "1", "-2"),
+        ("3", "succeeded", "1", "5"),
+        ("4", "succeeded", "2", "6"),
+    ]
+    assert '{"charged":9,"receipt":"r-9"}' in text and "CardDeclined card declined for -2" in text
+    # One item: its own input, output, attempts and error, beside each other.
+    status, text = details_of(client, handle.execution_id, "ChargeEach[1]/Charge")
+    assert status == 200
+    assert "Step ChargeEach[1]/Charge" in text and "Attempts 2" in text
+    assert "Input 9 Output" in text and '"charged": 9' in text
+    assert "An earlier attempt failed: GatewayBusy gateway busy charging 9" in text
+    status, text = details_of(client, handle.execution_id, "ChargeEach[2]/Charge")
+    assert "caught" in text and "CardDeclined" in text and "Output No output." in text
+
+
+def test_map_items_are_listed_a_page_at_a_time(client):
+    amounts = [n for n in range(1, 200) if n % 3][:120]
+    handle = start_workflow(NESTED, nested_input(amounts))
+    assert handle.result(60).status == "SUCCEEDED"
+    eid = handle.execution_id
+    text = details_of(client, eid, "ChargeEach[*]/Charge")[1]
+    assert "Items run 120 (120 succeeded)" in text
+    assert "Showing 1–50 of 120 (page 1 of 3)" in text and "Next →" in text
+    assert text.count("ChargeEach[") == 51  # the path, then 50 rows
+    text = details_of(client, eid, "ChargeEach[*]/Charge", items="3")[1]
+    assert "Showing 101–120 of 120 (page 3 of 3)" in text and "← Previous" in text
+    assert "ChargeEach[119]" in text and "ChargeEach[99]" not in text
+    # Selecting an item opens the page that holds it.
+    text = details_of(client, eid, "ChargeEach[73]/Charge")[1]
+    assert "Showing 51–100 of 120 (page 2 of 3)" in text
+    assert f"Input {amounts[73]} Output" in text
+    # Pages past the end show the last one; a bad page number is a 400.
+    assert "page 3 of 3" in details_of(client, eid, "ChargeEach[*]/Charge", items="99")[1]
+    assert details_of(client, eid, "ChargeEach[*]/Charge", items="x")[0] == 400

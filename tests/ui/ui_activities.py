@@ -36,3 +36,28 @@ def ship(request: dict[str, Any]) -> dict[str, Any]:
 def echo(value: Any) -> Any:
     """Return the input."""
     return value
+
+
+class GatewayBusy(Exception):
+    """The pretend payment gateway is busy (once per amount divisible by 3)."""
+
+
+class CardDeclined(Exception):
+    """A negative amount."""
+
+
+@activity("ui-square")
+def square(request: dict[str, Any]) -> dict[str, Any]:
+    """Square a number."""
+    return {"branch": "task", "square": request["n"] ** 2}
+
+
+@activity("ui-charge")
+def charge(request: dict[str, Any]) -> dict[str, Any]:
+    """Charge an amount: busy on the first try of multiples of 3, declined if negative."""
+    amount = request["amount"]
+    if amount < 0:
+        raise CardDeclined(f"card declined for {amount}")
+    if amount % 3 == 0 and request["retry"] == 0:
+        raise GatewayBusy(f"gateway busy charging {amount}")
+    return {"charged": amount, "receipt": f"r-{amount}"}

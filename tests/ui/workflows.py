@@ -94,6 +94,79 @@ FAN_OUT: dict[str, Any] = {
     },
 }
 
+#: Parallel branches sharing a state name, a Map whose items retry or are caught, and a
+#: Choice with a Default: for nested details and edge routing. Input: ``nested_input()``.
+NESTED: dict[str, Any] = {
+    "Comment": "nested",
+    "StartAt": "Prepare",
+    "States": {
+        "Prepare": {
+            "Type": "Parallel",
+            "Branches": [
+                {
+                    "StartAt": "Square",
+                    "States": {
+                        "Square": {
+                            "Type": "Pass",
+                            "Parameters": {"branch": "pass", "n.$": "$.n"},
+                            "End": True,
+                        }
+                    },
+                },
+                {
+                    "StartAt": "Square",
+                    "States": {
+                        "Square": {
+                            "Type": "Task",
+                            "Resource": "ui-square",
+                            "Parameters": {"n.$": "$.n"},
+                            "End": True,
+                        }
+                    },
+                },
+            ],
+            "ResultPath": "$.squares",
+            "Next": "ChargeEach",
+        },
+        "ChargeEach": {
+            "Type": "Map",
+            "ItemsPath": "$.amounts",
+            "ItemProcessor": {
+                "StartAt": "Charge",
+                "States": {
+                    "Charge": {
+                        "Type": "Task",
+                        "Resource": "ui-charge",
+                        "Parameters": {"amount.$": "$", "retry.$": "$$.State.RetryCount"},
+                        "Retry": [
+                            {"ErrorEquals": ["GatewayBusy"], "IntervalSeconds": 1, "MaxAttempts": 2}
+                        ],
+                        "Catch": [{"ErrorEquals": ["CardDeclined"], "Next": "Declined"}],
+                        "End": True,
+                    },
+                    "Declined": {"Type": "Pass", "Result": {"declined": True}, "End": True},
+                },
+            },
+            "ResultPath": "$.charges",
+            "Next": "Route",
+        },
+        "Route": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.express", "BooleanEquals": True, "Next": "Express"}],
+            "Default": "Standard",
+        },
+        "Express": {"Type": "Pass", "Next": "Done"},
+        "Standard": {"Type": "Pass", "Next": "Done"},
+        "Done": {"Type": "Succeed"},
+    },
+}
+
+
+def nested_input(amounts: list[int] | None = None, **extra: Any) -> dict[str, Any]:
+    """Input of :data:`NESTED`: an amount divisible by 3 fails once (GatewayBusy, retried),
+    a negative one is declined (caught)."""
+    return {"n": 7, "amounts": amounts or [4, 9, -2, 5, 6], "express": False, **extra}
+
 
 def order_input(items: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
     """An order with a fresh id."""

@@ -44,6 +44,7 @@
     var tr = document.createElement("tr");
     tr.className = "event-" + eventClass(event.type) + " new";
     tr.setAttribute("data-event-id", event.id);
+    tr.id = "event-" + event.id;
     var when = new Date(event.timestamp);
     tr.appendChild(text("td", String(event.id)));
     tr.appendChild(text("td", when.toISOString().slice(11, 23), "nowrap"));
@@ -51,9 +52,14 @@
     tr.appendChild(text("td", event.type, "type"));
     var stateCell = document.createElement("td");
     if (event.state) {
+      // A nested state's link names its step key (Map[3]/Charge): names repeat across
+      // branches, and each Map item has its own details.
       var a = text("a", event.state);
-      a.href = "?state=" + encodeURIComponent(event.state) + "#details";
+      a.href = "?state=" + encodeURIComponent(event.key || event.state) + "#details";
       stateCell.appendChild(a);
+      if (event.key) {
+        stateCell.appendChild(text("span", " " + event.key.slice(0, event.key.lastIndexOf("/")), "sub mono"));
+      }
     }
     tr.appendChild(stateCell);
     var details = document.createElement("td");
