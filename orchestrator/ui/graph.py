@@ -77,6 +77,8 @@ class Edge:
     target: str
     kind: str  # next, choice, default, catch
     label: str = ""
+    points: list[tuple[float, float]] = field(default_factory=list)
+    """Its route, an orthogonal polyline in its scope's coordinates (set by the layout)."""
 
 
 @dataclass
@@ -89,7 +91,8 @@ class Scope:
     edges: list[Edge] = field(default_factory=list)
     width: float = 0
     height: float = 0
-    lanes: list[tuple[Edge, str]] = field(default_factory=list)
+    lanes: list[tuple[Edge, float]] = field(default_factory=list)
+    """Edges routed round the side (back edges, and skips with no free channel)."""
     x: float = 0
     y: float = 0
     """Position inside the container node (branches and item processors)."""
@@ -581,61 +584,140 @@ def _rank(scope: Scope) -> list[list[str]]:
 
 
 def _route_lanes(scope: Scope, layers: list[list[str]]) -> None:
-    """Give a side lane to edges that go back up or would cross the nodes they skip."""
-    lane_x = scope.width - PAD
-    extra = 0.0
+    """Route every edge as an orthogonal polyline that crosses no node box.
+
+    Edges leave from the bottom of their source (spread along it when it has several) and
+    enter the top of their target. They turn only in the free bands between layers: the
+    band under the source's layer, and the band over the target's layer. Between the two
+    they go down a free vertical channel through the layers they skip, or, going back up
+    (or with no free channel), round a side lane right of everything they pass.
+    """
+    if not layers:
+        return
+    tops = [min(scope.nodes[n].y for n in layer) for layer in layers]
+    bottoms = [max(scope.nodes[n].y + scope.nodes[n].h for n in layer) for layer in layers]
+    # Turning rows: mid-band under each layer, and over each layer (over the first one
+    # there is only the scope's top margin).
+    under = [b + V_GAP / 2 for b in bottoms]
+    over = [max(tops[0] / 2, tops[0] - V_GAP / 2)] + under[:-1]
+    outgoing: dict[str, list[Edge]] = defaultdict(list)
+    for edge in scope.edges:
+        outgoing[edge.source].append(edge)
+    lane_next = scope.width - PAD + LANE_GAP
+    right_edge = scope.width
     for edge in scope.edges:
         source, target = scope.nodes[edge.source], scope.nodes[edge.target]
-        if target.rank > source.rank and not _crosses(scope, layers, source, target):
+        sx = _exit_x(scope, source, edge, outgoing[edge.source])
+        sy = source.y + source.h
+        tx, ty = target.x + target.w / 2, target.y
+        y1, y2 = under[source.rank], over[target.rank]
+        if target.rank == source.rank + 1:
+            edge.points = _orthogonal([(sx, sy), (sx, y1), (tx, y1), (tx, ty)])
             continue
+        if target.rank > source.rank:
+            blocked = [
+                (
+                    scope.nodes[n].x - LANE_GAP / 2,
+                    scope.nodes[n].x + scope.nodes[n].w + LANE_GAP / 2,
+                )
+                for r in range(source.rank + 1, target.rank)
+                for n in layers[r]
+            ]
+            channel = _free_channel(blocked, sx, tx)
+            if channel is not None:
+                edge.points = _orthogonal(
+                    [(sx, sy), (sx, y1), (channel, y1), (channel, y2), (tx, y2), (tx, ty)]
+                )
+                continue
         lo, hi = sorted((source.rank, target.rank))
         right = max(
             scope.nodes[n].x + scope.nodes[n].w for r in range(lo, hi + 1) for n in layers[r]
         )
-        x = max(right, lane_x) + LANE_GAP + extra
-        extra += LANE_GAP * 0.8
-        edge_lane = f"{x:.1f}"
-        scope.lanes.append((edge, edge_lane))
-        scope.width = max(scope.width, x + PAD + 40)
+        x = max(right + LANE_GAP, lane_next)
+        lane_next = x + LANE_GAP * 0.8
+        scope.lanes.append((edge, x))
+        right_edge = max(right_edge, x + PAD + 40)
+        edge.points = _orthogonal([(sx, sy), (sx, y1), (x, y1), (x, y2), (tx, y2), (tx, ty)])
+    scope.width = right_edge
 
 
-def _crosses(scope: Scope, layers: list[list[str]], source: Node, target: Node) -> bool:
-    if target.rank - source.rank <= 1:
-        return False
-    sx, sy = source.x + source.w / 2, source.y + source.h
-    tx, ty = target.x + target.w / 2, target.y
-    for r in range(source.rank + 1, target.rank):
-        for name in layers[r]:
-            node = scope.nodes[name]
-            mid = node.y + node.h / 2
-            t = (mid - sy) / (ty - sy) if ty != sy else 0
-            x = sx + (tx - sx) * t
-            if node.x - 6 <= x <= node.x + node.w + 6:
-                return True
-    return False
+def _exit_x(scope: Scope, source: Node, edge: Edge, siblings: list[Edge]) -> float:
+    """Where an edge leaves its source's bottom: a Next from the centre, Catch edges
+    spread over the right half, a Choice's rules and Default spread over the width; in
+    the order of their targets, left to right, so that they do not cross each other."""
+    if edge.kind == "next":
+        return source.x + source.w / 2
+
+    def order(e: Edge) -> tuple[float, int]:
+        target = scope.nodes[e.target]
+        return (target.x + target.w / 2, siblings.index(e))
+
+    if edge.kind == "catch":
+        catches = sorted((e for e in siblings if e.kind == "catch"), key=order)
+        share = (catches.index(edge) + 1) / (len(catches) + 1)
+        return source.x + source.w * (0.5 + 0.4 * share)
+    branches = sorted((e for e in siblings if e.kind in ("choice", "default")), key=order)
+    return source.x + source.w * (branches.index(edge) + 1) / (len(branches) + 1)
+
+
+def _free_channel(blocked: list[tuple[float, float]], sx: float, tx: float) -> float | None:
+    """An x between ``sx`` and ``tx`` (or nearest them) that no blocked interval holds."""
+    candidates = [sx, tx, (sx + tx) / 2]
+    spans = sorted(blocked)
+    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        if start > end:
+            candidates.append((end + start) / 2)
+    if spans:
+        candidates.append(min(s for s, _ in spans) - LANE_GAP / 2)
+    free = [x for x in candidates if x >= PAD / 2 and not any(a <= x <= b for a, b in blocked)]
+    if not free:
+        return None
+    return min(free, key=lambda x: (abs(x - sx) + abs(x - tx), x))
+
+
+def _orthogonal(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The polyline without repeated points or needless middle points."""
+    out: list[tuple[float, float]] = []
+    for point in points:
+        if out and abs(out[-1][0] - point[0]) < 0.05 and abs(out[-1][1] - point[1]) < 0.05:
+            continue
+        if len(out) >= 2:
+            (ax, ay), (bx, by) = out[-2], out[-1]
+            if (abs(ax - bx) < 0.05 and abs(bx - point[0]) < 0.05) or (
+                abs(ay - by) < 0.05 and abs(by - point[1]) < 0.05
+            ):
+                out[-1] = point
+                continue
+        out.append(point)
+    return out
+
+
+def edge_segments(edge: Edge) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+    """The straight segments of an edge's route (its drawn corners are rounded inside
+    them)."""
+    return list(zip(edge.points, edge.points[1:], strict=False))
 
 
 def _edge_svg(scope: Scope, edge: Edge) -> str:
-    source, target = scope.nodes[edge.source], scope.nodes[edge.target]
-    lane = next((x for e, x in scope.lanes if e is edge), None)
-    if lane is not None:
-        lx = float(lane)
-        sx, sy = source.x + source.w, source.y + source.h / 2
-        tx, ty = target.x + target.w, target.y + target.h / 2
-        d = (
-            f"M{sx:.1f},{sy:.1f} C{lx:.1f},{sy:.1f} {lx:.1f},{sy:.1f} {lx:.1f},{sy + 12:.1f} "
-            f"L{lx:.1f},{ty - 12:.1f} C{lx:.1f},{ty:.1f} {lx:.1f},{ty:.1f} {tx + 2:.1f},{ty:.1f}"
-        )
-        label_x, label_y = lx + 4, (sy + ty) / 2
-    else:
-        sx, sy = source.x + source.w / 2, source.y + source.h
-        tx, ty = target.x + target.w / 2, target.y
-        dy = max(12.0, (ty - sy) / 2)
-        d = (
-            f"M{sx:.1f},{sy:.1f} C{sx:.1f},{sy + dy:.1f} {tx:.1f},{ty - dy:.1f} "
-            f"{tx:.1f},{ty - 2:.1f}"
-        )
-        label_x, label_y = (sx + tx) / 2 + 4, (sy + ty) / 2 + 4
+    points = edge.points
+    if len(points) < 2:
+        return ""
+    # Corners rounded with a radius no bigger than half the shorter neighbouring leg.
+    parts_d = [f"M{points[0][0]:.1f},{points[0][1]:.1f}"]
+    for i in range(1, len(points) - 1):
+        (ax, ay), (bx, by), (cx, cy) = points[i - 1], points[i], points[i + 1]
+        r = min(8.0, abs(bx - ax + by - ay) / 2, abs(cx - bx + cy - by) / 2)
+        px = bx - r * _sign(bx - ax)
+        py = by - r * _sign(by - ay)
+        qx = bx + r * _sign(cx - bx)
+        qy = by + r * _sign(cy - by)
+        parts_d.append(f"L{px:.1f},{py:.1f} Q{bx:.1f},{by:.1f} {qx:.1f},{qy:.1f}")
+    end_x, end_y = points[-1]
+    # Stop just short of the box so the arrowhead's tip touches it.
+    prev_y = points[-2][1]
+    parts_d.append(f"L{end_x:.1f},{end_y - 2 * _sign(end_y - prev_y):.1f}")
+    d = " ".join(parts_d)
+    label_x, label_y = points[0][0] + 4, points[0][1] + 14
     marker = "arrow-catch" if edge.kind == "catch" else "arrow"
     parts = [
         f'<g class="edge-group {edge.kind}"><path class="edge {edge.kind}" d="{d}" '
@@ -648,6 +730,10 @@ def _edge_svg(scope: Scope, edge: Edge) -> str:
         )
     parts.append("</g>")
     return "".join(parts)
+
+
+def _sign(value: float) -> float:
+    return (value > 0.05) - (value < -0.05)
 
 
 def _container_meta(node: Node, state: NodeState) -> str:

@@ -7,9 +7,11 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from orchestrator.models import ExecutionDescription, ExecutionStatus, HistoryEvent
-from orchestrator.ui.graph import Graph
-from tests.ui.workflows import FAN_OUT, NESTED
+from orchestrator.ui.graph import Graph, edge_segments
+from tests.ui.workflows import FAN_OUT, NESTED, ORDER_APPROVAL, ORDER_SHIPPING
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDER = json.loads((ROOT / "config/workflows/order_fulfillment.asl.json").read_text())
@@ -111,20 +113,22 @@ def test_svg_marks_nodes_and_escapes_names():
     assert 'href="?state=%3Cb%3E%26#details"' in svg
 
 
-def test_loops_and_bad_definitions_do_not_break_layout():
-    loop = {
-        "StartAt": "A",
-        "States": {
-            "A": {"Type": "Pass", "Next": "B"},
-            "B": {
-                "Type": "Choice",
-                "Choices": [{"Variable": "$.x", "IsPresent": True, "Next": "A"}],
-                "Default": "C",
-            },
-            "C": {"Type": "Succeed"},
+LOOP = {
+    "StartAt": "A",
+    "States": {
+        "A": {"Type": "Pass", "Next": "B"},
+        "B": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.x", "IsPresent": True, "Next": "A"}],
+            "Default": "C",
         },
-    }
-    graph = Graph(loop)
+        "C": {"Type": "Succeed"},
+    },
+}
+
+
+def test_loops_and_bad_definitions_do_not_break_layout():
+    graph = Graph(LOOP)
     assert graph.root.lanes  # the back edge B -> A goes round the side
     assert "<svg" in graph.svg({})
     assert Graph({}).svg({}).startswith("<svg")
@@ -179,3 +183,73 @@ def test_resolve_paths_step_keys_and_names():
     assert graph.resolve("Charge") == ("ChargeEach[*]/Charge", None, [])
     assert graph.resolve("Square") == (None, None, ["Prepare[0]/Square", "Prepare[1]/Square"])
     assert graph.resolve("Nope") == (None, None, [])
+
+
+#: A Choice whose Default skips two states of its main column, beside a neighbour in the
+#: same layer (the Default used to be drawn through them), and a back edge.
+SKIPS = {
+    "StartAt": "Check",
+    "States": {
+        "Check": {
+            "Type": "Choice",
+            "Choices": [
+                {"Variable": "$.a", "IsPresent": True, "Next": "One"},
+                {"Variable": "$.b", "IsPresent": True, "Next": "Side"},
+            ],
+            "Default": "Three",
+        },
+        "Side": {"Type": "Pass", "Next": "Check"},
+        "One": {
+            "Type": "Task",
+            "Resource": "x",
+            "Next": "Two",
+            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Three"}],
+        },
+        "Two": {"Type": "Pass", "Next": "Three"},
+        "Three": {"Type": "Succeed"},
+    },
+}
+
+
+def _scopes(scope):
+    yield scope
+    for node in scope.nodes.values():
+        for child in node.children:
+            yield from _scopes(child)
+
+
+def _crosses_box(segment, node, eps=0.5) -> bool:
+    (ax, ay), (bx, by) = segment
+    left, right = node.x + eps, node.x + node.w - eps
+    top, bottom = node.y + eps, node.y + node.h - eps
+    x0, x1 = sorted((ax, bx))
+    y0, y1 = sorted((ay, by))
+    return x0 < right and x1 > left and y0 < bottom and y1 > top
+
+
+@pytest.mark.parametrize(
+    "definition",
+    [ORDER, FAN_OUT, NESTED, ORDER_APPROVAL, ORDER_SHIPPING, SKIPS, LOOP],
+    ids=["order_fulfillment", "fan_out", "nested", "approval", "shipping", "skips", "loop"],
+)
+def test_no_edge_crosses_a_node_box(definition):
+    graph = Graph(definition)
+    checked = 0
+    for scope in _scopes(graph.root):
+        for edge in scope.edges:
+            assert len(edge.points) >= 2, edge
+            segments = edge_segments(edge)
+            for segment in segments:
+                (ax, ay), (bx, by) = segment
+                assert ax == bx or ay == by, f"{edge} is not orthogonal"
+                for node in scope.nodes.values():
+                    assert not _crosses_box(segment, node), (
+                        f"{edge.source} -> {edge.target} ({edge.kind}) crosses {node.path}"
+                    )
+                    checked += 1
+            # It starts on its source's bottom and ends on its target's top.
+            source, target = scope.nodes[edge.source], scope.nodes[edge.target]
+            assert edge.points[0][1] == pytest.approx(source.y + source.h)
+            assert edge.points[-1][1] == pytest.approx(target.y)
+            assert all(0 <= x <= scope.width for x, _ in edge.points)
+    assert checked
