@@ -22,6 +22,7 @@ from celery import beat
 
 from orchestrator import timers
 from orchestrator.config import get_settings
+from orchestrator.store import OutageLog
 
 logger = logging.getLogger("orchestrator.beat")
 
@@ -47,6 +48,7 @@ class OrchestratorScheduler(beat.Scheduler):
         # started with the schedule (a lazy scheduler, as in tests, starts none). Set
         # before Celery's __init__, which sets the schedule up unless lazy.
         self.firing_pool = timers.FiringPool()
+        self.outage = OutageLog(logger)
         super().__init__(*args, **kwargs)
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
@@ -59,8 +61,12 @@ class OrchestratorScheduler(beat.Scheduler):
         interval = super().tick(*args, **kwargs)
         try:
             timers.tick(owner=self.tick_owner, pool=self.firing_pool)
-        except Exception:  # noqa: BLE001 - a Redis hiccup must not stop beat
-            logger.exception("orchestrator timer tick failed")
+        except Exception as exc:  # noqa: BLE001 - a Redis hiccup must not stop beat
+            # An outage is logged when it starts and ends, not on every tick.
+            if not self.outage.failed(exc):
+                logger.exception("orchestrator timer tick failed")
+        else:
+            self.outage.ok()
         cap = get_settings().tick_interval_seconds
         return max(MIN_SLEEP_S, min(interval, cap) if interval else cap)
 

@@ -14,11 +14,15 @@ A command group is a typer sub-app registered with ``app.add_typer(...)``, e.g.:
     dlq_app = typer.Typer(help="Inspect the dead-letter queue.", no_args_is_help=True)
     app.add_typer(dlq_app, name="dlq")
 
-Exit codes: 0 success; 1 the execution did not succeed (or was not found, or did not end
-in time); 2 bad usage, bad definition or input, or missing configuration.
+Exit codes (:data:`EXIT_CODES`): 0 success; 1 the execution did not succeed (or was not
+found, or did not end in time); 2 bad usage, bad definition or input, or missing or
+malformed configuration; 3 Redis (the store) unreachable. A ``StoreUnavailable`` or
+``ConfigurationError`` raised by any command ends it with one line on stderr (see
+:class:`OrchestratorGroup`), never a traceback.
 """
 
 import importlib
+import importlib.metadata
 import json
 import os
 import sys
@@ -32,6 +36,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperGroup
 
 from orchestrator import (
     DefinitionError,
@@ -41,7 +46,9 @@ from orchestrator import (
     ExecutionResult,
     ExecutionStatus,
     HistoryEvent,
+    InvalidInputError,
     OrchestratorError,
+    TaskTokenError,
     config,
     describe_execution,
     get_dead_letter,
@@ -49,18 +56,37 @@ from orchestrator import (
     list_dead_letters,
     list_executions,
     redrive_execution,
+    send_task_failure,
+    send_task_heartbeat,
+    send_task_success,
     start_workflow,
     stop_execution,
     validate_definition,
 )
+from orchestrator.errors import ConfigurationError, StoreUnavailable, mask_url
 
 EXIT_OK = 0
 #: The execution ended in anything but SUCCEEDED, was not found, or outlived --timeout.
 EXIT_FAILED = 1
 #: Bad arguments, definition, input or configuration (click's own usage errors use 2 too).
 EXIT_USAGE = 2
+#: The orchestrator's Redis could not be reached (refused, or no answer in time).
+EXIT_STORE_UNAVAILABLE = 3
 #: Ctrl-C, as shells report a SIGINT death (128 + 2).
 EXIT_INTERRUPTED = 130
+
+#: The exit codes, as ``--help`` and the README list them.
+EXIT_CODES = (
+    "Exit codes: 0 success; 1 the execution ended in anything but SUCCEEDED (or was not "
+    "found, or --timeout passed); 2 bad definition, input, options or configuration; "
+    "3 Redis unreachable."
+)
+
+#: `run` with REDIS_URL: a step still unclaimed after this long makes it ask whether any
+#: worker consumes the queue (and say so if none does).
+NO_WORKER_AFTER_S = 3.0
+#: How long workers get to answer that question (Celery's remote control).
+INSPECT_TIMEOUT_S = 1.0
 
 #: Where `run` runs the execution (shown in its header line).
 REMOTE = "REDIS_URL"
@@ -76,9 +102,35 @@ PIPED_WIDTH = 160
 #: A run's final output is pretty-printed up to this size (as compact JSON), else cut.
 MAX_PRETTY_OUTPUT_CHARS = 4000
 
+
+class OrchestratorGroup(TyperGroup):
+    """The command group: what any command can meet ends it the same way, in one line.
+
+    ``StoreUnavailable`` exits 3, ``ConfigurationError`` (REDIS_URL unset, a malformed
+    setting) exits 2; click's usage errors and ``typer.Exit`` pass through.
+    """
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (StoreUnavailable, ConfigurationError) as exc:
+            fail(str(exc), exit_code_for(exc))
+
+
+def exit_code_for(exc: BaseException, default: int = EXIT_USAGE) -> int:
+    """The exit code of an error: 3 for an unreachable store, 2 for configuration."""
+    if isinstance(exc, StoreUnavailable):
+        return EXIT_STORE_UNAVAILABLE
+    if isinstance(exc, ConfigurationError):
+        return EXIT_USAGE
+    return default
+
+
 app = typer.Typer(
     name="orchestrator",
+    cls=OrchestratorGroup,
     help="Run and inspect Step Functions-compatible workflows (Amazon States Language).",
+    epilog=EXIT_CODES,
     no_args_is_help=True,
     add_completion=False,
     # Markdown: docstring paragraphs are re-flowed to the terminal instead of keeping
@@ -86,6 +138,36 @@ app = typer.Typer(
     rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"orchestrator {package_version()}")
+        raise typer.Exit(EXIT_OK)
+
+
+def package_version() -> str:
+    """The installed package's version (``orchestrator --version``)."""
+    try:
+        return importlib.metadata.version("orchestrator")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool | None,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print the version and exit.",
+        ),
+    ] = None,
+) -> None:
+    """Run and inspect Step Functions-compatible workflows (Amazon States Language)."""
+
 
 # --------------------------------------------------------------------------- helpers
 
@@ -168,11 +250,14 @@ def use_task_modules(modules: Sequence[str] | None) -> list[str]:
     return wanted
 
 
-def parse_input(text: str | None, file: Path | None) -> Any:
-    """The execution input from ``--input`` JSON text or ``--input-file`` (``-``: stdin)."""
+def parse_input(text: str | None, file: Path | None, option: str = "--input") -> Any:
+    """The execution input from ``--input`` JSON text or ``--input-file`` (``-``: stdin).
+
+    ``option`` names the pair in messages (``--output`` for ``task success``).
+    """
     if text is not None and file is not None:
-        fail("use either --input or --input-file, not both")
-    source = "--input"
+        fail(f"use either {option} or {option}-file, not both")
+    source = option
     if file is not None:
         source = "stdin" if str(file) == "-" else str(file)
         try:
@@ -356,6 +441,7 @@ def follow(
     handle: ExecutionHandle,
     on_event: Callable[[HistoryEvent], None],
     timeout: float | None,
+    on_poll: Callable[[], None] | None = None,
 ) -> ExecutionResult | None:
     """Report each new history event until the execution ends; None if ``timeout`` hit.
 
@@ -382,7 +468,64 @@ def follow(
             return result
         if deadline is not None and time.monotonic() >= deadline:
             return None
+        if on_poll is not None:
+            on_poll()
         slice_s = min(slice_s * 2, MAX_POLL_INTERVAL_S)
+
+
+class WorkerWatch:
+    """Says (once, on stderr) when a step waits for a worker and none consumes the queue.
+
+    Without it, `run` against a Redis with no worker would wait forever in silence. A
+    step still SCHEDULED (unclaimed) for ``NO_WORKER_AFTER_S`` makes it ask the workers
+    through Celery's remote control (``inspect().active_queues()``, which works on Redis
+    and RabbitMQ brokers alike) whether any of them consumes the orchestrator's queue.
+    """
+
+    def __init__(self, handle: ExecutionHandle, after: float = NO_WORKER_AFTER_S) -> None:
+        self.handle = handle
+        self.after = after
+        self.started = time.monotonic()
+        self.next_check = self.started + after
+        self.warned = False
+
+    def check(self) -> None:
+        """Called between polls: look again when due, warn if nobody consumes the queue."""
+        now = time.monotonic()
+        if self.warned or now < self.next_check:
+            return
+        self.next_check = now + self.after
+        steps = self.handle.describe().steps
+        if not any(step.status == "SCHEDULED" for step in steps):
+            return
+        settings = config.get_settings()
+        if queue_has_consumer(settings.queue):
+            return
+        self.warned = True
+        url = mask_url(settings.redis_url or "")
+        stderr_console().print(
+            Text(
+                f"no worker is consuming queue {settings.queue!r} on REDIS_URL={url}; start one "
+                f"with `orchestrator worker --tasks ...` (still waiting)",
+                style="yellow",
+            )
+        )
+
+
+def queue_has_consumer(queue: str, timeout: float = INSPECT_TIMEOUT_S) -> bool:
+    """Whether any running worker answers that it consumes ``queue``."""
+    from orchestrator.celery_app import app as celery_app
+
+    try:
+        replies = celery_app.control.inspect(timeout=timeout).active_queues() or {}
+    except Exception:  # noqa: BLE001 - the broker is down: no worker can consume either
+        return False
+    return any(
+        entry.get("name") == queue
+        for queues in replies.values()
+        for entry in (queues or [])
+        if isinstance(entry, dict)
+    )
 
 
 def _run_and_follow(
@@ -404,12 +547,18 @@ def _run_and_follow(
         fail_definition(exc)
     except OrchestratorError as exc:  # bad input or name, name taken with other input
         _json_error(as_json, type(exc).__name__, str(exc))
-        fail(str(exc))
+        fail(str(exc), exit_code_for(exc))
     out.print(
         Text.assemble(("Execution ", "dim"), (handle.execution_id, "bold"), (f" ({where})", "dim"))
     )
+    watch = WorkerWatch(handle) if where == REMOTE else None
     try:
-        result = follow(handle, lambda event: out.print(render_event(event, width)), timeout)
+        result = follow(
+            handle,
+            lambda event: out.print(render_event(event, width)),
+            timeout,
+            on_poll=watch.check if watch is not None else None,
+        )
     except KeyboardInterrupt:
         # Say what became of the execution: with a shared Redis it carries on without us.
         fate = "keeps running" if where == REMOTE else "stops with this process"
@@ -506,7 +655,7 @@ def run(
     your workers run it.
 
     Exit code: 0 SUCCEEDED; 1 FAILED, TIMED_OUT, ABORTED or --timeout reached; 2 bad
-    definition, input or options.
+    definition, input or options; 3 Redis unreachable.
     """
     payload = parse_input(input, input_file)
     modules = use_task_modules(tasks)
@@ -669,10 +818,8 @@ def stop(
     require_redis()
     try:
         stop_execution(execution_id, error, cause)
-    except ExecutionNotFound as exc:
-        fail(str(exc), EXIT_FAILED)
     except OrchestratorError as exc:
-        fail(str(exc), EXIT_FAILED)
+        fail(str(exc), exit_code_for(exc, EXIT_FAILED))
     stdout_console().print(f"{execution_id}: ABORTED")
 
 
@@ -689,7 +836,7 @@ def redrive(
     try:
         handle = redrive_execution(execution_id)
     except OrchestratorError as exc:
-        fail(str(exc), EXIT_FAILED)
+        fail(str(exc), exit_code_for(exc, EXIT_FAILED))
     stdout_console().print(f"{execution_id}: redriven")
     if wait is not None:
         try:
@@ -739,6 +886,69 @@ def dlq_show(
     except LookupError as exc:
         fail(str(exc), EXIT_FAILED)
     emit_json(letter.model_dump(mode="json"))
+
+
+task_app = typer.Typer(
+    help="Answer a task waiting for its token (`.waitForTaskToken`) (needs REDIS_URL).",
+    no_args_is_help=True,
+)
+app.add_typer(task_app, name="task")
+
+TokenArg = Annotated[
+    str, typer.Argument(help="The task token ($$.Task.Token), as the task received it.")
+]
+
+
+def _answer_token(answer: Callable[[], None], verb: str) -> None:
+    require_redis()
+    try:
+        answer()
+    except (TaskTokenError, InvalidInputError) as exc:
+        fail(str(exc), EXIT_USAGE)
+    stdout_console().print(verb)
+
+
+@task_app.command("success")
+def task_success(
+    token: TokenArg,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="The task's result, as JSON text.")
+    ] = None,
+    output_file: Annotated[
+        Path | None,
+        typer.Option("--output-file", "-f", help="Read the JSON result from a file ('-': stdin)."),
+    ] = None,
+) -> None:
+    """Complete a waiting task with a result (default: {}).
+
+    Exit code: 0 done; 2 bad token (unknown, used, or its task no longer waits) or output.
+    """
+    value = parse_input(output, output_file, "--output")
+    _answer_token(lambda: send_task_success(token, {} if value is None else value), "succeeded")
+
+
+@task_app.command("failure")
+def task_failure(
+    token: TokenArg,
+    error: Annotated[
+        str | None, typer.Option("--error", help="Error name (default States.TaskFailed).")
+    ] = None,
+    cause: Annotated[str | None, typer.Option("--cause", help="Cause text.")] = None,
+) -> None:
+    """Fail a waiting task (its Retry and Catch rules apply).
+
+    Exit code: 0 done; 2 bad token (unknown, used, or its task no longer waits).
+    """
+    _answer_token(lambda: send_task_failure(token, error, cause), "failed")
+
+
+@task_app.command("heartbeat")
+def task_heartbeat(token: TokenArg) -> None:
+    """Tell a waiting task with HeartbeatSeconds that the work goes on.
+
+    Exit code: 0 done; 2 bad token (unknown, used, or its task no longer waits).
+    """
+    _answer_token(lambda: send_task_heartbeat(token), "heartbeat recorded")
 
 
 @app.command()

@@ -43,7 +43,7 @@ from orchestrator.interpreter import (
 from orchestrator.jsontext import checked_dumps, dumps
 from orchestrator.logs import step_context
 from orchestrator.lru import LruCache
-from orchestrator.store import RedisStore, Write, get_store, lease_member
+from orchestrator.store import OutageLog, RedisStore, Write, get_store, lease_member
 
 logger = logging.getLogger("orchestrator.runtime")
 
@@ -682,6 +682,7 @@ class LeaseKeeper:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
+        self._outage = OutageLog(logger)
 
     def holding(self, execution_id: str, step_key: str) -> _Held:
         """Context manager: keep this step's lease alive while the body runs."""
@@ -720,8 +721,11 @@ class LeaseKeeper:
                 until = time.time() + get_settings().lease_seconds
                 # XX: renew only leases that still exist (a finished step's is gone).
                 store.client.zadd(store.keys.leases, dict.fromkeys(members, until), xx=True)
-            except Exception:  # noqa: BLE001 - keep renewing after a Redis hiccup
-                logger.warning("could not renew step leases", exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - keep renewing after a Redis hiccup
+                if not self._outage.failed(exc):  # an outage: one line when it starts
+                    logger.warning("could not renew step leases", exc_info=True)
+            else:
+                self._outage.ok()
 
 
 class _Held:

@@ -44,7 +44,7 @@ from orchestrator.runtime import (
     publish,
     run_transition,
 )
-from orchestrator.store import RedisStore, Write, get_store
+from orchestrator.store import OutageLog, RedisStore, Write, get_store
 
 logger = logging.getLogger("orchestrator.timers")
 
@@ -167,12 +167,35 @@ class FiringPool:
         except Exception:  # noqa: BLE001 - what did not fire is still due next tick
             logger.exception("firing a batch of timers failed")
 
+    #: How long closing waits for the pool's own shutdown before killing its processes.
+    CLOSE_TIMEOUT_S = 3.0
+
     def close(self) -> None:
-        """Stop the processes."""
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
-            self._pool = None
+        """Stop the processes, within a few seconds whatever state they are in.
+
+        ``Pool.terminate()`` first takes the task queue's lock, which an idle worker holds
+        while it waits for work: when a worker died holding it — a SIGTERM sent to beat's
+        whole process group (honcho, systemd) reaches the workers first — it waits
+        forever. So it runs in a daemon thread; once it has stopped the pool from
+        replacing workers, whatever is still alive is killed (a firing cut short is
+        due again at the next tick) and reaped here.
+        """
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        closer = threading.Thread(target=pool.terminate, name="firing-pool-close", daemon=True)
+        closer.start()
+        closer.join(self.CLOSE_TIMEOUT_S)
+        if not closer.is_alive():
+            return
+        # Private attributes of multiprocessing.pool.Pool: its worker-replacing thread
+        # (stopped by terminate() before the lock it hangs on) and its processes.
+        pool._worker_handler.join(self.CLOSE_TIMEOUT_S)
+        for process in list(pool._pool):
+            if process.exitcode is None:
+                process.kill()
+        for process in list(pool._pool):
+            process.join(self.CLOSE_TIMEOUT_S)
 
 
 def _init_firing_process(settings_json: str) -> None:
@@ -404,6 +427,7 @@ class TimerLoop:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.owner = uuid.uuid4().hex
+        self.outage = OutageLog(logger)
 
     def start(self) -> TimerLoop:
         """Start the loop."""
@@ -415,8 +439,12 @@ class TimerLoop:
         while not self._stop.wait(self.interval):
             try:
                 tick(owner=self.owner)
-            except Exception:  # noqa: BLE001 - keep ticking through Redis hiccups
-                logger.exception("timer tick failed")
+            except Exception as exc:  # noqa: BLE001 - keep ticking through Redis hiccups
+                # An outage is logged when it starts and ends, not on every tick.
+                if not self.outage.failed(exc):
+                    logger.exception("timer tick failed")
+            else:
+                self.outage.ok()
 
     def stop(self) -> None:
         """Stop the loop and wait for it."""
