@@ -12,7 +12,13 @@ import yaml
 from pydantic import ValidationError
 
 from orchestrator.definition.model import StateMachine, TaskState
-from orchestrator.definition.validate import Validation, validate_machine
+from orchestrator.definition.validate import (
+    MAX_DEFINITION_BYTES,
+    SURROGATE_RE,
+    Validation,
+    printable,
+    validate_machine,
+)
 from orchestrator.errors import DefinitionError, DefinitionIssue
 
 ResourceCheck = Callable[[TaskState], str | None]
@@ -21,8 +27,28 @@ ResourceCheck = Callable[[TaskState], str | None]
 _MAX_PATH_LENGTH = 4096
 
 
+_DEFINITION_SUFFIXES = (".json", ".yaml", ".yml")
+
+
 class _AslYamlLoader(yaml.SafeLoader):
-    """SafeLoader that keeps timestamps as strings, as JSON would."""
+    """SafeLoader that keeps timestamps as strings, as JSON would, and refuses aliases.
+
+    An alias (``*name``) repeats what its anchor holds, so a few hundred bytes of nested
+    aliases (the "billion laughs") expand to billions of values for whatever walks or
+    serialises the result; merge keys (``<<: *name``) even expand while loading. JSON has
+    no aliases and Step Functions takes JSON, so they are refused outright.
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                "YAML aliases (*name) are not accepted in definitions: write the value out in full",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
 
 
 # YAML would turn unquoted ``2016-03-14T01:59:00Z`` into a datetime, which is not a JSON
@@ -49,20 +75,49 @@ def _parse_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_AslYamlLoader)  # noqa: S506 - a SafeLoader subclass
 
 
+def _json_problem(exc: Exception) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+    if isinstance(exc, RecursionError):
+        return "invalid JSON: nested too deeply"
+    return f"invalid JSON: {exc}"
+
+
+def _yaml_problem(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "invalid YAML: nested too deeply"
+    return f"invalid YAML: {exc}"
+
+
 def _parse_text(text: str, suffix: str = "") -> Any:
-    if suffix == ".json":
-        parsers = [_parse_json]
-    elif suffix in (".yaml", ".yml"):
-        parsers = [_parse_yaml]
-    else:
-        parsers = [_parse_json, _parse_yaml]
-    error: Exception | None = None
-    for parse in parsers:
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_DEFINITION_BYTES:
+        raise _Unparseable(
+            f"the definition text is {size} bytes, over the limit of {MAX_DEFINITION_BYTES} bytes"
+        )
+    match = SURROGATE_RE.search(text)
+    if match is not None:
+        raise _Unparseable(
+            f"the definition text holds a lone surrogate (U+{ord(match.group()):04X}) at "
+            f"character {match.start()}, which UTF-8 and JSON text cannot carry"
+        )
+    # Text that starts like JSON is reported in JSON's terms (line and column), even when
+    # the YAML parser, tried next for JSON-like YAML, fails as well.
+    looks_like_json = suffix == ".json" or text.lstrip().startswith(("{", "["))
+    json_error: Exception | None = None
+    if suffix not in (".yaml", ".yml"):
         try:
-            return parse(text)
-        except (ValueError, yaml.YAMLError, RecursionError) as exc:
-            error = exc
-    raise _Unparseable(f"cannot parse the definition: {error}")
+            return _parse_json(text)
+        except (ValueError, RecursionError) as exc:
+            json_error = exc
+        if suffix == ".json":
+            raise _Unparseable(_json_problem(json_error))
+    try:
+        return _parse_yaml(text)
+    except (ValueError, yaml.YAMLError, RecursionError) as exc:
+        if looks_like_json and json_error is not None:
+            raise _Unparseable(_json_problem(json_error)) from None
+        raise _Unparseable(_yaml_problem(exc)) from None
 
 
 def _looks_like_file(source: str) -> bool:
@@ -97,18 +152,44 @@ def load_source(source: Any) -> Any:
         ):
             path = Path(os.fsdecode(source))
             try:
+                size = path.stat().st_size
+                if size > MAX_DEFINITION_BYTES:
+                    raise _Unparseable(
+                        f"{str(path)!r} is {size} bytes, over the limit of "
+                        f"{MAX_DEFINITION_BYTES} bytes for a definition"
+                    )
                 text = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 raise _Unparseable(f"cannot read {str(path)!r}: {exc}") from exc
             suffix = path.suffix.lower()
             return _parse_text(text, suffix)
         if isinstance(source, str):
-            return _parse_text(source)
+            loaded = _parse_text(source)
+            if isinstance(loaded, str) and "\n" not in source.strip():
+                raise _Unparseable(_not_a_definition(source))
+            return loaded
     except (_Unparseable, UnicodeDecodeError) as exc:
-        raise DefinitionError([DefinitionIssue("$", str(exc))]) from None
+        raise DefinitionError([DefinitionIssue("$", printable(str(exc)))]) from None
     raise DefinitionError(
-        [DefinitionIssue("$", f"unsupported definition source of type {type(source).__name__}")]
+        [
+            DefinitionIssue(
+                "$",
+                "a definition is a dict, ASL text (JSON or YAML) or a file path, not "
+                f"{type(source).__name__}",
+            )
+        ]
     )
+
+
+def _not_a_definition(source: str) -> str:
+    """The message for one line of text that is neither a file nor a definition."""
+    shown = printable(source if len(source) <= 200 else source[:200] + "...")
+    if source.strip().lower().endswith(_DEFINITION_SUFFIXES) or os.sep in source:
+        return (
+            f"no file {shown!r} exists (and the text is neither a workflow name nor ASL "
+            "JSON or YAML)"
+        )
+    return f"{shown!r} is neither a file, nor a workflow name, nor ASL JSON or YAML text"
 
 
 def _pydantic_issues(error: ValidationError) -> list[DefinitionIssue]:
@@ -145,25 +226,28 @@ def parse_definition(
     raw = load_source(source)
     validation: Validation = validate_machine(raw)
     issues = validation.issues
-    machine: StateMachine | None = None
-    try:
-        machine = StateMachine.model_validate(raw)
-    except ValidationError as exc:
-        # Validation above already explains why the model cannot be built; pydantic's own
-        # report only matters if validation let something through.
-        if not issues:
-            issues.extend(_pydantic_issues(exc))
-    except (TypeError, ValueError, RecursionError) as exc:
-        if not issues:
-            issues.append(DefinitionIssue("$", f"invalid definition: {exc}"))
-    if machine is not None and resource_check is not None:
-        for path, _name, state, _scope in machine.walk():
-            if isinstance(state, TaskState):
-                message = resource_check(state)
-                if message is not None:
-                    raw_path = validation.task_paths.get(path, path)
-                    issues.append(DefinitionIssue(f"{raw_path}.Resource", message))
+    if resource_check is not None and not validation.fatal:
+        # Checked on each Task state alone, so that a problem elsewhere in the definition
+        # (which keeps the whole model from being built) hides no missing activity.
+        for path, raw_state in validation.tasks:
+            message = _resource_problem(raw_state, resource_check)
+            if message is not None:
+                validation.add(f"{path}.Resource", message)
     if issues:
         raise DefinitionError(issues)
-    assert machine is not None  # every failure to build the model records an issue
-    return machine
+    try:
+        return StateMachine.model_validate(raw)
+    except ValidationError as exc:
+        # Validation above explains every definition the model refuses; pydantic's own
+        # report is the fallback if it ever lets one through.
+        raise DefinitionError(_pydantic_issues(exc)) from None
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise DefinitionError([DefinitionIssue("$", f"invalid definition: {exc}")]) from None
+
+
+def _resource_problem(raw_state: Any, resource_check: ResourceCheck) -> str | None:
+    try:
+        state = TaskState.model_validate(raw_state)
+    except (ValidationError, TypeError, ValueError, RecursionError):
+        return None  # its own issues are reported already
+    return resource_check(state)

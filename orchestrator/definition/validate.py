@@ -7,16 +7,19 @@ bad field never hides the others. The model is only built once validation has ru
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+import jsonata as _jsonata
 from jsonpath_ng.ext import parse as _jsonpath_parse
 
+from orchestrator import intrinsics
 from orchestrator.definition.model import COMPARISON_OPERATORS
 from orchestrator.errors import DefinitionIssue
 from orchestrator.paths import json_type
@@ -24,6 +27,18 @@ from orchestrator.paths import json_type
 JSONPATH = "JSONPath"
 JSONATA = "JSONata"
 MAX_STATE_NAME_LENGTH = 80
+
+#: Deepest nesting of objects and arrays accepted in a definition (the states' own
+#: structure counts: ``$.States.P.Branches[0].States.X`` is four levels below ``$``).
+#: Deeper documents are refused before anything walks them (Python's recursion, pydantic's
+#: and orjson's serialisers all stop somewhere past 250).
+MAX_NESTING_DEPTH = 100
+
+#: Largest definition, as JSON text: Step Functions' own limit (1 MiB).
+MAX_DEFINITION_BYTES = 1_048_576
+
+#: Lone UTF-16 surrogates: Python strings can hold them, UTF-8 and JSON text cannot.
+SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 #: Characters of a state name that Step Functions forbids, and that step keys use as
 #: separators (``Map[3]/Charge``, ``Charge|s``: see orchestrator/keys.py).
@@ -184,6 +199,56 @@ def check_path(path: str, *, reference: bool = False, variables: bool = True) ->
     return None
 
 
+@lru_cache(maxsize=4096)
+def check_intrinsic(expression: str) -> str | None:
+    """Why ``expression`` is not a valid intrinsic function call, or None.
+
+    Checks the syntax, the function names (with a suggestion for a misspelled one), the
+    argument counts and literal arguments, as Step Functions does when a state machine
+    is created.
+    """
+    try:
+        message = intrinsics.validate(expression)
+    except RecursionError:
+        return f"invalid intrinsic function {expression[:80]!r}...: nested too deeply"
+    if message is None:
+        return None
+    for name in _INTRINSIC_CALL_RE.findall(expression):
+        if name not in intrinsics.FUNCTION_NAMES:
+            return message + did_you_mean(name, intrinsics.FUNCTION_NAMES)
+    return message
+
+
+_INTRINSIC_CALL_RE = re.compile(r"States\.[A-Za-z0-9]+")
+
+
+@lru_cache(maxsize=4096)
+def check_jsonata(value: str) -> str | None:
+    """Why a ``{% ... %}`` string is not a valid JSONata expression, or None (syntax only)."""
+    text = value[2:-2].strip() if is_jsonata_expression(value) else value.strip()
+    if not text:
+        return "empty JSONata expression"
+    shown = text if len(text) <= 200 else text[:200] + "..."
+    try:
+        compiled = _jsonata.Jsonata(text)
+    except RecursionError:
+        return f"invalid JSONata expression {shown!r}: nested too deeply"
+    except Exception as exc:  # noqa: BLE001 - the parser raises JException and assorted errors
+        return f"invalid JSONata expression {shown!r}: {_jsonata_error(exc)}"
+    errors = compiled.get_errors()
+    if errors:
+        return f"invalid JSONata expression {shown!r}: {_jsonata_error(errors[0])}"
+    return None
+
+
+def _jsonata_error(exc: BaseException) -> str:
+    code = getattr(exc, "error", None)
+    message = str(exc)
+    if isinstance(code, str) and code and not message.startswith(code):
+        return f"{code}: {message}"
+    return message or type(exc).__name__
+
+
 def _strip_quoted(text: str) -> str:
     return re.sub(r"'[^']*'|\"[^\"]*\"", "''", text)
 
@@ -214,10 +279,136 @@ class Validation:
 
     issues: list[DefinitionIssue] = field(default_factory=list)
     task_paths: dict[str, str] = field(default_factory=dict)
+    tasks: list[tuple[str, Mapping[str, Any]]] = field(default_factory=list)
+    """``(raw path, raw state)`` of every Task state, for the Resource check."""
+    fatal: bool = False
+    """The document itself is unusable (too deep, too large, cyclic): nothing else was
+    checked, and nothing may walk it."""
 
     def add(self, path: str, message: str) -> None:
-        """Record one issue."""
-        self.issues.append(DefinitionIssue(path, message))
+        """Record one issue (lone surrogates escaped, so that any output can carry it)."""
+        self.issues.append(DefinitionIssue(printable(path), printable(message)))
+
+
+def printable(text: str) -> str:
+    """``text`` with lone surrogates written as ``\\udXXX`` escapes (UTF-8 cannot carry them)."""
+    return SURROGATE_RE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+def closest(word: str, candidates: Collection[str]) -> str | None:
+    """The candidate a misspelled ``word`` most likely meant, if any is close enough."""
+    close = difflib.get_close_matches(word, sorted(candidates), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, candidates: Collection[str]) -> str:
+    """`` (did you mean 'X'?)`` for the closest candidate to a misspelled ``word``, or ``""``."""
+    match = closest(word, candidates)
+    return f" (did you mean {match!r}?)" if match is not None else ""
+
+
+def _unknown_field(key: Any, candidates: Collection[str]) -> str:
+    hint = did_you_mean(key, candidates) if isinstance(key, str) else ""
+    return f"unknown field {key!r}{hint}"
+
+
+class _DocumentScan:
+    """One pass over a raw definition checking that it is a JSON document within limits.
+
+    Containers are measured once each (by identity), so a document whose parts are shared
+    many times (YAML aliases, or the same dict reused by a Python caller) is measured as
+    the text it would become without being expanded; a cycle is reported, not followed.
+    """
+
+    def __init__(self, result: Validation) -> None:
+        self.result = result
+        self.sizes: dict[int, tuple[int, int]] = {}
+        self.active: set[int] = set()
+        self.too_deep = False
+
+    def too_deep_at(self, path: str) -> None:
+        if not self.too_deep:
+            self.too_deep = True
+            self.result.fatal = True
+            self.result.add(path, f"nested more than {MAX_NESTING_DEPTH} levels deep")
+
+    def text(self, value: str, path: str) -> int:
+        if value.isascii():
+            return len(value) + 2
+        if SURROGATE_RE.search(value):
+            self.result.add(
+                path,
+                "contains a lone surrogate (U+D800-U+DFFF), which UTF-8 and JSON text cannot carry",
+            )
+        return len(value.encode("utf-8", "surrogatepass")) + 2
+
+    def measure(self, value: Any, path: str, depth: int) -> tuple[int, int]:
+        """``(approximate JSON size in bytes, nesting height)`` of ``value``."""
+        if isinstance(value, str):
+            return self.text(value, path), 0
+        if value is None or isinstance(value, bool):
+            return 5, 0
+        if isinstance(value, int):
+            if value.bit_length() > 1024:
+                self.result.add(path, "number is too large (JSON numbers stop near 1.8E308)")
+            return value.bit_length() // 3 + 2, 0
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                self.result.add(path, f"{value!r} is not a JSON number")
+            return 24, 0
+        if not isinstance(value, dict | list):
+            self.result.add(path, f"a {type(value).__name__} is not a JSON value")
+            return 0, 0
+        key = id(value)
+        if key in self.active:
+            self.result.fatal = True
+            self.result.add(path, "the document contains itself (a cycle)")
+            return 0, 0
+        known = self.sizes.get(key)
+        if known is not None:
+            if depth + known[1] > MAX_NESTING_DEPTH:
+                self.too_deep_at(path)
+            return known
+        if depth >= MAX_NESTING_DEPTH:
+            self.too_deep_at(path)
+            return 0, 0
+        self.active.add(key)
+        size, height = 2, 0
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for name, item in items:
+            if isinstance(value, list):
+                item_path = f"{path}[{name}]"
+            elif isinstance(name, str):
+                item_path = f"{path}.{name}"
+                size += self.text(name, item_path) + 1
+            else:
+                item_path = f"{path}.{name!r}"
+                self.result.add(item_path, f"keys must be strings, not {type(name).__name__}")
+            item_size, item_height = self.measure(item, item_path, depth + 1)
+            size += item_size + 1
+            height = max(height, item_height + 1)
+            if self.result.fatal:
+                break
+        self.active.discard(key)
+        self.sizes[key] = (size, height)
+        return size, height
+
+
+def scan_document(raw: Any, result: Validation) -> None:
+    """Check that ``raw`` is a JSON document within the definition limits.
+
+    Records an issue for every non-JSON value, non-string key, lone surrogate and
+    non-finite number; nesting deeper than :data:`MAX_NESTING_DEPTH`, a cycle, or a size
+    over :data:`MAX_DEFINITION_BYTES` set ``result.fatal``.
+    """
+    size, _height = _DocumentScan(result).measure(raw, "$", 0)
+    if not result.fatal and size > MAX_DEFINITION_BYTES:
+        result.fatal = True
+        result.add(
+            "$",
+            f"the definition is about {size} bytes as JSON, over the limit of "
+            f"{MAX_DEFINITION_BYTES} bytes",
+        )
 
 
 # ``(target state name, path of the field naming it)``
@@ -237,10 +428,13 @@ def validate_machine(raw: Any) -> Validation:
     if not isinstance(raw, dict):
         result.add("$", f"a state machine definition must be an object, not {_type_name(raw)}")
         return result
+    scan_document(raw, result)
+    if result.fatal:
+        return result
     language = raw.get("QueryLanguage", JSONPATH)
     for key in raw:
         if key not in _MACHINE_FIELDS:
-            result.add(f"$.{key}", f"unknown field {key!r}")
+            result.add(f"$.{key}", _unknown_field(key, _MACHINE_FIELDS))
     _check_optional(result, raw, "$", "Comment", str)
     _check_optional(result, raw, "$", "Version", str)
     if "TimeoutSeconds" in raw:
@@ -299,9 +493,10 @@ def _check_path_field(
     if not isinstance(value, str):
         result.add(path, f"must be a JSONPath string, not {_type_name(value)}")
         return
-    if intrinsic and value.startswith("States."):
-        return
-    message = check_path(value, reference=reference, variables=not reference)
+    if intrinsic and intrinsics.is_intrinsic(value):
+        message = check_intrinsic(value)
+    else:
+        message = check_path(value, reference=reference, variables=not reference)
     if message is not None:
         result.add(path, message)
 
@@ -364,12 +559,13 @@ def _validate_scope(
         edges[name] = _validate_state(
             result, state, state_path, f"{model_path}.States.{name}", language
         )
+    names = [name for name in states if isinstance(name, str)]
     if isinstance(start_at, str) and start_at not in states:
-        result.add(f"{path}.StartAt", f"no state named {start_at!r}")
+        result.add(f"{path}.StartAt", f"no state named {start_at!r}{did_you_mean(start_at, names)}")
     for transitions in edges.values():
         for target, field_path in transitions:
             if target not in states:
-                result.add(field_path, f"no state named {target!r}")
+                result.add(field_path, f"no state named {target!r}{did_you_mean(target, names)}")
     if isinstance(start_at, str) and start_at in states:
         seen = {start_at}
         pending = [start_at]
@@ -409,8 +605,12 @@ def _validate_state(
         elif key in _ALL_STATE_FIELDS:
             result.add(f"{path}.{key}", f"field {key!r} is not allowed in a {kind} state")
         else:
-            result.add(f"{path}.{key}", f"unknown field {key!r}")
+            result.add(f"{path}.{key}", _unknown_field(key, allowed))
     _check_optional(result, raw, path, "Comment", str)
+    if language == JSONATA:
+        for key in _JSONATA_EXPRESSION_FIELDS:
+            if key in raw and key in allowed:
+                _validate_expressions(result, raw[key], f"{path}.{key}")
     transitions: list[_Transition] = []
     if kind in _FLOW_TYPES:
         transitions.extend(_validate_next_end(result, raw, path))
@@ -437,6 +637,41 @@ def _validate_state(
     if validator is not None:
         transitions.extend(validator(result, raw, path, model_path, language))
     return transitions
+
+
+#: Fields of a JSONata state whose strings may be ``{% ... %}`` expressions.
+_JSONATA_EXPRESSION_FIELDS = (
+    "Arguments",
+    "Output",
+    "Assign",
+    "Items",
+    "ItemSelector",
+    "Seconds",
+    "Timestamp",
+    "TimeoutSeconds",
+    "HeartbeatSeconds",
+    "MaxConcurrency",
+    "ToleratedFailureCount",
+    "ToleratedFailurePercentage",
+    "Error",
+    "Cause",
+    "Credentials",
+)
+
+
+def _validate_expressions(result: Validation, value: Any, path: str) -> None:
+    """Check the syntax of every ``{% ... %}`` string in a JSONata field (at any depth)."""
+    if isinstance(value, str):
+        if is_jsonata_expression(value):
+            message = check_jsonata(value)
+            if message is not None:
+                result.add(path, message)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _validate_expressions(result, item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _validate_expressions(result, item, f"{path}[{index}]")
 
 
 def _validate_next_end(result: Validation, raw: Mapping[str, Any], path: str) -> list[_Transition]:
@@ -499,7 +734,7 @@ def _validate_retry(result: Validation, raw: Mapping[str, Any], path: str) -> No
             continue
         for key in rule:
             if key not in _RETRIER_FIELDS:
-                result.add(f"{rule_path}.{key}", f"unknown field {key!r}")
+                result.add(f"{rule_path}.{key}", _unknown_field(key, _RETRIER_FIELDS))
         _error_equals(result, rule, rule_path, last=index == len(rules) - 1)
         _check_optional(result, rule, rule_path, "Comment", str)
         if "IntervalSeconds" in rule:
@@ -530,7 +765,7 @@ def _validate_catch(
             continue
         for key in rule:
             if key not in _CATCHER_FIELDS:
-                result.add(f"{rule_path}.{key}", f"unknown field {key!r}")
+                result.add(f"{rule_path}.{key}", _unknown_field(key, _CATCHER_FIELDS))
         _error_equals(result, rule, rule_path, last=index == len(rules) - 1)
         _check_optional(result, rule, rule_path, "Comment", str)
         _check_optional(result, rule, rule_path, "Assign", dict)
@@ -556,6 +791,10 @@ def _validate_catch(
                 )
         if "Output" in rule and language == JSONPATH:
             result.add(f"{rule_path}.Output", "field 'Output' is only supported in JSONata states")
+        if language == JSONATA:
+            for key in ("Output", "Assign"):
+                if key in rule:
+                    _validate_expressions(result, rule[key], f"{rule_path}.{key}")
         if "Assign" in rule and language == JSONPATH:
             _validate_template(result, rule["Assign"], f"{rule_path}.Assign")
     return transitions
@@ -584,6 +823,7 @@ def _validate_task(
     result: Validation, raw: Mapping[str, Any], path: str, model_path: str, language: str
 ) -> list[_Transition]:
     result.task_paths[model_path] = path
+    result.tasks.append((path, raw))
     if "Resource" not in raw:
         result.add(path, "missing required field 'Resource'")
     else:
@@ -673,7 +913,7 @@ def _validate_branch(
         return
     for key in raw:
         if key not in allowed:
-            result.add(f"{path}.{key}", f"unknown field {key!r}")
+            result.add(f"{path}.{key}", _unknown_field(key, allowed))
     _check_optional(result, raw, path, "Comment", str)
     if _check_language(result, raw, path):
         language = raw.get("QueryLanguage", language)
@@ -687,7 +927,7 @@ def _validate_processor_config(result: Validation, raw: Any, path: str) -> None:
     choices = {"Mode": ("INLINE", "DISTRIBUTED"), "ExecutionType": ("STANDARD", "EXPRESS")}
     for key, value in raw.items():
         if key not in choices:
-            result.add(f"{path}.{key}", f"unknown field {key!r}")
+            result.add(f"{path}.{key}", _unknown_field(key, choices))
         elif value not in choices[key]:
             result.add(f"{path}.{key}", f"must be one of {', '.join(choices[key])}")
 
@@ -806,19 +1046,26 @@ def _validate_rule(
                     f"field {key!r} is not supported in JSONata rules (use 'Condition')",
                 )
             elif key not in _JSONATA_RULE_FIELDS:
-                result.add(f"{path}.{key}", f"unknown field {key!r}")
+                result.add(f"{path}.{key}", _unknown_field(key, _JSONATA_RULE_FIELDS))
         if "Condition" not in rule:
             result.add(path, "missing required field 'Condition'")
+        for key in ("Condition", "Output", "Assign"):
+            if key in rule:
+                _validate_expressions(result, rule[key], f"{path}.{key}")
         return
+    unknown = False
     for key in rule:
         if key in ("Condition", "Output"):
             result.add(f"{path}.{key}", f"field {key!r} is only supported in JSONata rules")
         elif key not in _JSONPATH_RULE_FIELDS and key not in COMPARISON_OPERATORS:
-            result.add(f"{path}.{key}", f"unknown field {key!r}")
+            unknown = True
+            result.add(f"{path}.{key}", _unknown_rule_field(key))
     operators = [key for key in rule if key in COMPARISON_OPERATORS]
     combinators = [key for key in rule if key in ("And", "Or", "Not")]
     found = operators + combinators
-    if not found:
+    # An unknown key is most likely the misspelled operator: its own message says so, and
+    # "no operator" / "'Variable' needs an operator" would only repeat it.
+    if not found and not unknown:
         result.add(path, "a rule needs one comparison operator, or 'And', 'Or' or 'Not'")
     elif len(found) > 1:
         names = ", ".join(repr(key) for key in found)
@@ -831,7 +1078,10 @@ def _validate_rule(
         for operator in operators:
             _check_operand(result, operator, rule[operator], f"{path}.{operator}")
     elif "Variable" in rule:
-        result.add(f"{path}.Variable", "'Variable' needs a comparison operator")
+        if unknown and not combinators:
+            _check_path_field(result, rule["Variable"], f"{path}.Variable")
+        else:
+            result.add(f"{path}.Variable", "'Variable' needs a comparison operator")
     for key in ("And", "Or"):
         if key not in rule:
             continue
@@ -845,6 +1095,17 @@ def _validate_rule(
                 _validate_rule(result, item, f"{path}.{key}[{index}]", language, top_level=False)
     if "Not" in rule:
         _validate_rule(result, rule["Not"], f"{path}.Not", language, top_level=False)
+
+
+def _unknown_rule_field(key: Any) -> str:
+    if not isinstance(key, str):
+        return f"unknown field {key!r}"
+    match = closest(key, COMPARISON_OPERATORS | _JSONPATH_RULE_FIELDS)
+    if match is None:
+        return f"unknown field {key!r}"
+    if match in COMPARISON_OPERATORS:
+        return f"unknown comparison operator {key!r} (did you mean {match!r}?)"
+    return f"unknown field {key!r} (did you mean {match!r}?)"
 
 
 def _check_operand(result: Validation, operator: str, operand: Any, path: str) -> None:

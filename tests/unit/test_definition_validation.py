@@ -40,7 +40,7 @@ def test_bad_next_is_reported_with_path_and_message() -> None:
             ("Done", end("Succeed")),
         )
     )
-    assert "$.States.Charge.Next: no state named 'Chrage'" in found
+    assert "$.States.Charge.Next: no state named 'Chrage' (did you mean 'Charge'?)" in found
 
 
 def test_all_issues_are_collected() -> None:
@@ -512,7 +512,8 @@ def choice(*rules: Any, **fields: Any) -> dict[str, Any]:
         ),
         (
             {"Variable": "$.x", "Equals": 1, "Next": "X"},
-            "$.States.C.Choices[0].Equals: unknown field 'Equals'",
+            "$.States.C.Choices[0].Equals: "
+            "unknown comparison operator 'Equals' (did you mean 'StringEquals'?)",
         ),
         (
             {"Variable": "$.x", "IsNull": True, "Next": "Nope"},
@@ -752,3 +753,305 @@ def test_issues_never_mutate_the_source() -> None:
     before = copy.deepcopy(definition)
     parse_definition(definition)
     assert definition == before
+
+
+# -- everything is found before anything runs ---------------------------------------------
+
+
+def pass_with(**fields: Any) -> dict[str, Any]:
+    return machine(("A", end(**fields)))
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        (
+            "States.ArraySum($.x)",
+            "unknown function 'States.ArraySum' (did you mean 'States.Array'?)",
+        ),
+        ("States.Format($.x", "expected ')', found end of input"),
+        ("States.ArrayLength($.x, 3)", "States.ArrayLength takes 1 argument(s) but 2 were given"),
+        ("States.Hash('x', 'SHA-3')", "argument 2 must be one of MD5"),
+        ("States.Format('{}', States.Nope())", "unknown function 'States.Nope'"),
+    ],
+)
+def test_intrinsic_problems_are_definition_errors(expression: str, expected: str) -> None:
+    for key in ("Parameters", "ResultSelector"):
+        state = end("Task", Resource="arn:t", **{key: {"x.$": expression}})
+        (found,) = issues(machine(("A", state)))
+        assert found.startswith(f"$.States.A.{key}.x.$: Invalid intrinsic function")
+        assert expected in found
+
+
+def test_intrinsics_are_checked_everywhere_they_may_appear() -> None:
+    bad = "States.ArrayLength()"
+    definition = machine(
+        ("P", end(Parameters={"deep": [{"x.$": bad}]}, Assign={"v.$": bad}, Next="T")),
+        (
+            "T",
+            end(
+                "Task",
+                Resource="arn:t",
+                Catch=[{"ErrorEquals": ["States.ALL"], "Next": "F", "Assign": {"w.$": bad}}],
+                Next="M",
+            ),
+        ),
+        (
+            "M",
+            end(
+                "Map",
+                ItemSelector={"i.$": bad},
+                ItemProcessor={"StartAt": "I", "States": {"I": end(Parameters={"y.$": bad})}},
+                Next="C",
+            ),
+        ),
+        (
+            "C",
+            {
+                "Type": "Choice",
+                "Choices": [
+                    {"Variable": "$.x", "IsNull": True, "Next": "F", "Assign": {"z.$": bad}}
+                ],
+                "Default": "F",
+            },
+        ),
+        ("F", {"Type": "Fail", "ErrorPath": bad, "CausePath": "$.cause"}),
+    )
+    paths = [found.split(": ")[0] for found in issues(definition)]
+    assert paths == [
+        "$.States.P.Parameters.deep[0].x.$",
+        "$.States.P.Assign.v.$",
+        "$.States.T.Catch[0].Assign.w.$",
+        "$.States.M.ItemSelector.i.$",
+        "$.States.M.ItemProcessor.States.I.Parameters.y.$",
+        "$.States.C.Choices[0].Assign.z.$",
+        "$.States.F.ErrorPath",
+    ]
+
+
+def jsonata(*states: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    return machine(*states, QueryLanguage="JSONata")
+
+
+def test_jsonata_syntax_errors_in_every_expression_field() -> None:
+    bad = "{% $x + %}"
+    definition = jsonata(
+        ("P", end(Output={"a": [bad]}, Assign={"v": bad}, Next="T")),
+        (
+            "T",
+            end(
+                "Task",
+                Resource="arn:t",
+                Arguments=bad,
+                TimeoutSeconds=bad,
+                HeartbeatSeconds="{% ( %}",
+                Catch=[{"ErrorEquals": ["States.ALL"], "Next": "F", "Output": bad}],
+                Next="W",
+            ),
+        ),
+        ("W", end("Wait", Seconds=bad, Next="W2")),
+        ("W2", end("Wait", Timestamp=bad, Next="M")),
+        (
+            "M",
+            end(
+                "Map",
+                Items=bad,
+                ItemSelector={"i": bad},
+                MaxConcurrency=bad,
+                ItemProcessor={"StartAt": "I", "States": {"I": end(Output=bad)}},
+                Next="C",
+            ),
+        ),
+        ("C", {"Type": "Choice", "Choices": [{"Condition": bad, "Next": "F"}], "Default": "F"}),
+        ("F", {"Type": "Fail", "Error": bad, "Cause": "{%%}"}),
+    )
+    found = issues(definition)
+    paths = [issue.split(": ")[0] for issue in found]
+    assert paths == [
+        "$.States.P.Output.a[0]",
+        "$.States.P.Assign.v",
+        "$.States.T.Arguments",
+        "$.States.T.TimeoutSeconds",
+        "$.States.T.HeartbeatSeconds",
+        "$.States.T.Catch[0].Output",
+        "$.States.W.Seconds",
+        "$.States.W2.Timestamp",
+        "$.States.M.Items",
+        "$.States.M.ItemSelector.i",
+        "$.States.M.MaxConcurrency",
+        "$.States.M.ItemProcessor.States.I.Output",
+        "$.States.C.Choices[0].Condition",
+        "$.States.F.Error",
+        "$.States.F.Cause",
+    ]
+    assert "invalid JSONata expression '$x +': S0207" in found[0]
+    assert found[-1] == "$.States.F.Cause: empty JSONata expression"
+
+
+def test_valid_jsonata_and_jsonata_looking_text_in_jsonpath_states_pass() -> None:
+    parse_definition(
+        jsonata(("A", end(Output="{% $states.input.x ~> $map(function($v){$v * 2}) %}")))
+    )
+    # In a JSONPath state "{% ... %}" is plain text.
+    parse_definition(machine(("A", end(Result="{% $x + %}"))))
+
+
+def test_jsonata_nested_absurdly_deep_is_an_issue_not_a_crash() -> None:
+    (found,) = issues(jsonata(("A", end(Output="{% " + "[" * 30000 + "]" * 30000 + " %}"))))
+    assert found.endswith("nested too deeply")
+
+
+def test_misspelled_choice_operator_gives_one_message_and_hides_nothing() -> None:
+    definition = machine(
+        (
+            "Check",
+            {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.x", "NumberEqualz": 1, "Next": "Done"}],
+                "Default": "Dnoe",
+            },
+        ),
+        ("Done", end("Task", Resource="arn:missing")),
+    )
+    found = issues(definition, resource_check=lambda task: "no registered activity")
+    assert found == [
+        "$.States.Check.Choices[0].NumberEqualz: "
+        "unknown comparison operator 'NumberEqualz' (did you mean 'NumericEquals'?)",
+        "$.States.Check.Default: no state named 'Dnoe' (did you mean 'Done'?)",
+        "$.States.Done.Resource: no registered activity",
+    ]
+
+
+def test_misspelled_operator_still_checks_its_variable() -> None:
+    rule = {"Variable": "$.x[", "StringEqualz": "a", "Next": "X"}
+    found = issues(machine(("C", {"Type": "Choice", "Choices": [rule]}), ("X", end("Succeed"))))
+    assert len(found) == 2
+    assert any(
+        f.startswith("$.States.C.Choices[0].Variable: invalid JSONPath '$.x['") for f in found
+    )
+    assert any("did you mean 'StringEquals'?" in f for f in found)
+
+
+def test_suggestions_for_fields_and_start_at() -> None:
+    found = issues(
+        {"StartAt": "Frist", "States": {"First": {"Type": "Pass", "End": True, "Nxt": "X"}}}
+    )
+    assert "$.StartAt: no state named 'Frist' (did you mean 'First'?)" in found
+    assert "$.States.First.Nxt: unknown field 'Nxt' (did you mean 'Next'?)" in found
+
+
+def test_reference_paths_and_jsonpath_syntax() -> None:
+    found = issues(machine(("A", end(ResultPath="$.a[*]", InputPath="$.[", OutputPath=3))))
+    assert found == [
+        "$.States.A.InputPath: invalid JSONPath '$.[': "
+        + found[0].split("invalid JSONPath '$.[': ")[1],
+        "$.States.A.OutputPath: must be a JSONPath string, not number",
+        "$.States.A.ResultPath: invalid reference path '$.a[*]': "
+        "wildcards, filters and slices are not allowed",
+    ]
+
+
+# -- hostile definitions ------------------------------------------------------------------
+
+
+def nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("depth", [300, 50_000])
+def test_deep_nesting_is_refused_with_its_path(depth: int) -> None:
+    (found,) = issues(pass_with(Result=nested(depth)))
+    assert found.startswith("$.States.A.Result.a.a.")
+    assert found.endswith(": nested more than 100 levels deep")
+
+
+def test_nesting_just_under_the_limit_is_fine() -> None:
+    parse_definition(pass_with(Result=nested(90)))
+
+
+def test_lone_surrogates_and_non_json_values_are_issues_with_printable_paths() -> None:
+    found = issues(
+        pass_with(Result={"\ud800": "x", "s": "ok \udfff", 1: 2, "f": float("nan"), "t": {1, 2}})
+    )
+    assert found == [
+        "$.States.A.Result.\\ud800: contains a lone surrogate (U+D800-U+DFFF), which UTF-8 "
+        "and JSON text cannot carry",
+        "$.States.A.Result.s: contains a lone surrogate (U+D800-U+DFFF), which UTF-8 and JSON "
+        "text cannot carry",
+        "$.States.A.Result.1: keys must be strings, not int",
+        "$.States.A.Result.f: nan is not a JSON number",
+        "$.States.A.Result.t: a set is not a JSON value",
+    ]
+    for issue in found:
+        issue.encode("utf-8")  # printable anywhere
+
+
+def test_cycles_and_shared_expansion_are_measured_not_walked() -> None:
+    cyclic: dict[str, Any] = pass_with()
+    cyclic["States"]["A"]["Result"] = {"me": cyclic}
+    (found,) = issues(cyclic)
+    assert found == "$.States.A.Result.me: the document contains itself (a cycle)"
+    # A billion laughs built from shared lists: 9**9 leaves, a few dozen objects.
+    laugh: Any = ["lol"] * 9
+    for _ in range(8):
+        laugh = [laugh] * 9
+    (found,) = issues(pass_with(Result=laugh))
+    assert found.startswith("$: the definition is about ")
+    assert found.endswith("bytes as JSON, over the limit of 1048576 bytes")
+
+
+@pytest.mark.parametrize("source", [[1], 3, None, 2.5, True, ("StartAt",)])
+def test_sources_that_are_not_definitions(source: Any) -> None:
+    (found,) = issues(source)
+    assert found.startswith("$: a definition is a dict, ASL text (JSON or YAML) or a file path")
+
+
+def test_missing_file_is_said_so() -> None:
+    assert issues("nosuchfile.json") == [
+        "$: no file 'nosuchfile.json' exists (and the text is neither a workflow name nor "
+        "ASL JSON or YAML)"
+    ]
+    assert issues("just words") == [
+        "$: 'just words' is neither a file, nor a workflow name, nor ASL JSON or YAML text"
+    ]
+
+
+def test_malformed_json_is_reported_as_json() -> None:
+    assert issues('{"StartAt": "A",\n "States": {,}}') == [
+        "$: invalid JSON: Expecting property name enclosed in double quotes (line 2, column 13)"
+    ]
+    (found,) = issues("StartAt: [A\nStates: {}")
+    assert found.startswith("$: invalid YAML: ")
+
+
+def test_yaml_aliases_are_refused() -> None:
+    bomb = "\n".join(
+        [
+            'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+            *(
+                f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]"
+                for prev, name in zip("abcdefgh", "bcdefghi", strict=True)
+            ),
+            "StartAt: A",
+            "States: {A: {Type: Pass, Result: *i, End: true}}",
+        ]
+    )
+    (found,) = issues(bomb)
+    assert "YAML aliases (*name) are not accepted" in found
+    parse_definition("StartAt: A\nStates: {A: {Type: Pass, End: true}}\n")
+
+
+def test_definition_text_size_and_surrogates() -> None:
+    big = '{"StartAt": "A", "Comment": "' + "x" * 1_048_576 + '", "States": {}}'
+    (found,) = issues(big)
+    assert found.startswith("$: the definition text is 1048") and "over the limit" in found
+    (found,) = issues('{"StartAt": "A\ud800"}')
+    assert found.startswith("$: the definition text holds a lone surrogate (U+D800)")
+    # An escaped surrogate is valid JSON text, and an unusable string.
+    (found,) = issues(
+        '{"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": "\\ud800", "End": true}}}'
+    )
+    assert found.startswith("$.States.A.Result: contains a lone surrogate")
