@@ -8,6 +8,7 @@ registered.
 
 from __future__ import annotations
 
+import difflib
 import re
 import time
 from collections.abc import Callable
@@ -199,8 +200,19 @@ def resource_problem(state: Any) -> str | None:
             return "lambda:invoke needs a FunctionName in Parameters (or Arguments)"
         if activity_name_for(function) is not None:
             return None
-        return f"no registered activity for FunctionName {function!r}"
+        return f"no registered activity for FunctionName {function!r}{_suggestion(function)}"
     if activity_name_for(state.resource) is not None:
         return None
     known = ", ".join(sorted(_registry)) or "none registered"
-    return f"no registered activity for {state.resource!r} (activities: {known})"
+    return (
+        f"no registered activity for {state.resource!r}{_suggestion(state.resource)} "
+        f"(activities: {known})"
+    )
+
+
+def _suggestion(resource: str) -> str:
+    """`` (did you mean 'name'?)`` for a misspelled activity name, or ``""``."""
+    match = LAMBDA_ARN.match(resource)
+    name = match.group("name") if match else resource
+    close = difflib.get_close_matches(name, sorted({*_registry, *_advertised()}), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

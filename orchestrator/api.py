@@ -41,7 +41,7 @@ from orchestrator.runtime import (
     make_interpreter,
     perform_join,
     publish,
-    transition_write,
+    start_transition,
 )
 from orchestrator.store import OUTAGE_ERRORS, RedisStore, Write, get_store, store_call, unavailable
 
@@ -93,7 +93,13 @@ def _compiled(definition: DefinitionSource) -> tuple[StateMachine, str, str, str
     source: DefinitionSource = definition
     key: Any
     if isinstance(definition, dict):
-        key = ("dict", json.dumps(definition, sort_keys=True, default=repr))
+        try:
+            key = ("dict", json.dumps(definition, sort_keys=True, default=repr))
+        except (TypeError, ValueError, RecursionError):
+            # Not JSON (mixed key types, a cycle, absurd nesting): validation says why.
+            return _compile(definition)
+    elif not isinstance(definition, str | os.PathLike):
+        return _compile(definition)  # parse_definition says what it should be
     else:
         # Resolved once: a workflow name or a path names a file; other text is ASL.
         path = (
@@ -151,15 +157,21 @@ def _workflow_dirs() -> list[Path]:
     return list(dict.fromkeys([folder.resolve(), project / folder]))
 
 
-def _input_text(value: Any, limit: int) -> str:
+def _input_text(value: Any, limit: int, what: str = "execution input") -> str:
+    """The JSON text of a value from a caller (``what`` names it in errors).
+
+    Raises:
+        InvalidInputError: it is not plain JSON (see ``checked_dumps``: lone surrogates
+            and nesting deeper than 100 levels included) or over ``limit`` bytes.
+    """
     try:
         text = checked_dumps(value)
     except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"execution input is not JSON-serializable: {exc}") from None
+        raise InvalidInputError(f"{what} is not JSON-serializable: {exc}") from None
     size = len(text.encode())
     if size > limit:
         raise InvalidInputError(
-            f"execution input is {size} bytes, over the limit of {limit} bytes "
+            f"{what} is {size} bytes, over the limit of {limit} bytes "
             "(ORCHESTRATOR_MAX_INPUT_BYTES)"
         )
     return text
@@ -258,34 +270,40 @@ def start_workflow(
     now = time.time()
     info = ExecutionInfo(execution_id, execution_id, workflow, now, json.loads(input_text))
     interp = make_interpreter(machine, info)
-    tr = interp.start(now)
     exec_key = store.keys.execution(execution_id)
-    write = Write().guard_exists(exec_key, False)
-    write.op(
-        "hset",
-        exec_key,
-        "status",
-        ExecutionStatus.RUNNING.value,
-        "name",
-        execution_id,
-        "workflow",
-        workflow,
-        "input",
-        input_text,
-        "input_hash",
-        input_hash,
-        "start",
-        repr(now),
-        "def_hash",
-        def_hash,
-        "redrives",
-        "0",
-    )
-    write.op("zadd", store.keys.executions, repr(now), execution_id)
-    # Executions share their definition by content hash; it outlives the newest of them.
-    write.op("set", store.keys.definition(def_hash), definition_text)
-    write.op("expire", store.keys.definition(def_hash), 2 * settings.retention_seconds)
-    transition_write(store, execution_id, tr, write)
+
+    def record() -> Write:
+        write = Write().guard_exists(exec_key, False)
+        write.op(
+            "hset",
+            exec_key,
+            "status",
+            ExecutionStatus.RUNNING.value,
+            "name",
+            execution_id,
+            "workflow",
+            workflow,
+            "input",
+            input_text,
+            "input_hash",
+            input_hash,
+            "start",
+            repr(now),
+            "def_hash",
+            def_hash,
+            "redrives",
+            "0",
+        )
+        write.op("zadd", store.keys.executions, repr(now), execution_id)
+        # Executions share their definition by content hash; it outlives the newest of them.
+        write.op("set", store.keys.definition(def_hash), definition_text)
+        write.op("expire", store.keys.definition(def_hash), 2 * settings.retention_seconds)
+        return write
+
+    # Valid input the first states cannot process (an evaluation that fails, a quota) is
+    # the execution's failure, recorded FAILED with its history; only input that is not
+    # JSON or is over the quota is the caller's (InvalidInputError above, nothing written).
+    tr, write = start_transition(store, execution_id, interp, now, record)
     try:
         result = store.apply(write)
         if not result.ok:

@@ -89,7 +89,7 @@ def send_task_success(token: str, output: Any = None) -> None:
         TaskTokenError: the token is unknown, spent, or its task no longer waits.
         InvalidInputError: ``output`` is not JSON or too large.
     """
-    text = _input_text(output, get_settings().max_input_bytes)
+    text = _input_text(output, get_settings().max_input_bytes, "task output")
     _answer(token, "success", json.loads(text))
 
 

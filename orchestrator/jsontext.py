@@ -14,9 +14,23 @@ orjson's one silent difference (it writes NaN as ``null``) never applies.
 from __future__ import annotations
 
 import json
+import re
+from itertools import accumulate
 from typing import Any
 
 import orjson
+
+#: Deepest nesting of objects and arrays accepted in a value from outside. Deeper values
+#: would break later: orjson and pydantic's serialisers stop near 255 levels, and
+#: Python's recursion limit is not far beyond.
+MAX_JSON_DEPTH = 100
+
+#: Lone UTF-16 surrogates: Python strings can hold them, UTF-8 (and so JSON text) cannot.
+SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+# A JSON string literal, or a run of characters outside strings that are not brackets:
+# what is left after removing them is the document's bracket structure.
+_NOT_STRUCTURE_RE = re.compile(r'"(?:[^"\\]|\\.)*"|[^\[\]{}"]+')
 
 # Subclasses, datetimes and dataclasses go to the fallback (which writes subclasses as
 # their base type and refuses the rest), as the standard library would.
@@ -36,8 +50,32 @@ def dumps(value: Any) -> str:
 
 
 def checked_dumps(value: Any) -> str:
-    """Compact JSON text of ``value``; TypeError or ValueError if it is not plain JSON."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """Compact JSON text of ``value``; TypeError or ValueError if it is not plain JSON.
+
+    Refused with ValueError besides what ``json`` refuses: NaN and Infinity, lone
+    surrogates (no UTF-8 text can hold them), and nesting deeper than
+    :data:`MAX_JSON_DEPTH`. The message says what is wrong without quoting the value.
+    """
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except RecursionError:
+        raise ValueError(f"it is nested more than {MAX_JSON_DEPTH} levels deep") from None
+    surrogate = SURROGATE_RE.search(text)
+    if surrogate is not None:
+        raise ValueError(
+            f"it holds a lone surrogate (U+{ord(surrogate.group()):04X}), which UTF-8 and "
+            "JSON text cannot carry"
+        )
+    # Fewer brackets than the limit cannot nest past it (the common case: no scan).
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and json_depth(text) > MAX_JSON_DEPTH:
+        raise ValueError(f"it is nested more than {MAX_JSON_DEPTH} levels deep")
+    return text
+
+
+def json_depth(text: str) -> int:
+    """How deeply the objects and arrays of a JSON text nest (0 for a scalar)."""
+    structure = _NOT_STRUCTURE_RE.sub("", text)
+    return max(accumulate(1 if char in "[{" else -1 for char in structure), default=0)
 
 
 def loads(text: str | bytes) -> Any:
