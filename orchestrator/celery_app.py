@@ -19,9 +19,14 @@ from typing import Any
 
 from celery import Celery, signals
 from celery.worker.consumer import Consumer
+from vine import promise
 
+from orchestrator import messages
 from orchestrator.config import Settings, get_settings
 from orchestrator.errors import ConfigurationError
+from orchestrator.messages import BadMessage
+
+logger = logging.getLogger(__name__)
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -66,24 +71,97 @@ def _user_overrides() -> dict[str, Any]:
 
 
 class OrchestratorConsumer(Consumer):
-    """Celery's consumer, except that undecodable messages land in the dead-letter queue.
+    """Celery's consumer, except that no message can stop it.
 
-    Celery logs and drops a message it cannot decode (a pickled message refused by the
-    JSON-only ``accept_content``, malformed JSON); an operator should be able to see it.
+    Every message's shape (headers, body, and the arguments of the orchestrator's own
+    tasks) is checked before Celery's strategy or the pool sees it
+    (:mod:`orchestrator.messages`): a malformed, undecodable, unknown or oversized message
+    is acknowledged, dead-lettered with an excerpt of its body and logged once, and the
+    worker goes on. Celery itself would stop the worker on some of them (``CRITICAL
+    Unrecoverable error``) and put the message back for the next worker to die on.
     """
 
-    def on_decode_error(self, message: Any, exc: Exception) -> None:
+    def create_task_handler(self, promise: Any = promise) -> Any:
+        handle = super().create_task_handler(promise)
+
+        def on_task_received(message: Any) -> None:
+            try:
+                self._check_message(message)
+            except BadMessage as bad:
+                return self._refuse(message, bad.error, bad.cause)
+            except Exception as exc:  # noqa: BLE001 - the check itself must not stop us
+                return self._refuse(message, type(exc).__name__, f"message check failed: {exc}")
+            try:
+                handle(message)
+            except (*self.connection_errors, *self.channel_errors):
+                raise  # the consumer reconnects: the message is redelivered
+            except Exception as exc:  # noqa: BLE001 - a message the check let through
+                self._refuse(message, type(exc).__name__, f"message refused by Celery: {exc}")
+            return None
+
+        return on_task_received
+
+    def _check_message(self, message: Any) -> None:
+        settings = get_settings()
+        size = len(message.body or b"")
+        if size > settings.max_message_bytes:
+            raise BadMessage(
+                "MessageTooLarge",
+                f"message of {size} bytes is over the {settings.max_message_bytes}-byte limit",
+            )
+        name = messages.check_headers(message.headers)
+        try:
+            body = message.decode()
+        except Exception as exc:  # noqa: BLE001 - kombu's DecodeError, ContentDisallowed...
+            raise BadMessage(
+                type(exc).__name__, f"undecodable message ({message.content_type}): {exc}"
+            ) from None
+        args, kwargs, _ = messages.check_body(body)
+        task = self.app.tasks.get(name)
+        if task is None or name not in self.strategies:
+            raise BadMessage("UnknownTask", f"no task named {name!r}")
+        check = _ARGUMENT_CHECKS.get(name)
+        if check is not None:
+            check(args, kwargs)
+        elif _is_activity(name):
+            messages.activity_arguments(args, kwargs, settings.max_input_bytes, size)
+        else:
+            messages.check_arguments(getattr(task, "__header__", None), args, kwargs)
+
+    def _refuse(self, message: Any, error: str, cause: str) -> None:
+        """Acknowledge, dead-letter and log a message no task will run."""
         from orchestrator.control import dead_letter_message
 
+        headers = getattr(message, "headers", None)
+        if isinstance(headers, dict):
+            task, task_id = headers.get("task"), headers.get("id")
+            cause = f"{cause} (task {messages.excerpt(repr(task), 80)}, id {task_id!r:.80})"
+        letter_id = None
         try:
-            dead_letter_message(
-                type(exc).__name__,
-                f"undecodable message ({message.content_type}): {exc}",
-                _printable(message.body),
-            )
+            letter_id = dead_letter_message(error, cause, getattr(message, "body", None))
         except Exception:  # noqa: BLE001 - never let this stop the consumer
-            logging.getLogger(__name__).exception("could not dead-letter a bad message")
-        super().on_decode_error(message, exc)
+            logger.exception("could not dead-letter a refused message")
+        logger.warning("refused a message (dead letter %s): %s: %s", letter_id, error, cause)
+        try:
+            if not message.acknowledged:
+                message.ack()
+        except (*self.connection_errors, *self.channel_errors):
+            raise
+        except Exception:  # noqa: BLE001 - an ack that failed is redelivered, refused again
+            logger.exception("could not acknowledge a refused message")
+
+
+def _is_activity(name: str) -> bool:
+    from orchestrator.activities import registered_activities
+
+    return name in registered_activities()
+
+
+#: Argument checks of the orchestrator's own tasks (activities are checked apart).
+_ARGUMENT_CHECKS = {
+    "orchestrator.dispatch": messages.dispatch_arguments,
+    "orchestrator.dead_letter": messages.dead_letter_arguments,
+}
 
 
 app = Celery("orchestrator")

@@ -12,6 +12,10 @@ from orchestrator.errors import ConfigurationError
 
 #: Largest execution input (and task result) accepted, in bytes: Step Functions' limit.
 DEFAULT_MAX_INPUT_BYTES = 256 * 1024
+#: Largest task message a worker accepts, in bytes; a larger one is dead-lettered unrun.
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: Dead letters kept; beyond it the oldest are dropped (each write trims one or two).
+DEFAULT_MAX_DEAD_LETTERS = 10_000
 #: How long finished executions (record, history, steps) are kept, in seconds (30 days).
 DEFAULT_RETENTION_S = 30 * 24 * 3600
 #: A running step's lease; the worker renews it every third of this, and a lapsed lease
@@ -53,6 +57,10 @@ class Settings(BaseSettings):
     """Celery queue the activity and orchestration tasks go to."""
     retention_seconds: int = DEFAULT_RETENTION_S
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
+    max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, gt=0)
+    """Largest task message a worker accepts; a larger one is dead-lettered, never run."""
+    max_dead_letters: int = Field(default=DEFAULT_MAX_DEAD_LETTERS, gt=0)
+    """Dead letters kept (the oldest go first); each keeps at most 2 KiB of a message."""
     lease_seconds: float = DEFAULT_LEASE_S
     dispatch_timeout_seconds: float = DEFAULT_DISPATCH_TIMEOUT_S
     tick_interval_seconds: float = DEFAULT_TICK_INTERVAL_S

@@ -43,6 +43,7 @@ from orchestrator.interpreter import (
 from orchestrator.jsontext import checked_dumps, dumps
 from orchestrator.logs import step_context
 from orchestrator.lru import LruCache
+from orchestrator.messages import excerpt
 from orchestrator.store import OutageLog, RedisStore, Write, get_store, lease_member
 
 logger = logging.getLogger("orchestrator.runtime")
@@ -208,7 +209,8 @@ def transition_write(
                 "state": tr.end.get("state"),
                 "error": tr.end.get("error"),
                 "cause": tr.end.get("cause"),
-                "input": tr.end.get("state_input"),
+                # An excerpt: the whole input stays in the execution's steps, for redrive.
+                "input": excerpt(tr.end.get("state_input")),
                 "timestamp": tr.now,
             }
             write.op("set", keys.dead_letter(execution_id), dumps(letter))
@@ -359,6 +361,9 @@ def run_transition(
 def announce_end(execution_id: str, tr: Transition) -> None:
     """Make an uncaught failure visible in Flower, as an ``orchestrator.dead_letter`` task."""
     if tr.end is not None and tr.end["status"] in ("FAILED", "TIMED_OUT"):
+        from orchestrator.control import trim_dead_letters
+
+        trim_dead_letters(get_store())
         dead_letter_task.apply_async(
             args=(execution_id, tr.end.get("state"), tr.end.get("error"), tr.end.get("cause")),
             queue=get_settings().queue,

@@ -6,9 +6,20 @@ import json
 import pickle
 from typing import Any
 
-from orchestrator import list_dead_letters
+import pytest
+
+from orchestrator import (
+    config,
+    get_dead_letter,
+    list_dead_letters,
+    redrive_execution,
+    start_workflow,
+)
 from orchestrator.celery_app import app
-from tests.helpers import wait_until
+from orchestrator.control import dead_letter_message
+from orchestrator.messages import EXCERPT_CHARS
+from orchestrator.store import get_store
+from tests.helpers import machine, task, wait_until
 
 
 def _letter_with(marker: str) -> Any:
@@ -75,3 +86,43 @@ def test_step_of_unknown_execution_is_dead_lettered(orchestrator, tag):
     assert letter.error == "ExecutionNotFound"
     assert (letter.execution_id, letter.state) == (execution_id, "Step")
     assert letter.input == {"tag": tag}
+
+
+@pytest.fixture
+def few_dead_letters(orchestrator):
+    """At most 5 dead letters for the duration of the test."""
+    settings = config.get_settings()
+    config.configure(settings.model_copy(update={"max_dead_letters": 5}))
+    try:
+        yield 5
+    finally:
+        config.configure(settings)
+
+
+def test_dead_letters_are_bounded_in_count_and_size(few_dead_letters, tag):
+    store = get_store()
+    ids = [
+        dead_letter_message("Forged", f"forged {tag} {i}", b"A" * (1024 * 1024)) for i in range(12)
+    ]
+    assert store.client.zcard(store.keys.dead_letters) <= few_dead_letters
+    # The oldest went, index entry and letter together; the newest stay.
+    for letter_id in ids[:7]:
+        assert not store.client.exists(store.keys.dead_letter(letter_id))
+    for letter_id in ids[-5:]:
+        letter = get_dead_letter(letter_id)
+        assert len(letter.input) <= EXCERPT_CHARS + 40  # an excerpt, not 1 MiB
+        assert len(store.client.get(store.keys.dead_letter(letter_id))) < 4096
+
+
+def test_a_failed_execution_whose_letter_was_trimmed_can_be_redriven(few_dead_letters, tag):
+    definition = machine({"Flaky": task("flaky", Parameters={"tag": tag, "fail": 1})})
+    handle = start_workflow(definition, {"big": "B" * 10_000})
+    assert handle.result(20).status == "FAILED"
+    letter = get_dead_letter(handle.execution_id)
+    assert len(json.dumps(letter.input)) <= EXCERPT_CHARS + 40
+    for i in range(few_dead_letters + 1):
+        dead_letter_message("Forged", f"flood {tag} {i}", "x")
+    with pytest.raises(LookupError):
+        get_dead_letter(handle.execution_id)
+    # The execution itself is referenced by its letter, not copied into it: still whole.
+    assert redrive_execution(handle.execution_id).result(20).status == "SUCCEEDED"
