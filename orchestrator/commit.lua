@@ -12,6 +12,7 @@
 --     "h-", k, field             the field is absent
 --     "z", k, member             member present in the sorted set
 --     "x", k, "0"|"1"            key does not exist (0) or does (1)
+--     "n", k, most               list k holds at most "most" items (the history quota)
 --   then each op: name, k, argument count, arguments...
 --     hset, hdel, rpush, zadd, zrem, expire, persist, set, del, incr: the Redis command
 --     join: container, leases k, lease score, lease member — count one more ended branch
@@ -20,6 +21,11 @@
 --       reconciler joins it if we die first)
 -- Returns {1, history length after the writes (0 if untouched), joined containers...}
 -- or {0, failed guard index}.
+--
+-- Out of memory (maxmemory with noeviction): Redis refuses a script's first write that
+-- could grow memory, before anything is written, and lets every later one through; the
+-- guards only read, so a commit is refused whole (an OOM error to the caller, which
+-- leaves the step to be tried again) or applied whole, never half.
 local i = 2
 for g = 1, tonumber(ARGV[1]) do
   local kind, key = ARGV[i], KEYS[tonumber(ARGV[i + 1])]
@@ -33,6 +39,8 @@ for g = 1, tonumber(ARGV[1]) do
       if not redis.call("ZSCORE", key, ARGV[i + 2]) then return {0, g} end
     elseif kind == "x" then
       if redis.call("EXISTS", key) ~= tonumber(ARGV[i + 2]) then return {0, g} end
+    elseif kind == "n" then
+      if redis.call("LLEN", key) > tonumber(ARGV[i + 2]) then return {0, g} end
     else
       return redis.error_reply("unknown guard " .. tostring(kind))
     end

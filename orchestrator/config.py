@@ -16,6 +16,10 @@ DEFAULT_MAX_INPUT_BYTES = 256 * 1024
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 #: Dead letters kept; beyond it the oldest are dropped (each write trims one or two).
 DEFAULT_MAX_DEAD_LETTERS = 10_000
+#: History events one execution may write (Step Functions' quota); past it, it fails.
+DEFAULT_MAX_HISTORY_EVENTS = 25_000
+#: Total size of the variables of one scope (Step Functions' quota for an execution).
+DEFAULT_MAX_VARIABLES_BYTES = 10 * 1024 * 1024
 #: How long finished executions (record, history, steps) are kept, in seconds (30 days).
 DEFAULT_RETENTION_S = 30 * 24 * 3600
 #: A running step's lease; the worker renews it every third of this, and a lapsed lease
@@ -57,6 +61,12 @@ class Settings(BaseSettings):
     """Celery queue the activity and orchestration tasks go to."""
     retention_seconds: int = DEFAULT_RETENTION_S
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
+    """Quota of an execution's input, a task's result, and every state's input, output,
+    Assign and Map/Parallel result (over it: ``States.DataLimitExceeded``)."""
+    max_history_events: int = Field(default=DEFAULT_MAX_HISTORY_EVENTS, gt=0)
+    """History events an execution may write; past them it fails with ``States.Runtime``."""
+    max_variables_bytes: int = Field(default=DEFAULT_MAX_VARIABLES_BYTES, gt=0)
+    """Quota of the variables of one scope (the top level, one branch or iteration)."""
     max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, gt=0)
     """Largest task message a worker accepts; a larger one is dead-lettered, never run."""
     max_dead_letters: int = Field(default=DEFAULT_MAX_DEAD_LETTERS, gt=0)

@@ -19,6 +19,8 @@ from dataclasses import MISSING, dataclass, field
 from dataclasses import fields as dataclass_fields
 from typing import Any
 
+import orjson
+
 from orchestrator import dataflow, jsonata, jsontext
 from orchestrator.choice import evaluate_rule
 from orchestrator.definition import (
@@ -36,6 +38,7 @@ from orchestrator.definition import (
     parse_timestamp,
 )
 from orchestrator.errors import (
+    ActivityNotFound,
     NoChoiceMatched,
     QueryEvaluationError,
     StatesError,
@@ -53,6 +56,13 @@ MAP_WINDOW = 500
 #: size of one transition, not concurrency): the rest of a large Map starts in a few
 #: batches, instead of one item per iteration that ends, each with a read of the window.
 MAP_REFILL = 50
+
+#: Step Functions' bounds on a failure's error name and cause (longer ones are cut).
+MAX_ERROR_CHARS = 256
+MAX_CAUSE_CHARS = 32768
+
+#: Errors that are a state's decision, not a failed evaluation (no ``EvaluationFailed``).
+_NOT_EVALUATION = frozenset({"States.NoChoiceMatched"})
 
 #: History event names per state type: (entered, exited).
 _STATE_EVENTS: dict[str, tuple[str, str]] = {
@@ -150,7 +160,7 @@ class StepRecord:
         """The record as stored: the fields that differ from their defaults."""
         # vars(), not dataclasses.asdict(): the values are JSON already, and asdict's
         # recursive deep copy is the costliest part of a step's transition.
-        return jsontext.dumps(
+        return encode(
             {
                 name: value
                 for name, value in vars(self).items()
@@ -271,6 +281,8 @@ class Interpreter:
         resolve_name: Callable[[str], str] | None = None,
         history_base: int = 0,
         max_result_bytes: int = 256 * 1024,
+        max_variables_bytes: int = 10 * 1024 * 1024,
+        max_history_events: int = 25_000,
     ) -> None:
         self.machine = machine
         self.info = info
@@ -281,8 +293,13 @@ class Interpreter:
         self.reader = reader or Reader()
         self.new_token = new_token or (lambda: secrets.token_urlsafe(32))
         self.history_base = history_base
-        self.max_result_bytes = max_result_bytes
         """History length when the next transition starts (set by the runtime)."""
+        self.max_result_bytes = max_result_bytes
+        """Quota of a state's input, output, result and of one Assign, in bytes."""
+        self.max_variables_bytes = max_variables_bytes
+        """Quota of the variables of one scope (the top level, a branch, an item)."""
+        self.max_history_events = max_history_events
+        """History events an execution may write; past them it fails."""
         self.top = Scope("", machine.states)
         self._uses_variables: bool | None = None
 
@@ -358,7 +375,25 @@ class Interpreter:
             return
         own = json.loads(self._field(tr, f"{scope.prefix}|vars") or "{}")
         own.update(assigned)
-        tr.fields[f"{scope.prefix}|vars"] = _dumps(own)
+        text = json_bytes(own)
+        # The assigned values are part of ``own``: one encoding measures both quotas
+        # unless the scope's variables together are over the per-Assign one.
+        if len(text) > self.max_result_bytes:
+            size = len(json_bytes(dict(assigned)))
+            if size > self.max_result_bytes:
+                raise StatesError(
+                    f"The variables assigned are {size} bytes, over the payload quota of "
+                    f"{self.max_result_bytes} bytes (ORCHESTRATOR_MAX_INPUT_BYTES).",
+                    error="States.DataLimitExceeded",
+                )
+            if len(text) > self.max_variables_bytes:
+                raise StatesError(
+                    f"The variables of this scope would take {len(text)} bytes, over the "
+                    f"quota of {self.max_variables_bytes} bytes "
+                    "(ORCHESTRATOR_MAX_VARIABLES_BYTES).",
+                    error="States.DataLimitExceeded",
+                )
+        tr.fields[f"{scope.prefix}|vars"] = text.decode()
 
     @contextlib.contextmanager
     def _in_scope(self, tr: Transition, scope: Scope) -> Iterator[dict[str, Any]]:
@@ -377,8 +412,10 @@ class Interpreter:
         return self.reader.get(name)
 
     @staticmethod
-    def _located(exc: StatesError, name: str, entered_event: int) -> StatesError:
-        """Runtime and query errors name the state, as Step Functions words them."""
+    def _located(exc: BaseException, name: str, entered_event: int) -> StatesError:
+        """Any exception as a failure of state ``name`` (see :func:`as_states_error`);
+        runtime and query errors name the state, as Step Functions words them."""
+        exc = as_states_error(exc)
         if exc.error in ("States.Runtime", "States.QueryEvaluationError") and not (
             exc.cause.startswith("An error occurred while executing the state")
         ):
@@ -388,6 +425,30 @@ class Interpreter:
                 error=exc.error,
             )
         return exc
+
+    def _failed(
+        self, tr: Transition, key: str, exc: BaseException, entered_event: int
+    ) -> StatesError:
+        """A state failed evaluating a field (or its data overran a quota): record
+        ``EvaluationFailed`` before the retry, catch or failure that follows."""
+        located = self._located(exc, state_name(key), entered_event)
+        if located.error not in _NOT_EVALUATION:
+            tr.event("EvaluationFailed", key, error=located.error, cause=located.cause)
+        return located
+
+    def _limit(self, name: str, value: Any, what: str, *known: Any) -> None:
+        """``States.DataLimitExceeded`` if ``value`` (a state's input, output, result...)
+        is over the payload quota; values already measured (``known``) are skipped."""
+        for other in known:
+            if value is other:
+                return
+        size = len(json_bytes(value))
+        if size > self.max_result_bytes:
+            raise StatesError(
+                f"The {what} of state '{name}' is {size} bytes, over the payload quota of "
+                f"{self.max_result_bytes} bytes (ORCHESTRATOR_MAX_INPUT_BYTES).",
+                error="States.DataLimitExceeded",
+            )
 
     # -- entry points -------------------------------------------------------------------
 
@@ -408,8 +469,8 @@ class Interpreter:
             try:
                 with self._in_scope(tr, scope) as variables:
                     step = self._evaluate(tr, scope, name, state, raw_input, entered, variables)
-            except StatesError as exc:
-                located = self._located(exc, name, entered)
+            except Exception as exc:  # noqa: BLE001 - whatever evaluation raises fails the state
+                located = self._failed(tr, scope.prefix + name, exc, entered)
                 if isinstance(state, TaskState | ParallelState | MapState):
                     record = StepRecord(
                         state=name, input=raw_input, entered=tr.now, entered_event=entered
@@ -460,6 +521,7 @@ class Interpreter:
             if jsonata_mode:
                 b = jsonata.bindings(raw_input, ctx, variables)
                 output = self._jsonata_output(state, "output", b, raw_input)
+                self._limit(name, output, "output", raw_input)
                 self._jsonata_assign(tr, scope, state.assign, b, "Assign")
                 return self._exit(tr, scope, name, state, output)
             if state.has_result:
@@ -479,6 +541,7 @@ class Interpreter:
                 output_path=state.output_path,
                 context=ctx,
             )
+            self._limit(name, output, "output", raw_input, result if state.has_result else None)
             self._jsonpath_assign(tr, scope, state.assign, result, ctx, variables)
             return self._exit(tr, scope, name, state, output)
         if isinstance(state, ChoiceState):
@@ -490,6 +553,7 @@ class Interpreter:
             else:
                 data = dataflow.select_input(raw_input, state.input_path, ctx)
                 output = dataflow.select_output(data, state.output_path, ctx)
+            self._limit(name, output, "output", raw_input)
             tr.event("SucceedStateExited", scope.prefix + name, output=output)
             self._end_scope(tr, scope, output)
             return None
@@ -509,13 +573,13 @@ class Interpreter:
                 error = jsonata.evaluate_typed(error, b, "Error", "string")  # type: ignore[arg-type]
             if jsonata.is_expression(cause):
                 cause = jsonata.evaluate_typed(cause, b, "Cause", "string")  # type: ignore[arg-type]
-            return error, cause
+            return _bounded(error, MAX_ERROR_CHARS), _bounded(cause, MAX_CAUSE_CHARS)
         error, cause = state.error, state.cause
         if state.error_path:
             error = _as_text(_read_or_call(raw_input, state.error_path, ctx, "ErrorPath"))
         if state.cause_path:
             cause = _as_text(_read_or_call(raw_input, state.cause_path, ctx, "CausePath"))
-        return error, cause
+        return _bounded(error, MAX_ERROR_CHARS), _bounded(cause, MAX_CAUSE_CHARS)
 
     def _choose(
         self,
@@ -560,6 +624,7 @@ class Interpreter:
         else:
             output = dataflow.select_output(data, state.output_path, ctx)
             self._jsonpath_assign(tr, scope, chosen.assign, data, ctx, variables)
+        self._limit(name, output, "output", raw_input)
         tr.event("ChoiceStateExited", scope.prefix + name, output=output)
         return target, output
 
@@ -705,8 +770,9 @@ class Interpreter:
                     data = dataflow.select_input(record.input, state.input_path, ctx)
                     output = dataflow.select_output(data, state.output_path, ctx)
                     self._jsonpath_assign(tr, scope, state.assign, data, ctx, variables)
-        except StatesError as exc:
-            located = self._located(exc, name, record.entered_event)
+            self._limit(name, output, "output", record.input)
+        except Exception as exc:  # noqa: BLE001 - whatever evaluation raises fails the state
+            located = self._failed(tr, key, exc, record.entered_event)
             self._fail_scope(tr, scope, located.error, located.cause, name, record.input)
             return tr
         self._continue_after(tr, scope, name, state, output)
@@ -753,6 +819,7 @@ class Interpreter:
             params = params.get("Payload", {})
         else:
             record.activity = self.resolve(state)
+        self._limit(name, params, "input", raw_input)
         record.params = params
         timeout = self._seconds(
             state.timeout_seconds, state.timeout_seconds_path, raw_input, ctx, b, "TimeoutSeconds"
@@ -819,8 +886,9 @@ class Interpreter:
         try:
             ctx = self.context(name, record.entered, record.attempt)
             output = self._work_output(tr, scope, state, record, result, ctx)
-        except StatesError as exc:
-            located = self._located(exc, name, record.entered_event)
+            self._limit(name, output, "output", result, record.input)
+        except Exception as exc:  # noqa: BLE001 - whatever evaluation raises fails the state
+            located = self._failed(tr, key, exc, record.entered_event)
             self._state_error(tr, scope, key, record, state, located.error, located.cause)
             return tr
         tr.finish(key)
@@ -855,6 +923,8 @@ class Interpreter:
         if cause and is_lambda_invoke(getattr(state, "resource", "")):
             # The lambda:invoke integration passes a function error on as compact JSON.
             cause = _compact_json_text(cause)
+        # From outside (an exception's message, a callback's answer): storable and bounded.
+        error, cause = _bounded(error, MAX_ERROR_CHARS), _bounded(cause, MAX_CAUSE_CHARS)
         tr.event("TaskTimedOut" if timed_out else "TaskFailed", key, error=error, cause=cause)
         tr.released.append(key)
         if record.token:
@@ -917,8 +987,9 @@ class Interpreter:
                         self._jsonpath_assign(
                             tr, scope, catcher.assign, error_output, ctx, variables
                         )
-            except StatesError as exc:
-                located = self._located(exc, record.state, record.entered_event)
+                self._limit(record.state, next_input, "output", record.input, error_output)
+            except Exception as exc:  # noqa: BLE001 - whatever evaluation raises fails the state
+                located = self._failed(tr, key, exc, record.entered_event)
                 self._fail_scope(
                     tr, scope, located.error, located.cause, record.state, record.input
                 )
@@ -941,10 +1012,10 @@ class Interpreter:
                     self._schedule_task(tr, scope, name, state, record.input, record=record)
                 else:
                     self._start_container(tr, scope, name, state, record)
-        except StatesError as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever evaluation raises fails the state
             tr.dispatches.clear()
             tr.timers.clear()
-            located = self._located(exc, name, record.entered_event)
+            located = self._failed(tr, key, exc, record.entered_event)
             self._state_error(tr, scope, key, record, state, located.error, located.cause)
         return tr
 
@@ -968,6 +1039,7 @@ class Interpreter:
                     parameters=state.parameters,
                     context=ctx,
                 )
+            self._limit(name, params, "input", record.input)
             record.kind, record.total = "parallel", len(state.branches)
             inputs: list[Any] = [params] * record.total
             window = record.total
@@ -1019,8 +1091,10 @@ class Interpreter:
                 items: Any = record.input
             elif jsonata.is_expression(state.items):
                 items = jsonata.evaluate_typed(state.items, b, "Items", "array")
+                self._limit(record.state, items, "items")
             else:
                 items = jsonata.evaluate_template(state.items, b, "Items")
+                self._limit(record.state, items, "items")
             if not isinstance(items, list):
                 raise QueryEvaluationError(
                     f"Map state input must be an array but was: {_compact(items)}"
@@ -1125,8 +1199,11 @@ class Interpreter:
         ctx = self.context(name, record.entered, record.attempt, map_item=(index, value))
         if self._jsonata(state):
             b = jsonata.bindings(record.input, ctx, variables)
-            return jsonata.evaluate_template(selector, b, "ItemSelector")
-        return dataflow.apply_template(selector, params, ctx)
+            selected = jsonata.evaluate_template(selector, b, "ItemSelector")
+        else:
+            selected = dataflow.apply_template(selector, params, ctx)
+        self._limit(name, selected, f"input of item {index}")
+        return selected
 
     def _end_scope(self, tr: Transition, scope: Scope, output: Any) -> None:
         if scope.container is None:
@@ -1247,8 +1324,12 @@ class Interpreter:
         scope, name = self.scope_of(key)
         state = scope.states[name]
         raw = self.reader.get_many([f"{key}|r{i}" for i in range(record.total)])
+        # The result array's size, from the texts read (a character is 1-4 bytes).
+        size = sum(len(r) + 1 if r is not None else 5 for r in raw) + 1
+        if size * 4 > self.max_result_bytes:
+            size = sum(len(r.encode()) + 1 if r is not None else 5 for r in raw) + 1
         results = [json.loads(r) if r is not None else None for r in raw]
-        self._finish_container(tr, scope, key, record, state, results)
+        self._finish_container(tr, scope, key, record, state, results, size)
         return tr
 
     def _finish_container(
@@ -1259,21 +1340,69 @@ class Interpreter:
         record: StepRecord,
         state: Any,
         results: list[Any],
+        results_bytes: int = 0,
     ) -> None:
         name = state_name(key)
         self._clear_container(tr, key, record)
         tr.event(f"{state.type}StateSucceeded", key)
         try:
+            if results_bytes > self.max_result_bytes:
+                raise StatesError(
+                    f"The result of state '{name}' is {results_bytes} bytes, over the payload "
+                    f"quota of {self.max_result_bytes} bytes (ORCHESTRATOR_MAX_INPUT_BYTES).",
+                    error="States.DataLimitExceeded",
+                )
             ctx = self.context(name, record.entered, record.attempt)
             output = self._work_output(tr, scope, state, record, results, ctx)
-        except StatesError as exc:
-            located = self._located(exc, name, record.entered_event)
+            self._limit(name, output, "output", record.input)
+        except Exception as exc:  # noqa: BLE001 - whatever evaluation raises fails the state
+            located = self._failed(tr, key, exc, record.entered_event)
             self._state_error(tr, scope, key, record, state, located.error, located.cause)
             return
         tr.finish(key)
         self._continue_after(tr, scope, name, state, output)
 
     # -- execution-level ----------------------------------------------------------------
+
+    def within_history(self, tr: Transition, step_key: str | None = None) -> Transition:
+        """``tr``, or, when it would take the history past ``max_history_events``, the
+        transition that fails the execution instead (``States.Runtime``; its one
+        ``ExecutionFailed`` event may pass the limit). O(1): it counts, never reads."""
+        if len(tr.events) <= 1 or tr.base + len(tr.events) <= self.max_history_events:
+            return tr  # (one event more cannot be refused: the failure is one too)
+        cause = (
+            f"The execution reached the quota of {self.max_history_events} history events "
+            "(ORCHESTRATOR_MAX_HISTORY_EVENTS)"
+            + (f" in state '{state_name(step_key)}'." if step_key else ".")
+        )
+        return self.execution_failed(tr.now, step_key, "States.Runtime", cause)
+
+    def execution_failed(
+        self, now: float, step_key: str | None, error: str, cause: str
+    ) -> Transition:
+        """A transition that only fails the execution: what is left when a transition
+        cannot be computed or stored at all (see :meth:`failed_transition`)."""
+        tr = self._new(now)
+        if step_key:
+            tr.released.append(step_key)
+        cause = safe_text(cause)
+        tr.event("ExecutionFailed", error=error, cause=cause)
+        tr.end = {
+            "status": "FAILED",
+            "error": error,
+            "cause": cause,
+            "state": state_name(step_key) if step_key else None,
+        }
+        return tr
+
+    def failed_transition(self, now: float, step_key: str | None, exc: BaseException) -> Transition:
+        """The transition after computing or encoding one raised outside any state's
+        evaluation (which fails its own state): the execution fails with
+        ``States.Runtime`` (or the error's own name), never loops."""
+        error = as_states_error(exc)
+        where = f" after state '{state_name(step_key)}'" if step_key else ""
+        cause = f"The transition{where} could not be computed or stored: {error.cause}"
+        return self.execution_failed(now, step_key, error.error, cause)
 
     def timed_out(self, now: float) -> Transition:
         """The state machine's ``TimeoutSeconds`` ran out."""
@@ -1359,8 +1488,71 @@ def _read_or_call(data: Any, path: str, ctx: Mapping[str, Any], field: str) -> A
 
 
 def _check_size(state: str, value: Any, limit: int) -> None:
-    if len(_dumps(value).encode()) > limit:
+    if len(json_bytes(value)) > limit:
         raise StatesError(data_limit_cause(state), error="States.DataLimitExceeded")
+
+
+_JSON_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
+def json_bytes(value: Any) -> bytes:
+    """The UTF-8 JSON text of a value a transition stores, or a ``States.Runtime`` error.
+
+    Like :func:`jsontext.dumps` (orjson, the standard library for what orjson refuses),
+    but what cannot be stored fails here, where it is a failure of the state that made
+    it, instead of in the commit: a lone surrogate (``$string("\\ud800")``), nesting
+    deeper than the encoder goes, a value that is not JSON.
+    """
+    try:
+        return orjson.dumps(value, option=_JSON_OPTIONS)
+    except TypeError:
+        pass
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise StatesRuntimeError(
+            f"a value of the state cannot be stored as JSON ({type(exc).__name__}: "
+            f"{safe_text(str(exc), 200)})"
+        ) from None
+
+
+def encode(value: Any) -> str:
+    """Compact JSON text of a value a transition stores (see :func:`json_bytes`)."""
+    return json_bytes(value).decode()
+
+
+def _bounded(text: str | None, limit: int) -> str | None:
+    return None if text is None else safe_text(text, limit)
+
+
+def safe_text(text: str, limit: int = MAX_CAUSE_CHARS) -> str:
+    """``text`` made storable: lone surrogates escaped, cut to ``limit`` characters."""
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode()
+    return text
+
+
+def as_states_error(exc: BaseException) -> StatesError:
+    """Any exception raised while computing a state's transition, as that state's failure:
+    a :class:`StatesError` keeps its name; anything else is ``States.Runtime`` with a cause
+    naming what failed."""
+    if isinstance(exc, StatesError):
+        return exc
+    if isinstance(exc, RecursionError):
+        cause = "the evaluation nested too deeply (RecursionError): data or expression too deep"
+    elif isinstance(exc, ActivityNotFound):
+        cause = f"no registered activity for {exc.resource!r}"
+    else:
+        cause = f"{type(exc).__name__}: {exc}"
+    return StatesRuntimeError(safe_text(cause))
 
 
 def data_limit_cause(state: str) -> str:
@@ -1408,7 +1600,7 @@ def ancestors(step_key: str) -> list[str]:
     return keys
 
 
-_dumps = jsontext.dumps
+_dumps = encode
 
 
 def _as_text(value: Any) -> str:

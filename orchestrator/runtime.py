@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery import Task
+from redis.exceptions import RedisError
 
 from orchestrator import activities
 from orchestrator.celery_app import app
@@ -38,6 +39,7 @@ from orchestrator.interpreter import (
     Transition,
     ancestors,
     data_limit_cause,
+    encode,
     state_name,
 )
 from orchestrator.jsontext import checked_dumps, dumps
@@ -94,6 +96,8 @@ def make_interpreter(machine: StateMachine, info: ExecutionInfo) -> Interpreter:
         resolve_name=activities.resolve_name,
         max_inline_states=get_settings().max_inline_states,
         max_result_bytes=get_settings().max_input_bytes,
+        max_variables_bytes=get_settings().max_variables_bytes,
+        max_history_events=get_settings().max_history_events,
     )
 
 
@@ -156,7 +160,9 @@ def transition_write(
     exec_key = keys.execution(execution_id)
     steps_key = keys.steps(execution_id)
     if tr.events:
-        write.op("rpush", keys.history(execution_id), *(dumps(e) for e in tr.events))
+        # encode(), not dumps(): an event that cannot be stored fails here, before the
+        # commit (see prepare_transition), not in the middle of sending it.
+        write.op("rpush", keys.history(execution_id), *(encode(e) for e in tr.events))
     sets: list[str] = []
     deletes: list[str] = []
     for key, record in tr.records.items():
@@ -220,6 +226,31 @@ def transition_write(
     return write
 
 
+def start_transition(
+    store: RedisStore,
+    execution_id: str,
+    interp: Interpreter,
+    now: float,
+    record: Callable[[], Write],
+) -> tuple[Transition, Write]:
+    """The first transition of an execution and its write (``record()``: the execution's
+    record, to which the transition's writes are added). One that cannot be computed or
+    stored ends the execution FAILED at once (``States.Runtime``), never half-started."""
+    try:
+        tr = interp.within_history(interp.start(now))
+        return tr, transition_write(store, execution_id, tr, record())
+    except RedisError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - see prepare_transition
+        logger.exception("first transition of %s failed; failing the execution", execution_id)
+        failed = interp.failed_transition(now, None, exc)
+        tr = Transition(now, base=interp.history_base)
+        tr.event("ExecutionStarted", input=interp.info.input)
+        tr.events += failed.events
+        tr.end = failed.end
+        return tr, transition_write(store, execution_id, tr, record())
+
+
 def timer_member(kind: str, execution_id: str, step_key: str, attempt: int) -> str:
     """The member naming a timer in the timers set."""
     return dumps([kind, execution_id, step_key, attempt])
@@ -266,26 +297,48 @@ def prepare_transition(
         # Event ids (quoted in Step Functions' error causes) continue the history.
         history_base = int(store.client.llen(store.keys.history(execution_id)))
     interp.history_base = history_base
-    tr = compute()
-    if tr is None:
-        return None
-    write = Write()
-    exec_key = store.keys.execution(execution_id)
-    steps_key = store.keys.steps(execution_id)
-    write.guard_field(exec_key, "status", "RUNNING")
-    if step_key is not None:
-        write.guard_field(steps_key, store.keys.status_field(step_key), step_status)
-        for ancestor in ancestors(step_key):
-            write.guard_field(steps_key, store.keys.status_field(ancestor), "RUNNING")
-    if timer is not None:
-        write.guard_member(store.keys.timers, timer)
-        write.op("zrem", store.keys.timers, timer)
-    fixed = len(write.guards)
-    for name, value in reader.seen.items():
-        if not store.keys.fixed_field(name):
-            write.guard_field(steps_key, name, value)
-    transition_write(store, execution_id, tr, write)
-    return Prepared(tr, write, fixed)
+
+    def guarded(tr: Transition) -> Prepared:
+        write = Write()
+        exec_key = store.keys.execution(execution_id)
+        steps_key = store.keys.steps(execution_id)
+        write.guard_field(exec_key, "status", "RUNNING")
+        if step_key is not None:
+            write.guard_field(steps_key, store.keys.status_field(step_key), step_status)
+            for ancestor in ancestors(step_key):
+                write.guard_field(steps_key, store.keys.status_field(ancestor), "RUNNING")
+        if timer is not None:
+            write.guard_member(store.keys.timers, timer)
+            write.op("zrem", store.keys.timers, timer)
+        fixed = len(write.guards)
+        if len(tr.events) > 1:
+            # The history quota, against the history as it is when the commit runs
+            # (concurrent branches append too): when it no longer holds, the transition
+            # is computed again from the true length, and fails the execution.
+            write.guard_length(
+                store.keys.history(execution_id), interp.max_history_events - len(tr.events)
+            )
+        for name, value in reader.seen.items():
+            if not store.keys.fixed_field(name):
+                write.guard_field(steps_key, name, value)
+        transition_write(store, execution_id, tr, write)
+        return Prepared(tr, write, fixed)
+
+    try:
+        tr = compute()
+        if tr is None:
+            return None
+        return guarded(interp.within_history(tr, step_key))
+    except RedisError:
+        raise  # the store failed, not the transition: the step is tried again later
+    except Exception as exc:  # noqa: BLE001 - a poisoned transition must not loop
+        # Whatever a state's evaluation raises fails that state (the interpreter sees to
+        # it); this is what is left (a value that cannot be stored, an engine bug). It
+        # ends the execution: leaving it would re-run the step every lease period.
+        logger.exception(
+            "transition of %s/%s failed; failing the execution", execution_id, step_key
+        )
+        return guarded(interp.failed_transition(time.time(), step_key, exc))
 
 
 def after_commit(

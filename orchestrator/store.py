@@ -166,6 +166,11 @@ class Write:
         self.guards.append(["x", self._k(key), 1 if exists else 0])
         return self
 
+    def guard_length(self, key: str, most: int) -> Write:
+        """Require the list ``key`` to hold at most ``most`` items (a history quota)."""
+        self.guards.append(["n", self._k(key), most])
+        return self
+
     def op(self, name: str, key: str, *args: Any) -> Write:
         """Append an operation (``hset``, ``rpush``, ``zadd``...) on ``key``."""
         self.ops.append([name, self._k(key), len(args), *args])
