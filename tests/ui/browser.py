@@ -1,20 +1,22 @@
 """Headless Chromium for the UI's end-to-end tests: Debian's package, driven by Playwright.
 
-Playwright's own browser download (``playwright install``) is never used: the tests launch
-the system Chromium, installing it with apt-get when they run as root and it is missing.
+Playwright's own browser download (``playwright install``) is never used, and the tests
+install nothing: ``./run``'s set-up installs Debian's ``chromium`` once when it is missing
+(``./run setup``, also run by ``./run test``). Without it the browser tests fail, saying so.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 
 import pytest
 
-CHROMIUM_PACKAGES = ["chromium", "chromium-driver"]
+#: Debian's Chromium; ``ORCHESTRATOR_CHROMIUM`` names another executable.
+CHROMIUM_NAMES = ("chromium", "chromium-browser")
 CHROMIUM_ARGS = [
     "--headless",
+    # Debian's Chromium run as root (CI) has no user namespace sandbox to start.
     "--no-sandbox",
     "--disable-gpu",
     "--disable-background-networking",
@@ -22,40 +24,26 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-_INSTALL_HINT = "apt-get update && apt-get install -y " + " ".join(CHROMIUM_PACKAGES)
 
 
-def ensure_chromium() -> str:
-    """The path of the chromium executable, installed with apt-get if missing (as root).
-
-    Fails the test with the command to run when it is missing and cannot be installed.
-    """
-    path = shutil.which("chromium")
-    if path:
-        return path
-    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update"], env=env, check=False, capture_output=True)
-        done = subprocess.run(
-            ["apt-get", "install", "-y", "--no-install-recommends", *CHROMIUM_PACKAGES],
-            env=env,
-            check=False,
-            capture_output=True,
-            text=True,
-        )
-        path = shutil.which("chromium")
+def find_chromium() -> str:
+    """The path of the Chromium executable; fails the test loudly when there is none."""
+    configured = os.environ.get("ORCHESTRATOR_CHROMIUM")
+    if configured:
+        if shutil.which(configured):
+            return str(shutil.which(configured))
+        pytest.fail(f"ORCHESTRATOR_CHROMIUM={configured!r} is not an executable", pytrace=False)
+    for name in CHROMIUM_NAMES:
+        path = shutil.which(name)
         if path:
             return path
-        pytest.fail(
-            f"installing Chromium with apt-get failed ({done.returncode}): "
-            f"{done.stderr.strip()[-500:]}",
-            pytrace=False,
-        )
     pytest.fail(
-        f"Chromium is not installed and this is not root: run `{_INSTALL_HINT}` first",
+        "Chromium is not installed, and the browser tests install nothing: run `./run setup` "
+        "(as root on Debian/Ubuntu it runs `apt-get install -y chromium`; otherwise install "
+        "Chromium yourself, or set ORCHESTRATOR_CHROMIUM to its executable)",
         pytrace=False,
     )
-    raise AssertionError  # unreachable
+    raise AssertionError  # unreachable: pytest.fail raises
 
 
 def require_playwright() -> None:

@@ -12,7 +12,7 @@ import pytest
 
 import tests.ui.ui_activities  # noqa: F401 - registers the ui-* activities before the worker starts
 from orchestrator.testing import LocalOrchestrator
-from tests.ui.browser import CHROMIUM_ARGS, ensure_chromium, require_playwright
+from tests.ui.browser import CHROMIUM_ARGS, find_chromium, require_playwright
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def live_server(orchestrator: LocalOrchestrator) -> Iterator[str]:
 def browser() -> Iterator[Any]:
     """Headless Debian Chromium, driven by Playwright."""
     require_playwright()
-    executable = ensure_chromium()
+    executable = find_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
