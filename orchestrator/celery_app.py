@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import ssl
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from celery import Celery, signals
 from celery.worker.consumer import Consumer
@@ -58,8 +60,24 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # Our leases recover lost steps in seconds; the visibility timeout is only the
         # broker's last resort, kept long so a long activity is never redelivered.
         conf["broker_transport_options"] = {"visibility_timeout": 3600}
-    conf.update(_user_overrides())
+    overrides = _user_overrides()
+    if _needs_certificate_checks(broker) and "broker_use_ssl" not in overrides:
+        # kombu connects to a rediss:// broker given no SSL options WITHOUT checking the
+        # server's certificate (it only logs a warning); the state store (redis-py)
+        # checks it. Check it here too, against the system's CAs, unless the URL
+        # (?ssl_cert_reqs=..., ssl_ca_certs=...) or config/celeryconfig.py's
+        # broker_use_ssl says otherwise.
+        conf["broker_use_ssl"] = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+    conf.update(overrides)
     return conf
+
+
+def _needs_certificate_checks(broker: str) -> bool:
+    """A ``rediss://`` broker URL that carries no SSL option of its own."""
+    parts = urlsplit(broker)
+    if parts.scheme != "rediss":
+        return False
+    return not any(name.startswith("ssl_") for name in parse_qs(parts.query))
 
 
 def _user_overrides() -> dict[str, Any]:
