@@ -1537,6 +1537,8 @@ def safe_text(text: str, limit: int = MAX_CAUSE_CHARS) -> str:
         text.encode()
     except UnicodeEncodeError:
         text = text.encode("utf-8", "backslashreplace").decode()
+        if len(text) > limit:  # each escape is 6 characters for 1
+            text = text[: limit - 3] + "..."
     return text
 
 

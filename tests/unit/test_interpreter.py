@@ -425,3 +425,180 @@ def test_lambda_invoke_takes_function_name_and_wraps_result() -> None:
 def test_ancestors(key: str, expected: list[str]) -> None:
     assert ancestors(key) == expected
     assert state_name(key) == "A"
+
+
+# -- failures while computing a transition, quotas ---------------------------------------
+
+
+def _broken_resolver(state: Any) -> str:
+    raise RuntimeError("resolver exploded")
+
+
+def test_an_unexpected_exception_is_a_runtime_failure_of_the_state() -> None:
+    sm = machine({"T": {"Type": "Task", "Resource": "work", "End": True}})
+    info = ExecutionInfo("exec-1", "exec-1", "wf", NOW, {})
+    tr = Interpreter(sm, info, _broken_resolver).start(NOW)
+    assert types(tr) == [
+        "ExecutionStarted",
+        "TaskStateEntered",
+        "EvaluationFailed",
+        "ExecutionFailed",
+    ]
+    assert tr.events[2]["error"] == "States.Runtime"
+    assert "RuntimeError: resolver exploded" in tr.events[2]["cause"]
+    assert tr.end is not None and tr.end["error"] == "States.Runtime"
+    assert not tr.dispatches
+
+
+def test_a_value_that_cannot_be_stored_fails_its_state() -> None:
+    sm = machine(
+        {"P": {"Type": "Pass", "Output": "{% $string('\\ud800') %}", "End": True}},
+        QueryLanguage="JSONata",
+    )
+    tr = interp(sm, {}).start(NOW)
+    assert types(tr)[-2:] == ["EvaluationFailed", "ExecutionFailed"]
+    assert tr.end is not None and tr.end["error"] == "States.Runtime"
+    assert "cannot be stored as JSON" in tr.end["cause"]
+    for event in tr.events:  # everything the transition holds is storable
+        json.dumps(event).encode()
+
+
+def test_evaluation_failures_are_recorded_before_each_retry() -> None:
+    sm = machine(
+        {
+            "T": {
+                "Type": "Task",
+                "Resource": "work",
+                "Arguments": "{% $error('boom') %}",
+                "Retry": [{"ErrorEquals": ["States.ALL"], "MaxAttempts": 1}],
+                "End": True,
+            }
+        },
+        QueryLanguage="JSONata",
+    )
+    machine_interp = interp(sm, {})
+    tr = machine_interp.start(NOW)
+    assert types(tr) == ["ExecutionStarted", "TaskStateEntered", "EvaluationFailed"]
+    assert tr.statuses["T"] == StepStatus.RETRYING
+    record = tr.records["T"]
+    assert record is not None
+    again = machine_interp.retry_due("T", record, NOW + 1)
+    assert types(again) == ["EvaluationFailed", "ExecutionFailed"]
+    assert again.events[0]["state"] == "T"
+
+
+def test_no_choice_matched_is_not_an_evaluation_failure() -> None:
+    sm = machine(
+        {
+            "C": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.x", "IsPresent": True, "Next": "S"}],
+            },
+            "S": {"Type": "Succeed"},
+        }
+    )
+    tr = interp(sm, {}).start(NOW)
+    assert "EvaluationFailed" not in types(tr)
+    assert tr.end is not None and tr.end["error"] == "States.NoChoiceMatched"
+
+
+def test_an_output_over_the_quota_is_data_limit_exceeded() -> None:
+    sm = machine(
+        {"P": {"Type": "Pass", "Output": "{% $pad('', 2000, 'x') %}", "End": True}},
+        QueryLanguage="JSONata",
+    )
+    tr = interp(sm, {}, max_result_bytes=1000).start(NOW)
+    assert tr.end is not None and tr.end["error"] == "States.DataLimitExceeded"
+    assert "over the payload quota of 1000 bytes" in tr.end["cause"]
+    assert all(len(json.dumps(e)) < 1000 for e in tr.events)
+
+
+def test_task_parameters_and_assign_over_the_quota() -> None:
+    big = "{% $pad('', 2000, 'x') %}"
+    for state in (
+        {"Type": "Task", "Resource": "work", "Arguments": {"a": big}, "End": True},
+        {"Type": "Pass", "Assign": {"v": big}, "End": True},
+    ):
+        tr = interp(
+            machine({"S": state}, QueryLanguage="JSONata"), {}, max_result_bytes=1000
+        ).start(NOW)
+        assert tr.end is not None and tr.end["error"] == "States.DataLimitExceeded", state
+        assert not tr.dispatches
+        assert "|vars" not in tr.fields
+
+
+def test_variables_of_a_scope_have_their_own_quota() -> None:
+    sm = machine(
+        {
+            "A": {"Type": "Pass", "Assign": {"a": "{% $pad('', 600, 'x') %}"}, "Next": "B"},
+            "B": {"Type": "Pass", "Assign": {"b": "{% $pad('', 600, 'x') %}"}, "End": True},
+        },
+        QueryLanguage="JSONata",
+    )
+    fine = interp(sm, {}, max_result_bytes=1000, max_variables_bytes=5000).start(NOW)
+    assert fine.end is not None and fine.end["status"] == "SUCCEEDED"
+    over = interp(sm, {}, max_result_bytes=1000, max_variables_bytes=1000).start(NOW)
+    assert over.end is not None and over.end["error"] == "States.DataLimitExceeded"
+    assert "ORCHESTRATOR_MAX_VARIABLES_BYTES" in over.end["cause"]
+
+
+def test_a_map_result_over_the_quota_fails_the_map() -> None:
+    sm = machine(
+        {
+            "M": {
+                "Type": "Map",
+                "ItemProcessor": {
+                    "StartAt": "P",
+                    "States": {"P": {"Type": "Pass", "Result": "x" * 300, "End": True}},
+                },
+                "Catch": [{"ErrorEquals": ["States.DataLimitExceeded"], "Next": "Caught"}],
+                "End": True,
+            },
+            "Caught": {"Type": "Succeed"},
+        }
+    )
+    machine_interp = interp(sm, [1, 2, 3, 4], max_result_bytes=1000)
+    reader = DictReader()
+    machine_interp.reader = reader
+    tr = machine_interp.start(NOW)
+    apply_fields(reader, tr)
+    record = StepRecord.loads(reader.fields["M"])
+    joined = machine_interp.join("M", record, NOW)
+    # Caught by its name (States.ALL would not catch it, as on Step Functions).
+    assert "EvaluationFailed" in types(joined)
+    assert joined.end is not None and joined.end["status"] == "SUCCEEDED"
+
+
+def test_the_history_quota_fails_the_execution() -> None:
+    sm = machine({"P": {"Type": "Pass", "Next": "Q"}, "Q": {"Type": "Pass", "End": True}})
+    machine_interp = interp(sm, {}, max_history_events=10)
+    tr = machine_interp.start(NOW)
+    assert machine_interp.within_history(tr, None) is tr  # 6 events
+    machine_interp.history_base = 8
+    late = machine_interp.start(NOW)
+    failed = machine_interp.within_history(late, "P")
+    assert types(failed) == ["ExecutionFailed"]
+    assert failed.end is not None and failed.end["error"] == "States.Runtime"
+    assert "quota of 10 history events" in failed.end["cause"]
+
+
+def test_failed_transition_keeps_only_storable_text() -> None:
+    sm = machine({"T": {"Type": "Task", "Resource": "work", "End": True}})
+    tr = interp(sm, {}).failed_transition(NOW, "T", ValueError("bad \ud800 " + "x" * 40000))
+    assert tr.released == ["T"]
+    assert tr.end is not None and tr.end["error"] == "States.Runtime"
+    cause = tr.end["cause"]
+    assert len(cause) <= 32768
+    cause.encode()
+
+
+def test_task_failure_causes_are_bounded() -> None:
+    sm = machine({"T": {"Type": "Task", "Resource": "work", "End": True}})
+    machine_interp = interp(sm, {})
+    tr = machine_interp.start(NOW)
+    record = tr.records["T"]
+    assert record is not None
+    failed = machine_interp.task_failed("T", record, "E", "\ud800" + "y" * 100_000, NOW)
+    assert failed.end is not None
+    assert len(failed.end["cause"]) <= 32768
+    failed.end["cause"].encode()
