@@ -1,0 +1,274 @@
+"""Redis unreachable — refused, a stopped (SIGSTOP) server, a listener that never answers:
+the public API raises ``StoreUnavailable`` within a bounded time, the CLI says so in one
+line and exits 3, and the timer loops log an outage once when it starts and once when it
+ends.
+
+These tests point the process at Redis servers of their own (never the session's), and
+put the session's settings back afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator import (
+    ExecutionStatus,
+    config,
+    describe_execution,
+    get_dead_letter,
+    get_execution_definition,
+    get_execution_history,
+    list_dead_letters,
+    list_executions,
+    send_task_failure,
+    send_task_heartbeat,
+    send_task_success,
+    start_workflow,
+    stop_execution,
+    timers,
+)
+from orchestrator.embedded import EmbeddedRedis
+from orchestrator.errors import OrchestratorError, StoreUnavailable
+from orchestrator.store import reset_stores
+from orchestrator.tokens import new_token
+from tests.helpers import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Short, so that a hung server is given up on quickly (3 attempts of this, plus backoff).
+TIMEOUT_S = 0.4
+#: What "bounded" means here: far above 3 x TIMEOUT_S, far below "forever".
+BOUND_S = 15.0
+#: A well-formed token (of an execution that does not exist): answering it needs Redis.
+TOKEN = new_token("nope")
+PASS = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+
+
+@contextmanager
+def store_at(url: str) -> Iterator[config.Settings]:
+    """Point the public API at ``url`` (a fresh key prefix), then back at the session's."""
+    previous = config.get_settings()
+    settings = previous.model_copy(
+        update={
+            "redis_url": url,
+            "redis_timeout_seconds": TIMEOUT_S,
+            "key_prefix": f"unavailable-{uuid.uuid4().hex[:8]}",
+        }
+    )
+    config.configure(settings)
+    reset_stores()
+    try:
+        yield settings
+    finally:
+        config.configure(previous)
+        reset_stores()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def silent_listener() -> Iterator[int]:
+    """A TCP port that accepts connections (the kernel's backlog) and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    try:
+        yield int(server.getsockname()[1])
+    finally:
+        server.close()
+
+
+@contextmanager
+def stopped(redis: EmbeddedRedis) -> Iterator[None]:
+    """The server SIGSTOPped: connections are accepted, nothing is answered."""
+    assert redis.pid is not None
+    os.kill(redis.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(redis.pid, signal.SIGCONT)
+
+
+def raises_unavailable(call: Callable[[], Any]) -> StoreUnavailable:
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable) as caught:
+        call()
+    assert time.monotonic() - started < BOUND_S
+    assert isinstance(caught.value, OrchestratorError)
+    return caught.value
+
+
+READS: list[tuple[str, Callable[[], Any]]] = [
+    ("describe_execution", lambda: describe_execution("nope")),
+    ("get_execution_history", lambda: get_execution_history("nope")),
+    ("get_execution_definition", lambda: get_execution_definition("nope")),
+    ("list_executions", lambda: list_executions()),
+    ("list_dead_letters", lambda: list_dead_letters()),
+    ("get_dead_letter", lambda: get_dead_letter("nope")),
+]
+WRITES: list[tuple[str, Callable[[], Any]]] = [
+    ("start_workflow", lambda: start_workflow(PASS, {"a": 1})),
+    ("send_task_success", lambda: send_task_success(TOKEN, {})),
+    ("send_task_failure", lambda: send_task_failure(TOKEN, "E", "c")),
+    ("send_task_heartbeat", lambda: send_task_heartbeat(TOKEN)),
+    ("stop_execution", lambda: stop_execution("nope")),
+]
+
+
+def test_refused_connection_is_store_unavailable_with_a_masked_url() -> None:
+    port = free_port()
+    with store_at(f"redis://:s3cret@127.0.0.1:{port}/0"):
+        for name, call in READS + WRITES:
+            error = raises_unavailable(call)
+            assert error.url == f"redis://:***@127.0.0.1:{port}/0", name
+            assert str(error).startswith(f"Redis at redis://:***@127.0.0.1:{port}/0 unreachable")
+            assert "s3cret" not in str(error), name
+            assert error.maybe_applied is ((name, call) in WRITES), name
+
+
+def test_a_listener_that_never_answers_gives_up_in_bounded_time() -> None:
+    with silent_listener() as port, store_at(f"redis://127.0.0.1:{port}/0"):
+        raises_unavailable(lambda: describe_execution("nope"))
+        error = raises_unavailable(lambda: start_workflow(PASS, {"a": 1}, name="hung-start"))
+        assert error.maybe_applied
+        assert "starting it again with the same name is safe" in str(error)
+
+
+def test_a_named_start_cut_short_by_a_stopped_redis_is_safe_to_retry() -> None:
+    name = f"stopped-{uuid.uuid4().hex[:8]}"
+    with EmbeddedRedis() as redis, store_at(redis.url):
+        with stopped(redis):
+            raises_unavailable(lambda: describe_execution(name))
+            error = raises_unavailable(lambda: start_workflow(PASS, {"k": 1}, name=name))
+            assert error.maybe_applied and name in str(error)
+        # Whether or not the first start was applied, the same name and input is safe.
+        handle = start_workflow(PASS, {"k": 1}, name=name)
+        assert handle.result(timeout=BOUND_S).status is ExecutionStatus.SUCCEEDED
+        assert len(list_executions()) == 1
+
+
+def _records(caplog: pytest.LogCaptureFixture, thread: int | None) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if thread is None or r.thread == thread]
+
+
+def test_timer_loop_logs_an_outage_once_and_its_end(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failed_ticks: list[float] = []
+    original = timers.tick
+
+    def counted(*args: Any, **kwargs: Any) -> int:
+        try:
+            return original(*args, **kwargs)
+        except Exception:
+            if threading.current_thread().name == "outage-test-timers":
+                failed_ticks.append(time.monotonic())
+            raise
+
+    monkeypatch.setattr(timers, "tick", counted)
+    caplog.set_level(logging.INFO, logger="orchestrator.timers")
+    with EmbeddedRedis() as redis, store_at(redis.url):
+        url = redis.url
+        loop = timers.TimerLoop(interval=0.02)
+        loop._thread = threading.Thread(target=loop._run, name="outage-test-timers", daemon=True)
+        loop._thread.start()
+        try:
+            with stopped(redis):
+                wait_until(lambda: len(failed_ticks) >= 2, timeout=60, message="ticks failing")
+            wait_until(
+                lambda: any("reachable again" in r.getMessage() for r in caplog.records),
+                timeout=BOUND_S,
+                message="the end of the outage logged",
+            )
+        finally:
+            loop.stop()
+        ident = loop._thread.ident
+    mine = _records(caplog, ident)
+    down = [r for r in mine if "unreachable" in r.getMessage()]
+    assert len(down) == 1, [r.getMessage() for r in mine]
+    assert down[0].getMessage().startswith(f"Redis at {url} unreachable: ")
+    assert down[0].getMessage().endswith("; retrying")
+    assert not [r for r in mine if r.exc_info], "no traceback per tick"
+    (back,) = [r for r in mine if "reachable again" in r.getMessage()]
+    assert back.getMessage().startswith("Redis reachable again after ")
+
+
+def test_beat_logs_an_outage_once_and_its_end(caplog: pytest.LogCaptureFixture) -> None:
+    from orchestrator.beat import OrchestratorScheduler
+    from orchestrator.celery_app import app
+
+    caplog.set_level(logging.INFO, logger="orchestrator.beat")
+    sched = OrchestratorScheduler(app=app, lazy=True)
+    port = free_port()
+    with store_at(f"redis://:pw@127.0.0.1:{port}/0"):
+        for _ in range(20):
+            sched.tick()
+    with EmbeddedRedis() as redis, store_at(redis.url):
+        sched.tick()
+    mine = _records(caplog, threading.get_ident())
+    messages = [r.getMessage() for r in mine]
+    assert [m for m in messages if "unreachable" in m] == [
+        m for m in messages if m.startswith(f"Redis at redis://:***@127.0.0.1:{port}/0 ")
+    ]
+    assert len([m for m in messages if "unreachable" in m]) == 1, messages
+    assert len([m for m in messages if "reachable again" in m]) == 1, messages
+    assert not [r for r in mine if r.exc_info], "no traceback per tick"
+
+
+# ------------------------------------------------------------------------------ the CLI
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def cli_env(url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("BROKER_URL", "REDIS_URL")}
+    env.update(REDIS_URL=url, ORCHESTRATOR_REDIS_TIMEOUT_SECONDS=str(TIMEOUT_S))
+    return env
+
+
+@pytest.mark.parametrize(
+    "args", [("list",), ("describe", "x"), ("dlq", "list"), ("task", "success", TOKEN)]
+)
+def test_cli_says_store_unavailable_in_one_line_and_exits_3(args: tuple[str, ...]) -> None:
+    port = free_port()
+    proc = cli(*args, env=cli_env(f"redis://:s3cret@127.0.0.1:{port}/0"))
+    assert proc.returncode == 3, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"error: Redis at redis://:***@127.0.0.1:{port}/0 unreachable")
+    assert "s3cret" not in proc.stderr + proc.stdout
+
+
+def test_cli_gives_up_on_a_redis_that_never_answers() -> None:
+    with silent_listener() as port:
+        started = time.monotonic()
+        proc = cli("describe", "x", env=cli_env(f"redis://127.0.0.1:{port}/0"))
+    assert time.monotonic() - started < 60
+    assert proc.returncode == 3, proc.stderr
+    assert len([line for line in proc.stderr.splitlines() if line.strip()]) == 1, proc.stderr
