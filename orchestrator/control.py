@@ -13,6 +13,7 @@ from typing import Any
 
 from orchestrator.api import ExecutionHandle, _input_text
 from orchestrator.config import get_settings
+from orchestrator.definition.model import TaskState
 from orchestrator.errors import (
     ExecutionNotFound,
     InvalidExecutionState,
@@ -31,6 +32,7 @@ from orchestrator.runtime import (
     transition_write,
 )
 from orchestrator.store import RedisStore, Write, get_store, store_call
+from orchestrator.tokens import execution_of
 
 #: Statuses from which an execution can be redriven.
 REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")
@@ -42,10 +44,18 @@ REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")
 def _token_target(store: RedisStore, token: str) -> tuple[str, str, int]:
     if not isinstance(token, str) or not token:
         raise TaskTokenError("empty token")
-    raw = store.client.hget(store.keys.tokens, token)
-    if raw is None:
+    execution_id = execution_of(token)
+    # A token lives in its execution's token hash while its task waits: it goes when
+    # the task ends (answered, failed, timed out) and with all others when the
+    # execution ends (stopped, failed, timed out, succeeded).
+    raw = (
+        None
+        if execution_id is None
+        else store.client.hget(store.keys.task_tokens(execution_id), token)
+    )
+    if execution_id is None or raw is None:
         raise TaskTokenError("unknown, already used, or its task is no longer waiting")
-    execution_id, step_key, attempt = json.loads(raw)
+    step_key, attempt = json.loads(raw)
     return execution_id, step_key, attempt
 
 
@@ -195,6 +205,17 @@ def redrive_execution(execution_id: str) -> ExecutionHandle:
             restarted.add(key)
         elif record.kind == "wait":
             tr.timers.append((now, ["wait", key, 0]))
+            restarted.add(key)
+        elif record.token:  # a callback task: scheduled again, with a new task token
+            # Its old token was revoked when the execution ended and must stay so; its
+            # parameters ($$.Task.Token) are computed again from its input to carry the
+            # new one.
+            record.attempt, record.retries = 0, {}
+            scope, name = interp.scope_of(key)
+            interp.reader = _StaticReader(steps)
+            state = scope.states[name]
+            assert isinstance(state, TaskState)
+            interp._schedule_task(tr, scope, name, state, record.input, record=record)
             restarted.add(key)
         else:  # a task: failed, or in flight when the execution stopped
             record.attempt, record.retries = 0, {}

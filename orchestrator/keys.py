@@ -21,7 +21,10 @@ All keys start with the configured prefix (``ORCHESTRATOR_KEY_PREFIX``, default 
                                scored by due time (epoch seconds)
     {p}:leases          ZSET   JSON ``[id, step key]`` scored by the time a dispatched or
                                running step is considered lost and dispatched again
-    {p}:tokens          HASH   task token -> JSON ``[id, step key, attempt]``
+    {p}:x:{id}:tok      HASH   the execution's live task tokens -> JSON ``[step key,
+                               attempt]``; a token names its execution (see
+                               orchestrator/tokens.py); deleted when the execution ends
+    {p}:tokens          HASH   (no longer written) task tokens of earlier versions
     {p}:dlq             ZSET   dead-letter ids scored by time
     {p}:dl:{n}          STRING a dead letter, JSON
     {p}:lock:tick       STRING the timer loop's lock (SET NX PX), held by one beat at a time
@@ -76,8 +79,12 @@ class Keys:
 
     @property
     def tokens(self) -> str:
-        """Task tokens of steps waiting for a callback."""
+        """Task tokens of steps waiting for a callback (earlier versions; see task_tokens)."""
         return f"{self.prefix}:tokens"
+
+    def task_tokens(self, execution_id: str) -> str:
+        """The live task tokens of one execution."""
+        return f"{self.prefix}:x:{execution_id}:tok"
 
     @property
     def dead_letters(self) -> str:

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from orchestrator.tokens import MARK, redact_text
+
 _execution_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "orchestrator_execution_id", default=None
 )
@@ -41,13 +43,21 @@ def step_context(execution_id: str | None, state: str | None) -> Iterator[None]:
 
 
 class CorrelationFilter(logging.Filter):
-    """Adds ``execution_id`` and ``state`` to every record (``-`` outside a step)."""
+    """Adds ``execution_id`` and ``state`` to every record (``-`` outside a step), and
+    redacts task tokens from its message (an activity logging its input, Celery logging
+    a task's return value)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "execution_id", None) is None:
             record.execution_id = _execution_id.get() or "-"
         if getattr(record, "state", None) is None:
             record.state = _state.get() or "-"
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken record is the handler's to report
+            return True
+        if MARK in message:
+            record.msg, record.args = redact_text(message), None
         return True
 
 

@@ -47,6 +47,7 @@ from orchestrator.logs import step_context
 from orchestrator.lru import LruCache
 from orchestrator.messages import excerpt
 from orchestrator.store import OutageLog, RedisStore, Write, get_store, lease_member
+from orchestrator.tokens import new_token, redact_text
 
 logger = logging.getLogger("orchestrator.runtime")
 
@@ -98,6 +99,7 @@ def make_interpreter(machine: StateMachine, info: ExecutionInfo) -> Interpreter:
         max_result_bytes=get_settings().max_input_bytes,
         max_variables_bytes=get_settings().max_variables_bytes,
         max_history_events=get_settings().max_history_events,
+        new_token=lambda: new_token(info.execution_id),
     )
 
 
@@ -162,7 +164,9 @@ def transition_write(
     if tr.events:
         # encode(), not dumps(): an event that cannot be stored fails here, before the
         # commit (see prepare_transition), not in the middle of sending it.
-        write.op("rpush", keys.history(execution_id), *(encode(e) for e in tr.events))
+        # Task tokens never reach the history (a TaskScheduled's parameters from
+        # $$.Task.Token): whoever reads it could complete the task.
+        write.op("rpush", keys.history(execution_id), *(redact_text(encode(e)) for e in tr.events))
     sets: list[str] = []
     deletes: list[str] = []
     for key, record in tr.records.items():
@@ -190,9 +194,9 @@ def transition_write(
         write.op("zadd", keys.timers, repr(due), timer_member(kind, execution_id, key, attempt))
     for token, target in tr.tokens.items():
         if target is None:
-            write.op("hdel", keys.tokens, token)
+            write.op("hdel", keys.task_tokens(execution_id), token)
         else:
-            write.op("hset", keys.tokens, token, dumps([execution_id, *target]))
+            write.op("hset", keys.task_tokens(execution_id), token, dumps(target))
     for container in tr.joins:
         write.join(
             steps_key,
@@ -207,6 +211,8 @@ def transition_write(
             if name in tr.end:
                 fields += [name, dumps(tr.end[name])]
         write.op("hset", exec_key, *fields)
+        # However it ended, its tokens end with it (in this write, at their number's cost).
+        write.op("del", keys.task_tokens(execution_id))
         for key in (exec_key, keys.history(execution_id), steps_key):
             write.op("expire", key, settings.retention_seconds)
         if tr.end["status"] in ("FAILED", "TIMED_OUT"):
@@ -580,10 +586,12 @@ _ARGSREPR_MAX = 1024
 
 
 def _args_repr(params: Any, execution_id: str, step_key: str) -> str:
+    """Flower's view of a step's arguments: compact JSON, task tokens redacted."""
     try:
         text = dumps([params, execution_id, step_key])
     except (TypeError, ValueError):
         text = repr((params, execution_id, step_key))
+    text = redact_text(text)
     return text if len(text) <= _ARGSREPR_MAX else text[: _ARGSREPR_MAX - 3] + "..."
 
 
@@ -686,7 +694,12 @@ def _run_step(
         _stop_chain(task)
         return None
     if chained is not None and [d.step_key for d in tr.dispatches] == [chained]:
-        return tr.dispatches[0].params
+        params = tr.dispatches[0].params
+        # Celery would show saferepr(params) in Flower, task tokens and all.
+        options = task.request.chain[-1].setdefault("options", {})
+        options["argsrepr"] = _args_repr(params, execution_id, chained)
+        options["kwargsrepr"] = "{}"
+        return params
     _stop_chain(task)
     return None
 
