@@ -204,7 +204,12 @@ def redrive_execution(execution_id: str) -> ExecutionHandle:
             tr.statuses[key] = StepStatus.RUNNING
             restarted.add(key)
         elif record.kind == "wait":
-            tr.timers.append((now, ["wait", key, 0]))
+            # As Step Functions runs an interrupted state again, the Wait starts over
+            # (WaitStateEntered again): Seconds count from the redrive, a Timestamp
+            # already past ends it at once. It used to end at once, unannounced.
+            scope, name = interp.scope_of(key)
+            interp.reader = _StaticReader(steps)
+            interp.enter(tr, scope, name, record.input)
             restarted.add(key)
         elif record.token:  # a callback task: scheduled again, with a new task token
             # Its old token was revoked when the execution ended and must stay so; its

@@ -292,3 +292,28 @@ def test_redrive_map_reruns_only_failed_items(orchestrator, task_log, tag):
     for i in items:
         expected = before[i] + 1 if i in fail or before[i] == 0 else before[i]
         assert after[i] == expected, (i, before, after)
+
+
+def test_redriven_wait_starts_over(orchestrator, tag):
+    """A Wait interrupted by a stop runs again on redrive, as Step Functions runs an
+    unsuccessful state again: its Seconds count from the redrive (it used to end at
+    once, without a word)."""
+    definition = machine(
+        {
+            "Pause": {"Type": "Wait", "Seconds": 2, "Next": "After"},
+            "After": {"Type": "Pass", "End": True},
+        }
+    )
+    handle = start_workflow(definition, {"v": 1})
+    wait_until(lambda: any(s.status.startswith("WAITING") for s in handle.describe().steps), 10)
+    stop_execution(handle.execution_id)
+    redrive_execution(handle.execution_id)
+    result = handle.result(20)
+    assert result.status == "SUCCEEDED" and result.output == {"v": 1}, result
+    history = handle.history()
+    redriven = next(e for e in history if e.type == "ExecutionRedriven")
+    after = [e for e in history if e.id > redriven.id]
+    assert [e.type for e in after][:1] == ["WaitStateEntered"], after
+    exited = next(e for e in after if e.type == "WaitStateExited")
+    # The whole wait again, counted from the redrive (a lower bound: never early).
+    assert (exited.timestamp - redriven.timestamp).total_seconds() >= 1.9
