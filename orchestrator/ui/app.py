@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 import redis
 from fastapi import Body, FastAPI, Query, Request
@@ -553,12 +554,15 @@ def create_app(
 
     # -- middleware: host, authentication, cross-origin writes, body size, headers -----
     # Outermost first: Host check, local redirects only, _guard (the token, checked before
-    # any body is read), the body limit, then the routes.
+    # any body is read), the body limit, task tokens masked in answers, then the routes.
 
     def reject(scope: Any, status: int, message: str) -> Response:
         code = "too_large" if status == 413 else "invalid_request"
         return error_response(Request(scope), UIError(status, code, message))
 
+    app.add_middleware(
+        security.ScrubMiddleware, find=_task_tokens_in, mask=security.TASK_TOKEN_MASK
+    )
     app.add_middleware(security.BodyLimitMiddleware, limit=body_limit, reject=reject)
 
     @app.middleware("http")
@@ -590,7 +594,9 @@ def create_app(
                 return None
             if _wants_json(request):
                 return error_response(request, _unauthorized())
-            here = path + ("?" + request.url.query if request.url.query else "")
+            # Back here after signing in, minus any token= (it would reach the log again).
+            query = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+            here = path + ("?" + urlencode(query) if query else "")
             return RedirectResponse("/login?" + urlencode({"next": security.safe_next(here)}), 303)
         if not path.startswith("/api/") and _is_form(request):
             # A page's form may carry the token as a field: its route checks it, and
@@ -981,6 +987,44 @@ def create_app(
         return {"status": "ok"}
 
     return app
+
+
+_EXECUTION_PATH = re.compile(r"^/(?:api/)?executions/([^/]+)")
+
+
+def _task_tokens_in(path: str, body: bytes) -> set[str]:
+    """The task tokens ``body`` shows: live ones (in the token index) anywhere, and, on an
+    execution's own routes, any its steps were given (answered ones too)."""
+    candidates = {m.decode() for m in security.TASK_TOKEN_SHAPE.findall(body)}
+    if not candidates:
+        return set()
+    try:
+        store = get_store()
+        ordered = sorted(candidates)
+        live = store.client.hmget(store.keys.tokens, ordered)
+        found = {t for t, v in zip(ordered, live, strict=True) if v is not None}
+        match = _EXECUTION_PATH.match(path)
+        rest = candidates - found
+        if rest and match and valid_execution_id(unquote(match.group(1))):
+            found |= rest & _step_tokens(store.steps(unquote(match.group(1))))
+    except Exception:  # noqa: BLE001 - cannot tell: mask every look-alike
+        logger.warning("could not check an answer for task tokens; masking look-alikes")
+        return candidates
+    return found
+
+
+def _step_tokens(steps: dict[str, str]) -> set[str]:
+    tokens = set()
+    for value in steps.values():
+        if '"token"' not in value:
+            continue
+        try:
+            record = json.loads(value)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("token"), str):
+            tokens.add(record["token"])
+    return tokens
 
 
 def _unauthorized() -> UIError:

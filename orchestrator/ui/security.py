@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable, Iterable
 from urllib.parse import unquote, urlsplit
 
+import anyio
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -238,6 +239,57 @@ class LocalRedirectMiddleware:
             await send(message)
 
         await self.app(scope, receive, checked)
+
+
+#: What a task token looks like (``secrets.token_urlsafe(32)``), as a whole word.
+TASK_TOKEN_SHAPE = re.compile(rb"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")
+TASK_TOKEN_MASK = "[task token]"
+
+
+class ScrubMiddleware:
+    """Replace secrets in the app's HTML and JSON answers with a mask.
+
+    ``find(path, body)`` (run in a worker thread: it may read Redis) returns the secrets
+    ``body`` holds. Task tokens live in workflow data (``$$.Task.Token`` in Parameters)
+    that pages and the API show; the UI never needs to show one.
+    """
+
+    def __init__(
+        self, app: ASGIApp, find: Callable[[str, bytes], Iterable[str]], mask: str
+    ) -> None:
+        self.app = app
+        self.find = find
+        self.mask = mask.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/static/"):
+            await self.app(scope, receive, send)
+            return
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def buffered(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                kind = MutableHeaders(scope=message).get("content-type", "")
+                if "json" in kind or "html" in kind:
+                    start = message
+                    return
+            elif start is not None and message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                body = b"".join(chunks)
+                secrets = await anyio.to_thread.run_sync(self.find, scope["path"], body)
+                for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+                    body = body.replace(secret.encode(), self.mask)
+                MutableHeaders(scope=start)["content-length"] = str(len(body))
+                await send(start)
+                await send({"type": "http.response.body", "body": body})
+                return
+            await send(message)
+
+        await self.app(scope, receive, buffered)
 
 
 _QUERY_TOKEN = re.compile(r"(?i)((?:[?&;]|%3F|%26)(?:token|access_token)(?:=|%3D))[^&\s\"]*")
