@@ -305,7 +305,7 @@ def test_map_state_details_are_per_item(client):
     assert "Attempts" not in text.split("Items")[0]  # no sum over items
     assert "runs once per Map item" in text and "Input {" not in text  # no mixed values
     assert "Showing 1–5 of 5" in text
-    rows = re.findall(r"ChargeEach\[(\d)\] (\w+) (\d) (-?\d+) (\S*)", text)
+    rows = re.findall(r"ChargeEach\[(\d)\] (\w+) (\d) in (-?\d+) out (\S*)", text)
     assert [(i, s, a, x) for i, s, a, x, _ in rows] == [
         ("0", "succeeded", "1", "4"),
         ("1", "succeeded", "2", "9"),
