@@ -307,3 +307,75 @@ def test_a_beat_scheduler_starts_and_stops_its_firing_processes(
     finally:
         sched.close()
     assert sched.firing_pool._pool is None
+
+
+# ------------------------------------------------------------- version, exit codes, tokens
+
+
+def test_version_prints_the_package_version() -> None:
+    import importlib.metadata
+
+    result = invoke("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"orchestrator {importlib.metadata.version('orchestrator')}"
+
+
+def test_help_lists_the_exit_codes() -> None:
+    text = " ".join(invoke("--help").stdout.split())
+    for code in ("0 success", "1 the execution ended", "2 bad definition", "3 Redis unreachable"):
+        assert code in text
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("task", "success", "tok", "--output", "{}"),
+        ("task", "failure", "tok", "--error", "E", "--cause", "c"),
+        ("task", "heartbeat", "tok"),
+        ("list",),
+    ],
+)
+def test_commands_that_need_redis_say_so_without_it(args: tuple[str, ...]) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 2
+    assert "REDIS_URL is not set" in result.stderr
+
+
+def test_task_success_rejects_a_bad_token_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A malformed token is refused before any Redis call (its execution cannot be read).
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    config.configure(None)
+    result = invoke("task", "success", "not-a-token", "--output", '{"ok": true}')
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: invalid task token")
+
+
+def test_task_success_output_must_be_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    config.configure(None)
+    result = invoke("task", "success", "tok", "--output", "{nope")
+    assert result.exit_code == 2
+    assert "--output is not valid JSON" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["not json", "[1, 2]", '{"charge": 3}'])
+def test_malformed_resource_aliases_are_one_line_errors(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("ORCHESTRATOR_RESOURCE_ALIASES", value)
+    config.configure(None)
+    result = invoke("validate", "order_fulfillment")
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(
+        "error: ORCHESTRATOR_RESOURCE_ALIASES must be a JSON object of resource string -> "
+        "activity name"
+    )
+
+
+def test_resource_aliases_are_read_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORCHESTRATOR_RESOURCE_ALIASES", '{"urn:billing:charge": "charge-payment"}')
+    config.configure(None)
+    assert config.get_settings().resource_aliases == {"urn:billing:charge": "charge-payment"}
