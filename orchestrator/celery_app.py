@@ -170,9 +170,13 @@ class OrchestratorConsumer(Consumer):
 
 
 def _is_activity(name: str) -> bool:
-    from orchestrator.activities import registered_activities
+    from orchestrator.activities import get_activity
 
-    return name in registered_activities()
+    try:
+        get_activity(name)
+    except LookupError:
+        return False
+    return True
 
 
 #: Argument checks of the orchestrator's own tasks (activities are checked apart).

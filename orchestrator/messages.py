@@ -13,7 +13,7 @@ Pure logic: no I/O; the caller passes the decoded body and what it knows of the 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -98,7 +98,7 @@ def check_headers(headers: Any) -> str:
     global _PROTECTED
     if _PROTECTED is None:
         _PROTECTED = _protected_names()
-    if not isinstance(headers, Mapping):
+    if not isinstance(headers, dict):
         raise BadMessage("MalformedMessage", "message has no headers (not a Celery message)")
     name = headers.get("task")
     if name is None:
@@ -126,7 +126,7 @@ def check_headers(headers: Any) -> str:
         raise BadMessage("MalformedMessage", _typed("ignore_result", "a boolean", value))
     timelimit = headers.get("timelimit")
     if timelimit is not None and not (
-        isinstance(timelimit, list | tuple)
+        isinstance(timelimit, (list, tuple))
         and len(timelimit) == 2
         and all(limit is None or _is_seconds(limit) for limit in timelimit)
     ):
@@ -147,16 +147,16 @@ def check_headers(headers: Any) -> str:
             ) from None
     stamped = headers.get("stamped_headers")
     if stamped is not None and not (
-        isinstance(stamped, list | tuple) and all(isinstance(s, str) for s in stamped)
+        isinstance(stamped, (list, tuple)) and all(isinstance(s, str) for s in stamped)
     ):
         raise BadMessage("MalformedMessage", _typed("stamped_headers", "a list of names", stamped))
     for field in ("stamps", "headers"):
         value = headers.get(field)
-        if value is not None and not isinstance(value, Mapping):
+        if value is not None and not isinstance(value, dict):
             raise BadMessage("MalformedMessage", _typed(field, "an object", value))
     groups = headers.get("groups")
     if groups is not None and not (
-        isinstance(groups, list | tuple) and all(isinstance(g, str) for g in groups)
+        isinstance(groups, (list, tuple)) and all(isinstance(g, str) for g in groups)
     ):
         raise BadMessage("MalformedMessage", _typed("groups", "a list of ids", groups))
     return name
@@ -168,13 +168,13 @@ def check_body(body: Any) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
     Raises:
         BadMessage: the body has another shape.
     """
-    if not isinstance(body, list | tuple) or len(body) != 3:
+    if not isinstance(body, (list, tuple)) or len(body) != 3:
         raise BadMessage(
             "MalformedMessage",
             f"body must be [args, kwargs, embed], not {_kind(body)}",
         )
     args, kwargs, embed = body
-    if not isinstance(args, list | tuple):
+    if not isinstance(args, (list, tuple)):
         raise BadMessage("MalformedMessage", f"args must be a list, not {_kind(args)}")
     if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
         raise BadMessage("MalformedMessage", f"kwargs must be an object, not {_kind(kwargs)}")
@@ -188,7 +188,7 @@ def check_body(body: Any) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
         if value is None:
             continue
         signatures = [value] if key == "chord" else value
-        if not isinstance(signatures, list | tuple) or not all(
+        if not isinstance(signatures, (list, tuple)) or not all(
             _is_signature(s) for s in signatures
         ):
             raise BadMessage("MalformedMessage", f"embed {key!r} must hold task signatures")
@@ -198,7 +198,7 @@ def check_body(body: Any) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
 def _is_signature(value: Any) -> bool:
     if not isinstance(value, dict) or not isinstance(value.get("task"), str):
         return False
-    for field, kind in (("args", list | tuple), ("kwargs", dict), ("options", dict)):
+    for field, kind in (("args", (list, tuple)), ("kwargs", dict), ("options", dict)):
         if value.get(field) is not None and not isinstance(value[field], kind):
             return False
     subtask_type = value.get("subtask_type")
@@ -304,7 +304,7 @@ def _is_int(value: Any) -> bool:
 
 def _is_seconds(value: Any) -> bool:
     return (
-        isinstance(value, int | float)
+        isinstance(value, (int, float))
         and not isinstance(value, bool)
         and math.isfinite(value)
         and value >= 0

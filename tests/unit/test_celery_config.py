@@ -11,7 +11,8 @@ from orchestrator.config import Settings
 
 
 def _conf(broker: str) -> dict:
-    return celery_config(Settings.model_validate({"redis_url": broker, "task_modules": []}))
+    values = {"redis_url": broker, "broker_url": broker, "task_modules": []}
+    return celery_config(Settings.model_validate(values))
 
 
 def _broker_ssl(conf: dict):
