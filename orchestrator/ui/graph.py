@@ -266,13 +266,19 @@ class Graph:
             raw = value.split(":")[0]
             result[path].steps.append((key, raw))
             run_of(key, path).live = raw
+        # A Map's events repeat each item's key several times: look each key up once.
+        known: dict[str, StepRun | None] = {}
         for event in history:
             if not event.state:
                 continue
-            path = self.path_of_event(event)
-            if path is None:
+            key = event.key or event.state
+            if key in known:
+                run = known[key]
+            else:
+                path = self.path_of_event(event)
+                run = known[key] = run_of(key, path) if path is not None else None
+            if run is None:
                 continue
-            run = run_of(event.key or event.state, path)
             run.event_ids.append(event.id)
             kind = event.type
             if kind.endswith("StateEntered"):
