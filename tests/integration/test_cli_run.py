@@ -6,11 +6,13 @@ use no fixture; the subprocess timeout is the only deadline.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -229,3 +231,35 @@ def test_worker_and_beat_commands_run_an_execution(redis_url: str, tmp_path: Pat
                 proc_.wait()
         for log in logs.values():
             log.close()
+
+
+def test_run_against_redis_without_a_worker_says_so_and_keeps_waiting() -> None:
+    """With REDIS_URL and nobody consuming the queue, `run` says so instead of silence."""
+    from orchestrator.embedded import EmbeddedRedis
+    from orchestrator.errors import mask_url
+
+    run_id = uuid.uuid4().hex[:8]
+    definition = json.dumps(
+        {"StartAt": "Echo", "States": {"Echo": {"Type": "Task", "Resource": "echo", "End": True}}}
+    )
+    with contextlib.ExitStack() as stack:
+        shared = os.environ.get("REDIS_URL")
+        url = shared or stack.enter_context(EmbeddedRedis()).url
+        env = clean_env(
+            REDIS_URL=url,
+            ORCHESTRATOR_KEY_PREFIX=f"noworker-{run_id}",
+            ORCHESTRATOR_QUEUE=f"noworker-{run_id}",  # a queue no worker anywhere consumes
+        )
+        if shared and os.environ.get("BROKER_URL"):
+            env["BROKER_URL"] = os.environ["BROKER_URL"]
+        proc = orchestrator_cli(
+            "run", definition, "--tasks", "tests.activities", "--timeout", "12", env=env
+        )
+    assert proc.returncode == 1, proc.stderr  # --timeout reached: still waiting, not failed
+    assert "TaskScheduled" in proc.stdout
+    expected = (
+        f"no worker is consuming queue 'noworker-{run_id}' on REDIS_URL={mask_url(url)}; "
+        "start one with `orchestrator worker --tasks ...`"
+    )
+    assert expected in " ".join(proc.stderr.split()), proc.stderr
+    assert "TIMEOUT: execution still running after 12 s" in proc.stdout
