@@ -624,7 +624,14 @@ def _run_step(
     store = get_store()
     token = uuid.uuid4().hex[:16]
     now = time.time()
-    started = dumps({"type": "TaskStarted", "ts": now, "state": state_name(step_key)})
+    started_event: dict[str, Any] = {
+        "type": "TaskStarted",
+        "ts": now,
+        "state": state_name(step_key),
+    }
+    if "/" in step_key:  # as Interpreter.event: a branch's or item's event names its step
+        started_event["key"] = step_key
+    started = dumps(started_event)
     containers = ancestors(step_key)
     container = containers[-1] if containers else ""
     claimed, details = store.claim_step(
