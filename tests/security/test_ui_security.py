@@ -73,7 +73,7 @@ def _app(config: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def clients(orchestrator: LocalOrchestrator) -> Iterator[dict[str, TestClient]]:
+def _module_clients(orchestrator: LocalOrchestrator) -> Iterator[dict[str, TestClient]]:
     made = {
         config: TestClient(_app(config), base_url=BASE, raise_server_exceptions=False)
         for config in CONFIGS
@@ -83,6 +83,14 @@ def clients(orchestrator: LocalOrchestrator) -> Iterator[dict[str, TestClient]]:
     finally:
         for client in made.values():
             client.close()
+
+
+@pytest.fixture
+def clients(_module_clients: dict[str, TestClient]) -> dict[str, TestClient]:
+    """One client per configuration, without the cookies an earlier test signed in with."""
+    for client in _module_clients.values():
+        client.cookies.clear()
+    return _module_clients
 
 
 def _headers(credential: str) -> dict[str, str]:
