@@ -38,6 +38,11 @@ DEFAULT_REDIS_TIMEOUT_S = 5.0
 #: Inline states (Pass, Choice...) evaluated in one go before handing over to a new task;
 #: bounds the work of one transition in a loop that has no Task state.
 DEFAULT_MAX_INLINE_STATES = 1000
+#: Time one expression evaluation (JSONata, JSONPath, intrinsic function) may take, in seconds.
+DEFAULT_EVALUATION_TIMEOUT_S = 5.0
+#: Nesting of JSONata function calls an evaluation may reach (recursion); below the ~760
+#: levels at which the interpreter itself runs out of Python stack.
+DEFAULT_EVALUATION_MAX_DEPTH = 500
 
 
 class Settings(BaseSettings):
@@ -79,6 +84,10 @@ class Settings(BaseSettings):
     beat's own). Firing is CPU-bound Python, so a burst of thousands of timers due at
     once fires on several cores instead of one."""
     max_inline_states: int = DEFAULT_MAX_INLINE_STATES
+    evaluation_timeout_seconds: float = Field(default=DEFAULT_EVALUATION_TIMEOUT_S, gt=0)
+    """Time one expression evaluation may take; past it the state fails (orchestrator.budget)."""
+    evaluation_max_depth: int = Field(default=DEFAULT_EVALUATION_MAX_DEPTH, gt=0)
+    """Nesting of JSONata function calls an evaluation may reach before the state fails."""
     redis_timeout_seconds: float = Field(default=DEFAULT_REDIS_TIMEOUT_S, gt=0)
     """Connect and reply timeout of the store's Redis calls: a hung Redis (a stopped
     server, a firewall dropping packets) becomes ``StoreUnavailable`` within a few of

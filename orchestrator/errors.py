@@ -182,3 +182,13 @@ class ParameterPathFailure(StatesError):
     """``States.ParameterPathFailure``: a ``.$`` parameter path matched nothing."""
 
     default_error = "States.ParameterPathFailure"
+
+
+class EvaluationLimitExceeded(StatesError):
+    """An expression (JSONata, JSONPath, intrinsic) ran past an evaluation limit.
+
+    The cause names the limit (time, recursion depth, size of a value built); the error is
+    ``States.QueryEvaluationError`` for JSONata and ``States.Runtime`` otherwise.
+    """
+
+    default_error = "States.Runtime"

@@ -39,10 +39,20 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jsonata as _jsonata
+import regex
+from jsonata.functions import Functions
 from jsonata.jexception import JException
+from jsonata.regex_engine import RegexFlags
 from jsonata.utils import Utils
 
-from orchestrator.errors import QueryEvaluationError, StatesError, StatesRuntimeError
+from orchestrator import budget
+from orchestrator.config import get_settings
+from orchestrator.errors import (
+    EvaluationLimitExceeded,
+    QueryEvaluationError,
+    StatesError,
+    StatesRuntimeError,
+)
 from orchestrator.paths import json_type, read_path
 
 __all__ = [
@@ -208,6 +218,137 @@ _EXTRA_FUNCTIONS: dict[str, Callable[..., Any]] = {
 }
 
 
+# -- evaluation limits (see orchestrator.budget) -----------------------------------------
+
+
+class _TimedPattern:
+    """A regex literal (``/(a+)+$/``) that stops when the evaluation's time budget runs out.
+
+    Python's ``re`` backtracks in C, where nothing can interrupt it; the ``regex`` package
+    (same syntax) takes a ``timeout``. Duck-typed like ``re.Pattern`` (jsonata's
+    ``Functions.is_regex`` accepts any object with these four methods).
+    """
+
+    __slots__ = ("_pattern",)
+
+    def __init__(self, pattern: Any) -> None:
+        self._pattern = pattern
+
+    def search(self, string: str, *args: Any) -> Any:
+        return _timed(self._pattern.search, string, *args)
+
+    def finditer(self, string: str, *args: Any) -> Any:
+        # Consumed at once, so that the timeout covers the whole scan.
+        return iter(_timed(_all_matches, self._pattern, string, *args))
+
+    def sub(self, repl: Any, string: str, count: int = 0) -> str:
+        return str(_timed(self._pattern.sub, repl, string, count))
+
+    def split(self, string: str, maxsplit: int = 0) -> list[str]:
+        return list(_timed(self._pattern.split, string, maxsplit))
+
+
+def _all_matches(pattern: Any, string: str, *args: Any, timeout: float) -> list[Any]:
+    return list(pattern.finditer(string, *args, timeout=timeout))
+
+
+def _timed(method: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return method(*args, timeout=max(budget.remaining(), 0.001))
+    except TimeoutError:
+        raise budget.LimitExceeded(
+            f"a regular expression ran past the time limit of {budget.timeout_seconds():g} s "
+            f"({budget.TIMEOUT_SETTING})"
+        ) from None
+
+
+def _regex_engine(pattern: str, flags: RegexFlags) -> _TimedPattern:
+    native = 0
+    if flags.case_insensitive:
+        native |= regex.IGNORECASE
+    if flags.multiline:
+        native |= regex.MULTILINE
+    return _TimedPattern(regex.compile(pattern, native))
+
+
+class _BoundedFunctions:
+    """JSONata built-ins that allocate at C speed, checked before they build their result."""
+
+    @staticmethod
+    def pad(string: Any, width: Any, char: Any) -> Any:
+        if isinstance(width, int | float) and math.isfinite(width):
+            budget.check_chars("$pad", int(abs(width)))
+        return Functions.pad(string, width, char)
+
+    @staticmethod
+    def join(strs: Any, separator: Any) -> Any:
+        if isinstance(strs, list) and strs:
+            gaps = len(separator) * (len(strs) - 1) if isinstance(separator, str) else 0
+            budget.check_chars("$join", sum(len(s) for s in strs if isinstance(s, str)) + gaps)
+        return Functions.join(strs, separator)
+
+    @staticmethod
+    def append(arg1: Any, arg2: Any) -> Any:
+        if isinstance(arg1, list) and isinstance(arg2, list):
+            budget.check_items("$append", len(arg1) + len(arg2))
+        return Functions.append(arg1, arg2)
+
+    @staticmethod
+    def replace(string: Any, pattern: Any, replacement: Any, limit: Any) -> Any:
+        if isinstance(string, str) and isinstance(replacement, str) and replacement:
+            # Only a replacement that could grow the string past the limit needs counting.
+            if (len(string) + 1) * len(replacement) + len(string) > budget.MAX_STRING_CHARS:
+                if isinstance(pattern, str):
+                    count = string.count(pattern) if pattern else 0
+                else:
+                    count = sum(1 for _ in pattern.finditer(string))
+                if isinstance(limit, int | float) and not isinstance(limit, bool):
+                    count = min(count, max(int(limit), 0))
+                budget.check_chars("$replace", len(string) + count * len(replacement))
+        return Functions.replace(string, pattern, replacement, limit)
+
+
+#: Signatures as jsonata registers them (Jsonata.register_functions).
+_BOUNDED_FUNCTIONS = {
+    "pad": "<s-ns?:s>",
+    "join": "<a<s>s?:s>",
+    "append": "<xx:a>",
+    "replace": "<s-(sf)(sf)n?:s>",
+}
+
+
+class _BoundedJsonata(_jsonata.Jsonata):
+    """The JSONata evaluator with a recursion depth limit and size-checked operators."""
+
+    _depth = 0
+    max_depth = 0
+
+    def apply(self, proc: Any, args: Any, input: Any, environment: Any) -> Any:  # noqa: A002
+        # Every function call goes through here, including the ones higher-order functions
+        # make; tail calls are trampolined inside it and do not nest.
+        self._depth += 1
+        try:
+            if self._depth > self.max_depth:
+                raise budget.LimitExceeded(
+                    f"function calls nested deeper than the limit of {self.max_depth} "
+                    "(ORCHESTRATOR_EVALUATION_MAX_DEPTH)"
+                )
+            return super().apply(proc, args, input, environment)
+        finally:
+            self._depth -= 1
+
+    def evaluate_string_concat(self, lhs: Any, rhs: Any) -> str:
+        left = "" if lhs is None else Functions.string(lhs, None)
+        right = "" if rhs is None else Functions.string(rhs, None)
+        budget.check_chars("'&'", len(left) + len(right))
+        return str(left) + str(right)
+
+    def evaluate_range_expression(self, lhs: Any, rhs: Any) -> Any:
+        if isinstance(lhs, int) and isinstance(rhs, int) and not isinstance(lhs, bool):
+            budget.check_items("the range operator '..'", rhs - lhs + 1)
+        return super().evaluate_range_expression(lhs, rhs)
+
+
 # -- compiling and converting -----------------------------------------------------------
 
 _local = threading.local()
@@ -219,10 +360,14 @@ def _compile(expression: str) -> _jsonata.Jsonata:
         cache = _local.cache = {}
     compiled = cache.get(expression)
     if compiled is None:
-        compiled = _jsonata.Jsonata(expression)
+        compiled = _BoundedJsonata(expression, _regex_engine)
         compiled.set_output_convert_nulls(False)
         for name, function in _EXTRA_FUNCTIONS.items():
             compiled.register_lambda(name, function)
+        for name, signature in _BOUNDED_FUNCTIONS.items():
+            compiled.register_function(
+                name, _jsonata.Jsonata.function(name, signature, _BoundedFunctions, name)
+            )
         if len(cache) >= _CACHE_SIZE:
             cache.clear()
         cache[expression] = compiled
@@ -321,9 +466,24 @@ def evaluate(expression: str, bindings: Mapping[str, Any], *, field: str = "") -
     env = {name: _to_jsonata(value) for name, value in bindings.items()}
     try:
         _jsonata.Jsonata.CURRENT.jsonata = compiled
-        raw = compiled.evaluate(None, env)
+        compiled.max_depth = get_settings().evaluation_max_depth
+        raw = budget.run_bounded(
+            f"The JSONata expression '{text}'{where}",
+            "States.QueryEvaluationError",
+            compiled.evaluate,
+            None,
+            env,
+        )
     except StatesError:
         raise
+    except RecursionError:
+        # Deeper than the interpreter's stack allows before our own depth limit was reached
+        # (higher-order functions use more stack per level).
+        raise EvaluationLimitExceeded(
+            f"The JSONata expression '{text}'{where}: function calls nested deeper than the "
+            "interpreter's stack allows (ORCHESTRATOR_EVALUATION_MAX_DEPTH)",
+            error="States.QueryEvaluationError",
+        ) from None
     except Exception as exc:  # noqa: BLE001 - evaluation errors become query errors
         if _is_function_definition(text) and isinstance(exc, TypeError):
             raise QueryEvaluationError(
@@ -443,7 +603,7 @@ def validate(expression: str) -> str | None:
     if not text:
         return "empty JSONata expression"
     try:
-        compiled = _jsonata.Jsonata(text)
+        compiled = _jsonata.Jsonata(text, _regex_engine)
     except JException as exc:
         return f"invalid JSONata expression {text!r}: {_error_text(exc)}"
     except Exception as exc:  # noqa: BLE001 - the parser raises assorted errors

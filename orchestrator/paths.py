@@ -31,7 +31,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from orchestrator.errors import ResultPathMatchFailure, StatesRuntimeError
+import regex
+
+from orchestrator.budget import (
+    TIMEOUT_SETTING,
+    LimitExceeded,
+    remaining,
+    run_bounded,
+    timeout_seconds,
+)
+from orchestrator.errors import ResultPathMatchFailure, StatesError, StatesRuntimeError
 
 __all__ = [
     "PathNotFound",
@@ -179,6 +188,7 @@ def _compile(path: str) -> _Compiled:
         # Imported lazily: jsonpath-ng's PLY parser is only needed for the rare rich paths.
         from jsonpath_ng.ext import parse
 
+        _bound_regex_filters()
         expression = parse("$" + body)
     except Exception as exc:  # the PLY lexer/parser raise a zoo of exception types
         raise StatesRuntimeError(f"Invalid path '{path}' : {exc}") from None
@@ -334,7 +344,13 @@ def read_path(
             raise _not_found(compiled, root, field, position)
         return node
     try:
-        matches = [match.value for match in compiled.expression.find(root)]
+        # Recursive descents multiply: $..*..* over a deep document yields hundreds of
+        # millions of matches. The budget stops it (orchestrator.budget).
+        matches = run_bounded(
+            f"The JSONPath '{path}'", "States.Runtime", _find_values, compiled.expression, root
+        )
+    except StatesError:
+        raise
     except Exception as exc:  # jsonpath-ng may raise on exotic data; report, never crash
         raise StatesRuntimeError(f"Invalid path '{path}' : {exc}") from None
     if not compiled.definite:
@@ -342,6 +358,31 @@ def read_path(
     if not matches:
         raise _not_found(compiled, root, field)
     return matches[0]
+
+
+def _find_values(expression: Any, root: Any) -> list[Any]:
+    return [match.value for match in expression.find(root)]
+
+
+def _regex_search(value: Any, pattern: Any) -> bool:
+    """jsonpath-ng's ``=~`` filter with a timeout: ``re`` would backtrack for ever in C."""
+    if not isinstance(value, str) or not isinstance(pattern, str):
+        return False
+    try:
+        return regex.search(pattern, value, timeout=max(remaining(), 0.001)) is not None
+    except TimeoutError:
+        raise LimitExceeded(
+            f"a regular expression ran past the time limit of {timeout_seconds():g} s "
+            f"({TIMEOUT_SETTING})"
+        ) from None
+
+
+def _bound_regex_filters() -> None:
+    # jsonpath-ng looks its "=~" operator up in this table at evaluation time; there is no
+    # other hook for it.
+    from jsonpath_ng.ext import filter as ext_filter
+
+    ext_filter.OPERATOR_MAP["=~"] = _regex_search
 
 
 def _result_path_failure(path: str, data: Any) -> ResultPathMatchFailure:
