@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, unquote, urlencode
+from urllib.parse import quote, urlencode
 
 import redis
 from fastapi import Body, FastAPI, Query, Request
@@ -561,7 +560,7 @@ def create_app(
         return error_response(Request(scope), UIError(status, code, message))
 
     app.add_middleware(
-        security.ScrubMiddleware, find=_task_tokens_in, mask=security.TASK_TOKEN_MASK
+        security.ScrubMiddleware, find=security.task_tokens_in, mask=security.TASK_TOKEN_MASK
     )
     app.add_middleware(security.BodyLimitMiddleware, limit=body_limit, reject=reject)
 
@@ -987,44 +986,6 @@ def create_app(
         return {"status": "ok"}
 
     return app
-
-
-_EXECUTION_PATH = re.compile(r"^/(?:api/)?executions/([^/]+)")
-
-
-def _task_tokens_in(path: str, body: bytes) -> set[str]:
-    """The task tokens ``body`` shows: live ones (in the token index) anywhere, and, on an
-    execution's own routes, any its steps were given (answered ones too)."""
-    candidates = {m.decode() for m in security.TASK_TOKEN_SHAPE.findall(body)}
-    if not candidates:
-        return set()
-    try:
-        store = get_store()
-        ordered = sorted(candidates)
-        live = store.client.hmget(store.keys.tokens, ordered)
-        found = {t for t, v in zip(ordered, live, strict=True) if v is not None}
-        match = _EXECUTION_PATH.match(path)
-        rest = candidates - found
-        if rest and match and valid_execution_id(unquote(match.group(1))):
-            found |= rest & _step_tokens(store.steps(unquote(match.group(1))))
-    except Exception:  # noqa: BLE001 - cannot tell: mask every look-alike
-        logger.warning("could not check an answer for task tokens; masking look-alikes")
-        return candidates
-    return found
-
-
-def _step_tokens(steps: dict[str, str]) -> set[str]:
-    tokens = set()
-    for value in steps.values():
-        if '"token"' not in value:
-            continue
-        try:
-            record = json.loads(value)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and isinstance(record.get("token"), str):
-            tokens.add(record["token"])
-    return tokens
 
 
 def _unauthorized() -> UIError:

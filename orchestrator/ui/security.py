@@ -23,12 +23,13 @@ import re
 from collections.abc import Callable, Iterable
 from urllib.parse import unquote, urlsplit
 
-import anyio
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from orchestrator.tokens import TOKEN_PATTERN
 
 COOKIE = "orchestrator_ui_session"
 TOKEN_ENV = "ORCHESTRATOR_UI_TOKEN"
@@ -242,16 +243,25 @@ class LocalRedirectMiddleware:
 
 
 #: What a task token looks like (``secrets.token_urlsafe(32)``), as a whole word.
-TASK_TOKEN_SHAPE = re.compile(rb"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")
+#: A task token in an answer's bytes: every token has one form (orchestrator.tokens), so
+#: every one is found, live or spent, whichever execution it belongs to, without Redis.
+TASK_TOKEN_SHAPE = re.compile(TOKEN_PATTERN.pattern.encode())
 TASK_TOKEN_MASK = "[task token]"
+
+
+def task_tokens_in(path: str, body: bytes) -> set[str]:
+    """The task tokens an answer's ``body`` shows (``path`` is not needed to tell)."""
+    if b"tt1." not in body:
+        return set()
+    return {match.decode() for match in TASK_TOKEN_SHAPE.findall(body)}
 
 
 class ScrubMiddleware:
     """Replace secrets in the app's HTML and JSON answers with a mask.
 
-    ``find(path, body)`` (run in a worker thread: it may read Redis) returns the secrets
-    ``body`` holds. Task tokens live in workflow data (``$$.Task.Token`` in Parameters)
-    that pages and the API show; the UI never needs to show one.
+    ``find(path, body)`` returns the secrets ``body`` holds. Task tokens live in workflow
+    data (``$$.Task.Token`` in Parameters) that pages and the API show; the UI never needs
+    to show one.
     """
 
     def __init__(
@@ -280,7 +290,7 @@ class ScrubMiddleware:
                 if message.get("more_body", False):
                     return
                 body = b"".join(chunks)
-                secrets = await anyio.to_thread.run_sync(self.find, scope["path"], body)
+                secrets = self.find(scope["path"], body)
                 for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
                     body = body.replace(secret.encode(), self.mask)
                 MutableHeaders(scope=start)["content-length"] = str(len(body))
