@@ -203,7 +203,13 @@ def resource_problem(state: Any) -> str | None:
         return f"no registered activity for FunctionName {function!r}{_suggestion(function)}"
     if activity_name_for(state.resource) is not None:
         return None
-    known = ", ".join(sorted(_registry)) or "none registered"
+    if not _registry and not _advertised():
+        return (
+            f"no registered activity for {state.resource!r} (none is registered in this "
+            "process: import their module, e.g. `import tasks`, or start inside "
+            "local_orchestrator(task_modules=[...]))"
+        )
+    known = ", ".join(sorted(_registry)) or "none registered here"
     return (
         f"no registered activity for {state.resource!r}{_suggestion(state.resource)} "
         f"(activities: {known})"

@@ -1055,3 +1055,18 @@ def test_definition_text_size_and_surrogates() -> None:
         '{"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": "\\ud800", "End": true}}}'
     )
     assert found.startswith("$.States.A.Result: contains a lone surrogate")
+
+
+def test_no_activities_registered_says_how_to_register_them(monkeypatch) -> None:
+    from orchestrator import activities
+
+    monkeypatch.setattr(activities, "_registry", {})
+    monkeypatch.setattr(activities, "_advertised", frozenset)
+    with pytest.raises(DefinitionError) as raised:
+        parse_definition(
+            {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "x", "End": True}}},
+            resource_check=activities.resource_problem,
+        )
+    (issue,) = raised.value.issues
+    assert "none is registered in this process" in issue.message
+    assert "import tasks" in issue.message and "local_orchestrator" in issue.message
