@@ -4,8 +4,9 @@ A straight run of Task states (A -> B -> C, each the ``Next`` of the one before)
 one Celery chain, so consecutive tasks hand over to each other without the orchestrator
 publishing in between. Runs end at continuation points — Choice, Pass, Wait, Parallel,
 Map, Succeed, Fail, a Catch target or the end — where the runtime takes over, evaluates
-the inline states and publishes the next run. Several runs that start together (the
-branches of a Parallel, the items of a Map) go out as one flat group.
+the inline states and publishes the next run; a callback Task is a run of its own.
+Several runs that start together (the branches of a Parallel, the items of a Map) go out
+as one flat group.
 
 Canvas is never nested (no chord in a chain, no chain of chords): joins are counters in
 the orchestrator's Redis state, which avoids Celery's documented lost-callback and message
@@ -48,14 +49,26 @@ def compile_run(
     The first step's activity is given (it may have come from run-time parameters); the
     run stops before a Task whose activity is only known at run time
     (``arn:aws:states:::lambda:invoke``).
+
+    A callback Task (``.waitForTaskToken``) runs alone: a chained task is handed its
+    input as the return value of the task before it, which Celery's ``task-succeeded``
+    event (Flower's "result") shows, and a callback task's input holds its task token.
+    Published by the runtime instead, the token stays out of every event; and nothing
+    after a callback Task could follow it in a chain anyway, since it waits.
     """
     run = [RunStep(prefix + start, first_activity)]
     seen = {start}
     state = states[start]
     name = None if getattr(state, "end", True) else getattr(state, "next", None)
+    if is_callback(state):
+        name = None
     while name is not None and name not in seen and len(run) < MAX_RUN_LENGTH:
         state = states[name]
-        if not isinstance(state, TaskState) or state.resource.startswith(_DYNAMIC):
+        if (
+            not isinstance(state, TaskState)
+            or state.resource.startswith(_DYNAMIC)
+            or is_callback(state)
+        ):
             break
         seen.add(name)
         run.append(RunStep(prefix + name, resolve(state)))
@@ -64,6 +77,11 @@ def compile_run(
 
 
 _DYNAMIC = "arn:aws:states:::"
+
+
+def is_callback(state: State) -> bool:
+    """Whether ``state`` is a Task of the callback pattern (it gets a task token)."""
+    return isinstance(state, TaskState) and state.resource.endswith(".waitForTaskToken")
 
 
 def run_signature(

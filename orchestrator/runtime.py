@@ -47,7 +47,7 @@ from orchestrator.logs import step_context
 from orchestrator.lru import LruCache
 from orchestrator.messages import excerpt
 from orchestrator.store import OutageLog, RedisStore, Write, get_store, lease_member
-from orchestrator.tokens import new_token, redact_text
+from orchestrator.tokens import new_token, redact, redact_text
 
 logger = logging.getLogger("orchestrator.runtime")
 
@@ -463,6 +463,15 @@ def dispatch_task(batch: list[list[Any]]) -> None:
             publish(interp, execution_id, dispatches, producer=producer)
 
 
+def dispatch_repr(batch: list[list[Any]]) -> str:
+    """Flower's view of a :func:`dispatch_task` batch: its executions and step keys.
+
+    Not the steps' inputs: a callback task's holds its task token, and Celery's event for
+    the message would show it (its default argsrepr is a repr of the arguments).
+    """
+    return _cut(dumps([[entry[0], [item[0] for item in entry[2]]] for entry in batch]))
+
+
 def perform_join(store: RedisStore, execution_id: str, interp: Interpreter, container: str) -> None:
     """Join a Parallel or Map whose branches all ended (status JOINING)."""
     record_text = store.client.hget(store.keys.steps(execution_id), container)
@@ -523,12 +532,11 @@ def publish(
         else:
             signatures = []
             for run, params in runs:
-                signature = run_signature(run, params, execution_id, queue, app)
+                carried, argsrepr = _message_input(params, execution_id, run[0].step_key)
+                signature = run_signature(run, carried, execution_id, queue, app)
                 # Flower's view of the args, as compact JSON: Celery's saferepr of the
                 # arguments costs more than building the rest of the message.
-                signature.set(
-                    argsrepr=_args_repr(params, execution_id, run[0].step_key), kwargsrepr="{}"
-                )
+                signature.set(argsrepr=argsrepr, kwargsrepr="{}")
                 signatures.append(signature)
             options = {} if declare is None else {"declare": declare}
             fan_out(signatures, app).apply_async(producer=producer, **options)
@@ -556,16 +564,17 @@ def _send_task(
 ) -> None:
     task_id = str(uuid.uuid4())
     root_id, parent_id = lineage
+    carried, argsrepr = _message_input(*args)
     message = app.amqp.create_task_message(
         task_id,
         name,
-        args,
+        (carried, args[1], args[2]),
         {},
         group_id=group_id,
         group_index=group_index if group_id else None,
         root_id=root_id or task_id,
         parent_id=parent_id,
-        argsrepr=_args_repr(*args),
+        argsrepr=argsrepr,
         kwargsrepr="{}",
     )
     app.amqp.send_task_message(producer, name, message, queue=queue, declare=declare)
@@ -585,13 +594,25 @@ _declared: set[str] = set()
 _ARGSREPR_MAX = 1024
 
 
-def _args_repr(params: Any, execution_id: str, step_key: str) -> str:
-    """Flower's view of a step's arguments: compact JSON, task tokens redacted."""
+def _message_input(params: Any, execution_id: str, step_key: str) -> tuple[Any, str]:
+    """A step's input as its message carries it, and Flower's view of its arguments
+    (compact JSON): both with task tokens redacted.
+
+    The worker runs a step on the input in its record in Redis, never on the message's
+    copy (kept for Flower and dead letters), so a callback task's activity still gets its
+    token while the broker, Celery's events and Flower never see it.
+    """
     try:
         text = dumps([params, execution_id, step_key])
     except (TypeError, ValueError):
         text = repr((params, execution_id, step_key))
-    text = redact_text(text)
+    redacted = redact_text(text)
+    if redacted != text:
+        params = redact(params)
+    return params, _cut(redacted)
+
+
+def _cut(text: str) -> str:
     return text if len(text) <= _ARGSREPR_MAX else text[: _ARGSREPR_MAX - 3] + "..."
 
 
@@ -701,10 +722,11 @@ def _run_step(
         _stop_chain(task)
         return None
     if chained is not None and [d.step_key for d in tr.dispatches] == [chained]:
-        params = tr.dispatches[0].params
-        # Celery would show saferepr(params) in Flower, task tokens and all.
+        # The return value is the next task's input: Celery's task-succeeded event shows
+        # it (Flower's "result") and would show saferepr(params) as the next task's args.
+        params, argsrepr = _message_input(tr.dispatches[0].params, execution_id, chained)
         options = task.request.chain[-1].setdefault("options", {})
-        options["argsrepr"] = _args_repr(params, execution_id, chained)
+        options["argsrepr"] = argsrepr
         options["kwargsrepr"] = "{}"
         return params
     _stop_chain(task)

@@ -36,6 +36,7 @@ from orchestrator.runtime import (
     PUBLISH_CHUNK,
     Prepared,
     after_commit,
+    dispatch_repr,
     dispatch_task,
     interpreter_for,
     interpreter_from_record,
@@ -331,8 +332,13 @@ def fire_timers(store: RedisStore, members: list[str], now: float) -> None:
                     logger.exception("after firing %s", plan.member)
         queue = get_settings().queue
         for start in range(0, len(handed), DELEGATE_CHUNK):
+            chunk = handed[start : start + DELEGATE_CHUNK]
             dispatch_task.apply_async(
-                args=(handed[start : start + DELEGATE_CHUNK],), queue=queue, producer=producer
+                args=(chunk,),
+                queue=queue,
+                producer=producer,
+                argsrepr=dispatch_repr(chunk),
+                kwargsrepr="{}",
             )
     if stale:
         store.client.zrem(store.keys.timers, *stale)

@@ -212,7 +212,8 @@ def test_tokens_are_redacted_from_history_argsrepr_and_logs(orchestrator, tag, p
     caplog.set_level(logging.INFO)
     definition = machine(
         {
-            # A Task chained to the callback task: Celery publishes the second itself.
+            # A Task before the callback task (which is published on its own, not chained:
+            # see test_flower_redaction.py).
             "First": task("echo", Next="Callback", ResultPath="$.first"),
             "Callback": token_task(tag, resource="sec_token_talker"),
         }

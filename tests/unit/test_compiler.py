@@ -53,6 +53,21 @@ def test_run_keeps_scope_prefix_and_given_first_activity() -> None:
     assert run[0].activity == "override"
 
 
+def test_a_callback_task_runs_alone() -> None:
+    # Chained, it would get its input (task token included) as the return value of the
+    # task before it, which Celery's task-succeeded event shows.
+    callback = {
+        "StartAt": "A",
+        "States": {
+            "A": {"Type": "Task", "Resource": "a", "Next": "CB"},
+            "CB": {"Type": "Task", "Resource": "cb.waitForTaskToken", "Next": "B"},
+            "B": {"Type": "Task", "Resource": "b", "End": True},
+        },
+    }
+    assert compile_run(states(callback), "", "A", "a", resolve) == [RunStep("A", "a")]
+    assert compile_run(states(callback), "", "CB", "cb", resolve) == [RunStep("CB", "cb")]
+
+
 def test_run_is_bounded_and_stops_on_loops() -> None:
     many = {f"S{i}": {"Type": "Task", "Resource": "x", "Next": f"S{i + 1}"} for i in range(40)}
     many["S40"] = {"Type": "Task", "Resource": "x", "Next": "S0"}
