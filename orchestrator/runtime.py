@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 
 from orchestrator import activities
 from orchestrator.celery_app import app
-from orchestrator.compiler import compile_run, fan_out, run_signature
+from orchestrator.compiler import compile_run, fan_out, is_callback, run_signature
 from orchestrator.config import get_settings
 from orchestrator.definition import StateMachine, parse_definition
 from orchestrator.errors import StatesError
@@ -461,6 +461,14 @@ def dispatch_task(batch: list[list[Any]]) -> None:
             interp = make_interpreter(machine, ExecutionInfo(execution_id, "", "", 0.0, None))
             dispatches = [Dispatch(*item) for item in items]
             publish(interp, execution_id, dispatches, producer=producer)
+
+
+def delegated_input(interp: Interpreter, dispatch: Dispatch) -> Any:
+    """A dispatch's input as a :func:`dispatch_task` batch carries it: a callback task's
+    with its task token redacted. Flower's worker page lists the messages a worker holds,
+    real arguments and all; the step runs on the input in its record anyway."""
+    scope, name = interp.scope_of(dispatch.step_key)
+    return redact(dispatch.params) if is_callback(scope.states[name]) else dispatch.params
 
 
 def dispatch_repr(batch: list[list[Any]]) -> str:

@@ -36,6 +36,7 @@ from orchestrator.runtime import (
     PUBLISH_CHUNK,
     Prepared,
     after_commit,
+    delegated_input,
     dispatch_repr,
     dispatch_task,
     interpreter_for,
@@ -310,7 +311,12 @@ def fire_timers(store: RedisStore, members: list[str], now: float) -> None:
                                     plan.execution_id,
                                     plan.def_hash,
                                     [
-                                        [d.step_key, d.state, d.activity, d.params]
+                                        [
+                                            d.step_key,
+                                            d.state,
+                                            d.activity,
+                                            delegated_input(plan.interp, d),
+                                        ]
                                         for d in prepared.tr.dispatches
                                     ],
                                 ]

@@ -3,9 +3,11 @@
 Flower builds its task pages from the events workers send: ``task-received`` (``args`` and
 ``kwargs``: the messages' ``argsrepr``/``kwargsrepr``), ``task-succeeded`` (``result``: a
 repr of the return value, which in a chain is the next task's input), ``task-failed``
-(``exception``, ``traceback``). These tests listen to the broker's event exchange as
-Flower does, run callback tasks on the real worker, and look for the tokens in every
-event — while the activity gets its token and answering it completes the execution.
+(``exception``, ``traceback``); its worker page adds the real arguments of the messages a
+worker holds (``inspect active/reserved``). These tests listen to the broker's event
+exchange as Flower does, run callback tasks on the real worker, and look for the tokens
+in every event and message — while the activity gets its token and answering it
+completes the execution.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from celery import signals
 
 from orchestrator import activity, send_task_success, start_workflow
 from orchestrator.celery_app import app
@@ -133,19 +136,19 @@ def test_no_task_token_reaches_a_celery_event(
             "Last": task("echo", ResultPath="$.last"),
         }
     )
-    handle = start_workflow(definition, {"note": "hello"})
-    client = get_store().client
-    wait_until(lambda: client.llen(ckey("tokens", tag)) >= 2, 20, message="second attempt")
-    tokens = [
-        t.decode() if isinstance(t, bytes) else t for t in client.lrange(ckey("tokens", tag), 0, -1)
-    ]
-    assert len(set(tokens)) == 2  # the retry got a token of its own
-    send_task_success(tokens[-1], {"approved": True})
-    result = handle.result(20)
-    assert result.status == "SUCCEEDED", result
-    assert result.output["approval"] == {"approved": True}
-    assert cget("attempt", tag) == 2
+    # What the worker's messages carry: `celery inspect active/reserved` answers with the
+    # real arguments of the messages a worker holds, and Flower's worker page shows them.
+    held: list[Any] = []
 
+    def received(request: Any = None, **_: Any) -> None:
+        held.append([request.name, request.args, request.kwargs])
+
+    signals.task_received.connect(received, weak=False)
+    try:
+        handle = start_workflow(definition, {"note": "hello"})
+        tokens = answer_second_attempt(handle, tag)
+    finally:
+        signals.task_received.disconnect(received)
     execution_id = handle.execution_id
     wait_until(
         lambda: finished(celery_events, execution_id, {"First": 1, "Callback": 2, "Last": 1}),
@@ -153,8 +156,10 @@ def test_no_task_token_reaches_a_celery_event(
         message="the steps' task-succeeded events",
     )
     wait_until(lambda: delegated(celery_events, execution_id), 20, message="dispatch task")
+    assert any(name == "orchestrator.dispatch" for name, _, _ in held), held
     events = celery_events.all()
     for token in tokens:
+        assert token not in json.dumps(held, default=str), held
         leaks = [e for e in events if token in json.dumps(e, default=str)]
         assert not leaks, leaks
 
@@ -166,6 +171,22 @@ def test_no_task_token_reaches_a_celery_event(
     assert all(e["result"] == "None" for e in by_step["First"] if e["type"] == "task-succeeded")
     # The activity's error (quoting its token) became the step's error, not a task failure.
     assert not [e for e in events if e.get("type") == "task-failed"]
+
+
+def answer_second_attempt(handle: Any, tag: str) -> list[str]:
+    """Answer the callback's second token (the first attempt failed); the tokens."""
+    client = get_store().client
+    wait_until(lambda: client.llen(ckey("tokens", tag)) >= 2, 20, message="second attempt")
+    tokens = [
+        t.decode() if isinstance(t, bytes) else t for t in client.lrange(ckey("tokens", tag), 0, -1)
+    ]
+    assert len(set(tokens)) == 2  # the retry got a token of its own
+    send_task_success(tokens[-1], {"approved": True})
+    result = handle.result(20)
+    assert result.status == "SUCCEEDED", result
+    assert result.output["approval"] == {"approved": True}
+    assert cget("attempt", tag) == 2
+    return tokens
 
 
 def delegated(events: Events, execution_id: str) -> list[dict[str, Any]]:
