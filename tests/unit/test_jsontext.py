@@ -43,6 +43,12 @@ def test_checked_dumps_accepts_every_json_value(value: Any) -> None:
     assert json.loads(checked_dumps(value)) == value
 
 
+@pytest.mark.parametrize("number", [-(2**63) - 1, -(2**70), 2**64, -(2**63), 2**64 - 1])
+def test_integers_beyond_64_bits_read_back_exactly(number: int) -> None:
+    for value in (number, [number], {"n": number, "s": "-1234567890123456789012"}):
+        assert loads(dumps(value)) == value
+
+
 def test_compact_and_unescaped() -> None:
     assert dumps({"a": [1, 2.5, None, True], "b": "é✓"}) == '{"a":[1,2.5,null,true],"b":"é✓"}'
 
