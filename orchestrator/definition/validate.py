@@ -350,6 +350,9 @@ class _DocumentScan:
             return 5, 0
         if isinstance(value, int):
             if value.bit_length() > 1024:
+                # Fatal: the rest of validation would quote it, and Python cannot even
+                # print an integer of more than 4300 digits.
+                self.result.fatal = True
                 self.result.add(path, "number is too large (JSON numbers stop near 1.8E308)")
             return value.bit_length() // 3 + 2, 0
         if isinstance(value, float):

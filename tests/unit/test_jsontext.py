@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from orchestrator.interpreter import StepRecord
-from orchestrator.jsontext import checked_dumps, dumps, loads
+from orchestrator.jsontext import MAX_JSON_DEPTH, checked_dumps, dumps, json_depth, loads
 
 json_values = st.recursive(
     st.none()
@@ -158,3 +158,32 @@ def test_a_full_record_from_an_earlier_version_still_loads() -> None:
     )
     expected = StepRecord("T", 1, 2.0, params=1, activity="a", entered_event=4)
     assert StepRecord.loads(text) == expected
+
+
+def _nested(depth: int, *, as_list: bool = False) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value] if as_list else {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("as_list", [False, True])
+def test_checked_dumps_refuses_nesting_over_the_limit(as_list: bool) -> None:
+    assert json.loads(checked_dumps(_nested(MAX_JSON_DEPTH, as_list=as_list)))
+    for depth in (MAX_JSON_DEPTH + 1, 100_000):
+        with pytest.raises(ValueError, match=f"nested more than {MAX_JSON_DEPTH} levels deep"):
+            checked_dumps(_nested(depth, as_list=as_list))
+
+
+def test_checked_dumps_counts_only_real_brackets() -> None:
+    value = {"text": "[{" * 500 + '\\"]', "list": [[["]]]"]]]}
+    assert json.loads(checked_dumps(value)) == value
+    assert json_depth(checked_dumps(value)) == 4
+    assert json_depth("3") == 0
+
+
+@pytest.mark.parametrize("value", ["\ud800", {"k\udfff": 1}, ["ok", "a\udc00b"]])
+def test_checked_dumps_refuses_lone_surrogates(value: Any) -> None:
+    with pytest.raises(ValueError, match="lone surrogate"):
+        checked_dumps(value)
+    assert checked_dumps("\U0001f600") == '"\U0001f600"'  # a proper pair is fine
