@@ -171,3 +171,45 @@ def test_random_text_only_raises_definition_error(text: str) -> None:
 @given(mangled())
 def test_mangled_definitions_as_json_text(definition: Any) -> None:
     _parse_or_definition_error(json.dumps(definition))
+
+
+BAD_FIELDS: list[tuple[tuple[Any, ...], Any, str]] = [
+    # (where, bad value, what its issue says)
+    (("States", "T", "Parameters", "a.$"), "States.Nope($.a)", "unknown function"),
+    (("States", "T", "Parameters", "a.$"), "States.Format($.a", "expected ')'"),
+    (("States", "T", "Parameters", "a.$"), "States.ArrayLength($.a, 1)", "takes 1 argument"),
+    (("States", "T", "Parameters", "a.$"), "$.a[", "invalid JSONPath"),
+    (("States", "T", "ResultPath"), "$.a[*]", "invalid reference path"),
+    (("States", "C", "Choices", 0, "Variable"), "$..", "invalid JSONPath"),
+    (("States", "W", "Next"), "Pp", "no state named 'Pp'"),
+    (("States", "T", "Catch", 0, "ResultPath"), 7, "must be a JSONPath string"),
+    (("States", "F", "Cause"), "ok \ud800", "lone surrogate"),
+]
+
+
+def _put(definition: Any, where: tuple[Any, ...], value: Any) -> str:
+    parent = definition
+    for part in where[:-1]:
+        parent = parent[part]
+    parent[where[-1]] = value
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in where)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(range(len(BAD_FIELDS))), min_size=1, max_size=4, unique=True))
+def test_no_problem_hides_another(chosen: list[int]) -> None:
+    # Problems put in different places are each reported, at their own path.
+    expected: dict[str, str] = {}
+    definition = copy.deepcopy(SEED)
+    for index in chosen:
+        where, value, message = BAD_FIELDS[index]
+        # A later problem at the same place replaces the earlier one.
+        expected[_put(definition, where, value)] = message
+    try:
+        parse_definition(definition)
+    except DefinitionError as exc:
+        found = [str(issue) for issue in exc.issues]
+    else:
+        raise AssertionError("an invalid definition was accepted")
+    for path, message in expected.items():
+        assert any(f.startswith(f"{path}: ") and message in f for f in found), (path, found)
