@@ -572,3 +572,20 @@ def test_cli_reports_a_missing_file(orchestrator: LocalOrchestrator) -> None:
     result = CliRunner().invoke(cli.app, ["validate", "nosuchfile.json"])
     assert result.exit_code == 2
     assert "no file 'nosuchfile.json' exists" in result.output
+
+
+def test_misspelled_activity_gets_a_suggestion(orchestrator: LocalOrchestrator) -> None:
+    definition = copy.deepcopy(SEEDS[0])
+    definition["States"]["Work"]["Resource"] = ECHO.replace("echo", "ech0")
+    definition["States"]["Check"]["Choices"][0] = {
+        "Variable": "$.prepared.n",
+        "NumberGreaterThen": 2,
+        "Next": "Many",
+    }
+    with pytest.raises(DefinitionError) as raised:
+        start_workflow(definition)
+    found = [str(issue) for issue in raised.value.issues]
+    assert len(found) == 2, found
+    assert "unknown comparison operator 'NumberGreaterThen' (did you mean" in found[0]
+    assert found[1].startswith("$.States.Work.Resource: no registered activity for ")
+    assert "(did you mean 'echo'?)" in found[1]
