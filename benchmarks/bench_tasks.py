@@ -1,6 +1,6 @@
 """Tasks the benchmarks run: the no-op activity and raw Celery baselines.
 
-Both sides are registered on the same Celery app (``orchestrator.celery_app:app``), so
+Both sides are registered on the same Celery app (``orchestrator.engine.celery_app:app``), so
 they share the broker, serializer, acks_late, prefetch and event settings, and run in
 the same worker processes: the only difference measured is the orchestrator's own work.
 
@@ -16,9 +16,9 @@ from typing import Any
 import redis
 
 from orchestrator import activity
-from orchestrator.celery_app import app
 from orchestrator.config import get_settings
-from orchestrator.store import redis_client
+from orchestrator.engine.celery_app import app
+from orchestrator.engine.store import redis_client
 
 
 @activity("noop")

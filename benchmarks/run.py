@@ -130,7 +130,7 @@ class Processes:
         self.env: dict[str, str] = {}
 
     def start(self) -> None:
-        from orchestrator.embedded import EmbeddedRedis
+        from orchestrator.engine.embedded import EmbeddedRedis
 
         self.redis = EmbeddedRedis().start()
         self.env = dict(os.environ)
@@ -151,8 +151,8 @@ class Processes:
         # This process imported orchestrator (and so configured Celery) before REDIS_URL
         # was set: re-read the settings and point the app at the embedded server.
         from orchestrator import config
-        from orchestrator.celery_app import reconfigure
-        from orchestrator.store import reset_stores
+        from orchestrator.engine.celery_app import reconfigure
+        from orchestrator.engine.store import reset_stores
 
         config.configure(None)
         reset_stores()
@@ -164,7 +164,7 @@ class Processes:
             [
                 celery,
                 "-A",
-                "orchestrator.celery_app",
+                "orchestrator.engine.celery_app",
                 "worker",
                 "-Q",
                 QUEUE,
@@ -190,10 +190,10 @@ class Processes:
             timer_cmd = [
                 celery,
                 "-A",
-                "orchestrator.celery_app",
+                "orchestrator.engine.celery_app",
                 "beat",
                 "-S",
-                "orchestrator.beat:OrchestratorScheduler",
+                "orchestrator.engine.beat:OrchestratorScheduler",
                 "-l",
                 "WARNING",
                 "--pidfile=",
@@ -409,7 +409,7 @@ class Bench:
 
     def run(self) -> None:
         self.procs.start()
-        from orchestrator.store import get_store
+        from orchestrator.engine.store import get_store
 
         self.store = get_store()
         self.client = self.store.client
@@ -577,9 +577,9 @@ class Bench:
 
     def _inline_in_process(self, count: int) -> float:
         """Interpreter only (no Redis): task_succeeded of A through the inline states."""
-        from orchestrator import activities
-        from orchestrator.definition import parse_definition
-        from orchestrator.interpreter import ExecutionInfo, Interpreter, StepRecord
+        from orchestrator.engine import activities
+        from orchestrator.language.definition import parse_definition
+        from orchestrator.language.interpreter import ExecutionInfo, Interpreter, StepRecord
 
         def cost(definition: dict[str, Any]) -> float:
             machine = parse_definition(definition)

@@ -1,6 +1,6 @@
 """The benchmarks' "beat": runs the orchestrator's timer loop in its own process.
 
-Production runs ``orchestrator.timers.tick()`` from Celery beat; this process runs the
+Production runs ``orchestrator.engine.timers.tick()`` from Celery beat; this process runs the
 same function every ``tick_interval_seconds`` through ``TimerLoop`` until it is
 terminated. Settings (REDIS_URL, key prefix...) come from the environment.
 """
@@ -19,7 +19,7 @@ def main() -> None:
     import importlib
 
     from orchestrator.config import get_settings
-    from orchestrator.timers import TimerLoop
+    from orchestrator.engine.timers import TimerLoop
 
     # A timer that fires can enter a Task state, whose Resource must resolve to a
     # registered activity: import the activity modules, as celery beat does (``imports``).
@@ -30,8 +30,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     # Celery's current app is per thread: in TimerLoop's thread, signatures built by name
-    # (orchestrator.compiler) would otherwise go to Celery's unconfigured default app.
-    from orchestrator.celery_app import app
+    # (orchestrator.engine.compiler) would otherwise go to Celery's unconfigured default app.
+    from orchestrator.engine.celery_app import app
 
     app.set_default()
     loop = TimerLoop().start()

@@ -3,57 +3,111 @@
 The public API: register activities with :func:`activity`, start executions with
 :func:`start_workflow`, and look at them with :func:`describe_execution`,
 :func:`get_execution_history` and :func:`list_executions`.
+
+The package is laid out in layers (``docs/architecture.md``):
+
+* :mod:`orchestrator.language` — pure: the ASL model and validation, paths, data flow,
+  Choice rules, intrinsics, JSONata and the interpreter; it imports neither Celery nor Redis;
+* :mod:`orchestrator.engine` — Redis and Celery: the store, its Lua scripts, the runtime
+  that runs steps, timers, beat, the Celery app and the activity registry;
+* :mod:`orchestrator.client` — the public API this module re-exports;
+* the surfaces: :mod:`orchestrator.cli`, :mod:`orchestrator.ui`, :mod:`orchestrator.testing`.
+
+Names are imported on first use, so ``import orchestrator.language...`` stays free of
+Celery and Redis.
 """
 
-from orchestrator.activities import activity
-from orchestrator.api import (
-    ExecutionHandle,
-    describe_execution,
-    get_execution_definition,
-    get_execution_history,
-    list_executions,
-    start_workflow,
-    validate_definition,
-)
-from orchestrator.control import (
-    get_dead_letter,
-    list_dead_letters,
-    redrive_execution,
-    send_task_failure,
-    send_task_heartbeat,
-    send_task_success,
-    stop_execution,
-)
-from orchestrator.errors import (
-    DefinitionError,
-    DefinitionIssue,
-    ExecutionAlreadyExists,
-    ExecutionNotFound,
-    InvalidExecutionState,
-    InvalidInputError,
-    OrchestratorError,
-    StatesError,
-    TaskTokenError,
-)
-from orchestrator.models import (
-    DeadLetter,
-    ExecutionDescription,
-    ExecutionResult,
-    ExecutionStatus,
-    HistoryEvent,
-    StepInfo,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from orchestrator.client.api import (
+        ExecutionHandle,
+        describe_execution,
+        get_execution_definition,
+        get_execution_history,
+        list_executions,
+        start_workflow,
+        validate_definition,
+    )
+    from orchestrator.client.control import (
+        get_dead_letter,
+        list_dead_letters,
+        redrive_execution,
+        send_task_failure,
+        send_task_heartbeat,
+        send_task_success,
+        stop_execution,
+    )
+    from orchestrator.client.models import (
+        DeadLetter,
+        ExecutionDescription,
+        ExecutionResult,
+        ExecutionStatus,
+        HistoryEvent,
+        StepInfo,
+    )
+    from orchestrator.engine.activities import activity
+    from orchestrator.errors import (
+        DefinitionError,
+        DefinitionIssue,
+        ExecutionAlreadyExists,
+        ExecutionNotFound,
+        InvalidExecutionState,
+        InvalidInputError,
+        OrchestratorError,
+        StatesError,
+        TaskTokenError,
+    )
+
+#: Where each public name lives.
+_EXPORTS = {
+    "orchestrator.client.api": (
+        "ExecutionHandle",
+        "describe_execution",
+        "get_execution_definition",
+        "get_execution_history",
+        "list_executions",
+        "start_workflow",
+        "validate_definition",
+    ),
+    "orchestrator.client.control": (
+        "get_dead_letter",
+        "list_dead_letters",
+        "redrive_execution",
+        "send_task_failure",
+        "send_task_heartbeat",
+        "send_task_success",
+        "stop_execution",
+    ),
+    "orchestrator.client.models": (
+        "DeadLetter",
+        "ExecutionDescription",
+        "ExecutionResult",
+        "ExecutionStatus",
+        "HistoryEvent",
+        "StepInfo",
+    ),
+    "orchestrator.engine.activities": ("activity",),
+    "orchestrator.errors": (
+        "DefinitionError",
+        "DefinitionIssue",
+        "ExecutionAlreadyExists",
+        "ExecutionNotFound",
+        "InvalidExecutionState",
+        "InvalidInputError",
+        "OrchestratorError",
+        "StatesError",
+        "TaskTokenError",
+    ),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [
+    "activity",
     "DeadLetter",
-    "get_dead_letter",
-    "get_execution_definition",
-    "list_dead_letters",
-    "redrive_execution",
-    "send_task_failure",
-    "send_task_heartbeat",
-    "send_task_success",
-    "stop_execution",
     "DefinitionError",
     "DefinitionIssue",
     "ExecutionAlreadyExists",
@@ -69,10 +123,30 @@ __all__ = [
     "StatesError",
     "StepInfo",
     "TaskTokenError",
-    "activity",
     "describe_execution",
+    "get_dead_letter",
+    "get_execution_definition",
     "get_execution_history",
+    "list_dead_letters",
     "list_executions",
+    "redrive_execution",
+    "send_task_failure",
+    "send_task_heartbeat",
+    "send_task_success",
     "start_workflow",
+    "stop_execution",
     "validate_definition",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'orchestrator' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -514,7 +514,7 @@ class WorkerWatch:
 
 def queue_has_consumer(queue: str, timeout: float = INSPECT_TIMEOUT_S) -> bool:
     """Whether any running worker answers that it consumes ``queue``."""
-    from orchestrator.celery_app import app as celery_app
+    from orchestrator.engine.celery_app import app as celery_app
 
     try:
         replies = celery_app.control.inspect(timeout=timeout).active_queues() or {}
@@ -715,8 +715,8 @@ def worker(
     """Run a Celery worker executing activities and orchestration steps (needs REDIS_URL)."""
     require_redis()
     use_task_modules(tasks)
-    from orchestrator.celery_app import app as celery_app
-    from orchestrator.celery_app import reconfigure
+    from orchestrator.engine.celery_app import app as celery_app
+    from orchestrator.engine.celery_app import reconfigure
 
     # The Celery app read the settings at import: re-apply them with our task modules,
     # which the worker imports (conf.imports) in every pool process.
@@ -740,8 +740,8 @@ def beat(
     redundancy is safe.
     """
     require_redis()
-    from orchestrator.beat import OrchestratorScheduler
-    from orchestrator.celery_app import app as celery_app
+    from orchestrator.engine.beat import OrchestratorScheduler
+    from orchestrator.engine.celery_app import app as celery_app
 
     celery_app.Beat(
         scheduler=f"{OrchestratorScheduler.__module__}:{OrchestratorScheduler.__qualname__}",

@@ -85,7 +85,8 @@ class Settings(BaseSettings):
     once fires on several cores instead of one."""
     max_inline_states: int = DEFAULT_MAX_INLINE_STATES
     evaluation_timeout_seconds: float = Field(default=DEFAULT_EVALUATION_TIMEOUT_S, gt=0)
-    """Time one expression evaluation may take; past it the state fails (orchestrator.budget)."""
+    """Time one expression evaluation may take; past it the state fails
+    (:mod:`orchestrator.language.budget`)."""
     evaluation_max_depth: int = Field(default=DEFAULT_EVALUATION_MAX_DEPTH, gt=0)
     """Nesting of JSONata function calls an evaluation may reach before the state fails."""
     redis_timeout_seconds: float = Field(default=DEFAULT_REDIS_TIMEOUT_S, gt=0)

@@ -245,7 +245,7 @@ def register_lambdas(cases: Iterable[Case]) -> None:
 
     Call it before the worker starts: a running Celery worker does not learn new tasks.
     """
-    from orchestrator.activities import activity
+    from orchestrator.engine.activities import activity
 
     for case in cases:
         for name in case.lambdas:
@@ -316,7 +316,7 @@ def _timeout(case: Case) -> float:
 
 def run_case(case: Case, timeout: float | None = None) -> Outcome:
     """Run one case on the running local orchestrator and compare it with the recording."""
-    from orchestrator.api import start_workflow
+    from orchestrator.client.api import start_workflow
     from orchestrator.errors import DefinitionError, OrchestratorError
 
     started = time.monotonic()

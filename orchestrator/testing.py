@@ -25,10 +25,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from orchestrator import config
-from orchestrator.celery_app import app, reconfigure
-from orchestrator.embedded import EmbeddedRedis
-from orchestrator.store import RedisStore, get_store, reset_stores
-from orchestrator.timers import TimerLoop
+from orchestrator.engine.celery_app import app, reconfigure
+from orchestrator.engine.embedded import EmbeddedRedis
+from orchestrator.engine.store import RedisStore, get_store, reset_stores
+from orchestrator.engine.timers import TimerLoop
 
 
 @dataclass

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from orchestrator import activity
-from orchestrator.store import get_store
+from orchestrator.engine.store import get_store
 
 #: Longest a blocking activity waits for its release key before giving up, in seconds.
 BLOCK_LIMIT_S = 120.0

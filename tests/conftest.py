@@ -74,8 +74,8 @@ def _keep_session_settings() -> None:
     """
     if not _session:
         return
-    from orchestrator.celery_app import app, celery_config, reconfigure
-    from orchestrator.store import reset_stores
+    from orchestrator.engine.celery_app import app, celery_config, reconfigure
+    from orchestrator.engine.store import reset_stores
 
     settings = _session[0].settings
     expected_broker = celery_config(settings)["broker_url"]
@@ -88,7 +88,7 @@ def _keep_session_settings() -> None:
 @pytest.fixture(scope="session")
 def orchestrator(task_log: TaskLog) -> Iterator[LocalOrchestrator]:
     """Redis, a threads worker (enough threads for blocking tests) and the timer loop."""
-    from orchestrator.celery_app import app
+    from orchestrator.engine.celery_app import app
 
     with local_orchestrator(task_modules=TASK_MODULES, concurrency=8) as local:
         _session.append(local)

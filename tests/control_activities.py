@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from orchestrator import activity
-from orchestrator.store import get_store
+from orchestrator.engine.store import get_store
 
 
 def ckey(*parts: Any) -> str:

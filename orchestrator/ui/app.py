@@ -24,14 +24,21 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from orchestrator.api import start_workflow
-from orchestrator.control import (
+from orchestrator.client.api import start_workflow
+from orchestrator.client.control import (
     list_dead_letters,
     redrive_execution,
     send_task_failure,
     send_task_success,
     stop_execution,
 )
+from orchestrator.client.models import (
+    DeadLetter,
+    ExecutionDescription,
+    ExecutionStatus,
+    HistoryEvent,
+)
+from orchestrator.engine.store import get_store
 from orchestrator.errors import (
     DefinitionError,
     ExecutionAlreadyExists,
@@ -42,8 +49,6 @@ from orchestrator.errors import (
     StoreUnavailable,
     TaskTokenError,
 )
-from orchestrator.models import DeadLetter, ExecutionDescription, ExecutionStatus, HistoryEvent
-from orchestrator.store import get_store
 from orchestrator.ui import security
 from orchestrator.ui.data import (
     WORKFLOW_NAME,
@@ -905,7 +910,7 @@ def create_app(
     ) -> list[HistoryEvent]:
         """History events, oldest first (ids are dense: 1, 2, 3...)."""
         _check_id(execution_id)
-        from orchestrator.api import get_execution_history
+        from orchestrator.client.api import get_execution_history
 
         events = get_execution_history(execution_id)
         return events[after : after + limit]

@@ -1,6 +1,6 @@
 """Read-only look-ups the UI needs beyond the public API.
 
-They read the store directly, following the key schema of :mod:`orchestrator.keys`:
+They read the store directly, following the key schema of :mod:`orchestrator.engine.keys`:
 an execution's stored definition, a cheap listing of executions (with a workflow filter
 and paging), the raw step hash and the tasks waiting for a task token.
 """
@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from orchestrator.api import (
+from orchestrator.client.api import (
     EXECUTION_NAME,
     get_execution_definition,  # noqa: F401 - re-exported for the views
 )
+from orchestrator.client.models import ExecutionStatus, to_datetime
 from orchestrator.config import get_settings
+from orchestrator.engine.store import RedisStore, get_store
 from orchestrator.errors import ExecutionNotFound
-from orchestrator.models import ExecutionStatus, to_datetime
-from orchestrator.store import RedisStore, get_store
 
 #: Workflow names as the engine derives them (file stems or a definition's Comment).
 WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
-from orchestrator.models import ExecutionDescription, HistoryEvent
+from orchestrator.client.models import ExecutionDescription, HistoryEvent
 
 #: Node statuses, in the order a folded node (a Map's states) reports them: the first
 #: one any of its steps has wins.

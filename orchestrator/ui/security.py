@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orchestrator.tokens import TOKEN_PATTERN
+from orchestrator.language.tokens import TOKEN_PATTERN
 
 COOKIE = "orchestrator_ui_session"
 TOKEN_ENV = "ORCHESTRATOR_UI_TOKEN"
@@ -243,7 +243,7 @@ class LocalRedirectMiddleware:
 
 
 #: What a task token looks like (``secrets.token_urlsafe(32)``), as a whole word.
-#: A task token in an answer's bytes: every token has one form (orchestrator.tokens), so
+#: A task token in an answer's bytes: every token has one form (orchestrator.language.tokens), so
 #: every one is found, live or spent, whichever execution it belongs to, without Redis.
 TASK_TOKEN_SHAPE = re.compile(TOKEN_PATTERN.pattern.encode())
 TASK_TOKEN_MASK = "[task token]"

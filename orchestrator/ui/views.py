@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.api import describe_execution, get_execution_history
-from orchestrator.models import ExecutionDescription, HistoryEvent
-from orchestrator.store import get_store
+from orchestrator.client.api import describe_execution, get_execution_history
+from orchestrator.client.models import ExecutionDescription, HistoryEvent
+from orchestrator.engine.store import get_store
 from orchestrator.ui.data import (
     WaitingTask,
     get_execution_definition,

@@ -39,10 +39,10 @@ import pytest
 from kombu import pools as kombu_pools
 
 from orchestrator import config, start_workflow
-from orchestrator.celery_app import app
-from orchestrator.celery_app import reconfigure as _engine_reconfigure
-from orchestrator.embedded import EmbeddedRedis
-from orchestrator.store import get_store, reset_stores
+from orchestrator.engine.celery_app import app
+from orchestrator.engine.celery_app import reconfigure as _engine_reconfigure
+from orchestrator.engine.embedded import EmbeddedRedis
+from orchestrator.engine.store import get_store, reset_stores
 
 REPO = Path(__file__).resolve().parents[2]
 PROCFILE = REPO / "Procfile"
@@ -60,7 +60,7 @@ SHUTDOWN_S = 20
 
 
 def reconfigure(settings: config.Settings) -> None:
-    """``orchestrator.celery_app.reconfigure``, then forget the pools it closed.
+    """``orchestrator.engine.celery_app.reconfigure``, then forget the pools it closed.
 
     Work-around (reported to the engine's owner; remove once fixed): ``reconfigure``
     force-closes the app's connection pool, but kombu keeps that pool in its global

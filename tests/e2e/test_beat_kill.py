@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator import config
-from orchestrator.celery_app import reconfigure
-from orchestrator.embedded import EmbeddedRedis
-from orchestrator.store import reset_stores
+from orchestrator.engine.celery_app import reconfigure
+from orchestrator.engine.embedded import EmbeddedRedis
+from orchestrator.engine.store import reset_stores
 from tests.helpers import count_events, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -25,7 +25,7 @@ CELERY = str(Path(sys.executable).with_name("celery"))
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [CELERY, "-A", "orchestrator.celery_app", *args],
+        [CELERY, "-A", "orchestrator.engine.celery_app", *args],
         env=env,
         cwd=ROOT,
         stdout=log.open("ab"),
@@ -56,7 +56,7 @@ def test_beat_and_worker_killed_during_wait(tmp_path):
     beat_args = [
         "beat",
         "-S",
-        "orchestrator.beat:OrchestratorScheduler",
+        "orchestrator.engine.beat:OrchestratorScheduler",
         "--loglevel",
         "WARNING",
         "--pidfile",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.embedded import EmbeddedRedis
+from orchestrator.engine.embedded import EmbeddedRedis
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e

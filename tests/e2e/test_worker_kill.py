@@ -22,16 +22,16 @@ from pathlib import Path
 import pytest
 
 from orchestrator import config, start_workflow
-from orchestrator.celery_app import app, reconfigure
-from orchestrator.embedded import EmbeddedRedis
-from orchestrator.store import get_store, reset_stores
-from orchestrator.timers import TimerLoop
+from orchestrator.engine.celery_app import app, reconfigure
+from orchestrator.engine.embedded import EmbeddedRedis
+from orchestrator.engine.store import get_store, reset_stores
+from orchestrator.engine.timers import TimerLoop
 from tests.activities import counter, release
 from tests.helpers import count_events, machine, task, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 LEASE_SECONDS = 2
-#: The broker's last-resort redelivery delay (orchestrator.celery_app): recovery must not
+#: The broker's last-resort redelivery delay (orchestrator.engine.celery_app): recovery must not
 #: depend on it.
 VISIBILITY_TIMEOUT_S = 3600
 
@@ -50,7 +50,7 @@ class Cluster:
             "-m",
             "celery",
             "-A",
-            "orchestrator.celery_app",
+            "orchestrator.engine.celery_app",
             "worker",
             "--pool",
             "prefork",
@@ -237,9 +237,9 @@ def test_runtime_publishes_with_the_orchestrator_app_from_any_thread(monkeypatch
 
     from celery.canvas import Signature
 
-    from orchestrator.definition import parse_definition
-    from orchestrator.interpreter import Dispatch, ExecutionInfo
-    from orchestrator.runtime import make_interpreter, publish
+    from orchestrator.engine.runtime import make_interpreter, publish
+    from orchestrator.language.definition import parse_definition
+    from orchestrator.language.interpreter import Dispatch, ExecutionInfo
 
     sent: list[object] = []
     monkeypatch.setattr(Signature, "apply_async", lambda self, *a, **k: sent.append(self.app))

@@ -191,7 +191,7 @@ def test_stop_aborts_at_once_and_late_result_is_ignored(orchestrator, task_log, 
 def _lease_gone(execution_id: str) -> bool:
     import json
 
-    from orchestrator.store import get_store
+    from orchestrator.engine.store import get_store
 
     store = get_store()
     return not any(

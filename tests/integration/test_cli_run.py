@@ -154,7 +154,7 @@ def test_invalid_execution_name_exits_2() -> None:
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    from orchestrator.embedded import EmbeddedRedis
+    from orchestrator.engine.embedded import EmbeddedRedis
 
     server = EmbeddedRedis().start()
     try:
@@ -235,7 +235,7 @@ def test_worker_and_beat_commands_run_an_execution(redis_url: str, tmp_path: Pat
 
 def test_run_against_redis_without_a_worker_says_so_and_keeps_waiting() -> None:
     """With REDIS_URL and nobody consuming the queue, `run` says so instead of silence."""
-    from orchestrator.embedded import EmbeddedRedis
+    from orchestrator.engine.embedded import EmbeddedRedis
     from orchestrator.errors import mask_url
 
     run_id = uuid.uuid4().hex[:8]

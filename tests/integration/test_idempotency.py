@@ -15,8 +15,8 @@ import uuid
 
 import pytest
 
-from orchestrator.activities import get_activity
-from orchestrator.timers import fire_timer, recover_step
+from orchestrator.engine.activities import get_activity
+from orchestrator.engine.timers import fire_timer, recover_step
 from tests.activities import counter, release
 from tests.helpers import count_events, machine, task, wait_until
 
@@ -215,7 +215,7 @@ def test_falsely_lapsed_lease_runs_the_activity_again_but_moves_once(orchestrato
     """A worker presumed dead (its lease lapsed) that was only slow: its late result is
     discarded, the re-dispatched copy's result wins, downstream runs once."""
     from orchestrator import start_workflow
-    from orchestrator.store import lease_member
+    from orchestrator.engine.store import lease_member
 
     store = orchestrator.store
     definition = machine(

@@ -15,10 +15,10 @@ from orchestrator import (
     redrive_execution,
     start_workflow,
 )
-from orchestrator.celery_app import app
-from orchestrator.control import dead_letter_message
-from orchestrator.messages import EXCERPT_CHARS
-from orchestrator.store import get_store
+from orchestrator.client.control import dead_letter_message
+from orchestrator.engine.celery_app import app
+from orchestrator.engine.messages import EXCERPT_CHARS
+from orchestrator.engine.store import get_store
 from tests.helpers import machine, task, wait_until
 
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 import tests.control_activities  # noqa: F401 - registers the ctl_* activities before the worker starts
-from orchestrator.interpreter import MAP_REFILL, MAP_WINDOW
+from orchestrator.language.interpreter import MAP_REFILL, MAP_WINDOW
 from tests.control_activities import cget
 from tests.helpers import count_events, machine, run_workflow, task
 

@@ -332,7 +332,7 @@ def test_describe_history_and_list_with_status_filter(tag, unique_name):
 
 
 def test_a_definition_is_parsed_once_per_content(monkeypatch, tmp_path: Path):
-    from orchestrator import api
+    from orchestrator.client import api
 
     parses: list[object] = []
     real = api.load_definition

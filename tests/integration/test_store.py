@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from orchestrator.embedded import EmbeddedRedis
-from orchestrator.store import RedisStore, Write, lease_member, redis_client
+from orchestrator.engine.embedded import EmbeddedRedis
+from orchestrator.engine.store import RedisStore, Write, lease_member, redis_client
 
 
 @pytest.fixture(scope="module")

@@ -39,12 +39,12 @@ from orchestrator import (
     send_task_success,
     start_workflow,
     stop_execution,
-    timers,
 )
-from orchestrator.embedded import EmbeddedRedis
+from orchestrator.engine import timers
+from orchestrator.engine.embedded import EmbeddedRedis
+from orchestrator.engine.store import reset_stores
 from orchestrator.errors import OrchestratorError, StoreUnavailable
-from orchestrator.store import reset_stores
-from orchestrator.tokens import new_token
+from orchestrator.language.tokens import new_token
 from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -183,7 +183,7 @@ def test_timer_loop_logs_an_outage_once_and_its_end(
             raise
 
     monkeypatch.setattr(timers, "tick", counted)
-    caplog.set_level(logging.INFO, logger="orchestrator.timers")
+    caplog.set_level(logging.INFO, logger="orchestrator.engine.timers")
     with EmbeddedRedis() as redis, store_at(redis.url):
         url = redis.url
         loop = timers.TimerLoop(interval=0.02)
@@ -211,10 +211,10 @@ def test_timer_loop_logs_an_outage_once_and_its_end(
 
 
 def test_beat_logs_an_outage_once_and_its_end(caplog: pytest.LogCaptureFixture) -> None:
-    from orchestrator.beat import OrchestratorScheduler
-    from orchestrator.celery_app import app
+    from orchestrator.engine.beat import OrchestratorScheduler
+    from orchestrator.engine.celery_app import app
 
-    caplog.set_level(logging.INFO, logger="orchestrator.beat")
+    caplog.set_level(logging.INFO, logger="orchestrator.engine.beat")
     sched = OrchestratorScheduler(app=app, lazy=True)
     port = free_port()
     with store_at(f"redis://:pw@127.0.0.1:{port}/0"):

@@ -25,7 +25,7 @@ SCENARIO = textwrap.dedent(
     """
     import json, sys, threading
     import orchestrator.testing as testing
-    from orchestrator.embedded import EmbeddedRedis
+    from orchestrator.engine.embedded import EmbeddedRedis
 
     pids = []
 

@@ -11,8 +11,8 @@ import pytest
 
 import tests.control_activities  # noqa: F401 - registers the ctl_* activities before the worker starts
 from orchestrator import describe_execution, get_execution_history, start_workflow, stop_execution
-from orchestrator.store import get_store
-from orchestrator.timers import DELEGATE_MIN, FiringPool, fire_timer, fire_timers, tick
+from orchestrator.engine.store import get_store
+from orchestrator.engine.timers import DELEGATE_MIN, FiringPool, fire_timer, fire_timers, tick
 from tests.helpers import count_events, event_types, machine, run_workflow, wait_until
 
 pytestmark = pytest.mark.usefixtures("orchestrator")
@@ -257,7 +257,7 @@ def test_firing_processes_exit_when_beat_is_killed():
 
     code = (
         "import time\n"
-        "from orchestrator.timers import FiringPool\n"
+        "from orchestrator.engine.timers import FiringPool\n"
         "pool = FiringPool(processes=2).start()\n"
         "print(pool._pool._pool[0].pid, flush=True)\n"
         "time.sleep(60)\n"

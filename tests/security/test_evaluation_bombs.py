@@ -19,12 +19,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator import intrinsics, jsonata, start_workflow
-from orchestrator.budget import MAX_ARRAY_ITEMS, MAX_STRING_CHARS, LimitExceeded
-from orchestrator.choice import string_matches
+from orchestrator import start_workflow
 from orchestrator.config import get_settings
 from orchestrator.errors import EvaluationLimitExceeded, IntrinsicFailure, StatesError
-from orchestrator.paths import read_path
+from orchestrator.language import intrinsics
+from orchestrator.language import jsonata_eval as jsonata
+from orchestrator.language.budget import MAX_ARRAY_ITEMS, MAX_STRING_CHARS, LimitExceeded
+from orchestrator.language.choice import string_matches
+from orchestrator.language.paths import read_path
 from tests.activities import counter
 from tests.helpers import machine, run_workflow, task
 

@@ -22,10 +22,10 @@ import pytest
 from celery import signals
 
 from orchestrator import activity, send_task_success, start_workflow
-from orchestrator.celery_app import app
-from orchestrator.runtime import dispatch_repr
-from orchestrator.store import get_store
-from orchestrator.tokens import REDACTED, new_token
+from orchestrator.engine.celery_app import app
+from orchestrator.engine.runtime import dispatch_repr
+from orchestrator.engine.store import get_store
+from orchestrator.language.tokens import REDACTED, new_token
 from tests.control_activities import cbump, cget, ckey
 from tests.helpers import machine, task, wait_until
 
@@ -116,7 +116,7 @@ def test_no_task_token_reaches_a_celery_event(
 ) -> None:
     # The retry's timer hands its dispatch to a worker as an orchestrator.dispatch task
     # (the path of timer bursts), whose arguments hold the callback task's input.
-    monkeypatch.setattr("orchestrator.timers.DELEGATE_MIN", 1)
+    monkeypatch.setattr("orchestrator.engine.timers.DELEGATE_MIN", 1)
     # Celery's default repr of arguments stops at three levels, deep enough to hide a
     # dispatch batch's inputs; a deployment may raise it (config/celeryconfig.py), and
     # no token may depend on that.

@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 
 import tests.activities  # noqa: F401 - registers the "echo" activity the seeds run
 from orchestrator import cli
-from orchestrator.api import start_workflow, validate_definition
-from orchestrator.control import send_task_success
+from orchestrator.client.api import start_workflow, validate_definition
+from orchestrator.client.control import send_task_success
 from orchestrator.errors import DefinitionError, InvalidInputError, TaskTokenError
 from orchestrator.testing import LocalOrchestrator
 

@@ -30,9 +30,9 @@ import pytest
 from kombu import Connection, Exchange, Producer
 
 from orchestrator import config, list_dead_letters, start_workflow
-from orchestrator.celery_app import app, reconfigure
-from orchestrator.embedded import EmbeddedRedis
-from orchestrator.store import get_store, reset_stores
+from orchestrator.engine.celery_app import app, reconfigure
+from orchestrator.engine.embedded import EmbeddedRedis
+from orchestrator.engine.store import get_store, reset_stores
 from tests.helpers import machine, task, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -114,7 +114,7 @@ def worker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Worker]:
                 "-m",
                 "celery",
                 "-A",
-                "orchestrator.celery_app",
+                "orchestrator.engine.celery_app",
                 "worker",
                 "--pool",
                 "prefork",

@@ -18,8 +18,8 @@ from redis.exceptions import OutOfMemoryError, ResponseError
 
 from orchestrator import activity, config, start_workflow
 from orchestrator.config import DEFAULT_MAX_HISTORY_EVENTS, DEFAULT_MAX_INPUT_BYTES
-from orchestrator.embedded import EmbeddedRedis
-from orchestrator.store import RedisStore, Write, get_store, redis_client
+from orchestrator.engine.embedded import EmbeddedRedis
+from orchestrator.engine.store import RedisStore, Write, get_store, redis_client
 from orchestrator.testing import LocalOrchestrator
 from tests.helpers import count_events, machine, run_workflow, task, wait_until
 

@@ -26,9 +26,9 @@ from orchestrator import (
     start_workflow,
     stop_execution,
 )
-from orchestrator.logs import install
-from orchestrator.store import get_store
-from orchestrator.tokens import REDACTED, execution_of, new_token, redact, redact_text
+from orchestrator.engine.logs import install
+from orchestrator.engine.store import get_store
+from orchestrator.language.tokens import REDACTED, execution_of, new_token, redact, redact_text
 from tests.control_activities import ckey, ctext
 from tests.helpers import machine, task, wait_until
 

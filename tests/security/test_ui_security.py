@@ -27,7 +27,7 @@ from starlette.routing import Mount, Route
 
 import tests.ui.ui_activities  # noqa: F401 - registers the ui-* activities before the worker starts
 from orchestrator import start_workflow
-from orchestrator.store import get_store
+from orchestrator.engine.store import get_store
 from orchestrator.testing import LocalOrchestrator
 from orchestrator.ui import create_app, security
 from tests.helpers import wait_until

@@ -16,7 +16,7 @@ import pytest
 
 import tests.ui.ui_activities  # noqa: F401 - registers the ui-* activities before the worker starts
 from orchestrator import start_workflow, stop_execution
-from orchestrator.store import get_store
+from orchestrator.engine.store import get_store
 from tests.helpers import wait_until
 from tests.ui.ui_activities import ship_key
 from tests.ui.workflows import (

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.models import ExecutionDescription, ExecutionStatus, HistoryEvent
+from orchestrator.client.models import ExecutionDescription, ExecutionStatus, HistoryEvent
 from orchestrator.ui.graph import Graph, edge_segments
 from tests.ui.workflows import FAN_OUT, NESTED, ORDER_APPROVAL, ORDER_SHIPPING
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator import activity
-from orchestrator.store import get_store
+from orchestrator.engine.store import get_store
 
 
 class CarrierUnavailable(Exception):

@@ -1,4 +1,4 @@
-"""The Celery configuration derived from the settings (orchestrator.celery_app.celery_config)."""
+"""The Celery configuration derived from the settings (engine.celery_app.celery_config)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import ssl
 
 from celery import Celery
 
-from orchestrator.celery_app import celery_config
 from orchestrator.config import Settings
+from orchestrator.engine.celery_app import celery_config
 
 
 def _conf(broker: str) -> dict:
@@ -30,7 +30,7 @@ def test_rediss_broker_checks_certificates_by_default():
 
 
 def test_the_state_store_checks_them_too():
-    from orchestrator.store import redis_client
+    from orchestrator.engine.store import redis_client
 
     client = redis_client("rediss://cache.example:6380/0")
     connection = client.connection_pool.make_connection()  # not connected: no I/O
@@ -53,5 +53,5 @@ def test_plain_brokers_have_no_ssl_options():
 
 def test_messages_are_checked_by_the_orchestrators_consumer():
     conf = _conf("redis://127.0.0.1:6379/0")
-    assert conf["worker_consumer"] == "orchestrator.celery_app:OrchestratorConsumer"
+    assert conf["worker_consumer"] == "orchestrator.engine.celery_app:OrchestratorConsumer"
     assert conf["accept_content"] == ["json"]

@@ -13,17 +13,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.choice import choose, evaluate_rule, string_matches
 from orchestrator.conformance import require_corpus
-from orchestrator.definition import (
+from orchestrator.errors import NoChoiceMatched, QueryEvaluationError, StatesRuntimeError
+from orchestrator.language.choice import choose, evaluate_rule, string_matches
+from orchestrator.language.definition import (
     ChoiceRule,
     ChoiceState,
     PassState,
     StateMachine,
     parse_definition,
 )
-from orchestrator.errors import NoChoiceMatched, QueryEvaluationError, StatesRuntimeError
-from orchestrator.paths import PathNotFound, read_path
+from orchestrator.language.paths import PathNotFound, read_path
 
 CONFORMANCE = require_corpus()
 CHOICE_CASES = sorted(p for p in (CONFORMANCE / "choice").glob("*") if p.is_dir())

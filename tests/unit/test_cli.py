@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestrator import ExecutionResult, ExecutionStatus, HistoryEvent, cli, config
-from orchestrator.beat import MIN_SLEEP_S, OrchestratorScheduler
+from orchestrator.engine.beat import MIN_SLEEP_S, OrchestratorScheduler
 
 BROKEN = json.dumps(
     {
@@ -262,7 +262,7 @@ def test_follow_gives_up_at_the_deadline() -> None:
 
 
 def scheduler() -> OrchestratorScheduler:
-    from orchestrator.celery_app import app
+    from orchestrator.engine.celery_app import app
 
     return OrchestratorScheduler(app=app, lazy=True)
 
@@ -276,7 +276,7 @@ def test_scheduler_tick_runs_the_timer_tick(monkeypatch: pytest.MonkeyPatch) -> 
         pools.append(pool)
         return 0
 
-    monkeypatch.setattr("orchestrator.timers.tick", fake_tick)
+    monkeypatch.setattr("orchestrator.engine.timers.tick", fake_tick)
     sched = scheduler()
     interval = sched.tick()
     sched.tick()
@@ -290,7 +290,7 @@ def test_scheduler_tick_survives_timer_errors(monkeypatch: pytest.MonkeyPatch) -
     def broken(owner: str = "", pool: object = None) -> int:
         raise ConnectionError("redis went away")
 
-    monkeypatch.setattr("orchestrator.timers.tick", broken)
+    monkeypatch.setattr("orchestrator.engine.timers.tick", broken)
     interval = scheduler().tick()
     assert 0 < interval <= config.get_settings().tick_interval_seconds
 
@@ -298,7 +298,7 @@ def test_scheduler_tick_survives_timer_errors(monkeypatch: pytest.MonkeyPatch) -
 def test_a_beat_scheduler_starts_and_stops_its_firing_processes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from orchestrator.celery_app import app
+    from orchestrator.engine.celery_app import app
 
     monkeypatch.setattr(config.get_settings(), "timer_processes", 2)
     sched = OrchestratorScheduler(app=app)  # not lazy: as celery beat makes it

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from celery.canvas import Signature, _chain, group
 
-from orchestrator.compiler import MAX_RUN_LENGTH, RunStep, compile_run, fan_out, run_signature
-from orchestrator.definition import parse_definition
+from orchestrator.engine.compiler import (
+    MAX_RUN_LENGTH,
+    RunStep,
+    compile_run,
+    fan_out,
+    run_signature,
+)
+from orchestrator.language.definition import parse_definition
 
 
 def states(definition: dict) -> dict:

@@ -1,4 +1,4 @@
-"""Tests for orchestrator.dataflow, including cases mirrored from the AWS conformance corpus."""
+"""Tests for orchestrator.language.dataflow, with cases mirrored from the AWS corpus."""
 
 from __future__ import annotations
 
@@ -7,13 +7,18 @@ import json
 import re
 import sys
 import types
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from orchestrator.conformance import require_corpus
-from orchestrator.dataflow import (
+from orchestrator.errors import (
+    IntrinsicFailure,
+    ResultPathMatchFailure,
+    StatesError,
+    StatesRuntimeError,
+)
+from orchestrator.language.dataflow import (
     apply_template,
     build_context,
     effective_input,
@@ -23,13 +28,7 @@ from orchestrator.dataflow import (
     select_output,
     state_output,
 )
-from orchestrator.errors import (
-    IntrinsicFailure,
-    ResultPathMatchFailure,
-    StatesError,
-    StatesRuntimeError,
-)
-from orchestrator.paths import PathNotFound
+from orchestrator.language.paths import PathNotFound
 
 CORPUS = require_corpus()
 CTX: dict[str, Any] = {"Execution": {"Id": "e-1", "Input": {"in": 1}}}
@@ -116,9 +115,9 @@ def fake_intrinsics(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any, Any
             raise IntrinsicFailure("boom")
         return f"evaluated:{expression}"
 
-    module = types.ModuleType("orchestrator.intrinsics")
+    module = types.ModuleType("orchestrator.language.intrinsics")
     module.evaluate = evaluate  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "orchestrator.intrinsics", module)
+    monkeypatch.setitem(sys.modules, "orchestrator.language.intrinsics", module)
     return calls
 
 

@@ -9,8 +9,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchestrator.definition import parse_definition
 from orchestrator.errors import DefinitionError
+from orchestrator.language.definition import parse_definition
 
 json_scalars = (
     st.none()

@@ -10,7 +10,8 @@ import pydantic
 import pytest
 
 from orchestrator.conformance import require_corpus
-from orchestrator.definition import (
+from orchestrator.errors import DefinitionError
+from orchestrator.language.definition import (
     Branch,
     Catcher,
     ChoiceState,
@@ -25,7 +26,6 @@ from orchestrator.definition import (
     WaitState,
     parse_definition,
 )
-from orchestrator.errors import DefinitionError
 
 CONFORMANCE = require_corpus()
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.definition import TaskState, parse_definition
 from orchestrator.errors import DefinitionError
+from orchestrator.language.definition import TaskState, parse_definition
 
 
 def machine(*states: tuple[str, dict[str, Any]], **top: Any) -> dict[str, Any]:
@@ -1058,7 +1058,7 @@ def test_definition_text_size_and_surrogates() -> None:
 
 
 def test_no_activities_registered_says_how_to_register_them(monkeypatch) -> None:
-    from orchestrator import activities
+    from orchestrator.engine import activities
 
     monkeypatch.setattr(activities, "_registry", {})
     monkeypatch.setattr(activities, "_advertised", frozenset)

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.definition import parse_definition
-from orchestrator.interpreter import (
+from orchestrator.language.definition import parse_definition
+from orchestrator.language.interpreter import (
     MAP_REFILL,
     MAP_WINDOW,
     ExecutionInfo,

@@ -1,19 +1,26 @@
-"""Tests of orchestrator.intrinsics: AWS-recorded conformance cases, then each function."""
+"""Tests of orchestrator.language.intrinsics: AWS-recorded conformance cases, then each function."""
 
 from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from orchestrator.conformance import require_corpus
-from orchestrator import intrinsics
 from orchestrator.errors import IntrinsicFailure, StatesError, StatesRuntimeError
-from orchestrator.intrinsics import Call, Literal, PathRef, evaluate, is_intrinsic, parse, validate
-from orchestrator.paths import read_path
+from orchestrator.language import intrinsics
+from orchestrator.language.intrinsics import (
+    Call,
+    Literal,
+    PathRef,
+    evaluate,
+    is_intrinsic,
+    parse,
+    validate,
+)
+from orchestrator.language.paths import read_path
 
 CONFORMANCE = require_corpus()
 INTRINSIC_CASES = CONFORMANCE / "intrinsic"

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orchestrator.errors import StatesError
-from orchestrator.intrinsics import FUNCTION_NAMES, evaluate, parse, validate
+from orchestrator.language.intrinsics import FUNCTION_NAMES, evaluate, parse, validate
 
 JSON = st.recursive(
     st.none()

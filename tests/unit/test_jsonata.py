@@ -1,4 +1,4 @@
-"""Unit tests of orchestrator.jsonata (Step Functions JSONata semantics)."""
+"""Unit tests of orchestrator.language.jsonata_eval (Step Functions JSONata semantics)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from orchestrator import jsonata as J
 from orchestrator.errors import QueryEvaluationError, StatesRuntimeError
+from orchestrator.language import jsonata_eval as J
 
 CTX = {"Execution": {"Name": "e"}, "State": {"Name": "S"}, "Map": {"Item": {"Value": 7}}}
 

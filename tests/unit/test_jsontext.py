@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.interpreter import StepRecord
-from orchestrator.jsontext import MAX_JSON_DEPTH, checked_dumps, dumps, json_depth, loads
+from orchestrator.language.interpreter import StepRecord
+from orchestrator.language.jsontext import MAX_JSON_DEPTH, checked_dumps, dumps, json_depth, loads
 
 json_values = st.recursive(
     st.none()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.keys import Keys
+from orchestrator.engine.keys import Keys
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,10 @@
-"""Shape checks of task messages (orchestrator.messages): pure logic."""
+"""Shape checks of task messages (orchestrator.engine.messages): pure logic."""
 
 from __future__ import annotations
 
 import pytest
 
-from orchestrator.messages import (
+from orchestrator.engine.messages import (
     EXCERPT_CHARS,
     BadMessage,
     activity_arguments,

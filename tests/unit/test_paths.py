@@ -1,4 +1,4 @@
-"""Tests for orchestrator.paths (JSONPath with Step Functions semantics)."""
+"""Tests for orchestrator.language.paths (JSONPath with Step Functions semantics)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from orchestrator.errors import ResultPathMatchFailure, StatesError, StatesRuntimeError
-from orchestrator.paths import (
+from orchestrator.language.paths import (
     PathNotFound,
     is_reference_path,
     is_valid_path,

@@ -1,4 +1,4 @@
-"""Property tests for orchestrator.paths."""
+"""Property tests for orchestrator.language.paths."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator.errors import ResultPathMatchFailure, StatesError
-from orchestrator.paths import is_reference_path, read_path, write_path
+from orchestrator.language.paths import is_reference_path, read_path, write_path
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
 json_values = st.recursive(

@@ -1,4 +1,4 @@
-"""Tests for orchestrator.retry (pure Retry/Catch logic)."""
+"""Tests for orchestrator.language.retry (pure Retry/Catch logic)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.retry import (
+from orchestrator.language.retry import (
     MAX_DELAY_SECONDS,
     RetryDecision,
     compute_backoff,

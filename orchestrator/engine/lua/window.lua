@@ -1,7 +1,7 @@
 -- Read a Map's window in one round trip: its next item index, its item count, how many
 -- items an ending iteration starts ("|c", absent: one) and the inputs of those items.
 -- The caller guards the values it read in its commit.
--- Key schema: see orchestrator/keys.py.
+-- Key schema: see orchestrator/engine/keys.py.
 --
 -- KEYS[1] the execution's step hash; ARGV[1] the Map's step key
 -- Returns {next, total, refill count, input of item next, of next + 1, ...} (nil where

@@ -33,14 +33,14 @@ from typing import Any
 
 import regex
 
-from orchestrator.budget import (
+from orchestrator.errors import ResultPathMatchFailure, StatesError, StatesRuntimeError
+from orchestrator.language.budget import (
     TIMEOUT_SETTING,
     LimitExceeded,
     remaining,
     run_bounded,
     timeout_seconds,
 )
-from orchestrator.errors import ResultPathMatchFailure, StatesError, StatesRuntimeError
 
 __all__ = [
     "PathNotFound",
@@ -345,7 +345,7 @@ def read_path(
         return node
     try:
         # Recursive descents multiply: $..*..* over a deep document yields hundreds of
-        # millions of matches. The budget stops it (orchestrator.budget).
+        # millions of matches. The budget stops it (orchestrator.language.budget).
         matches = run_bounded(
             f"The JSONPath '{path}'", "States.Runtime", _find_values, compiled.expression, root
         )

@@ -3,7 +3,7 @@
 -- The claim is what makes step messages idempotent: of all the copies of a step's
 -- message (redelivery, re-dispatch after a lost worker), exactly one finds the step
 -- SCHEDULED and runs it; the others see it running or done and drop their message.
--- Key schema: see orchestrator/keys.py.
+-- Key schema: see orchestrator/engine/keys.py.
 --
 -- KEYS[1] execution hash, KEYS[2] step hash, KEYS[3] leases zset, KEYS[4] history list
 -- ARGV[1] step key, ARGV[2] token, ARGV[3] lease expiry (epoch s), ARGV[4] lease member,

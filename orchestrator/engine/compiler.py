@@ -22,7 +22,7 @@ from typing import Any
 from celery import Celery, chain, group, signature
 from celery.canvas import Signature
 
-from orchestrator.definition import State, TaskState
+from orchestrator.language.definition import State, TaskState
 
 #: Longest chain compiled in one go: every message carries the rest of its chain, so
 #: a long run would make the first messages large. The runtime continues past it.

@@ -11,9 +11,9 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from orchestrator.definition import ChoiceRule, ChoiceState, parse_timestamp
 from orchestrator.errors import NoChoiceMatched, QueryEvaluationError
-from orchestrator.paths import PathNotFound, read_path
+from orchestrator.language.definition import ChoiceRule, ChoiceState, parse_timestamp
+from orchestrator.language.paths import PathNotFound, read_path
 
 __all__ = ["choose", "evaluate_rule", "string_matches"]
 

@@ -11,28 +11,28 @@ import json
 import time
 from typing import Any
 
-from orchestrator.api import ExecutionHandle, _input_text
+from orchestrator.client.api import ExecutionHandle, _input_text
+from orchestrator.client.models import DeadLetter, to_datetime
 from orchestrator.config import get_settings
-from orchestrator.definition.model import TaskState
-from orchestrator.errors import (
-    ExecutionNotFound,
-    InvalidExecutionState,
-    InvalidInputError,
-    TaskTokenError,
-)
-from orchestrator.interpreter import Dispatch, Reader, StepRecord, StepStatus, Transition
-from orchestrator.jsontext import dumps
-from orchestrator.messages import excerpt
-from orchestrator.models import DeadLetter, to_datetime
-from orchestrator.runtime import (
+from orchestrator.engine.messages import excerpt
+from orchestrator.engine.runtime import (
     interpreter_from_record,
     publish,
     run_transition,
     timer_member,
     transition_write,
 )
-from orchestrator.store import RedisStore, Write, get_store, store_call
-from orchestrator.tokens import execution_of
+from orchestrator.engine.store import RedisStore, Write, get_store, store_call
+from orchestrator.errors import (
+    ExecutionNotFound,
+    InvalidExecutionState,
+    InvalidInputError,
+    TaskTokenError,
+)
+from orchestrator.language.definition.model import TaskState
+from orchestrator.language.interpreter import Dispatch, Reader, StepRecord, StepStatus, Transition
+from orchestrator.language.jsontext import dumps
+from orchestrator.language.tokens import execution_of
 
 #: Statuses from which an execution can be redriven.
 REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")

@@ -45,7 +45,6 @@ from jsonata.jexception import JException
 from jsonata.regex_engine import RegexFlags
 from jsonata.utils import Utils
 
-from orchestrator import budget
 from orchestrator.config import get_settings
 from orchestrator.errors import (
     EvaluationLimitExceeded,
@@ -53,7 +52,8 @@ from orchestrator.errors import (
     StatesError,
     StatesRuntimeError,
 )
-from orchestrator.paths import json_type, read_path
+from orchestrator.language import budget
+from orchestrator.language.paths import json_type, read_path
 
 __all__ = [
     "UNDEFINED",
@@ -218,7 +218,7 @@ _EXTRA_FUNCTIONS: dict[str, Callable[..., Any]] = {
 }
 
 
-# -- evaluation limits (see orchestrator.budget) -----------------------------------------
+# -- evaluation limits (see orchestrator.language.budget) -----------------------------------------
 
 
 class _TimedPattern:
@@ -656,7 +656,7 @@ def _evaluate_jsonpath_value(
 ) -> Any:
     if isinstance(expression, str) and is_variable_path(expression):
         return read_variable_path(expression, variables, context, field=key)
-    from orchestrator.dataflow import _evaluate_field
+    from orchestrator.language.dataflow import _evaluate_field
 
     return _evaluate_field(key, expression, data, context)
 

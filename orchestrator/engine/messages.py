@@ -3,7 +3,7 @@
 Celery trusts the shape of what it receives: a body of ``null`` or ``42``, or a header
 ``timelimit: "x"``, raises inside its consumer and stops the worker (which puts the message
 back, so every restarted worker dies on it again); a body whose arguments are not a list
-fails in the pool. The worker's consumer (:class:`orchestrator.celery_app.
+fails in the pool. The worker's consumer (:class:`orchestrator.engine.celery_app.
 OrchestratorConsumer`) runs :func:`check_message` on every message first: a message it
 refuses is acknowledged and dead-lettered, and the worker goes on.
 
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from orchestrator.jsontext import dumps
+from orchestrator.language.jsontext import dumps
 
 #: How much of a refused message a dead letter keeps (characters of its body).
 EXCERPT_CHARS = 2048

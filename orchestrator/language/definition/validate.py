@@ -19,10 +19,10 @@ from typing import Any
 import jsonata as _jsonata
 from jsonpath_ng.ext import parse as _jsonpath_parse
 
-from orchestrator import intrinsics
-from orchestrator.definition.model import COMPARISON_OPERATORS
 from orchestrator.errors import DefinitionIssue
-from orchestrator.paths import json_type
+from orchestrator.language import intrinsics
+from orchestrator.language.definition.model import COMPARISON_OPERATORS
+from orchestrator.language.paths import json_type
 
 JSONPATH = "JSONPath"
 JSONATA = "JSONata"
@@ -41,7 +41,7 @@ MAX_DEFINITION_BYTES = 1_048_576
 SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 #: Characters of a state name that Step Functions forbids, and that step keys use as
-#: separators (``Map[3]/Charge``, ``Charge|s``: see orchestrator/keys.py).
+#: separators (``Map[3]/Charge``, ``Charge|s``: see orchestrator/engine/keys.py).
 RESERVED_NAME_CHARACTERS = frozenset("/[]|")
 
 _COMMON = {"Type", "Comment", "QueryLanguage"}

@@ -21,9 +21,17 @@ from typing import Any
 
 import orjson
 
-from orchestrator import dataflow, jsonata, jsontext
-from orchestrator.choice import evaluate_rule
-from orchestrator.definition import (
+from orchestrator.errors import (
+    ActivityNotFound,
+    NoChoiceMatched,
+    QueryEvaluationError,
+    StatesError,
+    StatesRuntimeError,
+)
+from orchestrator.language import dataflow, jsontext
+from orchestrator.language import jsonata_eval as jsonata
+from orchestrator.language.choice import evaluate_rule
+from orchestrator.language.definition import (
     Branch,
     ChoiceState,
     FailState,
@@ -37,15 +45,8 @@ from orchestrator.definition import (
     WaitState,
     parse_timestamp,
 )
-from orchestrator.errors import (
-    ActivityNotFound,
-    NoChoiceMatched,
-    QueryEvaluationError,
-    StatesError,
-    StatesRuntimeError,
-)
-from orchestrator.paths import read_path, using_variables
-from orchestrator.retry import find_catcher, next_retry
+from orchestrator.language.paths import read_path, using_variables
+from orchestrator.language.retry import find_catcher, next_retry
 
 #: Map iterations in flight at once when ``MaxConcurrency`` is 0 ("unbounded"): more
 #: than Step Functions' inline Map runs (40), few enough that starting a Map never
@@ -1481,7 +1482,7 @@ def _wait_until(value: Any, field: str, path: str | None) -> float:
 def _read_or_call(data: Any, path: str, ctx: Mapping[str, Any], field: str) -> Any:
     """ErrorPath / CausePath: a path, or an intrinsic function call."""
     if path.startswith("States."):
-        from orchestrator import intrinsics
+        from orchestrator.language import intrinsics
 
         return intrinsics.evaluate(path, data, ctx)
     return read_path(data, path, ctx, field=field)

@@ -6,7 +6,7 @@ definition did not set keep their defaults and are left out of ``to_asl()``, whi
 ``parse_definition(machine.to_asl()) == machine`` hold.
 
 The model only describes shape; the semantic rules (transitions, reachability, operand types,
-exclusive fields...) live in :mod:`orchestrator.definition.validate`.
+exclusive fields...) live in :mod:`orchestrator.language.definition.validate`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 -- A transition is computed in Python from values read earlier; this script re-checks
 -- those values (compare-and-set on the raw strings) and applies every write in one step,
 -- so a transition is all-or-nothing and a redelivered message cannot apply it twice.
--- Key schema: see orchestrator/keys.py.
+-- Key schema: see orchestrator/engine/keys.py.
 --
 -- KEYS: every key the guards and ops name (they refer to them by 1-based index k)
 -- ARGV: flat, so no JSON is built in Python or decoded here (the hot path of every step):

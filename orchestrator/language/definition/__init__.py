@@ -4,7 +4,7 @@
 ``orchestrator.errors.DefinitionError`` listing every problem.
 """
 
-from orchestrator.definition.model import (
+from orchestrator.language.definition.model import (
     COMPARISON_OPERATORS,
     Branch,
     Catcher,
@@ -22,8 +22,12 @@ from orchestrator.definition.model import (
     WaitState,
     walk_scope,
 )
-from orchestrator.definition.parser import ResourceCheck, load_source, parse_definition
-from orchestrator.definition.validate import check_path, is_jsonata_expression, parse_timestamp
+from orchestrator.language.definition.parser import ResourceCheck, load_source, parse_definition
+from orchestrator.language.definition.validate import (
+    check_path,
+    is_jsonata_expression,
+    parse_timestamp,
+)
 
 __all__ = [
     "COMPARISON_OPERATORS",

@@ -22,17 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.celery_app import app
 from orchestrator.config import get_settings
-from orchestrator.interpreter import (
-    Dispatch,
-    Interpreter,
-    StepRecord,
-    StepStatus,
-    Transition,
-)
-from orchestrator.logs import step_context
-from orchestrator.runtime import (
+from orchestrator.engine.celery_app import app
+from orchestrator.engine.logs import step_context
+from orchestrator.engine.runtime import (
     PUBLISH_CHUNK,
     Prepared,
     after_commit,
@@ -46,9 +39,16 @@ from orchestrator.runtime import (
     publish,
     run_transition,
 )
-from orchestrator.store import OutageLog, RedisStore, Write, get_store
+from orchestrator.engine.store import OutageLog, RedisStore, Write, get_store
+from orchestrator.language.interpreter import (
+    Dispatch,
+    Interpreter,
+    StepRecord,
+    StepStatus,
+    Transition,
+)
 
-logger = logging.getLogger("orchestrator.timers")
+logger = logging.getLogger("orchestrator.engine.timers")
 
 #: Timers (and lapsed leases) handled per tick at most; the rest wait for the next one.
 BATCH = 500
@@ -204,7 +204,7 @@ def _init_firing_process(settings_json: str) -> None:
     import importlib
 
     from orchestrator import config
-    from orchestrator.celery_app import reconfigure
+    from orchestrator.engine.celery_app import reconfigure
 
     settings = config.Settings.model_validate_json(settings_json)
     config.configure(settings)

@@ -9,7 +9,7 @@ Processing order (AWS "input and output processing")::
     raw input --InputPath--> --Parameters--> effective input --(state work)--> result
     result --ResultSelector--> --ResultPath (merged into raw input)--> --OutputPath--> output
 
-Returned values share structure with their inputs (see :mod:`orchestrator.paths`).
+Returned values share structure with their inputs (see :mod:`orchestrator.language.paths`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.errors import StatesRuntimeError
-from orchestrator.paths import read_path, write_path
+from orchestrator.language.paths import read_path, write_path
 
 __all__ = [
     "apply_template",
@@ -89,7 +89,7 @@ def _evaluate_field(key: str, expression: Any, data: Any, context: Mapping[str, 
     if expression.startswith("States."):
         # Imported lazily: intrinsics is a sibling module and is only needed when a template
         # actually calls one; this also keeps import order between the two modules free.
-        from orchestrator.intrinsics import evaluate
+        from orchestrator.language.intrinsics import evaluate
 
         return evaluate(expression, data, context)
     raise StatesRuntimeError(

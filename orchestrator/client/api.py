@@ -15,20 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from orchestrator import activities
-from orchestrator.config import get_settings
-from orchestrator.definition import StateMachine, parse_definition
-from orchestrator.errors import (
-    DefinitionError,
-    DefinitionIssue,
-    ExecutionAlreadyExists,
-    ExecutionNotFound,
-    InvalidInputError,
-)
-from orchestrator.interpreter import ExecutionInfo
-from orchestrator.jsontext import checked_dumps, dumps
-from orchestrator.lru import LruCache
-from orchestrator.models import (
+from orchestrator.client.models import (
     ExecutionDescription,
     ExecutionResult,
     ExecutionStatus,
@@ -36,14 +23,34 @@ from orchestrator.models import (
     StepInfo,
     to_datetime,
 )
-from orchestrator.runtime import (
+from orchestrator.config import get_settings
+from orchestrator.engine import activities
+from orchestrator.engine.lru import LruCache
+from orchestrator.engine.runtime import (
     announce_end,
     make_interpreter,
     perform_join,
     publish,
     start_transition,
 )
-from orchestrator.store import OUTAGE_ERRORS, RedisStore, Write, get_store, store_call, unavailable
+from orchestrator.engine.store import (
+    OUTAGE_ERRORS,
+    RedisStore,
+    Write,
+    get_store,
+    store_call,
+    unavailable,
+)
+from orchestrator.errors import (
+    DefinitionError,
+    DefinitionIssue,
+    ExecutionAlreadyExists,
+    ExecutionNotFound,
+    InvalidInputError,
+)
+from orchestrator.language.definition import StateMachine, parse_definition
+from orchestrator.language.interpreter import ExecutionInfo
+from orchestrator.language.jsontext import checked_dumps, dumps
 
 #: Execution names: Step Functions' rule (1-80 characters, no whitespace, brackets,
 #: wildcards, quotes or control characters), which also keeps them safe in Redis keys.
@@ -153,7 +160,7 @@ def _workflow_dirs() -> list[Path]:
     folder = Path(get_settings().workflows_dir)
     if folder.is_absolute():
         return [folder]
-    project = Path(__file__).resolve().parent.parent
+    project = Path(__file__).resolve().parents[2]
     return list(dict.fromkeys([folder.resolve(), project / folder]))
 
 

@@ -23,7 +23,7 @@ All keys start with the configured prefix (``ORCHESTRATOR_KEY_PREFIX``, default 
                                running step is considered lost and dispatched again
     {p}:x:{id}:tok      HASH   the execution's live task tokens -> JSON ``[step key,
                                attempt]``; a token names its execution (see
-                               orchestrator/tokens.py); deleted when the execution ends
+                               orchestrator/language/tokens.py); deleted when the execution ends
     {p}:tokens          HASH   (no longer written) task tokens of earlier versions
     {p}:dlq             ZSET   dead-letter ids scored by time
     {p}:dl:{n}          STRING a dead letter, JSON

@@ -17,7 +17,7 @@ on AWS), including its Java heritage: ``States.Format`` renders objects the way 
 
 Errors: a misused function raises :class:`~orchestrator.errors.IntrinsicFailure`
 (``States.IntrinsicFailure``); a path argument that matches nothing raises whatever
-:func:`orchestrator.paths.read_path` raises (``States.Runtime``). Causes carry only the
+:func:`orchestrator.language.paths.read_path` raises (``States.Runtime``). Causes carry only the
 problem itself; the runtime prefixes the ``An error occurred while executing the state
 ...`` sentence, as it does for every state error.
 """
@@ -38,9 +38,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from orchestrator.budget import check_chars, run_bounded
 from orchestrator.errors import IntrinsicFailure, StatesError, StatesRuntimeError
-from orchestrator.paths import current_variables, json_type, read_path
+from orchestrator.language.budget import check_chars, run_bounded
+from orchestrator.language.paths import current_variables, json_type, read_path
 
 __all__ = [
     "FUNCTION_NAMES",
@@ -871,7 +871,7 @@ def evaluate(
     """
     call = parse(expression)
     try:
-        # Bounded in time (orchestrator.budget): ArrayUnique, Format and JsonToString walk
+        # Bounded in time (orchestrator.language.budget): ArrayUnique, Format and JsonToString walk
         # data of any shape, and path arguments may be recursive descents.
         return run_bounded(
             f"The intrinsic function {call.name}",

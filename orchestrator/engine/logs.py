@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.tokens import MARK, redact_text
+from orchestrator.language.tokens import MARK, redact_text
 
 _execution_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "orchestrator_execution_id", default=None

@@ -2,7 +2,7 @@
 
 Writes go through :meth:`RedisStore.commit`, which applies a :class:`Write` (guards and
 operations) in one Lua call. Reads are plain Redis commands. The key schema is in
-:mod:`orchestrator.keys`.
+:mod:`orchestrator.engine.keys`.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 from orchestrator.config import Settings, get_settings
+from orchestrator.engine.keys import Keys
 from orchestrator.errors import ConfigurationError, StoreUnavailable, mask_url
-from orchestrator.jsontext import dumps
-from orchestrator.keys import Keys
+from orchestrator.language.jsontext import dumps
 
-_LUA_DIR = Path(__file__).parent
+_LUA_DIR = Path(__file__).parent / "lua"
 
 
 #: Attempts of a command whose connection failed or timed out (redis-py's default is 4):

@@ -17,8 +17,8 @@ from typing import Any, TypeVar, overload
 
 from celery import Task
 
-from orchestrator.celery_app import app
 from orchestrator.config import get_settings
+from orchestrator.engine.celery_app import app
 from orchestrator.errors import ActivityNotFound
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -84,7 +84,7 @@ def _register(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     def run(
         self: Task, input: Any = None, execution_id: str | None = None, step_key: str | None = None
     ) -> Any:
-        from orchestrator.runtime import run_activity_step
+        from orchestrator.engine.runtime import run_activity_step
 
         return run_activity_step(self, function, input, execution_id, step_key)
 
@@ -146,7 +146,7 @@ def _advertised() -> frozenset[str]:
     settings = get_settings()
     if not settings.redis_url:
         return frozenset()
-    from orchestrator.store import get_store
+    from orchestrator.engine.store import get_store
 
     store = get_store()
     at, names, url = _advertised_cache
@@ -160,7 +160,7 @@ def _advertised() -> frozenset[str]:
 
 def advertise() -> None:
     """Record this process's activities in Redis (workers do it when they start)."""
-    from orchestrator.store import get_store
+    from orchestrator.engine.store import get_store
 
     if _registry:
         store = get_store()

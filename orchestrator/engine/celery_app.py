@@ -1,4 +1,4 @@
-"""The Celery application: ``celery -A orchestrator.celery_app worker`` works as usual.
+"""The Celery application: ``celery -A orchestrator.engine.celery_app worker`` works as usual.
 
 Configuration comes from :mod:`orchestrator.config` (environment variables). The choices
 that matter for correctness are fixed here, not left to users:
@@ -23,10 +23,10 @@ from celery import Celery, signals
 from celery.worker.consumer import Consumer
 from vine import promise
 
-from orchestrator import messages
 from orchestrator.config import Settings, get_settings
+from orchestrator.engine import messages
+from orchestrator.engine.messages import BadMessage
 from orchestrator.errors import ConfigurationError
-from orchestrator.messages import BadMessage
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +53,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
         # Messages no worker can decode (pickle, broken JSON) become dead letters.
-        "worker_consumer": "orchestrator.celery_app:OrchestratorConsumer",
-        "imports": ["orchestrator.runtime", *settings.task_modules],
+        "worker_consumer": "orchestrator.engine.celery_app:OrchestratorConsumer",
+        "imports": ["orchestrator.engine.runtime", *settings.task_modules],
     }
     if broker.startswith(("redis", "rediss")):
         # Our leases recover lost steps in seconds; the visibility timeout is only the
@@ -93,7 +93,7 @@ class OrchestratorConsumer(Consumer):
 
     Every message's shape (headers, body, and the arguments of the orchestrator's own
     tasks) is checked before Celery's strategy or the pool sees it
-    (:mod:`orchestrator.messages`): a malformed, undecodable, unknown or oversized message
+    (:mod:`orchestrator.engine.messages`): a malformed, undecodable, unknown or oversized message
     is acknowledged, dead-lettered with an excerpt of its body and logged once, and the
     worker goes on. Celery itself would stop the worker on some of them (``CRITICAL
     Unrecoverable error``) and put the message back for the next worker to die on.
@@ -148,7 +148,7 @@ class OrchestratorConsumer(Consumer):
 
     def _refuse(self, message: Any, error: str, cause: str) -> None:
         """Acknowledge, dead-letter and log a message no task will run."""
-        from orchestrator.control import dead_letter_message
+        from orchestrator.client.control import dead_letter_message
 
         headers = getattr(message, "headers", None)
         if isinstance(headers, dict):
@@ -170,7 +170,7 @@ class OrchestratorConsumer(Consumer):
 
 
 def _is_activity(name: str) -> bool:
-    from orchestrator.activities import get_activity
+    from orchestrator.engine.activities import get_activity
 
     try:
         get_activity(name)
@@ -210,7 +210,7 @@ def reconfigure(settings: Settings | None = None) -> None:
 @signals.worker_process_init.connect
 def _after_fork(**_: Any) -> None:
     # A prefork child must not share the parent's Redis sockets.
-    from orchestrator.store import reset_stores
+    from orchestrator.engine.store import reset_stores
 
     reset_stores()
 
@@ -220,7 +220,7 @@ def _unknown_task(
     name: str = "", message: Any = None, exc: Exception | None = None, **_: Any
 ) -> None:
     # A message for a task no worker knows: keep it where an operator can see it.
-    from orchestrator.control import dead_letter_message
+    from orchestrator.client.control import dead_letter_message
 
     body = getattr(message, "body", None)
     dead_letter_message("UnknownTask", f"no task named {name!r}: {exc}", _printable(body))
@@ -228,7 +228,7 @@ def _unknown_task(
 
 @signals.task_rejected.connect
 def _rejected_task(message: Any = None, exc: Exception | None = None, **_: Any) -> None:
-    from orchestrator.control import dead_letter_message
+    from orchestrator.client.control import dead_letter_message
 
     error = type(exc).__name__ if exc is not None else "RejectedMessage"
     body = _printable(getattr(message, "body", None))
@@ -246,7 +246,7 @@ def _printable(body: Any) -> Any:
 def _correlated_logs(logger: Any = None, **_: Any) -> None:
     # Worker and task log lines carry execution_id and state (JSON with
     # ORCHESTRATOR_JSON_LOGS=1), so one grep follows an execution across workers.
-    from orchestrator.logs import install
+    from orchestrator.engine.logs import install
 
     for handler in getattr(logger, "handlers", []):
         install(handler, json_logs=get_settings().json_logs)
@@ -255,7 +255,7 @@ def _correlated_logs(logger: Any = None, **_: Any) -> None:
 @signals.worker_ready.connect
 def _advertise_activities(**_: Any) -> None:
     # Lets processes that only start workflows validate Resources without the code.
-    from orchestrator.activities import advertise
+    from orchestrator.engine.activities import advertise
 
     try:
         advertise()

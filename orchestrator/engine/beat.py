@@ -1,10 +1,10 @@
 """A Celery beat scheduler that also drives the orchestrator's durable timers.
 
 Retry backoffs, task timeouts and Wait states are stored in Redis and fired by
-:func:`orchestrator.timers.tick`, which something must call a few times a second. In
+:func:`orchestrator.engine.timers.tick`, which something must call a few times a second. In
 production that something is celery beat running this scheduler::
 
-    celery -A orchestrator.celery_app beat -S orchestrator.beat:OrchestratorScheduler
+    celery -A orchestrator.engine.celery_app beat -S orchestrator.engine.beat:OrchestratorScheduler
     # or simply
     orchestrator beat
 
@@ -20,11 +20,11 @@ from typing import Any
 
 from celery import beat
 
-from orchestrator import timers
 from orchestrator.config import get_settings
-from orchestrator.store import OutageLog
+from orchestrator.engine import timers
+from orchestrator.engine.store import OutageLog
 
-logger = logging.getLogger("orchestrator.beat")
+logger = logging.getLogger("orchestrator.engine.beat")
 
 #: Never sleep less than this between ticks, whatever the settings say: a zero or
 #: negative interval would make beat's loop spin (it only sleeps for positive values).

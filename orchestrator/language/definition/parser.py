@@ -11,15 +11,15 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from orchestrator.definition.model import StateMachine, TaskState
-from orchestrator.definition.validate import (
+from orchestrator.errors import DefinitionError, DefinitionIssue
+from orchestrator.language.definition.model import StateMachine, TaskState
+from orchestrator.language.definition.validate import (
     MAX_DEFINITION_BYTES,
     SURROGATE_RE,
     Validation,
     printable,
     validate_machine,
 )
-from orchestrator.errors import DefinitionError, DefinitionIssue
 
 ResourceCheck = Callable[[TaskState], str | None]
 

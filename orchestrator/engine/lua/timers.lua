@@ -1,6 +1,6 @@
 -- Read what firing a batch of due timers needs, in one call (beat's hot path: a burst
 -- of thousands of timers would otherwise cost three commands each).
--- Key schema: see orchestrator/keys.py.
+-- Key schema: see orchestrator/engine/keys.py.
 --
 -- KEYS: per timer i, KEYS[3i-2] its execution hash, KEYS[3i-1] its step hash,
 --       KEYS[3i] its history list

@@ -1,7 +1,7 @@
 """The runtime: runs steps in Celery workers and commits their transitions to Redis.
 
 Every change of an execution follows one pattern: read what is needed, compute the
-transition with the pure :mod:`orchestrator.interpreter`, commit it with
+transition with the pure :mod:`orchestrator.language.interpreter`, commit it with
 :meth:`RedisStore.commit` (guarded compare-and-set, one Lua call), and only then publish
 the tasks it dispatches. A message delivered twice finds its step already claimed or
 done and changes nothing; a result that arrives after its step timed out or its
@@ -23,13 +23,17 @@ from typing import Any
 from celery import Task
 from redis.exceptions import RedisError
 
-from orchestrator import activities
-from orchestrator.celery_app import app
-from orchestrator.compiler import compile_run, fan_out, is_callback, run_signature
 from orchestrator.config import get_settings
-from orchestrator.definition import StateMachine, parse_definition
+from orchestrator.engine import activities
+from orchestrator.engine.celery_app import app
+from orchestrator.engine.compiler import compile_run, fan_out, is_callback, run_signature
+from orchestrator.engine.logs import step_context
+from orchestrator.engine.lru import LruCache
+from orchestrator.engine.messages import excerpt
+from orchestrator.engine.store import OutageLog, RedisStore, Write, get_store, lease_member
 from orchestrator.errors import StatesError
-from orchestrator.interpreter import (
+from orchestrator.language.definition import StateMachine, parse_definition
+from orchestrator.language.interpreter import (
     Dispatch,
     ExecutionInfo,
     Interpreter,
@@ -42,14 +46,10 @@ from orchestrator.interpreter import (
     encode,
     state_name,
 )
-from orchestrator.jsontext import checked_dumps, dumps
-from orchestrator.logs import step_context
-from orchestrator.lru import LruCache
-from orchestrator.messages import excerpt
-from orchestrator.store import OutageLog, RedisStore, Write, get_store, lease_member
-from orchestrator.tokens import new_token, redact, redact_text
+from orchestrator.language.jsontext import checked_dumps, dumps
+from orchestrator.language.tokens import new_token, redact, redact_text
 
-logger = logging.getLogger("orchestrator.runtime")
+logger = logging.getLogger("orchestrator.engine.runtime")
 
 #: Parsed definitions by content hash, and whether each reads ``$$``.
 _machines: LruCache[str, tuple[StateMachine, bool]] = LruCache(256)
@@ -420,7 +420,7 @@ def run_transition(
 def announce_end(execution_id: str, tr: Transition) -> None:
     """Make an uncaught failure visible in Flower, as an ``orchestrator.dead_letter`` task."""
     if tr.end is not None and tr.end["status"] in ("FAILED", "TIMED_OUT"):
-        from orchestrator.control import trim_dead_letters
+        from orchestrator.client.control import trim_dead_letters
 
         trim_dead_letters(get_store())
         dead_letter_task.apply_async(
@@ -667,7 +667,7 @@ def _run_step(
         execution_id, step_key, token, now + settings.lease_seconds, started, container
     )
     if not claimed and details[0] == "no execution":
-        from orchestrator.control import dead_letter_message
+        from orchestrator.client.control import dead_letter_message
 
         dead_letter_message(
             "ExecutionNotFound",

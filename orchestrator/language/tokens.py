@@ -2,7 +2,7 @@
 
 A token names its execution and carries 256 random bits: ``tt1.{execution id, base64url}
 .{secret}``. The execution part lets a callback find the token among its own
-execution's tokens (``{p}:x:{id}:tok``, see :mod:`orchestrator.keys`), so an execution
+execution's tokens (``{p}:x:{id}:tok``, see :mod:`orchestrator.engine.keys`), so an execution
 that ends takes its tokens with it in the same write, and nothing scans a global table.
 
 A token is a bearer credential: whoever holds it completes the task. The activity gets
