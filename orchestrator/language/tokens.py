@@ -25,8 +25,10 @@ REDACTED = "<task token redacted>"
 #: Every token starts with this (a cheap test before the pattern).
 MARK = "tt1."
 
-#: A token: the mark, the execution id in base64url, and 43 characters of secret.
-TOKEN_PATTERN = re.compile(r"tt1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")
+#: A token: the mark, the execution id in base64url, and 43 characters of secret. Nothing
+#: is required around it: a token glued into a longer string (``pre{token}post``, a
+#: callback URL) is found too, and exactly its 43 secret characters are replaced.
+TOKEN_PATTERN = re.compile(r"tt1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}")
 
 
 def new_token(execution_id: str) -> str:

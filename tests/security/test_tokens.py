@@ -237,3 +237,13 @@ def test_tokens_are_redacted_from_history_argsrepr_and_logs(orchestrator, tag, p
     assert token not in caplog.text
     for record in caplog.records:
         assert token not in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    "around", [("", ""), ("pre", "post"), ("https://approve.example/cb?t=", "&x=1"), ("a.", "_")]
+)
+def test_a_token_glued_into_a_longer_string_is_redacted(around: tuple[str, str]) -> None:
+    token = new_token("exec-1")
+    before, after = around
+    assert redact_text(before + token + after) == before + REDACTED + after
+    assert redact({"url": before + token + after}) == {"url": before + REDACTED + after}

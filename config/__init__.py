@@ -1,1 +1,0 @@
-"""Project configuration: Celery overrides and example workflow definitions."""
