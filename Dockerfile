@@ -17,13 +17,11 @@ RUN groupadd --system --gid 10001 orchestrator \
 
 WORKDIR /app
 
-# The project (the installed package) plus, in the working directory, what is read from
-# it at run time: config/workflows (ORCHESTRATOR_WORKFLOWS_DIR, relative to /app) and the
-# demo activities (tasks). Mount your own over them, or build FROM this image.
+# The project (the installed package, with the demo in orchestrator.examples). Your own
+# workflows go in /app/workflows (ORCHESTRATOR_WORKFLOWS_DIR, relative to /app) and your
+# activity modules in /app (ORCHESTRATOR_TASK_MODULES): mount them, or build FROM this image.
 COPY pyproject.toml README.md ./
 COPY orchestrator ./orchestrator
-COPY tasks ./tasks
-COPY config ./config
 # flower is not a dependency of the package (only of its dev extra): the flower service
 # needs it in the image.
 RUN pip install . "flower>=2.0,<3" && rm -rf build ./*.egg-info

@@ -230,7 +230,7 @@ def require_redis() -> str:
 def use_task_modules(modules: Sequence[str] | None) -> list[str]:
     """Import the activity modules and make them the configured ``task_modules``.
 
-    ``None`` keeps the configured ones (``ORCHESTRATOR_TASK_MODULES``, default ``tasks``).
+    ``None`` keeps the configured ones (``ORCHESTRATOR_TASK_MODULES``, default none).
     Importing registers their activities, which definition validation needs to resolve
     every Task ``Resource``; a module that fails to import exits 2.
     """
@@ -238,7 +238,7 @@ def use_task_modules(modules: Sequence[str] | None) -> list[str]:
     wanted = list(modules) if modules else list(settings.task_modules)
     if wanted != settings.task_modules:
         config.configure(settings.model_copy(update={"task_modules": wanted}))
-    # Make `--tasks tasks` work from the project folder even when run through the
+    # Make `--tasks my_activities` work from the project folder even when run through the
     # console script (whose sys.path does not start with the current directory).
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
@@ -605,15 +605,16 @@ TasksOption = Annotated[
         "--tasks",
         "-t",
         metavar="MODULE",
-        help="Module registering activities (repeatable; default: ORCHESTRATOR_TASK_MODULES,"
-        " i.e. 'tasks').",
+        help="Module registering activities (repeatable; default: ORCHESTRATOR_TASK_MODULES;"
+        " the demo's: orchestrator.examples.order_activities).",
     ),
 ]
 DefinitionArg = Annotated[
     str,
     typer.Argument(
-        help="A workflow name under config/workflows (e.g. order_fulfillment), a file "
-        "path, or ASL JSON/YAML text.",
+        help="A workflow name (looked up in ORCHESTRATOR_WORKFLOWS_DIR, default ./workflows, "
+        "then the packaged examples, e.g. order_fulfillment), a file path, or ASL JSON/YAML "
+        "text.",
         show_default=False,
     ),
 ]

@@ -26,7 +26,8 @@ DEFAULT_RETENTION_S = 30 * 24 * 3600
 #: makes the reconciler dispatch the step again (a worker died mid-step).
 DEFAULT_LEASE_S = 15.0
 #: A dispatched step that no worker has claimed after this long is dispatched again
-#: (its message was lost with a worker that had prefetched it); doubles on each re-dispatch.
+#: (its message was lost with a worker that had prefetched it), and again after each
+#: further timeout of the same length: no backoff (engine/timers.py ``recover_step``).
 DEFAULT_DISPATCH_TIMEOUT_S = 60.0
 #: How often the timer loop (beat, or the in-process one) looks for due timers, in seconds.
 DEFAULT_TICK_INTERVAL_S = 0.25
@@ -58,8 +59,14 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("BROKER_URL", "ORCHESTRATOR_BROKER_URL")
     )
     """Celery broker URL (e.g. ``amqp://guest:guest@localhost:5672//``); default: redis_url."""
-    task_modules: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["tasks"])
-    """Modules that register activities, imported by workers (comma-separated in the env)."""
+    task_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Modules that register activities, imported by workers (comma-separated in the env).
+    None by default: a worker runs only the activities it is told to (the demo's are
+    ``orchestrator.examples.order_activities``)."""
+    celery_config: str | None = None
+    """Module of Celery overrides (e.g. ``myproject.celeryconfig``): its lower-case names
+    are applied on top of the orchestrator's Celery configuration, except the settings
+    its guarantees rest on (:func:`orchestrator.engine.celery_app.celery_config`)."""
     key_prefix: str = "orch"
     """Prefix of every Redis key the orchestrator writes."""
     queue: str = "orchestrator"
@@ -93,8 +100,9 @@ class Settings(BaseSettings):
     """Connect and reply timeout of the store's Redis calls: a hung Redis (a stopped
     server, a firewall dropping packets) becomes ``StoreUnavailable`` within a few of
     these instead of a hang."""
-    workflows_dir: str = "config/workflows"
-    """Where ``start_workflow("name")`` looks for ``name.asl.json`` / ``.yaml``."""
+    workflows_dir: str = "workflows"
+    """Where ``start_workflow("name")`` looks for ``name.asl.json`` / ``.yaml`` (relative:
+    to the working directory), before the packaged examples (``orchestrator/examples``)."""
     resource_aliases: dict[str, str] = Field(default_factory=dict)
     """Resource string -> activity name, for resources that are neither names nor ARNs."""
     json_logs: bool = False

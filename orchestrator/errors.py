@@ -12,7 +12,6 @@ Two families live here:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 
 class OrchestratorError(Exception):
@@ -143,10 +142,6 @@ class StatesError(Exception):
         self.cause: str = cause
         super().__init__(f"{self.error}: {cause}" if cause else self.error)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the ``{"Error", "Cause"}`` object that Catch places into the input."""
-        return {"Error": self.error, "Cause": self.cause}
-
 
 class StatesRuntimeError(StatesError):
     """``States.Runtime``: a path matched nothing, a value had the wrong type, ..."""
@@ -176,12 +171,6 @@ class ResultPathMatchFailure(StatesError):
     """``States.ResultPathMatchFailure``: ResultPath cannot be applied to the input."""
 
     default_error = "States.ResultPathMatchFailure"
-
-
-class ParameterPathFailure(StatesError):
-    """``States.ParameterPathFailure``: a ``.$`` parameter path matched nothing."""
-
-    default_error = "States.ParameterPathFailure"
 
 
 class EvaluationLimitExceeded(StatesError):

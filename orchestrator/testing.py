@@ -8,7 +8,7 @@ public API runs workflows end to end::
     from orchestrator.testing import local_orchestrator
 
     def test_order():
-        with local_orchestrator(task_modules=["tasks"]):
+        with local_orchestrator(task_modules=["orchestrator.examples.order_activities"]):
             result = start_workflow("order_fulfillment", {"order_id": "o-1"}).result(30)
             assert result.status == "SUCCEEDED"
 

@@ -18,7 +18,7 @@ from celery import signals
 from orchestrator import config
 from orchestrator.testing import LocalOrchestrator, local_orchestrator
 
-TASK_MODULES = ["tests.activities", "tasks"]
+TASK_MODULES = ["tests.activities", "orchestrator.examples.order_activities"]
 
 
 class TaskLog:

@@ -15,6 +15,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from orchestrator import examples
+from orchestrator.client import inputs
 from orchestrator.client.models import (
     ExecutionDescription,
     ExecutionResult,
@@ -50,13 +52,15 @@ from orchestrator.errors import (
 )
 from orchestrator.language.definition import StateMachine, parse_definition
 from orchestrator.language.interpreter import ExecutionInfo
-from orchestrator.language.jsontext import checked_dumps, dumps
+from orchestrator.language.jsontext import dumps
 
 #: Execution names: Step Functions' rule (1-80 characters, no whitespace, brackets,
 #: wildcards, quotes or control characters), which also keeps them safe in Redis keys.
 EXECUTION_NAME = re.compile(r"^[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]{1,80}$")
-_WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
-_SUFFIXES = (".asl.json", ".asl.yaml", ".asl.yml", ".json", ".yaml", ".yml")
+#: Workflow names as the engine derives them (file stems or a definition's Comment).
+WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+#: Endings of definition files in a workflows folder, the most specific first.
+WORKFLOW_SUFFIXES = (".asl.json", ".asl.yaml", ".asl.yml", ".json", ".yaml", ".yml")
 
 DefinitionSource = dict[str, Any] | str | os.PathLike[str]
 
@@ -66,7 +70,7 @@ def load_definition(definition: DefinitionSource) -> tuple[StateMachine, str]:
 
     ``definition`` is a dict, ASL JSON or YAML text, a file path, or the name of a file
     under the workflows folder (``order_fulfillment`` for
-    ``config/workflows/order_fulfillment.asl.json``). Every Task ``Resource`` must resolve
+    ``workflows/order_fulfillment.asl.json``). Every Task ``Resource`` must resolve
     to a registered activity. The workflow's name (``$$.StateMachine.Name``) is the file's
     name; for a dict or text, the definition's ``Comment`` when that is a short identifier
     (``order-flow``), else ``inline``.
@@ -81,7 +85,7 @@ def load_definition(definition: DefinitionSource) -> tuple[StateMachine, str]:
         if path is not None:
             source, workflow = path, _stem(path)
     machine = parse_definition(source, resource_check=activities.resource_problem)
-    if workflow == "inline" and machine.comment and _WORKFLOW_NAME.match(machine.comment):
+    if workflow == "inline" and machine.comment and WORKFLOW_NAME.match(machine.comment):
         workflow = machine.comment
     return machine, workflow
 
@@ -131,7 +135,7 @@ def _compile(source: DefinitionSource) -> tuple[StateMachine, str, str, str]:
 
 def _stem(path: Path) -> str:
     name = path.name
-    for suffix in _SUFFIXES:
+    for suffix in WORKFLOW_SUFFIXES:
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return path.stem
@@ -142,46 +146,24 @@ def _workflow_file(text: str) -> Path | None:
         return None
     if os.path.isfile(text):
         return Path(text)
-    if _WORKFLOW_NAME.match(text) and not text.endswith(_SUFFIXES):
-        for folder in _workflow_dirs():
-            for suffix in _SUFFIXES:
+    if WORKFLOW_NAME.match(text) and not text.endswith(WORKFLOW_SUFFIXES):
+        for folder in workflow_dirs():
+            for suffix in WORKFLOW_SUFFIXES:
                 candidate = folder / f"{text}{suffix}"
                 if candidate.is_file():
                     return candidate
-        searched = ", ".join(str(d) for d in _workflow_dirs())
+        searched = ", ".join(str(d) for d in workflow_dirs())
         raise DefinitionError(
             [DefinitionIssue("$", f"no workflow named {text!r} (looked in {searched})")]
         )
     return None
 
 
-def _workflow_dirs() -> list[Path]:
-    """The workflows folder, relative to the working directory, else to the project."""
-    folder = Path(get_settings().workflows_dir)
-    if folder.is_absolute():
-        return [folder]
-    project = Path(__file__).resolve().parents[2]
-    return list(dict.fromkeys([folder.resolve(), project / folder]))
-
-
-def _input_text(value: Any, limit: int, what: str = "execution input") -> str:
-    """The JSON text of a value from a caller (``what`` names it in errors).
-
-    Raises:
-        InvalidInputError: it is not plain JSON (see ``checked_dumps``: lone surrogates
-            and nesting deeper than 100 levels included) or over ``limit`` bytes.
-    """
-    try:
-        text = checked_dumps(value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{what} is not JSON-serializable: {exc}") from None
-    size = len(text.encode())
-    if size > limit:
-        raise InvalidInputError(
-            f"{what} is {size} bytes, over the limit of {limit} bytes "
-            "(ORCHESTRATOR_MAX_INPUT_BYTES)"
-        )
-    return text
+def workflow_dirs() -> list[Path]:
+    """Where workflows are looked up by name, in order: the configured workflows folder
+    (relative: to the working directory), then the packaged examples."""
+    folder = Path(get_settings().workflows_dir).resolve()
+    return list(dict.fromkeys([folder, examples.WORKFLOWS_DIR]))
 
 
 class ExecutionHandle:
@@ -248,7 +230,7 @@ def start_workflow(
 
     Args:
         definition: A dict, ASL JSON/YAML text, a file path, or the name of a workflow
-            under the workflows folder (``config/workflows`` by default).
+            (looked up in the workflows folder, then in the packaged examples).
         input: The execution input; any JSON-serializable value (default ``{}``), at most
             ``ORCHESTRATOR_MAX_INPUT_BYTES`` (256 KiB) as JSON.
         name: The execution name, which is also its id and an idempotency key: starting
@@ -265,7 +247,7 @@ def start_workflow(
     machine, workflow, definition_text, def_hash = _compiled(definition)
     if input is None:
         input = {}
-    input_text = _input_text(input, settings.max_input_bytes)
+    input_text = inputs.input_text(input, settings.max_input_bytes)
     if name is not None and not EXECUTION_NAME.match(name):
         raise InvalidInputError(
             f"execution name {name!r}: use 1-80 characters without whitespace or any of "

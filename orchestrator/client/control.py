@@ -11,7 +11,8 @@ import json
 import time
 from typing import Any
 
-from orchestrator.client.api import ExecutionHandle, _input_text
+from orchestrator.client.api import ExecutionHandle
+from orchestrator.client.inputs import input_text
 from orchestrator.client.models import DeadLetter, to_datetime
 from orchestrator.config import get_settings
 from orchestrator.engine.messages import excerpt
@@ -99,7 +100,7 @@ def send_task_success(token: str, output: Any = None) -> None:
         TaskTokenError: the token is unknown, spent, or its task no longer waits.
         InvalidInputError: ``output`` is not JSON or too large.
     """
-    text = _input_text(output, get_settings().max_input_bytes, "task output")
+    text = input_text(output, get_settings().max_input_bytes, "task output")
     _answer(token, "success", json.loads(text))
 
 

@@ -20,6 +20,7 @@ from celery import Task
 from orchestrator.config import get_settings
 from orchestrator.engine.celery_app import app
 from orchestrator.errors import ActivityNotFound
+from orchestrator.language.interpreter import LAMBDA_INVOKE, WAIT_FOR_TOKEN, is_lambda_invoke
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -107,16 +108,6 @@ def get_activity(name: str) -> Activity:
         raise ActivityNotFound(name) from None
 
 
-def registered_activities() -> dict[str, Activity]:
-    """All registered activities by name."""
-    return dict(_registry)
-
-
-#: Suffix of the callback pattern: the task pauses until its task token is answered.
-WAIT_FOR_TOKEN = ".waitForTaskToken"
-LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
-
-
 def activity_name_for(resource: str) -> str | None:
     """The activity a ``Resource`` string names, or None if it names none."""
     if resource.endswith(WAIT_FOR_TOKEN) and not resource.startswith(LAMBDA_INVOKE):
@@ -182,10 +173,7 @@ def resolve_name(resource: str) -> str:
 
 def resource_problem(state: Any) -> str | None:
     """For definition validation: why a Task's Resource resolves to nothing, or None."""
-    if state.resource.startswith(LAMBDA_INVOKE) and state.resource in (
-        LAMBDA_INVOKE,
-        LAMBDA_INVOKE + WAIT_FOR_TOKEN,
-    ):
+    if is_lambda_invoke(state.resource):
         params = state.parameters if isinstance(state.parameters, dict) else {}
         if isinstance(state.arguments, str):
             return None  # a JSONata expression: the function is known only at run time
@@ -206,7 +194,8 @@ def resource_problem(state: Any) -> str | None:
     if not _registry and not _advertised():
         return (
             f"no registered activity for {state.resource!r} (none is registered in this "
-            "process: import their module, e.g. `import tasks`, or start inside "
+            "process: import their module, pass it with `--tasks MODULE` (the demo's: "
+            "`--tasks orchestrator.examples.order_activities`), or start inside "
             "local_orchestrator(task_modules=[...]))"
         )
     known = ", ".join(sorted(_registry)) or "none registered here"

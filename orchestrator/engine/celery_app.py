@@ -9,6 +9,10 @@ that matter for correctness are fixed here, not left to users:
 * ``worker_prefetch_multiplier = 1``: a dying worker strands at most one message per
   process; the step lease and the reconciler recover it within seconds.
 * No result backend: step results live in the orchestrator's Redis state.
+
+Other Celery settings may be overridden by a module of the user's named by
+``ORCHESTRATOR_CELERY_CONFIG`` (see ``orchestrator/examples/celeryconfig.py``); one that
+sets any of the settings above is refused (``ConfigurationError``) rather than obeyed.
 """
 
 from __future__ import annotations
@@ -60,13 +64,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # Our leases recover lost steps in seconds; the visibility timeout is only the
         # broker's last resort, kept long so a long activity is never redelivered.
         conf["broker_transport_options"] = {"visibility_timeout": 3600}
-    overrides = _user_overrides()
+    overrides = _user_overrides(settings.celery_config)
     if _needs_certificate_checks(broker) and "broker_use_ssl" not in overrides:
         # kombu connects to a rediss:// broker given no SSL options WITHOUT checking the
         # server's certificate (it only logs a warning); the state store (redis-py)
         # checks it. Check it here too, against the system's CAs, unless the URL
-        # (?ssl_cert_reqs=..., ssl_ca_certs=...) or config/celeryconfig.py's
-        # broker_use_ssl says otherwise.
+        # (?ssl_cert_reqs=..., ssl_ca_certs=...) or the overrides' broker_use_ssl
+        # says otherwise.
         conf["broker_use_ssl"] = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
     conf.update(overrides)
     return conf
@@ -80,12 +84,47 @@ def _needs_certificate_checks(broker: str) -> bool:
     return not any(name.startswith("ssl_") for name in parse_qs(parts.query))
 
 
-def _user_overrides() -> dict[str, Any]:
-    try:
-        module = importlib.import_module("config.celeryconfig")
-    except ImportError:
+#: Celery settings the orchestrator's guarantees rest on: no override may change them.
+PROTECTED_SETTINGS = frozenset(
+    {
+        "accept_content",
+        "task_serializer",
+        "result_serializer",
+        "event_serializer",
+        "result_backend",
+        "task_ignore_result",
+        "task_acks_late",
+        "task_reject_on_worker_lost",
+        "worker_prefetch_multiplier",
+        "worker_consumer",
+    }
+)
+
+
+def _user_overrides(module_name: str | None) -> dict[str, Any]:
+    """The lower-case names of the ``ORCHESTRATOR_CELERY_CONFIG`` module, if one is set.
+
+    Raises:
+        ConfigurationError: the module does not import, or it sets a protected setting.
+    """
+    if not module_name:
         return {}
-    return {k: v for k, v in vars(module).items() if not k.startswith("_") and k.islower()}
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001 - any failure means the setting is wrong
+        raise ConfigurationError(
+            f"ORCHESTRATOR_CELERY_CONFIG={module_name!r} does not import: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    overrides = {k: v for k, v in vars(module).items() if not k.startswith("_") and k.islower()}
+    refused = sorted(PROTECTED_SETTINGS.intersection(overrides))
+    if refused:
+        raise ConfigurationError(
+            f"ORCHESTRATOR_CELERY_CONFIG={module_name!r} sets {', '.join(refused)}: the "
+            "orchestrator fixes these (JSON only, late acknowledgement, prefetch 1, no "
+            "result backend) because its delivery guarantees rest on them; remove them"
+        )
+    return overrides
 
 
 class OrchestratorConsumer(Consumer):

@@ -86,17 +86,3 @@ def install(handler: logging.Handler, *, json_logs: bool) -> None:
     if not any(isinstance(f, CorrelationFilter) for f in handler.filters):
         handler.addFilter(CorrelationFilter())
     handler.setFormatter(JsonFormatter() if json_logs else logging.Formatter(TEXT_FORMAT))
-
-
-def configure_logging(level: int | str = logging.INFO, *, json_logs: bool | None = None) -> None:
-    """Set up the root logger with correlated (text or JSON) output on stderr."""
-    if json_logs is None:
-        from orchestrator.config import get_settings
-
-        json_logs = get_settings().json_logs
-    root = logging.getLogger()
-    if not root.handlers:
-        root.addHandler(logging.StreamHandler())
-    for handler in root.handlers:
-        install(handler, json_logs=json_logs)
-    root.setLevel(level)

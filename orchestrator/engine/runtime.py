@@ -146,11 +146,6 @@ class RedisReader(Reader):
             for offset, item in enumerate(items):
                 self.seen[f"{container}|i{int(next_index) + offset}"] = item
 
-    def prefetch(self, fields: list[str]) -> None:
-        missing = [f for f in fields if f not in self.seen]
-        if missing:
-            self.seen.update(zip(missing, self.store.client.hmget(self.key, missing), strict=True))
-
 
 def transition_write(
     store: RedisStore, execution_id: str, tr: Transition, write: Write | None = None

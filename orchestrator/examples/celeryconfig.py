@@ -1,8 +1,11 @@
-"""Optional Celery overrides, applied on top of the orchestrator's own configuration.
+"""Example Celery overrides (``ORCHESTRATOR_CELERY_CONFIG=orchestrator.examples.celeryconfig``).
 
-Anything set here wins over the defaults of ``orchestrator.engine.celery_app`` — but leave the
-serializer and acknowledgement settings alone: the orchestrator's guarantees rely on them.
+Copy it into your project and point ``ORCHESTRATOR_CELERY_CONFIG`` at your copy's module.
+Its lower-case names are applied on top of the orchestrator's Celery configuration
+(:func:`orchestrator.engine.celery_app.celery_config`), except the settings its guarantees
+rest on (JSON only, late acknowledgement, prefetch 1, no result backend): setting one of
+those is a ``ConfigurationError``.
 """
 
-# Uncomment to fix the worker concurrency (default: one process per CPU core).
-# worker_concurrency = 4
+#: Processes per worker (Celery's default: one per CPU core).
+worker_concurrency = 4

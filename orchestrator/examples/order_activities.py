@@ -1,7 +1,7 @@
 """Example activities: the order-fulfillment pipeline of the demo workflow.
 
 Each is a plain function registered with ``@activity``; the workflow in
-``config/workflows/order_fulfillment.asl.json`` wires them together with Retry, Catch
+``orchestrator/examples/workflows/order_fulfillment.asl.json`` wires them together with Retry, Catch
 and a Choice. The "payment gateway" fails transiently for orders that ask it to
 (``"flaky_payment": N`` fails the first N charge attempts), to show retries.
 """

@@ -77,8 +77,8 @@ def select_output(data: Any, output_path: str | None, context: Mapping[str, Any]
     return read_path(data, output_path, context)
 
 
-def _evaluate_field(key: str, expression: Any, data: Any, context: Mapping[str, Any]) -> Any:
-    """Evaluate the value of a ``"key.$"`` template field."""
+def evaluate_path_field(key: str, expression: Any, data: Any, context: Mapping[str, Any]) -> Any:
+    """Evaluate the value of a ``"key.$"`` template field: a path or an intrinsic call."""
     if not isinstance(expression, str):
         raise StatesRuntimeError(
             f"The value for the field '{key}' must be a JSONPath or an intrinsic function "
@@ -125,7 +125,7 @@ def apply_template(template: Any, data: Any, context: Mapping[str, Any]) -> Any:
         result: dict[str, Any] = {}
         for key, value in template.items():
             if key.endswith(".$"):
-                result[key[:-2]] = _evaluate_field(key, value, data, context)
+                result[key[:-2]] = evaluate_path_field(key, value, data, context)
             else:
                 result[key] = apply_template(value, data, context)
         return result

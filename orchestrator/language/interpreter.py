@@ -108,9 +108,6 @@ class Reader:
         """Several fields, not guarded (values that no longer change)."""
         return [self.get(f) for f in fields]
 
-    def prefetch(self, fields: list[str]) -> None:
-        """Hint: these fields are about to be read (one round trip instead of several)."""
-
     def prefetch_window(self, container: str) -> None:
         """Hint: a Map's ``|next``, ``|t``, ``|c`` and next ``|i<n>`` fields are about to
         be read."""
@@ -794,7 +791,7 @@ class Interpreter:
         """Make a Task step SCHEDULED (a new entry, or the next attempt of ``record``)."""
         key = scope.prefix + name
         extra: dict[str, Any] = {}
-        if state.resource.endswith(".waitForTaskToken"):
+        if state.resource.endswith(WAIT_FOR_TOKEN):
             if record.token:
                 tr.tokens[record.token] = None
             record.token = self.new_token()
@@ -816,7 +813,7 @@ class Interpreter:
             if not isinstance(params, dict) or not isinstance(params.get("FunctionName"), str):
                 raise StatesRuntimeError("lambda:invoke needs a FunctionName parameter")
             record.activity = self.resolve_name(params["FunctionName"])
-            record.envelope = not state.resource.endswith(".waitForTaskToken")
+            record.envelope = not state.resource.endswith(WAIT_FOR_TOKEN)
             params = params.get("Payload", {})
         else:
             record.activity = self.resolve(state)
@@ -1577,16 +1574,15 @@ def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-#: Resources of the Lambda service integration (optionally with the callback pattern).
-LAMBDA_INVOKE = (
-    "arn:aws:states:::lambda:invoke",
-    "arn:aws:states:::lambda:invoke.waitForTaskToken",
-)
+#: Resource of the Lambda service integration.
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+#: Suffix of the callback pattern: the task pauses until its task token is answered.
+WAIT_FOR_TOKEN = ".waitForTaskToken"
 
 
 def is_lambda_invoke(resource: str) -> bool:
     """True for ``arn:aws:states:::lambda:invoke`` (and its ``.waitForTaskToken`` form)."""
-    return resource in LAMBDA_INVOKE
+    return resource in (LAMBDA_INVOKE, LAMBDA_INVOKE + WAIT_FOR_TOKEN)
 
 
 def state_name(step_key: str) -> str:

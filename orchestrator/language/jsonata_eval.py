@@ -656,9 +656,9 @@ def _evaluate_jsonpath_value(
 ) -> Any:
     if isinstance(expression, str) and is_variable_path(expression):
         return read_variable_path(expression, variables, context, field=key)
-    from orchestrator.language.dataflow import _evaluate_field
+    from orchestrator.language.dataflow import evaluate_path_field
 
-    return _evaluate_field(key, expression, data, context)
+    return evaluate_path_field(key, expression, data, context)
 
 
 def _assign_template(

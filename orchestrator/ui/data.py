@@ -8,23 +8,21 @@ and paging), the raw step hash and the tasks waiting for a task token.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from orchestrator.client.api import (
     EXECUTION_NAME,
+    WORKFLOW_NAME,
+    WORKFLOW_SUFFIXES,
     get_execution_definition,  # noqa: F401 - re-exported for the views
+    workflow_dirs,
 )
 from orchestrator.client.models import ExecutionStatus, to_datetime
-from orchestrator.config import get_settings
 from orchestrator.engine.store import RedisStore, get_store
 from orchestrator.errors import ExecutionNotFound
 
-#: Workflow names as the engine derives them (file stems or a definition's Comment).
-WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
-_SUFFIXES = (".asl.json", ".asl.yaml", ".asl.yml", ".json", ".yaml", ".yml")
 #: Executions read from the index per round trip while filtering a listing.
 _PAGE = 200
 #: Most index entries one listing request examines (bounds a rare-workflow filter).
@@ -182,18 +180,19 @@ def _summary(execution_id: str, record: dict[str, str | None]) -> ExecutionSumma
 
 
 def workflow_files() -> dict[str, Path]:
-    """Definitions in the workflows folder, by workflow name."""
-    folder = Path(get_settings().workflows_dir)
+    """Definitions found by name, by workflow name: the workflows folder's, then the
+    packaged examples' (a name in both is the folder's, as ``start_workflow`` finds it)."""
     found: dict[str, Path] = {}
-    if not folder.is_dir():
-        return found
-    for path in sorted(folder.iterdir()):
-        if not path.is_file():
+    for folder in workflow_dirs():
+        if not folder.is_dir():
             continue
-        for suffix in _SUFFIXES:
-            if path.name.endswith(suffix):
-                name = path.name[: -len(suffix)]
-                if WORKFLOW_NAME.match(name):
-                    found.setdefault(name, path)
-                break
+        for path in sorted(folder.iterdir()):
+            if not path.is_file():
+                continue
+            for suffix in WORKFLOW_SUFFIXES:
+                if path.name.endswith(suffix):
+                    name = path.name[: -len(suffix)]
+                    if WORKFLOW_NAME.match(name):
+                        found.setdefault(name, path)
+                    break
     return found

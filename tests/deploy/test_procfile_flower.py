@@ -43,6 +43,7 @@ from orchestrator.engine.celery_app import app
 from orchestrator.engine.celery_app import reconfigure as _engine_reconfigure
 from orchestrator.engine.embedded import EmbeddedRedis
 from orchestrator.engine.store import get_store, reset_stores
+from orchestrator.examples import ACTIVITIES_MODULE as DEMO_ACTIVITIES
 
 REPO = Path(__file__).resolve().parents[2]
 PROCFILE = REPO / "Procfile"
@@ -204,8 +205,7 @@ def system(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[System]:
         broker_url=broker_url,
         key_prefix=f"orch-deploy-{run}",
         queue=f"orchestrator-deploy-{run}",
-        task_modules=["tasks"],
-        workflows_dir=str(REPO / "config" / "workflows"),
+        task_modules=[DEMO_ACTIVITIES],
         json_logs=True,
     )
     settings = config.Settings.model_validate(values)
@@ -226,7 +226,7 @@ def system(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[System]:
         REDIS_URL=redis_url or "",
         ORCHESTRATOR_KEY_PREFIX=settings.key_prefix,
         ORCHESTRATOR_QUEUE=settings.queue,
-        ORCHESTRATOR_TASK_MODULES="tasks",
+        ORCHESTRATOR_TASK_MODULES=DEMO_ACTIVITIES,
         ORCHESTRATOR_JSON_LOGS="1",
         FLOWER_ADDRESS="127.0.0.1",
         FLOWER_PORT=str(flower_port),
@@ -245,7 +245,7 @@ def system(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[System]:
     config.configure(settings)
     reconfigure(settings)
     reset_stores()
-    importlib.import_module("tasks")  # the demo activities, to validate the definition
+    importlib.import_module(DEMO_ACTIVITIES)  # to validate the definition
 
     with open(log, "wb") as out:
         process = subprocess.Popen(

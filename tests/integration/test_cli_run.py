@@ -20,19 +20,21 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "config" / "examples"
+EXAMPLES = ROOT / "orchestrator" / "examples" / "inputs"
 #: Generous: a run takes ~2 s (one 1 s retry backoff), but CI machines can be slow.
 RUN_TIMEOUT_S = 120
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without any Redis/broker settings (the zero-setup default)."""
+    """The environment without any Redis/broker settings (the zero-setup default), with
+    the demo's activities (no task module is imported by default)."""
     env = {
         key: value
         for key, value in os.environ.items()
         if key
         not in ("REDIS_URL", "ORCHESTRATOR_REDIS_URL", "BROKER_URL", "ORCHESTRATOR_BROKER_URL")
     }
+    env["ORCHESTRATOR_TASK_MODULES"] = "orchestrator.examples.order_activities"
     env.update(extra)
     return env
 

@@ -44,7 +44,9 @@ SCENARIO = textwrap.dedent(
             raise RuntimeError("worker cannot start")
 
         worker.start_worker = broken
-    modules = ["no_such_module_for_this_test"] if scenario == "import_fails" else ["tasks"]
+    failing = ["no_such_module_for_this_test"]
+    demo = ["orchestrator.examples.order_activities"]
+    modules = failing if scenario == "import_fails" else demo
     before = {t.ident for t in threading.enumerate()}
     error = None
     try:

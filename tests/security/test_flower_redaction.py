@@ -118,7 +118,7 @@ def test_no_task_token_reaches_a_celery_event(
     # (the path of timer bursts), whose arguments hold the callback task's input.
     monkeypatch.setattr("orchestrator.engine.timers.DELEGATE_MIN", 1)
     # Celery's default repr of arguments stops at three levels, deep enough to hide a
-    # dispatch batch's inputs; a deployment may raise it (config/celeryconfig.py), and
+    # dispatch batch's inputs; a deployment may raise it (ORCHESTRATOR_CELERY_CONFIG), and
     # no token may depend on that.
     monkeypatch.setitem(app.conf, "task_repr_maxlevels", 10)
     definition = machine(

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from orchestrator.client.models import ExecutionDescription, ExecutionStatus, HistoryEvent
+from orchestrator.examples import WORKFLOWS_DIR
 from orchestrator.ui.graph import Graph, edge_segments
 from tests.ui.workflows import FAN_OUT, NESTED, ORDER_APPROVAL, ORDER_SHIPPING
 
 ROOT = Path(__file__).resolve().parents[2]
-ORDER = json.loads((ROOT / "config/workflows/order_fulfillment.asl.json").read_text())
+ORDER = json.loads((WORKFLOWS_DIR / "order_fulfillment.asl.json").read_text())
 NOW = datetime.now(UTC)
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import ssl
+import sys
+import types
 
+import pytest
 from celery import Celery
 
 from orchestrator.config import Settings
-from orchestrator.engine.celery_app import celery_config
+from orchestrator.engine.celery_app import PROTECTED_SETTINGS, celery_config
+from orchestrator.errors import ConfigurationError
 
 
 def _conf(broker: str) -> dict:
@@ -55,3 +59,59 @@ def test_messages_are_checked_by_the_orchestrators_consumer():
     conf = _conf("redis://127.0.0.1:6379/0")
     assert conf["worker_consumer"] == "orchestrator.engine.celery_app:OrchestratorConsumer"
     assert conf["accept_content"] == ["json"]
+
+
+def _with_overrides(monkeypatch, module: str | None, **names) -> dict:
+    if names:
+        fake = types.ModuleType(module or "")
+        vars(fake).update(names)
+        monkeypatch.setitem(sys.modules, module, fake)
+    values = {"redis_url": "redis://127.0.0.1:6379/0", "celery_config": module}
+    return celery_config(Settings.model_validate(values))
+
+
+def test_no_overrides_module_by_default(monkeypatch):
+    assert Settings.model_validate({}).celery_config is None
+    # A top-level `config` package of the user's is not ours to import.
+    monkeypatch.setitem(sys.modules, "config.celeryconfig", None)
+    assert _with_overrides(monkeypatch, None)["worker_prefetch_multiplier"] == 1
+
+
+def test_overrides_module_applies_other_settings(monkeypatch):
+    conf = _with_overrides(
+        monkeypatch, "my_celery_overrides", worker_concurrency=3, _private=1, UPPER=2
+    )
+    assert conf["worker_concurrency"] == 3
+    assert "_private" not in conf and "UPPER" not in conf
+
+
+def test_the_example_overrides_module_is_accepted():
+    values = {
+        "redis_url": "redis://x:6379/0",
+        "celery_config": "orchestrator.examples.celeryconfig",
+    }
+    assert celery_config(Settings.model_validate(values))["worker_concurrency"] == 4
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("task_acks_late", False),
+        ("task_reject_on_worker_lost", False),
+        ("worker_prefetch_multiplier", 4),
+        ("accept_content", ["json", "pickle"]),
+        ("task_serializer", "pickle"),
+        ("result_backend", "redis://x:6379/1"),
+    ],
+)
+def test_overrides_cannot_change_the_correctness_settings(monkeypatch, name, value):
+    with pytest.raises(ConfigurationError, match=name) as raised:
+        _with_overrides(monkeypatch, "my_bad_overrides", **{name: value})
+    assert "my_bad_overrides" in str(raised.value)
+    assert name in PROTECTED_SETTINGS
+
+
+def test_an_overrides_module_that_does_not_import_is_a_configuration_error():
+    values = {"redis_url": "redis://x:6379/0", "celery_config": "no_such_overrides_xyz"}
+    with pytest.raises(ConfigurationError, match="no_such_overrides_xyz"):
+        celery_config(Settings.model_validate(values))

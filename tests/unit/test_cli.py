@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from orchestrator import ExecutionResult, ExecutionStatus, HistoryEvent, cli, config
 from orchestrator.engine.beat import MIN_SLEEP_S, OrchestratorScheduler
+from orchestrator.examples import ACTIVITIES_MODULE as DEMO_ACTIVITIES
 
 BROKEN = json.dumps(
     {
@@ -68,7 +69,7 @@ def test_main_exists_and_help_lists_commands() -> None:
 
 
 def test_validate_demo_workflow() -> None:
-    result = invoke("validate", "order_fulfillment")
+    result = invoke("validate", "order_fulfillment", "--tasks", DEMO_ACTIVITIES)
     assert result.exit_code == 0, result.output
     assert "valid: 11 states" in result.stdout
 
@@ -365,7 +366,7 @@ def test_malformed_resource_aliases_are_one_line_errors(
 ) -> None:
     monkeypatch.setenv("ORCHESTRATOR_RESOURCE_ALIASES", value)
     config.configure(None)
-    result = invoke("validate", "order_fulfillment")
+    result = invoke("validate", "order_fulfillment", "--tasks", DEMO_ACTIVITIES)
     assert result.exit_code == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr

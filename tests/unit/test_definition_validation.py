@@ -1069,4 +1069,4 @@ def test_no_activities_registered_says_how_to_register_them(monkeypatch) -> None
         )
     (issue,) = raised.value.issues
     assert "none is registered in this process" in issue.message
-    assert "import tasks" in issue.message and "local_orchestrator" in issue.message
+    assert "--tasks MODULE" in issue.message and "local_orchestrator" in issue.message
