@@ -302,12 +302,42 @@ class ScrubMiddleware:
         await self.app(scope, receive, buffered)
 
 
-_QUERY_TOKEN = re.compile(r"(?i)((?:[?&;]|%3F|%26)(?:token|access_token)(?:=|%3D))[^&\s\"]*")
+# A query parameter's start: a separator (plain or percent-encoded: a query inside a
+# ``next=`` value), a name, and ``=``. Its value runs to the next ``&``.
+_QUERY_PARAM = re.compile(r"(?i)(?:[?&;]|%3F|%26)(?P<name>(?:(?!%3[DF]|%26)[^=&;?\s\"])*)(?:=|%3D)")
+_QUERY_VALUE = re.compile(r"[^&\s\"]*")
+_TOKEN_NAMES = frozenset({"token", "access_token"})
+
+
+def _is_token_name(name: str) -> bool:
+    """Whether a query parameter name means a token, however it is written: percent-encoded
+    (``to%6Ben``, even twice) or with brackets (``token[]``, ``token[0]``), which
+    frameworks read as the same parameter."""
+    for _ in range(3):
+        decoded = unquote(name)
+        if decoded == name:
+            break
+        name = decoded
+    return name.split("[", 1)[0].strip().lower() in _TOKEN_NAMES
+
+
+def _redact_query_tokens(text: str) -> str:
+    parts: list[str] = []
+    position = 0
+    while (match := _QUERY_PARAM.search(text, position)) is not None:
+        parts.append(text[position : match.end()])
+        position = match.end()
+        if _is_token_name(match.group("name")):
+            value = _QUERY_VALUE.match(text, position)
+            parts.append("[redacted]")
+            position = value.end() if value is not None else position
+    parts.append(text[position:])
+    return "".join(parts)
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` without token query values and without any of ``secrets``."""
-    text = _QUERY_TOKEN.sub(r"\1[redacted]", text)
+    text = _redact_query_tokens(text)
     for secret in secrets:
         if secret:
             text = text.replace(secret, "[redacted]")

@@ -718,3 +718,30 @@ def test_redact():
     )
     assert TOKEN not in security.redact(f"/login?next=%2F%3Ftoken%3D{TOKEN}")
     assert security.redact(f"Bearer {TOKEN}", [TOKEN]) == "Bearer [redacted]"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?to%6Ben={}",
+        "?TO%6BEN={}",
+        "?to%256Ben={}",
+        "?token[]={}",
+        "?token%5B%5D={}",
+        "?a=1&token[0]={}&b=2",
+        "?access_token[x][y]={}",
+        "?next=%2F%3Fto%256Ben%3D{}",
+        "?token%3D{}",
+    ],
+)
+def test_redact_token_names_however_written(query: str) -> None:
+    line = f'127.0.0.1:5 - "GET /executions{query.format(TOKEN)} HTTP/1.1" 200'
+    redacted = security.redact(line)
+    assert TOKEN not in redacted, redacted
+    assert "[redacted]" in redacted
+
+
+def test_redact_keeps_other_parameters() -> None:
+    line = "GET /executions?tokens=a&my_token=b&status=FAILED&tok=c"
+    assert security.redact(line) == line
+    assert security.redact("GET /?token[]=a&b=2") == "GET /?token[]=[redacted]&b=2"
