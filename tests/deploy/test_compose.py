@@ -220,10 +220,29 @@ def test_procfile_defines_every_project_service() -> None:
     assert set(procfile()) == set(PROJECT_SERVICES)
 
 
+#: The one intended difference: in its container Flower listens on every interface (only
+#: the published port reaches it, and compose requires FLOWER_BASIC_AUTH); on a host the
+#: Procfile keeps it on the loopback unless FLOWER_ADDRESS says otherwise.
+LISTEN_ADDRESS = {"flower": ("--address", "0.0.0.0", "127.0.0.1")}
+
+
 @pytest.mark.parametrize("name", PROJECT_SERVICES)
 def test_compose_command_is_the_procfile_process(name: str) -> None:
     service = load_compose()["services"][name]
-    assert normalise(service["command"]) == normalise(procfile()[name])
+    in_compose, in_procfile = normalise(service["command"]), normalise(procfile()[name])
+    if name in LISTEN_ADDRESS:
+        option, container, host = LISTEN_ADDRESS[name]
+        assert in_compose[in_compose.index(option) + 1] == container
+        assert in_procfile[in_procfile.index(option) + 1] == host
+        in_compose[in_compose.index(option) + 1] = host
+    assert in_compose == in_procfile
+
+
+def test_procfile_flower_listens_on_the_loopback_by_default() -> None:
+    command = procfile()["flower"]
+    assert "${FLOWER_ADDRESS:-127.0.0.1}" in command
+    argv = normalise(command)
+    assert argv[argv.index("--address") + 1] == "127.0.0.1"
 
 
 def test_normalise() -> None:
