@@ -115,12 +115,4 @@ def local_orchestrator(
 
 
 def _delete_prefix(settings: config.Settings, prefix: str) -> None:
-    store = get_store(settings)
-    batch = []
-    for key in store.client.scan_iter(match=f"{prefix}:*", count=1000):
-        batch.append(key)
-        if len(batch) >= 1000:
-            store.client.delete(*batch)
-            batch.clear()
-    if batch:
-        store.client.delete(*batch)
+    get_store(settings).delete_prefix(prefix)

@@ -28,6 +28,7 @@ from orchestrator.client.models import (
 from orchestrator.config import get_settings
 from orchestrator.engine import activities
 from orchestrator.engine.lru import LruCache
+from orchestrator.engine.records import live_steps
 from orchestrator.engine.runtime import (
     announce_end,
     make_interpreter,
@@ -205,9 +206,8 @@ class ExecutionHandle:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.005
-        key = self.store.keys.execution(self.execution_id)
         while True:
-            status = self.store.client.hget(key, "status")
+            status = self.store.execution_status(self.execution_id)
             if status is None:
                 raise ExecutionNotFound(self.execution_id)
             if status != ExecutionStatus.RUNNING.value:
@@ -296,7 +296,7 @@ def start_workflow(
     try:
         result = store.apply(write)
         if not result.ok:
-            if store.client.hget(exec_key, "input_hash") == input_hash:
+            if store.execution_input_hash(execution_id) == input_hash:
                 return ExecutionHandle(execution_id, store)
             raise ExecutionAlreadyExists(execution_id)
         announce_end(execution_id, tr)
@@ -332,8 +332,8 @@ def get_execution_definition(
         ExecutionNotFound: no such execution, or its definition expired.
     """
     store = store or get_store()
-    def_hash = store.client.hget(store.keys.execution(execution_id), "def_hash")
-    text = store.client.get(store.keys.definition(def_hash)) if def_hash else None
+    def_hash = store.execution_def_hash(execution_id)
+    text = store.definition_text(def_hash) if def_hash else None
     if text is None:
         raise ExecutionNotFound(execution_id)
     return json.loads(text)
@@ -379,20 +379,15 @@ def describe_execution(
 
 
 def _steps(raw: dict[str, str]) -> list[StepInfo]:
-    steps = []
-    for key, value in raw.items():
-        if "|" in key:  # statuses and Parallel/Map counters, not step records
-            continue
-        record = json.loads(value)
-        steps.append(
-            StepInfo(
-                key=key,
-                state=record["state"],
-                status=raw.get(f"{key}|s", "").split(":")[0],
-                attempts=record.get("attempt", 0) + 1,
-            )
+    return [
+        StepInfo(
+            key=step.key,
+            state=step.record["state"],
+            status=step.status,
+            attempts=step.record.get("attempt", 0) + 1,
         )
-    return steps
+        for step in live_steps(raw)
+    ]
 
 
 @store_call(mutates=False)
@@ -405,7 +400,7 @@ def get_execution_history(
         ExecutionNotFound: no such execution.
     """
     store = store or get_store()
-    if not store.client.exists(store.keys.execution(execution_id)):
+    if not store.execution_exists(execution_id):
         raise ExecutionNotFound(execution_id)
     events = []
     for raw in store.history(execution_id):
@@ -443,18 +438,15 @@ def list_executions(
     start = 0
     page = max(limit, 100)
     while len(found) < limit:
-        ids = store.client.zrevrange(store.keys.executions, start, start + page - 1)
+        ids = store.list_execution_ids(start, page)
         if not ids:
             break
         start += page
-        pipe = store.client.pipeline(transaction=False)
-        for execution_id in ids:
-            pipe.hget(store.keys.execution(execution_id), "status")
-        statuses = pipe.execute()
+        statuses = store.execution_statuses(ids)
         for execution_id, current in zip(ids, statuses, strict=True):
             if current is None:
                 # Its retention expired: drop it from the index too.
-                store.client.zrem(store.keys.executions, execution_id)
+                store.forget_executions(execution_id)
                 continue
             if wanted is None or current == wanted.value:
                 try:

@@ -16,11 +16,11 @@ from orchestrator.client.inputs import input_text
 from orchestrator.client.models import DeadLetter, to_datetime
 from orchestrator.config import get_settings
 from orchestrator.engine.messages import excerpt
+from orchestrator.engine.records import base_status, timer_member
 from orchestrator.engine.runtime import (
     interpreter_from_record,
     publish,
     run_transition,
-    timer_member,
     transition_write,
 )
 from orchestrator.engine.store import RedisStore, Write, get_store, store_call
@@ -49,14 +49,10 @@ def _token_target(store: RedisStore, token: str) -> tuple[str, str, int]:
     # A token lives in its execution's token hash while its task waits: it goes when
     # the task ends (answered, failed, timed out) and with all others when the
     # execution ends (stopped, failed, timed out, succeeded).
-    raw = (
-        None
-        if execution_id is None
-        else store.client.hget(store.keys.task_tokens(execution_id), token)
-    )
-    if execution_id is None or raw is None:
+    target = None if execution_id is None else store.task_token_target(execution_id, token)
+    if execution_id is None or target is None:
         raise TaskTokenError("unknown, already used, or its task is no longer waiting")
-    step_key, attempt = json.loads(raw)
+    step_key, attempt = target
     return execution_id, step_key, attempt
 
 
@@ -66,13 +62,10 @@ def _answer(token: str, compute_kind: str, payload: Any) -> None:
     interp = interpreter_from_record(store, execution_id)
     if interp is None:
         raise TaskTokenError("its execution no longer exists")
-    status, record_text = store.client.hmget(
-        store.keys.steps(execution_id), [store.keys.status_field(step_key), step_key]
-    )
+    status, record_text = store.step_state(execution_id, step_key)
     if record_text is None or status is None:
         raise TaskTokenError("its task is no longer waiting")
-    base = status.split(":")[0]
-    if base not in (StepStatus.WAITING, StepStatus.RUNNING, StepStatus.SCHEDULED):
+    if base_status(status) not in (StepStatus.WAITING, StepStatus.RUNNING, StepStatus.SCHEDULED):
         raise TaskTokenError("its task is no longer waiting")
 
     def compute() -> Transition | None:
@@ -132,11 +125,8 @@ def send_task_heartbeat(token: str) -> None:
     member = timer_member("heartbeat", execution_id, step_key, attempt)
     if isinstance(seconds, int | float) and seconds > 0:
         # XX: only a heartbeat timer that is still pending is pushed back.
-        if not store.client.zadd(
-            store.keys.timers, {member: time.time() + seconds}, xx=True, ch=True
-        ):
-            if store.client.zscore(store.keys.timers, member) is None:
-                raise TaskTokenError("its task is no longer waiting")
+        if not store.push_back_timer(member, time.time() + seconds):
+            raise TaskTokenError("its task is no longer waiting")
 
 
 # -- stop -------------------------------------------------------------------------------
@@ -151,7 +141,7 @@ def stop_execution(execution_id: str, error: str | None = None, cause: str | Non
         InvalidExecutionState: it is not running.
     """
     store = get_store()
-    status = store.client.hget(store.keys.execution(execution_id), "status")
+    status = store.execution_status(execution_id)
     if status is None:
         raise ExecutionNotFound(execution_id)
     if status != "RUNNING":
@@ -161,7 +151,7 @@ def stop_execution(execution_id: str, error: str | None = None, cause: str | Non
     tr.end = {"status": "ABORTED", "error": error, "cause": cause}
     write = Write().guard_field(store.keys.execution(execution_id), "status", "RUNNING")
     if not store.commit(transition_write(store, execution_id, tr, write)):
-        now_status = store.client.hget(store.keys.execution(execution_id), "status")
+        now_status = store.execution_status(execution_id)
         raise InvalidExecutionState(execution_id, str(now_status), "stop")
 
 
@@ -182,18 +172,18 @@ def redrive_execution(execution_id: str) -> ExecutionHandle:
     """
     store = get_store()
     exec_key = store.keys.execution(execution_id)
-    status = store.client.hget(exec_key, "status")
+    status = store.execution_status(execution_id)
     if status is None:
         raise ExecutionNotFound(execution_id)
     if status not in REDRIVABLE:
         raise InvalidExecutionState(execution_id, status, "redrive")
     interp = interpreter_from_record(store, execution_id)
     assert interp is not None
-    interp.history_base = int(store.client.llen(store.keys.history(execution_id)))
+    interp.history_base = store.history_length(execution_id)
     steps = store.steps(execution_id)
     now = time.time()
     tr = Transition(now)
-    redrives = int(store.client.hget(exec_key, "redrives") or 0) + 1
+    redrives = store.execution_redrives(execution_id) + 1
     tr.event("ExecutionRedriven", redriveCount=redrives)
     restarted: set[str] = set()
     for key, text in steps.items():
@@ -257,7 +247,7 @@ def redrive_execution(execution_id: str) -> ExecutionHandle:
     write.op("hdel", exec_key, "output", "error", "cause", "stop")
     for key in (exec_key, store.keys.history(execution_id), store.keys.steps(execution_id)):
         write.op("persist", key)
-    def_hash = store.client.hget(exec_key, "def_hash")
+    def_hash = store.execution_def_hash(execution_id)
     if def_hash:
         write.op("expire", store.keys.definition(def_hash), 2 * get_settings().retention_seconds)
     write.op("del", store.keys.dead_letter(execution_id))
@@ -290,13 +280,13 @@ def list_dead_letters(limit: int = 100) -> list[DeadLetter]:
     if limit <= 0:
         raise InvalidInputError("limit must be positive")
     store = get_store()
-    ids = store.client.zrevrange(store.keys.dead_letters, 0, limit - 1)
+    ids = store.dead_letter_ids(limit)
     if not ids:
         return []
-    raw = store.client.mget([store.keys.dead_letter(i) for i in ids])
+    raw = store.dead_letter_texts(ids)
     expired = [i for i, r in zip(ids, raw, strict=True) if r is None]
     if expired:  # their retention ran out: drop them from the index too
-        store.client.zrem(store.keys.dead_letters, *expired)
+        store.forget_dead_letters(*expired)
     return [_letter(i, r) for i, r in zip(ids, raw, strict=True) if r is not None]
 
 
@@ -308,7 +298,7 @@ def get_dead_letter(letter_id: str) -> DeadLetter:
         LookupError: no such dead letter.
     """
     store = get_store()
-    raw = store.client.get(store.keys.dead_letter(letter_id))
+    raw = store.dead_letter_text(letter_id)
     if raw is None:
         raise LookupError(f"no dead letter {letter_id!r}")
     return _letter(letter_id, raw)
@@ -349,36 +339,12 @@ def dead_letter_message(
         "input": excerpt(body),
         "timestamp": now,
     }
-    pipe = store.client.pipeline()
-    pipe.set(store.keys.dead_letter(letter_id), dumps(letter), ex=settings.retention_seconds)
-    pipe.zadd(store.keys.dead_letters, {letter_id: now})
-    pipe.execute()
+    store.add_dead_letter(letter_id, dumps(letter), now, settings.retention_seconds)
     trim_dead_letters(store)
     return letter_id
-
-
-#: Drops the oldest dead letters beyond the limit, index entry and letter together.
-_TRIM_LUA = """
-local over = redis.call("ZCARD", KEYS[1]) - tonumber(ARGV[1])
-if over <= 0 then return 0 end
-local popped = redis.call("ZPOPMIN", KEYS[1], over)
-for i = 1, #popped, 2 do redis.call("DEL", ARGV[2] .. popped[i]) end
-return over
-"""
 
 
 def trim_dead_letters(store: RedisStore) -> int:
     """Keep at most ``max_dead_letters`` dead letters (the oldest go); returns how many
     were dropped. One call after each write: it drops one letter, or none."""
-    global _trim_script
-    if _trim_script is None:
-        _trim_script = store.client.register_script(_TRIM_LUA)
-    dropped = _trim_script(
-        keys=[store.keys.dead_letters],
-        args=[get_settings().max_dead_letters, store.keys.dead_letter("")],
-        client=store.client,
-    )
-    return int(dropped or 0)
-
-
-_trim_script: Any = None
+    return store.trim_dead_letters(get_settings().max_dead_letters)

@@ -144,7 +144,7 @@ def _advertised() -> frozenset[str]:
     now = time.monotonic()
     if url == settings.redis_url + store.keys.prefix and now - at < ADVERTISED_CACHE_S:
         return names
-    names = frozenset(store.client.smembers(store.keys.activities))
+    names = store.advertised_activities()
     _advertised_cache = (now, names, settings.redis_url + store.keys.prefix)
     return names
 
@@ -154,8 +154,7 @@ def advertise() -> None:
     from orchestrator.engine.store import get_store
 
     if _registry:
-        store = get_store()
-        store.client.sadd(store.keys.activities, *_registry)
+        get_store().advertise_activities(sorted(_registry))
 
 
 def resolve(state: Any) -> str:

@@ -33,6 +33,16 @@ All keys start with the configured prefix (``ORCHESTRATOR_KEY_PREFIX``, default 
 A step key names one active state of an execution: its state name, prefixed by the path
 of the Parallel branch or Map iteration it runs in (``Map[3]/Charge``). Finished
 executions' keys expire after the retention period.
+
+Who reads and writes these: only :class:`orchestrator.engine.store.RedisStore`, through
+named methods (``execution_status``, ``step_state``, ``due_timers``...; a test in
+tests/unit/test_layers.py fails on any other use of the Redis client). The encodings
+inside the values are :mod:`orchestrator.engine.records`'s: a step status is
+``SCHEDULED``, ``RUNNING:<claim token>`` (the worker that claimed it), ``WAITING``,
+``RETRYING``, ``FAILED`` or ``JOINING`` (``base_status``/``claim_token`` split it); timer and lease
+members are built and parsed by ``timer_member``/``lease_member`` and their
+``parse_`` counterparts. The interpreter still names step-hash fields in its
+transitions (``Transition.fields``), which the runtime turns into one ``Write``.
 """
 
 from __future__ import annotations

@@ -30,7 +30,8 @@ from orchestrator.engine.compiler import compile_run, fan_out, is_callback, run_
 from orchestrator.engine.logs import step_context
 from orchestrator.engine.lru import LruCache
 from orchestrator.engine.messages import excerpt
-from orchestrator.engine.store import OutageLog, RedisStore, Write, get_store, lease_member
+from orchestrator.engine.records import item_field, lease_member, timer_member, window_fields
+from orchestrator.engine.store import OutageLog, RedisStore, Write, get_store
 from orchestrator.errors import StatesError
 from orchestrator.language.definition import StateMachine, parse_definition
 from orchestrator.language.interpreter import (
@@ -60,7 +61,7 @@ def load_machine(store: RedisStore, execution_id: str, def_hash: str) -> tuple[S
     cached = _machines.get(def_hash)
     if cached is not None:
         return cached
-    text = store.client.get(store.keys.definition(def_hash))
+    text = store.definition_text(def_hash)
     if text is None:
         raise LookupError(f"definition {def_hash} of execution {execution_id!r} expired")
     machine = parse_definition(json.loads(text))
@@ -82,7 +83,7 @@ def interpreter_for(
     machine, needs_input = load_machine(store, execution_id, def_hash)
     execution_input = None
     if needs_input:
-        raw = store.client.hget(store.keys.execution(execution_id), "input")
+        raw = store.execution_input_text(execution_id)
         execution_input = json.loads(raw) if raw is not None else None
     info = ExecutionInfo(execution_id, name, workflow, float(start), execution_input)
     return make_interpreter(machine, info)
@@ -105,12 +106,10 @@ def make_interpreter(machine: StateMachine, info: ExecutionInfo) -> Interpreter:
 
 def interpreter_from_record(store: RedisStore, execution_id: str) -> Interpreter | None:
     """An interpreter for ``execution_id``, read from its record (None if unknown)."""
-    meta = store.client.hmget(
-        store.keys.execution(execution_id), ["name", "workflow", "start", "def_hash"]
-    )
-    if meta[0] is None:
+    meta = store.execution_meta(execution_id)
+    if meta is None:
         return None
-    return interpreter_for(store, execution_id, *meta)  # type: ignore[arg-type]
+    return interpreter_for(store, execution_id, *meta)
 
 
 # -- committing -------------------------------------------------------------------------
@@ -122,29 +121,29 @@ class RedisReader(Reader):
     def __init__(self, store: RedisStore, execution_id: str) -> None:
         self.store = store
         self.execution_id = execution_id
-        self.key = store.keys.steps(execution_id)
         self.seen: dict[str, str | None] = {}
 
     def get(self, field: str) -> str | None:
         if field not in self.seen:
-            self.seen[field] = self.store.client.hget(self.key, field)
+            self.seen[field] = self.store.step_field(self.execution_id, field)
         return self.seen[field]
 
     def get_many(self, fields: list[str]) -> list[str | None]:
         if not fields:
             return []
-        return self.store.client.hmget(self.key, fields)
+        return self.store.step_fields(self.execution_id, fields)
 
     def prefetch_window(self, container: str) -> None:
-        if f"{container}|next" in self.seen:
+        next_field, total_field, count_field = window_fields(container)
+        if next_field in self.seen:
             return
         next_index, total, count, *items = self.store.map_window(self.execution_id, container)
-        self.seen[f"{container}|next"] = next_index
-        self.seen[f"{container}|t"] = total
-        self.seen[f"{container}|c"] = count
+        self.seen[next_field] = next_index
+        self.seen[total_field] = total
+        self.seen[count_field] = count
         if next_index is not None:
             for offset, item in enumerate(items):
-                self.seen[f"{container}|i{int(next_index) + offset}"] = item
+                self.seen[item_field(container, int(next_index) + offset)] = item
 
 
 def transition_write(
@@ -220,7 +219,7 @@ def transition_write(
                 "input": excerpt(tr.end.get("state_input")),
                 "timestamp": tr.now,
             }
-            write.op("set", keys.dead_letter(execution_id), dumps(letter))
+            write.op("set", keys.dead_letter(execution_id), redact_text(dumps(letter)))
             # A dead letter lives as long as its execution's record.
             write.op("expire", keys.dead_letter(execution_id), settings.retention_seconds)
             write.op("zadd", keys.dead_letters, repr(tr.now), execution_id)
@@ -250,11 +249,6 @@ def start_transition(
         tr.events += failed.events
         tr.end = failed.end
         return tr, transition_write(store, execution_id, tr, record())
-
-
-def timer_member(kind: str, execution_id: str, step_key: str, attempt: int) -> str:
-    """The member naming a timer in the timers set."""
-    return dumps([kind, execution_id, step_key, attempt])
 
 
 #: Recomputations of a transition whose reads changed under it (a Map's window or
@@ -296,7 +290,7 @@ def prepare_transition(
     interp.reader = reader
     if history_base is None:
         # Event ids (quoted in Step Functions' error causes) continue the history.
-        history_base = int(store.client.llen(store.keys.history(execution_id)))
+        history_base = store.history_length(execution_id)
     interp.history_base = history_base
 
     def guarded(tr: Transition) -> Prepared:
@@ -477,7 +471,7 @@ def dispatch_repr(batch: list[list[Any]]) -> str:
 
 def perform_join(store: RedisStore, execution_id: str, interp: Interpreter, container: str) -> None:
     """Join a Parallel or Map whose branches all ended (status JOINING)."""
-    record_text = store.client.hget(store.keys.steps(execution_id), container)
+    record_text = store.step_field(execution_id, container)
     if record_text is None:
         return
     record = StepRecord.loads(record_text)
@@ -823,7 +817,7 @@ class LeaseKeeper:
                 store = get_store()
                 until = time.time() + get_settings().lease_seconds
                 # XX: renew only leases that still exist (a finished step's is gone).
-                store.client.zadd(store.keys.leases, dict.fromkeys(members, until), xx=True)
+                store.renew_leases(members, until)
             except Exception as exc:  # noqa: BLE001 - keep renewing after a Redis hiccup
                 if not self._outage.failed(exc):  # an outage: one line when it starts
                     logger.warning("could not renew step leases", exc_info=True)

@@ -27,8 +27,8 @@ from redis.retry import Retry
 
 from orchestrator.config import Settings, get_settings
 from orchestrator.engine.keys import Keys
+from orchestrator.engine.records import lease_member, status_field, step_statuses
 from orchestrator.errors import ConfigurationError, StoreUnavailable, mask_url
-from orchestrator.language.jsontext import dumps
 
 _LUA_DIR = Path(__file__).parent / "lua"
 
@@ -273,6 +273,7 @@ class RedisStore:
         self._claim = client.register_script((_LUA_DIR / "claim.lua").read_text())
         self._window = client.register_script((_LUA_DIR / "window.lua").read_text())
         self._timers = client.register_script((_LUA_DIR / "timers.lua").read_text())
+        self._trim = client.register_script((_LUA_DIR / "trim_dead_letters.lua").read_text())
 
     def close(self) -> None:
         """Close the store's connections."""
@@ -370,13 +371,226 @@ class RedisStore:
         return events
 
     def steps(self, execution_id: str) -> dict[str, str]:
-        """The raw step hash of an execution."""
+        """The raw step hash of an execution (decode it with :mod:`.records`)."""
         return self.client.hgetall(self.keys.steps(execution_id))
 
+    # -- executions -------------------------------------------------------------------
 
-def lease_member(execution_id: str, step_key: str) -> str:
-    """The member naming a step in the leases set."""
-    return dumps([execution_id, step_key])
+    def ping(self) -> bool:
+        """Whether the server answers (raises an outage error if it does not)."""
+        return bool(self.client.ping())
+
+    def execution_exists(self, execution_id: str) -> bool:
+        """Whether the execution's record exists (not expired)."""
+        return bool(self.client.exists(self.keys.execution(execution_id)))
+
+    def execution_status(self, execution_id: str) -> str | None:
+        """The execution's status (``RUNNING``, ``SUCCEEDED``...; None if unknown)."""
+        return self.client.hget(self.keys.execution(execution_id), "status")
+
+    def execution_statuses(self, execution_ids: list[str]) -> list[str | None]:
+        """The statuses of several executions, in one round trip."""
+        if not execution_ids:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for execution_id in execution_ids:
+            pipe.hget(self.keys.execution(execution_id), "status")
+        return list(pipe.execute())
+
+    def execution_records(
+        self, execution_ids: list[str], fields: tuple[str, ...]
+    ) -> list[dict[str, str | None]]:
+        """``fields`` of several execution records, in one round trip."""
+        if not execution_ids:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for execution_id in execution_ids:
+            pipe.hmget(self.keys.execution(execution_id), list(fields))
+        return [dict(zip(fields, values, strict=True)) for values in pipe.execute()]
+
+    def execution_meta(self, execution_id: str) -> tuple[str, str, str, str] | None:
+        """``(name, workflow, start, def_hash)`` of an execution (None if unknown)."""
+        name, workflow, start, def_hash = self.client.hmget(
+            self.keys.execution(execution_id), ["name", "workflow", "start", "def_hash"]
+        )
+        if name is None:
+            return None
+        # Written together when the execution starts, so present together.
+        return name, workflow or "", start or "0", def_hash or ""
+
+    def execution_input_text(self, execution_id: str) -> str | None:
+        """The execution's input, JSON text."""
+        return self.client.hget(self.keys.execution(execution_id), "input")
+
+    def execution_input_hash(self, execution_id: str) -> str | None:
+        """The hash of the input the execution started with (idempotent starts)."""
+        return self.client.hget(self.keys.execution(execution_id), "input_hash")
+
+    def execution_def_hash(self, execution_id: str) -> str | None:
+        """The content hash of the execution's definition."""
+        return self.client.hget(self.keys.execution(execution_id), "def_hash")
+
+    def execution_redrives(self, execution_id: str) -> int:
+        """How many times the execution was redriven."""
+        return int(self.client.hget(self.keys.execution(execution_id), "redrives") or 0)
+
+    def definition_text(self, def_hash: str) -> str | None:
+        """A stored definition (canonical ASL JSON) by content hash (None if expired)."""
+        return self.client.get(self.keys.definition(def_hash))
+
+    def list_execution_ids(self, start: int, count: int) -> list[str]:
+        """Execution ids newest first, from position ``start`` of the start-time index."""
+        return list(self.client.zrevrange(self.keys.executions, start, start + count - 1))
+
+    def execution_index_size(self) -> int:
+        """How many executions the start-time index holds (expired ones included)."""
+        return int(self.client.zcard(self.keys.executions))
+
+    def forget_executions(self, *execution_ids: str) -> None:
+        """Drop ids whose records expired from the start-time index."""
+        if execution_ids:
+            self.client.zrem(self.keys.executions, *execution_ids)
+
+    def history_length(self, execution_id: str) -> int:
+        """How many history events the execution has (the next event's id minus one)."""
+        return int(self.client.llen(self.keys.history(execution_id)))
+
+    # -- steps ------------------------------------------------------------------------
+
+    def step_field(self, execution_id: str, field: str) -> str | None:
+        """One field of the execution's step hash (a record, a status, a counter)."""
+        return self.client.hget(self.keys.steps(execution_id), field)
+
+    def step_fields(self, execution_id: str, fields: list[str]) -> list[str | None]:
+        """Several fields of the execution's step hash, in one round trip."""
+        if not fields:
+            return []
+        return list(self.client.hmget(self.keys.steps(execution_id), fields))
+
+    def step_state(self, execution_id: str, step_key: str) -> tuple[str | None, str | None]:
+        """A step's stored status (``RUNNING:<claim>`` included) and its record text."""
+        status, record = self.client.hmget(
+            self.keys.steps(execution_id), [status_field(step_key), step_key]
+        )
+        return status, record
+
+    def step_statuses(self, execution_id: str) -> dict[str, str]:
+        """Step key -> status (without claim token) of the execution's active steps."""
+        return step_statuses(self.steps(execution_id))
+
+    def task_token_target(self, execution_id: str, token: str) -> tuple[str, int] | None:
+        """``(step key, attempt)`` a live task token answers (None if spent or unknown)."""
+        raw = self.client.hget(self.keys.task_tokens(execution_id), token)
+        if raw is None:
+            return None
+        step_key, attempt = json.loads(raw)
+        return str(step_key), int(attempt)
+
+    # -- leases and timers ------------------------------------------------------------
+
+    def renew_leases(self, members: list[str], until: float) -> None:
+        """Push back the leases that still exist (a finished step's is gone) to ``until``."""
+        if members:
+            self.client.zadd(self.keys.leases, dict.fromkeys(members, until), xx=True)
+
+    def due_leases(self, now: float, count: int) -> list[str]:
+        """Up to ``count`` lease members that lapsed by ``now``."""
+        return list(self.client.zrangebyscore(self.keys.leases, "-inf", now, 0, count))
+
+    def defer_lease(self, member: str, until: float) -> None:
+        """Look at a lease again at ``until`` (recovering it failed)."""
+        self.client.zadd(self.keys.leases, {member: until})
+
+    def drop_lease(self, member: str) -> None:
+        """Forget a lease whose step moved on."""
+        self.client.zrem(self.keys.leases, member)
+
+    def due_timers(self, now: float, count: int) -> list[str]:
+        """Up to ``count`` timer members due by ``now``."""
+        return list(self.client.zrangebyscore(self.keys.timers, "-inf", now, 0, count))
+
+    def defer_timer(self, member: str, until: float) -> None:
+        """Fire a timer again at ``until`` (firing it failed)."""
+        self.client.zadd(self.keys.timers, {member: until})
+
+    def drop_timers(self, *members: str) -> None:
+        """Forget timers that no longer apply."""
+        if members:
+            self.client.zrem(self.keys.timers, *members)
+
+    def push_back_timer(self, member: str, due: float) -> bool:
+        """Move a pending timer to ``due``; False if it is not pending (fired or gone)."""
+        if self.client.zadd(self.keys.timers, {member: due}, xx=True, ch=True):
+            return True
+        return self.client.zscore(self.keys.timers, member) is not None
+
+    def acquire_tick_lock(self, owner: str, ttl_ms: int) -> bool:
+        """Take the timer loop's lock for ``owner`` (True too if ``owner`` holds it)."""
+        if self.client.set(self.keys.tick_lock, owner, nx=True, px=ttl_ms):
+            return True
+        return self.client.get(self.keys.tick_lock) == owner
+
+    def extend_tick_lock(self, ttl_ms: int) -> None:
+        """Keep the timer loop's lock ``ttl_ms`` longer."""
+        self.client.pexpire(self.keys.tick_lock, ttl_ms)
+
+    def release_tick_lock(self, owner: str) -> None:
+        """Release the timer loop's lock if ``owner`` still holds it."""
+        if self.client.get(self.keys.tick_lock) == owner:
+            self.client.delete(self.keys.tick_lock)
+
+    # -- activities, dead letters, housekeeping ---------------------------------------
+
+    def advertised_activities(self) -> frozenset[str]:
+        """Activity names that workers advertised."""
+        return frozenset(self.client.smembers(self.keys.activities))
+
+    def advertise_activities(self, names: list[str]) -> None:
+        """Record activity names this process's workers run."""
+        if names:
+            self.client.sadd(self.keys.activities, *names)
+
+    def dead_letter_ids(self, limit: int) -> list[str]:
+        """Dead-letter ids, newest first."""
+        return list(self.client.zrevrange(self.keys.dead_letters, 0, limit - 1))
+
+    def dead_letter_texts(self, letter_ids: list[str]) -> list[str | None]:
+        """The JSON of several dead letters (None for an expired one)."""
+        if not letter_ids:
+            return []
+        return list(self.client.mget([self.keys.dead_letter(i) for i in letter_ids]))
+
+    def dead_letter_text(self, letter_id: str) -> str | None:
+        """The JSON of one dead letter (None if unknown)."""
+        return self.client.get(self.keys.dead_letter(letter_id))
+
+    def forget_dead_letters(self, *letter_ids: str) -> None:
+        """Drop ids whose letters expired from the dead-letter index."""
+        if letter_ids:
+            self.client.zrem(self.keys.dead_letters, *letter_ids)
+
+    def add_dead_letter(self, letter_id: str, letter_text: str, now: float, ttl: int) -> None:
+        """Record a dead letter (expiring after ``ttl`` seconds) and index it by time."""
+        pipe = self.client.pipeline()
+        pipe.set(self.keys.dead_letter(letter_id), letter_text, ex=ttl)
+        pipe.zadd(self.keys.dead_letters, {letter_id: now})
+        pipe.execute()
+
+    def trim_dead_letters(self, most: int) -> int:
+        """Keep at most ``most`` dead letters (the oldest go); how many were dropped."""
+        dropped = self._trim(keys=[self.keys.dead_letters], args=[most, self.keys.dead_letter("")])
+        return int(dropped or 0)
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Delete every key under ``prefix`` (tests and tools; never the live prefix)."""
+        batch: list[str] = []
+        for key in self.client.scan_iter(match=f"{prefix}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                self.client.delete(*batch)
+                batch.clear()
+        if batch:
+            self.client.delete(*batch)
 
 
 _lock = threading.Lock()

@@ -11,7 +11,6 @@ lease lapsed (their worker died, or their message was lost).
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import multiprocessing
 import os
@@ -25,6 +24,12 @@ from typing import Any
 from orchestrator.config import get_settings
 from orchestrator.engine.celery_app import app
 from orchestrator.engine.logs import step_context
+from orchestrator.engine.records import (
+    base_status,
+    parse_lease_member,
+    parse_timer_member,
+    status_field,
+)
 from orchestrator.engine.runtime import (
     PUBLISH_CHUNK,
     Prepared,
@@ -82,14 +87,13 @@ def tick(
     clock: Callable[[], float] = time.time if now is None else (lambda: now)
     owner = owner or uuid.uuid4().hex
     lock_ms = max(1000, int(get_settings().tick_interval_seconds * 4000))
-    if not store.client.set(store.keys.tick_lock, owner, nx=True, px=lock_ms):
-        if store.client.get(store.keys.tick_lock) != owner:
-            return 0
+    if not store.acquire_tick_lock(owner, lock_ms):
+        return 0
     try:
         handled = 0
         while True:
             batch_now = clock()
-            due = store.client.zrangebyscore(store.keys.timers, "-inf", batch_now, 0, BATCH)
+            due = store.due_timers(batch_now, BATCH)
             handled += len(due)
             if pool is not None:
                 pool.fire(store, due, batch_now)
@@ -98,20 +102,19 @@ def tick(
             if len(due) < BATCH:
                 break
             # A burst of due timers: keep the lock while working through it.
-            store.client.pexpire(store.keys.tick_lock, lock_ms)
+            store.extend_tick_lock(lock_ms)
         recover_now = clock()
-        for member in store.client.zrangebyscore(store.keys.leases, "-inf", recover_now, 0, BATCH):
+        for member in store.due_leases(recover_now, BATCH):
             handled += 1
             try:
                 recover_step(store, member, recover_now)
             except Exception:  # noqa: BLE001 - one bad entry must not stop the rest
                 logger.exception("recovering %s failed; trying again later", member)
-                store.client.zadd(store.keys.leases, {member: recover_now + RETRY_BROKEN_S})
+                store.defer_lease(member, recover_now + RETRY_BROKEN_S)
         return handled
     finally:
         # Release only our own lock (a slow tick may have lost it already).
-        if store.client.get(store.keys.tick_lock) == owner:
-            store.client.delete(store.keys.tick_lock)
+        store.release_tick_lock(owner)
 
 
 class FiringPool:
@@ -235,7 +238,7 @@ class _Firing:
 def _plan(store: RedisStore, members: list[str], now: float) -> list[_Firing | str]:
     """Read what every timer needs in one round trip; a firing per timer that still
     applies, else the member itself (stale: its step or execution moved on)."""
-    parsed = [json.loads(member) for member in members]
+    parsed = [parse_timer_member(member) for member in members]
     reads = store.timer_reads([(eid, step_key) for _, eid, step_key, _ in parsed])
     plans: list[_Firing | str] = []
     for member, (kind, execution_id, step_key, attempt), read in zip(
@@ -249,7 +252,7 @@ def _plan(store: RedisStore, members: list[str], now: float) -> list[_Firing | s
             interp = interpreter_for(store, execution_id, name, workflow, start, def_hash)
         except Exception:  # noqa: BLE001 - one bad timer must not stop the others
             logger.exception("timer %s failed; trying again later", member)
-            store.client.zadd(store.keys.timers, {member: now + RETRY_BROKEN_S})
+            store.defer_timer(member, now + RETRY_BROKEN_S)
             continue
         guards: dict[str, Any] = {"timer": member, "history_base": length}
         compute: Callable[[], Transition | None] | None
@@ -289,7 +292,7 @@ def fire_timers(store: RedisStore, members: list[str], now: float) -> None:
                 )
             except Exception:  # noqa: BLE001 - one bad timer must not stop the others
                 logger.exception("timer %s failed; trying again later", plan.member)
-                store.client.zadd(store.keys.timers, {plan.member: now + RETRY_BROKEN_S})
+                store.defer_timer(plan.member, now + RETRY_BROKEN_S)
                 continue
         if prepared is None:
             stale.append(plan.member)
@@ -347,7 +350,7 @@ def fire_timers(store: RedisStore, members: list[str], now: float) -> None:
                 kwargsrepr="{}",
             )
     if stale:
-        store.client.zrem(store.keys.timers, *stale)
+        store.drop_timers(*stale)
 
 
 def fire_timer(store: RedisStore, member: str, now: float) -> None:
@@ -360,7 +363,7 @@ def fire_timer(store: RedisStore, member: str, now: float) -> None:
                 store, plan.execution_id, plan.interp, plan.compute, **plan.guards
             )
     if fired is None:
-        store.client.zrem(store.keys.timers, member)
+        store.drop_timers(member)
 
 
 def _timer_transition(
@@ -377,7 +380,7 @@ def _timer_transition(
     record = StepRecord.loads(record_text)
     if record.attempt != attempt:
         return None
-    base = status.split(":")[0]
+    base = base_status(status)
     if kind == "retry" and base == StepStatus.RETRYING:
         return lambda: interp.retry_due(step_key, StepRecord.loads(record_text), now)
     if kind == "wait" and base == StepStatus.WAITING:
@@ -397,21 +400,19 @@ def _timer_transition(
 
 def recover_step(store: RedisStore, member: str, now: float) -> None:
     """A step's lease lapsed: dispatch it again, finish its join, or forget the lease."""
-    execution_id, step_key = json.loads(member)
-    exec_status = store.client.hget(store.keys.execution(execution_id), "status")
-    steps_key = store.keys.steps(execution_id)
-    status_field = store.keys.status_field(step_key)
-    status, record_text = store.client.hmget(steps_key, [status_field, step_key])
+    execution_id, step_key = parse_lease_member(member)
+    exec_status = store.execution_status(execution_id)
+    status, record_text = store.step_state(execution_id, step_key)
     interp = interpreter_from_record(store, execution_id) if exec_status == "RUNNING" else None
     if interp is None or status is None or record_text is None:
-        store.client.zrem(store.keys.leases, member)
+        store.drop_lease(member)
         return
     if status == StepStatus.JOINING:
         logger.warning("joining %s/%s for a worker that died", execution_id, step_key)
         perform_join(store, execution_id, interp, step_key)
         return
-    if not (status == StepStatus.SCHEDULED or status.startswith(StepStatus.RUNNING)):
-        store.client.zrem(store.keys.leases, member)
+    if base_status(status) not in (StepStatus.SCHEDULED, StepStatus.RUNNING):
+        store.drop_lease(member)
         return
     record = StepRecord.loads(record_text)
     settings = get_settings()
@@ -420,8 +421,9 @@ def recover_step(store: RedisStore, member: str, now: float) -> None:
     )
     write = Write()
     write.guard_field(store.keys.execution(execution_id), "status", "RUNNING")
-    write.guard_field(steps_key, status_field, status)
-    write.op("hset", steps_key, status_field, StepStatus.SCHEDULED)
+    steps_key, field = store.keys.steps(execution_id), status_field(step_key)
+    write.guard_field(steps_key, field, status)
+    write.op("hset", steps_key, field, StepStatus.SCHEDULED)
     write.op("zadd", store.keys.leases, repr(now + settings.dispatch_timeout_seconds), member)
     if store.commit(write):
         publish(

@@ -870,7 +870,7 @@ def create_app(
         api_write(request)
         definition = _resolve_definition(body.definition)
         handle = start_workflow(definition, body.input, name=body.name)
-        status = get_store().client.hget(get_store().keys.execution(handle.execution_id), "status")
+        status = get_store().execution_status(handle.execution_id)
         return StartResponse(
             execution_id=handle.execution_id,
             status=ExecutionStatus(status or "RUNNING"),
@@ -987,7 +987,7 @@ def create_app(
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
-        get_store().client.ping()
+        get_store().ping()
         return {"status": "ok"}
 
     return app
@@ -1023,11 +1023,7 @@ def _with_done(target: str, done: str) -> str:
 
 def _dead_letters(limit: int) -> list[DeadLetterOut]:
     letters = list_dead_letters(limit)
-    store = get_store()
-    pipe = store.client.pipeline(transaction=False)
-    for letter in letters:
-        pipe.hget(store.keys.execution(letter.execution_id or "-"), "status")
-    statuses = pipe.execute() if letters else []
+    statuses = get_store().execution_statuses([letter.execution_id or "-" for letter in letters])
     return [
         DeadLetterOut(
             **letter.model_dump(), redrivable=bool(letter.execution_id) and status in REDRIVABLE

@@ -20,6 +20,7 @@ from orchestrator.client.api import (
     workflow_dirs,
 )
 from orchestrator.client.models import ExecutionStatus, to_datetime
+from orchestrator.engine.records import live_steps, status_field
 from orchestrator.engine.store import RedisStore, get_store
 from orchestrator.errors import ExecutionNotFound
 
@@ -53,22 +54,17 @@ class WaitingTask:
 def waiting_tasks(steps: dict[str, str]) -> list[WaitingTask]:
     """Steps of a raw step hash that wait for a task token (status WAITING, with a token)."""
     found = []
-    for key, value in steps.items():
-        if "|" in key:
+    for step in live_steps(steps):
+        if step.status != "WAITING":
             continue
-        if steps.get(f"{key}|s", "").split(":")[0] != "WAITING":
-            continue
-        try:
-            record = json.loads(value)
-        except ValueError:
-            continue
-        token = record.get("token") if isinstance(record, dict) else None
+        record = step.record
+        token = record.get("token")
         if isinstance(token, str) and token:
             entered = record.get("entered")
             found.append(
                 WaitingTask(
-                    key,
-                    str(record.get("state", key.rpartition("/")[2])),
+                    step.key,
+                    str(record.get("state", step.key.rpartition("/")[2])),
                     token,
                     to_datetime(entered) if isinstance(entered, int | float) else None,
                 )
@@ -85,14 +81,11 @@ def waiting_token(execution_id: str, step_key: str, *, store: RedisStore | None 
         LookupError: that step does not wait for a task token.
     """
     store = store or get_store()
-    if not store.client.exists(store.keys.execution(execution_id)):
+    if not store.execution_exists(execution_id):
         raise ExecutionNotFound(execution_id)
-    status, record = store.client.hmget(
-        store.keys.steps(execution_id), [store.keys.status_field(step_key), step_key]
-    )
-    for task in waiting_tasks(
-        {k: v for k, v in ((step_key, record), (f"{step_key}|s", status)) if v is not None}
-    ):
+    status, record = store.step_state(execution_id, step_key)
+    fields = ((step_key, record), (status_field(step_key), status))
+    for task in waiting_tasks({k: v for k, v in fields if v is not None}):
         return task.token
     raise LookupError(f"step {step_key!r} is not waiting for a task token")
 
@@ -138,16 +131,12 @@ def list_summaries(
     position = cursor
     scanned = 0
     while len(rows) < limit and scanned < MAX_SCAN:
-        ids = store.client.zrevrange(store.keys.executions, position, position + _PAGE - 1)
+        ids = store.list_execution_ids(position, _PAGE)
         if not ids:
             return rows, None
-        pipe = store.client.pipeline(transaction=False)
-        for execution_id in ids:
-            pipe.hmget(store.keys.execution(execution_id), list(_FIELDS))
-        for execution_id, values in zip(ids, pipe.execute(), strict=True):
+        for execution_id, record in zip(ids, store.execution_records(ids, _FIELDS), strict=True):
             position += 1
             scanned += 1
-            record = dict(zip(_FIELDS, values, strict=True))
             if record["status"] is None or record["start"] is None:
                 continue  # retention expired; the engine prunes the index
             if status is not None and record["status"] != status.value:
@@ -157,7 +146,7 @@ def list_summaries(
             rows.append(_summary(execution_id, record))
             if len(rows) >= limit:
                 break
-    more = store.client.zcard(store.keys.executions) > position
+    more = store.execution_index_size() > position
     return rows, position if more else None
 
 

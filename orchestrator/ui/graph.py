@@ -17,6 +17,7 @@ from html import escape
 from typing import Any
 
 from orchestrator.client.models import ExecutionDescription, HistoryEvent
+from orchestrator.engine.records import step_statuses
 
 #: Node statuses, in the order a folded node (a Map's states) reports them: the first
 #: one any of its steps has wins.
@@ -254,18 +255,12 @@ class Graph:
                 paths[key] = path
             return found
 
-        for field_name, value in steps.items():
-            if not field_name.endswith("|s"):
-                continue
-            key = field_name[:-2]
-            if "|" in key:
-                continue
+        for key, status in step_statuses(steps).items():
             path = self.path_of_step(key)
             if path is None:
                 continue
-            raw = value.split(":")[0]
-            result[path].steps.append((key, raw))
-            run_of(key, path).live = raw
+            result[path].steps.append((key, status))
+            run_of(key, path).live = status
         # A Map's events repeat each item's key several times: look each key up once.
         known: dict[str, StepRun | None] = {}
         for event in history:

@@ -1,0 +1,111 @@
+"""The encoding of what the store keeps about steps, timers and leases, in one place.
+
+The layout these functions read and write is documented beside the key schema in
+:mod:`orchestrator.engine.keys`: a step hash holds ``{step key}`` -> JSON step record and
+``{step key}|s`` -> its status, where a claimed step's status is ``RUNNING:<claim
+token>``; the timers set's members are JSON ``[kind, id, step key, attempt]`` and the
+leases set's JSON ``[id, step key]``. Modules outside the store decode through here (like
+rq's Job owning its hash layout) instead of splitting strings themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.language.jsontext import dumps
+
+#: Suffix of the step-hash field holding a step's status.
+STATUS_SUFFIX = "|s"
+
+
+def status_field(step_key: str) -> str:
+    """The step-hash field holding ``step_key``'s status."""
+    return f"{step_key}{STATUS_SUFFIX}"
+
+
+def window_fields(container: str) -> tuple[str, str, str]:
+    """A Map's window fields: next item to start, item count, refill count."""
+    return f"{container}|next", f"{container}|t", f"{container}|c"
+
+
+def item_field(container: str, index: int) -> str:
+    """The field holding the input of a Map item not started yet."""
+    return f"{container}|i{index}"
+
+
+def base_status(raw: str | None) -> str:
+    """A stored step status without its claim token (``RUNNING:<t>`` -> ``RUNNING``;
+    ``""`` for none)."""
+    return (raw or "").partition(":")[0]
+
+
+def claim_token(raw: str | None) -> str | None:
+    """The claim token of a stored ``RUNNING:<token>`` status (None if unclaimed)."""
+    _, colon, token = (raw or "").partition(":")
+    return token if colon else None
+
+
+@dataclass(frozen=True)
+class LiveStep:
+    """One active step of an execution, decoded from its step hash."""
+
+    key: str
+    status: str
+    """Its status without the claim token (``""`` if the hash has none)."""
+    claim: str | None
+    record: dict[str, Any]
+    """Its step record (state, input, attempt, token, entered...)."""
+
+
+def live_steps(raw: dict[str, str]) -> list[LiveStep]:
+    """The active steps of a raw step hash (statuses and container counters aside),
+    in hash order; a record that is not a JSON object is skipped."""
+    steps = []
+    for key, value in raw.items():
+        if "|" in key:
+            continue
+        try:
+            record = json.loads(value)
+        except ValueError:
+            continue
+        if not isinstance(record, dict):
+            continue
+        status = raw.get(status_field(key))
+        steps.append(LiveStep(key, base_status(status), claim_token(status), record))
+    return steps
+
+
+def step_statuses(raw: dict[str, str]) -> dict[str, str]:
+    """Step key -> status (without claim token) of every step (not container counter)
+    that has a status field in a raw step hash."""
+    found = {}
+    for name, value in raw.items():
+        if name.endswith(STATUS_SUFFIX):
+            key = name[: -len(STATUS_SUFFIX)]
+            if "|" not in key:
+                found[key] = base_status(value)
+    return found
+
+
+def lease_member(execution_id: str, step_key: str) -> str:
+    """The member naming a step in the leases set."""
+    return dumps([execution_id, step_key])
+
+
+def parse_lease_member(member: str) -> tuple[str, str]:
+    """``(execution id, step key)`` of a leases-set member."""
+    execution_id, step_key = json.loads(member)
+    return str(execution_id), str(step_key)
+
+
+def timer_member(kind: str, execution_id: str, step_key: str, attempt: int) -> str:
+    """The member naming a timer in the timers set."""
+    return dumps([kind, execution_id, step_key, attempt])
+
+
+def parse_timer_member(member: str) -> tuple[str, str, str, int]:
+    """``(kind, execution id, step key, attempt)`` of a timers-set member."""
+    kind, execution_id, step_key, attempt = json.loads(member)
+    return str(kind), str(execution_id), str(step_key), int(attempt)
