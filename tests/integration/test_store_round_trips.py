@@ -1,0 +1,75 @@
+"""The hot path's Redis round trips: the store's named methods add none.
+
+Counts the commands the worker threads send through the store (its client's commands,
+its pipelines, its script lane) while an execution of Task states runs, so that a
+refactoring that turns one read into two, or splits the commit, fails here rather than
+only as a slower benchmark.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from orchestrator import ExecutionStatus
+from orchestrator.engine.store import RedisStore, get_store
+from tests.helpers import machine, run_workflow, task
+
+pytestmark = pytest.mark.usefixtures("orchestrator")
+
+#: Task states in the workflow measured.
+STEPS = 6
+
+
+@pytest.fixture
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
+    store = get_store()
+    counts: Counter[str] = Counter()
+    test_thread = threading.get_ident()
+
+    def counting(name: str, function: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            # The test's own polling for the result and the timer loop's ticks are not the
+            # hot path: only the worker's threads count.
+            current = threading.current_thread()
+            if threading.get_ident() != test_thread and current.name.startswith(
+                "ThreadPoolExecutor"
+            ):
+                counts[name if name != "command" else f"command {args[0]}"] += 1
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(
+        store.client, "execute_command", counting("command", store.client.execute_command)
+    )
+    monkeypatch.setattr(store.lane, "run", counting("script", store.lane.run))
+    pipeline = store.client.pipeline
+
+    def counted_pipeline(*args: Any, **kwargs: Any) -> Any:
+        pipe = pipeline(*args, **kwargs)
+        pipe.execute = counting("pipeline", pipe.execute)
+        return pipe
+
+    monkeypatch.setattr(store.client, "pipeline", counted_pipeline)
+    assert isinstance(store, RedisStore)
+    yield counts
+
+
+def test_a_task_step_costs_two_round_trips(round_trips: Counter[str]) -> None:
+    states = {
+        f"T{i}": task("echo", **({"Next": f"T{i + 1}"} if i < STEPS - 1 else {}))
+        for i in range(STEPS)
+    }
+    _, result = run_workflow(machine(states), {"n": 1})
+    assert result.status == ExecutionStatus.SUCCEEDED
+    # Per step: the claim (claim.lua) and the commit (commit.lua), nothing else.
+    assert round_trips["script"] == 2 * STEPS, dict(round_trips)
+    # Once per execution at most: reading the definition into the worker's cache and
+    # loading a script into a server that lacked it.
+    others = {name: n for name, n in round_trips.items() if name != "script"}
+    assert sum(others.values()) <= 2, others
