@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from orchestrator.errors import DefinitionError, DefinitionIssue
 from orchestrator.language.definition.model import StateMachine, TaskState
 from orchestrator.language.definition.validate import (
     MAX_DEFINITION_BYTES,
+    MAX_NESTING_DEPTH,
     SURROGATE_RE,
     Validation,
     printable,
@@ -63,6 +65,72 @@ class _Unparseable(Exception):
     pass
 
 
+# The tokens of JSON or YAML text that tell how deeply it nests: a line's start (its
+# indentation and any compact "- " / "? " / ": " indicators), an opening or closing
+# bracket, and, skipped, quoted strings (only where YAML can start one), comments and the
+# rest.
+_DEPTH_TOKENS = re.compile(
+    r"(?P<line>\n(?P<indent>[ ]*)(?P<compact>(?:[-?:](?:[ ]+|(?=\n)))*))"
+    r"|(?P<open>[\[{])|(?P<close>[\]}])"
+    r"|(?P<comment>(?<!\S)\#[^\n]*)"
+    r"|(?<![^\s\[\]{},:])(?:\"(?:[^\"\\]|\\.)*\"|'(?:[^']|'')*')"
+    r"|[^\n\[\]{}\"'#]+|.",
+    re.DOTALL,
+)
+
+
+def _too_deep(text: str, limit: int = MAX_NESTING_DEPTH) -> bool:
+    """Whether JSON or YAML text visibly nests more than ``limit`` levels, found in one
+    linear pass before any parser sees it.
+
+    The parsers recurse once per level: PyYAML takes seconds to reach Python's recursion
+    limit on text like ``[[[[...]]]]``. Brackets count one level each (flow style, JSON);
+    in block style, each deeper indentation (or compact ``- - x`` indicator) counts one.
+    The count never exceeds the true depth (a mapping and a sequence may share a column),
+    so nothing the validation accepts is refused here; what gets past is at most about
+    twice the limit deep, well within the parsers' reach, and the validation refuses it.
+    """
+    if sum(text.count(char) for char in "[{\n-?:") <= limit:
+        return False  # cannot nest past the limit (the common case: no scan)
+    columns: list[int] = []  # the block collections open at this line, by column
+    pending: tuple[int, list[int]] | None = None  # a line's block levels, once it has content
+    flow = 0
+    # In block style a bracket opens a collection only where a node starts (a line's
+    # start, after "key: " or "- "): elsewhere it is part of a plain scalar (``b: x[y``).
+    node_start = True
+    for token in _DEPTH_TOKENS.finditer("\n" + text):
+        kind = token.lastgroup
+        if kind in ("line", "indent", "compact"):
+            node_start = True
+            if flow == 0:
+                indent = len(token.group("indent"))
+                compact = token.group("compact")
+                # Every "- " after the first opens one more sequence, at its own column.
+                starts = [indent + m.start() for m in re.finditer(r"[-?:]", compact)][1:]
+                pending = (indent, starts)
+            continue
+        if kind == "comment":
+            continue
+        if pending is not None:
+            indent, starts = pending
+            pending = None
+            while columns and columns[-1] >= indent:
+                columns.pop()
+            columns.append(indent)
+            columns.extend(starts)
+        if kind == "open":
+            if flow > 0 or node_start:
+                flow += 1
+        elif kind == "close":
+            flow = max(flow - 1, 0)
+        elif flow == 0:
+            value = token.group()
+            node_start = value[-1] in " \t" and value.rstrip().endswith(":")
+        if len(columns) + flow > limit:
+            return True
+    return False
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -100,6 +168,10 @@ def _parse_text(text: str, suffix: str = "") -> Any:
         raise _Unparseable(
             f"the definition text holds a lone surrogate (U+{ord(match.group()):04X}) at "
             f"character {match.start()}, which UTF-8 and JSON text cannot carry"
+        )
+    if _too_deep(text):
+        raise _Unparseable(
+            f"the definition text is nested more than {MAX_NESTING_DEPTH} levels deep"
         )
     # Text that starts like JSON is reported in JSON's terms (line and column), even when
     # the YAML parser, tried next for JSON-like YAML, fails as well.
