@@ -45,6 +45,7 @@ from orchestrator.language.definition import (
     WaitState,
     parse_timestamp,
 )
+from orchestrator.language.definition.validate import MAX_WAIT_SECONDS
 from orchestrator.language.paths import read_path, using_variables
 from orchestrator.language.retry import find_catcher, next_retry
 
@@ -742,6 +743,10 @@ class Interpreter:
                 due = tr.now + _wait_seconds(state.seconds, "Seconds", None)
             else:
                 due = _wait_until(state.timestamp, "Timestamp", None)
+        if due - tr.now > MAX_WAIT_SECONDS:
+            raise StatesRuntimeError(
+                f"The Wait state's timestamp is more than {MAX_WAIT_SECONDS} seconds away"
+            )
         key = scope.prefix + name
         record = StepRecord(
             state=name, input=raw_input, entered=tr.now, kind="wait", entered_event=entered
@@ -862,11 +867,11 @@ class Interpreter:
                     f"The {field}Path field refers to value {_compact(value)} which is not a "
                     f"positive integer: {path}"
                 )
-            return float(value)
+            return _at_most_max_wait(float(value), f"{field}Path")
         if jsonata.is_expression(literal):
-            return float(_jsonata_number(literal, b, field, "integer"))
+            return _at_most_max_wait(float(_jsonata_number(literal, b, field, "integer")), field)
         if isinstance(literal, int | float) and not isinstance(literal, bool):
-            return float(literal)
+            return _at_most_max_wait(float(literal), field)
         return None
 
     def task_succeeded(self, key: str, record: StepRecord, result: Any, now: float) -> Transition:
@@ -1462,7 +1467,21 @@ def _wait_seconds(value: Any, field: str, path: str | None) -> float:
         raise StatesRuntimeError(f"The {field} parameter cannot be parsed as a long value{where}")
     if value < 0:
         raise StatesRuntimeError(f"The {field} parameter references a negative value{where}")
+    if value > MAX_WAIT_SECONDS:
+        raise StatesRuntimeError(
+            f"The {field} parameter references a value over the maximum of "
+            f"{MAX_WAIT_SECONDS} seconds{where}"
+        )
     return float(value)
+
+
+def _at_most_max_wait(seconds: float, field: str) -> float:
+    if seconds > MAX_WAIT_SECONDS:
+        raise StatesRuntimeError(
+            f"The {field} value {_compact(seconds)} is over the maximum of {MAX_WAIT_SECONDS} "
+            "seconds"
+        )
+    return seconds
 
 
 def _wait_until(value: Any, field: str, path: str | None) -> float:

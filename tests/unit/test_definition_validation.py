@@ -1070,3 +1070,22 @@ def test_no_activities_registered_says_how_to_register_them(monkeypatch) -> None
     (issue,) = raised.value.issues
     assert "none is registered in this process" in issue.message
     assert "--tasks MODULE" in issue.message and "local_orchestrator" in issue.message
+
+
+@pytest.mark.parametrize(
+    "state, field",
+    [
+        (end("Wait", Seconds=100_000_000), "Seconds"),
+        (end("Task", Resource="w", TimeoutSeconds=100_000_000), "TimeoutSeconds"),
+        (end("Task", Resource="w", HeartbeatSeconds=100_000_000), "HeartbeatSeconds"),
+    ],
+)
+def test_timer_literals_over_the_step_functions_maximum(state: dict[str, Any], field: str) -> None:
+    assert issues(machine(("S", state))) == [
+        f"$.States.S.{field}: must be <= 99999999, not 100000000"
+    ]
+    state[field] = 99_999_999
+    if field == "HeartbeatSeconds":
+        state["TimeoutSeconds"] = 99_999_999
+        state[field] = 99_999_998
+    assert parse_definition(machine(("S", state))).states["S"].type == state["Type"]

@@ -602,3 +602,47 @@ def test_task_failure_causes_are_bounded() -> None:
     assert failed.end is not None
     assert len(failed.end["cause"]) <= 32768
     failed.end["cause"].encode()
+
+
+@pytest.mark.parametrize(
+    "state, execution_input",
+    [
+        ({"Type": "Wait", "SecondsPath": "$.s", "End": True}, {"s": 1e30}),
+        ({"Type": "Wait", "SecondsPath": "$.s", "End": True}, {"s": 100_000_000}),
+        ({"Type": "Wait", "TimestampPath": "$.t", "End": True}, {"t": "9999-01-01T00:00:00Z"}),
+        ({"Type": "Wait", "Seconds": "{% 1e30 %}", "QueryLanguage": "JSONata", "End": True}, {}),
+        (
+            {"Type": "Wait", "Timestamp": "{% $states.input.t %}", "QueryLanguage": "JSONata"}
+            | {"End": True},
+            {"t": "9999-01-01T00:00:00Z"},
+        ),
+        ({"Type": "Wait", "Timestamp": "9999-01-01T00:00:00Z", "End": True}, {}),
+        (
+            {"Type": "Task", "Resource": "w", "TimeoutSecondsPath": "$.s", "End": True},
+            {"s": 1e300},
+        ),
+        (
+            {"Type": "Task", "Resource": "w", "HeartbeatSecondsPath": "$.s", "End": True},
+            {"s": 1e300},
+        ),
+        (
+            {"Type": "Task", "Resource": "w", "QueryLanguage": "JSONata", "End": True}
+            | {"TimeoutSeconds": "{% 1e300 %}"},
+            {},
+        ),
+    ],
+)
+def test_a_timer_past_the_maximum_fails_the_state(
+    state: dict[str, Any], execution_input: Any
+) -> None:
+    tr = interp(machine({"S": state}), execution_input).start(NOW)
+    assert tr.end is not None and tr.end["error"] == "States.Runtime", tr.end
+    assert "99999999" in tr.end["cause"]
+    assert not tr.timers
+
+
+def test_a_wait_of_the_maximum_is_accepted() -> None:
+    it = interp(
+        machine({"W": {"Type": "Wait", "SecondsPath": "$.s", "End": True}}), {"s": 99_999_999}
+    )
+    assert it.start(NOW).timers == [(NOW + 99_999_999, ["wait", "W", 0])]

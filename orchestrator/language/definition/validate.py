@@ -34,6 +34,10 @@ MAX_STATE_NAME_LENGTH = 80
 #: and orjson's serialisers all stop somewhere past 250).
 MAX_NESTING_DEPTH = 100
 
+#: Longest Wait, TimeoutSeconds and HeartbeatSeconds accepted, as in Step Functions: a
+#: timer further out is a mistake (``1e30``), not a plan.
+MAX_WAIT_SECONDS = 99_999_999
+
 #: Largest definition, as JSON text: Step Functions' own limit (1 MiB).
 MAX_DEFINITION_BYTES = 1_048_576
 
@@ -469,6 +473,7 @@ def _check_int(
     path: str,
     *,
     minimum: int,
+    maximum: int | None = None,
     language: str = JSONPATH,
 ) -> bool:
     if language == JSONATA and is_jsonata_expression(value):
@@ -478,6 +483,9 @@ def _check_int(
         return False
     if value < minimum:
         result.add(path, f"must be >= {minimum}, not {value}")
+        return False
+    if maximum is not None and value > maximum:
+        result.add(path, f"must be <= {maximum}, not {value}")
         return False
     return True
 
@@ -834,10 +842,20 @@ def _validate_task(
     _exclusive(result, raw, path, "TimeoutSeconds", "TimeoutSecondsPath")
     _exclusive(result, raw, path, "HeartbeatSeconds", "HeartbeatSecondsPath")
     ok_timeout = "TimeoutSeconds" in raw and _check_int(
-        result, raw["TimeoutSeconds"], f"{path}.TimeoutSeconds", minimum=1, language=language
+        result,
+        raw["TimeoutSeconds"],
+        f"{path}.TimeoutSeconds",
+        minimum=1,
+        maximum=MAX_WAIT_SECONDS,
+        language=language,
     )
     ok_heartbeat = "HeartbeatSeconds" in raw and _check_int(
-        result, raw["HeartbeatSeconds"], f"{path}.HeartbeatSeconds", minimum=1, language=language
+        result,
+        raw["HeartbeatSeconds"],
+        f"{path}.HeartbeatSeconds",
+        minimum=1,
+        maximum=MAX_WAIT_SECONDS,
+        language=language,
     )
     if ok_timeout and ok_heartbeat:
         timeout, heartbeat = raw["TimeoutSeconds"], raw["HeartbeatSeconds"]
@@ -860,7 +878,14 @@ def _validate_wait(
             f"'TimestampPath' (found {len(present)})",
         )
     if "Seconds" in raw:
-        _check_int(result, raw["Seconds"], f"{path}.Seconds", minimum=0, language=language)
+        _check_int(
+            result,
+            raw["Seconds"],
+            f"{path}.Seconds",
+            minimum=0,
+            maximum=MAX_WAIT_SECONDS,
+            language=language,
+        )
     if "Timestamp" in raw:
         stamp = raw["Timestamp"]
         if not (language == JSONATA and is_jsonata_expression(stamp)):
