@@ -16,7 +16,7 @@ from orchestrator.client.inputs import input_text
 from orchestrator.client.models import DeadLetter, to_datetime
 from orchestrator.config import get_settings
 from orchestrator.engine.messages import excerpt
-from orchestrator.engine.records import base_status, timer_member
+from orchestrator.engine.records import base_status, record_texts, timer_member
 from orchestrator.engine.runtime import (
     interpreter_from_record,
     publish,
@@ -186,9 +186,7 @@ def redrive_execution(execution_id: str) -> ExecutionHandle:
     redrives = store.execution_redrives(execution_id) + 1
     tr.event("ExecutionRedriven", redriveCount=redrives)
     restarted: set[str] = set()
-    for key, text in steps.items():
-        if "|" in key:
-            continue
+    for key, text in record_texts(steps).items():
         # Finished steps are gone from the hash: every record left did not succeed.
         record = StepRecord.loads(text)
         if record.kind in ("parallel", "map"):

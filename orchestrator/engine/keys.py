@@ -43,6 +43,24 @@ inside the values are :mod:`orchestrator.engine.records`'s: a step status is
 members are built and parsed by ``timer_member``/``lease_member`` and their
 ``parse_`` counterparts. The interpreter still names step-hash fields in its
 transitions (``Transition.fields``), which the runtime turns into one ``Write``.
+
+The keys each Lua script call touches (what a Redis Cluster layout would have to put in
+one slot):
+
+* ``claim.lua``: one execution's record, step hash and history, and the global
+  ``{p}:leases``.
+* ``window.lua``: one execution's step hash.
+* ``commit.lua``: one execution's record, step hash, history and tokens, plus the global
+  ``{p}:leases`` and ``{p}:timers`` (most steps), ``{p}:executions`` (a start), the
+  definition (a start, a redrive), ``{p}:dlq`` and that execution's ``{p}:dl:{id}`` (a
+  failure, a redrive); never ``{p}:tokens``.
+* ``timers.lua``: the record, step hash and history of every execution in a batch of due
+  timers (many executions per call, by design: beat's burst path).
+* ``trim_dead_letters.lua``: ``{p}:dlq`` and the letters it drops (any executions').
+
+So hash-tagging an execution's keys (``{p}:x:{<id>}``) would not by itself make the
+scripts single-slot: every commit also writes the global leases and timers sets, and
+timers.lua and the dead-letter trim span executions.
 """
 
 from __future__ import annotations

@@ -59,18 +59,32 @@ class LiveStep:
     """Its step record (state, input, attempt, token, entered...)."""
 
 
+def record_texts(raw: dict[str, str]) -> dict[str, str]:
+    """Step key -> step record text of the active steps of a raw step hash (statuses and
+    container counters aside)."""
+    return {key: value for key, value in raw.items() if "|" not in key}
+
+
+def step_record(raw: dict[str, str], step_key: str) -> dict[str, Any] | None:
+    """The decoded record of ``step_key`` in a raw step hash (None if it has none, or
+    not a JSON object)."""
+    text = raw.get(step_key) if "|" not in step_key else None
+    if not text:
+        return None
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def live_steps(raw: dict[str, str]) -> list[LiveStep]:
     """The active steps of a raw step hash (statuses and container counters aside),
     in hash order; a record that is not a JSON object is skipped."""
     steps = []
-    for key, value in raw.items():
-        if "|" in key:
-            continue
-        try:
-            record = json.loads(value)
-        except ValueError:
-            continue
-        if not isinstance(record, dict):
+    for key in record_texts(raw):
+        record = step_record(raw, key)
+        if record is None:
             continue
         status = raw.get(status_field(key))
         steps.append(LiveStep(key, base_status(status), claim_token(status), record))

@@ -10,6 +10,7 @@ from typing import Any
 
 from orchestrator.client.api import describe_execution, get_execution_history
 from orchestrator.client.models import ExecutionDescription, HistoryEvent
+from orchestrator.engine.records import step_record
 from orchestrator.engine.store import get_store
 from orchestrator.ui.data import (
     WaitingTask,
@@ -220,7 +221,7 @@ def _attempts(run: StepRun, steps: dict[str, str]) -> int:
     """A run's attempts: its TaskScheduled events, or its unfinished step's own count."""
     attempts = run.attempts
     if run.live is not None:
-        record = _record(steps.get(run.key))
+        record = step_record(steps, run.key)
         if record and isinstance(record.get("attempt"), int):
             attempts = max(attempts, record["attempt"] + 1)
     return attempts
@@ -238,16 +239,6 @@ def _cut(text: str | None, limit: int) -> str | None:
     if text is None or len(text) <= limit:
         return text
     return text[: limit - 1] + "…"
-
-
-def _record(text: str | None) -> dict[str, Any] | None:
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _text(value: Any) -> str | None:
