@@ -44,6 +44,8 @@ DEFAULT_EVALUATION_TIMEOUT_S = 5.0
 #: Nesting of JSONata function calls an evaluation may reach (recursion); below the ~760
 #: levels at which the interpreter itself runs out of Python stack.
 DEFAULT_EVALUATION_MAX_DEPTH = 500
+#: Growth of the process's resident memory one evaluation may cause, in MiB (0: unbounded).
+DEFAULT_EVALUATION_MAX_MEMORY_MB = 256
 
 
 class Settings(BaseSettings):
@@ -96,6 +98,9 @@ class Settings(BaseSettings):
     (:mod:`orchestrator.language.budget`)."""
     evaluation_max_depth: int = Field(default=DEFAULT_EVALUATION_MAX_DEPTH, gt=0)
     """Nesting of JSONata function calls an evaluation may reach before the state fails."""
+    evaluation_max_memory_mb: int = Field(default=DEFAULT_EVALUATION_MAX_MEMORY_MB, ge=0)
+    """Growth of the process's resident memory (MiB) while one evaluation runs; past it the
+    state fails (:mod:`orchestrator.language.budget`; Linux only, 0: unbounded)."""
     redis_timeout_seconds: float = Field(default=DEFAULT_REDIS_TIMEOUT_S, gt=0)
     """Connect and reply timeout of the store's Redis calls: a hung Redis (a stopped
     server, a firewall dropping packets) becomes ``StoreUnavailable`` within a few of

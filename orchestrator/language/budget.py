@@ -16,9 +16,18 @@ so a runaway one would pin them all. Three mechanisms bound it:
 * **Regular expressions** run in C, where that exception cannot land: they use the
   ``regex`` package with ``timeout=`` set to what is left of the budget (:func:`remaining`).
 * **Size.** Operations that allocate at C speed (string concatenation, ``$pad``, ``$join``,
-  ``$append``, ``$replace``, ranges, ``States.Format``...) check the size of their result
-  against :data:`MAX_STRING_CHARS` / :data:`MAX_ARRAY_ITEMS` *before* building it, so that
-  doubling a string thirty times fails instead of allocating gigabytes.
+  ``$append``, ``$replace``, ``$string``, ranges, ``States.Format``...) check the size of
+  their result against :data:`MAX_STRING_CHARS` / :data:`MAX_ARRAY_ITEMS` *before* building
+  it, so that doubling a string thirty times fails instead of allocating gigabytes.
+* **Memory.** Size checks per operation cannot see accumulation (sixty strings of 16 Mi
+  characters in one array, a path step mapping a million ranges). While an evaluation is
+  armed the watchdog also reads the process's resident memory (``/proc/self/statm``) on
+  every tick and raises :class:`LimitExceeded` in the evaluating thread once it has grown
+  more than ``ORCHESTRATOR_EVALUATION_MAX_MEMORY_MB`` since the evaluation started; the
+  evaluation's objects are then dropped and freed memory handed back to the system. The
+  resident size is the process's, so evaluations running concurrently in threads of one
+  process share the allowance (a Celery prefork child runs one at a time). Linux only:
+  elsewhere only the time and size limits apply.
 
 The exception is a ``BaseException`` so that library code's ``except Exception`` (jsonata
 and jsonpath-ng have several) cannot swallow it; :func:`run_bounded` turns it into a
@@ -29,10 +38,12 @@ limit. Nested bounded evaluations (an intrinsic reading a path) share the outer 
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
+import gc
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from orchestrator.config import get_settings
@@ -41,10 +52,12 @@ from orchestrator.errors import EvaluationLimitExceeded
 __all__ = [
     "MAX_ARRAY_ITEMS",
     "MAX_STRING_CHARS",
+    "MEMORY_SETTING",
     "TIMEOUT_SETTING",
     "LimitExceeded",
     "check_items",
     "check_chars",
+    "check_serialized_chars",
     "remaining",
     "run_bounded",
 ]
@@ -59,10 +72,16 @@ MAX_ARRAY_ITEMS = 1_000_000
 #: The environment variable of the time budget, named in every time-limit cause.
 TIMEOUT_SETTING = "ORCHESTRATOR_EVALUATION_TIMEOUT_SECONDS"
 
-#: How often the watchdog looks at armed deadlines while any is armed (seconds): a runaway
-#: evaluation is stopped at most this long after its deadline.
-_TICK_S = 0.05
-_IDLE_AFTER_TICKS = 20
+#: The environment variable of the memory budget, named in every memory-limit cause.
+MEMORY_SETTING = "ORCHESTRATOR_EVALUATION_MAX_MEMORY_MB"
+
+#: How often the watchdog looks at armed deadlines and the resident memory while any
+#: evaluation is armed (seconds): a runaway evaluation is stopped at most this long after its
+#: deadline, and one allocating at ~1 GB/s overshoots the memory budget by ~20 MB.
+_TICK_S = 0.02
+_IDLE_AFTER_TICKS = 50
+
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 T = TypeVar("T")
 
@@ -75,9 +94,17 @@ class LimitExceeded(BaseException):
         self.cause = cause
 
 
-class _Expired(LimitExceeded):
-    """Raised asynchronously in a thread whose deadline passed (no arguments: ctypes
+class _Interrupt(LimitExceeded):
+    """Raised asynchronously in an evaluating thread by the watchdog (no arguments: ctypes
     instantiates it)."""
+
+
+class _Expired(_Interrupt):
+    """The thread's deadline passed."""
+
+
+class _OutOfMemory(_Interrupt):
+    """The process's resident memory grew past the budget since the evaluation started."""
 
 
 def check_chars(what: str, length: int) -> None:
@@ -98,6 +125,36 @@ def check_items(what: str, count: int) -> None:
         )
 
 
+def check_serialized_chars(what: str, value: Any) -> None:
+    """Raise :class:`LimitExceeded` when the JSON text of ``value`` would be too long.
+
+    Counts a lower bound of the compact serialisation (strings without their escapes,
+    numbers as one digit), stopping as soon as it passes :data:`MAX_STRING_CHARS`: one step
+    per node of ``value``, and a few for sixty references to one huge string.
+    """
+    total = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item) + 2
+        elif isinstance(item, Mapping):
+            total += 1 + 2 * len(item)
+            for key, child in item.items():
+                total += len(key) if isinstance(key, str) else 1
+                stack.append(child)
+        elif isinstance(item, list | tuple):
+            total += 1 + len(item)
+            stack.extend(item)
+        else:
+            total += 1
+        if total > MAX_STRING_CHARS:
+            raise LimitExceeded(
+                f"{what} would build a string of at least {total} characters, more than the "
+                f"evaluation limit of {MAX_STRING_CHARS}"
+            )
+
+
 def timeout_seconds() -> float:
     """The time budget of one evaluation, in seconds."""
     return get_settings().evaluation_timeout_seconds
@@ -106,11 +163,13 @@ def timeout_seconds() -> float:
 class _Armed:
     """One thread's deadline, registered with the watchdog."""
 
-    __slots__ = ("deadline", "fired", "thread_id")
+    __slots__ = ("deadline", "fired", "memory_limit", "thread_id")
 
-    def __init__(self, thread_id: int, deadline: float) -> None:
+    def __init__(self, thread_id: int, deadline: float, memory_limit: int) -> None:
         self.thread_id = thread_id
         self.deadline = deadline
+        #: Resident pages past which the evaluation is stopped (0: no memory limit).
+        self.memory_limit = memory_limit
         self.fired = False
 
 
@@ -162,11 +221,15 @@ class _Watchdog:
                 else:
                     empty_ticks = 0
                 now = time.monotonic()
+                resident = _resident_pages() if self.armed else 0
                 # Fired again on every tick until disarmed, in case something swallowed it.
                 for entry in self.armed.values():
                     if entry.deadline <= now:
                         entry.fired = True
                         _set_async_exc(entry.thread_id, _Expired)
+                    elif entry.memory_limit and resident > entry.memory_limit:
+                        entry.fired = True
+                        _set_async_exc(entry.thread_id, _OutOfMemory)
             time.sleep(_TICK_S)
 
 
@@ -178,13 +241,60 @@ def _set_async_exc(thread_id: int, exc: type[BaseException] | None) -> None:
 
 _watchdog = _Watchdog()
 _local = threading.local()
+#: An open /proc/self/statm (reading it again is a 2 us pread), -1 before the first read,
+#: None where there is none (not Linux): no memory limit there.
+_statm: int | None = -1
+
+
+def _resident_pages() -> int:
+    """The process's resident set size in pages (0 where unknown)."""
+    global _statm
+    if _statm == -1:
+        try:
+            _statm = os.open("/proc/self/statm", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            _statm = None
+    if _statm is None:
+        return 0
+    try:
+        return int(os.pread(_statm, 128, 0).split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _memory_limit() -> int:
+    """The resident pages past which an evaluation starting now is stopped (0: none)."""
+    budget_mb = get_settings().evaluation_max_memory_mb
+    if not budget_mb:
+        return 0
+    resident = _resident_pages()
+    return resident + budget_mb * 1024 * 1024 // _PAGE_BYTES if resident else 0
+
+
+_libc_name = ctypes.util.find_library("c")
+_malloc_trim = getattr(ctypes.CDLL(_libc_name), "malloc_trim", None) if _libc_name else None
+
+
+def _release_memory() -> None:
+    """Free what a stopped evaluation left (its frames hold cycles) and hand free heap pages
+    back to the system: glibc keeps them otherwise, and the worker's resident size with
+    them."""
+    gc.collect()
+    if _malloc_trim is not None:
+        _malloc_trim(0)
 
 
 def _after_fork() -> None:
     # A forked child (Celery's prefork pool) has no watchdog thread and may have inherited a
-    # lock held by one: start afresh.
-    global _watchdog
+    # lock held by one: start afresh. Its /proc/self is its own: open it again.
+    global _watchdog, _statm
     _watchdog = _Watchdog()
+    if isinstance(_statm, int) and _statm >= 0:
+        try:
+            os.close(_statm)
+        except OSError:
+            pass
+    _statm = -1
 
 
 os.register_at_fork(after_in_child=_after_fork)
@@ -211,15 +321,17 @@ def run_bounded(what: str, error: str, function: Callable[..., T], *args: Any, *
         What ``function`` returns.
 
     Raises:
-        EvaluationLimitExceeded: It ran longer than the budget or built a value over a size
-            limit; the cause names the limit.
+        EvaluationLimitExceeded: It ran longer than the budget, grew the process's memory
+            past the memory budget or built a value over a size limit; the cause names the
+            limit.
     """
     if getattr(_local, "deadline", None) is not None:
         return function(*args, **kwargs)  # inside an outer budget, which bounds this too
     timeout = timeout_seconds()
-    entry = _Armed(threading.get_ident(), time.monotonic() + timeout)
+    entry = _Armed(threading.get_ident(), time.monotonic() + timeout, _memory_limit())
     watchdog = _watchdog
     _local.deadline = entry.deadline
+    message: str
     try:
         try:
             watchdog.arm(entry)
@@ -227,23 +339,30 @@ def run_bounded(what: str, error: str, function: Callable[..., T], *args: Any, *
         finally:
             _disarm(watchdog, entry)
     except _Expired:
-        raise EvaluationLimitExceeded(
-            f"{what} exceeded the time limit of {timeout:g} s ({TIMEOUT_SETTING})", error=error
-        ) from None
+        message = f"{what} exceeded the time limit of {timeout:g} s ({TIMEOUT_SETTING})"
+    except _OutOfMemory:
+        message = (
+            f"{what} exceeded the memory limit of {get_settings().evaluation_max_memory_mb} "
+            f"MB ({MEMORY_SETTING})"
+        )
     except LimitExceeded as exc:
-        raise EvaluationLimitExceeded(f"{what}: {exc.cause}", error=error) from None
+        message = f"{what}: {exc.cause}"
+    # Raised outside the handler: an exception raised inside would keep the interrupted
+    # one as its __context__, and with it the evaluation's frames and everything they built.
+    _release_memory()
+    raise EvaluationLimitExceeded(message, error=error)
 
 
 def _disarm(watchdog: _Watchdog, entry: _Armed) -> None:
     # The watchdog may deliver its exception anywhere up to the moment the entry is removed,
     # including in here: retry until removed, then let the outer handler report it.
-    expired = False
+    interrupt: type[_Interrupt] | None = None
     while True:
         try:
             _local.deadline = None
             watchdog.disarm(entry)
             break
-        except _Expired:
-            expired = True
-    if expired:
-        raise _Expired
+        except _Interrupt as exc:
+            interrupt = type(exc)
+    if interrupt is not None:
+        raise interrupt

@@ -271,8 +271,20 @@ def _regex_engine(pattern: str, flags: RegexFlags) -> _TimedPattern:
     return _TimedPattern(regex.compile(pattern, native))
 
 
+def _bounded_string(value: Any, prettify: Any = None) -> Any:
+    """``Functions.string`` that refuses JSON text over the size limit before building it
+    (``json.dumps`` runs in C, where the memory watchdog cannot stop it)."""
+    if isinstance(value, list | Mapping) and not isinstance(value, str):
+        budget.check_serialized_chars("$string", value)
+    return Functions.string(value, prettify)
+
+
 class _BoundedFunctions:
     """JSONata built-ins that allocate at C speed, checked before they build their result."""
+
+    @staticmethod
+    def string(arg: Any, prettify: Any) -> Any:
+        return _bounded_string(arg, prettify)
 
     @staticmethod
     def pad(string: Any, width: Any, char: Any) -> Any:
@@ -310,6 +322,7 @@ class _BoundedFunctions:
 
 #: Signatures as jsonata registers them (Jsonata.register_functions).
 _BOUNDED_FUNCTIONS = {
+    "string": "<x-b?:s>",
     "pad": "<s-ns?:s>",
     "join": "<a<s>s?:s>",
     "append": "<xx:a>",
@@ -338,10 +351,43 @@ class _BoundedJsonata(_jsonata.Jsonata):
             self._depth -= 1
 
     def evaluate_string_concat(self, lhs: Any, rhs: Any) -> str:
-        left = "" if lhs is None else Functions.string(lhs, None)
-        right = "" if rhs is None else Functions.string(rhs, None)
+        left = "" if lhs is None else _bounded_string(lhs)
+        right = "" if rhs is None else _bounded_string(rhs)
         budget.check_chars("'&'", len(left) + len(right))
         return str(left) + str(right)
+
+    def evaluate_step(self, expr: Any, input: Any, environment: Any, last_step: bool) -> Any:  # noqa: A002
+        # jsonata's own step, counting the items it gathers as it goes: each value a step
+        # yields may be small (a range under the array limit) while the flattened sequence
+        # of all of them is not ([1..999999].[1..999999]).
+        if expr.type == "sort":
+            return super().evaluate_step(expr, input, environment, last_step)
+        result = Utils.create_sequence()
+        items = 0
+        for inp in input:
+            res = self.eval(expr, inp, environment)
+            if expr.stages is not None:
+                for stage in expr.stages:
+                    res = self.evaluate_filter(stage.expr, res, environment)
+            if res is not None:
+                result.append(res)
+                items += len(res) if isinstance(res, list) else 1
+                if items > budget.MAX_ARRAY_ITEMS:
+                    budget.check_items("a path step (its values' items in all)", items)
+        if (
+            last_step
+            and len(result) == 1
+            and isinstance(result[0], list)
+            and not Utils.is_sequence(result[0])
+        ):
+            return result[0]
+        result_sequence = Utils.create_sequence()
+        for res in result:
+            if not isinstance(res, list) or (isinstance(res, Utils.JList) and res.cons):
+                result_sequence.append(res)
+            else:
+                result_sequence.extend(res)  # flattened into the parent sequence
+        return result_sequence
 
     def evaluate_range_expression(self, lhs: Any, rhs: Any) -> Any:
         if isinstance(lhs, int) and isinstance(rhs, int) and not isinstance(lhs, bool):
@@ -470,10 +516,14 @@ def evaluate(expression: str, bindings: Mapping[str, Any], *, field: str = "") -
         raw = budget.run_bounded(
             f"The JSONata expression '{text}'{where}",
             "States.QueryEvaluationError",
-            compiled.evaluate,
-            None,
+            _evaluate_converted,
+            compiled,
             env,
         )
+    except _Unsupported:
+        raise QueryEvaluationError(
+            f"The JSONata expression '{text}'{where} returned an unsupported result type."
+        ) from None
     except StatesError:
         raise
     except RecursionError:
@@ -493,14 +543,14 @@ def evaluate(expression: str, bindings: Mapping[str, Any], *, field: str = "") -
             f"The JSONata expression '{text}'{where} threw an error during evaluation. "
             f"{_error_text(exc)}"
         ) from None
-    if raw is None:
-        return UNDEFINED
-    try:
-        return _to_python(raw)
-    except _Unsupported:
-        raise QueryEvaluationError(
-            f"The JSONata expression '{text}'{where} returned an unsupported result type."
-        ) from None
+    return raw
+
+
+def _evaluate_converted(compiled: _jsonata.Jsonata, env: dict[str, Any]) -> Any:
+    # The conversion walks the whole result in Python: inside the budget, so that a huge
+    # result cannot outlast the watchdog.
+    raw = compiled.evaluate(None, env)
+    return UNDEFINED if raw is None else _to_python(raw)
 
 
 _FUNCTION_DEF = re.compile(r"\bfunction\s*\(|λ\s*\(")

@@ -10,7 +10,9 @@ they tell "stopped by the budget" from "ran for minutes", not how fast it stoppe
 
 from __future__ import annotations
 
+import gc
 import json
+import resource
 import threading
 import time
 from typing import Any
@@ -24,7 +26,12 @@ from orchestrator.config import get_settings
 from orchestrator.errors import EvaluationLimitExceeded, IntrinsicFailure, StatesError
 from orchestrator.language import intrinsics
 from orchestrator.language import jsonata_eval as jsonata
-from orchestrator.language.budget import MAX_ARRAY_ITEMS, MAX_STRING_CHARS, LimitExceeded
+from orchestrator.language.budget import (
+    MAX_ARRAY_ITEMS,
+    MAX_STRING_CHARS,
+    MEMORY_SETTING,
+    LimitExceeded,
+)
 from orchestrator.language.choice import string_matches
 from orchestrator.language.paths import read_path
 from tests.activities import counter
@@ -37,6 +44,13 @@ TIMEOUT_NAME = "ORCHESTRATOR_EVALUATION_TIMEOUT_SECONDS"
 #: Backtracks exponentially in Python's re and in the regex package (which times it out).
 EVIL_REGEX = "(a|aa)+$"
 EVIL_TEXT = "a" * 60 + "!"
+MEMORY_BUDGET_MB = 64
+#: Sixty references to one 16 Mi string: each operation is under the size limit, the JSON
+#: text of the array is 960 million characters (the red-team pass: 1.95 GB in 3.8 s).
+SIXTY_STRINGS = "[" + ",".join(["$s"] * 60) + "]"
+#: Each value under the size limits, their total past the memory budget (no pre-check sees
+#: it): a million small objects.
+MEMORY_BOMB = "{% $count([1..999999].{'a': $, 'b': [$, $string($)]}) %}"
 
 
 @pytest.fixture
@@ -104,17 +118,82 @@ SIZE_BOMBS = {
         "string",
     ),
     "$join": ("{% $join([1..20000].$pad('', 1000, 'x')) %}", "string"),
+    "$string of many references": (
+        "{% ($s := $pad('', 16000000, 'x'); $length($string(" + SIXTY_STRINGS + "))) %}",
+        "string",
+    ),
+    "'&' of many references": (
+        "{% ($s := $pad('', 16000000, 'x'); $length(" + SIXTY_STRINGS + " & '')) %}",
+        "string",
+    ),
+    "path step mapping ranges": ("{% $count([1..999999].[1..999999]) %}", "array"),
 }
 
 
 @pytest.mark.parametrize(("expression", "kind"), SIZE_BOMBS.values(), ids=SIZE_BOMBS.keys())
 def test_jsonata_size_bombs_fail_before_allocating(expression: str, kind: str) -> None:
     limit = MAX_STRING_CHARS if kind == "string" else MAX_ARRAY_ITEMS
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     assert_bounded(
         lambda: evaluate(expression),
         error="States.QueryEvaluationError",
         limit=f"more than the evaluation limit of {limit}",
     )
+    # Stopped before building the big value: the process's peak grew by less than the
+    # default memory budget (it did not grow at all if an earlier test peaked higher).
+    peak_growth_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
+    assert peak_growth_mb < 256
+
+
+def test_sizes_under_the_limits_still_serialise() -> None:
+    assert evaluate("{% $length($string([$pad('', 1000000, 'x'), 1, {'a': [true]}])) %}") == (
+        1_000_000 + len('["",1,{"a":[true]}]')
+    )
+    # 900,000 items in all, in a thousand arrays of the step's result: under the limit.
+    assert evaluate("{% $count([1..1000].[1..900]) %}") == 1000
+    assert evaluate("{% $sum([1..1000].$count([1..900])) %}") == 900_000
+    assert evaluate("{% [1..3].[$, $ * 10] %}") == [[1, 10], [2, 20], [3, 30]]
+    assert evaluate("{% $states.input.a.b %}", {"a": [{"b": [1, 2]}, {"b": [3]}]}) == [1, 2, 3]
+    assert evaluate("{% [1, 2] & '' %}") == "[1,2]"
+
+
+def _resident_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+@pytest.fixture
+def small_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 64 MB memory budget and a time budget long enough that memory runs out first."""
+    monkeypatch.setattr(get_settings(), "evaluation_max_memory_mb", MEMORY_BUDGET_MB)
+    monkeypatch.setattr(get_settings(), "evaluation_timeout_seconds", 120.0)
+
+
+@pytest.mark.parametrize("kind", ["JSONata", "JSONPath"])
+def test_memory_bombs_stop_at_the_memory_budget_and_release_it(
+    small_memory: None, kind: str
+) -> None:
+    deep: Any = list(range(20_000))
+    for _ in range(400):
+        deep = [deep]
+    call, error = {
+        "JSONata": (lambda: evaluate(MEMORY_BOMB), "States.QueryEvaluationError"),
+        "JSONPath": (lambda: read_path(deep, "$..*..*"), "States.Runtime"),
+    }[kind]
+    evaluate("{% 1 %}")  # the watchdog thread exists from here on
+    threads = threading.active_count()
+    gc.collect()
+    before = _resident_mb()
+    failure = assert_bounded(call, error=error, limit=MEMORY_SETTING)
+    assert f"memory limit of {MEMORY_BUDGET_MB} MB" in failure.cause
+    # The evaluation's objects are gone with it (the failure does not hold its frames),
+    # and the freed heap went back to the system.
+    del failure
+    gc.collect()
+    assert _resident_mb() - before < MEMORY_BUDGET_MB / 2
+    assert threading.active_count() == threads
+    # The next evaluation has the whole budget again.
+    assert evaluate("{% $count([1..100000].{'a': $}) %}") == 100_000
 
 
 def test_jsonata_recursion_stops_at_the_depth_limit() -> None:
@@ -269,6 +348,42 @@ def test_a_jsonata_bomb_after_a_task_fails_the_state_and_the_worker_keeps_servin
     assert result.error == "States.QueryEvaluationError"
     assert TIMEOUT_NAME in result.cause
     assert counter("calls", tag) == 1  # the Task ran once: no re-dispatch of a pinned step
+
+
+@pytest.mark.usefixtures("orchestrator")
+@pytest.mark.parametrize(
+    ("output", "limits"),
+    [
+        (
+            "{% ($s := $pad('', 16000000, 'x'); $length($string(" + SIXTY_STRINGS + "))) %}",
+            [f"more than the evaluation limit of {MAX_STRING_CHARS}"],
+        ),
+        # Two materialised ranges already pass 64 MB: either limit may stop it first.
+        (
+            "{% $count([1..999999].[1..999999]) %}",
+            [f"evaluation limit of {MAX_ARRAY_ITEMS}", MEMORY_SETTING],
+        ),
+        (MEMORY_BOMB, [MEMORY_SETTING]),
+    ],
+    ids=["string", "ranges", "memory"],
+)
+def test_a_memory_bomb_after_a_task_fails_the_state_and_the_worker_keeps_serving(
+    small_memory: None, tag: str, output: str, limits: list[str]
+):
+    bomb = jsonata_machine(
+        {
+            "Count": task("count", Arguments={"tag": tag}, Next="Bomb"),
+            "Bomb": {"Type": "Pass", "Output": output, "End": True},
+        }
+    )
+    handle = start_workflow(bomb, {})
+    result = handle.result(MARGIN_S + 60)
+    assert result.status == "FAILED", result
+    assert result.error == "States.QueryEvaluationError"
+    assert any(limit in result.cause for limit in limits), result.cause
+    assert counter("calls", tag) == 1
+    _, other = run_workflow(machine({"Echo": task("echo")}), {"v": 1})
+    assert other.status == "SUCCEEDED", other
 
 
 @pytest.mark.usefixtures("orchestrator", "small_budget")
