@@ -33,7 +33,7 @@ from orchestrator.errors import (
 from orchestrator.language.definition.model import TaskState
 from orchestrator.language.interpreter import Dispatch, Reader, StepRecord, StepStatus, Transition
 from orchestrator.language.jsontext import dumps
-from orchestrator.language.tokens import execution_of
+from orchestrator.language.tokens import execution_of, redact_text
 
 #: Statuses from which an execution can be redriven.
 REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")
@@ -337,7 +337,8 @@ def dead_letter_message(
         "input": excerpt(body),
         "timestamp": now,
     }
-    store.add_dead_letter(letter_id, dumps(letter), now, settings.retention_seconds)
+    # A dead letter quotes message bodies and causes: a task token in them must not show.
+    store.add_dead_letter(letter_id, redact_text(dumps(letter)), now, settings.retention_seconds)
     trim_dead_letters(store)
     return letter_id
 

@@ -19,6 +19,7 @@ import tests.control_activities  # noqa: F401 - registers ctl_* before the worke
 from orchestrator import (
     TaskTokenError,
     activity,
+    get_dead_letter,
     redrive_execution,
     send_task_failure,
     send_task_heartbeat,
@@ -247,3 +248,13 @@ def test_a_token_glued_into_a_longer_string_is_redacted(around: tuple[str, str])
     before, after = around
     assert redact_text(before + token + after) == before + REDACTED + after
     assert redact({"url": before + token + after}) == {"url": before + REDACTED + after}
+
+
+def test_a_dead_letter_quoting_a_token_shows_it_redacted(orchestrator):
+    from orchestrator.client.control import dead_letter_message
+
+    token = new_token("exec-1")
+    letter_id = dead_letter_message("Forged", f"cause {token}!", {"body": f"x{token}y"})
+    letter = get_dead_letter(letter_id)
+    assert token not in json.dumps(letter.model_dump(mode="json"))
+    assert letter.cause == f"cause {REDACTED}!"
