@@ -505,6 +505,19 @@ class RedisStore:
         """Forget a lease whose step moved on."""
         self.client.zrem(self.keys.leases, member)
 
+    def reschedule_step(
+        self, execution_id: str, step_key: str, status: str, lease_until: float
+    ) -> bool:
+        """Mark a step whose worker was lost SCHEDULED again, leased until ``lease_until``,
+        if its execution still runs and its status is still ``status``; whether it was."""
+        steps_key, field = self.keys.steps(execution_id), status_field(step_key)
+        write = Write()
+        write.guard_field(self.keys.execution(execution_id), "status", "RUNNING")
+        write.guard_field(steps_key, field, status)
+        write.op("hset", steps_key, field, "SCHEDULED")
+        write.op("zadd", self.keys.leases, repr(lease_until), lease_member(execution_id, step_key))
+        return self.commit(write)
+
     def due_timers(self, now: float, count: int) -> list[str]:
         """Up to ``count`` timer members due by ``now``."""
         return list(self.client.zrangebyscore(self.keys.timers, "-inf", now, 0, count))

@@ -28,7 +28,6 @@ from orchestrator.engine.records import (
     base_status,
     parse_lease_member,
     parse_timer_member,
-    status_field,
 )
 from orchestrator.engine.runtime import (
     PUBLISH_CHUNK,
@@ -44,7 +43,7 @@ from orchestrator.engine.runtime import (
     publish,
     run_transition,
 )
-from orchestrator.engine.store import OutageLog, RedisStore, Write, get_store
+from orchestrator.engine.store import OutageLog, RedisStore, get_store
 from orchestrator.language.interpreter import (
     Dispatch,
     Interpreter,
@@ -419,13 +418,9 @@ def recover_step(store: RedisStore, member: str, now: float) -> None:
     logger.warning(
         "step %s/%s lost its worker (%s): dispatching it again", execution_id, step_key, status
     )
-    write = Write()
-    write.guard_field(store.keys.execution(execution_id), "status", "RUNNING")
-    steps_key, field = store.keys.steps(execution_id), status_field(step_key)
-    write.guard_field(steps_key, field, status)
-    write.op("hset", steps_key, field, StepStatus.SCHEDULED)
-    write.op("zadd", store.keys.leases, repr(now + settings.dispatch_timeout_seconds), member)
-    if store.commit(write):
+    if store.reschedule_step(
+        execution_id, step_key, status, now + settings.dispatch_timeout_seconds
+    ):
         publish(
             interp,
             execution_id,
