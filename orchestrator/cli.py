@@ -118,10 +118,11 @@ class OrchestratorGroup(TyperGroup):
 
 
 def exit_code_for(exc: BaseException, default: int = EXIT_USAGE) -> int:
-    """The exit code of an error: 3 for an unreachable store, 2 for configuration."""
+    """The exit code of an error: 3 for an unreachable store, 2 for configuration or for
+    what the caller gave (a definition, an input, a name, a cause, a task token)."""
     if isinstance(exc, StoreUnavailable):
         return EXIT_STORE_UNAVAILABLE
-    if isinstance(exc, ConfigurationError):
+    if isinstance(exc, ConfigurationError | DefinitionError | InvalidInputError | TaskTokenError):
         return EXIT_USAGE
     return default
 
@@ -173,7 +174,9 @@ def _options(
 
 
 def _console(stderr: bool) -> Console:
-    console = Console(stderr=stderr, soft_wrap=True)
+    # No markup: what the CLI prints is data (ids, causes, inputs, dead messages), and a
+    # "[...]" in it must show as itself, never vanish or restyle the output.
+    console = Console(stderr=stderr, soft_wrap=True, markup=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         # Piped or captured output: rich would assume 80 columns and squeeze tables;
         # a log file or a pager has room for more.

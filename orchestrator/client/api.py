@@ -55,9 +55,6 @@ from orchestrator.language.definition import StateMachine, parse_definition
 from orchestrator.language.interpreter import ExecutionInfo
 from orchestrator.language.jsontext import dumps
 
-#: Execution names: Step Functions' rule (1-80 characters, no whitespace, brackets,
-#: wildcards, quotes or control characters), which also keeps them safe in Redis keys.
-EXECUTION_NAME = re.compile(r"^[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]{1,80}$")
 #: Workflow names as the engine derives them (file stems or a definition's Comment).
 WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
 #: Endings of definition files in a workflows folder, the most specific first.
@@ -248,7 +245,7 @@ def start_workflow(
     if input is None:
         input = {}
     input_text = inputs.input_text(input, settings.max_input_bytes)
-    if name is not None and not EXECUTION_NAME.match(name):
+    if name is not None and not inputs.EXECUTION_NAME.match(name):
         raise InvalidInputError(
             f"execution name {name!r}: use 1-80 characters without whitespace or any of "
             '< > { } [ ] ? * " # % \\ ^ | ~ ` $ & , ; : /'
@@ -331,6 +328,7 @@ def get_execution_definition(
     Raises:
         ExecutionNotFound: no such execution, or its definition expired.
     """
+    execution_id = inputs.known_id(execution_id)
     store = store or get_store()
     def_hash = store.execution_def_hash(execution_id)
     text = store.definition_text(def_hash) if def_hash else None
@@ -358,6 +356,7 @@ def describe_execution(
     Raises:
         ExecutionNotFound: no such execution (or its retention expired).
     """
+    execution_id = inputs.known_id(execution_id)
     store = store or get_store()
     record = store.execution(execution_id)
     if not record:
@@ -399,6 +398,7 @@ def get_execution_history(
     Raises:
         ExecutionNotFound: no such execution.
     """
+    execution_id = inputs.known_id(execution_id)
     store = store or get_store()
     if not store.execution_exists(execution_id):
         raise ExecutionNotFound(execution_id)

@@ -12,7 +12,14 @@ import time
 from typing import Any
 
 from orchestrator.client.api import ExecutionHandle
-from orchestrator.client.inputs import input_text
+from orchestrator.client.inputs import (
+    EXECUTION_NAME,
+    MAX_CAUSE_CHARS,
+    MAX_ERROR_CHARS,
+    caller_text,
+    input_text,
+    known_id,
+)
 from orchestrator.client.models import DeadLetter, to_datetime
 from orchestrator.config import get_settings
 from orchestrator.engine.messages import excerpt
@@ -104,6 +111,8 @@ def send_task_failure(token: str, error: str | None = None, cause: str | None = 
     Raises:
         TaskTokenError: the token is unknown, spent, or its task no longer waits.
     """
+    error = caller_text(error, "error", MAX_ERROR_CHARS)
+    cause = caller_text(cause, "cause", MAX_CAUSE_CHARS)
     _answer(token, "failure", (error or "States.TaskFailed", cause or ""))
 
 
@@ -139,7 +148,11 @@ def stop_execution(execution_id: str, error: str | None = None, cause: str | Non
     Raises:
         ExecutionNotFound: no such execution.
         InvalidExecutionState: it is not running.
+        InvalidInputError: ``error`` or ``cause`` is not a string UTF-8 can carry, or too long.
     """
+    execution_id = known_id(execution_id)
+    error = caller_text(error, "error", MAX_ERROR_CHARS)
+    cause = caller_text(cause, "cause", MAX_CAUSE_CHARS)
     store = get_store()
     status = store.execution_status(execution_id)
     if status is None:
@@ -170,6 +183,7 @@ def redrive_execution(execution_id: str) -> ExecutionHandle:
         ExecutionNotFound: no such execution.
         InvalidExecutionState: it is running or succeeded.
     """
+    execution_id = known_id(execution_id)
     store = get_store()
     exec_key = store.keys.execution(execution_id)
     status = store.execution_status(execution_id)
@@ -295,6 +309,8 @@ def get_dead_letter(letter_id: str) -> DeadLetter:
     Raises:
         LookupError: no such dead letter.
     """
+    if not isinstance(letter_id, str) or not EXECUTION_NAME.match(letter_id):
+        raise LookupError(f"no dead letter {letter_id!r}")
     store = get_store()
     raw = store.dead_letter_text(letter_id)
     if raw is None:

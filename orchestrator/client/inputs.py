@@ -1,11 +1,12 @@
-"""Values callers hand in (execution inputs, task outputs): checked and turned into JSON text."""
+"""Values callers hand in (inputs, task outputs, ids, names, causes), checked at the door."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from orchestrator.errors import InvalidInputError
-from orchestrator.language.jsontext import checked_dumps
+from orchestrator.errors import ExecutionNotFound, InvalidInputError
+from orchestrator.language.jsontext import SURROGATE_RE, checked_dumps
 
 
 def input_text(value: Any, limit: int, what: str = "execution input") -> str:
@@ -26,3 +27,45 @@ def input_text(value: Any, limit: int, what: str = "execution input") -> str:
             "(ORCHESTRATOR_MAX_INPUT_BYTES)"
         )
     return text
+
+
+#: Execution names: Step Functions' rule (1-80 characters, no whitespace, brackets,
+#: wildcards, quotes or control characters), which also keeps them safe in Redis keys;
+#: lone surrogates are refused too (no UTF-8 text, and so no Redis key, can hold them).
+EXECUTION_NAME = re.compile(
+    r"^[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,80}$"
+)
+
+#: Longest error name and cause a caller may give (as the engine stores them).
+MAX_ERROR_CHARS = 256
+MAX_CAUSE_CHARS = 32768
+
+
+def known_id(value: object) -> str:
+    """``value`` as an id an execution (or dead letter) could have.
+
+    Raises:
+        ExecutionNotFound: no execution can have this id (not a string, empty, over 80
+            characters, or holding characters names may not hold).
+    """
+    if not isinstance(value, str) or not EXECUTION_NAME.match(value):
+        raise ExecutionNotFound(value if isinstance(value, str) else repr(value))
+    return value
+
+
+def caller_text(value: str | None, what: str, limit: int) -> str | None:
+    """A caller's error name or cause, checked: a string of at most ``limit`` characters
+    that UTF-8 can carry, or None.
+
+    Raises:
+        InvalidInputError: it is not a string, is too long, or holds a lone surrogate.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{what} must be a string, not {type(value).__name__}")
+    if len(value) > limit:
+        raise InvalidInputError(f"{what} is {len(value)} characters, over the limit of {limit}")
+    if SURROGATE_RE.search(value):
+        raise InvalidInputError(f"{what} holds a lone surrogate, which UTF-8 cannot carry")
+    return value

@@ -13,12 +13,12 @@ from datetime import datetime
 from pathlib import Path
 
 from orchestrator.client.api import (
-    EXECUTION_NAME,
     WORKFLOW_NAME,
     WORKFLOW_SUFFIXES,
     get_execution_definition,  # noqa: F401 - re-exported for the views
     workflow_dirs,
 )
+from orchestrator.client.inputs import EXECUTION_NAME
 from orchestrator.client.models import ExecutionStatus, to_datetime
 from orchestrator.engine.records import live_steps, status_field
 from orchestrator.engine.store import RedisStore, get_store

@@ -380,3 +380,9 @@ def test_resource_aliases_are_read_as_json(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("ORCHESTRATOR_RESOURCE_ALIASES", '{"urn:billing:charge": "charge-payment"}')
     config.configure(None)
     assert config.get_settings().resource_aliases == {"urn:billing:charge": "charge-payment"}
+
+
+def test_data_with_brackets_prints_as_itself(capsys: pytest.CaptureFixture[str]) -> None:
+    # A dead message's cause quotes "[args, kwargs, embed]"; markup would swallow it.
+    cli.stdout_console().print("body must be [args, kwargs, embed], not [bold red]x[/]")
+    assert "body must be [args, kwargs, embed], not [bold red]x[/]" in capsys.readouterr().out
