@@ -306,6 +306,16 @@ class _BoundedFunctions:
         return Functions.append(arg1, arg2)
 
     @staticmethod
+    def split(string: Any, pattern: Any, limit: Any) -> Any:
+        # A string separator splits in C (str.split); a regex one is bounded by its timeout.
+        if isinstance(string, str) and isinstance(pattern, str):
+            count = string.count(pattern) + 1 if pattern else len(string)
+            if isinstance(limit, int | float) and not isinstance(limit, bool) and limit >= 0:
+                count = min(count, int(limit))
+            budget.check_items("$split", count)
+        return Functions.split(string, pattern, limit)
+
+    @staticmethod
     def replace(string: Any, pattern: Any, replacement: Any, limit: Any) -> Any:
         if isinstance(string, str) and isinstance(replacement, str) and replacement:
             # Only a replacement that could grow the string past the limit needs counting.
@@ -327,6 +337,7 @@ _BOUNDED_FUNCTIONS = {
     "join": "<a<s>s?:s>",
     "append": "<xx:a>",
     "replace": "<s-(sf)(sf)n?:s>",
+    "split": "<s-(sf)n?:a<s>>",
 }
 
 

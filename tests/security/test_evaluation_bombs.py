@@ -127,6 +127,8 @@ SIZE_BOMBS = {
         "string",
     ),
     "path step mapping ranges": ("{% $count([1..999999].[1..999999]) %}", "array"),
+    "$split into characters": ("{% $count($split($pad('', 2000000, 'x'), '')) %}", "array"),
+    "$split": ("{% $count($split($pad('', 6000000, 'ab,'), ',')) %}", "array"),
 }
 
 
@@ -155,6 +157,10 @@ def test_sizes_under_the_limits_still_serialise() -> None:
     assert evaluate("{% [1..3].[$, $ * 10] %}") == [[1, 10], [2, 20], [3, 30]]
     assert evaluate("{% $states.input.a.b %}", {"a": [{"b": [1, 2]}, {"b": [3]}]}) == [1, 2, 3]
     assert evaluate("{% [1, 2] & '' %}") == "[1,2]"
+    assert evaluate("{% $split('a,b,,c', ',') %}") == ["a", "b", "", "c"]
+    assert evaluate("{% $split('abc', '') %}") == ["a", "b", "c"]
+    assert evaluate("{% $split($pad('', 3000000, 'ab,'), ',', 2) %}") == ["ab", "ab"]
+    assert evaluate("{% $split('a1b2c', /[0-9]/) %}") == ["a", "b", "c"]
 
 
 def _resident_mb() -> float:
