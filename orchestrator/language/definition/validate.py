@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -726,28 +726,32 @@ def _error_equals(result: Validation, rule: Mapping[str, Any], path: str, *, las
             result.add(field_path, "'States.ALL' must only appear in the last rule")
 
 
-def _rule_list(result: Validation, raw: Mapping[str, Any], path: str, key: str) -> list[Any]:
+def _rules(
+    result: Validation, raw: Mapping[str, Any], path: str, key: str, fields: Collection[str]
+) -> Iterator[tuple[dict[str, Any], str]]:
+    """Each Retry or Catch rule that is an object, with its path, after the checks every
+    rule shares: known fields, ErrorEquals, Comment."""
     if key not in raw:
-        return []
+        return
     rules = raw[key]
     if not isinstance(rules, list):
         result.add(f"{path}.{key}", f"must be an array, not {_type_name(rules)}")
-        return []
-    return rules
-
-
-def _validate_retry(result: Validation, raw: Mapping[str, Any], path: str) -> None:
-    rules = _rule_list(result, raw, path, "Retry")
+        return
     for index, rule in enumerate(rules):
-        rule_path = f"{path}.Retry[{index}]"
+        rule_path = f"{path}.{key}[{index}]"
         if not isinstance(rule, dict):
             result.add(rule_path, f"must be an object, not {_type_name(rule)}")
             continue
-        for key in rule:
-            if key not in _RETRIER_FIELDS:
-                result.add(f"{rule_path}.{key}", _unknown_field(key, _RETRIER_FIELDS))
+        for name in rule:
+            if name not in fields:
+                result.add(f"{rule_path}.{name}", _unknown_field(name, fields))
         _error_equals(result, rule, rule_path, last=index == len(rules) - 1)
         _check_optional(result, rule, rule_path, "Comment", str)
+        yield rule, rule_path
+
+
+def _validate_retry(result: Validation, raw: Mapping[str, Any], path: str) -> None:
+    for rule, rule_path in _rules(result, raw, path, "Retry", _RETRIER_FIELDS):
         if "IntervalSeconds" in rule:
             _check_int(result, rule["IntervalSeconds"], f"{rule_path}.IntervalSeconds", minimum=1)
         if "MaxAttempts" in rule:
@@ -768,17 +772,7 @@ def _validate_catch(
     result: Validation, raw: Mapping[str, Any], path: str, language: str
 ) -> list[_Transition]:
     transitions: list[_Transition] = []
-    rules = _rule_list(result, raw, path, "Catch")
-    for index, rule in enumerate(rules):
-        rule_path = f"{path}.Catch[{index}]"
-        if not isinstance(rule, dict):
-            result.add(rule_path, f"must be an object, not {_type_name(rule)}")
-            continue
-        for key in rule:
-            if key not in _CATCHER_FIELDS:
-                result.add(f"{rule_path}.{key}", _unknown_field(key, _CATCHER_FIELDS))
-        _error_equals(result, rule, rule_path, last=index == len(rules) - 1)
-        _check_optional(result, rule, rule_path, "Comment", str)
+    for rule, rule_path in _rules(result, raw, path, "Catch", _CATCHER_FIELDS):
         _check_optional(result, rule, rule_path, "Assign", dict)
         if "Next" not in rule:
             result.add(rule_path, "missing required field 'Next'")
