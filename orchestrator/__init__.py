@@ -2,7 +2,8 @@
 
 The public API: register activities with :func:`activity`, start executions with
 :func:`start_workflow`, and look at them with :func:`describe_execution`,
-:func:`get_execution_history` and :func:`list_executions`.
+:func:`get_execution_history` and :func:`list_executions`. Those use the process's
+settings (the environment); :class:`Orchestrator` is an explicit client with its own.
 
 The package is laid out in layers (``docs/architecture.md``):
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
         start_workflow,
         validate_definition,
     )
+    from orchestrator.client.client import Orchestrator
     from orchestrator.client.control import (
         get_dead_letter,
         list_dead_letters,
@@ -73,6 +75,7 @@ _EXPORTS = {
         "start_workflow",
         "validate_definition",
     ),
+    "orchestrator.client.client": ("Orchestrator",),
     "orchestrator.client.control": (
         "get_dead_letter",
         "list_dead_letters",
@@ -119,6 +122,7 @@ __all__ = [
     "HistoryEvent",
     "InvalidExecutionState",
     "InvalidInputError",
+    "Orchestrator",
     "OrchestratorError",
     "StatesError",
     "StepInfo",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Annotated
 
@@ -172,10 +175,29 @@ def _describe(field: str) -> str:
 
 _override: Settings | None = None
 
+#: Settings bound to the current thread or task by :func:`using_settings` (an explicit
+#: ``orchestrator.client.Orchestrator`` binds its own for the duration of each call).
+_bound: ContextVar[Settings | None] = ContextVar("orchestrator_settings", default=None)
+
 
 def get_settings() -> Settings:
-    """Return the settings in force: an override set by ``configure()``, else the env's."""
+    """Return the settings in force: those bound by :func:`using_settings` in this context,
+    else an override set by ``configure()``, else the environment's."""
+    bound = _bound.get()
+    if bound is not None:
+        return bound
     return _override if _override is not None else _env_settings()
+
+
+@contextmanager
+def using_settings(settings: Settings) -> Iterator[Settings]:
+    """Make ``settings`` the ones in force in this context only (this thread or asyncio
+    task, and what it calls), leaving the process-wide settings alone."""
+    token = _bound.set(settings)
+    try:
+        yield settings
+    finally:
+        _bound.reset(token)
 
 
 def configure(settings: Settings | None) -> None:

@@ -17,9 +17,12 @@ sets any of the settings above is refused (``ConfigurationError``) rather than o
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import ssl
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -232,6 +235,35 @@ except ConfigurationError:
     # A malformed environment: importing the package must not crash on it; every later
     # get_settings() raises it again, where callers (the CLI: one line) report it.
     app.conf.update(celery_config(Settings.model_construct()))
+
+
+#: An app bound to the current thread or task by :func:`using_app`: an explicit
+#: ``orchestrator.client.Orchestrator`` publishes through its own, to its own broker.
+_bound_app: ContextVar[Celery | None] = ContextVar("orchestrator_celery_app", default=None)
+
+
+def publishing_app() -> Celery:
+    """The app tasks are published with: the one bound in this context, else :data:`app`."""
+    bound = _bound_app.get()
+    return app if bound is None else bound
+
+
+@contextlib.contextmanager
+def using_app(publisher: Celery) -> Iterator[Celery]:
+    """Publish with ``publisher`` in this context only (this thread or asyncio task)."""
+    token = _bound_app.set(publisher)
+    try:
+        yield publisher
+    finally:
+        _bound_app.reset(token)
+
+
+def publisher_app(settings: Settings) -> Celery:
+    """A Celery app that only publishes, configured from ``settings`` (no task of its own,
+    never the process's current app): what an explicit client sends its tasks with."""
+    publisher = Celery("orchestrator-client", set_as_current=False)
+    publisher.conf.update(celery_config(settings))
+    return publisher
 
 
 def reconfigure(settings: Settings | None = None) -> None:

@@ -20,12 +20,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from celery import Task
+from celery import Celery, Task
 from redis.exceptions import RedisError
 
 from orchestrator.config import get_settings
 from orchestrator.engine import activities
-from orchestrator.engine.celery_app import app
+from orchestrator.engine.celery_app import app, publishing_app
 from orchestrator.engine.compiler import compile_run, fan_out, is_callback, run_signature
 from orchestrator.engine.logs import step_context
 from orchestrator.engine.lru import LruCache
@@ -412,9 +412,12 @@ def announce_end(execution_id: str, tr: Transition) -> None:
         from orchestrator.client.control import trim_dead_letters
 
         trim_dead_letters(get_store())
-        dead_letter_task.apply_async(
+        # By name through the publishing app: an explicit client's goes to its broker.
+        publishing_app().send_task(
+            dead_letter_task.name,
             args=(execution_id, tr.end.get("state"), tr.end.get("error"), tr.end.get("cause")),
             queue=get_settings().queue,
+            ignore_result=True,
         )
 
 
@@ -505,7 +508,10 @@ def publish(
     Several dispatches go out as one pipelined producer batch.
     """
     queue = get_settings().queue
-    declare: list[Any] | None = [] if queue in _declared else None
+    publisher = publishing_app()
+    # Declared per broker: another client's broker has not seen the queue yet.
+    declared_key = (publisher.conf.broker_url, queue)
+    declare: list[Any] | None = [] if declared_key in _declared else None
     runs = []
     for dispatch in dispatches:
         scope, name = interp.scope_of(dispatch.step_key)
@@ -515,7 +521,7 @@ def publish(
         return
     with contextlib.ExitStack() as stack:
         if producer is None:
-            producer = stack.enter_context(app.producer_or_acquire())
+            producer = stack.enter_context(publisher.producer_or_acquire())
             if len(runs) > 1:
                 stack.enter_context(producer.batch(max_size=PUBLISH_CHUNK))
         if all(len(run) == 1 for run, _ in runs):
@@ -524,20 +530,28 @@ def publish(
             for index, (run, params) in enumerate(runs):
                 args = (params, execution_id, run[0].step_key)
                 _send_task(
-                    producer, run[0].activity, args, queue, declare, group_id, index, lineage
+                    publisher,
+                    producer,
+                    run[0].activity,
+                    args,
+                    queue,
+                    declare,
+                    group_id,
+                    index,
+                    lineage,
                 )
         else:
             signatures = []
             for run, params in runs:
                 carried, argsrepr = _message_input(params, execution_id, run[0].step_key)
-                signature = run_signature(run, carried, execution_id, queue, app)
+                signature = run_signature(run, carried, execution_id, queue, publisher)
                 # Flower's view of the args, as compact JSON: Celery's saferepr of the
                 # arguments costs more than building the rest of the message.
                 signature.set(argsrepr=argsrepr, kwargsrepr="{}")
                 signatures.append(signature)
             options = {} if declare is None else {"declare": declare}
-            fan_out(signatures, app).apply_async(producer=producer, **options)
-    _declared.add(queue)
+            fan_out(signatures, publisher).apply_async(producer=producer, **options)
+    _declared.add(declared_key)
 
 
 def _lineage() -> tuple[str | None, str | None]:
@@ -550,6 +564,7 @@ def _lineage() -> tuple[str | None, str | None]:
 
 
 def _send_task(
+    publisher: Celery,
     producer: Any,
     name: str,
     args: tuple[Any, str, str],
@@ -562,7 +577,7 @@ def _send_task(
     task_id = str(uuid.uuid4())
     root_id, parent_id = lineage
     carried, argsrepr = _message_input(*args)
-    message = app.amqp.create_task_message(
+    message = publisher.amqp.create_task_message(
         task_id,
         name,
         (carried, args[1], args[2]),
@@ -574,7 +589,7 @@ def _send_task(
         argsrepr=argsrepr,
         kwargsrepr="{}",
     )
-    app.amqp.send_task_message(producer, name, message, queue=queue, declare=declare)
+    publisher.amqp.send_task_message(producer, name, message, queue=queue, declare=declare)
 
 
 #: Messages sent per round trip when a transition dispatches many tasks (a Map's or a
@@ -582,10 +597,10 @@ def _send_task(
 #: would wait idle until the last message of a 500-item Map start is built.
 PUBLISH_CHUNK = 50
 
-#: Queues this process published to already. Celery declares a message's queue before
-#: every publish (a copy and a lookup per message); queues are durable broker state, so
-#: after a process's first publish to one, later ones skip that.
-_declared: set[str] = set()
+#: Queues this process published to already, by broker URL. Celery declares a message's
+#: queue before every publish (a copy and a lookup per message); queues are durable broker
+#: state, so after a process's first publish to one, later ones skip that.
+_declared: set[tuple[str | None, str]] = set()
 
 #: Celery's limit on a message's argsrepr.
 _ARGSREPR_MAX = 1024

@@ -7,6 +7,7 @@ operations) in one Lua call. Reads are plain Redis commands. The key schema is i
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -14,7 +15,8 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -610,8 +612,19 @@ _lock = threading.Lock()
 _stores: dict[tuple[str, str], RedisStore] = {}
 
 
+#: A store bound to the current thread or task by :func:`using_store` (an explicit
+#: ``orchestrator.client.Orchestrator`` binds its own for the duration of each call).
+_bound: ContextVar[RedisStore | None] = ContextVar("orchestrator_store", default=None)
+
+
 def get_store(settings: Settings | None = None) -> RedisStore:
-    """The store for the settings in force (one client per URL and prefix, shared)."""
+    """The store for ``settings``; without them, the store bound in this context by
+    :func:`using_store`, else the one for the settings in force (one client per URL and
+    prefix, shared)."""
+    if settings is None:
+        bound = _bound.get()
+        if bound is not None:
+            return bound
     settings = settings or get_settings()
     if not settings.redis_url:
         raise ConfigurationError(
@@ -627,6 +640,17 @@ def get_store(settings: Settings | None = None) -> RedisStore:
             )
             _stores[cache_key] = store
         return store
+
+
+@contextlib.contextmanager
+def using_store(store: RedisStore) -> Iterator[RedisStore]:
+    """Make ``store`` the one :func:`get_store` returns in this context only (this thread
+    or asyncio task); :func:`reset_stores` leaves it alone: its owner closes it."""
+    token = _bound.set(store)
+    try:
+        yield store
+    finally:
+        _bound.reset(token)
 
 
 def reset_stores() -> None:

@@ -44,6 +44,7 @@ from orchestrator.engine.celery_app import reconfigure as _engine_reconfigure
 from orchestrator.engine.embedded import EmbeddedRedis
 from orchestrator.engine.store import get_store, reset_stores
 from orchestrator.examples import ACTIVITIES_MODULE as DEMO_ACTIVITIES
+from orchestrator.examples import INPUTS_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 PROCFILE = REPO / "Procfile"
@@ -359,7 +360,7 @@ def test_procfile_runs_the_system_and_flower_shows_the_execution(system: System,
     _poll(lambda: _flower_receives_events(system), STARTUP_S, system, "Flower seeing a worker")
     ready = time.monotonic() - started
 
-    order = json.loads((REPO / "config" / "examples" / "order.json").read_text())
+    order = json.loads((INPUTS_DIR / "order.json").read_text())
     # "flaky_payment": 1 fails the first charge in each worker process, so the retry
     # (a timer that beat fires) runs; the retry policy allows 3 retries, so with more
     # than 3 pool processes the order could exhaust them: then the input is made clean.
