@@ -643,14 +643,15 @@ class Bench:
                 parts[part].append(size)
                 total += size
             usage.append(total)
-        history_len = self.client.llen(f"{self.exec_key(names[0])}:h")
+        history_len = self.client.xlen(f"{self.exec_key(names[0])}:h")
         record = self.client.hgetall(self.exec_key(names[0]))
         self.costs["memory_breakdown_bytes"] = {
             **{part: round(statistics.mean(v)) for part, v in parts.items()},
             "record_definition_field": len(record.get("definition", "").encode()),
             "history_events": history_len,
             "history_payload": sum(
-                len(e.encode()) for e in self.client.lrange(f"{self.exec_key(names[0])}:h", 0, -1)
+                len(fields["event"].encode())
+                for _, fields in self.client.xrange(f"{self.exec_key(names[0])}:h")
             ),
         }
         log(f"memory breakdown: {self.costs['memory_breakdown_bytes']}")
@@ -795,9 +796,9 @@ class Bench:
         for chunk in range(0, n, 500):
             pipe = self.client.pipeline(transaction=False)
             for name in names[chunk : chunk + 500]:
-                pipe.lrange(f"{self.exec_key(name)}:h", 0, -1)
-            for j, events in enumerate(pipe.execute()):
-                parsed = [json.loads(e) for e in events]
+                pipe.xrange(f"{self.exec_key(name)}:h")
+            for j, entries in enumerate(pipe.execute()):
+                parsed = [json.loads(fields["event"]) for _, fields in entries]
                 exited = next(e["ts"] for e in parsed if e["type"] == "WaitStateExited")
                 due = dues[chunk + j]
                 if due is None:

@@ -63,6 +63,7 @@ from orchestrator import (
     stop_execution,
     validate_definition,
 )
+from orchestrator.client.api import END_EVENTS
 from orchestrator.errors import ConfigurationError, StoreUnavailable, mask_url
 
 EXIT_OK = 0
@@ -92,9 +93,9 @@ INSPECT_TIMEOUT_S = 1.0
 REMOTE = "REDIS_URL"
 EMBEDDED = "in-process, embedded Redis"
 
-#: Polling the history starts fast (short workflows finish in milliseconds) and backs
-#: off to this, which keeps a long execution from hammering Redis.
-MAX_POLL_INTERVAL_S = 0.25
+#: The longest `run` waits for new history events in one blocking read before it looks
+#: at the execution's status (and whether a worker consumes the queue) again.
+FOLLOW_SLICE_S = 1.0
 #: Width of one-line details when output is not a terminal (a terminal uses its width).
 PLAIN_DETAILS_WIDTH = 120
 #: Console width when output is not a terminal (and COLUMNS is not set).
@@ -448,32 +449,34 @@ def follow(
 ) -> ExecutionResult | None:
     """Report each new history event until the execution ends; None if ``timeout`` hit.
 
-    Waits in short slices with ``handle.result()`` (which returns as soon as the
-    execution ends) and reports the events appended meanwhile: the history is
-    append-only, so everything past the last event seen is new. The final events are
-    committed together with the final status, so the poll after the end sees them all.
+    Reads only the events past the last one seen, with blocking reads (ids are dense, the
+    history append-only): a new event is reported as soon as it is committed. The end
+    event is committed together with the final status, so once it is read the result is.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     seen = 0
-    # Start with short slices (most steps take milliseconds), then back off.
-    slice_s = 0.02
     while True:
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        wait = slice_s if remaining is None else min(slice_s, remaining)
+        wait = FOLLOW_SLICE_S if remaining is None else min(FOLLOW_SLICE_S, remaining)
+        events = handle.wait_events(seen, wait)
+        for event in events:
+            on_event(event)
+            seen = event.id
+        if events and not any(event.type in END_EVENTS for event in events):
+            continue
         try:
-            result: ExecutionResult | None = handle.result(timeout=wait)
+            result: ExecutionResult | None = handle.result(timeout=0)
         except TimeoutError:
             result = None
-        for event in handle.history()[seen:]:
-            on_event(event)
-            seen += 1
         if result is not None:
+            # Ended during a quiet read: report whatever came last.
+            for event in handle.history(after=seen):
+                on_event(event)
             return result
         if deadline is not None and time.monotonic() >= deadline:
             return None
         if on_poll is not None:
             on_poll()
-        slice_s = min(slice_s * 2, MAX_POLL_INTERVAL_S)
 
 
 class WorkerWatch:

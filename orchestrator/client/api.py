@@ -164,6 +164,19 @@ def workflow_dirs() -> list[Path]:
     return list(dict.fromkeys([folder, examples.WORKFLOWS_DIR]))
 
 
+#: The history events that end an execution (appended with its final status).
+END_EVENTS = frozenset(
+    {"ExecutionSucceeded", "ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted"}
+)
+
+#: The longest a waiting call blocks on Redis at once (then it looks at the status
+#: again): kept well below the store's reply timeout (ORCHESTRATOR_REDIS_TIMEOUT_SECONDS).
+RESULT_BLOCK_S = 1.0
+
+#: The most history events one waiting read returns.
+EVENTS_PER_READ = 1000
+
+
 class ExecutionHandle:
     """A started execution: its id, and ways to wait for it and look at it."""
 
@@ -187,9 +200,18 @@ class ExecutionHandle:
         return describe_execution(self.execution_id, store=self.store)
 
     @store_call(mutates=False)
-    def history(self) -> list[HistoryEvent]:
-        """The execution's history events, oldest first."""
-        return get_execution_history(self.execution_id, store=self.store)
+    def history(self, after: int = 0) -> list[HistoryEvent]:
+        """The execution's history events with an id above ``after``, oldest first."""
+        return get_execution_history(self.execution_id, store=self.store, after=after)
+
+    @store_call(mutates=False)
+    def wait_events(self, after: int, timeout: float) -> list[HistoryEvent]:
+        """The events with an id above ``after``, waiting up to ``timeout`` seconds (one
+        blocking read, at most a second or two) for one to be appended; [] if none was."""
+        raw = self.store.wait_history(
+            self.execution_id, after, max(0.0, min(timeout, RESULT_BLOCK_S)), EVENTS_PER_READ
+        )
+        return [_history_event(event) for event in raw]
 
     @store_call(mutates=False)
     def result(self, timeout: float | None = None) -> ExecutionResult:
@@ -202,21 +224,27 @@ class ExecutionHandle:
             StoreUnavailable: Redis could not be reached.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.005
+        # No polling: block on the history for the end event, which the commit that ends
+        # the execution appends with its final status. Each wait is bounded, and the
+        # status is read again after a quiet one, so nothing missed can hang this.
+        seen, status = self.store.history_cursor(self.execution_id)
         while True:
-            status = self.store.execution_status(self.execution_id)
             if status is None:
                 raise ExecutionNotFound(self.execution_id)
             if status != ExecutionStatus.RUNNING.value:
                 return self.describe().result()
-            if deadline is not None and time.monotonic() >= deadline:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
                 raise TimeoutError(
                     f"execution {self.execution_id!r} still running after {timeout} s"
                 )
-            time.sleep(
-                delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
-            )
-            delay = min(delay * 2, 0.2)
+            wait = RESULT_BLOCK_S if remaining is None else min(RESULT_BLOCK_S, remaining)
+            events = self.store.wait_history(self.execution_id, seen, wait, EVENTS_PER_READ)
+            if events:
+                seen = events[-1]["id"]
+                if not any(event["type"] in END_EVENTS for event in events):
+                    continue  # still running: wait for the next events
+            status = self.store.execution_status(self.execution_id)
 
 
 @store_call(mutates=False)  # until the commit is sent: see the try around it
@@ -391,9 +419,14 @@ def _steps(raw: dict[str, str]) -> list[StepInfo]:
 
 @store_call(mutates=False)
 def get_execution_history(
-    execution_id: str, *, store: RedisStore | None = None
+    execution_id: str,
+    *,
+    store: RedisStore | None = None,
+    after: int = 0,
+    limit: int | None = None,
 ) -> list[HistoryEvent]:
-    """An execution's history events, oldest first.
+    """An execution's history events with an id above ``after`` (at most ``limit``),
+    oldest first; ids are dense (1, 2, 3...), so ``after`` pages through them.
 
     Raises:
         ExecutionNotFound: no such execution.
@@ -402,24 +435,19 @@ def get_execution_history(
     store = store or get_store()
     if not store.execution_exists(execution_id):
         raise ExecutionNotFound(execution_id)
-    events = []
-    for raw in store.history(execution_id):
-        event_id = raw.pop("id")
-        type_ = raw.pop("type")
-        ts = raw.pop("ts")
-        state = raw.pop("state", None)
-        key = raw.pop("key", None)
-        events.append(
-            HistoryEvent(
-                id=event_id,
-                type=type_,
-                timestamp=to_datetime(ts),
-                state=state,
-                key=key,
-                details=raw,
-            )
-        )
-    return events
+    return [_history_event(raw) for raw in store.history(execution_id, after, limit)]
+
+
+def _history_event(raw: dict[str, Any]) -> HistoryEvent:
+    """A stored event (as :meth:`RedisStore.history` decodes it) as a HistoryEvent."""
+    event_id = raw.pop("id")
+    type_ = raw.pop("type")
+    ts = raw.pop("ts")
+    state = raw.pop("state", None)
+    key = raw.pop("key", None)
+    return HistoryEvent(
+        id=event_id, type=type_, timestamp=to_datetime(ts), state=state, key=key, details=raw
+    )
 
 
 @store_call(mutates=False)

@@ -6,8 +6,14 @@ All keys start with the configured prefix (``ORCHESTRATOR_KEY_PREFIX``, default 
                                error, cause, start, stop, def_hash, redrives
     {p}:def:{hash}      STRING a definition (canonical ASL JSON), stored once per content
                                hash; kept twice the retention after its latest start
-    {p}:x:{id}:h        LIST   history events, JSON, oldest first; an event's id is its
-                               index + 1 (so ids are dense and ordered by construction)
+    {p}:x:{id}:h        STREAM history events, oldest first: entry ``0-<n>`` (field
+                               ``event``, JSON) is event n; ids are dense and ordered by
+                               construction (the writing script adds ``0-(XLEN+1)``...;
+                               entries are never trimmed), so "events after n" is
+                               ``XRANGE 0-(n+1) +`` and waiting for them ``XREAD BLOCK``.
+                               Histories written by 0.1.0 and earlier are LISTs (event id
+                               = index + 1): the scripts append to and the store reads
+                               either type
     {p}:x:{id}:s        HASH   steps: ``{step key}`` -> JSON step record (state, input,
                                attempt, retries...), ``{step key}|s`` -> step status;
                                a finished step is removed (the history keeps it); a

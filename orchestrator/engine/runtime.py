@@ -160,7 +160,9 @@ def transition_write(
         # commit (see prepare_transition), not in the middle of sending it.
         # Task tokens never reach the history (a TaskScheduled's parameters from
         # $$.Task.Token): whoever reads it could complete the task.
-        write.op("rpush", keys.history(execution_id), *(redact_text(encode(e)) for e in tr.events))
+        write.op(
+            "history", keys.history(execution_id), *(redact_text(encode(e)) for e in tr.events)
+        )
     sets: list[str] = []
     deletes: list[str] = []
     for key, record in tr.records.items():
@@ -207,6 +209,8 @@ def transition_write(
         write.op("hset", exec_key, *fields)
         # However it ended, its tokens end with it (in this write, at their number's cost).
         write.op("del", keys.task_tokens(execution_id))
+        # What a finished execution keeps for the retention period, at its exact size.
+        write.op("compact", keys.history(execution_id))
         for key in (exec_key, keys.history(execution_id), steps_key):
             write.op("expire", key, settings.retention_seconds)
         if tr.end["status"] in ("FAILED", "TIMED_OUT"):

@@ -169,12 +169,13 @@ class Write:
         return self
 
     def guard_length(self, key: str, most: int) -> Write:
-        """Require the list ``key`` to hold at most ``most`` items (a history quota)."""
+        """Require the history ``key`` to hold at most ``most`` events (its quota)."""
         self.guards.append(["n", self._k(key), most])
         return self
 
     def op(self, name: str, key: str, *args: Any) -> Write:
-        """Append an operation (``hset``, ``rpush``, ``zadd``...) on ``key``."""
+        """Append an operation (``hset``, ``zadd``..., or ``history``: append events to
+        a history stream, see commit.lua) on ``key``."""
         self.ops.append([name, self._k(key), len(args), *args])
         return self
 
@@ -206,6 +207,18 @@ class CommitResult:
     """Index (in ``Write.guards``) of the guard that failed."""
     joined: list[str] = field(default_factory=list)
     """Containers whose last branch ended in this write (now JOINING)."""
+
+
+def _wrong_type(exc: redis.ResponseError) -> bool:
+    """Whether a command failed on a key of another type (a history still a LIST)."""
+    return str(exc).startswith("WRONGTYPE")
+
+
+def _history_event(entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
+    """A history stream entry (``0-<n>``, ``event`` JSON) as an event dict with id n."""
+    event: dict[str, Any] = json.loads(fields["event"])
+    event["id"] = int(entry_id.partition("-")[2])
+    return event
 
 
 class ScriptLane:
@@ -362,13 +375,73 @@ class RedisStore:
         """The execution record ({} if unknown)."""
         return self.client.hgetall(self.keys.execution(execution_id))
 
-    def history(self, execution_id: str) -> list[dict[str, Any]]:
-        """Every history event of an execution, oldest first, with its id."""
-        raw = self.client.lrange(self.keys.history(execution_id), 0, -1)
+    def history(
+        self, execution_id: str, after: int = 0, count: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The history events of an execution with an id above ``after`` (at most
+        ``count``), oldest first, each with its id."""
+        key = self.keys.history(execution_id)
+        try:
+            entries = self.client.xrange(key, f"0-{after + 1}", "+", count)
+        except redis.ResponseError as exc:
+            if not _wrong_type(exc):
+                raise
+            return self._list_history(key, after, count)
+        return [_history_event(entry_id, fields) for entry_id, fields in entries]
+
+    def wait_history(
+        self, execution_id: str, after: int, block_s: float, count: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Like :meth:`history`, but waits up to ``block_s`` seconds (``XREAD BLOCK``) for
+        an event above ``after`` when there is none yet; [] if none came.
+
+        The wait is capped below the connection's reply timeout, so a quiet history
+        returns [] rather than raising a timeout.
+        """
+        key = self.keys.history(execution_id)
+        socket_timeout = self.client.connection_pool.connection_kwargs.get("socket_timeout")
+        if socket_timeout:
+            block_s = min(block_s, socket_timeout / 2)
+        block_ms = max(1, int(block_s * 1000))
+        try:
+            reply = self.client.xread({key: f"0-{after}"}, count=count, block=block_ms)
+        except redis.ResponseError as exc:
+            if not _wrong_type(exc):
+                raise
+            # A history written before histories were streams cannot be waited on: it
+            # is read again after a short pause (such executions predate the upgrade).
+            events = self._list_history(key, after, count)
+            if not events:
+                time.sleep(min(block_s, 0.1))
+            return events
+        if not reply:
+            return []
+        return [_history_event(entry_id, fields) for entry_id, fields in reply[0][1]]
+
+    def history_cursor(self, execution_id: str) -> tuple[int, str | None]:
+        """``(history length, execution status)`` in one round trip, the length read
+        first: an execution RUNNING then appends its end event past that length."""
+        key = self.keys.history(execution_id)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xlen(key)
+        pipe.hget(self.keys.execution(execution_id), "status")
+        length, status = pipe.execute(raise_on_error=False)
+        if isinstance(status, Exception):
+            raise status
+        if isinstance(length, redis.ResponseError) and _wrong_type(length):
+            length = self.client.llen(key)  # written before histories were streams
+        elif isinstance(length, Exception):
+            raise length
+        return int(length), status
+
+    def _list_history(self, key: str, after: int, count: int | None) -> list[dict[str, Any]]:
+        """History events above ``after`` from a LIST, how histories were stored before
+        they became streams (executions started before the upgrade)."""
+        stop = -1 if count is None else after + count - 1
         events = []
-        for index, item in enumerate(raw):
+        for index, item in enumerate(self.client.lrange(key, after, stop), after + 1):
             event = json.loads(item)
-            event["id"] = index + 1
+            event["id"] = index
             events.append(event)
         return events
 
@@ -455,7 +528,13 @@ class RedisStore:
 
     def history_length(self, execution_id: str) -> int:
         """How many history events the execution has (the next event's id minus one)."""
-        return int(self.client.llen(self.keys.history(execution_id)))
+        key = self.keys.history(execution_id)
+        try:
+            return int(self.client.xlen(key))
+        except redis.ResponseError as exc:
+            if not _wrong_type(exc):
+                raise
+            return int(self.client.llen(key))  # written before histories were streams
 
     # -- steps ------------------------------------------------------------------------
 

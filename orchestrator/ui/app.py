@@ -912,8 +912,7 @@ def create_app(
         _check_id(execution_id)
         from orchestrator.client.api import get_execution_history
 
-        events = get_execution_history(execution_id)
-        return events[after : after + limit]
+        return get_execution_history(execution_id, after=after, limit=limit)
 
     @app.post(
         "/api/executions/{execution_id}/stop",

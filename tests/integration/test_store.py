@@ -75,7 +75,8 @@ def test_claim_runs_a_step_once(store: RedisStore) -> None:
     assert details[1] == "RUNNING:tok1"
     again, reason = store.claim_step("e", "A", "tok2", 50.0, event)
     assert not again and reason[0] == "step RUNNING:tok1"
-    assert store.client.llen(keys.history("e")) == 1  # one TaskStarted, for the one claim
+    # One TaskStarted, for the one claim, as the history stream's entry 0-1.
+    assert store.client.xrange(keys.history("e")) == [("0-1", {"event": event})]
     assert store.client.zscore(keys.leases, lease_member("e", "A")) == 50.0
 
 
@@ -187,3 +188,75 @@ def test_lane_opens_its_own_connection_after_a_fork(store: RedisStore) -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     assert store.client.get("t:a") == "child"
     assert store.apply(Write().op("set", "t:a", "parent-again")).ok
+
+
+def history_write(key: str, *events: str, most: int | None = None) -> Write:
+    write = Write()
+    if most is not None:
+        write.guard_length(key, most)
+    return write.op("history", key, *events)
+
+
+def test_history_is_a_stream_with_dense_ids_and_reads_after_an_id(store: RedisStore) -> None:
+    key = store.keys.history("e")
+    events = [json.dumps({"type": "T", "n": n}) for n in range(1, 6)]
+    assert store.apply(history_write(key, *events[:2])).ok
+    assert store.apply(history_write(key, *events[2:])).ok
+    assert store.client.type(key) == "stream"
+    assert [entry_id for entry_id, _ in store.client.xrange(key)] == [f"0-{n}" for n in range(1, 6)]
+    assert store.history_length("e") == 5
+    assert [e["n"] for e in store.history("e")] == [1, 2, 3, 4, 5]
+    later = store.history("e", after=3)
+    assert [(e["id"], e["n"]) for e in later] == [(4, 4), (5, 5)]
+    assert [e["id"] for e in store.history("e", after=1, count=2)] == [2, 3]
+    assert store.history("e", after=5) == []
+    # A waiting read returns what is there at once, and [] after its wait when nothing is.
+    assert [e["id"] for e in store.wait_history("e", 4, 5.0)] == [5]
+    assert store.wait_history("e", 5, 0.05) == []
+    assert store.history_cursor("e") == (5, None)
+
+
+def test_the_history_quota_counts_stream_entries(store: RedisStore) -> None:
+    key = store.keys.history("e")
+    assert store.apply(history_write(key, "{}", "{}", "{}")).ok
+    refused = store.apply(history_write(key, "{}", most=2))
+    assert not refused.ok and refused.failed_guard == 0
+    assert store.client.xlen(key) == 3
+    assert store.apply(history_write(key, "{}", most=3)).ok
+    assert store.history_length("e") == 4
+
+
+def test_a_history_written_as_a_list_before_streams_is_read_and_appended(
+    store: RedisStore,
+) -> None:
+    keys = store.keys
+    key = keys.history("old")
+    store.client.rpush(key, *(json.dumps({"type": "T", "n": n}) for n in (1, 2, 3)))
+    assert store.history_length("old") == 3
+    assert [e["id"] for e in store.history("old", after=1)] == [2, 3]
+    assert [e["id"] for e in store.history("old", after=0, count=2)] == [1, 2]
+    assert [e["id"] for e in store.wait_history("old", 2, 0.05)] == [3]
+    assert store.wait_history("old", 3, 0.05) == []
+    assert not store.apply(history_write(key, "{}", most=2)).ok
+    assert store.apply(history_write(key, json.dumps({"type": "T", "n": 4}), most=3)).ok
+    store.client.hset(keys.execution("old"), mapping={"status": "RUNNING", "name": "old"})
+    store.client.hset(keys.steps("old"), mapping={"A": "{}", "A|s": "SCHEDULED"})
+    claimed, details = store.claim_step("old", "A", "tok", 50.0, json.dumps({"type": "T"}))
+    assert claimed and details[6] == 5  # the history length after the TaskStarted
+    assert store.client.type(key) == "list"
+    assert [e["id"] for e in store.history("old", after=3)] == [4, 5]
+    assert store.history_cursor("old") == (5, "RUNNING")
+    assert store.timer_reads([("old", "A")])[0][-1] == 5
+
+
+def test_compacting_a_history_keeps_its_events_and_shrinks_it(store: RedisStore) -> None:
+    key = store.keys.history("e")
+    events = [json.dumps({"type": "T", "n": n}) for n in range(1, 21)]
+    assert store.apply(history_write(key, *events)).ok
+    before = store.client.memory_usage(key, samples=0)
+    assert store.apply(Write().op("compact", key).op("expire", key, 100)).ok
+    assert [e["n"] for e in store.history("e")] == list(range(1, 21))
+    assert store.client.memory_usage(key, samples=0) < before
+    assert 0 < store.client.ttl(key) <= 100
+    assert store.apply(history_write(key, "{}")).ok  # a redrive appends on
+    assert store.history_length("e") == 21

@@ -47,7 +47,8 @@ def limits(orchestrator: LocalOrchestrator) -> Iterator[Callable[..., None]]:
 
 def history_bytes(execution_id: str) -> int:
     store = get_store()
-    return sum(len(e) for e in store.client.lrange(store.keys.history(execution_id), 0, -1))
+    entries = store.client.xrange(store.keys.history(execution_id))
+    return sum(len(fields["event"]) for _, fields in entries)
 
 
 def test_step_functions_defaults():
@@ -193,16 +194,16 @@ def test_a_commit_refused_by_oom_writes_nothing_and_one_that_starts_applies_whol
         write = Write().guard_field("oom:x", "status", "RUNNING")
         if first_zrem:  # a timer's transition: removing it is its first write
             write.op("zrem", "oom:timers", "t1")
-        write.op("rpush", "oom:h", "e1", "e2")
+        write.op("history", "oom:h", "e1", "e2")
         write.op("hset", "oom:s", "step", "record", "step|s", "SCHEDULED")
         return write
 
     with pytest.raises(ResponseError, match="OOM"):
         store.apply(transition(first_zrem=False))
-    assert client.llen("oom:h") == 0 and not client.exists("oom:s")
+    assert not client.exists("oom:h") and not client.exists("oom:s")
     # A first write that frees memory lets the rest through: still all or nothing.
     assert store.apply(transition(first_zrem=True)).ok
-    assert client.llen("oom:h") == 2 and client.hget("oom:s", "step|s") == "SCHEDULED"
+    assert client.xlen("oom:h") == 2 and client.hget("oom:s", "step|s") == "SCHEDULED"
     assert client.zscore("oom:timers", "t1") is None
 
 

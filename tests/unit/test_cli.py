@@ -226,19 +226,23 @@ class FakeHandle:
     """An execution that gains one event per wait and ends after ``events``."""
 
     def __init__(self, events: list[HistoryEvent], end: ExecutionStatus | None) -> None:
-        self.events = events
+        self.events = [e.model_copy(update={"id": i}) for i, e in enumerate(events, 1)]
         self.visible = 0
         self.end = end
 
-    def result(self, timeout: float | None = None) -> ExecutionResult:
-        assert timeout is not None and timeout <= cli.MAX_POLL_INTERVAL_S
+    def wait_events(self, after: int, timeout: float) -> list[HistoryEvent]:
+        assert timeout <= cli.FOLLOW_SLICE_S
         self.visible = min(self.visible + 1, len(self.events))
+        return self.events[after : self.visible]
+
+    def result(self, timeout: float | None = None) -> ExecutionResult:
+        assert timeout == 0  # follow only looks: the waiting is wait_events'
         if self.end is None or self.visible < len(self.events):
             raise TimeoutError("still running")
         return ExecutionResult(execution_id="x", status=self.end, output={"done": True})
 
-    def history(self) -> list[HistoryEvent]:
-        return self.events[: self.visible]
+    def history(self, after: int = 0) -> list[HistoryEvent]:
+        return self.events[after : self.visible]
 
 
 def test_follow_reports_each_event_once_until_the_end() -> None:

@@ -5,7 +5,8 @@
 -- SCHEDULED and runs it; the others see it running or done and drop their message.
 -- Key schema: see orchestrator/engine/keys.py.
 --
--- KEYS[1] execution hash, KEYS[2] step hash, KEYS[3] leases zset, KEYS[4] history list
+-- KEYS[1] execution hash, KEYS[2] step hash, KEYS[3] leases zset, KEYS[4] history stream
+-- (entries "0-<n>", field "event", as commit.lua's "history" op writes them)
 -- ARGV[1] step key, ARGV[2] token, ARGV[3] lease expiry (epoch s), ARGV[4] lease member,
 -- ARGV[5] the TaskStarted history event (JSON), ARGV[6] the step key of the Map or
 -- Parallel the step runs in ("" outside any)
@@ -19,7 +20,14 @@ local st = redis.call("HGET", KEYS[2], field)
 if st ~= "SCHEDULED" then return {"skip", "step " .. tostring(st)} end
 redis.call("HSET", KEYS[2], field, "RUNNING:" .. ARGV[2])
 redis.call("ZADD", KEYS[3], ARGV[3], ARGV[4])
-local length = redis.call("RPUSH", KEYS[4], ARGV[5])
+local length = redis.pcall("XLEN", KEYS[4])
+if type(length) == "table" then
+  -- A history written before histories were streams (a LIST) stays one.
+  length = redis.call("RPUSH", KEYS[4], ARGV[5])
+else
+  length = length + 1
+  redis.call("XADD", KEYS[4], "0-" .. length, "event", ARGV[5])
+end
 local rec = redis.call("HGET", KEYS[2], ARGV[1])
 local meta = redis.call("HMGET", KEYS[1], "name", "workflow", "start", "def_hash")
 -- A Map's window, read here for free: once "|next" reached "|t" it never moves again,

@@ -12,9 +12,16 @@
 --     "h-", k, field             the field is absent
 --     "z", k, member             member present in the sorted set
 --     "x", k, "0"|"1"            key does not exist (0) or does (1)
---     "n", k, most               list k holds at most "most" items (the history quota)
+--     "n", k, most               history k holds at most "most" events (the quota)
 --   then each op: name, k, argument count, arguments...
 --     hset, hdel, rpush, zadd, zrem, expire, persist, set, del, incr: the Redis command
+--     history: append the arguments (JSON events) to history stream k, as entries
+--       "0-<n>" with field "event", n counting on from its length: ids stay dense (the
+--       history is never trimmed) and are known to readers without a lookup; a history
+--       written before streams (a LIST) is appended to as a list
+--     compact: rewrite history stream k at its exact size (DUMP, RESTORE REPLACE), done
+--       once when an execution ends: a stream's last node keeps the room it reserved for
+--       more entries (about 2 KB per history, as much again as the events themselves)
 --     join: container, leases k, lease score, lease member — count one more ended branch
 --       of a Parallel/Map (field "<container>|n" of step hash k); when it reaches
 --       "<container>|t", the container becomes JOINING and gets a lease (so the
@@ -26,6 +33,13 @@
 -- could grow memory, before anything is written, and lets every later one through; the
 -- guards only read, so a commit is refused whole (an OOM error to the caller, which
 -- leaves the step to be tried again) or applied whole, never half.
+-- A history's length: XLEN, or LLEN for a LIST written before histories were streams.
+local function history_length(key)
+  local n = redis.pcall("XLEN", key)
+  if type(n) == "table" then return redis.call("LLEN", key) end
+  return n
+end
+
 local i = 2
 for g = 1, tonumber(ARGV[1]) do
   local kind, key = ARGV[i], KEYS[tonumber(ARGV[i + 1])]
@@ -40,7 +54,7 @@ for g = 1, tonumber(ARGV[1]) do
     elseif kind == "x" then
       if redis.call("EXISTS", key) ~= tonumber(ARGV[i + 2]) then return {0, g} end
     elseif kind == "n" then
-      if redis.call("LLEN", key) > tonumber(ARGV[i + 2]) then return {0, g} end
+      if history_length(key) > tonumber(ARGV[i + 2]) then return {0, g} end
     else
       return redis.error_reply("unknown guard " .. tostring(kind))
     end
@@ -61,6 +75,21 @@ while i <= last do
       redis.call("HSET", key, container .. "|s", "JOINING")
       redis.call("ZADD", KEYS[tonumber(ARGV[first + 1])], ARGV[first + 2], ARGV[first + 3])
       result[#result + 1] = container
+    end
+  elseif name == "history" then
+    local n = redis.pcall("XLEN", key)
+    if type(n) == "table" then
+      n = redis.call("RPUSH", key, unpack(ARGV, first, i - 1))
+    else
+      for j = first, i - 1 do
+        n = n + 1
+        redis.call("XADD", key, "0-" .. n, "event", ARGV[j])
+      end
+    end
+    result[2] = n
+  elseif name == "compact" then
+    if redis.call("TYPE", key)["ok"] == "stream" then
+      redis.call("RESTORE", key, 0, redis.call("DUMP", key), "REPLACE")
     end
   else
     local r = redis.call(name, key, unpack(ARGV, first, i - 1))
