@@ -8,11 +8,14 @@ worker (whose lease keeps renewing), in ``start_workflow`` and in the UI's reque
 so a runaway one would pin them all. Three mechanisms bound it:
 
 * **Time.** :func:`run_bounded` runs an evaluation with a deadline
-  (``ORCHESTRATOR_EVALUATION_TIMEOUT_SECONDS``). One daemon watchdog thread per process
-  raises :class:`LimitExceeded` *inside* the evaluating thread once its deadline has passed
-  (``PyThreadState_SetAsyncExc``), which interrupts any pure-Python work at its next
-  bytecode: the JSONata interpreter, jsonpath-ng, intrinsic functions. Arming and disarming
-  costs two lock round trips (about a microsecond), nothing per evaluation step.
+  (``ORCHESTRATOR_EVALUATION_TIMEOUT_SECONDS``) and, for its duration only, a trace function
+  on the evaluating thread (``sys.settrace``) that looks at the clock every few dozen
+  Python calls and raises :class:`LimitExceeded` in that call once the deadline has passed.
+  The JSONata interpreter, jsonpath-ng and the intrinsic functions work by calling Python
+  functions, so any runaway evaluation makes calls and is stopped. The exception is raised
+  synchronously, in the evaluation and nowhere else: no other thread, and no code after
+  the evaluation, can receive it. A debugger's or coverage tool's trace function is put
+  back when the evaluation ends.
 * **Regular expressions** run in C, where that exception cannot land: they use the
   ``regex`` package with ``timeout=`` set to what is left of the budget (:func:`remaining`).
 * **Size.** Operations that allocate at C speed (string concatenation, ``$pad``, ``$join``,
@@ -20,10 +23,10 @@ so a runaway one would pin them all. Three mechanisms bound it:
   their result against :data:`MAX_STRING_CHARS` / :data:`MAX_ARRAY_ITEMS` *before* building
   it, so that doubling a string thirty times fails instead of allocating gigabytes.
 * **Memory.** Size checks per operation cannot see accumulation (sixty strings of 16 Mi
-  characters in one array, a path step mapping a million ranges). While an evaluation is
-  armed the watchdog also reads the process's resident memory (``/proc/self/statm``) on
-  every tick and raises :class:`LimitExceeded` in the evaluating thread once it has grown
-  more than ``ORCHESTRATOR_EVALUATION_MAX_MEMORY_MB`` since the evaluation started; the
+  characters in one array, a path step mapping a million ranges). The same trace function
+  also reads the process's resident memory (``/proc/self/statm``) every few hundred calls
+  and raises :class:`LimitExceeded` once it has grown more than
+  ``ORCHESTRATOR_EVALUATION_MAX_MEMORY_MB`` since the evaluation started; the
   evaluation's objects are then dropped and freed memory handed back to the system. The
   resident size is the process's, so evaluations running concurrently in threads of one
   process share the allowance (a Celery prefork child runs one at a time). Linux only:
@@ -41,6 +44,7 @@ import ctypes
 import ctypes.util
 import gc
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -75,11 +79,11 @@ TIMEOUT_SETTING = "ORCHESTRATOR_EVALUATION_TIMEOUT_SECONDS"
 #: The environment variable of the memory budget, named in every memory-limit cause.
 MEMORY_SETTING = "ORCHESTRATOR_EVALUATION_MAX_MEMORY_MB"
 
-#: How often the watchdog looks at armed deadlines and the resident memory while any
-#: evaluation is armed (seconds): a runaway evaluation is stopped at most this long after its
-#: deadline, and one allocating at ~1 GB/s overshoots the memory budget by ~20 MB.
-_TICK_S = 0.02
-_IDLE_AFTER_TICKS = 50
+#: Python calls between two looks at the clock (a look is ~60 ns; an evaluation makes a
+#: call every microsecond or so, so a deadline is noticed within microseconds).
+_CALLS_PER_CLOCK_CHECK = 32
+#: Clock checks between two reads of the resident memory (a read is ~2 us).
+_CLOCK_CHECKS_PER_MEMORY_CHECK = 16
 
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -94,16 +98,11 @@ class LimitExceeded(BaseException):
         self.cause = cause
 
 
-class _Interrupt(LimitExceeded):
-    """Raised asynchronously in an evaluating thread by the watchdog (no arguments: ctypes
-    instantiates it)."""
+class _Expired(LimitExceeded):
+    """The evaluation's deadline passed."""
 
 
-class _Expired(_Interrupt):
-    """The thread's deadline passed."""
-
-
-class _OutOfMemory(_Interrupt):
+class _OutOfMemory(LimitExceeded):
     """The process's resident memory grew past the budget since the evaluation started."""
 
 
@@ -160,86 +159,6 @@ def timeout_seconds() -> float:
     return get_settings().evaluation_timeout_seconds
 
 
-class _Armed:
-    """One thread's deadline, registered with the watchdog."""
-
-    __slots__ = ("deadline", "fired", "memory_limit", "thread_id")
-
-    def __init__(self, thread_id: int, deadline: float, memory_limit: int) -> None:
-        self.thread_id = thread_id
-        self.deadline = deadline
-        #: Resident pages past which the evaluation is stopped (0: no memory limit).
-        self.memory_limit = memory_limit
-        self.fired = False
-
-
-class _Watchdog:
-    """Raises :class:`_Expired` in threads whose evaluation outlived its deadline."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.armed: dict[int, _Armed] = {}
-        self.wake = threading.Event()
-        self.idle = True
-        self.thread: threading.Thread | None = None
-
-    def arm(self, entry: _Armed) -> None:
-        with self.lock:
-            self.armed[entry.thread_id] = entry
-            if self.idle:
-                self.idle = False
-                self.wake.set()
-                if self.thread is None:
-                    self.thread = threading.Thread(
-                        target=self._run, name="orchestrator-evaluation-watchdog", daemon=True
-                    )
-                    self.thread.start()
-
-    def disarm(self, entry: _Armed) -> None:
-        with self.lock:
-            if self.armed.get(entry.thread_id) is entry:
-                del self.armed[entry.thread_id]
-            if entry.fired:
-                # An exception fired but not yet delivered must not land after the
-                # evaluation: NULL clears the thread's pending asynchronous exception.
-                _set_async_exc(entry.thread_id, None)
-
-    def _run(self) -> None:
-        empty_ticks = 0
-        while True:
-            self.wake.wait()
-            with self.lock:
-                if not self.armed:
-                    # Idle only after a second without evaluations: waking this thread for
-                    # every evaluation of a busy worker would cost more than the evaluation.
-                    empty_ticks += 1
-                    if empty_ticks >= _IDLE_AFTER_TICKS:
-                        empty_ticks = 0
-                        self.idle = True
-                        self.wake.clear()
-                        continue
-                else:
-                    empty_ticks = 0
-                now = time.monotonic()
-                resident = _resident_pages() if self.armed else 0
-                # Fired again on every tick until disarmed, in case something swallowed it.
-                for entry in self.armed.values():
-                    if entry.deadline <= now:
-                        entry.fired = True
-                        _set_async_exc(entry.thread_id, _Expired)
-                    elif entry.memory_limit and resident > entry.memory_limit:
-                        entry.fired = True
-                        _set_async_exc(entry.thread_id, _OutOfMemory)
-            time.sleep(_TICK_S)
-
-
-def _set_async_exc(thread_id: int, exc: type[BaseException] | None) -> None:
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(thread_id), ctypes.py_object(exc) if exc is not None else None
-    )
-
-
-_watchdog = _Watchdog()
 _local = threading.local()
 #: An open /proc/self/statm (reading it again is a 2 us pread), -1 before the first read,
 #: None where there is none (not Linux): no memory limit there.
@@ -285,10 +204,8 @@ def _release_memory() -> None:
 
 
 def _after_fork() -> None:
-    # A forked child (Celery's prefork pool) has no watchdog thread and may have inherited a
-    # lock held by one: start afresh. Its /proc/self is its own: open it again.
-    global _watchdog, _statm
-    _watchdog = _Watchdog()
+    # A forked child's /proc/self is its own: open it again.
+    global _statm
     if isinstance(_statm, int) and _statm >= 0:
         try:
             os.close(_statm)
@@ -328,16 +245,37 @@ def run_bounded(what: str, error: str, function: Callable[..., T], *args: Any, *
     if getattr(_local, "deadline", None) is not None:
         return function(*args, **kwargs)  # inside an outer budget, which bounds this too
     timeout = timeout_seconds()
-    entry = _Armed(threading.get_ident(), time.monotonic() + timeout, _memory_limit())
-    watchdog = _watchdog
-    _local.deadline = entry.deadline
+    deadline = time.monotonic() + timeout
+    memory_limit = _memory_limit()
+    calls = 0
+
+    def watch(frame: Any, event: str, arg: Any) -> None:
+        # Called by the interpreter at every Python call of this thread while evaluating:
+        # raising here raises in the evaluation, and nowhere else.
+        nonlocal calls
+        calls += 1
+        if calls % _CALLS_PER_CLOCK_CHECK:
+            return None
+        if time.monotonic() > deadline:
+            raise _Expired()
+        if (
+            memory_limit
+            and calls % (_CALLS_PER_CLOCK_CHECK * _CLOCK_CHECKS_PER_MEMORY_CHECK) == 0
+            and _resident_pages() > memory_limit
+        ):
+            raise _OutOfMemory()
+        return None  # no line events: only calls are watched
+
+    previous = sys.gettrace()
+    _local.deadline = deadline
     message: str
     try:
+        sys.settrace(watch)
         try:
-            watchdog.arm(entry)
             return function(*args, **kwargs)
         finally:
-            _disarm(watchdog, entry)
+            sys.settrace(previous)
+            _local.deadline = None
     except _Expired:
         message = f"{what} exceeded the time limit of {timeout:g} s ({TIMEOUT_SETTING})"
     except _OutOfMemory:
@@ -351,18 +289,3 @@ def run_bounded(what: str, error: str, function: Callable[..., T], *args: Any, *
     # one as its __context__, and with it the evaluation's frames and everything they built.
     _release_memory()
     raise EvaluationLimitExceeded(message, error=error)
-
-
-def _disarm(watchdog: _Watchdog, entry: _Armed) -> None:
-    # The watchdog may deliver its exception anywhere up to the moment the entry is removed,
-    # including in here: retry until removed, then let the outer handler report it.
-    interrupt: type[_Interrupt] | None = None
-    while True:
-        try:
-            _local.deadline = None
-            watchdog.disarm(entry)
-            break
-        except _Interrupt as exc:
-            interrupt = type(exc)
-    if interrupt is not None:
-        raise interrupt

@@ -273,7 +273,7 @@ def _regex_engine(pattern: str, flags: RegexFlags) -> _TimedPattern:
 
 def _bounded_string(value: Any, prettify: Any = None) -> Any:
     """``Functions.string`` that refuses JSON text over the size limit before building it
-    (``json.dumps`` runs in C, where the memory watchdog cannot stop it)."""
+    (``json.dumps`` runs in C, where the memory check cannot stop it)."""
     if isinstance(value, list | Mapping) and not isinstance(value, str):
         budget.check_serialized_chars("$string", value)
     return Functions.string(value, prettify)
@@ -559,7 +559,7 @@ def evaluate(expression: str, bindings: Mapping[str, Any], *, field: str = "") -
 
 def _evaluate_converted(compiled: _jsonata.Jsonata, env: dict[str, Any]) -> Any:
     # The conversion walks the whole result in Python: inside the budget, so that a huge
-    # result cannot outlast the watchdog.
+    # result cannot outlast the time limit.
     raw = compiled.evaluate(None, env)
     return UNDEFINED if raw is None else _to_python(raw)
 

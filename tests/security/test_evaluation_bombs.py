@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import json
 import resource
+import sys
 import threading
 import time
 from typing import Any
@@ -224,11 +225,12 @@ def test_ordinary_expressions_and_regexes_are_unchanged(small_budget: None) -> N
 
 
 def test_a_bounded_failure_leaks_no_thread_and_no_late_exception(monkeypatch) -> None:
-    # A tiny budget so that the deadline lands everywhere in the evaluation, including
-    # while the budget is being disarmed; nothing may arrive after it returned.
+    # A tiny budget so that the deadline lands everywhere in the evaluation; nothing may
+    # arrive after it returned, no thread may be left, and a tracer set before (a
+    # debugger's, coverage's) is back afterwards.
     monkeypatch.setattr(get_settings(), "evaluation_timeout_seconds", 0.01)
-    evaluate("{% 1 %}")  # the watchdog thread exists from here on
     threads = threading.active_count()
+    outer_tracer = sys.gettrace()
     expressions = [
         "{% $count($sort([1..20000], function($a, $b){ $a < $b })) %}",
         "{% ($f := function($n){ $f($n + 1) }; $f(0)) %}",
@@ -248,6 +250,7 @@ def test_a_bounded_failure_leaks_no_thread_and_no_late_exception(monkeypatch) ->
             late += 1
     assert late == 0
     assert threading.active_count() == threads
+    assert sys.gettrace() is outer_tracer
 
 
 # -- JSONPath and intrinsic functions, unit level --------------------------------------------
