@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -60,3 +61,27 @@ def task(resource: str, **fields: Any) -> dict[str, Any]:
 def machine(states: dict[str, Any], start: str | None = None, **fields: Any) -> dict[str, Any]:
     """A state machine starting at ``start`` (default: the first state)."""
     return {"StartAt": start or next(iter(states)), "States": states, **fields}
+
+
+def celery_worker_command(queue: str, node: str) -> list[str]:
+    """A separate prefork worker process of one slot on ``queue`` (end-to-end tests)."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "orchestrator.engine.celery_app",
+        "worker",
+        "--pool",
+        "prefork",
+        "-c",
+        "1",
+        "-Q",
+        queue,
+        "-n",
+        node,
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+    ]

@@ -27,7 +27,7 @@ from orchestrator.engine.embedded import EmbeddedRedis
 from orchestrator.engine.store import get_store, reset_stores
 from orchestrator.engine.timers import TimerLoop
 from tests.activities import counter, release
-from tests.helpers import count_events, machine, task, wait_until
+from tests.helpers import celery_worker_command, count_events, machine, task, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 LEASE_SECONDS = 2
@@ -45,26 +45,9 @@ class Cluster:
 
     def start_worker(self, label: str) -> subprocess.Popen:
         log = open(self.log_dir / f"worker-{label}.log", "wb")  # noqa: SIM115 - closed at exit
-        command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "orchestrator.engine.celery_app",
-            "worker",
-            "--pool",
-            "prefork",
-            "-c",
-            "1",
-            "-Q",
-            self.settings.queue,
-            "-n",
-            f"e2e-{label}-{uuid.uuid4().hex[:6]}@%h",
-            "--loglevel",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-        ]
+        command = celery_worker_command(
+            self.settings.queue, f"e2e-{label}-{uuid.uuid4().hex[:6]}@%h"
+        )
         process = subprocess.Popen(
             command,
             env=self.env,

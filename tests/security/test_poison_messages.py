@@ -19,7 +19,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from orchestrator import config, list_dead_letters, start_workflow
 from orchestrator.engine.celery_app import app, reconfigure
 from orchestrator.engine.embedded import EmbeddedRedis
 from orchestrator.engine.store import get_store, reset_stores
-from tests.helpers import machine, task, wait_until
+from tests.helpers import celery_worker_command, machine, task, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672//"
@@ -109,26 +108,7 @@ def worker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Worker]:
     log = tmp_path / "worker.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "orchestrator.engine.celery_app",
-                "worker",
-                "--pool",
-                "prefork",
-                "-c",
-                "1",
-                "-Q",
-                settings.queue,
-                "-n",
-                f"poison-{run}@%h",
-                "--loglevel",
-                "INFO",
-                "--without-gossip",
-                "--without-mingle",
-            ],
+            celery_worker_command(settings.queue, f"poison-{run}@%h"),
             env=env,
             cwd=REPO,
             stdout=out,
