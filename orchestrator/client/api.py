@@ -27,15 +27,11 @@ from orchestrator.client.models import (
 )
 from orchestrator.config import get_settings
 from orchestrator.engine import activities
+from orchestrator.engine.commit import announce_end, perform_join, start_transition
 from orchestrator.engine.lru import LruCache
+from orchestrator.engine.machines import make_interpreter
+from orchestrator.engine.publisher import publish
 from orchestrator.engine.records import live_steps
-from orchestrator.engine.runtime import (
-    announce_end,
-    make_interpreter,
-    perform_join,
-    publish,
-    start_transition,
-)
 from orchestrator.engine.store import (
     OUTAGE_ERRORS,
     RedisStore,

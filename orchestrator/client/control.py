@@ -22,14 +22,11 @@ from orchestrator.client.inputs import (
 )
 from orchestrator.client.models import DeadLetter, to_datetime
 from orchestrator.config import get_settings
+from orchestrator.engine.commit import run_transition, transition_write
+from orchestrator.engine.machines import interpreter_from_record
 from orchestrator.engine.messages import excerpt
+from orchestrator.engine.publisher import publish
 from orchestrator.engine.records import base_status, record_texts, timer_member
-from orchestrator.engine.runtime import (
-    interpreter_from_record,
-    publish,
-    run_transition,
-    transition_write,
-)
 from orchestrator.engine.store import RedisStore, Write, get_store, store_call
 from orchestrator.errors import (
     ExecutionNotFound,

@@ -85,7 +85,7 @@ def _register(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     def run(
         self: Task, input: Any = None, execution_id: str | None = None, step_key: str | None = None
     ) -> Any:
-        from orchestrator.engine.runtime import run_activity_step
+        from orchestrator.engine.steps import run_activity_step
 
         return run_activity_step(self, function, input, execution_id, step_key)
 

@@ -61,7 +61,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         # Messages no worker can decode (pickle, broken JSON) become dead letters.
         "worker_consumer": "orchestrator.engine.celery_app:OrchestratorConsumer",
-        "imports": ["orchestrator.engine.runtime", *settings.task_modules],
+        "imports": ["orchestrator.engine.steps", *settings.task_modules],
     }
     if broker.startswith(("redis", "rediss")):
         # Our leases recover lost steps in seconds; the visibility timeout is only the

@@ -23,26 +23,22 @@ from typing import Any
 
 from orchestrator.config import get_settings
 from orchestrator.engine.celery_app import app
+from orchestrator.engine.commit import (
+    Prepared,
+    after_commit,
+    perform_join,
+    prepare_transition,
+    run_transition,
+)
 from orchestrator.engine.logs import step_context
+from orchestrator.engine.machines import interpreter_for, interpreter_from_record
+from orchestrator.engine.publisher import PUBLISH_CHUNK, delegated_input, dispatch_repr, publish
 from orchestrator.engine.records import (
     base_status,
     parse_lease_member,
     parse_timer_member,
 )
-from orchestrator.engine.runtime import (
-    PUBLISH_CHUNK,
-    Prepared,
-    after_commit,
-    delegated_input,
-    dispatch_repr,
-    dispatch_task,
-    interpreter_for,
-    interpreter_from_record,
-    perform_join,
-    prepare_transition,
-    publish,
-    run_transition,
-)
+from orchestrator.engine.steps import dispatch_task
 from orchestrator.engine.store import OutageLog, RedisStore, get_store
 from orchestrator.language.interpreter import (
     Dispatch,

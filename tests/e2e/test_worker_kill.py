@@ -220,7 +220,8 @@ def test_runtime_publishes_with_the_orchestrator_app_from_any_thread(monkeypatch
 
     from celery.canvas import Signature
 
-    from orchestrator.engine.runtime import make_interpreter, publish
+    from orchestrator.engine.machines import make_interpreter
+    from orchestrator.engine.publisher import publish
     from orchestrator.language.definition import parse_definition
     from orchestrator.language.interpreter import Dispatch, ExecutionInfo
 

@@ -23,7 +23,7 @@ from celery import signals
 
 from orchestrator import activity, send_task_success, start_workflow
 from orchestrator.engine.celery_app import app
-from orchestrator.engine.runtime import dispatch_repr
+from orchestrator.engine.publisher import dispatch_repr
 from orchestrator.engine.store import get_store
 from orchestrator.language.tokens import REDACTED, new_token
 from tests.control_activities import cbump, cget, ckey

@@ -1,0 +1,371 @@
+"""Committing transitions: read what a transition needs, compute it, write it atomically.
+
+Every change of an execution follows one pattern: read what is needed (a
+:class:`RedisReader` remembers every read as a guard), compute the transition with the
+pure :mod:`orchestrator.language.interpreter`, commit it with :meth:`RedisStore.apply`
+(guarded compare-and-set, one Lua call), and only then publish the tasks it dispatches
+(:mod:`orchestrator.engine.publisher`) and perform the joins it completed. A guard that
+fails because a sibling committed first recomputes the transition from fresh reads; one
+that fails because the step moved on or the execution stopped discards it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from orchestrator.config import get_settings
+from orchestrator.engine.celery_app import publishing_app
+from orchestrator.engine.messages import excerpt
+from orchestrator.engine.publisher import publish
+from orchestrator.engine.records import item_field, lease_member, timer_member, window_fields
+from orchestrator.engine.store import RedisStore, Write, get_store
+from orchestrator.language.interpreter import (
+    Interpreter,
+    Reader,
+    StepRecord,
+    StepStatus,
+    Transition,
+    ancestors,
+    encode,
+)
+from orchestrator.language.jsontext import dumps
+from orchestrator.language.tokens import redact_text
+
+logger = logging.getLogger("orchestrator.engine.commit")
+
+#: The task that shows a dead-lettered execution in Flower (:mod:`orchestrator.engine.steps`).
+DEAD_LETTER_TASK = "orchestrator.dead_letter"
+
+# -- committing -------------------------------------------------------------------------
+
+
+class RedisReader(Reader):
+    """Reads step-hash fields for the interpreter and remembers them as guards."""
+
+    def __init__(self, store: RedisStore, execution_id: str) -> None:
+        self.store = store
+        self.execution_id = execution_id
+        self.seen: dict[str, str | None] = {}
+
+    def get(self, field: str) -> str | None:
+        if field not in self.seen:
+            self.seen[field] = self.store.step_field(self.execution_id, field)
+        return self.seen[field]
+
+    def get_many(self, fields: list[str]) -> list[str | None]:
+        if not fields:
+            return []
+        return self.store.step_fields(self.execution_id, fields)
+
+    def prefetch_window(self, container: str) -> None:
+        next_field, total_field, count_field = window_fields(container)
+        if next_field in self.seen:
+            return
+        next_index, total, count, *items = self.store.map_window(self.execution_id, container)
+        self.seen[next_field] = next_index
+        self.seen[total_field] = total
+        self.seen[count_field] = count
+        if next_index is not None:
+            for offset, item in enumerate(items):
+                self.seen[item_field(container, int(next_index) + offset)] = item
+
+
+def transition_write(
+    store: RedisStore, execution_id: str, tr: Transition, write: Write | None = None
+) -> Write:
+    """The Redis writes of a transition (guards are the caller's)."""
+    settings = get_settings()
+    keys = store.keys
+    write = write or Write()
+    exec_key = keys.execution(execution_id)
+    steps_key = keys.steps(execution_id)
+    if tr.events:
+        # encode(), not dumps(): an event that cannot be stored fails here, before the
+        # commit (see prepare_transition), not in the middle of sending it.
+        # Task tokens never reach the history (a TaskScheduled's parameters from
+        # $$.Task.Token): whoever reads it could complete the task.
+        write.op(
+            "history", keys.history(execution_id), *(redact_text(encode(e)) for e in tr.events)
+        )
+    sets: list[str] = []
+    deletes: list[str] = []
+    for key, record in tr.records.items():
+        if record is None:
+            deletes.append(key)
+        else:
+            sets += [key, record.dumps()]
+    for key, status in tr.statuses.items():
+        sets += [keys.status_field(key), status]
+    for name, value in tr.fields.items():
+        if value is None:
+            deletes.append(name)
+        else:
+            sets += [name, value]
+    if deletes:
+        write.op("hdel", steps_key, *deletes)
+    if sets:
+        write.op("hset", steps_key, *sets)
+    for key in tr.released:
+        write.op("zrem", keys.leases, lease_member(execution_id, key))
+    for dispatch in tr.dispatches:
+        due = tr.now + settings.dispatch_timeout_seconds
+        write.op("zadd", keys.leases, repr(due), lease_member(execution_id, dispatch.step_key))
+    for due, (kind, key, attempt) in tr.timers:
+        write.op("zadd", keys.timers, repr(due), timer_member(kind, execution_id, key, attempt))
+    for token, target in tr.tokens.items():
+        if target is None:
+            write.op("hdel", keys.task_tokens(execution_id), token)
+        else:
+            write.op("hset", keys.task_tokens(execution_id), token, dumps(target))
+    for container in tr.joins:
+        write.join(
+            steps_key,
+            container,
+            keys.leases,
+            tr.now + settings.lease_seconds,
+            lease_member(execution_id, container),
+        )
+    if tr.end is not None:
+        fields: list[str] = ["status", tr.end["status"], "stop", repr(tr.now)]
+        for name in ("output", "error", "cause"):
+            if name in tr.end:
+                fields += [name, dumps(tr.end[name])]
+        write.op("hset", exec_key, *fields)
+        # However it ended, its tokens end with it (in this write, at their number's cost).
+        write.op("del", keys.task_tokens(execution_id))
+        # What a finished execution keeps for the retention period, at its exact size.
+        write.op("compact", keys.history(execution_id))
+        for key in (exec_key, keys.history(execution_id), steps_key):
+            write.op("expire", key, settings.retention_seconds)
+        if tr.end["status"] in ("FAILED", "TIMED_OUT"):
+            letter = {
+                "execution_id": execution_id,
+                "state": tr.end.get("state"),
+                "error": tr.end.get("error"),
+                "cause": tr.end.get("cause"),
+                # An excerpt: the whole input stays in the execution's steps, for redrive.
+                "input": excerpt(tr.end.get("state_input")),
+                "timestamp": tr.now,
+            }
+            write.op("set", keys.dead_letter(execution_id), redact_text(dumps(letter)))
+            # A dead letter lives as long as its execution's record.
+            write.op("expire", keys.dead_letter(execution_id), settings.retention_seconds)
+            write.op("zadd", keys.dead_letters, repr(tr.now), execution_id)
+    return write
+
+
+def start_transition(
+    store: RedisStore,
+    execution_id: str,
+    interp: Interpreter,
+    now: float,
+    record: Callable[[], Write],
+) -> tuple[Transition, Write]:
+    """The first transition of an execution and its write (``record()``: the execution's
+    record, to which the transition's writes are added). One that cannot be computed or
+    stored ends the execution FAILED at once (``States.Runtime``), never half-started."""
+    try:
+        tr = interp.within_history(interp.start(now))
+        return tr, transition_write(store, execution_id, tr, record())
+    except RedisError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - see prepare_transition
+        logger.exception("first transition of %s failed; failing the execution", execution_id)
+        failed = interp.failed_transition(now, None, exc)
+        tr = Transition(now, base=interp.history_base)
+        tr.event("ExecutionStarted", input=interp.info.input)
+        tr.events += failed.events
+        tr.end = failed.end
+        return tr, transition_write(store, execution_id, tr, record())
+
+
+#: Recomputations of a transition whose reads changed under it (a Map's window or
+#: counters moved because a sibling iteration committed first).
+MAX_RECOMPUTE = 50
+
+
+@dataclass
+class Prepared:
+    """A computed transition and the guarded write that commits it."""
+
+    tr: Transition
+    write: Write
+    fixed_guards: int
+    """Guards before this index are the caller's (step, timer, execution): when one of
+    them fails, the transition no longer applies. Later ones are the reader's: when one
+    fails, a sibling moved first, and the transition is computed again."""
+
+
+def prepare_transition(
+    store: RedisStore,
+    execution_id: str,
+    interp: Interpreter,
+    compute: Callable[[], Transition | None],
+    *,
+    step_key: str | None = None,
+    step_status: str | None = None,
+    timer: str | None = None,
+    history_base: int | None = None,
+    known: dict[str, str | None] | None = None,
+) -> Prepared | None:
+    """Compute a transition (reading what it needs) and build its guarded write.
+
+    ``known`` holds step-hash fields the caller read already (they are guarded too).
+    """
+    reader = RedisReader(store, execution_id)
+    if known:
+        reader.seen.update(known)
+    interp.reader = reader
+    if history_base is None:
+        # Event ids (quoted in Step Functions' error causes) continue the history.
+        history_base = store.history_length(execution_id)
+    interp.history_base = history_base
+
+    def guarded(tr: Transition) -> Prepared:
+        write = Write()
+        exec_key = store.keys.execution(execution_id)
+        steps_key = store.keys.steps(execution_id)
+        write.guard_field(exec_key, "status", "RUNNING")
+        if step_key is not None:
+            write.guard_field(steps_key, store.keys.status_field(step_key), step_status)
+            for ancestor in ancestors(step_key):
+                write.guard_field(steps_key, store.keys.status_field(ancestor), "RUNNING")
+        if timer is not None:
+            write.guard_member(store.keys.timers, timer)
+            write.op("zrem", store.keys.timers, timer)
+        fixed = len(write.guards)
+        if len(tr.events) > 1:
+            # The history quota, against the history as it is when the commit runs
+            # (concurrent branches append too): when it no longer holds, the transition
+            # is computed again from the true length, and fails the execution.
+            write.guard_length(
+                store.keys.history(execution_id), interp.max_history_events - len(tr.events)
+            )
+        for name, value in reader.seen.items():
+            if not store.keys.fixed_field(name):
+                write.guard_field(steps_key, name, value)
+        transition_write(store, execution_id, tr, write)
+        return Prepared(tr, write, fixed)
+
+    try:
+        tr = compute()
+        if tr is None:
+            return None
+        return guarded(interp.within_history(tr, step_key))
+    except RedisError:
+        raise  # the store failed, not the transition: the step is tried again later
+    except Exception as exc:  # noqa: BLE001 - a poisoned transition must not loop
+        # Whatever a state's evaluation raises fails that state (the interpreter sees to
+        # it); this is what is left (a value that cannot be stored, an engine bug). It
+        # ends the execution: leaving it would re-run the step every lease period.
+        logger.exception(
+            "transition of %s/%s failed; failing the execution", execution_id, step_key
+        )
+        return guarded(interp.failed_transition(time.time(), step_key, exc))
+
+
+def after_commit(
+    store: RedisStore,
+    execution_id: str,
+    interp: Interpreter,
+    tr: Transition,
+    joined: list[str],
+    *,
+    skip_publish: str | None = None,
+    producer: Any = None,
+    publish_tasks: bool = True,
+) -> None:
+    """What follows a committed transition: publish its tasks, perform its joins.
+
+    ``publish_tasks=False``: the caller hands the dispatches to :func:`dispatch_task`.
+    """
+    announce_end(execution_id, tr)
+    dispatches = tr.dispatches if publish_tasks else []
+    if skip_publish is not None and [d.step_key for d in dispatches] == [skip_publish]:
+        dispatches = []
+    publish(interp, execution_id, dispatches, producer=producer)
+    for container in joined:
+        perform_join(store, execution_id, interp, container)
+
+
+def run_transition(
+    store: RedisStore,
+    execution_id: str,
+    interp: Interpreter,
+    compute: Callable[[], Transition | None],
+    *,
+    step_key: str | None = None,
+    step_status: str | None = None,
+    timer: str | None = None,
+    skip_publish: str | None = None,
+    history_base: int | None = None,
+    known: dict[str, str | None] | None = None,
+) -> Transition | None:
+    """Compute and commit a transition; publish its tasks and perform its joins.
+
+    ``skip_publish`` names a step whose task the caller's Celery chain already carries:
+    when that step is the only one dispatched, it is not published again.
+
+    Returns the committed transition, or None when a guard showed it no longer applies
+    (the step moved on, the execution stopped, the container it runs in failed).
+    """
+    for attempt in range(MAX_RECOMPUTE):
+        prepared = prepare_transition(
+            store,
+            execution_id,
+            interp,
+            compute,
+            step_key=step_key,
+            step_status=step_status,
+            timer=timer,
+            history_base=None if attempt else history_base,
+            known=None if attempt else known,
+        )
+        if prepared is None:
+            return None
+        result = store.apply(prepared.write)
+        if result.ok:
+            after_commit(
+                store, execution_id, interp, prepared.tr, result.joined, skip_publish=skip_publish
+            )
+            return prepared.tr
+        if result.failed_guard < prepared.fixed_guards:
+            return None
+    raise RuntimeError(f"transition of {execution_id}/{step_key} kept conflicting")
+
+
+def announce_end(execution_id: str, tr: Transition) -> None:
+    """Make an uncaught failure visible in Flower, as an ``orchestrator.dead_letter`` task."""
+    if tr.end is not None and tr.end["status"] in ("FAILED", "TIMED_OUT"):
+        from orchestrator.client.control import trim_dead_letters
+
+        trim_dead_letters(get_store())
+        # By name through the publishing app: an explicit client's goes to its broker.
+        publishing_app().send_task(
+            DEAD_LETTER_TASK,
+            args=(execution_id, tr.end.get("state"), tr.end.get("error"), tr.end.get("cause")),
+            queue=get_settings().queue,
+            ignore_result=True,
+        )
+
+
+def perform_join(store: RedisStore, execution_id: str, interp: Interpreter, container: str) -> None:
+    """Join a Parallel or Map whose branches all ended (status JOINING)."""
+    record_text = store.step_field(execution_id, container)
+    if record_text is None:
+        return
+    record = StepRecord.loads(record_text)
+    run_transition(
+        store,
+        execution_id,
+        interp,
+        lambda: interp.join(container, record, time.time()),
+        step_key=container,
+        step_status=StepStatus.JOINING,
+    )

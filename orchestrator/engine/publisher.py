@@ -1,0 +1,186 @@
+"""Publishing committed dispatches as Celery messages: a chain per run, a flat group.
+
+Only committed work is published: a dispatch reaches the broker after the transition
+that made it is in Redis, and carries a dispatch lease there, so a message lost between
+the two is sent again by the reconciler (:mod:`orchestrator.engine.timers`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from celery import Celery
+
+from orchestrator.config import get_settings
+from orchestrator.engine import activities
+from orchestrator.engine.celery_app import app, publishing_app
+from orchestrator.engine.compiler import compile_run, fan_out, is_callback, run_signature
+from orchestrator.language.interpreter import (
+    Dispatch,
+    Interpreter,
+)
+from orchestrator.language.jsontext import dumps
+from orchestrator.language.tokens import redact, redact_text
+
+logger = logging.getLogger("orchestrator.engine.publisher")
+
+
+def delegated_input(interp: Interpreter, dispatch: Dispatch) -> Any:
+    """A dispatch's input as a :func:`dispatch_task` batch carries it: a callback task's
+    with its task token redacted. Flower's worker page lists the messages a worker holds,
+    real arguments and all; the step runs on the input in its record anyway."""
+    scope, name = interp.scope_of(dispatch.step_key)
+    return redact(dispatch.params) if is_callback(scope.states[name]) else dispatch.params
+
+
+def dispatch_repr(batch: list[list[Any]]) -> str:
+    """Flower's view of a :func:`dispatch_task` batch: its executions and step keys.
+
+    Not the steps' inputs: a callback task's holds its task token, and Celery's event for
+    the message would show it (its default argsrepr is a repr of the arguments).
+    """
+    return _cut(dumps([[entry[0], [item[0] for item in entry[2]]] for entry in batch]))
+
+
+# -- publishing -------------------------------------------------------------------------
+
+
+def publish(
+    interp: Interpreter,
+    execution_id: str,
+    dispatches: Iterable[Dispatch],
+    *,
+    producer: Any = None,
+) -> None:
+    """Send the tasks of committed dispatches: a chain per run, a group if several.
+
+    When every run is a single Task state — the usual case for Map items, Parallel
+    branches and the Task after a Wait — the messages are built with Celery's own message
+    functions (``create_task_message`` and ``send_task_message``: the same protocol,
+    signals, group id and index as the group would give them) without the canvas
+    ``apply_async`` and ``send_task`` layers around them, which cost as much again.
+    Several dispatches go out as one pipelined producer batch.
+    """
+    queue = get_settings().queue
+    publisher = publishing_app()
+    # Declared per broker: another client's broker has not seen the queue yet.
+    declared_key = (publisher.conf.broker_url, queue)
+    declare: list[Any] | None = [] if declared_key in _declared else None
+    runs = []
+    for dispatch in dispatches:
+        scope, name = interp.scope_of(dispatch.step_key)
+        run = compile_run(scope.states, scope.prefix, name, dispatch.activity, activities.resolve)
+        runs.append((run, dispatch.params))
+    if not runs:
+        return
+    with contextlib.ExitStack() as stack:
+        if producer is None:
+            producer = stack.enter_context(publisher.producer_or_acquire())
+            if len(runs) > 1:
+                stack.enter_context(producer.batch(max_size=PUBLISH_CHUNK))
+        if all(len(run) == 1 for run, _ in runs):
+            group_id = str(uuid.uuid4()) if len(runs) > 1 else None
+            lineage = _lineage()
+            for index, (run, params) in enumerate(runs):
+                args = (params, execution_id, run[0].step_key)
+                _send_task(
+                    publisher,
+                    producer,
+                    run[0].activity,
+                    args,
+                    queue,
+                    declare,
+                    group_id,
+                    index,
+                    lineage,
+                )
+        else:
+            signatures = []
+            for run, params in runs:
+                carried, argsrepr = carried_input(params, execution_id, run[0].step_key)
+                signature = run_signature(run, carried, execution_id, queue, publisher)
+                # Flower's view of the args, as compact JSON: Celery's saferepr of the
+                # arguments costs more than building the rest of the message.
+                signature.set(argsrepr=argsrepr, kwargsrepr="{}")
+                signatures.append(signature)
+            options = {} if declare is None else {"declare": declare}
+            fan_out(signatures, publisher).apply_async(producer=producer, **options)
+    _declared.add(declared_key)
+
+
+def _lineage() -> tuple[str | None, str | None]:
+    """(root id, parent id) for tasks published from inside a step, so that Flower links
+    them to it; (None, None) elsewhere."""
+    parent = app.current_worker_task
+    if parent is None:
+        return None, None
+    return parent.request.root_id or parent.request.id, parent.request.id
+
+
+def _send_task(
+    publisher: Celery,
+    producer: Any,
+    name: str,
+    args: tuple[Any, str, str],
+    queue: str,
+    declare: list[Any] | None,
+    group_id: str | None,
+    group_index: int,
+    lineage: tuple[str | None, str | None],
+) -> None:
+    task_id = str(uuid.uuid4())
+    root_id, parent_id = lineage
+    carried, argsrepr = carried_input(*args)
+    message = publisher.amqp.create_task_message(
+        task_id,
+        name,
+        (carried, args[1], args[2]),
+        {},
+        group_id=group_id,
+        group_index=group_index if group_id else None,
+        root_id=root_id or task_id,
+        parent_id=parent_id,
+        argsrepr=argsrepr,
+        kwargsrepr="{}",
+    )
+    publisher.amqp.send_task_message(producer, name, message, queue=queue, declare=declare)
+
+
+#: Messages sent per round trip when a transition dispatches many tasks (a Map's or a
+#: Parallel's start). One batch for all would save a few round trips, but the workers
+#: would wait idle until the last message of a 500-item Map start is built.
+PUBLISH_CHUNK = 50
+
+#: Queues this process published to already, by broker URL. Celery declares a message's
+#: queue before every publish (a copy and a lookup per message); queues are durable broker
+#: state, so after a process's first publish to one, later ones skip that.
+_declared: set[tuple[str | None, str]] = set()
+
+#: Celery's limit on a message's argsrepr.
+_ARGSREPR_MAX = 1024
+
+
+def carried_input(params: Any, execution_id: str, step_key: str) -> tuple[Any, str]:
+    """A step's input as its message carries it, and Flower's view of its arguments
+    (compact JSON): both with task tokens redacted.
+
+    The worker runs a step on the input in its record in Redis, never on the message's
+    copy (kept for Flower and dead letters), so a callback task's activity still gets its
+    token while the broker, Celery's events and Flower never see it.
+    """
+    try:
+        text = dumps([params, execution_id, step_key])
+    except (TypeError, ValueError):
+        text = repr((params, execution_id, step_key))
+    redacted = redact_text(text)
+    if redacted != text:
+        params = redact(params)
+    return params, _cut(redacted)
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _ARGSREPR_MAX else text[: _ARGSREPR_MAX - 3] + "..."

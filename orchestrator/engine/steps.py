@@ -1,0 +1,224 @@
+"""Steps in workers: the body of every activity task, and the orchestrator's own tasks.
+
+An activity's Celery task claims its step (a duplicate message stops here), runs the
+function while :mod:`orchestrator.engine.leases` keeps the step's lease alive, and
+commits the result through :mod:`orchestrator.engine.commit`. When the next step is the
+rest of this message's Celery chain, the task returns its input instead of publishing it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from celery import Task
+
+from orchestrator.config import get_settings
+from orchestrator.engine.celery_app import app
+from orchestrator.engine.commit import DEAD_LETTER_TASK, run_transition
+from orchestrator.engine.leases import leases
+from orchestrator.engine.logs import step_context
+from orchestrator.engine.machines import interpreter_for, load_machine, make_interpreter
+from orchestrator.engine.publisher import PUBLISH_CHUNK, carried_input, publish
+from orchestrator.engine.store import get_store
+from orchestrator.errors import StatesError
+from orchestrator.language.interpreter import (
+    Dispatch,
+    ExecutionInfo,
+    StepRecord,
+    Transition,
+    ancestors,
+    data_limit_cause,
+    state_name,
+)
+from orchestrator.language.jsontext import checked_dumps, dumps
+
+logger = logging.getLogger("orchestrator.engine.steps")
+
+
+@app.task(name=DEAD_LETTER_TASK, ignore_result=True)
+def dead_letter_task(
+    execution_id: str, state: str | None, error: str | None, cause: str | None
+) -> None:
+    """Logs a dead-lettered execution; its record is already in the dead-letter queue."""
+    logger.warning(
+        "execution %s dead-lettered at %s: %s: %s",
+        execution_id,
+        state,
+        error,
+        cause,
+        extra={"execution_id": execution_id, "state": state},
+    )
+
+
+@app.task(name="orchestrator.dispatch", ignore_result=True)
+def dispatch_task(batch: list[list[Any]]) -> None:
+    """Publish the tasks of transitions committed elsewhere.
+
+    Beat hands over the dispatches of a burst of fired timers in chunks, so that the one
+    process firing timers spends its time on firing them, and the building of thousands
+    of task messages spreads over the workers. Each entry is ``[execution_id, def_hash,
+    [[step_key, state, activity, params], ...]]``. A lost chunk loses nothing: its steps
+    carry dispatch leases, and the reconciler sends them again.
+    """
+    store = get_store()
+    with app.producer_or_acquire() as producer, producer.batch(max_size=PUBLISH_CHUNK):
+        for execution_id, def_hash, items in batch:
+            machine, _ = load_machine(store, execution_id, def_hash)
+            interp = make_interpreter(machine, ExecutionInfo(execution_id, "", "", 0.0, None))
+            dispatches = [Dispatch(*item) for item in items]
+            publish(interp, execution_id, dispatches, producer=producer)
+
+
+# -- steps in workers -------------------------------------------------------------------
+
+
+def run_activity_step(
+    task: Task,
+    function: Callable[[Any], Any],
+    message_input: Any,
+    execution_id: str | None,
+    step_key: str | None,
+) -> Any:
+    """Body of every activity task: claim the step, run the function, commit, continue."""
+    if execution_id is None or step_key is None:
+        # Called as a plain Celery task, outside any workflow.
+        return function(message_input)
+    with step_context(execution_id, state_name(step_key)):
+        return _run_step(task, function, message_input, execution_id, step_key)
+
+
+def _run_step(
+    task: Task,
+    function: Callable[[Any], Any],
+    message_input: Any,
+    execution_id: str,
+    step_key: str,
+) -> Any:
+    settings = get_settings()
+    store = get_store()
+    token = uuid.uuid4().hex[:16]
+    now = time.time()
+    started_event: dict[str, Any] = {
+        "type": "TaskStarted",
+        "ts": now,
+        "state": state_name(step_key),
+    }
+    if "/" in step_key:  # as Interpreter.event: a branch's or item's event names its step
+        started_event["key"] = step_key
+    started = dumps(started_event)
+    containers = ancestors(step_key)
+    container = containers[-1] if containers else ""
+    claimed, details = store.claim_step(
+        execution_id, step_key, token, now + settings.lease_seconds, started, container
+    )
+    if not claimed and details[0] == "no execution":
+        from orchestrator.client.control import dead_letter_message
+
+        dead_letter_message(
+            "ExecutionNotFound",
+            f"step message for unknown execution {execution_id!r}",
+            message_input,
+            execution_id=execution_id,
+            state=state_name(step_key),
+        )
+    if not claimed:
+        logger.info(
+            "dropping duplicate or stale step message %s/%s (%s)",
+            execution_id,
+            step_key,
+            details[0],
+        )
+        _stop_chain(task)
+        return None
+    record_text, status, name, workflow, start, def_hash, history_length, next_item, total = details
+    known: dict[str, str | None] = {}
+    if next_item is not None and total is not None and int(next_item) >= int(total):
+        # Every item of the Map this step runs in has started: when this iteration ends,
+        # it starts no other, and needs no read of the window to learn that.
+        known = {f"{container}|next": next_item, f"{container}|t": total}
+    record = StepRecord.loads(record_text)  # type: ignore[arg-type]
+    interp = interpreter_for(store, execution_id, name, workflow, start, def_hash)  # type: ignore[arg-type]
+    result: Any = None
+    with leases.holding(execution_id, step_key):
+        try:
+            result = function(record.params)
+            _check_result(record.state, result, settings.max_input_bytes)
+        except Exception as exc:  # noqa: BLE001 - every activity error is a workflow error
+            error, cause = error_of(exc)
+            failure: tuple[str, str] | None = (error, cause)
+        else:
+            failure = None
+
+    def compute() -> Transition:
+        now = time.time()
+        fresh = StepRecord.loads(record_text)  # type: ignore[arg-type]
+        if failure is not None:
+            return interp.task_failed(step_key, fresh, failure[0], failure[1], now)
+        if fresh.token:
+            return interp.task_waiting(step_key, fresh, now, result)
+        return interp.task_succeeded(step_key, fresh, result, now)
+
+    chained = _chained_next(task)
+    tr = run_transition(
+        store,
+        execution_id,
+        interp,
+        compute,
+        step_key=step_key,
+        step_status=status,
+        skip_publish=chained,
+        history_base=int(history_length),  # type: ignore[arg-type]
+        known=known,
+    )
+    if tr is None:
+        logger.info("discarding late result of %s/%s", execution_id, step_key)
+        _stop_chain(task)
+        return None
+    if chained is not None and [d.step_key for d in tr.dispatches] == [chained]:
+        # The return value is the next task's input: Celery's task-succeeded event shows
+        # it (Flower's "result") and would show saferepr(params) as the next task's args.
+        params, argsrepr = carried_input(tr.dispatches[0].params, execution_id, chained)
+        options = task.request.chain[-1].setdefault("options", {})
+        options["argsrepr"] = argsrepr
+        options["kwargsrepr"] = "{}"
+        return params
+    _stop_chain(task)
+    return None
+
+
+def _chained_next(task: Task) -> str | None:
+    """Step key of the task the rest of this message's chain starts with, if any."""
+    chained = task.request.chain
+    if not chained:
+        return None
+    args = chained[-1].get("args") or ()
+    return args[-1] if args else None
+
+
+def _stop_chain(task: Task) -> None:
+    # Celery reads the rest of the chain from the request after the task returns.
+    task.request.chain = None
+    task.request.callbacks = None
+
+
+def _check_result(state: str, result: Any, limit: int) -> None:
+    try:
+        text = checked_dumps(result)
+    except (TypeError, ValueError) as exc:
+        raise StatesError(
+            f"activity result is not JSON-serializable: {exc}", error="States.Runtime"
+        ) from None
+    if len(text.encode()) > limit:
+        raise StatesError(data_limit_cause(state), error="States.DataLimitExceeded")
+
+
+def error_of(exc: BaseException) -> tuple[str, str]:
+    """The (Error, Cause) of an exception: its class name and its message."""
+    error = getattr(exc, "error", None)
+    if isinstance(error, str) and error:
+        return error, str(getattr(exc, "cause", "") or "")
+    return type(exc).__name__, str(exc)
