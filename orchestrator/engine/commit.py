@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from orchestrator.config import get_settings
 from orchestrator.engine.celery_app import publishing_app
 from orchestrator.engine.messages import excerpt
-from orchestrator.engine.publisher import publish
+from orchestrator.engine.publisher import Handover, publish
 from orchestrator.engine.records import item_field, lease_member, timer_member, window_fields
 from orchestrator.engine.store import RedisStore, Write, get_store
 from orchestrator.language.interpreter import (
@@ -277,19 +277,18 @@ def after_commit(
     tr: Transition,
     joined: list[str],
     *,
-    skip_publish: str | None = None,
+    handover: Handover | None = None,
     producer: Any = None,
     publish_tasks: bool = True,
 ) -> None:
     """What follows a committed transition: publish its tasks, perform its joins.
 
-    ``publish_tasks=False``: the caller hands the dispatches to :func:`dispatch_task`.
+    ``handover``: see :func:`publish`. ``publish_tasks=False``: the caller hands the
+    dispatches to :func:`orchestrator.engine.steps.dispatch_task`.
     """
     announce_end(execution_id, tr)
     dispatches = tr.dispatches if publish_tasks else []
-    if skip_publish is not None and [d.step_key for d in dispatches] == [skip_publish]:
-        dispatches = []
-    publish(interp, execution_id, dispatches, producer=producer)
+    publish(interp, execution_id, dispatches, producer=producer, handover=handover)
     for container in joined:
         perform_join(store, execution_id, interp, container)
 
@@ -303,14 +302,13 @@ def run_transition(
     step_key: str | None = None,
     step_status: str | None = None,
     timer: str | None = None,
-    skip_publish: str | None = None,
+    handover: Handover | None = None,
     history_base: int | None = None,
     known: dict[str, str | None] | None = None,
 ) -> Transition | None:
     """Compute and commit a transition; publish its tasks and perform its joins.
 
-    ``skip_publish`` names a step whose task the caller's Celery chain already carries:
-    when that step is the only one dispatched, it is not published again.
+    ``handover``: the Celery chain of the task whose step this is (see :func:`publish`).
 
     Returns the committed transition, or None when a guard showed it no longer applies
     (the step moved on, the execution stopped, the container it runs in failed).
@@ -332,7 +330,7 @@ def run_transition(
         result = store.apply(prepared.write)
         if result.ok:
             after_commit(
-                store, execution_id, interp, prepared.tr, result.joined, skip_publish=skip_publish
+                store, execution_id, interp, prepared.tr, result.joined, handover=handover
             )
             return prepared.tr
         if result.failed_guard < prepared.fixed_guards:

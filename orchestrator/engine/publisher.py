@@ -16,14 +16,14 @@ from typing import Any
 from celery import Celery
 
 from orchestrator.config import get_settings
-from orchestrator.engine import activities
 from orchestrator.engine.celery_app import app, publishing_app
-from orchestrator.engine.compiler import compile_run, fan_out, is_callback, run_signature
+from orchestrator.engine.compiler import fan_out, run_signature
 from orchestrator.language.interpreter import (
     Dispatch,
     Interpreter,
 )
 from orchestrator.language.jsontext import dumps
+from orchestrator.language.runs import is_callback, straight_run
 from orchestrator.language.tokens import redact, redact_text
 
 logger = logging.getLogger("orchestrator.engine.publisher")
@@ -55,8 +55,12 @@ def publish(
     dispatches: Iterable[Dispatch],
     *,
     producer: Any = None,
+    handover: Handover | None = None,
 ) -> None:
     """Send the tasks of committed dispatches: a chain per run, a group if several.
+
+    ``handover``: the rest of the Celery chain of the task that made the transition; a
+    dispatch it already carries is handed to it instead of being published.
 
     When every run is a single Task state — the usual case for Map items, Parallel
     branches and the Task after a Wait — the messages are built with Celery's own message
@@ -70,10 +74,12 @@ def publish(
     # Declared per broker: another client's broker has not seen the queue yet.
     declared_key = (publisher.conf.broker_url, queue)
     declare: list[Any] | None = [] if declared_key in _declared else None
+    if handover is not None:
+        dispatches = handover.take(execution_id, list(dispatches))
     runs = []
     for dispatch in dispatches:
         scope, name = interp.scope_of(dispatch.step_key)
-        run = compile_run(scope.states, scope.prefix, name, dispatch.activity, activities.resolve)
+        run = straight_run(scope.states, scope.prefix, name, dispatch.activity, interp.resolve)
         runs.append((run, dispatch.params))
     if not runs:
         return
@@ -184,3 +190,41 @@ def carried_input(params: Any, execution_id: str, step_key: str) -> tuple[Any, s
 
 def _cut(text: str) -> str:
     return text if len(text) <= _ARGSREPR_MAX else text[: _ARGSREPR_MAX - 3] + "..."
+
+
+class Handover:
+    """The rest of a chained task's Celery chain, and what the task hands to it.
+
+    A run's chain proposes the next step; the interpreter decides it. When the committed
+    transition dispatches exactly the step the chain carries next, this task returns that
+    step's input and Celery sends the next message; otherwise the chain is cut (Celery
+    reads it from the request after the task returns) and the decided steps are published.
+    """
+
+    def __init__(self, request: Any) -> None:
+        self._request = request
+        chained = request.chain
+        args = (chained[-1].get("args") or ()) if chained else ()
+        self.next_step: str | None = args[-1] if args else None
+        """Step key of the task the rest of the chain starts with, if any."""
+        self.value: Any = None
+        """The input handed to the chain's next task (None when the chain was cut)."""
+
+    def take(self, execution_id: str, dispatches: list[Dispatch]) -> list[Dispatch]:
+        """The dispatches left to publish once the chain took the one it carries."""
+        if self.next_step is None or [d.step_key for d in dispatches] != [self.next_step]:
+            self.cut()
+            return dispatches
+        # The return value is the next task's input: Celery's task-succeeded event shows
+        # it (Flower's "result") and would show saferepr(params) as the next task's args.
+        self.value, argsrepr = carried_input(dispatches[0].params, execution_id, self.next_step)
+        options = self._request.chain[-1].setdefault("options", {})
+        options["argsrepr"] = argsrepr
+        options["kwargsrepr"] = "{}"
+        return []
+
+    def cut(self) -> None:
+        """Stop the chain after this task (its step moved on, or another was decided)."""
+        self._request.chain = None
+        self._request.callbacks = None
+        self.value = None

@@ -22,7 +22,7 @@ from orchestrator.engine.commit import DEAD_LETTER_TASK, run_transition
 from orchestrator.engine.leases import leases
 from orchestrator.engine.logs import step_context
 from orchestrator.engine.machines import interpreter_for, load_machine, make_interpreter
-from orchestrator.engine.publisher import PUBLISH_CHUNK, carried_input, publish
+from orchestrator.engine.publisher import PUBLISH_CHUNK, Handover, publish
 from orchestrator.engine.store import get_store
 from orchestrator.errors import StatesError
 from orchestrator.language.interpreter import (
@@ -132,7 +132,7 @@ def _run_step(
             step_key,
             details[0],
         )
-        _stop_chain(task)
+        Handover(task.request).cut()
         return None
     record_text, status, name, workflow, start, def_hash, history_length, next_item, total = details
     known: dict[str, str | None] = {}
@@ -162,7 +162,7 @@ def _run_step(
             return interp.task_waiting(step_key, fresh, now, result)
         return interp.task_succeeded(step_key, fresh, result, now)
 
-    chained = _chained_next(task)
+    handover = Handover(task.request)
     tr = run_transition(
         store,
         execution_id,
@@ -170,39 +170,14 @@ def _run_step(
         compute,
         step_key=step_key,
         step_status=status,
-        skip_publish=chained,
+        handover=handover,
         history_base=int(history_length),  # type: ignore[arg-type]
         known=known,
     )
     if tr is None:
         logger.info("discarding late result of %s/%s", execution_id, step_key)
-        _stop_chain(task)
-        return None
-    if chained is not None and [d.step_key for d in tr.dispatches] == [chained]:
-        # The return value is the next task's input: Celery's task-succeeded event shows
-        # it (Flower's "result") and would show saferepr(params) as the next task's args.
-        params, argsrepr = carried_input(tr.dispatches[0].params, execution_id, chained)
-        options = task.request.chain[-1].setdefault("options", {})
-        options["argsrepr"] = argsrepr
-        options["kwargsrepr"] = "{}"
-        return params
-    _stop_chain(task)
-    return None
-
-
-def _chained_next(task: Task) -> str | None:
-    """Step key of the task the rest of this message's chain starts with, if any."""
-    chained = task.request.chain
-    if not chained:
-        return None
-    args = chained[-1].get("args") or ()
-    return args[-1] if args else None
-
-
-def _stop_chain(task: Task) -> None:
-    # Celery reads the rest of the chain from the request after the task returns.
-    task.request.chain = None
-    task.request.callbacks = None
+        handover.cut()
+    return handover.value
 
 
 def _check_result(state: str, result: Any, limit: int) -> None:
