@@ -23,8 +23,9 @@ from orchestrator.client.inputs import (
 from orchestrator.client.models import DeadLetter, to_datetime
 from orchestrator.config import get_settings
 from orchestrator.engine.commit import run_transition, transition_write
+from orchestrator.engine.dead_letters import dead_letter_message as dead_letter_message
+from orchestrator.engine.dead_letters import trim_dead_letters as trim_dead_letters
 from orchestrator.engine.machines import interpreter_from_record
-from orchestrator.engine.messages import excerpt
 from orchestrator.engine.publisher import publish
 from orchestrator.engine.records import base_status, record_texts, timer_member
 from orchestrator.engine.store import RedisStore, Write, get_store, store_call
@@ -36,8 +37,7 @@ from orchestrator.errors import (
 )
 from orchestrator.language.definition.model import TaskState
 from orchestrator.language.interpreter import Dispatch, Reader, StepRecord, StepStatus, Transition
-from orchestrator.language.jsontext import dumps
-from orchestrator.language.tokens import execution_of, redact_text
+from orchestrator.language.tokens import execution_of
 
 #: Statuses from which an execution can be redriven.
 REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")
@@ -326,37 +326,3 @@ def _letter(letter_id: str, raw: str) -> DeadLetter:
         input=data.get("input"),
         timestamp=to_datetime(data.get("timestamp", 0)),
     )
-
-
-def dead_letter_message(
-    error: str, cause: str, body: Any, *, execution_id: str | None = None, state: str | None = None
-) -> str:
-    """Record a message no worker could process; returns the dead letter's id.
-
-    The letter keeps an excerpt of ``body`` (at most 2 KiB of text, or the value itself
-    when its JSON fits), and the queue keeps at most ``ORCHESTRATOR_MAX_DEAD_LETTERS``.
-    """
-    import uuid
-
-    store = get_store()
-    settings = get_settings()
-    letter_id = f"msg-{uuid.uuid4().hex}"
-    now = time.time()
-    letter = {
-        "execution_id": execution_id,
-        "state": state,
-        "error": excerpt(error, 200),
-        "cause": excerpt(cause),
-        "input": excerpt(body),
-        "timestamp": now,
-    }
-    # A dead letter quotes message bodies and causes: a task token in them must not show.
-    store.add_dead_letter(letter_id, redact_text(dumps(letter)), now, settings.retention_seconds)
-    trim_dead_letters(store)
-    return letter_id
-
-
-def trim_dead_letters(store: RedisStore) -> int:
-    """Keep at most ``max_dead_letters`` dead letters (the oldest go); returns how many
-    were dropped. One call after each write: it drops one letter, or none."""
-    return store.trim_dead_letters(get_settings().max_dead_letters)

@@ -9,16 +9,18 @@ registered.
 from __future__ import annotations
 
 import difflib
+import logging
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
-from celery import Task
+from celery import Task, signals
 
 from orchestrator.config import get_settings
-from orchestrator.engine.celery_app import app
+from orchestrator.engine.celery_app import ACTIVITY_TASK, app
+from orchestrator.engine.store import get_store
 from orchestrator.errors import ActivityNotFound
 from orchestrator.language.interpreter import LAMBDA_INVOKE, WAIT_FOR_TOKEN, is_lambda_invoke
 
@@ -42,6 +44,24 @@ class Activity:
 
 
 _registry: dict[str, Activity] = {}
+
+#: What an activity's Celery task runs a workflow step with: ``(task, function, input,
+#: execution_id, step_key) -> result``.
+StepRunner = Callable[[Task, Callable[[Any], Any], Any, str, str], Any]
+
+_step_runner: StepRunner | None = None
+
+
+def install_step_runner(runner: StepRunner) -> StepRunner:
+    """Make ``runner`` the body of every activity's workflow steps; returns it (a decorator).
+
+    :mod:`orchestrator.engine.steps` installs its ``run_activity_step`` when imported, as
+    every worker does (``celery_app``'s ``imports``). The steps module resolves Resources
+    through this one, so this one cannot import it: the runner is handed down instead.
+    """
+    global _step_runner
+    _step_runner = runner
+    return runner
 
 
 @overload
@@ -85,13 +105,17 @@ def _register(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     def run(
         self: Task, input: Any = None, execution_id: str | None = None, step_key: str | None = None
     ) -> Any:
-        from orchestrator.engine.steps import run_activity_step
-
-        return run_activity_step(self, function, input, execution_id, step_key)
+        if execution_id is None or step_key is None:
+            return function(input)  # called as a plain Celery task, outside any workflow
+        if _step_runner is None:
+            raise RuntimeError(
+                "no activity step runner: import orchestrator.engine.steps (workers do)"
+            )
+        return _step_runner(self, function, input, execution_id, step_key)
 
     run.__name__ = function.__name__
     run.__doc__ = function.__doc__
-    task = app.task(name=name, bind=True, shared=False)(run)
+    task = app.task(name=name, bind=True, shared=False, **{ACTIVITY_TASK: True})(run)
     _registry[name] = Activity(name, function, task)
     return function
 
@@ -137,8 +161,6 @@ def _advertised() -> frozenset[str]:
     settings = get_settings()
     if not settings.redis_url:
         return frozenset()
-    from orchestrator.engine.store import get_store
-
     store = get_store()
     at, names, url = _advertised_cache
     now = time.monotonic()
@@ -151,10 +173,17 @@ def _advertised() -> frozenset[str]:
 
 def advertise() -> None:
     """Record this process's activities in Redis (workers do it when they start)."""
-    from orchestrator.engine.store import get_store
-
     if _registry:
         get_store().advertise_activities(sorted(_registry))
+
+
+@signals.worker_ready.connect
+def _advertise_activities(**_: Any) -> None:
+    # Lets processes that only start workflows validate Resources without the code.
+    try:
+        advertise()
+    except Exception:  # noqa: BLE001 - advertising is a convenience, never fatal
+        logging.getLogger(__name__).warning("could not advertise activities", exc_info=True)
 
 
 def resolve(state: Any) -> str:

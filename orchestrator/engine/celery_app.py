@@ -31,11 +31,18 @@ from celery.worker.consumer import Consumer
 from vine import promise
 
 from orchestrator.config import Settings, get_settings
-from orchestrator.engine import messages
+from orchestrator.engine import logs, messages
+from orchestrator.engine.dead_letters import dead_letter_message
 from orchestrator.engine.messages import BadMessage
+from orchestrator.engine.store import reset_stores
 from orchestrator.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
+
+#: The option (a task class attribute) that marks an activity's Celery task
+#: (:mod:`orchestrator.engine.activities`, which builds on this module): the consumer
+#: checks such a task's arguments as an activity's.
+ACTIVITY_TASK = "orchestrator_activity"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -183,15 +190,13 @@ class OrchestratorConsumer(Consumer):
         check = _ARGUMENT_CHECKS.get(name)
         if check is not None:
             check(args, kwargs)
-        elif _is_activity(name):
+        elif getattr(task, ACTIVITY_TASK, False):
             messages.activity_arguments(args, kwargs, settings.max_input_bytes, size)
         else:
             messages.check_arguments(getattr(task, "__header__", None), args, kwargs)
 
     def _refuse(self, message: Any, error: str, cause: str) -> None:
         """Acknowledge, dead-letter and log a message no task will run."""
-        from orchestrator.client.control import dead_letter_message
-
         headers = getattr(message, "headers", None)
         if isinstance(headers, dict):
             task, task_id = headers.get("task"), headers.get("id")
@@ -209,16 +214,6 @@ class OrchestratorConsumer(Consumer):
             raise
         except Exception:  # noqa: BLE001 - an ack that failed is redelivered, refused again
             logger.exception("could not acknowledge a refused message")
-
-
-def _is_activity(name: str) -> bool:
-    from orchestrator.engine.activities import get_activity
-
-    try:
-        get_activity(name)
-    except LookupError:
-        return False
-    return True
 
 
 #: Argument checks of the orchestrator's own tasks (activities are checked apart).
@@ -281,8 +276,6 @@ def reconfigure(settings: Settings | None = None) -> None:
 @signals.worker_process_init.connect
 def _after_fork(**_: Any) -> None:
     # A prefork child must not share the parent's Redis sockets.
-    from orchestrator.engine.store import reset_stores
-
     reset_stores()
 
 
@@ -291,16 +284,12 @@ def _unknown_task(
     name: str = "", message: Any = None, exc: Exception | None = None, **_: Any
 ) -> None:
     # A message for a task no worker knows: keep it where an operator can see it.
-    from orchestrator.client.control import dead_letter_message
-
     body = getattr(message, "body", None)
     dead_letter_message("UnknownTask", f"no task named {name!r}: {exc}", _printable(body))
 
 
 @signals.task_rejected.connect
 def _rejected_task(message: Any = None, exc: Exception | None = None, **_: Any) -> None:
-    from orchestrator.client.control import dead_letter_message
-
     error = type(exc).__name__ if exc is not None else "RejectedMessage"
     body = _printable(getattr(message, "body", None))
     dead_letter_message(error, f"rejected message: {exc}", body)
@@ -317,18 +306,5 @@ def _printable(body: Any) -> Any:
 def _correlated_logs(logger: Any = None, **_: Any) -> None:
     # Worker and task log lines carry execution_id and state (JSON with
     # ORCHESTRATOR_JSON_LOGS=1), so one grep follows an execution across workers.
-    from orchestrator.engine.logs import install
-
     for handler in getattr(logger, "handlers", []):
-        install(handler, json_logs=get_settings().json_logs)
-
-
-@signals.worker_ready.connect
-def _advertise_activities(**_: Any) -> None:
-    # Lets processes that only start workflows validate Resources without the code.
-    from orchestrator.engine.activities import advertise
-
-    try:
-        advertise()
-    except Exception:  # noqa: BLE001 - advertising is a convenience, never fatal
-        logging.getLogger(__name__).warning("could not advertise activities", exc_info=True)
+        logs.install(handler, json_logs=get_settings().json_logs)

@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 
 from orchestrator.config import get_settings
 from orchestrator.engine.celery_app import publishing_app
+from orchestrator.engine.dead_letters import trim_dead_letters
 from orchestrator.engine.messages import excerpt
 from orchestrator.engine.publisher import Handover, publish
 from orchestrator.engine.records import item_field, lease_member, timer_member, window_fields
@@ -341,8 +342,6 @@ def run_transition(
 def announce_end(execution_id: str, tr: Transition) -> None:
     """Make an uncaught failure visible in Flower, as an ``orchestrator.dead_letter`` task."""
     if tr.end is not None and tr.end["status"] in ("FAILED", "TIMED_OUT"):
-        from orchestrator.client.control import trim_dead_letters
-
         trim_dead_letters(get_store())
         # By name through the publishing app: an explicit client's goes to its broker.
         publishing_app().send_task(

@@ -17,8 +17,10 @@ from typing import Any
 from celery import Task
 
 from orchestrator.config import get_settings
+from orchestrator.engine import activities
 from orchestrator.engine.celery_app import app
 from orchestrator.engine.commit import DEAD_LETTER_TASK, run_transition
+from orchestrator.engine.dead_letters import dead_letter_message
 from orchestrator.engine.leases import leases
 from orchestrator.engine.logs import step_context
 from orchestrator.engine.machines import interpreter_for, load_machine, make_interpreter
@@ -76,6 +78,7 @@ def dispatch_task(batch: list[list[Any]]) -> None:
 # -- steps in workers -------------------------------------------------------------------
 
 
+@activities.install_step_runner
 def run_activity_step(
     task: Task,
     function: Callable[[Any], Any],
@@ -116,8 +119,6 @@ def _run_step(
         execution_id, step_key, token, now + settings.lease_seconds, started, container
     )
     if not claimed and details[0] == "no execution":
-        from orchestrator.client.control import dead_letter_message
-
         dead_letter_message(
             "ExecutionNotFound",
             f"step message for unknown execution {execution_id!r}",

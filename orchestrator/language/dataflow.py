@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.errors import StatesRuntimeError
+from orchestrator.language import intrinsics
 from orchestrator.language.paths import read_path, write_path
 
 __all__ = [
@@ -87,11 +88,7 @@ def evaluate_path_field(key: str, expression: Any, data: Any, context: Mapping[s
     if expression.startswith("$"):  # "$..." reads data, "$$..." the context object
         return read_path(data, expression, context, field=key)
     if expression.startswith("States."):
-        # Imported lazily: intrinsics is a sibling module and is only needed when a template
-        # actually calls one; this also keeps import order between the two modules free.
-        from orchestrator.language.intrinsics import evaluate
-
-        return evaluate(expression, data, context)
+        return intrinsics.evaluate(expression, data, context)
     raise StatesRuntimeError(
         f"The value for the field '{key}' must be a valid JSONPath or a valid intrinsic "
         f"function call: '{expression}'"

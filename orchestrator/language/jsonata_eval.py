@@ -53,6 +53,7 @@ from orchestrator.errors import (
     StatesRuntimeError,
 )
 from orchestrator.language import budget
+from orchestrator.language.dataflow import evaluate_path_field
 from orchestrator.language.paths import json_type, read_path
 
 __all__ = [
@@ -717,8 +718,6 @@ def _evaluate_jsonpath_value(
 ) -> Any:
     if isinstance(expression, str) and is_variable_path(expression):
         return read_variable_path(expression, variables, context, field=key)
-    from orchestrator.language.dataflow import evaluate_path_field
-
     return evaluate_path_field(key, expression, data, context)
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import sys
-import types
 from typing import Any
 
 import pytest
@@ -18,6 +16,7 @@ from orchestrator.errors import (
     StatesError,
     StatesRuntimeError,
 )
+from orchestrator.language import intrinsics
 from orchestrator.language.dataflow import (
     apply_template,
     build_context,
@@ -115,9 +114,7 @@ def fake_intrinsics(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any, Any
             raise IntrinsicFailure("boom")
         return f"evaluated:{expression}"
 
-    module = types.ModuleType("orchestrator.language.intrinsics")
-    module.evaluate = evaluate  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "orchestrator.language.intrinsics", module)
+    monkeypatch.setattr(intrinsics, "evaluate", evaluate)
     return calls
 
 

@@ -114,3 +114,139 @@ def test_the_redis_scan_sees_what_it_forbids() -> None:
     assert ".pipeline(" in uses and ".register_script(" in uses
     assert "redis.Redis(" in uses and "redis.Redis.from_url(" in uses
     assert len(uses) == 7  # request.client (Starlette's peer address) is not Redis
+
+
+# -- the engine and the language import nothing above them -----------------------------
+
+#: The layers above the engine (docs/architecture.md): the client and the surfaces.
+ABOVE_THE_ENGINE = (
+    "orchestrator.client",
+    "orchestrator.cli",
+    "orchestrator.ui",
+    "orchestrator.testing",
+    "orchestrator.conformance",
+)
+
+#: Function-local imports of the package's own modules in the engine and the language,
+#: with why each cannot be at the top of its module. A local import hides a cycle or a
+#: layer crossed; a cycle is broken by moving code or handing a function down instead.
+LOCAL_IMPORTS_ALLOWED: dict[tuple[str, str], str] = {
+    ("engine/timers.py", "orchestrator.config"): "none: no cycle, to move to the top",
+    ("engine/timers.py", "orchestrator.engine.celery_app"): "none: no cycle, to move up",
+    ("language/interpreter.py", "orchestrator.language.intrinsics"): "none: no cycle, to move",
+}
+
+
+def _imported_modules(node: ast.Import | ast.ImportFrom, module: str) -> list[str]:
+    """The modules an import statement in ``module`` loads: ``from P import X`` means
+    ``P.X`` when that is a module of the package, else ``P``; ``from orchestrator import X``
+    means the module that ``orchestrator/__init__`` loads X from."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    base = node.module or ""
+    if node.level:  # relative: resolved against the importing module's package
+        parts = module.split(".")[: -node.level]
+        base = ".".join([*parts, base] if base else parts)
+    exports = {name: home for home, names in orchestrator._EXPORTS.items() for name in names}
+    found = []
+    for alias in node.names:
+        submodule = PACKAGE.parent.joinpath(*base.split("."), alias.name)
+        if submodule.with_suffix(".py").is_file() or submodule.is_dir():
+            found.append(f"{base}.{alias.name}")
+        elif base == "orchestrator" and alias.name in exports:
+            found.append(exports[alias.name])
+        else:
+            found.append(base)
+    return found
+
+
+def _imports(tree: ast.AST, module: str) -> list[tuple[int, str, bool]]:
+    """Every import of ``tree`` (function bodies too): (line, module, inside a function)."""
+    found: list[tuple[int, str, bool]] = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.extend((node.lineno, m, in_function) for m in _imported_modules(node, module))
+        inside = in_function or isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        for child in ast.iter_child_nodes(node):
+            visit(child, inside)
+
+    visit(tree, False)
+    return found
+
+
+def _lower_layer_modules() -> list[tuple[str, str, ast.AST]]:
+    """(path relative to the package, dotted name, syntax tree) of the engine's and the
+    language's modules."""
+    modules = []
+    for layer in ("engine", "language"):
+        for path in sorted((PACKAGE / layer).rglob("*.py")):
+            relative = path.relative_to(PACKAGE).as_posix()
+            dotted = "orchestrator." + relative.removesuffix(".py").replace("/", ".")
+            dotted = dotted.removesuffix(".__init__")
+            modules.append((relative, dotted, ast.parse(path.read_text(), str(path))))
+    return modules
+
+
+def _is_within(module: str, packages: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in packages)
+
+
+def test_the_engine_and_the_language_import_nothing_above_them() -> None:
+    offenders = [
+        f"orchestrator/{relative}:{line}: imports {imported}"
+        for relative, dotted, tree in _lower_layer_modules()
+        for line, imported, _ in _imports(tree, dotted)
+        if _is_within(imported, ABOVE_THE_ENGINE)
+    ]
+    assert not offenders, "a lower layer imports the client or a surface:\n" + "\n".join(offenders)
+
+
+def test_the_engine_and_the_language_import_the_package_at_the_top() -> None:
+    offenders = []
+    allowed_seen = set()
+    for relative, dotted, tree in _lower_layer_modules():
+        for line, imported, in_function in _imports(tree, dotted):
+            if not in_function or not _is_within(imported, ("orchestrator",)):
+                continue
+            if (relative, imported) in LOCAL_IMPORTS_ALLOWED:
+                allowed_seen.add((relative, imported))
+                continue
+            offenders.append(f"orchestrator/{relative}:{line}: imports {imported}")
+    assert not offenders, (
+        "function-local imports of the package (move them to the top of the module, or "
+        "break the cycle they hide):\n" + "\n".join(offenders)
+    )
+    # The allow-list stays short and true: each entry is still needed.
+    assert allowed_seen == set(LOCAL_IMPORTS_ALLOWED)
+
+
+def test_the_import_scan_sees_what_it_forbids() -> None:
+    sample = (
+        "import orchestrator.cli\n"
+        "from orchestrator import start_workflow, config\n"
+        "from orchestrator.client.control import stop_execution\n"
+        "def f():\n"
+        "    from orchestrator.ui import serve\n"
+        "    class C:\n"
+        "        def g(self):\n"
+        "            from ..client import api\n"
+        "            from orchestrator.language import intrinsics, jsontext as j\n"
+        "async def h():\n"
+        "    import orchestrator.engine.store\n"
+    )
+    found = _imports(ast.parse(sample), "orchestrator.engine.x")
+    assert found == [
+        (1, "orchestrator.cli", False),
+        (2, "orchestrator.client.api", False),
+        (2, "orchestrator.config", False),
+        (3, "orchestrator.client.control", False),
+        (5, "orchestrator.ui", True),
+        (8, "orchestrator.client.api", True),
+        (9, "orchestrator.language.intrinsics", True),
+        (9, "orchestrator.language.jsontext", True),
+        (11, "orchestrator.engine.store", True),
+    ]
+    above = [m for _, m, _ in found if _is_within(m, ABOVE_THE_ENGINE)]
+    assert len(above) == 5  # neither orchestrator.config nor the engine's store
+    assert not _is_within("orchestrator.clientele", ABOVE_THE_ENGINE)
