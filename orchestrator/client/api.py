@@ -385,6 +385,13 @@ def describe_execution(
     record = store.execution(execution_id)
     if not record:
         raise ExecutionNotFound(execution_id)
+    return _description(execution_id, record, store.steps(execution_id))
+
+
+def _description(
+    execution_id: str, record: dict[str, str], steps: dict[str, str]
+) -> ExecutionDescription:
+    """An execution's description from its record and its raw step hash."""
     return ExecutionDescription(
         execution_id=execution_id,
         name=record.get("name", execution_id),
@@ -397,7 +404,7 @@ def describe_execution(
         start_time=to_datetime(record["start"]),
         stop_time=to_datetime(record["stop"]) if "stop" in record else None,
         redrive_count=int(record.get("redrives", 0)),
-        steps=_steps(store.steps(execution_id)),
+        steps=_steps(steps),
     )
 
 
@@ -446,6 +453,52 @@ def _history_event(raw: dict[str, Any]) -> HistoryEvent:
     )
 
 
+def scan_executions(
+    store: RedisStore,
+    fields: tuple[str, ...],
+    *,
+    status: ExecutionStatus | None = None,
+    workflow: str | None = None,
+    limit: int,
+    cursor: int = 0,
+    max_scan: int | None = None,
+) -> tuple[list[tuple[str, dict[str, str | None]]], int]:
+    """Walk the start-time index newest first from position ``cursor``: up to ``limit``
+    executions with ``status`` and ``workflow``, each with ``fields`` of its record.
+
+    Every listing (:func:`list_executions`, the CLI's, the UI's) goes through here. A
+    page of the index is filtered in one pipelined read; ids whose records expired are
+    dropped from the index. Examines at most ``max_scan`` entries (None: no bound).
+    Returns the matches and the position after the last entry examined (the cursor of
+    the next page; the dropped entries are not counted, they left the index).
+    """
+    wanted = tuple(dict.fromkeys(("status", "start", "workflow", *fields)))
+    rows: list[tuple[str, dict[str, str | None]]] = []
+    position = cursor
+    scanned = 0
+    page = max(limit, 200)
+    while len(rows) < limit and (max_scan is None or scanned < max_scan):
+        ids = store.list_execution_ids(position, page)
+        if not ids:
+            break
+        expired: list[str] = []
+        for execution_id, record in zip(ids, store.execution_records(ids, wanted), strict=True):
+            scanned += 1
+            if record["status"] is None or record["start"] is None:
+                expired.append(execution_id)  # its retention expired
+                continue
+            position += 1
+            if status is not None and record["status"] != status.value:
+                continue
+            if workflow and record["workflow"] != workflow:
+                continue
+            rows.append((execution_id, record))
+            if len(rows) >= limit:
+                break
+        store.forget_executions(*expired)
+    return rows, position
+
+
 @store_call(mutates=False)
 def list_executions(
     status: ExecutionStatus | str | None = None,
@@ -453,30 +506,25 @@ def list_executions(
     *,
     store: RedisStore | None = None,
 ) -> list[ExecutionDescription]:
-    """Executions, newest first, optionally only those with ``status``."""
+    """Executions, newest first, optionally only those with ``status``.
+
+    A page of the index costs two pipelined reads (statuses, then the records and step
+    hashes of the matches), however many rows it holds.
+    """
     if limit <= 0:
         raise InvalidInputError("limit must be positive")
     store = store or get_store()
     wanted = ExecutionStatus(status) if status is not None else None
     found: list[ExecutionDescription] = []
-    start = 0
-    page = max(limit, 100)
+    cursor = 0
     while len(found) < limit:
-        ids = store.list_execution_ids(start, page)
-        if not ids:
+        rows, cursor = scan_executions(
+            store, (), status=wanted, limit=limit - len(found), cursor=cursor
+        )
+        if not rows:
             break
-        start += page
-        statuses = store.execution_statuses(ids)
-        for execution_id, current in zip(ids, statuses, strict=True):
-            if current is None:
-                # Its retention expired: drop it from the index too.
-                store.forget_executions(execution_id)
-                continue
-            if wanted is None or current == wanted.value:
-                try:
-                    found.append(describe_execution(execution_id, store=store))
-                except ExecutionNotFound:
-                    continue
-            if len(found) >= limit:
-                break
+        ids = [execution_id for execution_id, _ in rows]
+        for execution_id, read in zip(ids, store.execution_summaries(ids), strict=True):
+            if read is not None:  # None: it expired since the index was read
+                found.append(_description(execution_id, *read))
     return found

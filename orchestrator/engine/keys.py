@@ -1,12 +1,12 @@
 """The Redis key schema: every key the orchestrator writes, defined once.
 
-All keys start with the configured prefix (``ORCHESTRATOR_KEY_PREFIX``, default ``orch``)::
+All keys start with the configured prefix (``ORCHESTRATOR_KEY_PREFIX``, default ``orch``).
+Every key of one execution carries the Redis Cluster hash tag ``{<id>}`` (execution ids
+cannot contain braces, nor can the prefix), so all of them hash to one slot::
 
-    {p}:x:{id}          HASH   execution record: status, name, workflow, input, output,
+    {p}:x:{<id>}        HASH   execution record: status, name, workflow, input, output,
                                error, cause, start, stop, def_hash, redrives
-    {p}:def:{hash}      STRING a definition (canonical ASL JSON), stored once per content
-                               hash; kept twice the retention after its latest start
-    {p}:x:{id}:h        STREAM history events, oldest first: entry ``0-<n>`` (field
+    {p}:x:{<id>}:h      STREAM history events, oldest first: entry ``0-<n>`` (field
                                ``event``, JSON) is event n; ids are dense and ordered by
                                construction (the writing script adds ``0-(XLEN+1)``...;
                                entries are never trimmed), so "events after n" is
@@ -14,7 +14,7 @@ All keys start with the configured prefix (``ORCHESTRATOR_KEY_PREFIX``, default 
                                Histories written by 0.1.0 and earlier are LISTs (event id
                                = index + 1): the scripts append to and the store reads
                                either type
-    {p}:x:{id}:s        HASH   steps: ``{step key}`` -> JSON step record (state, input,
+    {p}:x:{<id>}:s      HASH   steps: ``{step key}`` -> JSON step record (state, input,
                                attempt, retries...), ``{step key}|s`` -> step status;
                                a finished step is removed (the history keeps it); a
                                Parallel or Map ``{key}`` also has ``|t`` branches or
@@ -22,19 +22,31 @@ All keys start with the configured prefix (``ORCHESTRATOR_KEY_PREFIX``, default 
                                branch failed; a Map ``|next`` item to start, ``|i{i}``
                                inputs not started yet, ``|f`` failures, ``|c`` items an
                                ending iteration starts (unbounded Maps)
+    {p}:x:{<id>}:tok    HASH   the execution's live task tokens -> JSON ``[step key,
+                               attempt]``; a token names its execution (see
+                               orchestrator/language/tokens.py); deleted when the execution ends
+    {p}:dl:{<id>}       STRING a dead letter, JSON: an execution's (id = execution id, so in
+                               its slot) or a message's (id ``msg-<hex>``, a slot of its own)
+
+Global keys (one each, not per execution; issue 18 will partition the indexes)::
+
+    {p}:def:{hash}      STRING a definition (canonical ASL JSON), stored once per content
+                               hash; kept twice the retention after its latest start
     {p}:executions      ZSET   execution ids scored by start time (list_executions)
     {p}:timers          ZSET   due timers, member JSON ``[kind, id, step key, attempt]``,
                                scored by due time (epoch seconds)
     {p}:leases          ZSET   JSON ``[id, step key]`` scored by the time a dispatched or
                                running step is considered lost and dispatched again
-    {p}:x:{id}:tok      HASH   the execution's live task tokens -> JSON ``[step key,
-                               attempt]``; a token names its execution (see
-                               orchestrator/language/tokens.py); deleted when the execution ends
     {p}:tokens          HASH   (no longer written) task tokens of earlier versions
     {p}:dlq             ZSET   dead-letter ids scored by time
-    {p}:dl:{n}          STRING a dead letter, JSON
     {p}:lock:tick       STRING the timer loop's lock (SET NX PX), held by one beat at a time
     {p}:activities      SET    activity names that workers registered (advertised at start)
+
+Above, ``{p}`` and ``{hash}`` are placeholders; ``{<id>}`` stands for the id written
+between braces (``orch:x:{order-17}:s``), the only braces in any key. Data written
+before the hash tags (keys ``{p}:x:<id>``, ``{p}:dl:<id>``) is not read any more: this
+is pre-1.0 and there is no migration; executions running across the upgrade are lost,
+drain them first.
 
 A step key names one active state of an execution: its state name, prefixed by the path
 of the Parallel branch or Map iteration it runs in (``Map[3]/Charge``). Finished
@@ -50,28 +62,33 @@ members are built and parsed by ``timer_member``/``lease_member`` and their
 ``parse_`` counterparts. The interpreter still names step-hash fields in its
 transitions (``Transition.fields``), which the runtime turns into one ``Write``.
 
-The keys each Lua script call touches (what a Redis Cluster layout would have to put in
-one slot):
+Every script call, and every MULTI the store sends, touches the keys of at most ONE
+execution (all in its slot) plus a bounded number of global keys, every one passed in
+KEYS (no script builds a key name itself); tests/integration/test_key_slots.py watches a
+running workflow with MONITOR and fails otherwise:
 
-* ``claim.lua``: one execution's record, step hash and history, and the global
-  ``{p}:leases``.
+* ``claim.lua``: one execution's record, step hash and history; ``{p}:leases``.
 * ``window.lua``: one execution's step hash.
-* ``commit.lua``: one execution's record, step hash, history and tokens, plus the global
-  ``{p}:leases`` and ``{p}:timers`` (most steps), ``{p}:executions`` (a start), the
-  definition (a start, a redrive), ``{p}:dlq`` and that execution's ``{p}:dl:{id}`` (a
-  failure, a redrive); never ``{p}:tokens``.
-* ``timers.lua``: the record, step hash and history of every execution in a batch of due
-  timers (many executions per call, by design: beat's burst path).
-* ``trim_dead_letters.lua``: ``{p}:dlq`` and the letters it drops (any executions').
+* ``commit.lua``: one execution's record, step hash, history and tokens, and its dead
+  letter (a failure, a redrive); globally ``{p}:leases`` and ``{p}:timers`` (most steps),
+  ``{p}:executions`` and the definition (a start; the definition on a redrive too),
+  ``{p}:dlq`` (a failure, a redrive); never ``{p}:tokens``.
+* ``timers.lua``: one timer's execution record, step hash and history; no global key.
+  Beat fires a batch of timers with one call per timer, pipelined (one round trip).
+* ``trim_dead_letters.lua``: ``{p}:dlq`` and one letter, dropped if it is still among
+  the oldest beyond the limit; the store calls it once per letter to drop (after a
+  write, one letter or none).
+* MULTI (``add_dead_letter``): one message's letter and ``{p}:dlq``.
 
-So hash-tagging an execution's keys (``{p}:x:{<id>}``) would not by itself make the
-scripts single-slot: every commit also writes the global leases and timers sets, and
-timers.lua and the dead-letter trim span executions.
+So in a Redis Cluster, each call would run on one slot but for the global keys: the
+remaining step (issue 18) is to partition those indexes, e.g. per slot range.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from orchestrator.errors import ConfigurationError
 
 
 @dataclass(frozen=True)
@@ -80,21 +97,30 @@ class Keys:
 
     prefix: str
 
+    def __post_init__(self) -> None:
+        # A brace in the prefix would become every key's hash tag: one slot for all.
+        if "{" in self.prefix or "}" in self.prefix:
+            raise ConfigurationError(f"the key prefix {self.prefix!r} must not contain braces")
+
+    def _tagged(self, kind: str, execution_id: str) -> str:
+        """``{p}:<kind>:{<id>}``: the hash tag puts every key of one id in one slot."""
+        return f"{self.prefix}:{kind}:{{{execution_id}}}"
+
     def execution(self, execution_id: str) -> str:
         """The execution record hash."""
-        return f"{self.prefix}:x:{execution_id}"
+        return self._tagged("x", execution_id)
 
     def definition(self, def_hash: str) -> str:
         """A definition, by content hash."""
         return f"{self.prefix}:def:{def_hash}"
 
     def history(self, execution_id: str) -> str:
-        """The execution's history list."""
-        return f"{self.prefix}:x:{execution_id}:h"
+        """The execution's history stream."""
+        return self._tagged("x", execution_id) + ":h"
 
     def steps(self, execution_id: str) -> str:
         """The execution's step hash."""
-        return f"{self.prefix}:x:{execution_id}:s"
+        return self._tagged("x", execution_id) + ":s"
 
     @property
     def executions(self) -> str:
@@ -118,7 +144,7 @@ class Keys:
 
     def task_tokens(self, execution_id: str) -> str:
         """The live task tokens of one execution."""
-        return f"{self.prefix}:x:{execution_id}:tok"
+        return self._tagged("x", execution_id) + ":tok"
 
     @property
     def dead_letters(self) -> str:
@@ -126,8 +152,8 @@ class Keys:
         return f"{self.prefix}:dlq"
 
     def dead_letter(self, letter_id: str) -> str:
-        """One dead letter."""
-        return f"{self.prefix}:dl:{letter_id}"
+        """One dead letter (an execution's has its id: in that execution's slot)."""
+        return self._tagged("dl", letter_id)
 
     @property
     def activities(self) -> str:

@@ -267,6 +267,39 @@ class ScriptLane:
                     raise
         raise redis.ResponseError(f"script {script.sha} could not be loaded")
 
+    def run_many(self, script: Any, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """``EVALSHA`` a script that only reads once per ``(keys, args)``, pipelined (one
+        round trip), so that each call touches one execution's keys; the whole batch is
+        sent again after a broken connection or a server that lacked the script."""
+        connection = self._connection()
+        packed = connection.pack_commands(
+            [("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in calls]
+        )
+        for attempt in range(1, self.ATTEMPTS + 1):
+            try:
+                connection.send_packed_command(packed)
+                results: list[Any] = []
+                missing = False
+                error: redis.ResponseError | None = None
+                # Every reply is read, errors included, so the connection stays in step.
+                for _ in calls:
+                    try:
+                        results.append(connection.read_response())
+                    except NoScriptError:
+                        missing = True
+                    except redis.ResponseError as exc:
+                        error = error or exc
+                if error is not None:
+                    raise error
+                if not missing:
+                    return results
+                script.registered_client.script_load(script.script)
+            except (redis.ConnectionError, redis.TimeoutError):
+                connection.disconnect()
+                if attempt == self.ATTEMPTS:
+                    raise
+        raise redis.ResponseError(f"script {script.sha} could not be loaded")
+
     def close(self) -> None:
         """Close every connection the lane opened in this process."""
         with self._lock:
@@ -360,16 +393,18 @@ class RedisStore:
         status, step status, step record, history length]``."""
         if not steps:
             return []
-        keys: list[str] = []
-        args: list[str] = []
-        for execution_id, step_key in steps:
-            keys += [
-                self.keys.execution(execution_id),
-                self.keys.steps(execution_id),
-                self.keys.history(execution_id),
-            ]
-            args += [self.keys.status_field(step_key), step_key]
-        return list(self.lane.run(self._timers, keys, args))
+        calls = [
+            (
+                [
+                    self.keys.execution(execution_id),
+                    self.keys.steps(execution_id),
+                    self.keys.history(execution_id),
+                ],
+                [self.keys.status_field(step_key), step_key],
+            )
+            for execution_id, step_key in steps
+        ]
+        return [list(read) for read in self.lane.run_many(self._timers, calls)]
 
     def execution(self, execution_id: str) -> dict[str, str]:
         """The execution record ({} if unknown)."""
@@ -482,6 +517,23 @@ class RedisStore:
         for execution_id in execution_ids:
             pipe.hmget(self.keys.execution(execution_id), list(fields))
         return [dict(zip(fields, values, strict=True)) for values in pipe.execute()]
+
+    def execution_summaries(
+        self, execution_ids: list[str]
+    ) -> list[tuple[dict[str, str], dict[str, str]] | None]:
+        """``(record, raw step hash)`` of several executions, in one round trip (None
+        for one whose record expired): what describing each of them takes."""
+        if not execution_ids:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for execution_id in execution_ids:
+            pipe.hgetall(self.keys.execution(execution_id))
+            pipe.hgetall(self.keys.steps(execution_id))
+        replies = pipe.execute()
+        return [
+            (record, steps) if record else None
+            for record, steps in zip(replies[::2], replies[1::2], strict=True)
+        ]
 
     def execution_meta(self, execution_id: str) -> tuple[str, str, str, str] | None:
         """``(name, workflow, start, def_hash)`` of an execution (None if unknown)."""
@@ -652,7 +704,11 @@ class RedisStore:
         """The JSON of several dead letters (None for an expired one)."""
         if not letter_ids:
             return []
-        return list(self.client.mget([self.keys.dead_letter(i) for i in letter_ids]))
+        # GETs, not one MGET: letters are in different slots (in a Redis Cluster).
+        pipe = self.client.pipeline(transaction=False)
+        for letter_id in letter_ids:
+            pipe.get(self.keys.dead_letter(letter_id))
+        return list(pipe.execute())
 
     def dead_letter_text(self, letter_id: str) -> str | None:
         """The JSON of one dead letter (None if unknown)."""
@@ -671,9 +727,22 @@ class RedisStore:
         pipe.execute()
 
     def trim_dead_letters(self, most: int) -> int:
-        """Keep at most ``most`` dead letters (the oldest go); how many were dropped."""
-        dropped = self._trim(keys=[self.keys.dead_letters], args=[most, self.keys.dead_letter("")])
-        return int(dropped or 0)
+        """Keep at most ``most`` dead letters (the oldest go); how many were dropped.
+
+        One round trip when nothing is over the limit; else one more, with a script call
+        per letter, each touching the index and that letter only.
+        """
+        index = self.keys.dead_letters
+        # Ranks 0 .. size - most - 1: the letters beyond the limit, oldest first.
+        over = self.client.zrange(index, 0, -max(most, 0) - 1)
+        if not over:
+            return 0
+        pipe = self.client.pipeline(transaction=False)
+        for letter_id in over:
+            self._trim(
+                keys=[index, self.keys.dead_letter(letter_id)], args=[most, letter_id], client=pipe
+            )
+        return sum(int(dropped or 0) for dropped in pipe.execute())
 
     def delete_prefix(self, prefix: str) -> None:
         """Delete every key under ``prefix`` (tests and tools; never the live prefix)."""

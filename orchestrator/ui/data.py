@@ -1,8 +1,9 @@
 """Read-only look-ups the UI needs beyond the public API.
 
 They read the store directly, following the key schema of :mod:`orchestrator.engine.keys`:
-an execution's stored definition, a cheap listing of executions (with a workflow filter
-and paging), the raw step hash and the tasks waiting for a task token.
+an execution's stored definition, a cheap listing of executions (summary fields, through
+the walk every listing takes, with a workflow filter and paging), the raw step hash and
+the tasks waiting for a task token.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from orchestrator.client.api import (
     WORKFLOW_NAME,
     WORKFLOW_SUFFIXES,
     get_execution_definition,  # noqa: F401 - re-exported for the views
+    scan_executions,
     workflow_dirs,
 )
 from orchestrator.client.inputs import EXECUTION_NAME
@@ -24,8 +26,6 @@ from orchestrator.engine.records import live_steps, status_field
 from orchestrator.engine.store import RedisStore, get_store
 from orchestrator.errors import ExecutionNotFound
 
-#: Executions read from the index per round trip while filtering a listing.
-_PAGE = 200
 #: Most index entries one listing request examines (bounds a rare-workflow filter).
 MAX_SCAN = 5000
 
@@ -127,25 +127,17 @@ def list_summaries(
     with matches still possible, in which case it is returned so the caller can go on).
     """
     store = store or get_store()
-    rows: list[ExecutionSummary] = []
-    position = cursor
-    scanned = 0
-    while len(rows) < limit and scanned < MAX_SCAN:
-        ids = store.list_execution_ids(position, _PAGE)
-        if not ids:
-            return rows, None
-        for execution_id, record in zip(ids, store.execution_records(ids, _FIELDS), strict=True):
-            position += 1
-            scanned += 1
-            if record["status"] is None or record["start"] is None:
-                continue  # retention expired; the engine prunes the index
-            if status is not None and record["status"] != status.value:
-                continue
-            if workflow and record["workflow"] != workflow:
-                continue
-            rows.append(_summary(execution_id, record))
-            if len(rows) >= limit:
-                break
+    # The listing of the API and the CLI too; this one reads only the summary fields.
+    found, position = scan_executions(
+        store,
+        _FIELDS,
+        status=status,
+        workflow=workflow,
+        limit=limit,
+        cursor=cursor,
+        max_scan=MAX_SCAN,
+    )
+    rows = [_summary(execution_id, record) for execution_id, record in found]
     more = store.execution_index_size() > position
     return rows, position if more else None
 

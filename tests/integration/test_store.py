@@ -260,3 +260,42 @@ def test_compacting_a_history_keeps_its_events_and_shrinks_it(store: RedisStore)
     assert 0 < store.client.ttl(key) <= 100
     assert store.apply(history_write(key, "{}")).ok  # a redrive appends on
     assert store.history_length("e") == 21
+
+
+def test_trimming_dead_letters_drops_the_oldest_with_their_letters(store: RedisStore) -> None:
+    keys = store.keys
+    for n in range(5):
+        store.add_dead_letter(f"l{n}", f"letter {n}", float(n), 100)
+    assert store.trim_dead_letters(5) == 0
+    assert store.trim_dead_letters(3) == 2
+    assert store.dead_letter_ids(10) == ["l4", "l3", "l2"]
+    assert not store.client.exists(keys.dead_letter("l0"), keys.dead_letter("l1"))
+    assert store.dead_letter_texts(["l2", "l0", "l4"]) == ["letter 2", None, "letter 4"]
+    assert store.trim_dead_letters(0) == 3
+    assert store.client.exists(keys.dead_letters, keys.dead_letter("l4")) == 0
+
+
+def test_a_letter_no_longer_beyond_the_limit_is_kept(store: RedisStore) -> None:
+    # A caller that read the index before another trimmed it must not drop a letter the
+    # limit now keeps: the script re-checks its rank.
+    for n in range(3):
+        store.add_dead_letter(f"l{n}", "x", float(n), 100)
+    index, letter = store.keys.dead_letters, store.keys.dead_letter("l1")
+    assert store._trim(keys=[index, letter], args=[2, "l1"]) == 0  # l0 is the one over
+    assert store._trim(keys=[index, store.keys.dead_letter("l0")], args=[2, "l0"]) == 1
+    assert store._trim(keys=[index, store.keys.dead_letter("l0")], args=[2, "l0"]) == 0
+    assert store.dead_letter_ids(10) == ["l2", "l1"]
+
+
+def test_timer_reads_are_one_call_per_timer_and_survive_a_script_flush(store: RedisStore) -> None:
+    keys = store.keys
+    for n in range(3):
+        store.client.hset(keys.execution(f"e{n}"), mapping={"name": f"n{n}", "status": "RUNNING"})
+        store.client.hset(keys.steps(f"e{n}"), mapping={"W": "{}", "W|s": "WAITING"})
+    store.client.script_flush()
+    reads = store.timer_reads([("e0", "W"), ("gone", "W"), ("e2", "W")])
+    assert reads == [
+        ["n0", None, None, None, "RUNNING", "WAITING", "{}", 0],
+        [None, None, None, None, None, None, None, 0],
+        ["n2", None, None, None, "RUNNING", "WAITING", "{}", 0],
+    ]
