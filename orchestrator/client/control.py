@@ -22,12 +22,12 @@ from orchestrator.client.inputs import (
 )
 from orchestrator.client.models import DeadLetter, to_datetime
 from orchestrator.config import get_settings
-from orchestrator.engine.commit import run_transition, transition_write
+from orchestrator.engine.commit import SnapshotReader, run_transition, transition_write
 from orchestrator.engine.dead_letters import dead_letter_message as dead_letter_message
 from orchestrator.engine.dead_letters import trim_dead_letters as trim_dead_letters
 from orchestrator.engine.machines import interpreter_from_record
 from orchestrator.engine.publisher import publish
-from orchestrator.engine.records import base_status, record_texts, timer_member
+from orchestrator.engine.records import base_status, failure_marks, record_texts, timer_member
 from orchestrator.engine.store import RedisStore, Write, get_store, store_call
 from orchestrator.errors import (
     ExecutionNotFound,
@@ -35,8 +35,14 @@ from orchestrator.errors import (
     InvalidInputError,
     TaskTokenError,
 )
-from orchestrator.language.definition.model import TaskState
-from orchestrator.language.interpreter import Dispatch, Reader, StepRecord, StepStatus, Transition
+from orchestrator.language.interpreter import (
+    Interpreter,
+    RedriveView,
+    StepRecord,
+    StepStatus,
+    TimerKind,
+    Transition,
+)
 from orchestrator.language.tokens import execution_of
 
 #: Statuses from which an execution can be redriven.
@@ -128,7 +134,7 @@ def send_task_heartbeat(token: str) -> None:
     scope, name = interp.scope_of(step_key)
     state = scope.states[name]
     seconds = getattr(state, "heartbeat_seconds", None)
-    member = timer_member("heartbeat", execution_id, step_key, attempt)
+    member = timer_member(TimerKind.HEARTBEAT, execution_id, step_key, attempt)
     if isinstance(seconds, int | float) and seconds > 0:
         # XX: only a heartbeat timer that is still pending is pushed back.
         if not store.push_back_timer(member, time.time() + seconds):
@@ -156,9 +162,7 @@ def stop_execution(execution_id: str, error: str | None = None, cause: str | Non
         raise ExecutionNotFound(execution_id)
     if status != "RUNNING":
         raise InvalidExecutionState(execution_id, status, "stop")
-    tr = Transition(time.time())
-    tr.event("ExecutionAborted", error=error, cause=cause)
-    tr.end = {"status": "ABORTED", "error": error, "cause": cause}
+    tr = Interpreter.stop(time.time(), error, cause)
     write = Write().guard_field(store.keys.execution(execution_id), "status", "RUNNING")
     if not store.commit(transition_write(store, execution_id, tr, write)):
         now_status = store.execution_status(execution_id)
@@ -192,64 +196,14 @@ def redrive_execution(execution_id: str) -> ExecutionHandle:
     assert interp is not None
     interp.history_base = store.history_length(execution_id)
     steps = store.steps(execution_id)
-    now = time.time()
-    tr = Transition(now)
-    redrives = store.execution_redrives(execution_id) + 1
-    tr.event("ExecutionRedriven", redriveCount=redrives)
-    restarted: set[str] = set()
-    for key, text in record_texts(steps).items():
-        # Finished steps are gone from the hash: every record left did not succeed.
-        record = StepRecord.loads(text)
-        if record.kind in ("parallel", "map"):
-            tr.statuses[key] = StepStatus.RUNNING
-            restarted.add(key)
-        elif record.kind == "wait":
-            # As Step Functions runs an interrupted state again, the Wait starts over
-            # (WaitStateEntered again): Seconds count from the redrive, a Timestamp
-            # already past ends it at once. It used to end at once, unannounced.
-            scope, name = interp.scope_of(key)
-            interp.reader = _StaticReader(steps)
-            interp.enter(tr, scope, name, record.input)
-            restarted.add(key)
-        elif record.token:  # a callback task: scheduled again, with a new task token
-            # Its old token was revoked when the execution ended and must stay so; its
-            # parameters ($$.Task.Token) are computed again from its input to carry the
-            # new one.
-            record.attempt, record.retries = 0, {}
-            scope, name = interp.scope_of(key)
-            interp.reader = _StaticReader(steps)
-            state = scope.states[name]
-            assert isinstance(state, TaskState)
-            interp._schedule_task(tr, scope, name, state, record.input, record=record)
-            restarted.add(key)
-        else:  # a task: failed, or in flight when the execution stopped
-            record.attempt, record.retries = 0, {}
-            tr.records[key] = record
-            tr.statuses[key] = StepStatus.SCHEDULED
-            tr.event(
-                "TaskScheduled", record.state, resource=record.activity, parameters=record.params
-            )
-            tr.dispatches.append(Dispatch(key, record.state, record.activity or "", record.params))
-            restarted.add(key)
-    # Scopes that failed in an inline state (a Fail state, no Choice matched...) enter
-    # that state again.
-    for field, text in steps.items():
-        container, sep, rest = field.rpartition("|x")
-        if not sep or not rest.isdigit():
-            continue
-        if container and container not in restarted:
-            continue  # that container ended (caught, succeeded): nothing to redo in it
-        branch = f"{container}[{rest}]/" if container else ""
-        if any(key.startswith(branch) for key in restarted if key != container):
-            continue  # a restarted step of that scope carries the failure already
-        state, state_input = json.loads(text)
-        tr.fields[field] = None
-        if container:
-            scope, _ = interp.scope_of(f"{container}[{rest}]/{state}")
-        else:
-            scope = interp.top
-        interp.reader = _StaticReader(steps)
-        interp.enter(tr, scope, state, state_input)
+    view = RedriveView(
+        records=record_texts(steps),
+        failures=failure_marks(steps),
+        redrives=store.execution_redrives(execution_id),
+    )
+    interp.reader = SnapshotReader(steps)
+    tr = interp.redrive(view, time.time())
+    redrives = view.redrives + 1
     write = Write()
     write.guard_field(exec_key, "status", status)
     write.op("hset", exec_key, "status", "RUNNING", "redrives", str(redrives))
@@ -267,17 +221,6 @@ def redrive_execution(execution_id: str) -> ExecutionHandle:
         raise InvalidExecutionState(execution_id, "changed", "redrive")
     publish(interp, execution_id, tr.dispatches)
     return ExecutionHandle(execution_id, store)
-
-
-class _StaticReader(Reader):
-    def __init__(self, fields: dict[str, str]) -> None:
-        self.fields = fields
-
-    def get(self, field: str) -> str | None:
-        return self.fields.get(field)
-
-    def get_many(self, fields: list[str]) -> list[str | None]:
-        return [self.fields.get(f) for f in fields]
 
 
 # -- dead letters -----------------------------------------------------------------------

@@ -24,7 +24,7 @@ from orchestrator.engine.celery_app import publishing_app
 from orchestrator.engine.dead_letters import trim_dead_letters
 from orchestrator.engine.messages import excerpt
 from orchestrator.engine.publisher import Handover, publish
-from orchestrator.engine.records import item_field, lease_member, timer_member, window_fields
+from orchestrator.engine.records import field_name, lease_member, timer_member
 from orchestrator.engine.store import RedisStore, Write, get_store
 from orchestrator.language.interpreter import (
     Interpreter,
@@ -36,6 +36,7 @@ from orchestrator.language.interpreter import (
     encode,
 )
 from orchestrator.language.jsontext import dumps
+from orchestrator.language.slots import Slot
 from orchestrator.language.tokens import redact_text
 
 logger = logging.getLogger("orchestrator.engine.commit")
@@ -47,34 +48,47 @@ DEAD_LETTER_TASK = "orchestrator.dead_letter"
 
 
 class RedisReader(Reader):
-    """Reads step-hash fields for the interpreter and remembers them as guards."""
+    """Reads the slots the interpreter asks for from the step hash and remembers the
+    fields read (by field name) as guards."""
 
     def __init__(self, store: RedisStore, execution_id: str) -> None:
         self.store = store
         self.execution_id = execution_id
         self.seen: dict[str, str | None] = {}
 
-    def get(self, field: str) -> str | None:
+    def get(self, slot: Slot) -> str | None:
+        field = field_name(slot)
         if field not in self.seen:
             self.seen[field] = self.store.step_field(self.execution_id, field)
         return self.seen[field]
 
-    def get_many(self, fields: list[str]) -> list[str | None]:
-        if not fields:
+    def get_many(self, slots: list[Slot]) -> list[str | None]:
+        if not slots:
             return []
-        return self.store.step_fields(self.execution_id, fields)
+        return self.store.step_fields(self.execution_id, [field_name(s) for s in slots])
 
     def prefetch_window(self, container: str) -> None:
-        next_field, total_field, count_field = window_fields(container)
+        next_field = field_name(Slot.next_item(container))
         if next_field in self.seen:
             return
         next_index, total, count, *items = self.store.map_window(self.execution_id, container)
         self.seen[next_field] = next_index
-        self.seen[total_field] = total
-        self.seen[count_field] = count
+        self.seen[field_name(Slot.total(container))] = total
+        self.seen[field_name(Slot.refill(container))] = count
         if next_index is not None:
             for offset, item in enumerate(items):
-                self.seen[item_field(container, int(next_index) + offset)] = item
+                self.seen[field_name(Slot.item_input(container, int(next_index) + offset))] = item
+
+
+class SnapshotReader(Reader):
+    """Reads slots from a step hash read earlier (``RedisStore.steps``); nothing is
+    guarded: the caller's write guards what the snapshot depends on."""
+
+    def __init__(self, raw: dict[str, str]) -> None:
+        self.raw = raw
+
+    def get(self, slot: Slot) -> str | None:
+        return self.raw.get(field_name(slot))
 
 
 def transition_write(
@@ -103,11 +117,11 @@ def transition_write(
             sets += [key, record.dumps()]
     for key, status in tr.statuses.items():
         sets += [keys.status_field(key), status]
-    for name, value in tr.fields.items():
+    for slot, value in tr.changes.items():
         if value is None:
-            deletes.append(name)
+            deletes.append(field_name(slot))
         else:
-            sets += [name, value]
+            sets += [field_name(slot), value]
     if deletes:
         write.op("hdel", steps_key, *deletes)
     if sets:
@@ -213,15 +227,15 @@ def prepare_transition(
     step_status: str | None = None,
     timer: str | None = None,
     history_base: int | None = None,
-    known: dict[str, str | None] | None = None,
+    known: dict[Slot, str | None] | None = None,
 ) -> Prepared | None:
     """Compute a transition (reading what it needs) and build its guarded write.
 
-    ``known`` holds step-hash fields the caller read already (they are guarded too).
+    ``known`` holds slots the caller read already (they are guarded too).
     """
     reader = RedisReader(store, execution_id)
     if known:
-        reader.seen.update(known)
+        reader.seen.update({field_name(slot): value for slot, value in known.items()})
     interp.reader = reader
     if history_base is None:
         # Event ids (quoted in Step Functions' error causes) continue the history.
@@ -305,7 +319,7 @@ def run_transition(
     timer: str | None = None,
     handover: Handover | None = None,
     history_base: int | None = None,
-    known: dict[str, str | None] | None = None,
+    known: dict[Slot, str | None] | None = None,
 ) -> Transition | None:
     """Compute and commit a transition; publish its tasks and perform its joins.
 
@@ -330,9 +344,7 @@ def run_transition(
             return None
         result = store.apply(prepared.write)
         if result.ok:
-            after_commit(
-                store, execution_id, interp, prepared.tr, result.joined, handover=handover
-            )
+            after_commit(store, execution_id, interp, prepared.tr, result.joined, handover=handover)
             return prepared.tr
         if result.failed_guard < prepared.fixed_guards:
             return None

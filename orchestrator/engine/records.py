@@ -5,7 +5,9 @@ The layout these functions read and write is documented beside the key schema in
 ``{step key}|s`` -> its status, where a claimed step's status is ``RUNNING:<claim
 token>``; the timers set's members are JSON ``[kind, id, step key, attempt]`` and the
 leases set's JSON ``[id, step key]``. Modules outside the store decode through here (like
-rq's Job owning its hash layout) instead of splitting strings themselves.
+rq's Job owning its hash layout) instead of splitting strings themselves. The interpreter
+names what it reads and changes by :class:`~orchestrator.language.slots.Slot`;
+:func:`field_name` is where a slot becomes a field.
 """
 
 from __future__ import annotations
@@ -15,9 +17,55 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.language.jsontext import dumps
+from orchestrator.language.slots import Slot, SlotKind
 
 #: Suffix of the step-hash field holding a step's status.
 STATUS_SUFFIX = "|s"
+
+#: The step-hash field of each kind of slot: ``{owner}{suffix}``, then the index for
+#: per-branch slots (``Map|i7``). A record is stored under its bare step key, which
+#: holds no ``|``; the Lua scripts (join.lua, window.lua, claim.lua) name the same
+#: fields.
+_SUFFIXES: dict[SlotKind, str] = {
+    SlotKind.RECORD: "",
+    SlotKind.STATUS: STATUS_SUFFIX,
+    SlotKind.VARIABLES: "|vars",
+    SlotKind.NEXT_ITEM: "|next",
+    SlotKind.TOTAL: "|t",
+    SlotKind.REFILL: "|c",
+    SlotKind.ENDED: "|n",
+    SlotKind.FAILURES: "|f",
+    SlotKind.ITEM_INPUT: "|i",
+    SlotKind.RESULT: "|r",
+    SlotKind.FAILED_AT: "|x",
+}
+
+_KINDS: dict[str, SlotKind] = {suffix[1:]: kind for kind, suffix in _SUFFIXES.items() if suffix}
+
+#: Kinds whose field ends with the branch or item index.
+_INDEXED = frozenset({SlotKind.ITEM_INPUT, SlotKind.RESULT, SlotKind.FAILED_AT})
+
+
+def field_name(slot: Slot) -> str:
+    """The step-hash field that stores ``slot``."""
+    suffix = _SUFFIXES[slot.kind]
+    if slot.branch is None:
+        return f"{slot.owner}{suffix}"
+    return f"{slot.owner}{suffix}{slot.branch}"
+
+
+def slot_of(field: str) -> Slot | None:
+    """The slot a step-hash field stores (None for a field of no known layout)."""
+    owner, pipe, suffix = field.rpartition("|")
+    if not pipe:
+        return Slot.record(field)
+    kind = _KINDS.get(suffix)
+    if kind is not None and kind not in _INDEXED:
+        return Slot(kind, owner)
+    kind = _KINDS.get(suffix[:1])
+    if kind in _INDEXED and suffix[1:].isdigit():
+        return Slot(kind, owner, int(suffix[1:]))
+    return None
 
 
 def status_field(step_key: str) -> str:
@@ -25,14 +73,16 @@ def status_field(step_key: str) -> str:
     return f"{step_key}{STATUS_SUFFIX}"
 
 
-def window_fields(container: str) -> tuple[str, str, str]:
-    """A Map's window fields: next item to start, item count, refill count."""
-    return f"{container}|next", f"{container}|t", f"{container}|c"
-
-
-def item_field(container: str, index: int) -> str:
-    """The field holding the input of a Map item not started yet."""
-    return f"{container}|i{index}"
+def failure_marks(raw: dict[str, str]) -> list[tuple[Slot, str]]:
+    """The failure marks of a raw step hash (where a scope failed in an inline state:
+    ``[state, input]`` text), in hash order."""
+    marks = []
+    for name, text in raw.items():
+        if "|x" in name:
+            slot = slot_of(name)
+            if slot is not None and slot.kind is SlotKind.FAILED_AT:
+                marks.append((slot, text))
+    return marks
 
 
 def base_status(raw: str | None) -> str:

@@ -37,6 +37,7 @@ from orchestrator.language.interpreter import (
     state_name,
 )
 from orchestrator.language.jsontext import checked_dumps, dumps
+from orchestrator.language.slots import Slot
 
 logger = logging.getLogger("orchestrator.engine.steps")
 
@@ -136,11 +137,11 @@ def _run_step(
         Handover(task.request).cut()
         return None
     record_text, status, name, workflow, start, def_hash, history_length, next_item, total = details
-    known: dict[str, str | None] = {}
+    known: dict[Slot, str | None] = {}
     if next_item is not None and total is not None and int(next_item) >= int(total):
         # Every item of the Map this step runs in has started: when this iteration ends,
         # it starts no other, and needs no read of the window to learn that.
-        known = {f"{container}|next": next_item, f"{container}|t": total}
+        known = {Slot.next_item(container): next_item, Slot.total(container): total}
     record = StepRecord.loads(record_text)  # type: ignore[arg-type]
     interp = interpreter_for(store, execution_id, name, workflow, start, def_hash)  # type: ignore[arg-type]
     result: Any = None

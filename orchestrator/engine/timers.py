@@ -41,10 +41,8 @@ from orchestrator.engine.records import (
 from orchestrator.engine.steps import dispatch_task
 from orchestrator.engine.store import OutageLog, RedisStore, get_store
 from orchestrator.language.interpreter import (
-    Dispatch,
     Interpreter,
     StepRecord,
-    StepStatus,
     Transition,
 )
 
@@ -250,17 +248,12 @@ def _plan(store: RedisStore, members: list[str], now: float) -> list[_Firing | s
             store.defer_timer(member, now + RETRY_BROKEN_S)
             continue
         guards: dict[str, Any] = {"timer": member, "history_base": length}
-        compute: Callable[[], Transition | None] | None
-        if kind == "exec_timeout":
-            compute = functools.partial(interp.timed_out, now)
-        else:
-            compute = _timer_transition(interp, kind, step_key, attempt, status, record_text, now)
+        if step_key:  # a step's timer applies only while the step is as it was read
             guards.update(step_key=step_key, step_status=status)
-        plans.append(
-            member
-            if compute is None
-            else _Firing(member, execution_id, def_hash, interp, compute, guards)
+        compute = functools.partial(
+            _timer_transition, interp, kind, step_key, attempt, status, record_text, now
         )
+        plans.append(_Firing(member, execution_id, def_hash, interp, compute, guards))
     return plans
 
 
@@ -369,28 +362,18 @@ def _timer_transition(
     status: str | None,
     record_text: str | None,
     now: float,
-) -> Callable[[], Transition] | None:
-    if status is None or record_text is None:
-        return None
-    record = StepRecord.loads(record_text)
-    if record.attempt != attempt:
-        return None
-    base = base_status(status)
-    if kind == "retry" and base == StepStatus.RETRYING:
-        return lambda: interp.retry_due(step_key, StepRecord.loads(record_text), now)
-    if kind == "wait" and base == StepStatus.WAITING:
-        return lambda: interp.wait_over(step_key, StepRecord.loads(record_text), now)
-    if kind in ("timeout", "heartbeat") and base in (
-        StepStatus.SCHEDULED,
-        StepStatus.RUNNING,
-        StepStatus.WAITING,
-    ):
-        error = "States.Timeout" if kind == "timeout" else "States.HeartbeatTimeout"
-        cause = "Task timed out" if kind == "timeout" else "Task did not send a heartbeat in time"
-        return lambda: interp.task_failed(
-            step_key, StepRecord.loads(record_text), error, cause, now, timed_out=True
-        )
-    return None
+) -> Transition | None:
+    """The transition a fired timer triggers (the interpreter decides), from the step as
+    read; None when it no longer applies. The record is decoded afresh for each
+    computation: a transition changes the record it is given."""
+    return interp.timer_fired(
+        kind,
+        step_key,
+        None if status is None else base_status(status),
+        None if record_text is None else StepRecord.loads(record_text),
+        attempt,
+        now,
+    )
 
 
 def recover_step(store: RedisStore, member: str, now: float) -> None:
@@ -399,29 +382,29 @@ def recover_step(store: RedisStore, member: str, now: float) -> None:
     exec_status = store.execution_status(execution_id)
     status, record_text = store.step_state(execution_id, step_key)
     interp = interpreter_from_record(store, execution_id) if exec_status == "RUNNING" else None
-    if interp is None or status is None or record_text is None:
+    if interp is None:
         store.drop_lease(member)
         return
-    if status == StepStatus.JOINING:
+    recovery = interp.recover(
+        step_key,
+        None if status is None else base_status(status),
+        None if record_text is None else StepRecord.loads(record_text),
+    )
+    if recovery.join:
         logger.warning("joining %s/%s for a worker that died", execution_id, step_key)
         perform_join(store, execution_id, interp, step_key)
-        return
-    if base_status(status) not in (StepStatus.SCHEDULED, StepStatus.RUNNING):
-        store.drop_lease(member)
-        return
-    record = StepRecord.loads(record_text)
-    settings = get_settings()
-    logger.warning(
-        "step %s/%s lost its worker (%s): dispatching it again", execution_id, step_key, status
-    )
-    if store.reschedule_step(
-        execution_id, step_key, status, now + settings.dispatch_timeout_seconds
-    ):
-        publish(
-            interp,
-            execution_id,
-            [Dispatch(step_key, record.state, record.activity or "", record.params)],
+    elif recovery.dispatch is not None:
+        assert status is not None
+        logger.warning(
+            "step %s/%s lost its worker (%s): dispatching it again", execution_id, step_key, status
         )
+        # Guarded on the status read (claim token included): a worker that committed or
+        # claimed it since keeps it.
+        lease_until = now + get_settings().dispatch_timeout_seconds
+        if store.reschedule_step(execution_id, step_key, status, lease_until):
+            publish(interp, execution_id, [recovery.dispatch])
+    else:
+        store.drop_lease(member)
 
 
 class TimerLoop:

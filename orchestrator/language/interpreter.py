@@ -48,6 +48,7 @@ from orchestrator.language.definition import (
 from orchestrator.language.definition.validate import MAX_WAIT_SECONDS
 from orchestrator.language.paths import read_path, using_variables
 from orchestrator.language.retry import find_catcher, next_retry
+from orchestrator.language.slots import CONTAINER_PROGRESS, Slot
 
 #: Map iterations in flight at once when ``MaxConcurrency`` is 0 ("unbounded"): more
 #: than Step Functions' inline Map runs (40), few enough that starting a Map never
@@ -94,24 +95,40 @@ class StepStatus:
     """A Parallel or Map whose branches all ended: its join is due."""
 
 
+class TimerKind:
+    """Kinds of the timers a transition sets (the first item of ``Transition.timers``)."""
+
+    WAIT = "wait"
+    """A Wait state's time comes."""
+    RETRY = "retry"
+    """A retry's backoff is over."""
+    TIMEOUT = "timeout"
+    """A task attempt's ``TimeoutSeconds`` run out."""
+    HEARTBEAT = "heartbeat"
+    """A callback task's ``HeartbeatSeconds`` run out without a heartbeat."""
+    EXECUTION_TIMEOUT = "exec_timeout"
+    """The state machine's ``TimeoutSeconds`` run out (its step key is ``""``)."""
+
+
 class Reader:
-    """Reads step-hash fields for a transition (containers' counters and results).
+    """Reads what a transition needs of the execution's steps (records, containers'
+    progress and results, variables), by :class:`Slot`.
 
     The runtime's reader fetches from Redis and turns what it read into compare-and-set
     guards of the commit; a failed guard makes the runtime recompute the transition.
     """
 
-    def get(self, field: str) -> str | None:
-        """One field of the execution's step hash (this base reader sees none)."""
+    def get(self, slot: Slot) -> str | None:
+        """One slot's stored text (this base reader sees none)."""
         return None
 
-    def get_many(self, fields: list[str]) -> list[str | None]:
-        """Several fields, not guarded (values that no longer change)."""
-        return [self.get(f) for f in fields]
+    def get_many(self, slots: list[Slot]) -> list[str | None]:
+        """Several slots, not guarded (values that no longer change)."""
+        return [self.get(s) for s in slots]
 
     def prefetch_window(self, container: str) -> None:
-        """Hint: a Map's ``|next``, ``|t``, ``|c`` and next ``|i<n>`` fields are about to
-        be read."""
+        """Hint: a Map's next item, item count, refill count and the inputs of the next
+        items are about to be read."""
 
 
 @dataclass(frozen=True)
@@ -197,6 +214,31 @@ class Dispatch:
     params: Any
 
 
+@dataclass(frozen=True)
+class Recovery:
+    """What becomes of a step whose lease lapsed (its worker died, its message was lost):
+    nothing but forgetting the lease, unless one of these is set."""
+
+    join: bool = False
+    """Every branch of the container ended, its join did not: perform it."""
+    dispatch: Dispatch | None = None
+    """Dispatch the step's task again (SCHEDULED again, with a new lease)."""
+
+
+@dataclass(frozen=True)
+class RedriveView:
+    """What a redrive reads of an ended execution, as it was stored."""
+
+    records: Mapping[str, str]
+    """Step key -> record text of every step left, in store order (a step that succeeded,
+    or failed into a Catch, is gone: every record left did not succeed)."""
+    failures: list[tuple[Slot, str]]
+    """Failure marks (``Slot.failed_at``) and their ``[state, input]`` text, in store
+    order: where a scope failed in an inline state."""
+    redrives: int
+    """Redrives before this one."""
+
+
 @dataclass
 class Transition:
     """Everything one atomic state change writes, computed before anything is written."""
@@ -216,8 +258,9 @@ class Transition:
     """Step keys whose lease (and timers) end with this transition."""
     end: dict[str, Any] | None = None
     """The execution's final status, output, error and cause, if it ends here."""
-    fields: dict[str, str | None] = field(default_factory=dict)
-    """Other step-hash fields to write (``None``: delete): container counters, results."""
+    changes: dict[Slot, str | None] = field(default_factory=dict)
+    """Other slots to write (``None``: delete): containers' progress, item inputs and
+    results, variables, failure marks."""
     joins: list[str] = field(default_factory=list)
     """Containers whose ended-branch counter this transition increments."""
     tokens: dict[str, Any] = field(default_factory=dict)
@@ -231,7 +274,18 @@ class Transition:
         """
         self.records[key] = None
         self.statuses.pop(key, None)
-        self.fields[f"{key}|s"] = None
+        self.changes[Slot.status(key)] = None
+
+    def clear_container(self, key: str, total: int) -> None:
+        """Forget a Parallel's or Map's progress, item inputs, results, failure marks and
+        its branches' variables (it ended, or starts over)."""
+        for kind in CONTAINER_PROGRESS:
+            self.changes[Slot(kind, key)] = None
+        for i in range(total):
+            self.changes[Slot.result(key, i)] = None
+            self.changes[Slot.item_input(key, i)] = None
+            self.changes[Slot.failed_at(key, i)] = None
+            self.changes[Slot.variables(f"{key}[{i}]/")] = None
 
     def event(self, type_: str, state: str | None = None, **details: Any) -> int:
         """Append a history event about ``state`` (a state name or a step key); return its
@@ -363,7 +417,7 @@ class Interpreter:
             return {}
         visible: dict[str, Any] = {}
         for prefix in _scope_prefixes(scope.prefix):
-            raw = self._field(tr, f"{prefix}|vars")
+            raw = self._field(tr, Slot.variables(prefix))
             if raw:
                 visible.update(json.loads(raw))
         return visible
@@ -372,7 +426,7 @@ class Interpreter:
         """Set variables in ``scope`` (an Assign inside a branch stays in the branch)."""
         if not assigned:
             return
-        own = json.loads(self._field(tr, f"{scope.prefix}|vars") or "{}")
+        own = json.loads(self._field(tr, Slot.variables(scope.prefix)) or "{}")
         own.update(assigned)
         text = json_bytes(own)
         # The assigned values are part of ``own``: one encoding measures both quotas
@@ -392,7 +446,7 @@ class Interpreter:
                     "(ORCHESTRATOR_MAX_VARIABLES_BYTES).",
                     error="States.DataLimitExceeded",
                 )
-        tr.fields[f"{scope.prefix}|vars"] = text.decode()
+        tr.changes[Slot.variables(scope.prefix)] = text.decode()
 
     @contextlib.contextmanager
     def _in_scope(self, tr: Transition, scope: Scope) -> Iterator[dict[str, Any]]:
@@ -404,11 +458,11 @@ class Interpreter:
         with using_variables(variables):
             yield variables
 
-    def _field(self, tr: Transition, name: str) -> str | None:
-        """A step-hash field as this transition would leave it."""
-        if name in tr.fields:
-            return tr.fields[name]
-        return self.reader.get(name)
+    def _field(self, tr: Transition, slot: Slot) -> str | None:
+        """A slot as this transition would leave it."""
+        if slot in tr.changes:
+            return tr.changes[slot]
+        return self.reader.get(slot)
 
     @staticmethod
     def _located(exc: BaseException, name: str, entered_event: int) -> StatesError:
@@ -456,7 +510,9 @@ class Interpreter:
         tr = self._new(now)
         tr.event("ExecutionStarted", input=self.info.input)
         if self.machine.timeout_seconds:
-            tr.timers.append((now + self.machine.timeout_seconds, ["exec_timeout", "", 0]))
+            tr.timers.append(
+                (now + self.machine.timeout_seconds, [TimerKind.EXECUTION_TIMEOUT, "", 0])
+            )
         self.enter(tr, self.top, self.machine.start_at, self.info.input)
         return tr
 
@@ -753,7 +809,7 @@ class Interpreter:
         )
         tr.records[key] = record
         tr.statuses[key] = StepStatus.WAITING
-        tr.timers.append((max(due, tr.now), ["wait", key, 0]))
+        tr.timers.append((max(due, tr.now), [TimerKind.WAIT, key, 0]))
 
     def wait_over(self, key: str, record: StepRecord, now: float) -> Transition:
         """A Wait state's time came: leave it."""
@@ -838,7 +894,7 @@ class Interpreter:
             timeoutInSeconds=timeout,
         )
         if record.timeout is not None:
-            tr.timers.append((record.timeout, ["timeout", key, record.attempt]))
+            tr.timers.append((record.timeout, [TimerKind.TIMEOUT, key, record.attempt]))
         heartbeat = self._seconds(
             state.heartbeat_seconds,
             state.heartbeat_seconds_path,
@@ -848,7 +904,7 @@ class Interpreter:
             "HeartbeatSeconds",
         )
         if heartbeat and record.token:
-            tr.timers.append((tr.now + heartbeat, ["heartbeat", key, record.attempt]))
+            tr.timers.append((tr.now + heartbeat, [TimerKind.HEARTBEAT, key, record.attempt]))
         tr.dispatches.append(Dispatch(key, name, record.activity, params))
 
     @staticmethod
@@ -959,14 +1015,16 @@ class Interpreter:
             record.attempt += 1
             tr.records[key] = record
             tr.statuses[key] = StepStatus.RETRYING
-            tr.timers.append((tr.now + decision.delay_seconds, ["retry", key, record.attempt]))
+            tr.timers.append(
+                (tr.now + decision.delay_seconds, [TimerKind.RETRY, key, record.attempt])
+            )
             return
         catcher_index = find_catcher(state.catch, name_of_error)
         if catcher_index is not None:
             catcher = state.catch[catcher_index]
             tr.finish(key)
             if record.kind in ("parallel", "map"):
-                self._clear_container(tr, key, record)
+                tr.clear_container(key, record.total)
             error_output = {"Error": error, "Cause": cause}
             ctx = self.context(record.state, record.entered)
             try:
@@ -1067,16 +1125,16 @@ class Interpreter:
             window = min(record.total, int(limit or 0) or MAP_WINDOW)
             tr.event("MapStateStarted", key, length=record.total)
             for i, value in enumerate(inputs[window:], start=window):
-                tr.fields[f"{key}|i{i}"] = _dumps(value)
-            tr.fields[f"{key}|next"] = str(window)
-            tr.fields[f"{key}|f"] = "0"
+                tr.changes[Slot.item_input(key, i)] = _dumps(value)
+            tr.changes[Slot.next_item(key)] = str(window)
+            tr.changes[Slot.failures(key)] = "0"
             if not limit and window < record.total:
-                tr.fields[f"{key}|c"] = str(MAP_REFILL)
+                tr.changes[Slot.refill(key)] = str(MAP_REFILL)
         record.params = None
         tr.records[key] = record
         tr.statuses[key] = StepStatus.RUNNING
-        tr.fields[f"{key}|n"] = "0"
-        tr.fields[f"{key}|t"] = str(record.total)
+        tr.changes[Slot.ended(key)] = "0"
+        tr.changes[Slot.total(key)] = str(record.total)
         if record.total == 0:
             self._finish_container(tr, scope, key, record, state, [])
             return
@@ -1219,28 +1277,31 @@ class Interpreter:
         if isinstance(state, MapState):
             tr.event("MapIterationSucceeded", key, index=scope.index)
             self._start_next_item(tr, key, state)
-        tr.fields[f"{key}|r{scope.index}"] = _dumps(output)
-        tr.fields[f"{scope.prefix}|vars"] = None
+        tr.changes[Slot.result(key, scope.index)] = _dumps(output)
+        tr.changes[Slot.variables(scope.prefix)] = None
         tr.joins.append(key)
 
     def _start_next_item(self, tr: Transition, key: str, state: MapState) -> None:
-        if f"{key}|next" not in tr.fields:
+        next_slot = Slot.next_item(key)
+        if next_slot not in tr.changes:
             self.reader.prefetch_window(key)
-        raw = self._field(tr, f"{key}|next")
-        total = self._field(tr, f"{key}|t")
+        raw = self._field(tr, next_slot)
+        total = self._field(tr, Slot.total(key))
         if raw is None or total is None:
             return
         index, count = int(raw), int(total)
         if index >= count:
-            return  # every item has started (and "|c" needs no read)
-        # One item in place of the one that ended; an unbounded Map (``|c``) starts more.
-        end = min(count, index + int(self._field(tr, f"{key}|c") or 1))
-        tr.fields[f"{key}|next"] = str(end)
+            return  # every item has started (and the refill count needs no read)
+        # One item in place of the one that ended; an unbounded Map (a refill count)
+        # starts more.
+        end = min(count, index + int(self._field(tr, Slot.refill(key)) or 1))
+        tr.changes[next_slot] = str(end)
         for i in range(index, end):
             if tr.statuses.get(key, StepStatus.RUNNING) != StepStatus.RUNNING:
                 break  # an item failed inline and took the Map down
-            value = self._field(tr, f"{key}|i{i}")
-            tr.fields[f"{key}|i{i}"] = None
+            item = Slot.item_input(key, i)
+            value = self._field(tr, item)
+            tr.changes[item] = None
             self._start_branch(tr, key, state, i, json.loads(value) if value else None)
 
     def _fail_scope(
@@ -1270,12 +1331,12 @@ class Interpreter:
             tr.event("MapIterationFailed", key, index=scope.index, error=error, cause=cause)
             if self._tolerated(tr, key):
                 self._start_next_item(tr, key, container)
-                tr.fields[f"{key}|r{scope.index}"] = _dumps({"Error": error, "Cause": cause})
+                tr.changes[Slot.result(key, scope.index)] = _dumps({"Error": error, "Cause": cause})
                 tr.joins.append(key)
                 return
         self._mark_failure(tr, scope, state, state_input)
         pending = tr.records.get(key)
-        record_text = pending.dumps() if pending is not None else self.reader.get(key)
+        record_text = pending.dumps() if pending is not None else self.reader.get(Slot.record(key))
         if record_text is None or tr.statuses.get(key, StepStatus.RUNNING) != StepStatus.RUNNING:
             return  # the container already failed in this transition
         record = StepRecord.loads(record_text)
@@ -1292,41 +1353,34 @@ class Interpreter:
     def _mark_failure(tr: Transition, scope: Scope, state: str | None, state_input: Any) -> None:
         # Where this scope failed, so that a redrive can enter that state again.
         if state is not None:
-            tr.fields[f"{scope.container or ''}|x{scope.index}"] = _dumps([state, state_input])
+            tr.changes[Slot.failed_at(scope.container or "", scope.index)] = _dumps(
+                [state, state_input]
+            )
 
     def _tolerated(self, tr: Transition, key: str) -> bool:
         pending = tr.records.get(key)
-        record_text = pending.dumps() if pending is not None else self.reader.get(key)
+        record_text = pending.dumps() if pending is not None else self.reader.get(Slot.record(key))
         if record_text is None:
             return False
         record = StepRecord.loads(record_text)
         if not _has_tolerance(record):
             return False
-        failures = int(self._field(tr, f"{key}|f") or 0) + 1
+        failures = int(self._field(tr, Slot.failures(key)) or 0) + 1
         total = max(record.total, 1)
         count, percentage = record.tolerated_count, record.tolerated_percentage
         if (count is not None and failures <= count) or (
             percentage is not None and failures * 100 / total <= percentage
         ):
-            tr.fields[f"{key}|f"] = str(failures)
+            tr.changes[Slot.failures(key)] = str(failures)
             return True
         return False
-
-    def _clear_container(self, tr: Transition, key: str, record: StepRecord) -> None:
-        for suffix in ("n", "t", "next", "f", "c"):
-            tr.fields[f"{key}|{suffix}"] = None
-        for i in range(record.total):
-            tr.fields[f"{key}|r{i}"] = None
-            tr.fields[f"{key}|i{i}"] = None
-            tr.fields[f"{key}|x{i}"] = None
-            tr.fields[f"{key}[{i}]/|vars"] = None
 
     def join(self, key: str, record: StepRecord, now: float) -> Transition:
         """Every branch or item of a container ended: compute its output and go on."""
         tr = self._new(now)
         scope, name = self.scope_of(key)
         state = scope.states[name]
-        raw = self.reader.get_many([f"{key}|r{i}" for i in range(record.total)])
+        raw = self.reader.get_many([Slot.result(key, i) for i in range(record.total)])
         # The result array's size, from the texts read (a character is 1-4 bytes).
         size = sum(len(r) + 1 if r is not None else 5 for r in raw) + 1
         if size * 4 > self.max_result_bytes:
@@ -1346,7 +1400,7 @@ class Interpreter:
         results_bytes: int = 0,
     ) -> None:
         name = state_name(key)
-        self._clear_container(tr, key, record)
+        tr.clear_container(key, record.total)
         tr.event(f"{state.type}StateSucceeded", key)
         try:
             if results_bytes > self.max_result_bytes:
@@ -1414,6 +1468,129 @@ class Interpreter:
         tr.event("ExecutionTimedOut", error="States.Timeout", cause=cause)
         tr.end = {"status": "TIMED_OUT", "error": "States.Timeout", "cause": cause}
         return tr
+
+    # -- operations from outside a step: timers, stop, redrive, lost workers ------------
+
+    def timer_fired(
+        self,
+        kind: str,
+        step_key: str,
+        status: str | None,
+        record: StepRecord | None,
+        attempt: int,
+        now: float,
+    ) -> Transition | None:
+        """A timer of ``kind`` (a :class:`TimerKind`) set for attempt ``attempt`` of
+        ``step_key`` came due; ``status`` (without claim token) and ``record`` are the
+        step's now (None: gone). The transition it triggers, or None when it no longer
+        applies (the step moved on: another attempt, another status, or ended)."""
+        if kind == TimerKind.EXECUTION_TIMEOUT:
+            return self.timed_out(now)
+        if status is None or record is None or record.attempt != attempt:
+            return None
+        if kind == TimerKind.RETRY and status == StepStatus.RETRYING:
+            return self.retry_due(step_key, record, now)
+        if kind == TimerKind.WAIT and status == StepStatus.WAITING:
+            return self.wait_over(step_key, record, now)
+        if kind in (TimerKind.TIMEOUT, TimerKind.HEARTBEAT) and status in (
+            StepStatus.SCHEDULED,
+            StepStatus.RUNNING,
+            StepStatus.WAITING,
+        ):
+            if kind == TimerKind.TIMEOUT:
+                error, cause = "States.Timeout", "Task timed out"
+            else:
+                error, cause = "States.HeartbeatTimeout", "Task did not send a heartbeat in time"
+            return self.task_failed(step_key, record, error, cause, now, timed_out=True)
+        return None
+
+    @staticmethod
+    def stop(now: float, error: str | None, cause: str | None) -> Transition:
+        """The transition that aborts a running execution (StopExecution).
+
+        Static: a stop needs nothing of the definition, so an execution can be stopped
+        even when its definition cannot be loaded."""
+        tr = Transition(now)
+        tr.event("ExecutionAborted", error=error, cause=cause)
+        tr.end = {"status": "ABORTED", "error": error, "cause": cause}
+        return tr
+
+    def redrive(self, view: RedriveView, now: float) -> Transition:
+        """The transition that restarts a FAILED, TIMED_OUT or ABORTED execution from what
+        did not succeed, like Step Functions' RedriveExecution: succeeded steps are not
+        run again; a Map or Parallel runs again only its unfinished items and branches.
+
+        It reads what the states it enters need (variables) through ``self.reader``,
+        which should read the step hash ``view`` came from. The execution's own record
+        (running again, the redrive count) is the engine's to reset.
+        """
+        # Event ids of this transition start at 0, not at the history's length, as the
+        # redrive did before it moved here: the ``entered_event`` of a state entered here
+        # counts from the redrive.
+        tr = Transition(now)
+        tr.event("ExecutionRedriven", redriveCount=view.redrives + 1)
+        restarted: set[str] = set()
+        for key, text in view.records.items():
+            record = StepRecord.loads(text)
+            if record.kind in ("parallel", "map"):
+                tr.statuses[key] = StepStatus.RUNNING
+            elif record.kind == "wait":
+                # As Step Functions runs an interrupted state again, the Wait starts over
+                # (WaitStateEntered again): Seconds count from the redrive, a Timestamp
+                # already past ends it at once.
+                scope, name = self.scope_of(key)
+                self.enter(tr, scope, name, record.input)
+            elif record.token:  # a callback task: scheduled again, with a new task token
+                # Its old token was revoked when the execution ended and must stay so; its
+                # parameters ($$.Task.Token) are computed again from its input to carry
+                # the new one.
+                record.attempt, record.retries = 0, {}
+                scope, name = self.scope_of(key)
+                state = scope.states[name]
+                assert isinstance(state, TaskState)
+                self._schedule_task(tr, scope, name, state, record.input, record=record)
+            else:  # a task: failed, or in flight when the execution stopped
+                record.attempt, record.retries = 0, {}
+                tr.records[key] = record
+                tr.statuses[key] = StepStatus.SCHEDULED
+                tr.event(
+                    "TaskScheduled",
+                    record.state,
+                    resource=record.activity,
+                    parameters=record.params,
+                )
+                tr.dispatches.append(
+                    Dispatch(key, record.state, record.activity or "", record.params)
+                )
+            restarted.add(key)
+        # Scopes that failed in an inline state (a Fail state, no Choice matched...) enter
+        # that state again.
+        for slot, text in view.failures:
+            container, index = slot.owner, slot.branch
+            if container and container not in restarted:
+                continue  # that container ended (caught, succeeded): nothing to redo in it
+            branch = f"{container}[{index}]/" if container else ""
+            if any(key.startswith(branch) for key in restarted if key != container):
+                continue  # a restarted step of that scope carries the failure already
+            state, state_input = json.loads(text)
+            tr.changes[slot] = None
+            scope = self.scope_of(f"{branch}{state}")[0] if container else self.top
+            self.enter(tr, scope, state, state_input)
+        return tr
+
+    @staticmethod
+    def recover(step_key: str, status: str | None, record: StepRecord | None) -> Recovery:
+        """A step's lease lapsed (its worker died, or its message was lost) while its
+        status (without claim token) is ``status``: what becomes of it."""
+        if status is None or record is None:
+            return Recovery()
+        if status == StepStatus.JOINING:
+            return Recovery(join=True)
+        if status in (StepStatus.SCHEDULED, StepStatus.RUNNING):
+            return Recovery(
+                dispatch=Dispatch(step_key, record.state, record.activity or "", record.params)
+            )
+        return Recovery()
 
 
 _ASSIGNS_CACHE: dict[int, tuple[StateMachine, bool]] = {}

@@ -20,18 +20,19 @@ from orchestrator.language.interpreter import (
     ancestors,
     state_name,
 )
+from orchestrator.language.slots import Slot
 
 NOW = 1_700_000_000.0
 
 
 class DictReader(Reader):
-    """A reader over a plain dict standing in for the step hash."""
+    """A reader over a plain dict of slots standing in for the step hash."""
 
-    def __init__(self, fields: dict[str, str] | None = None) -> None:
-        self.fields = fields or {}
+    def __init__(self, slots: dict[Slot, str] | None = None) -> None:
+        self.slots = slots or {}
 
-    def get(self, field: str) -> str | None:
-        return self.fields.get(field)
+    def get(self, slot: Slot) -> str | None:
+        return self.slots.get(slot)
 
 
 def machine(states: dict[str, Any], start: str | None = None, **top: Any) -> Any:
@@ -48,16 +49,16 @@ def types(tr: Transition) -> list[str]:
 
 
 def apply_fields(reader: DictReader, tr: Transition) -> None:
-    for name, value in tr.fields.items():
+    for slot, value in tr.changes.items():
         if value is None:
-            reader.fields.pop(name, None)
+            reader.slots.pop(slot, None)
         else:
-            reader.fields[name] = value
+            reader.slots[slot] = value
     for key, record in tr.records.items():
         if record is None:
-            reader.fields.pop(key, None)
+            reader.slots.pop(Slot.record(key), None)
         else:
-            reader.fields[key] = record.dumps()
+            reader.slots[Slot.record(key)] = record.dumps()
 
 
 def test_inline_states_run_until_a_task() -> None:
@@ -97,7 +98,7 @@ def test_task_success_applies_result_path_and_ends() -> None:
     tr = it.task_succeeded("T", record, 42, NOW + 1)
     assert types(tr) == ["TaskSucceeded", "TaskStateExited", "ExecutionSucceeded"]
     assert tr.end == {"status": "SUCCEEDED", "output": {"a": 1, "r": 42}}
-    assert "T" not in tr.statuses and tr.fields["T|s"] is None  # finished: forgotten
+    assert "T" not in tr.statuses and tr.changes[Slot.status("T")] is None  # finished: forgotten
     assert tr.released == ["T"]
 
 
@@ -177,7 +178,7 @@ def test_catch_puts_error_at_result_path_and_continues() -> None:
     it = interp(sm, {"a": 1})
     record = it.start(NOW).records["T"]
     tr = it.task_failed("T", record, "Oops", "bad", NOW)
-    assert "T" not in tr.statuses and tr.fields["T|s"] is None  # caught: forgotten
+    assert "T" not in tr.statuses and tr.changes[Slot.status("T")] is None  # caught: forgotten
     assert tr.end == {
         "status": "SUCCEEDED",
         "output": {"a": 1, "err": {"Error": "Oops", "Cause": "bad"}},
@@ -258,12 +259,12 @@ def test_parallel_fans_out_and_joins_in_branch_order() -> None:
     tr = it.start(NOW)
     assert [d.step_key for d in tr.dispatches] == ["P[0]/A"]
     assert tr.joins == ["P"]  # branch B ended inline
-    assert tr.fields["P|t"] == "2" and tr.fields["P|r1"] == "2"
+    assert tr.changes[Slot.total("P")] == "2" and tr.changes[Slot.result("P", 1)] == "2"
     apply_fields(reader, tr)
     done = it.task_succeeded("P[0]/A", tr.records["P[0]/A"], 1, NOW)  # type: ignore[arg-type]
     assert done.joins == ["P"]
     apply_fields(reader, done)
-    joined = it.join("P", StepRecord.loads(reader.fields["P"]), NOW)
+    joined = it.join("P", StepRecord.loads(reader.slots[Slot.record("P")]), NOW)
     assert joined.end == {"status": "SUCCEEDED", "output": [1, 2]}
 
 
@@ -286,13 +287,13 @@ def test_map_starts_a_window_and_refills_it() -> None:
     it = interp(sm, [10, 20, 30], reader=reader)
     tr = it.start(NOW)
     assert [d.params for d in tr.dispatches] == [{"v": 10, "i": 0}, {"v": 20, "i": 1}]
-    assert tr.fields["M|next"] == "2"
+    assert tr.changes[Slot.next_item("M")] == "2"
     scheduled = [e for e in tr.events if e["type"] == "TaskScheduled"]
     assert [(e["state"], e["key"]) for e in scheduled] == [("T", "M[0]/T"), ("T", "M[1]/T")]
     apply_fields(reader, tr)
     done = it.task_succeeded("M[0]/T", tr.records["M[0]/T"], "a", NOW)  # type: ignore[arg-type]
     assert [d.params for d in done.dispatches] == [{"v": 30, "i": 2}]
-    assert done.fields["M|next"] == "3"
+    assert done.changes[Slot.next_item("M")] == "3"
 
 
 def unbounded_map() -> Any:
@@ -315,8 +316,8 @@ def test_map_window_is_bounded_when_unlimited() -> None:
     sm = unbounded_map()
     tr = interp(sm, list(range(MAP_WINDOW + 10))).start(NOW)
     assert len(tr.dispatches) == MAP_WINDOW
-    assert json.loads(tr.fields[f"M|i{MAP_WINDOW}"]) == MAP_WINDOW  # type: ignore[arg-type]
-    assert tr.fields["M|c"] == str(MAP_REFILL)
+    assert json.loads(tr.changes[Slot.item_input("M", MAP_WINDOW)]) == MAP_WINDOW  # type: ignore[arg-type]
+    assert tr.changes[Slot.refill("M")] == str(MAP_REFILL)
 
 
 def test_an_ending_item_of_an_unbounded_map_starts_a_batch_of_items() -> None:
@@ -329,13 +330,13 @@ def test_an_ending_item_of_an_unbounded_map_starts_a_batch_of_items() -> None:
     first = it.task_succeeded("M[0]/T", tr.records["M[0]/T"], "a", NOW)  # type: ignore[arg-type]
     started = [int(d.step_key[2:].split("]")[0]) for d in first.dispatches]
     assert started == list(range(MAP_WINDOW, MAP_WINDOW + MAP_REFILL))
-    assert first.fields["M|next"] == str(MAP_WINDOW + MAP_REFILL)
+    assert first.changes[Slot.next_item("M")] == str(MAP_WINDOW + MAP_REFILL)
     apply_fields(reader, first)
     second = it.task_succeeded("M[1]/T", tr.records["M[1]/T"], "b", NOW)  # type: ignore[arg-type]
     assert len(second.dispatches) == 5  # only what is left
     apply_fields(reader, second)
     third = it.task_succeeded("M[2]/T", tr.records["M[2]/T"], "c", NOW)  # type: ignore[arg-type]
-    assert third.dispatches == [] and "M|next" not in third.fields
+    assert third.dispatches == [] and Slot.next_item("M") not in third.changes
 
 
 def test_a_bounded_map_refills_one_item_at_a_time() -> None:
@@ -353,7 +354,7 @@ def test_a_bounded_map_refills_one_item_at_a_time() -> None:
         }
     )
     tr = interp(sm, list(range(10))).start(NOW)
-    assert "M|c" not in tr.fields and len(tr.dispatches) == 2
+    assert Slot.refill("M") not in tr.changes and len(tr.dispatches) == 2
 
 
 def test_empty_map_succeeds_at_once() -> None:
@@ -524,7 +525,7 @@ def test_task_parameters_and_assign_over_the_quota() -> None:
         ).start(NOW)
         assert tr.end is not None and tr.end["error"] == "States.DataLimitExceeded", state
         assert not tr.dispatches
-        assert "|vars" not in tr.fields
+        assert Slot.variables("") not in tr.changes
 
 
 def test_variables_of_a_scope_have_their_own_quota() -> None:
@@ -562,7 +563,7 @@ def test_a_map_result_over_the_quota_fails_the_map() -> None:
     machine_interp.reader = reader
     tr = machine_interp.start(NOW)
     apply_fields(reader, tr)
-    record = StepRecord.loads(reader.fields["M"])
+    record = StepRecord.loads(reader.slots[Slot.record("M")])
     joined = machine_interp.join("M", record, NOW)
     # Caught by its name (States.ALL would not catch it, as on Step Functions).
     assert "EvaluationFailed" in types(joined)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from orchestrator.engine import records
+from orchestrator.language.slots import Slot, SlotKind
 
 
 def test_a_claimed_status_splits_into_status_and_claim_token() -> None:
@@ -40,8 +41,44 @@ def test_live_steps_skip_statuses_counters_and_records_that_are_not_objects() ->
 
 def test_field_names_follow_the_documented_layout() -> None:
     assert records.status_field("Map[3]/Charge") == "Map[3]/Charge|s"
-    assert records.window_fields("M") == ("M|next", "M|t", "M|c")
-    assert records.item_field("M", 7) == "M|i7"
+    expected = {
+        Slot.record("M[0]/T"): "M[0]/T",
+        Slot.status("M[0]/T"): "M[0]/T|s",
+        Slot.variables(""): "|vars",
+        Slot.variables("M[3]/"): "M[3]/|vars",
+        Slot.next_item("M"): "M|next",
+        Slot.total("M"): "M|t",
+        Slot.refill("M"): "M|c",
+        Slot.ended("M"): "M|n",
+        Slot.failures("M"): "M|f",
+        Slot.item_input("M", 12): "M|i12",
+        Slot.result("P", 0): "P|r0",
+        Slot.failed_at("", 0): "|x0",
+        Slot.failed_at("M[1]/P", 2): "M[1]/P|x2",
+    }
+    assert {slot.kind for slot in expected} == set(SlotKind)
+    for slot, field in expected.items():
+        assert records.field_name(slot) == field
+        assert records.slot_of(field) == slot
+
+
+def test_fields_of_no_known_layout_are_no_slot() -> None:
+    for field in ("M|q", "M|i", "M|ix", "M|r-1", "M|n2", "M|"):
+        assert records.slot_of(field) is None, field
+
+
+def test_failure_marks_in_hash_order() -> None:
+    raw = {
+        "M|x1": '["B", 1]',
+        "M": "{}",
+        "|x0": '["M", []]',
+        "M|x": "not a mark",
+        "M[0]/|vars": "{}",
+    }
+    assert records.failure_marks(raw) == [
+        (Slot.failed_at("M", 1), '["B", 1]'),
+        (Slot.failed_at("", 0), '["M", []]'),
+    ]
 
 
 def test_timer_and_lease_members_round_trip() -> None:
