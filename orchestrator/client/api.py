@@ -6,6 +6,7 @@ the runtime; none of them blocks on a workflow except :meth:`ExecutionHandle.res
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -27,7 +28,7 @@ from orchestrator.client.models import (
 )
 from orchestrator.config import get_settings
 from orchestrator.engine import activities
-from orchestrator.engine.commit import announce_end, perform_join, start_transition
+from orchestrator.engine.commit import announce_end, perform_join, start_transition, start_write
 from orchestrator.engine.lru import LruCache
 from orchestrator.engine.machines import make_interpreter
 from orchestrator.engine.publisher import publish
@@ -35,7 +36,6 @@ from orchestrator.engine.records import live_steps
 from orchestrator.engine.store import (
     OUTAGE_ERRORS,
     RedisStore,
-    Write,
     get_store,
     store_call,
     unavailable,
@@ -280,35 +280,17 @@ def start_workflow(
     now = time.time()
     info = ExecutionInfo(execution_id, execution_id, workflow, now, json.loads(input_text))
     interp = make_interpreter(machine, info)
-    exec_key = store.keys.execution(execution_id)
-
-    def record() -> Write:
-        write = Write().guard_exists(exec_key, False)
-        write.op(
-            "hset",
-            exec_key,
-            "status",
-            ExecutionStatus.RUNNING.value,
-            "name",
-            execution_id,
-            "workflow",
-            workflow,
-            "input",
-            input_text,
-            "input_hash",
-            input_hash,
-            "start",
-            repr(now),
-            "def_hash",
-            def_hash,
-            "redrives",
-            "0",
-        )
-        write.op("zadd", store.keys.executions, repr(now), execution_id)
-        # Executions share their definition by content hash; it outlives the newest of them.
-        write.op("set", store.keys.definition(def_hash), definition_text)
-        write.op("expire", store.keys.definition(def_hash), 2 * settings.retention_seconds)
-        return write
+    record = functools.partial(
+        start_write,
+        store,
+        execution_id,
+        workflow=workflow,
+        input_text=input_text,
+        input_hash=input_hash,
+        now=now,
+        def_hash=def_hash,
+        definition_text=definition_text,
+    )
 
     # Valid input the first states cannot process (an evaluation that fails, a quota) is
     # the execution's failure, recorded FAILED with its history; only input that is not

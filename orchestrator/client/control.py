@@ -22,13 +22,18 @@ from orchestrator.client.inputs import (
 )
 from orchestrator.client.models import DeadLetter, to_datetime
 from orchestrator.config import get_settings
-from orchestrator.engine.commit import SnapshotReader, run_transition, transition_write
+from orchestrator.engine.commit import (
+    SnapshotReader,
+    redrive_write,
+    run_transition,
+    stop_write,
+)
 from orchestrator.engine.dead_letters import dead_letter_message as dead_letter_message
 from orchestrator.engine.dead_letters import trim_dead_letters as trim_dead_letters
 from orchestrator.engine.machines import interpreter_from_record
 from orchestrator.engine.publisher import publish
 from orchestrator.engine.records import base_status, failure_marks, record_texts, timer_member
-from orchestrator.engine.store import RedisStore, Write, get_store, store_call
+from orchestrator.engine.store import RedisStore, get_store, store_call
 from orchestrator.errors import (
     ExecutionNotFound,
     InvalidExecutionState,
@@ -163,8 +168,7 @@ def stop_execution(execution_id: str, error: str | None = None, cause: str | Non
     if status != "RUNNING":
         raise InvalidExecutionState(execution_id, status, "stop")
     tr = Interpreter.stop(time.time(), error, cause)
-    write = Write().guard_field(store.keys.execution(execution_id), "status", "RUNNING")
-    if not store.commit(transition_write(store, execution_id, tr, write)):
+    if not store.commit(stop_write(store, execution_id, tr)):
         now_status = store.execution_status(execution_id)
         raise InvalidExecutionState(execution_id, str(now_status), "stop")
 
@@ -186,7 +190,6 @@ def redrive_execution(execution_id: str) -> ExecutionHandle:
     """
     execution_id = known_id(execution_id)
     store = get_store()
-    exec_key = store.keys.execution(execution_id)
     status = store.execution_status(execution_id)
     if status is None:
         raise ExecutionNotFound(execution_id)
@@ -203,19 +206,14 @@ def redrive_execution(execution_id: str) -> ExecutionHandle:
     )
     interp.reader = SnapshotReader(steps)
     tr = interp.redrive(view, time.time())
-    redrives = view.redrives + 1
-    write = Write()
-    write.guard_field(exec_key, "status", status)
-    write.op("hset", exec_key, "status", "RUNNING", "redrives", str(redrives))
-    write.op("hdel", exec_key, "output", "error", "cause", "stop")
-    for key in (exec_key, store.keys.history(execution_id), store.keys.steps(execution_id)):
-        write.op("persist", key)
-    def_hash = store.execution_def_hash(execution_id)
-    if def_hash:
-        write.op("expire", store.keys.definition(def_hash), 2 * get_settings().retention_seconds)
-    write.op("del", store.keys.dead_letter(execution_id))
-    write.op("zrem", store.keys.dead_letters, execution_id)
-    transition_write(store, execution_id, tr, write)
+    write = redrive_write(
+        store,
+        execution_id,
+        tr,
+        status=status,
+        redrives=view.redrives + 1,
+        def_hash=store.execution_def_hash(execution_id),
+    )
     result = store.apply(write)
     if not result.ok:
         raise InvalidExecutionState(execution_id, "changed", "redrive")

@@ -175,6 +175,69 @@ def transition_write(
     return write
 
 
+def start_write(
+    store: RedisStore,
+    execution_id: str,
+    *,
+    workflow: str,
+    input_text: str,
+    input_hash: str,
+    now: float,
+    def_hash: str,
+    definition_text: str,
+) -> Write:
+    """A new execution's record, guarded by its absence (a name is an idempotency key);
+    its first transition's writes are added to it (:func:`start_transition`)."""
+    keys = store.keys
+    exec_key = keys.execution(execution_id)
+    write = Write().guard_exists(exec_key, False)
+    write.op(
+        "hset",
+        exec_key,
+        *("status", "RUNNING", "name", execution_id, "workflow", workflow),
+        *("input", input_text, "input_hash", input_hash, "start", repr(now)),
+        *("def_hash", def_hash, "redrives", "0"),
+    )
+    write.op("zadd", keys.executions, repr(now), execution_id)
+    # Executions share their definition by content hash; it outlives the newest of them.
+    write.op("set", keys.definition(def_hash), definition_text)
+    write.op("expire", keys.definition(def_hash), 2 * get_settings().retention_seconds)
+    return write
+
+
+def stop_write(store: RedisStore, execution_id: str, tr: Transition) -> Write:
+    """The write of a stop transition (:meth:`Interpreter.stop`), guarded by the execution
+    still running."""
+    write = Write().guard_field(store.keys.execution(execution_id), "status", "RUNNING")
+    return transition_write(store, execution_id, tr, write)
+
+
+def redrive_write(
+    store: RedisStore,
+    execution_id: str,
+    tr: Transition,
+    *,
+    status: str,
+    redrives: int,
+    def_hash: str | None,
+) -> Write:
+    """The write of a redrive transition (:meth:`Interpreter.redrive`): the execution
+    runs again (guarded by the ``status`` it was read with), its keys lose the retention
+    they got when it ended, and its dead letter goes."""
+    keys = store.keys
+    exec_key = keys.execution(execution_id)
+    write = Write().guard_field(exec_key, "status", status)
+    write.op("hset", exec_key, "status", "RUNNING", "redrives", str(redrives))
+    write.op("hdel", exec_key, "output", "error", "cause", "stop")
+    for key in (exec_key, keys.history(execution_id), keys.steps(execution_id)):
+        write.op("persist", key)
+    if def_hash:
+        write.op("expire", keys.definition(def_hash), 2 * get_settings().retention_seconds)
+    write.op("del", keys.dead_letter(execution_id))
+    write.op("zrem", keys.dead_letters, execution_id)
+    return transition_write(store, execution_id, tr, write)
+
+
 def start_transition(
     store: RedisStore,
     execution_id: str,

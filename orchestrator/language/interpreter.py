@@ -1524,10 +1524,9 @@ class Interpreter:
         which should read the step hash ``view`` came from. The execution's own record
         (running again, the redrive count) is the engine's to reset.
         """
-        # Event ids of this transition start at 0, not at the history's length, as the
-        # redrive did before it moved here: the ``entered_event`` of a state entered here
-        # counts from the redrive.
-        tr = Transition(now)
+        # Event ids go on from the history's length (``history_base``), so that a state
+        # entered here quotes its own ``...StateEntered`` id in runtime errors.
+        tr = self._new(now)
         tr.event("ExecutionRedriven", redriveCount=view.redrives + 1)
         restarted: set[str] = set()
         for key, text in view.records.items():

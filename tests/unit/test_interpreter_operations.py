@@ -206,6 +206,20 @@ def test_redrive_enters_the_inline_state_a_scope_failed_in_and_clears_its_mark()
     assert redriven.changes[mark] is None and redriven.dispatches[0].step_key == "T"
 
 
+def test_redrive_events_go_on_from_the_history_length() -> None:
+    # A state entered by the redrive quotes its own StateEntered id in runtime errors:
+    # the ids count from the start of the history, as on Step Functions.
+    wait = {"Type": "Wait", "Seconds": 5, "End": True}
+    it, tr = started(machine({"W": wait}), {})
+    texts, reader = stored(tr)
+    it.reader = reader
+    it.history_base = 40
+    redriven = it.redrive(RedriveView(texts, [], redrives=0), NOW)
+    assert types(redriven) == ["ExecutionRedriven", "WaitStateEntered"]
+    entered = redriven.records["W"]
+    assert entered is not None and entered.entered_event == 42
+
+
 def test_redrive_restarts_a_map_only_where_it_did_not_succeed() -> None:
     item = {
         "StartAt": "Pick",

@@ -116,6 +116,41 @@ def test_the_redis_scan_sees_what_it_forbids() -> None:
     assert len(uses) == 7  # request.client (Starlette's peer address) is not Redis
 
 
+# -- the key layout stays in the engine ------------------------------------------------
+
+#: Layers above the engine: they ask the engine for reads and writes by name.
+KEY_BLIND = ("client/", "ui/", "cli.py", "testing.py", "conformance.py")
+
+
+def _layout_uses(tree: ast.AST) -> list[tuple[int, str]]:
+    """Where a module names the Redis layout: a store's ``keys``, or composes a ``Write``."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr == "keys":
+            base = ast.unparse(node.value)
+            if "store" in base.lower():
+                found.append((node.lineno, f"{base}.keys"))
+        if isinstance(node, ast.Name) and node.id == "Write":
+            found.append((node.lineno, "Write"))
+    return found
+
+
+def test_layers_above_the_engine_never_name_a_key_or_compose_a_write() -> None:
+    offenders = [
+        f"orchestrator/{relative}:{line}: {use}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if (relative := path.relative_to(PACKAGE).as_posix()).startswith(KEY_BLIND)
+        for line, use in _layout_uses(ast.parse(path.read_text(), str(path)))
+    ]
+    assert not offenders, "the Redis layout named above the engine:\n" + "\n".join(offenders)
+
+
+def test_the_layout_scan_sees_what_it_forbids() -> None:
+    sample = "store.keys.execution('x')\nget_store().keys.steps('x')\nWrite().op('del', 'k')\n"
+    uses = [use for _, use in _layout_uses(ast.parse(sample))]
+    assert uses == ["store.keys", "get_store().keys", "Write"]
+
+
 # -- the engine and the language import nothing above them -----------------------------
 
 #: The layers above the engine (docs/architecture.md): the client and the surfaces.
