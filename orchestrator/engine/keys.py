@@ -1,4 +1,4 @@
-"""The Redis key schema: every key the orchestrator writes, defined once.
+r"""The Redis key schema: every key the orchestrator writes, defined once.
 
 All keys start with the configured prefix (``ORCHESTRATOR_KEY_PREFIX``, default ``orch``).
 Every key of one execution carries the Redis Cluster hash tag ``{<id>}`` (execution ids
@@ -59,8 +59,9 @@ inside the values are :mod:`orchestrator.engine.records`'s: a step status is
 ``SCHEDULED``, ``RUNNING:<claim token>`` (the worker that claimed it), ``WAITING``,
 ``RETRYING``, ``FAILED`` or ``JOINING`` (``base_status``/``claim_token`` split it); timer and lease
 members are built and parsed by ``timer_member``/``lease_member`` and their
-``parse_`` counterparts. The interpreter still names step-hash fields in its
-transitions (``Transition.fields``), which the runtime turns into one ``Write``.
+``parse_`` counterparts. The interpreter never names a step-hash field: its transitions
+change and read ``Slot``\ s (orchestrator/language/slots.py: an item's input, a branch's
+result, a scope's variables...), and ``records.field_name`` maps each to its field here.
 
 Every script call, and every MULTI the store sends, touches the keys of at most ONE
 execution (all in its slot) plus a bounded number of global keys, every one passed in

@@ -21,8 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator import config
 from orchestrator.config import get_settings
-from orchestrator.engine.celery_app import app
+from orchestrator.engine.celery_app import app, reconfigure
 from orchestrator.engine.commit import (
     Prepared,
     after_commit,
@@ -198,9 +199,6 @@ class FiringPool:
 
 def _init_firing_process(settings_json: str) -> None:
     import importlib
-
-    from orchestrator import config
-    from orchestrator.engine.celery_app import reconfigure
 
     settings = config.Settings.model_validate_json(settings_json)
     config.configure(settings)

@@ -28,7 +28,7 @@ from orchestrator.errors import (
     StatesError,
     StatesRuntimeError,
 )
-from orchestrator.language import dataflow, jsontext
+from orchestrator.language import dataflow, intrinsics, jsontext
 from orchestrator.language import jsonata_eval as jsonata
 from orchestrator.language.choice import evaluate_rule
 from orchestrator.language.definition import (
@@ -1674,8 +1674,6 @@ def _wait_until(value: Any, field: str, path: str | None) -> float:
 def _read_or_call(data: Any, path: str, ctx: Mapping[str, Any], field: str) -> Any:
     """ErrorPath / CausePath: a path, or an intrinsic function call."""
     if path.startswith("States."):
-        from orchestrator.language import intrinsics
-
         return intrinsics.evaluate(path, data, ctx)
     return read_path(data, path, ctx, field=field)
 

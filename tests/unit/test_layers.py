@@ -165,11 +165,7 @@ ABOVE_THE_ENGINE = (
 #: Function-local imports of the package's own modules in the engine and the language,
 #: with why each cannot be at the top of its module. A local import hides a cycle or a
 #: layer crossed; a cycle is broken by moving code or handing a function down instead.
-LOCAL_IMPORTS_ALLOWED: dict[tuple[str, str], str] = {
-    ("engine/timers.py", "orchestrator.config"): "none: no cycle, to move to the top",
-    ("engine/timers.py", "orchestrator.engine.celery_app"): "none: no cycle, to move up",
-    ("language/interpreter.py", "orchestrator.language.intrinsics"): "none: no cycle, to move",
-}
+LOCAL_IMPORTS_ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def _imported_modules(node: ast.Import | ast.ImportFrom, module: str) -> list[str]:
