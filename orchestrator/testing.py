@@ -25,10 +25,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from orchestrator import config
-from orchestrator.engine.celery_app import app, reconfigure
+from orchestrator.engine.celery_app import app, celery_config, reconfigure, update_conf
 from orchestrator.engine.embedded import EmbeddedRedis
 from orchestrator.engine.store import RedisStore, get_store, reset_stores
 from orchestrator.engine.timers import TimerLoop
+from orchestrator.errors import ConfigurationError
 
 
 @dataclass
@@ -57,7 +58,6 @@ def local_orchestrator(
         timers: Run the timer loop (retries, timeouts, waits) in a background thread.
         **overrides: Other settings for the duration (e.g. ``lease_seconds=2``).
     """
-    previous = config.get_settings()
     with contextlib.ExitStack() as cleanup:
         # Every resource is registered for cleanup as soon as it exists, so whatever
         # fails later (a task module's import, the worker's start, the body, Ctrl-C)
@@ -82,15 +82,7 @@ def local_orchestrator(
         values.update(overrides)
         settings = config.Settings.model_validate(values)
 
-        def restore() -> None:
-            reset_stores()
-            config.configure(previous if previous is not settings else None)
-            reconfigure(config.get_settings())
-
-        cleanup.callback(restore)
-        config.configure(settings)
-        reset_stores()
-        reconfigure(settings)
+        cleanup.enter_context(process_settings(settings))
         if embedded is None:
             cleanup.callback(_delete_prefix, settings, prefix)
         for module in settings.task_modules:
@@ -112,6 +104,75 @@ def local_orchestrator(
             )
         )
         yield LocalOrchestrator(settings, store, embedded)
+
+
+@contextlib.contextmanager
+def process_settings(settings: config.Settings | None) -> Iterator[config.Settings]:
+    """Make ``settings`` the process's own for the duration (``None``: the environment's),
+    and put back what was in force before, however the body ends.
+
+    The process-wide settings are what an in-process worker, a timer loop and the
+    module-level functions read; the stores cached for them and the Celery app's
+    configuration follow. A test that only calls the API needs none of this: it builds an
+    :class:`orchestrator.client.Orchestrator` of its own instead.
+    """
+    with restoring_process_state():
+        before = _settings_in_force()
+        config.configure(settings)
+        after = config.get_settings()
+        _follow(before, after)
+        yield after
+
+
+@contextlib.contextmanager
+def restoring_process_state() -> Iterator[None]:
+    """Whatever the body does to the process-wide settings (``config.configure``), the
+    cached stores and the Celery app's configuration is undone when it ends.
+
+    For code that configures the process itself, as the CLI's commands do.
+    """
+    # config offers configure() but no getter for the override itself: keeping it (not
+    # get_settings(), which may be the environment's) puts back "no override" as such.
+    previous = config._override
+    celery_conf = dict(app.conf)
+    try:
+        yield
+    finally:
+        during = _settings_in_force()
+        config.configure(previous)
+        restored = _settings_in_force()
+        if during is None or restored is None or _store_of(during) != _store_of(restored):
+            reset_stores()
+        # Put back the configuration itself, not one derived from the settings again:
+        # they need not have agreed (configure() alone does not reconfigure the app).
+        changed = {k: v for k, v in celery_conf.items() if app.conf.get(k) != v}
+        if changed:
+            update_conf(changed)
+
+
+def _settings_in_force() -> config.Settings | None:
+    """``config.get_settings()``, or None when the environment's are malformed."""
+    try:
+        return config.get_settings()
+    except ConfigurationError:
+        return None
+
+
+def _follow(before: config.Settings | None, after: config.Settings) -> None:
+    """Bring the cached stores and the Celery app in line with ``after``, the settings now
+    in force, touching only what changed: a store's reset disconnects its clients and
+    reconfiguring the app closes every pooled broker connection, both of which an
+    in-process worker may be using at that moment."""
+    if before is None or _store_of(before) != _store_of(after):
+        reset_stores()
+    wanted = celery_config(after)
+    if any(app.conf.get(name) != value for name, value in wanted.items()):
+        reconfigure(after)
+
+
+def _store_of(settings: config.Settings) -> tuple[object, ...]:
+    """What the cached store for ``settings`` is made from."""
+    return (settings.redis_url, settings.key_prefix, settings.redis_timeout_seconds)
 
 
 def _delete_prefix(settings: config.Settings, prefix: str) -> None:

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from celery import signals
 
-from orchestrator import config
 from orchestrator.testing import LocalOrchestrator, local_orchestrator
 
 TASK_MODULES = ["tests.activities", "orchestrator.examples.order_activities"]
@@ -62,47 +61,15 @@ def task_log() -> Iterator[TaskLog]:
         signals.task_postrun.disconnect(log.record)
 
 
-_session: list[LocalOrchestrator] = []
-
-
-@pytest.fixture(autouse=True)
-def _keep_session_settings() -> None:
-    """Put the session's settings back if a test left others in force.
-
-    The in-process worker and timer loop read the process-wide settings; tests that run
-    their own processes (e2e, CLI) reconfigure the process and may restore something else.
-    """
-    if not _session:
-        return
-    from orchestrator.engine.celery_app import app, celery_config, reconfigure
-    from orchestrator.engine.store import reset_stores
-
-    settings = _session[0].settings
-    expected_broker = celery_config(settings)["broker_url"]
-    if config.get_settings() is not settings or app.conf.broker_url != expected_broker:
-        config.configure(settings)
-        reset_stores()
-        reconfigure(settings)
-
-
 @pytest.fixture(scope="session")
 def orchestrator(task_log: TaskLog) -> Iterator[LocalOrchestrator]:
     """Redis, a threads worker (enough threads for blocking tests) and the timer loop."""
     from orchestrator.engine.celery_app import app
 
     with local_orchestrator(task_modules=TASK_MODULES, concurrency=8) as local:
-        _session.append(local)
-        # Workaround for an engine bug (see tests/e2e/test_worker_kill.py::
-        # test_publishing_works_after_reconfiguring_the_app): reconfigure() keeps a producer
-        # pool bound to connections it closed, which breaks every publish of this session
-        # if anything in the process published before.
-        app.amqp._producer_pool = None
         queue = local.settings.queue
         shared = local.redis is None
-        try:
-            yield local
-        finally:
-            _session.clear()
+        yield local
     if shared:
         # A shared broker keeps the run's queue (RabbitMQ) or its bindings (Redis).
         try:

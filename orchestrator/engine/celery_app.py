@@ -263,14 +263,34 @@ def publisher_app(settings: Settings) -> Celery:
 
 def reconfigure(settings: Settings | None = None) -> None:
     """Re-apply the settings to the app (after ``orchestrator.config.configure``)."""
+    update_conf(celery_config(settings or get_settings()))
+
+
+def update_conf(values: dict[str, Any]) -> None:
+    """Put ``values`` into the app's Celery configuration (``reconfigure``, or a snapshot
+    being put back), so that the next publish connects as they say."""
     from kombu import pools
 
-    app.conf.update(celery_config(settings or get_settings()))
-    # Connections and producers made for the old broker must not be reused. kombu keeps
-    # its pools in process-wide registries as well as on the app: forget them all.
+    app.conf.update(values)
+    # Connections and producers made for the old broker must not be reused: close every
+    # pooled broker connection of the process (kombu's public reset, which also empties
+    # its registries), then make the app take fresh pools from them.
     pools.reset()
-    app._pool = None
-    app.amqp._producer_pool = None
+    _forget_broker_pools(app)
+
+
+def _forget_broker_pools(celery: Celery) -> None:
+    """Make ``celery`` take new connection and producer pools on its next publish.
+
+    The app caches both (``Celery.pool``, ``celery.amqp.producer_pool``); once kombu's
+    pools are closed, a cached one raises ``RuntimeError: Acquire on closed pool``.
+    As of Celery 5.7.0 there is no public call that drops them: ``Celery.close()``
+    drops the connection pool only, and also deregisters the app (``shared_task`` would
+    then skip it). These are the two assignments Celery's own after-fork handler
+    (``Celery._after_fork``) makes; keep them here, in one place.
+    """
+    celery._pool = None
+    celery.amqp._producer_pool = None
 
 
 @signals.worker_process_init.connect

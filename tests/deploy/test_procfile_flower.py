@@ -36,13 +36,9 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import pytest
-from kombu import pools as kombu_pools
 
-from orchestrator import config, start_workflow
-from orchestrator.engine.celery_app import app
-from orchestrator.engine.celery_app import reconfigure as _engine_reconfigure
+from orchestrator import Orchestrator, config
 from orchestrator.engine.embedded import EmbeddedRedis
-from orchestrator.engine.store import get_store, reset_stores
 from orchestrator.examples import ACTIVITIES_MODULE as DEMO_ACTIVITIES
 from orchestrator.examples import INPUTS_DIR
 
@@ -59,24 +55,6 @@ STARTUP_S = 90
 EXECUTION_S = 90
 FLOWER_S = 30
 SHUTDOWN_S = 20
-
-
-def reconfigure(settings: config.Settings) -> None:
-    """``orchestrator.engine.celery_app.reconfigure``, then forget the pools it closed.
-
-    Work-around (reported to the engine's owner; remove once fixed): ``reconfigure``
-    force-closes the app's connection pool, but kombu keeps that pool in its global
-    registries (``kombu.pools.connections`` / ``producers``, keyed by broker URL) and the
-    app keeps its producer pool (``app.amqp._producer_pool``). Publishing after going
-    back to a broker URL used before then raises ``RuntimeError: Acquire on closed pool``.
-    """
-    _engine_reconfigure(settings)
-    for group in (kombu_pools.connections, kombu_pools.producers):
-        for key, pool in list(group.items()):
-            connections = getattr(pool, "connections", pool)  # a producer pool's
-            if getattr(connections, "_closed", False):
-                dict.pop(group, key)  # keys are already eq-hashes: bypass EqualityDict
-    app.amqp._producer_pool = None
 
 
 def _free_port() -> int:
@@ -127,6 +105,8 @@ class System:
     """A running ``honcho start`` and how to reach what it started."""
 
     settings: config.Settings
+    client: Orchestrator
+    """This system's client: the test process itself stays configured for the session."""
     process: subprocess.Popen[bytes]
     log: Path
     processes: list[str]
@@ -180,15 +160,16 @@ def _services(variant: str) -> tuple[str | None, str | None, EmbeddedRedis | Non
     return redis_url, broker_url, None
 
 
-def _cleanup(settings: config.Settings) -> None:
+def _cleanup(client: Orchestrator) -> None:
     """Delete this run's queue from the broker and its keys from Redis (only those)."""
+    settings = client.settings
     try:
-        with app.connection_for_write() as connection:
+        with client.app.connection_for_write() as connection:
             connection.default_channel.queue_delete(settings.queue)
     except Exception:  # noqa: BLE001 - best effort: a missing queue is fine
         pass
     try:
-        store = get_store(settings)
+        store = client.store
         keys = list(store.client.scan_iter(match=f"{settings.key_prefix}:*", count=1000))
         if keys:
             store.client.delete(*keys)
@@ -242,10 +223,7 @@ def system(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[System]:
     empty_env_file.write_text("")
     log = tmp_path / "honcho.log"
 
-    previous = config._override  # restored at exit (a session fixture may have set it)
-    config.configure(settings)
-    reconfigure(settings)
-    reset_stores()
+    client = Orchestrator(settings=settings)
     importlib.import_module(DEMO_ACTIVITIES)  # to validate the definition
 
     with open(log, "wb") as out:
@@ -271,6 +249,7 @@ def system(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[System]:
         )
     state = System(
         settings=settings,
+        client=client,
         process=process,
         log=log,
         processes=processes,
@@ -281,10 +260,8 @@ def system(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[System]:
         yield state
     finally:
         _stop(process)
-        _cleanup(settings)
-        reset_stores()
-        config.configure(previous)
-        reconfigure(config.get_settings())
+        _cleanup(client)
+        client.close()
         if embedded is not None:
             embedded.stop()
 
@@ -368,7 +345,7 @@ def test_procfile_runs_the_system_and_flower_shows_the_execution(system: System,
     order["flaky_payment"] = flaky
     order["order_id"] = f"o-deploy-{uuid.uuid4().hex[:8]}"
     run_started = time.monotonic()
-    handle = start_workflow("order_fulfillment", order)
+    handle = system.client.start_workflow("order_fulfillment", order)
     try:
         result = handle.result(EXECUTION_S)
     except TimeoutError:

@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import config
-from orchestrator.engine.celery_app import reconfigure
+from orchestrator import Orchestrator, config
 from orchestrator.engine.embedded import EmbeddedRedis
-from orchestrator.engine.store import reset_stores
 from tests.helpers import count_events, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -65,57 +63,57 @@ def test_beat_and_worker_killed_during_wait(tmp_path):
         str(tmp_path / "beat-schedule"),
     ]
     procs: list[subprocess.Popen] = []
-    config.configure(
-        config.Settings(redis_url=redis.url, queue=queue, task_modules=["tests.control_activities"])
-    )
-    reconfigure()
-    reset_stores()
-    try:
-        import tests.control_activities  # noqa: F401 - registers ctl_count for validation
-        from orchestrator import describe_execution, get_execution_history, start_workflow
-        from tests.control_activities import cget
-
-        worker = _spawn(worker_args, env, tmp_path / "worker.log")
-        beat = _spawn(beat_args, env, tmp_path / "beat.log")
-        procs += [worker, beat]
-        tag = uuid.uuid4().hex[:8]
-        definition = {
-            "StartAt": "W",
-            "States": {
-                "W": {"Type": "Wait", "Seconds": 4, "Next": "T"},
-                "T": {
-                    "Type": "Task",
-                    "Resource": "ctl_count",
-                    "Parameters": {"tag": tag, "name": "t"},
-                    "End": True,
-                },
-            },
-        }
-        handle = start_workflow(definition, {})
-        wait_until(lambda: count_events(handle.history(), "WaitStateEntered") == 1, 10)
-        _kill(worker)
-        _kill(beat)
-        assert handle.describe().status == "RUNNING"
-        assert count_events(handle.history(), "WaitStateExited") == 0, "killed before due"
-
-        worker = _spawn(worker_args, env, tmp_path / "worker.log")
-        beat = _spawn(beat_args, env, tmp_path / "beat.log")
-        procs += [worker, beat]
-        wait_until(
-            lambda: describe_execution(handle.execution_id).status != "RUNNING",
-            60,
-            message="execution ended after restart",
+    # A client of this test's Redis: the process (the session's worker) keeps its settings.
+    client = Orchestrator(
+        settings=config.Settings(
+            redis_url=redis.url, queue=queue, task_modules=["tests.control_activities"]
         )
-        desc = describe_execution(handle.execution_id)
-        assert desc.status == "SUCCEEDED", (desc, (tmp_path / "worker.log").read_text()[-3000:])
-        history = get_execution_history(handle.execution_id)
-        assert count_events(history, "WaitStateExited") == 1
-        assert cget("calls", tag, "t") == 1
+    )
+    try:
+        with client.bound():
+            import tests.control_activities  # noqa: F401 - registers ctl_count for validation
+            from orchestrator import describe_execution, get_execution_history, start_workflow
+            from tests.control_activities import cget
+
+            worker = _spawn(worker_args, env, tmp_path / "worker.log")
+            beat = _spawn(beat_args, env, tmp_path / "beat.log")
+            procs += [worker, beat]
+            tag = uuid.uuid4().hex[:8]
+            definition = {
+                "StartAt": "W",
+                "States": {
+                    "W": {"Type": "Wait", "Seconds": 4, "Next": "T"},
+                    "T": {
+                        "Type": "Task",
+                        "Resource": "ctl_count",
+                        "Parameters": {"tag": tag, "name": "t"},
+                        "End": True,
+                    },
+                },
+            }
+            handle = start_workflow(definition, {})
+            wait_until(lambda: count_events(handle.history(), "WaitStateEntered") == 1, 10)
+            _kill(worker)
+            _kill(beat)
+            assert handle.describe().status == "RUNNING"
+            assert count_events(handle.history(), "WaitStateExited") == 0, "killed before due"
+
+            worker = _spawn(worker_args, env, tmp_path / "worker.log")
+            beat = _spawn(beat_args, env, tmp_path / "beat.log")
+            procs += [worker, beat]
+            wait_until(
+                lambda: describe_execution(handle.execution_id).status != "RUNNING",
+                60,
+                message="execution ended after restart",
+            )
+            desc = describe_execution(handle.execution_id)
+            assert desc.status == "SUCCEEDED", (desc, (tmp_path / "worker.log").read_text()[-3000:])
+            history = get_execution_history(handle.execution_id)
+            assert count_events(history, "WaitStateExited") == 1
+            assert cget("calls", tag, "t") == 1
     finally:
         for proc in procs:
             if proc.poll() is None:
                 _kill(proc)
-        config.configure(None)
-        reconfigure()
-        reset_stores()
+        client.close()
         redis.stop()

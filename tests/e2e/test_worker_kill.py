@@ -22,10 +22,11 @@ from pathlib import Path
 import pytest
 
 from orchestrator import config, start_workflow
-from orchestrator.engine.celery_app import app, reconfigure
+from orchestrator.engine.celery_app import app
 from orchestrator.engine.embedded import EmbeddedRedis
-from orchestrator.engine.store import get_store, reset_stores
+from orchestrator.engine.store import get_store
 from orchestrator.engine.timers import TimerLoop
+from orchestrator.testing import process_settings
 from tests.activities import counter, release
 from tests.helpers import celery_worker_command, count_events, machine, task, wait_until
 
@@ -128,31 +129,23 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     if broker_url:
         env["BROKER_URL"] = broker_url
 
-    previous = config._override  # restored at exit (the session fixture may have set it)
-    config.configure(settings)
-    reset_stores()
-    reconfigure(settings)
-    # Workaround for the engine bug shown by test_publishing_works_after_reconfiguring_the_app
-    # (reconfigure() keeps a producer pool bound to the connections it just closed), so
-    # this test measures worker-kill recovery whatever ran before it in this process.
-    app.amqp._producer_pool = None
-    beat = TimerLoop(interval=0.1).start()
-    state = Cluster(settings, env, tmp_path, [])
     try:
-        yield state
+        # The process's own settings: the timer loop started here ("beat") reads them.
+        with process_settings(settings):
+            beat = TimerLoop(interval=0.1).start()
+            state = Cluster(settings, env, tmp_path, [])
+            try:
+                yield state
+            finally:
+                for process in state.workers:
+                    _kill_group(process, signal.SIGTERM)
+                beat.stop()
+                _delete_queue(settings.queue)
+                store = get_store(settings)
+                keys = list(store.client.scan_iter(match=f"{settings.key_prefix}:*", count=1000))
+                if keys:
+                    store.client.delete(*keys)
     finally:
-        for process in state.workers:
-            _kill_group(process, signal.SIGTERM)
-        beat.stop()
-        _delete_queue(settings.queue)
-        store = get_store(settings)
-        keys = list(store.client.scan_iter(match=f"{settings.key_prefix}:*", count=1000))
-        if keys:
-            store.client.delete(*keys)
-        reset_stores()
-        config.configure(previous)
-        reconfigure(config.get_settings())
-        app.amqp._producer_pool = None  # same workaround as above
         if embedded is not None:
             embedded.stop()
 

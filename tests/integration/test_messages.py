@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from orchestrator import (
-    config,
     get_dead_letter,
     list_dead_letters,
     redrive_execution,
@@ -19,6 +18,7 @@ from orchestrator.client.control import dead_letter_message
 from orchestrator.engine.celery_app import app
 from orchestrator.engine.messages import EXCERPT_CHARS
 from orchestrator.engine.store import get_store
+from orchestrator.testing import process_settings
 from tests.helpers import machine, task, wait_until
 
 
@@ -90,13 +90,11 @@ def test_step_of_unknown_execution_is_dead_lettered(orchestrator, tag):
 
 @pytest.fixture
 def few_dead_letters(orchestrator):
-    """At most 5 dead letters for the duration of the test."""
-    settings = config.get_settings()
-    config.configure(settings.model_copy(update={"max_dead_letters": 5}))
-    try:
+    """At most 5 dead letters for the duration of the test (for the session's worker too,
+    which dead-letters a failed execution: hence the process's settings)."""
+    limited = orchestrator.settings.model_copy(update={"max_dead_letters": 5})
+    with process_settings(limited):
         yield 5
-    finally:
-        config.configure(settings)
 
 
 def test_dead_letters_are_bounded_in_count_and_size(few_dead_letters, tag):

@@ -3,12 +3,14 @@ the public API raises ``StoreUnavailable`` within a bounded time, the CLI says s
 line and exits 3, and the timer loops log an outage once when it starts and once when it
 ends.
 
-These tests point the process at Redis servers of their own (never the session's), and
-put the session's settings back afterwards.
+These tests use clients (``Orchestrator``) of Redis servers of their own, never the
+session's, bound to the test's thread and to the timer thread it starts: the process's
+settings, which the session's worker and timer loop use, are left alone.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import signal
@@ -27,6 +29,7 @@ import pytest
 
 from orchestrator import (
     ExecutionStatus,
+    Orchestrator,
     config,
     describe_execution,
     get_dead_letter,
@@ -42,7 +45,6 @@ from orchestrator import (
 )
 from orchestrator.engine import timers
 from orchestrator.engine.embedded import EmbeddedRedis
-from orchestrator.engine.store import reset_stores
 from orchestrator.errors import OrchestratorError, StoreUnavailable
 from orchestrator.language.tokens import new_token
 from tests.helpers import wait_until
@@ -58,23 +60,20 @@ PASS = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
 
 
 @contextmanager
-def store_at(url: str) -> Iterator[config.Settings]:
-    """Point the public API at ``url`` (a fresh key prefix), then back at the session's."""
-    previous = config.get_settings()
-    settings = previous.model_copy(
-        update={
-            "redis_url": url,
-            "redis_timeout_seconds": TIMEOUT_S,
-            "key_prefix": f"unavailable-{uuid.uuid4().hex[:8]}",
-        }
+def store_at(url: str) -> Iterator[Orchestrator]:
+    """A client of ``url`` (a fresh key prefix), bound in this context: the public API
+    called here uses it."""
+    client = Orchestrator(
+        url,
+        settings=config.get_settings(),
+        redis_timeout_seconds=TIMEOUT_S,
+        key_prefix=f"unavailable-{uuid.uuid4().hex[:8]}",
     )
-    config.configure(settings)
-    reset_stores()
     try:
-        yield settings
+        with client.bound():
+            yield client
     finally:
-        config.configure(previous)
-        reset_stores()
+        client.close()
 
 
 def free_port() -> int:
@@ -187,7 +186,13 @@ def test_timer_loop_logs_an_outage_once_and_its_end(
     with EmbeddedRedis() as redis, store_at(redis.url):
         url = redis.url
         loop = timers.TimerLoop(interval=0.02)
-        loop._thread = threading.Thread(target=loop._run, name="outage-test-timers", daemon=True)
+        # The loop's thread runs in this context: it ticks with the client bound here.
+        loop._thread = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(loop._run,),
+            name="outage-test-timers",
+            daemon=True,
+        )
         loop._thread.start()
         try:
             with stopped(redis):

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from orchestrator import ExecutionResult, ExecutionStatus, HistoryEvent, cli, config
 from orchestrator.engine.beat import MIN_SLEEP_S, OrchestratorScheduler
 from orchestrator.examples import ACTIVITIES_MODULE as DEMO_ACTIVITIES
+from orchestrator.testing import restoring_process_state
 
 BROKEN = json.dumps(
     {
@@ -29,17 +30,23 @@ UNKNOWN_RESOURCE = json.dumps(
 )
 
 
+@pytest.fixture
+def process_restored() -> Iterator[None]:
+    """Whatever a command configures in this process (settings, e.g. ``--tasks``; stores;
+    the Celery app, e.g. ``worker``) is undone after the test."""
+    with restoring_process_state():
+        yield
+
+
 @pytest.fixture(autouse=True)
-def no_redis(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No REDIS_URL, and whatever settings a command configures are undone afterwards."""
+def no_redis(process_restored: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No REDIS_URL: the environment's settings, without it, are in force.
+
+    Set up after ``process_restored`` so that the environment is back before the process's
+    settings are restored from it."""
     for name in ("REDIS_URL", "ORCHESTRATOR_REDIS_URL", "BROKER_URL", "ORCHESTRATOR_BROKER_URL"):
         monkeypatch.delenv(name, raising=False)
-    # monkeypatch restores the override the test started with, even if a command
-    # (e.g. `--tasks`) replaced it; configure(None) re-reads the patched environment.
-    monkeypatch.setattr(config, "_override", None)
-    config.configure(None)
-    yield
-    config.configure(None)
+    config.configure(None)  # re-reads the patched environment
 
 
 @pytest.fixture
