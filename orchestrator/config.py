@@ -39,8 +39,10 @@ DEFAULT_TIMER_PROCESSES = 0
 #: How long a Redis call may wait for a connection or a reply before the store is called
 #: unavailable, in seconds (the orchestrator's store makes no blocking calls).
 DEFAULT_REDIS_TIMEOUT_S = 5.0
-#: Inline states (Pass, Choice...) evaluated in one go before handing over to a new task;
-#: bounds the work of one transition in a loop that has no Task state.
+#: Inline states (Pass, Choice...) one transition evaluates in a row; the rest of a longer
+#: run is handed over to a new transition (a ``continue`` step whose timer is due at once).
+#: Bounds the work and the commit of one transition, not the run: a loop without a Task or
+#: Wait goes on until the history quota (``DEFAULT_MAX_HISTORY_EVENTS``) ends it.
 DEFAULT_MAX_INLINE_STATES = 1000
 #: Time one expression evaluation (JSONata, JSONPath, intrinsic function) may take, in seconds.
 DEFAULT_EVALUATION_TIMEOUT_S = 5.0
@@ -95,7 +97,10 @@ class Settings(BaseSettings):
     """Processes beat fires a burst of due timers with (0: one per CPU, at most 4; 1: only
     beat's own). Firing is CPU-bound Python, so a burst of thousands of timers due at
     once fires on several cores instead of one."""
-    max_inline_states: int = DEFAULT_MAX_INLINE_STATES
+    max_inline_states: int = Field(default=DEFAULT_MAX_INLINE_STATES, gt=0)
+    """Inline states one transition evaluates in a row before it hands the rest of the run
+    over to a transition of its own, fired by the timer loop (beat) at once; the history
+    quota (``max_history_events``) is what ends a run that never stops."""
     evaluation_timeout_seconds: float = Field(default=DEFAULT_EVALUATION_TIMEOUT_S, gt=0)
     """Time one expression evaluation may take; past it the state fails
     (:mod:`orchestrator.language.budget`)."""

@@ -1,6 +1,7 @@
 """Durable timers and the reconciler, run by beat (or in-process by local_orchestrator).
 
-Retry backoffs, task timeouts and Wait states are members of one Redis sorted set scored
+Retry backoffs, task timeouts, Wait states and the hand-overs of long runs of inline
+states (``TimerKind.CONTINUE``, due at once) are members of one Redis sorted set scored
 by due time — never Celery countdowns or ETAs, which live in worker memory and are
 redelivered and run twice after the Redis visibility timeout. :func:`tick` fires what is
 due; each firing is a guarded transition that removes its timer in the same atomic write,

@@ -108,6 +108,16 @@ class TimerKind:
     """A callback task's ``HeartbeatSeconds`` run out without a heartbeat."""
     EXECUTION_TIMEOUT = "exec_timeout"
     """The state machine's ``TimeoutSeconds`` run out (its step key is ``""``)."""
+    CONTINUE = "continue"
+    """A run of inline states handed over after ``max_inline_states`` (due at once): the
+    next transition enters the state its step record names (a ``continue`` record,
+    SCHEDULED).
+
+    A timer rather than a Celery task of its own: a timer leaves the timers set only in
+    the guarded commit that fires it, so a redelivered firing or a second beat finds it
+    gone or the step moved on (it fires once), and a beat killed before or during the
+    firing leaves it due for the next tick; a task would need a lease, a claim and a
+    re-publish on loss, which the timers set already is for this step."""
 
 
 class Reader:
@@ -160,7 +170,8 @@ class StepRecord:
     timeout: float | None = None
     """This attempt's deadline (epoch seconds), if the state has TimeoutSeconds."""
     kind: str = "task"
-    """task, wait, parallel or map."""
+    """task, wait, parallel, map, or continue (a run of inline states handed over: the
+    state to enter next and its input, :attr:`TimerKind.CONTINUE`)."""
     total: int = 0
     """Branches or items of a Parallel or Map."""
     token: str | None = None
@@ -168,7 +179,8 @@ class StepRecord:
     envelope: bool = False
     """Wrap the result in Lambda's invoke response (``arn:aws:states:::lambda:invoke``)."""
     entered_event: int = 0
-    """Id of the state's ``...StateEntered`` event (AWS quotes it in runtime errors)."""
+    """Id of the state's ``...StateEntered`` event (AWS quotes it in runtime errors); of a
+    ``continue`` step, the id of the last event before the hand-over (its timer's)."""
     tolerated_count: float | None = None
     tolerated_percentage: float | None = None
 
@@ -341,7 +353,8 @@ class Interpreter:
         self.info = info
         self.resolve = resolve
         self.resolve_name = resolve_name or (lambda name: name)
-        self.max_inline_states = max_inline_states
+        # At least one: a hand-over that entered no state would hand over forever.
+        self.max_inline_states = max(1, max_inline_states)
         self.rand = rand
         self.reader = reader or Reader()
         self.new_token = new_token or (lambda: secrets.token_urlsafe(32))
@@ -517,7 +530,9 @@ class Interpreter:
         return tr
 
     def enter(self, tr: Transition, scope: Scope, name: str, raw_input: Any) -> None:
-        """Enter ``name`` and evaluate inline states until a task, a wait or the end."""
+        """Enter ``name`` and evaluate inline states until a task, a wait or the end, or
+        until ``max_inline_states`` of them: then the rest is handed over to a transition
+        of its own (:meth:`_hand_over`)."""
         for _ in range(self.max_inline_states):
             state = scope.states[name]
             entered = tr.event(_STATE_EVENTS[state.type][0], scope.prefix + name, input=raw_input)
@@ -539,14 +554,35 @@ class Interpreter:
             if step is None:
                 return
             name, raw_input = step
-        self._fail_scope(
-            tr,
-            scope,
-            "States.Runtime",
-            f"more than {self.max_inline_states} consecutive states without a Task or Wait",
-            name,
-            raw_input,
+        self._hand_over(tr, scope, name, raw_input)
+
+    def _hand_over(self, tr: Transition, scope: Scope, name: str, raw_input: Any) -> None:
+        """Stop a run of inline states before entering ``name``: this transition commits
+        what it did, and a ``continue`` step with a timer due at once has the next one
+        enter ``name`` with ``raw_input`` (:meth:`resume`). It bounds the work of one
+        transition, not the run: a loop of Pass and Choice states goes on until the
+        history quota (``max_history_events``) ends it, as on Step Functions. The
+        scope's variables need nothing: this transition writes them as they are."""
+        key = scope.prefix + name
+        # The timer names the hand-over by the id of the last event before it (in the
+        # record's ``entered_event``): a loop hands over under the same step key again
+        # and again, and a firing read before the previous one committed must find its
+        # timer gone, not the next hand-over's.
+        last_event = tr.base + len(tr.events)
+        tr.records[key] = StepRecord(
+            state=name, input=raw_input, entered=tr.now, kind="continue", entered_event=last_event
         )
+        tr.statuses[key] = StepStatus.SCHEDULED
+        tr.timers.append((tr.now, [TimerKind.CONTINUE, key, last_event]))
+
+    def resume(self, key: str, record: StepRecord, now: float) -> Transition:
+        """A handed-over run of inline states goes on: enter the state its ``continue``
+        step names."""
+        tr = self._new(now)
+        scope, name = self.scope_of(key)
+        tr.finish(key)
+        self.enter(tr, scope, name, record.input)
+        return tr
 
     def _evaluate(
         self,
@@ -1486,6 +1522,17 @@ class Interpreter:
         applies (the step moved on: another attempt, another status, or ended)."""
         if kind == TimerKind.EXECUTION_TIMEOUT:
             return self.timed_out(now)
+        if kind == TimerKind.CONTINUE:
+            # ``attempt`` names the hand-over (see _hand_over); a redrive may have put
+            # another step, or another hand-over, under that key since.
+            if (
+                status == StepStatus.SCHEDULED
+                and record is not None
+                and record.kind == "continue"
+                and record.entered_event == attempt
+            ):
+                return self.resume(step_key, record, now)
+            return None
         if status is None or record is None or record.attempt != attempt:
             return None
         if kind == TimerKind.RETRY and status == StepStatus.RETRYING:
@@ -1539,6 +1586,13 @@ class Interpreter:
                 # already past ends it at once.
                 scope, name = self.scope_of(key)
                 self.enter(tr, scope, name, record.input)
+            elif record.kind == "continue":
+                # A handed-over run the stop (or a failure elsewhere) cut: its state was
+                # never entered; enter it now. (Its timer, if still set, no longer names
+                # a hand-over and is dropped when it fires.)
+                tr.finish(key)
+                scope, name = self.scope_of(key)
+                self.enter(tr, scope, name, record.input)
             elif record.token:  # a callback task: scheduled again, with a new task token
                 # Its old token was revoked when the execution ended and must stay so; its
                 # parameters ($$.Task.Token) are computed again from its input to carry
@@ -1585,6 +1639,8 @@ class Interpreter:
             return Recovery()
         if status == StepStatus.JOINING:
             return Recovery(join=True)
+        if record.kind == "continue":
+            return Recovery()  # its timer moves it, not a task
         if status in (StepStatus.SCHEDULED, StepStatus.RUNNING):
             return Recovery(
                 dispatch=Dispatch(step_key, record.state, record.activity or "", record.params)
