@@ -445,22 +445,31 @@ def scan_executions(
     cursor: int = 0,
     max_scan: int | None = None,
 ) -> tuple[list[tuple[str, dict[str, str | None]]], int]:
-    """Walk the start-time index newest first from position ``cursor``: up to ``limit``
-    executions with ``status`` and ``workflow``, each with ``fields`` of its record.
+    """Walk the listing index of ``status`` and ``workflow`` (either may be None: any)
+    newest first from position ``cursor``: up to ``limit`` executions, each with
+    ``fields`` of its record.
 
-    Every listing (:func:`list_executions`, the CLI's, the UI's) goes through here. A
-    page of the index is filtered in one pipelined read; ids whose records expired are
-    dropped from the index. Examines at most ``max_scan`` entries (None: no bound).
-    Returns the matches and the position after the last entry examined (the cursor of
-    the next page; the dropped entries are not counted, they left the index).
+    Every listing (:func:`list_executions`, the CLI's, the UI's) goes through here. The
+    index holds exactly the executions its filters name (the writes that change a status
+    move them), so a page costs one read of the index and one pipelined read of the
+    records, however many executions are kept. Ids whose records expired are dropped
+    from the indexes; an entry whose record says otherwise (a name started again after
+    it expired, or a status that changed since the index was read) is passed over, the
+    record is the truth. Examines at most ``max_scan`` entries (None: no bound). Returns
+    the matches and the position after the last entry examined (the cursor of the next
+    page; the dropped entries are not counted, they left the index).
     """
     wanted = tuple(dict.fromkeys(("status", "start", "workflow", *fields)))
     rows: list[tuple[str, dict[str, str | None]]] = []
     position = cursor
     scanned = 0
-    page = max(limit, 200)
+    status_value = status.value if status is not None else None
+    workflow = workflow or None
     while len(rows) < limit and (max_scan is None or scanned < max_scan):
-        ids = store.list_execution_ids(position, page)
+        page = limit - len(rows)
+        if max_scan is not None:
+            page = min(page, max_scan - scanned)
+        ids = store.list_execution_ids(position, page, status=status_value, workflow=workflow)
         if not ids:
             break
         expired: list[str] = []
@@ -470,14 +479,12 @@ def scan_executions(
                 expired.append(execution_id)  # its retention expired
                 continue
             position += 1
-            if status is not None and record["status"] != status.value:
+            if status_value is not None and record["status"] != status_value:
                 continue
-            if workflow and record["workflow"] != workflow:
+            if workflow is not None and record["workflow"] != workflow:
                 continue
             rows.append((execution_id, record))
-            if len(rows) >= limit:
-                break
-        store.forget_executions(*expired)
+        store.forget_executions(*expired, workflow=workflow)
     return rows, position
 
 
@@ -490,8 +497,9 @@ def list_executions(
 ) -> list[ExecutionDescription]:
     """Executions, newest first, optionally only those with ``status``.
 
-    A page of the index costs two pipelined reads (statuses, then the records and step
-    hashes of the matches), however many rows it holds.
+    Pages through the index of that status: two pipelined reads (statuses, then the
+    records and step hashes of the rows) and the index's page, however many executions
+    are kept and however few of them have ``status``.
     """
     if limit <= 0:
         raise InvalidInputError("limit must be positive")

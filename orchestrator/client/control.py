@@ -213,6 +213,7 @@ def redrive_execution(execution_id: str) -> ExecutionHandle:
         status=status,
         redrives=view.redrives + 1,
         def_hash=store.execution_def_hash(execution_id),
+        info=interp.info,
     )
     result = store.apply(write)
     if not result.ok:
@@ -225,19 +226,33 @@ def redrive_execution(execution_id: str) -> ExecutionHandle:
 
 
 @store_call(mutates=False)
-def list_dead_letters(limit: int = 100) -> list[DeadLetter]:
-    """Dead letters, newest first."""
+def list_dead_letters(limit: int = 100, *, cursor: int = 0) -> list[DeadLetter]:
+    """Dead letters, newest first: up to ``limit`` of them from position ``cursor`` of the
+    index by time (the number listed before: ``cursor=len(letters so far)`` pages on).
+
+    Reads a page of the index and the page's letters, so its cost follows ``limit``, not
+    how many letters are kept; ids whose letters expired are dropped from the index and
+    the page is filled from the next entries.
+    """
     if limit <= 0:
         raise InvalidInputError("limit must be positive")
+    if cursor < 0:
+        raise InvalidInputError("cursor must not be negative")
     store = get_store()
-    ids = store.dead_letter_ids(limit)
-    if not ids:
-        return []
-    raw = store.dead_letter_texts(ids)
-    expired = [i for i, r in zip(ids, raw, strict=True) if r is None]
-    if expired:  # their retention ran out: drop them from the index too
-        store.forget_dead_letters(*expired)
-    return [_letter(i, r) for i, r in zip(ids, raw, strict=True) if r is not None]
+    found: list[DeadLetter] = []
+    position = cursor
+    while len(found) < limit:
+        ids = store.dead_letter_ids(limit - len(found), position)
+        if not ids:
+            break
+        raw = store.dead_letter_texts(ids)
+        expired = [i for i, r in zip(ids, raw, strict=True) if r is None]
+        if expired:  # their retention ran out: drop them from the index too
+            store.forget_dead_letters(*expired)
+        # Dropped ids left the index: what follows moved up to the position after the rest.
+        position += len(ids) - len(expired)
+        found += [_letter(i, r) for i, r in zip(ids, raw, strict=True) if r is not None]
+    return found
 
 
 @store_call(mutates=False)

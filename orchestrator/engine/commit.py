@@ -22,11 +22,13 @@ from redis.exceptions import RedisError
 from orchestrator.config import get_settings
 from orchestrator.engine.celery_app import publishing_app
 from orchestrator.engine.dead_letters import trim_dead_letters
+from orchestrator.engine.keys import EXECUTION_STATUSES
 from orchestrator.engine.messages import excerpt
 from orchestrator.engine.publisher import Handover, publish
 from orchestrator.engine.records import field_name, lease_member, timer_member
 from orchestrator.engine.store import RedisStore, Write, get_store
 from orchestrator.language.interpreter import (
+    ExecutionInfo,
     Interpreter,
     Reader,
     StepRecord,
@@ -92,9 +94,17 @@ class SnapshotReader(Reader):
 
 
 def transition_write(
-    store: RedisStore, execution_id: str, tr: Transition, write: Write | None = None
+    store: RedisStore,
+    execution_id: str,
+    tr: Transition,
+    write: Write | None = None,
+    info: ExecutionInfo | None = None,
 ) -> Write:
-    """The Redis writes of a transition (guards are the caller's)."""
+    """The Redis writes of a transition (guards are the caller's).
+
+    ``info``: the execution's, whose start time and workflow name its listing indexes
+    when the transition ends it (without it, they are read from its record).
+    """
     settings = get_settings()
     keys = store.keys
     write = write or Write()
@@ -152,6 +162,9 @@ def transition_write(
             if name in tr.end:
                 fields += [name, dumps(tr.end[name])]
         write.op("hset", exec_key, *fields)
+        listed = listing(store, execution_id, info)
+        if listed is not None:
+            move_listing(write, store, execution_id, *listed, ("RUNNING",), tr.end["status"])
         # However it ended, its tokens end with it (in this write, at their number's cost).
         write.op("del", keys.task_tokens(execution_id))
         # What a finished execution keeps for the retention period, at its exact size.
@@ -173,6 +186,37 @@ def transition_write(
             write.op("expire", keys.dead_letter(execution_id), settings.retention_seconds)
             write.op("zadd", keys.dead_letters, repr(tr.now), execution_id)
     return write
+
+
+def listing(
+    store: RedisStore, execution_id: str, info: ExecutionInfo | None
+) -> tuple[str, str] | None:
+    """``(workflow, start time)`` that index the execution in listings: ``info``'s, else
+    (no info, or a stand-in without a workflow) its record's; None if it has none."""
+    if info is not None and info.workflow:
+        return info.workflow, repr(info.start_time)
+    meta = store.execution_meta(execution_id)
+    return None if meta is None else (meta[1], meta[2])
+
+
+def move_listing(
+    write: Write,
+    store: RedisStore,
+    execution_id: str,
+    workflow: str,
+    start: str,
+    old: tuple[str, ...],
+    new: str,
+) -> None:
+    """Move an execution from the listing indexes of the statuses ``old`` to those of
+    ``new`` (the global one and its workflow's), scored by its start time: in the write
+    that changes its status, so a listing by status neither misses nor repeats it."""
+    keys = store.keys
+    for status in old:
+        write.op("zrem", keys.executions_index(status), execution_id)
+        write.op("zrem", keys.executions_index(status, workflow), execution_id)
+    write.op("zadd", keys.executions_index(new), start, execution_id)
+    write.op("zadd", keys.executions_index(new, workflow), start, execution_id)
 
 
 def start_write(
@@ -199,6 +243,11 @@ def start_write(
         *("def_hash", def_hash, "redrives", "0"),
     )
     write.op("zadd", keys.executions, repr(now), execution_id)
+    write.op("zadd", keys.executions_index(workflow=workflow), repr(now), execution_id)
+    # A name started again after its record expired may still be in the index of the
+    # status it ended with (listings drop expired ids only when they meet them).
+    ended = tuple(s for s in EXECUTION_STATUSES if s != "RUNNING")
+    move_listing(write, store, execution_id, workflow, repr(now), ended, "RUNNING")
     # Executions share their definition by content hash; it outlives the newest of them.
     write.op("set", keys.definition(def_hash), definition_text)
     write.op("expire", keys.definition(def_hash), 2 * get_settings().retention_seconds)
@@ -220,10 +269,11 @@ def redrive_write(
     status: str,
     redrives: int,
     def_hash: str | None,
+    info: ExecutionInfo | None = None,
 ) -> Write:
     """The write of a redrive transition (:meth:`Interpreter.redrive`): the execution
     runs again (guarded by the ``status`` it was read with), its keys lose the retention
-    they got when it ended, and its dead letter goes."""
+    they got when it ended, its dead letter goes and it is listed as running again."""
     keys = store.keys
     exec_key = keys.execution(execution_id)
     write = Write().guard_field(exec_key, "status", status)
@@ -235,7 +285,10 @@ def redrive_write(
         write.op("expire", keys.definition(def_hash), 2 * get_settings().retention_seconds)
     write.op("del", keys.dead_letter(execution_id))
     write.op("zrem", keys.dead_letters, execution_id)
-    return transition_write(store, execution_id, tr, write)
+    listed = listing(store, execution_id, info)
+    if listed is not None:
+        move_listing(write, store, execution_id, *listed, (status,), "RUNNING")
+    return transition_write(store, execution_id, tr, write, info)
 
 
 def start_transition(
@@ -250,7 +303,7 @@ def start_transition(
     stored ends the execution FAILED at once (``States.Runtime``), never half-started."""
     try:
         tr = interp.within_history(interp.start(now))
-        return tr, transition_write(store, execution_id, tr, record())
+        return tr, transition_write(store, execution_id, tr, record(), interp.info)
     except RedisError:
         raise
     except Exception as exc:  # noqa: BLE001 - see prepare_transition
@@ -260,7 +313,7 @@ def start_transition(
         tr.event("ExecutionStarted", input=interp.info.input)
         tr.events += failed.events
         tr.end = failed.end
-        return tr, transition_write(store, execution_id, tr, record())
+        return tr, transition_write(store, execution_id, tr, record(), interp.info)
 
 
 #: Recomputations of a transition whose reads changed under it (a Map's window or
@@ -328,7 +381,7 @@ def prepare_transition(
         for name, value in reader.seen.items():
             if not store.keys.fixed_field(name):
                 write.guard_field(steps_key, name, value)
-        transition_write(store, execution_id, tr, write)
+        transition_write(store, execution_id, tr, write, interp.info)
         return Prepared(tr, write, fixed)
 
     try:

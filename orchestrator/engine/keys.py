@@ -33,6 +33,16 @@ Global keys (one each, not per execution; issue 18 will partition the indexes)::
     {p}:def:{hash}      STRING a definition (canonical ASL JSON), stored once per content
                                hash; kept twice the retention after its latest start
     {p}:executions      ZSET   execution ids scored by start time (list_executions)
+    {p}:executions:status:{S}          ZSET   the same, of the executions with status S
+    {p}:executions:wf:{w}              ZSET   the same, of the executions of workflow w
+    {p}:executions:wf:{w}:status:{S}   ZSET   of workflow w with status S
+                               (``executions_index``). A listing pages through the one
+                               its filters name, so its cost follows the page. The
+                               write that changes an execution's status moves it between
+                               the status indexes (start, end, stop, redrive); ids whose
+                               records expired are dropped from an index by the listing
+                               that meets them (forget_execution.lua). {w} is the
+                               workflow name, or ``~<sha1>`` of one with other characters
     {p}:timers          ZSET   due timers, member JSON ``[kind, id, step key, attempt]``,
                                scored by due time (epoch seconds)
     {p}:leases          ZSET   JSON ``[id, step key]`` scored by the time a dispatched or
@@ -42,8 +52,8 @@ Global keys (one each, not per execution; issue 18 will partition the indexes)::
     {p}:lock:tick       STRING the timer loop's lock (SET NX PX), held by one beat at a time
     {p}:activities      SET    activity names that workers registered (advertised at start)
 
-Above, ``{p}`` and ``{hash}`` are placeholders; ``{<id>}`` stands for the id written
-between braces (``orch:x:{order-17}:s``), the only braces in any key. Data written
+Above, ``{p}``, ``{hash}``, ``{S}`` and ``{w}`` are placeholders; ``{<id>}`` stands for the
+id written between braces (``orch:x:{order-17}:s``), the only braces in any key. Data written
 before the hash tags (keys ``{p}:x:<id>``, ``{p}:dl:<id>``) is not read any more: this
 is pre-1.0 and there is no migration; executions running across the upgrade are lost,
 drain them first.
@@ -72,8 +82,11 @@ running workflow with MONITOR and fails otherwise:
 * ``window.lua``: one execution's step hash.
 * ``commit.lua``: one execution's record, step hash, history and tokens, and its dead
   letter (a failure, a redrive); globally ``{p}:leases`` and ``{p}:timers`` (most steps),
-  ``{p}:executions`` and the definition (a start; the definition on a redrive too),
-  ``{p}:dlq`` (a failure, a redrive); never ``{p}:tokens``.
+  ``{p}:executions`` and the definition (a start; the definition on a redrive too), the
+  listing indexes of its status and workflow (a start, an end, a redrive), ``{p}:dlq``
+  (a failure, a redrive); never ``{p}:tokens``.
+* ``forget_execution.lua``: one execution's record (to see it expired) and the listing
+  indexes it is dropped from.
 * ``timers.lua``: one timer's execution record, step hash and history; no global key.
   Beat fires a batch of timers with one call per timer, pipelined (one round trip).
 * ``trim_dead_letters.lua``: ``{p}:dlq`` and one letter, dropped if it is still among
@@ -87,9 +100,19 @@ remaining step (issue 18) is to partition those indexes, e.g. per slot range.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 
 from orchestrator.errors import ConfigurationError
+
+#: Execution statuses (``orchestrator.client.models.ExecutionStatus``'s values), each
+#: with its listing index.
+EXECUTION_STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+#: Workflow names that name their index as they are; others are hashed (a brace would
+#: become a hash tag, a colon would make keys ambiguous).
+_PLAIN_WORKFLOW = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
 
 
 @dataclass(frozen=True)
@@ -127,6 +150,32 @@ class Keys:
     def executions(self) -> str:
         """Index of all executions by start time."""
         return f"{self.prefix}:executions"
+
+    def executions_index(self, status: str | None = None, workflow: str | None = None) -> str:
+        """The listing index of the executions with ``status`` and of ``workflow`` (None:
+        any), scored by start time; neither: :attr:`executions`."""
+        key = self.executions
+        if workflow is not None:
+            if not _PLAIN_WORKFLOW.match(workflow):
+                workflow = "~" + hashlib.sha1(workflow.encode()).hexdigest()
+            key += f":wf:{workflow}"
+        if status is not None:
+            if status not in EXECUTION_STATUSES:
+                raise ValueError(f"no execution status {status!r}")
+            key += f":status:{status}"
+        return key
+
+    def listing_indexes(self, workflow: str | None) -> list[str]:
+        """Every listing index an execution of ``workflow`` can be in (None: those that
+        do not name a workflow): what an expired execution is dropped from."""
+        keys = [self.executions_index(workflow=workflow)]
+        if workflow is not None:
+            keys.append(self.executions)
+        for status in EXECUTION_STATUSES:
+            keys.append(self.executions_index(status))
+            if workflow is not None:
+                keys.append(self.executions_index(status, workflow))
+        return keys
 
     @property
     def timers(self) -> str:

@@ -322,6 +322,7 @@ class RedisStore:
         self._window = client.register_script((_LUA_DIR / "window.lua").read_text())
         self._timers = client.register_script((_LUA_DIR / "timers.lua").read_text())
         self._trim = client.register_script((_LUA_DIR / "trim_dead_letters.lua").read_text())
+        self._forget = client.register_script((_LUA_DIR / "forget_execution.lua").read_text())
 
     def close(self) -> None:
         """Close the store's connections."""
@@ -565,18 +566,35 @@ class RedisStore:
         """A stored definition (canonical ASL JSON) by content hash (None if expired)."""
         return self.client.get(self.keys.definition(def_hash))
 
-    def list_execution_ids(self, start: int, count: int) -> list[str]:
-        """Execution ids newest first, from position ``start`` of the start-time index."""
-        return list(self.client.zrevrange(self.keys.executions, start, start + count - 1))
+    def list_execution_ids(
+        self, start: int, count: int, *, status: str | None = None, workflow: str | None = None
+    ) -> list[str]:
+        """Execution ids newest first, from position ``start`` of the listing index of
+        ``status`` and ``workflow`` (None: any; see ``Keys.executions_index``)."""
+        index = self.keys.executions_index(status, workflow)
+        return list(self.client.zrevrange(index, start, start + count - 1))
 
-    def execution_index_size(self) -> int:
-        """How many executions the start-time index holds (expired ones included)."""
-        return int(self.client.zcard(self.keys.executions))
+    def execution_index_size(
+        self, *, status: str | None = None, workflow: str | None = None
+    ) -> int:
+        """How many executions that listing index holds (expired ones included)."""
+        return int(self.client.zcard(self.keys.executions_index(status, workflow)))
 
-    def forget_executions(self, *execution_ids: str) -> None:
-        """Drop ids whose records expired from the start-time index."""
-        if execution_ids:
-            self.client.zrem(self.keys.executions, *execution_ids)
+    def forget_executions(self, *execution_ids: str, workflow: str | None = None) -> None:
+        """Drop ids whose records expired from the listing indexes (those of ``workflow``
+        too, when given: an expired record no longer says its workflow), each unless its
+        record exists again (the name started anew). One script call per id, pipelined."""
+        if not execution_ids:
+            return
+        indexes = self.keys.listing_indexes(workflow)
+        pipe = self.client.pipeline(transaction=False)
+        for execution_id in execution_ids:
+            self._forget(
+                keys=[self.keys.execution(execution_id), *indexes],
+                args=[execution_id],
+                client=pipe,
+            )
+        pipe.execute()
 
     def history_length(self, execution_id: str) -> int:
         """How many history events the execution has (the next event's id minus one)."""
@@ -696,9 +714,9 @@ class RedisStore:
         if names:
             self.client.sadd(self.keys.activities, *names)
 
-    def dead_letter_ids(self, limit: int) -> list[str]:
-        """Dead-letter ids, newest first."""
-        return list(self.client.zrevrange(self.keys.dead_letters, 0, limit - 1))
+    def dead_letter_ids(self, limit: int, start: int = 0) -> list[str]:
+        """Up to ``limit`` dead-letter ids, newest first, from position ``start``."""
+        return list(self.client.zrevrange(self.keys.dead_letters, start, start + limit - 1))
 
     def dead_letter_texts(self, letter_ids: list[str]) -> list[str | None]:
         """The JSON of several dead letters (None for an expired one)."""

@@ -122,9 +122,11 @@ def list_summaries(
 ) -> tuple[list[ExecutionSummary], int | None]:
     """Executions newest first, filtered; returns them and the cursor of the next page.
 
-    ``cursor`` is a position in the start-time index; the next cursor is None when the
-    index holds nothing more (or the scan budget of :data:`MAX_SCAN` entries ran out
-    with matches still possible, in which case it is returned so the caller can go on).
+    ``cursor`` is a position in the listing index of the filters (by status, by
+    workflow, by both, or by start time alone), so a page costs what its rows cost; the
+    next cursor is None when that index holds nothing more (it is returned when the scan
+    budget of :data:`MAX_SCAN` entries, spent only on expired or outdated entries, ran
+    out first, so the caller can go on).
     """
     store = store or get_store()
     # The listing of the API and the CLI too; this one reads only the summary fields.
@@ -138,7 +140,12 @@ def list_summaries(
         max_scan=MAX_SCAN,
     )
     rows = [_summary(execution_id, record) for execution_id, record in found]
-    more = store.execution_index_size() > position
+    more = (
+        store.execution_index_size(
+            status=status.value if status is not None else None, workflow=workflow or None
+        )
+        > position
+    )
     return rows, position if more else None
 
 
