@@ -41,6 +41,21 @@ class DefinitionError(OrchestratorError):
         super().__init__(f"invalid state machine definition ({count} issue(s)):\n{lines}")
 
 
+class MissingOptionalDependency(DefinitionError):
+    """A definition uses a feature whose optional dependency is not installed
+    (``ItemReader``/``ResultWriter`` on S3 need boto3: ``pip install 'orchestrator[aws]'``)."""
+
+    def __init__(self, path: str, feature: str, package: str, extra: str) -> None:
+        self.path = path
+        self.package = package
+        self.extra = extra
+        message = (
+            f"{feature} needs {package}, which is not installed: "
+            f"pip install 'orchestrator[{extra}]'"
+        )
+        super().__init__([DefinitionIssue(path, message)])
+
+
 class InvalidInputError(OrchestratorError, ValueError):
     """Execution input (or an execution name) is unusable; nothing was started."""
 
@@ -181,3 +196,17 @@ class EvaluationLimitExceeded(StatesError):
     """
 
     default_error = "States.Runtime"
+
+
+class ItemReaderFailed(StatesError):
+    """``States.ItemReaderFailed``: a Distributed Map's ``ItemReader`` could not read its
+    items (no such bucket or object, access denied, malformed JSON/CSV, a size limit)."""
+
+    default_error = "States.ItemReaderFailed"
+
+
+class ResultWriterFailed(StatesError):
+    """``States.ResultWriterFailed``: a Distributed Map's ``ResultWriter`` could not write
+    its results or manifest to S3."""
+
+    default_error = "States.ResultWriterFailed"
