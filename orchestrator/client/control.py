@@ -32,7 +32,13 @@ from orchestrator.engine.dead_letters import dead_letter_message as dead_letter_
 from orchestrator.engine.dead_letters import trim_dead_letters as trim_dead_letters
 from orchestrator.engine.machines import interpreter_from_record
 from orchestrator.engine.publisher import publish
-from orchestrator.engine.records import base_status, failure_marks, record_texts, timer_member
+from orchestrator.engine.records import (
+    base_status,
+    branch_failure_marks,
+    failure_marks,
+    record_texts,
+    timer_member,
+)
 from orchestrator.engine.store import RedisStore, get_store, store_call
 from orchestrator.errors import (
     ExecutionNotFound,
@@ -201,10 +207,13 @@ def redrive_execution(execution_id: str) -> ExecutionHandle:
     steps = store.steps(execution_id)
     view = RedriveView(
         records=record_texts(steps),
-        failures=failure_marks(steps),
+        failures=[
+            *failure_marks(steps),
+            *branch_failure_marks(store.branch_marks(execution_id)),
+        ],
         redrives=store.execution_redrives(execution_id),
     )
-    interp.reader = SnapshotReader(steps)
+    interp.reader = SnapshotReader(steps, store, execution_id)
     tr = interp.redrive(view, time.time())
     write = redrive_write(
         store,

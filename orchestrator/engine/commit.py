@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,10 +23,18 @@ from redis.exceptions import RedisError
 from orchestrator.config import get_settings
 from orchestrator.engine.celery_app import publishing_app
 from orchestrator.engine.dead_letters import trim_dead_letters
-from orchestrator.engine.keys import EXECUTION_STATUSES
+from orchestrator.engine.keys import EXECUTION_STATUSES, Keys
 from orchestrator.engine.messages import excerpt
 from orchestrator.engine.publisher import Handover, publish
-from orchestrator.engine.records import field_name, lease_member, timer_member
+from orchestrator.engine.records import (
+    ITEM_CHUNK,
+    branch_location,
+    chunk_items,
+    field_name,
+    item_chunk_text,
+    lease_member,
+    timer_member,
+)
 from orchestrator.engine.store import RedisStore, Write, get_store
 from orchestrator.language.interpreter import (
     ExecutionInfo,
@@ -38,7 +47,7 @@ from orchestrator.language.interpreter import (
     encode,
 )
 from orchestrator.language.jsontext import dumps
-from orchestrator.language.slots import Slot
+from orchestrator.language.slots import Slot, SlotKind
 from orchestrator.language.tokens import redact_text
 
 logger = logging.getLogger("orchestrator.engine.commit")
@@ -50,46 +59,93 @@ DEAD_LETTER_TASK = "orchestrator.dead_letter"
 
 
 class RedisReader(Reader):
-    """Reads the slots the interpreter asks for from the step hash and remembers the
-    fields read (by field name) as guards."""
+    """Reads the slots the interpreter asks for from the step hash and the containers'
+    branch hashes, and remembers what it read as guards of the commit."""
 
     def __init__(self, store: RedisStore, execution_id: str) -> None:
         self.store = store
         self.execution_id = execution_id
         self.seen: dict[str, str | None] = {}
+        """Step-hash fields read, by field name."""
+        self.branch_seen: dict[tuple[str, str], str | None] = {}
+        """Branch-hash fields read, by (container, field)."""
+        self.chunks: dict[tuple[str, int], dict[int, str]] = {}
+        """Item inputs read, by (container, chunk). Not guarded: a chunk never changes
+        once written, and the ``next item`` field that says which items are left is."""
 
     def get(self, slot: Slot) -> str | None:
-        field = field_name(slot)
-        if field not in self.seen:
-            self.seen[field] = self.store.step_field(self.execution_id, field)
-        return self.seen[field]
+        location = branch_location(slot)
+        if location is None:
+            field = field_name(slot)
+            if field not in self.seen:
+                self.seen[field] = self.store.step_field(self.execution_id, field)
+            return self.seen[field]
+        if slot.kind is SlotKind.ITEM_INPUT:
+            return self._item(slot.owner, slot.branch)  # type: ignore[arg-type]
+        if location not in self.branch_seen:
+            container, field = location
+            self.branch_seen[location] = self.store.branch_fields(
+                self.execution_id, container, [field]
+            )[0]
+        return self.branch_seen[location]
+
+    def _item(self, container: str, index: int) -> str | None:
+        chunk = index // ITEM_CHUNK
+        items = self.chunks.get((container, chunk))
+        if items is None:
+            (text,) = self.store.branch_fields(self.execution_id, container, [f"k{chunk}"])
+            items = self.chunks[container, chunk] = chunk_items(text) if text else {}
+        return items.get(index)
 
     def get_many(self, slots: list[Slot]) -> list[str | None]:
-        if not slots:
-            return []
-        return self.store.step_fields(self.execution_id, [field_name(s) for s in slots])
+        """Not guarded: what a join reads (its branches' results) no longer changes."""
+        found: list[str | None] = [None] * len(slots)
+        steps: list[int] = []
+        branches: dict[str, list[int]] = {}
+        for i, slot in enumerate(slots):
+            location = branch_location(slot)
+            if location is None:
+                steps.append(i)
+            else:
+                branches.setdefault(location[0], []).append(i)
+        values = self.store.step_fields(self.execution_id, [field_name(slots[i]) for i in steps])
+        for i, value in zip(steps, values, strict=True):
+            found[i] = value
+        for container, positions in branches.items():
+            fields = [branch_location(slots[i])[1] for i in positions]  # type: ignore[index]
+            values = self.store.branch_fields(self.execution_id, container, fields)
+            for i, value in zip(positions, values, strict=True):
+                found[i] = value
+        return found
 
     def prefetch_window(self, container: str) -> None:
         next_field = field_name(Slot.next_item(container))
         if next_field in self.seen:
             return
-        next_index, total, count, *items = self.store.map_window(self.execution_id, container)
+        next_index, total, count, *chunks = self.store.map_window(
+            self.execution_id, container, ITEM_CHUNK
+        )
         self.seen[next_field] = next_index
         self.seen[field_name(Slot.total(container))] = total
         self.seen[field_name(Slot.refill(container))] = count
         if next_index is not None:
-            for offset, item in enumerate(items):
-                self.seen[field_name(Slot.item_input(container, int(next_index) + offset))] = item
+            first = int(next_index) // ITEM_CHUNK
+            for offset, text in enumerate(chunks):
+                self.chunks[container, first + offset] = chunk_items(text) if text else {}
 
 
 class SnapshotReader(Reader):
-    """Reads slots from a step hash read earlier (``RedisStore.steps``); nothing is
-    guarded: the caller's write guards what the snapshot depends on."""
+    """Reads slots from a step hash read earlier (``RedisStore.steps``), and branch-hash
+    slots from the store; nothing is guarded: the caller's write guards what the snapshot
+    depends on."""
 
-    def __init__(self, raw: dict[str, str]) -> None:
+    def __init__(self, raw: dict[str, str], store: RedisStore, execution_id: str) -> None:
         self.raw = raw
+        self.branches = RedisReader(store, execution_id)
 
     def get(self, slot: Slot) -> str | None:
+        if branch_location(slot) is not None:
+            return self.branches.get(slot)
         return self.raw.get(field_name(slot))
 
 
@@ -127,7 +183,10 @@ def transition_write(
             sets += [key, record.dumps()]
     for key, status in tr.statuses.items():
         sets += [keys.status_field(key), status]
+    branch_changes = _StepChanges()
     for slot, value in tr.changes.items():
+        if branch_changes.add(slot, value):
+            continue
         if value is None:
             deletes.append(field_name(slot))
         else:
@@ -136,6 +195,7 @@ def transition_write(
         write.op("hdel", steps_key, *deletes)
     if sets:
         write.op("hset", steps_key, *sets)
+    branch_changes.write_to(write, keys, execution_id)
     for key in tr.released:
         write.op("zrem", keys.leases, lease_member(execution_id, key))
     for dispatch in tr.dispatches:
@@ -148,13 +208,15 @@ def transition_write(
             write.op("hdel", keys.task_tokens(execution_id), token)
         else:
             write.op("hset", keys.task_tokens(execution_id), token, dumps(target))
-    for container in tr.joins:
+    # One op per container, however many of its branches ended in this transition.
+    for container, ended in Counter(tr.joins).items():
         write.join(
             steps_key,
             container,
             keys.leases,
             tr.now + settings.lease_seconds,
             lease_member(execution_id, container),
+            ended,
         )
     if tr.end is not None:
         fields: list[str] = ["status", tr.end["status"], "stop", repr(tr.now)]
@@ -171,6 +233,13 @@ def transition_write(
         write.op("compact", keys.history(execution_id))
         for key in (exec_key, keys.history(execution_id), steps_key):
             write.op("expire", key, settings.retention_seconds)
+        write.op(
+            "branches",
+            keys.branch_hashes(execution_id),
+            keys.branches(execution_id, ""),
+            "expire",
+            settings.retention_seconds,
+        )
         if tr.end["status"] in ("FAILED", "TIMED_OUT"):
             letter = {
                 "execution_id": execution_id,
@@ -186,6 +255,70 @@ def transition_write(
             write.op("expire", keys.dead_letter(execution_id), settings.retention_seconds)
             write.op("zadd", keys.dead_letters, repr(tr.now), execution_id)
     return write
+
+
+class _StepChanges:
+    """A transition's changes of its containers' branch hashes, grouped per hash.
+
+    A container whose branches are forgotten (``Slot.branches``) loses its branch hash
+    first; the branch changes that follow in the same transition are those of the
+    container starting over. Item inputs are written a chunk per field, and a chunk goes
+    once the last of its items has started.
+    """
+
+    def __init__(self) -> None:
+        self.cleared: list[str] = []
+        self.sets: dict[str, list[str]] = {}
+        self.deletes: dict[str, list[str]] = {}
+        self.items: dict[str, dict[int, str]] = {}
+
+    def add(self, slot: Slot, value: str | None) -> bool:
+        """Take ``slot``'s change if it is a branch-hash one (True), else leave it."""
+        if slot.kind is SlotKind.BRANCHES:
+            self.cleared.append(slot.owner)
+            return True
+        location = branch_location(slot)
+        if location is None:
+            return False
+        container, field = location
+        if slot.kind is SlotKind.ITEM_INPUT:
+            if value is not None:
+                self.items.setdefault(container, {})[slot.branch] = value  # type: ignore[index]
+            elif (slot.branch + 1) % ITEM_CHUNK == 0:  # type: ignore[operator]
+                self.deletes.setdefault(container, []).append(field)
+        elif value is None:
+            self.deletes.setdefault(container, []).append(field)
+        else:
+            self.sets.setdefault(container, []).extend((field, value))
+        return True
+
+    def write_to(self, write: Write, keys: Keys, execution_id: str) -> None:
+        index = keys.branch_hashes(execution_id)
+        for container in self.cleared:
+            # UNLINK: a large Map's hash is freed in the background, not in the script.
+            write.op("unlink", keys.branches(execution_id, container))
+            write.op("srem", index, container)
+        for container, items in self.items.items():
+            fields = self.sets.setdefault(container, [])
+            for first, inputs in _chunks(items):
+                fields += [f"k{first // ITEM_CHUNK}", item_chunk_text(first, inputs)]
+        for container, fields in self.deletes.items():
+            write.op("hdel", keys.branches(execution_id, container), *fields)
+        for container, fields in self.sets.items():
+            write.op("hset", keys.branches(execution_id, container), *fields)
+            write.op("sadd", index, container)
+
+
+def _chunks(items: dict[int, str]) -> list[tuple[int, list[str]]]:
+    """Item inputs as ``ITEM_CHUNK``-aligned runs of consecutive indexes: (first, inputs)."""
+    runs: list[tuple[int, list[str]]] = []
+    last = None
+    for index in sorted(items):
+        if last is None or index != last + 1 or index % ITEM_CHUNK == 0:
+            runs.append((index, []))
+        runs[-1][1].append(items[index])
+        last = index
+    return runs
 
 
 def listing(
@@ -281,6 +414,9 @@ def redrive_write(
     write.op("hdel", exec_key, "output", "error", "cause", "stop")
     for key in (exec_key, keys.history(execution_id), keys.steps(execution_id)):
         write.op("persist", key)
+    write.op(
+        "branches", keys.branch_hashes(execution_id), keys.branches(execution_id, ""), "persist"
+    )
     if def_hash:
         write.op("expire", keys.definition(def_hash), 2 * get_settings().retention_seconds)
     write.op("del", keys.dead_letter(execution_id))
@@ -381,6 +517,8 @@ def prepare_transition(
         for name, value in reader.seen.items():
             if not store.keys.fixed_field(name):
                 write.guard_field(steps_key, name, value)
+        for (container, name), value in reader.branch_seen.items():
+            write.guard_field(store.keys.branches(execution_id, container), name, value)
         transition_write(store, execution_id, tr, write, interp.info)
         return Prepared(tr, write, fixed)
 

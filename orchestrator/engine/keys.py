@@ -18,10 +18,23 @@ cannot contain braces, nor can the prefix), so all of them hash to one slot::
                                attempt, retries...), ``{step key}|s`` -> step status;
                                a finished step is removed (the history keeps it); a
                                Parallel or Map ``{key}`` also has ``|t`` branches or
-                               items, ``|n`` ended, ``|r{i}`` results, ``|x{i}`` where a
-                               branch failed; a Map ``|next`` item to start, ``|i{i}``
-                               inputs not started yet, ``|f`` failures, ``|c`` items an
-                               ending iteration starts (unbounded Maps)
+                               items, ``|n`` ended; a Map ``|next`` item to start, ``|f``
+                               failures, ``|c`` items an ending iteration starts
+                               (unbounded Maps); ``|vars`` and ``|x0`` (where the
+                               execution failed in an inline state) of the top level.
+                               Only live steps and containers' counters: its size follows
+                               the steps in flight, never a Map's item count
+    {p}:x:{<id>}:b:{key} HASH  a Parallel's or Map's branch hash (``key`` its step key):
+                               ``r{i}`` branch/item results, ``v{i}`` their variables,
+                               ``x{i}`` where one failed, and ``k{j}`` the inputs of items
+                               not started yet, ``ITEM_CHUNK`` items per field (JSON
+                               ``[first index, input, input...]``, written once when the
+                               Map starts, deleted once every item in it started). Deleted
+                               whole (UNLINK) when the container ends or is caught, so a
+                               Map of any size ends with one call
+    {p}:x:{<id>}:bs     SET    the step keys of the containers that have a branch hash: the
+                               end of an execution gives each the retention period, a
+                               redrive takes it back (commit.lua's ``branches`` op)
     {p}:x:{<id>}:tok    HASH   the execution's live task tokens -> JSON ``[step key,
                                attempt]``; a token names its execution (see
                                orchestrator/language/tokens.py); deleted when the execution ends
@@ -145,6 +158,16 @@ class Keys:
     def steps(self, execution_id: str) -> str:
         """The execution's step hash."""
         return self._tagged("x", execution_id) + ":s"
+
+    def branches(self, execution_id: str, container: str) -> str:
+        """The branch hash of a Parallel or Map (step key ``container``): its branches'
+        results, variables and failure marks, and its items' inputs."""
+        return self._tagged("x", execution_id) + ":b:" + container
+
+    def branch_hashes(self, execution_id: str) -> str:
+        """The set of the execution's containers that have a branch hash (so that the end
+        of the execution, and its redrive, reach every one)."""
+        return self._tagged("x", execution_id) + ":bs"
 
     @property
     def executions(self) -> str:

@@ -35,6 +35,7 @@ _SUFFIXES: dict[SlotKind, str] = {
     SlotKind.REFILL: "|c",
     SlotKind.ENDED: "|n",
     SlotKind.FAILURES: "|f",
+    SlotKind.DEFERRED: "|d",
     SlotKind.ITEM_INPUT: "|i",
     SlotKind.RESULT: "|r",
     SlotKind.FAILED_AT: "|x",
@@ -46,8 +47,70 @@ _KINDS: dict[str, SlotKind] = {suffix[1:]: kind for kind, suffix in _SUFFIXES.it
 _INDEXED = frozenset({SlotKind.ITEM_INPUT, SlotKind.RESULT, SlotKind.FAILED_AT})
 
 
+#: Inputs of Map items not started yet per field of the branch hash (``k{j}`` holds the
+#: items ``j * ITEM_CHUNK`` to ``(j + 1) * ITEM_CHUNK - 1``): a Map's start writes one
+#: field per chunk, and starting items reads one or two.
+ITEM_CHUNK = 128
+
+#: Fields of a container's branch hash, by kind: the letter, then the branch or item index.
+_BRANCH_LETTERS: dict[SlotKind, str] = {
+    SlotKind.RESULT: "r",
+    SlotKind.FAILED_AT: "x",
+    SlotKind.VARIABLES: "v",
+}
+
+
+def branch_scope(prefix: str) -> tuple[str, int] | None:
+    """``(container, index)`` of a branch's step-key prefix (``"Map[3]/"`` -> ``("Map",
+    3)``); None for the top level (``""``)."""
+    if not prefix.endswith("]/"):
+        return None
+    container, bracket, index = prefix[:-2].rpartition("[")
+    if not bracket or not index.isdigit():
+        return None
+    return container, int(index)
+
+
+def branch_location(slot: Slot) -> tuple[str, str] | None:
+    """``(container, field of its branch hash)`` of a slot kept in a branch hash: a
+    branch's result, variables or failure mark, or an item input's chunk (``k{j}``);
+    None for a slot of the step hash."""
+    kind = slot.kind
+    if kind is SlotKind.ITEM_INPUT:
+        return slot.owner, f"k{slot.branch // ITEM_CHUNK}"  # type: ignore[operator]
+    if kind is SlotKind.VARIABLES:
+        scope = branch_scope(slot.owner)
+        return None if scope is None else (scope[0], f"v{scope[1]}")
+    letter = _BRANCH_LETTERS.get(kind)
+    if letter is None or not slot.owner:  # the top level's failure mark: the step hash
+        return None
+    return slot.owner, f"{letter}{slot.branch}"
+
+
+def item_chunk_text(first: int, inputs: list[str]) -> str:
+    """A ``k{j}`` field: the JSON texts of the inputs of items ``first``, ``first + 1``..."""
+    return "[" + ",".join([str(first), *inputs]) + "]"
+
+
+def chunk_items(text: str) -> dict[int, str]:
+    """Item index -> input JSON text of a ``k{j}`` field."""
+    first, *items = json.loads(text)
+    return {first + offset: dumps(item) for offset, item in enumerate(items)}
+
+
+def branch_failure_marks(marks: list[tuple[str, str, str]]) -> list[tuple[Slot, str]]:
+    """The failure marks of branch hashes, from ``(container, field, text)``
+    (``RedisStore.branch_marks``)."""
+    return [
+        (Slot.failed_at(container, int(field[1:])), text)
+        for container, field, text in marks
+        if field.startswith("x") and field[1:].isdigit()
+    ]
+
+
 def field_name(slot: Slot) -> str:
-    """The step-hash field that stores ``slot``."""
+    """The step-hash field that stores ``slot`` (one :func:`branch_location` does not
+    put in a branch hash)."""
     suffix = _SUFFIXES[slot.kind]
     if slot.branch is None:
         return f"{slot.owner}{suffix}"

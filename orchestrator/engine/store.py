@@ -180,11 +180,26 @@ class Write:
         return self
 
     def join(
-        self, steps_key: str, container: str, leases_key: str, due: float, member: str
+        self,
+        steps_key: str,
+        container: str,
+        leases_key: str,
+        due: float,
+        member: str,
+        ended: int = 1,
     ) -> Write:
-        """Count an ended branch of ``container`` (see commit.lua's ``join``)."""
+        """Count ``ended`` more ended branches of ``container`` (commit.lua's ``join``)."""
         self.ops.append(
-            ["join", self._k(steps_key), 4, container, self._k(leases_key), repr(due), member]
+            [
+                "join",
+                self._k(steps_key),
+                5,
+                container,
+                self._k(leases_key),
+                repr(due),
+                member,
+                ended,
+            ]
         )
         return self
 
@@ -310,6 +325,10 @@ class ScriptLane:
         self._local = threading.local()
 
 
+#: Fields one command reads of a branch hash (a join of a large Map reads in several).
+BRANCH_READ = 1000
+
+
 class RedisStore:
     """Access to the orchestrator's Redis state, under the configured key prefix."""
 
@@ -383,10 +402,36 @@ class RedisStore:
 
     # -- reads ------------------------------------------------------------------------
 
-    def map_window(self, execution_id: str, container: str) -> list[str | None]:
-        """A Map's ``[next index, item count, refill count, inputs of the items an ending
-        iteration starts...]`` (window.lua)."""
-        return list(self.lane.run(self._window, [self.keys.steps(execution_id)], [container]))
+    def map_window(self, execution_id: str, container: str, chunk: int) -> list[str | None]:
+        """A Map's ``[next index, item count, refill count, the input chunks of the items
+        an ending iteration starts...]`` (window.lua)."""
+        keys = [self.keys.steps(execution_id), self.keys.branches(execution_id, container)]
+        return list(self.lane.run(self._window, keys, [container, chunk]))
+
+    def branch_fields(
+        self, execution_id: str, container: str, fields: list[str]
+    ) -> list[str | None]:
+        """Fields of a container's branch hash, in one round trip of bounded commands
+        (a join reads every result of a Map: ``BRANCH_READ`` fields per command)."""
+        if not fields:
+            return []
+        key = self.keys.branches(execution_id, container)
+        if len(fields) <= BRANCH_READ:
+            return list(self.client.hmget(key, fields))
+        pipe = self.client.pipeline(transaction=False)
+        for start in range(0, len(fields), BRANCH_READ):
+            pipe.hmget(key, fields[start : start + BRANCH_READ])
+        return [value for values in pipe.execute() for value in values]
+
+    def branch_marks(self, execution_id: str) -> list[tuple[str, str, str]]:
+        """``(container, field, [state, input] text)`` of every failure mark in the
+        execution's branch hashes (for a redrive), read in bounded pages."""
+        marks = []
+        for container in sorted(self.client.smembers(self.keys.branch_hashes(execution_id))):
+            key = self.keys.branches(execution_id, container)
+            for name, text in self.client.hscan_iter(key, match="x*", count=BRANCH_READ):
+                marks.append((container, name, text))
+        return marks
 
     def timer_reads(self, steps: list[tuple[str, str]]) -> list[list[Any]]:
         """What firing a batch of due timers needs, in one call (timers.lua): for each

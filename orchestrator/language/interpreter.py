@@ -48,7 +48,7 @@ from orchestrator.language.definition import (
 from orchestrator.language.definition.validate import MAX_WAIT_SECONDS
 from orchestrator.language.paths import read_path, using_variables
 from orchestrator.language.retry import find_catcher, next_retry
-from orchestrator.language.slots import CONTAINER_PROGRESS, Slot
+from orchestrator.language.slots import CONTAINER_PROGRESS, Slot, SlotKind
 
 #: Map iterations in flight at once when ``MaxConcurrency`` is 0 ("unbounded"): more
 #: than Step Functions' inline Map runs (40), few enough that starting a Map never
@@ -59,6 +59,12 @@ MAP_WINDOW = 500
 #: size of one transition, not concurrency): the rest of a large Map starts in a few
 #: batches, instead of one item per iteration that ends, each with a read of the window.
 MAP_REFILL = 50
+
+#: Map items one transition starts at most beyond a Map's first window (items that end
+#: inline, like Pass items, start the next ones in the same transition): the rest is
+#: deferred to a ``refill`` timer's transition, so that no transition, and no Redis call,
+#: grows with a Map's item count.
+MAP_START_BUDGET = MAP_WINDOW
 
 #: Step Functions' bounds on a failure's error name and cause (longer ones are cut).
 MAX_ERROR_CHARS = 256
@@ -108,6 +114,9 @@ class TimerKind:
     """A callback task's ``HeartbeatSeconds`` run out without a heartbeat."""
     EXECUTION_TIMEOUT = "exec_timeout"
     """The state machine's ``TimeoutSeconds`` run out (its step key is ``""``)."""
+    REFILL = "refill"
+    """Map items deferred by a transition that spent its start budget
+    (:data:`MAP_START_BUDGET`): due at once, the next transition starts them."""
     CONTINUE = "continue"
     """A run of inline states handed over after ``max_inline_states`` (due at once): the
     next transition enters the state its step record names (a ``continue`` record,
@@ -277,6 +286,12 @@ class Transition:
     """Containers whose ended-branch counter this transition increments."""
     tokens: dict[str, Any] = field(default_factory=dict)
     """Task tokens to register (value) or forget (``None``)."""
+    started_items: int = 0
+    """Map items this transition started (against :data:`MAP_START_BUDGET`)."""
+    refills: list[tuple[str, Any, int | None]] = field(default_factory=list)
+    """Maps whose ended iterations start further items, in order: (key, state, how many:
+    None for the usual one or refill count)."""
+    refilling: bool = False
 
     def finish(self, key: str) -> None:
         """A step ended well (succeeded, or failed into a Catch): forget it.
@@ -288,16 +303,24 @@ class Transition:
         self.statuses.pop(key, None)
         self.changes[Slot.status(key)] = None
 
-    def clear_container(self, key: str, total: int) -> None:
+    def clear_container(self, key: str) -> None:
         """Forget a Parallel's or Map's progress, item inputs, results, failure marks and
         its branches' variables (it ended, or starts over)."""
         for kind in CONTAINER_PROGRESS:
             self.changes[Slot(kind, key)] = None
-        for i in range(total):
-            self.changes[Slot.result(key, i)] = None
-            self.changes[Slot.item_input(key, i)] = None
-            self.changes[Slot.failed_at(key, i)] = None
-            self.changes[Slot.variables(f"{key}[{i}]/")] = None
+        # One change for all its branches, whatever their number: per-branch changes
+        # would make a transition (and its write) grow with a Map's item count. Branch
+        # changes made earlier in this transition go with it (the engine applies this
+        # change first, so what is left is what the container does after starting over).
+        inside = key + "["
+        for slot in [
+            s
+            for s in self.changes
+            if (s.owner == key and s.branch is not None)
+            or (s.kind is SlotKind.VARIABLES and s.owner.startswith(inside))
+        ]:
+            del self.changes[slot]
+        self.changes[Slot.branches(key)] = None
 
     def event(self, type_: str, state: str | None = None, **details: Any) -> int:
         """Append a history event about ``state`` (a state name or a step key); return its
@@ -1060,7 +1083,7 @@ class Interpreter:
             catcher = state.catch[catcher_index]
             tr.finish(key)
             if record.kind in ("parallel", "map"):
-                tr.clear_container(key, record.total)
+                tr.clear_container(key)
             error_output = {"Error": error, "Cause": cause}
             ctx = self.context(record.state, record.entered)
             try:
@@ -1277,6 +1300,7 @@ class Interpreter:
         else:
             branch = state.item_processor
             tr.event("MapIterationStarted", key, index=index)
+            tr.started_items += 1
         child = Scope(f"{key}[{index}]/", branch.states, key, index)
         self.enter(tr, child, branch.start_at, value)
 
@@ -1317,7 +1341,26 @@ class Interpreter:
         tr.changes[Slot.variables(scope.prefix)] = None
         tr.joins.append(key)
 
-    def _start_next_item(self, tr: Transition, key: str, state: MapState) -> None:
+    def _start_next_item(
+        self, tr: Transition, key: str, state: MapState, wanted: int | None = None
+    ) -> None:
+        """An iteration of Map ``key`` ended (or ``wanted`` deferred starts are due):
+        start the next items. Items that end inline start more in their turn; they queue
+        here and one loop starts them all, so that a Map of many inline items recurses
+        no deeper than one (and stops at the transition's start budget)."""
+        tr.refills.append((key, state, wanted))
+        if tr.refilling:
+            return
+        tr.refilling = True
+        try:
+            while tr.refills:
+                self._start_items(tr, *tr.refills.pop(0))
+        finally:
+            tr.refilling = False
+
+    def _start_items(self, tr: Transition, key: str, state: MapState, wanted: int | None) -> None:
+        if tr.statuses.get(key, StepStatus.RUNNING) != StepStatus.RUNNING:
+            return  # an item failed inline and took the Map down
         next_slot = Slot.next_item(key)
         if next_slot not in tr.changes:
             self.reader.prefetch_window(key)
@@ -1328,9 +1371,17 @@ class Interpreter:
         index, count = int(raw), int(total)
         if index >= count:
             return  # every item has started (and the refill count needs no read)
-        # One item in place of the one that ended; an unbounded Map (a refill count)
-        # starts more.
-        end = min(count, index + int(self._field(tr, Slot.refill(key)) or 1))
+        if wanted is None:
+            # One item in place of the one that ended; an unbounded Map (a refill count)
+            # starts more.
+            wanted = int(self._field(tr, Slot.refill(key)) or 1)
+        wanted = min(wanted, count - index)
+        allowed = max(0, min(wanted, MAP_START_BUDGET - tr.started_items))
+        if allowed < wanted:
+            self._defer_items(tr, key, wanted - allowed)
+        end = index + allowed
+        if end == index:
+            return
         tr.changes[next_slot] = str(end)
         for i in range(index, end):
             if tr.statuses.get(key, StepStatus.RUNNING) != StepStatus.RUNNING:
@@ -1339,6 +1390,29 @@ class Interpreter:
             value = self._field(tr, item)
             tr.changes[item] = None
             self._start_branch(tr, key, state, i, json.loads(value) if value else None)
+
+    def _defer_items(self, tr: Transition, key: str, count: int) -> None:
+        """Leave ``count`` item starts to a ``refill`` timer's transition."""
+        deferred = Slot.deferred(key)
+        tr.changes[deferred] = str(int(self._field(tr, deferred) or 0) + count)
+        pending = tr.records.get(key)
+        record_text = pending.dumps() if pending is not None else self.reader.get(Slot.record(key))
+        attempt = StepRecord.loads(record_text).attempt if record_text else 0
+        timer = (tr.now, [TimerKind.REFILL, key, attempt])
+        if timer not in tr.timers:
+            tr.timers.append(timer)
+
+    def refill_due(self, key: str, record: StepRecord, now: float) -> Transition:
+        """Start the items of Map ``key`` that earlier transitions deferred."""
+        tr = self._new(now)
+        scope, name = self.scope_of(key)
+        state = scope.states[name]
+        deferred = Slot.deferred(key)
+        wanted = int(self._field(tr, deferred) or 0)
+        if wanted and isinstance(state, MapState):
+            tr.changes[deferred] = "0"
+            self._start_next_item(tr, key, state, wanted)
+        return tr
 
     def _fail_scope(
         self,
@@ -1436,7 +1510,7 @@ class Interpreter:
         results_bytes: int = 0,
     ) -> None:
         name = state_name(key)
-        tr.clear_container(key, record.total)
+        tr.clear_container(key)
         tr.event(f"{state.type}StateSucceeded", key)
         try:
             if results_bytes > self.max_result_bytes:
@@ -1535,6 +1609,8 @@ class Interpreter:
             return None
         if status is None or record is None or record.attempt != attempt:
             return None
+        if kind == TimerKind.REFILL and status == StepStatus.RUNNING:
+            return self.refill_due(step_key, record, now)
         if kind == TimerKind.RETRY and status == StepStatus.RETRYING:
             return self.retry_due(step_key, record, now)
         if kind == TimerKind.WAIT and status == StepStatus.WAITING:

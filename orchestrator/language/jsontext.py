@@ -78,14 +78,15 @@ def json_depth(text: str) -> int:
     return max(accumulate(1 if char in "[{" else -1 for char in structure), default=0)
 
 
-#: A negative number of 19 or more digits: orjson reads one below -2**63 as a float (where
-#: it refuses one above 2**64 - 1), so such a text goes to the standard library.
-_LONG_NEGATIVE_RE = re.compile(r"-\d{19}")
+#: A number of 19 or more digits: orjson reads an integer beyond 64 bits (below -2**63,
+#: above 2**64 - 1) as a float, so such a text goes to the standard library, which reads
+#: it exactly. (Digits inside a string match too: that text is only read more slowly.)
+_LONG_NUMBER_RE = re.compile(r"\d{19}")
 
 
 def loads(text: str | bytes) -> Any:
     """The value of a JSON text written by :func:`dumps`."""
-    if _LONG_NEGATIVE_RE.search(text if isinstance(text, str) else text.decode()):
+    if _LONG_NUMBER_RE.search(text if isinstance(text, str) else text.decode()):
         return json.loads(text)
     try:
         return orjson.loads(text)

@@ -41,6 +41,13 @@ class SlotKind(IntEnum):
     FAILED_AT = 11
     """Where a scope failed in an inline state, ``[state, input]``, so that a redrive can
     enter it again (owner: the container, ``""`` for the top level; branch: its index)."""
+    DEFERRED = 13
+    """Item starts of a Map left to a ``refill`` timer (a transition spent its start
+    budget)."""
+    BRANCHES = 12
+    """Every per-branch slot of a container at once (its items' inputs, its branches'
+    results, variables and failure marks): only ever deleted, when the container ends or
+    starts over, so that forgetting a Map of any size is one change."""
 
 
 # The constructors build the tuple directly: a transition makes a slot for each thing it
@@ -51,6 +58,7 @@ _RECORD, _STATUS, _VARIABLES = SlotKind.RECORD, SlotKind.STATUS, SlotKind.VARIAB
 _NEXT_ITEM, _TOTAL, _REFILL = SlotKind.NEXT_ITEM, SlotKind.TOTAL, SlotKind.REFILL
 _ENDED, _FAILURES = SlotKind.ENDED, SlotKind.FAILURES
 _ITEM_INPUT, _RESULT, _FAILED_AT = SlotKind.ITEM_INPUT, SlotKind.RESULT, SlotKind.FAILED_AT
+_BRANCHES, _DEFERRED = SlotKind.BRANCHES, SlotKind.DEFERRED
 
 
 class Slot(NamedTuple):
@@ -115,6 +123,16 @@ class Slot(NamedTuple):
         return _new(cls, (_RESULT, container, index))
 
     @classmethod
+    def deferred(cls, container: str) -> Slot:
+        """Item starts of a Map left to a ``refill`` timer."""
+        return _new(cls, (_DEFERRED, container, None))
+
+    @classmethod
+    def branches(cls, container: str) -> Slot:
+        """Every per-branch slot of ``container`` (to delete them all at once)."""
+        return _new(cls, (_BRANCHES, container, None))
+
+    @classmethod
     def failed_at(cls, container: str, index: int) -> Slot:
         """Where branch ``index`` of ``container`` (the top level: ``""``, 0) failed."""
         return _new(cls, (_FAILED_AT, container, index))
@@ -127,4 +145,5 @@ CONTAINER_PROGRESS = (
     SlotKind.NEXT_ITEM,
     SlotKind.FAILURES,
     SlotKind.REFILL,
+    SlotKind.DEFERRED,
 )

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from redis.exceptions import ResponseError
 
 from orchestrator.engine.embedded import EmbeddedRedis
 from orchestrator.engine.store import RedisStore, Write, lease_member, redis_client
@@ -102,20 +103,72 @@ def test_claim_skips_stopped_and_unknown_executions(store: RedisStore) -> None:
     assert store.claim_step("nope", "A", "t", 1.0, "{}") == (False, ["no execution"])
 
 
-def test_map_window_reads_next_item(store: RedisStore) -> None:
-    steps = store.keys.steps("e")
-    store.client.hset(steps, mapping={"M|next": "2", "M|t": "3", "M|i2": '"c"'})
-    assert store.map_window("e", "M") == ["2", "3", None, '"c"']
+def test_map_window_reads_the_chunk_of_the_next_item(store: RedisStore) -> None:
+    steps, branches = store.keys.steps("e"), store.keys.branches("e", "M")
+    store.client.hset(steps, mapping={"M|next": "2", "M|t": "3"})
+    store.client.hset(branches, "k0", '[2,"c"]')
+    assert store.map_window("e", "M", 128) == ["2", "3", None, '[2,"c"]']
     store.client.hset(steps, "M|next", "3")
-    assert store.map_window("e", "M") == ["3", "3", None]
+    assert store.map_window("e", "M", 128) == ["3", "3", None]
 
 
-def test_map_window_reads_the_refill_of_an_unbounded_map(store: RedisStore) -> None:
-    steps = store.keys.steps("e")
-    store.client.hset(
-        steps, mapping={"M|next": "3", "M|t": "5", "M|c": "50", "M|i3": "3", "M|i4": "4"}
-    )
-    assert store.map_window("e", "M") == ["3", "5", "50", "3", "4"]
+def test_map_window_reads_every_chunk_a_refill_spans(store: RedisStore) -> None:
+    steps, branches = store.keys.steps("e"), store.keys.branches("e", "M")
+    store.client.hset(steps, mapping={"M|next": "126", "M|t": "300", "M|c": "50"})
+    store.client.hset(branches, mapping={"k0": "[126,0,1]", "k1": "[128,2]", "k2": "[256,3]"})
+    assert store.map_window("e", "M", 128) == ["126", "300", "50", "[126,0,1]", "[128,2]"]
+
+
+def test_branch_fields_read_any_number_of_fields_in_bounded_commands(store: RedisStore) -> None:
+    branches = store.keys.branches("e", "M")
+    store.client.hset(branches, mapping={f"r{i}": str(i) for i in range(2500)})
+    fields = [f"r{i}" for i in range(2501)]
+    assert store.branch_fields("e", "M", fields) == [*(str(i) for i in range(2500)), None]
+
+
+def test_a_commit_checks_every_op_before_its_first_write(store: RedisStore) -> None:
+    # Redis does not roll a script back: an op that would fail half-way (here a hash
+    # command on a string, as a corrupted key would be) must refuse the whole commit.
+    store.client.set("t:odd", "a string")
+    write = Write().op("history", "t:x:1:h", '{"type": "A"}')
+    write.op("hset", "t:x:1:s", "A", "{}").op("hset", "t:odd", "f", "v")
+    with pytest.raises(ResponseError, match="commit refused, nothing written: hset on t:odd"):
+        store.apply(write)
+    assert not store.client.exists("t:x:1:h") and not store.client.exists("t:x:1:s")
+    assert store.client.get("t:odd") == "a string"
+
+
+def test_a_commit_refuses_a_history_whose_ids_are_not_dense(store: RedisStore) -> None:
+    store.client.xadd("t:x:1:h", {"event": "{}"}, id="0-5")
+    write = Write().op("hset", "t:x:1:s", "A", "{}").op("history", "t:x:1:h", "{}")
+    with pytest.raises(ResponseError, match="nothing written: history t:x:1:h ends at 0-5"):
+        store.apply(write)
+    assert not store.client.exists("t:x:1:s") and store.client.xlen("t:x:1:h") == 1
+
+
+def test_a_commit_of_any_number_of_arguments_applies_whole(store: RedisStore) -> None:
+    # Lua's unpack stops at a few thousand values: the script sends long argument lists
+    # in slices, in the same atomic call.
+    fields = [value for i in range(30_000) for value in (f"f{i}", str(i))]
+    events = [f'{{"n": {i}}}' for i in range(9_000)]
+    write = Write().op("hset", "t:x:1:s", *fields).op("history", "t:x:1:h", *events)
+    assert store.apply(write).ok
+    assert store.client.hlen("t:x:1:s") == 30_000 and store.client.xlen("t:x:1:h") == 9_000
+
+
+def test_branch_hashes_expire_and_persist_with_their_execution(store: RedisStore) -> None:
+    keys = store.keys
+    index = keys.branch_hashes("e")
+    store.client.hset(keys.branches("e", "M"), "r0", "1")
+    store.client.hset(keys.branches("e", "P[0]/M"), "r0", "1")
+    store.client.sadd(index, "M", "P[0]/M")
+    prefix = keys.branches("e", "")
+    assert store.apply(Write().op("branches", index, prefix, "expire", 100)).ok
+    for key in (index, keys.branches("e", "M"), keys.branches("e", "P[0]/M")):
+        assert 0 < store.client.ttl(key) <= 100
+    assert store.apply(Write().op("branches", index, prefix, "persist")).ok
+    for key in (index, keys.branches("e", "M"), keys.branches("e", "P[0]/M")):
+        assert store.client.ttl(key) == -1
 
 
 def test_apply_many_keeps_each_write_atomic(store: RedisStore) -> None:

@@ -41,25 +41,54 @@ def test_live_steps_skip_statuses_counters_and_records_that_are_not_objects() ->
 
 def test_field_names_follow_the_documented_layout() -> None:
     assert records.status_field("Map[3]/Charge") == "Map[3]/Charge|s"
-    expected = {
+    in_steps = {
         Slot.record("M[0]/T"): "M[0]/T",
         Slot.status("M[0]/T"): "M[0]/T|s",
         Slot.variables(""): "|vars",
-        Slot.variables("M[3]/"): "M[3]/|vars",
         Slot.next_item("M"): "M|next",
         Slot.total("M"): "M|t",
         Slot.refill("M"): "M|c",
         Slot.ended("M"): "M|n",
         Slot.failures("M"): "M|f",
-        Slot.item_input("M", 12): "M|i12",
-        Slot.result("P", 0): "P|r0",
+        Slot.deferred("M"): "M|d",
         Slot.failed_at("", 0): "|x0",
-        Slot.failed_at("M[1]/P", 2): "M[1]/P|x2",
     }
-    assert {slot.kind for slot in expected} == set(SlotKind)
-    for slot, field in expected.items():
+    in_branches = {
+        Slot.variables("M[3]/"): ("M", "v3"),
+        Slot.variables("P[1]/M[30]/"): ("P[1]/M", "v30"),
+        Slot.item_input("M", 12): ("M", "k0"),
+        Slot.item_input("M", records.ITEM_CHUNK * 2 + 5): ("M", "k2"),
+        Slot.result("P", 0): ("P", "r0"),
+        Slot.failed_at("M[1]/P", 2): ("M[1]/P", "x2"),
+    }
+    # Every kind is laid out somewhere; BRANCHES is only ever deleted (the whole hash).
+    kinds = {slot.kind for slot in [*in_steps, *in_branches]}
+    assert kinds | {SlotKind.BRANCHES} == set(SlotKind)
+    for slot, field in in_steps.items():
+        assert records.branch_location(slot) is None
         assert records.field_name(slot) == field
         assert records.slot_of(field) == slot
+    for slot, location in in_branches.items():
+        assert records.branch_location(slot) == location, slot
+    assert records.branch_location(Slot.branches("M")) is None
+
+
+def test_item_chunks_round_trip() -> None:
+    text = records.item_chunk_text(130, ['{"a":1}', "2", '"x"'])
+    assert json.loads(text) == [130, {"a": 1}, 2, "x"]
+    assert records.chunk_items(text) == {130: '{"a":1}', 131: "2", 132: '"x"'}
+
+
+def test_branch_scopes_and_marks() -> None:
+    assert records.branch_scope("") is None
+    assert records.branch_scope("Map[3]/") == ("Map", 3)
+    assert records.branch_scope("P[0]/Map[12]/") == ("P[0]/Map", 12)
+    assert records.branch_scope("odd]/") is None
+    marks = [("M", "x4", '["B", 1]'), ("M", "xy", "no"), ("M[1]/P", "x0", '["C", 2]')]
+    assert records.branch_failure_marks(marks) == [
+        (Slot.failed_at("M", 4), '["B", 1]'),
+        (Slot.failed_at("M[1]/P", 0), '["C", 2]'),
+    ]
 
 
 def test_fields_of_no_known_layout_are_no_slot() -> None:

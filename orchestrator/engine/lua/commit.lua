@@ -22,12 +22,21 @@
 --     compact: rewrite history stream k at its exact size (DUMP, RESTORE REPLACE), done
 --       once when an execution ends: a stream's last node keeps the room it reserved for
 --       more entries (about 2 KB per history, as much again as the events themselves)
---     join: container, leases k, lease score, lease member — count one more ended branch
---       of a Parallel/Map (field "<container>|n" of step hash k); when it reaches
---       "<container>|t", the container becomes JOINING and gets a lease (so the
+--     join: container, leases k, lease score, lease member, ended — count that many more
+--       ended branches of a Parallel/Map (field "<container>|n" of step hash k); when it
+--       reaches "<container>|t", the container becomes JOINING and gets a lease (so the
 --       reconciler joins it if we die first)
+--     branches: prefix, "expire" seconds | "persist" — give every branch hash named in
+--       set k (prefix .. member: one execution's keys, in its hash slot) and k itself the
+--       retention period, or take it back (the execution ended, or is redriven); the set
+--       holds the containers in flight, not their items
 -- Returns {1, history length after the writes (0 if untouched), joined containers...}
 -- or {0, failed guard index}.
+--
+-- All or nothing: Redis does not roll a script back, so every op is checked before the
+-- first write (each key's type, the history's ids, a join's counter); a check that fails
+-- returns an error with nothing written. Long argument lists are sent to Redis in
+-- slices (Lua's unpack stops at a few thousand values).
 --
 -- Out of memory (maxmemory with noeviction): Redis refuses a script's first write that
 -- could grow memory, before anything is written, and lets every later one through; the
@@ -61,15 +70,68 @@ for g = 1, tonumber(ARGV[1]) do
     i = i + 3
   end
 end
-local result = {1, 0}
+-- The type each op needs its key to have ("none": absent, always fine).
+local NEEDS = {
+  hset = "hash", hdel = "hash", join = "hash", rpush = "list", zadd = "zset",
+  zrem = "zset", sadd = "set", srem = "set", branches = "set", incr = "string",
+  history = "stream", compact = "stream",
+}
+-- SET replaces a value of any type.
+local ANY = {expire = true, persist = true, del = true, unlink = true, set = true}
+
+local function check(name, key, first)
+  local needed = NEEDS[name]
+  if not needed then
+    if ANY[name] then return nil end
+    return "unknown op " .. tostring(name)
+  end
+  local kind = redis.call("TYPE", key)["ok"]
+  local old_history = (name == "history" or name == "compact") and kind == "list"
+  if kind == "none" or kind == needed or old_history then
+    if name == "history" and kind == "stream" then
+      -- XADD of "0-(XLEN+1)" needs the ids dense, as this script writes them.
+      local n = redis.call("XLEN", key)
+      local newest = redis.call("XREVRANGE", key, "+", "-", "COUNT", 1)[1]
+      if newest and newest[1] ~= "0-" .. n then
+        return "history " .. key .. " ends at " .. newest[1] .. " with " .. n .. " entries"
+      end
+    elseif name == "join" then
+      local ended = redis.call("HGET", key, ARGV[first] .. "|n")
+      if ended and not tonumber(ended) then
+        return "join counter of " .. ARGV[first] .. " is not a number"
+      end
+    end
+    return nil
+  end
+  return name .. " on " .. key .. ", which holds a " .. kind
+end
+
 local last = #ARGV
+local j = i
+while j <= last do
+  local name, key = ARGV[j], KEYS[tonumber(ARGV[j + 1])]
+  local problem = check(name, key, j + 3)
+  if problem then return redis.error_reply("commit refused, nothing written: " .. problem) end
+  j = j + 3 + tonumber(ARGV[j + 2])
+end
+
+local SLICE = 1000
+local function call_sliced(name, key, first, stop)
+  local r
+  for s = first, stop, SLICE do
+    r = redis.call(name, key, unpack(ARGV, s, math.min(s + SLICE - 1, stop)))
+  end
+  return r
+end
+
+local result = {1, 0}
 while i <= last do
   local name, key, argc = ARGV[i], KEYS[tonumber(ARGV[i + 1])], tonumber(ARGV[i + 2])
   local first = i + 3
   i = first + argc
   if name == "join" then
     local container = ARGV[first]
-    local n = redis.call("HINCRBY", key, container .. "|n", 1)
+    local n = redis.call("HINCRBY", key, container .. "|n", tonumber(ARGV[first + 4]))
     local total = tonumber(redis.call("HGET", key, container .. "|t"))
     if total and n == total then
       redis.call("HSET", key, container .. "|s", "JOINING")
@@ -79,7 +141,7 @@ while i <= last do
   elseif name == "history" then
     local n = redis.pcall("XLEN", key)
     if type(n) == "table" then
-      n = redis.call("RPUSH", key, unpack(ARGV, first, i - 1))
+      n = call_sliced("RPUSH", key, first, i - 1)
     else
       for j = first, i - 1 do
         n = n + 1
@@ -87,12 +149,31 @@ while i <= last do
       end
     end
     result[2] = n
+  elseif name == "branches" then
+    local prefix, mode = ARGV[first], ARGV[first + 1]
+    for _, member in ipairs(redis.call("SMEMBERS", key)) do
+      if mode == "expire" then
+        redis.call("EXPIRE", prefix .. member, ARGV[first + 2])
+      else
+        redis.call("PERSIST", prefix .. member)
+      end
+    end
+    if mode == "expire" then
+      redis.call("EXPIRE", key, ARGV[first + 2])
+    else
+      redis.call("PERSIST", key)
+    end
   elseif name == "compact" then
     if redis.call("TYPE", key)["ok"] == "stream" then
       redis.call("RESTORE", key, 0, redis.call("DUMP", key), "REPLACE")
     end
   else
-    local r = redis.call(name, key, unpack(ARGV, first, i - 1))
+    local r
+    if first > i - 1 then
+      r = redis.call(name, key)
+    else
+      r = call_sliced(name, key, first, i - 1)
+    end
     if name == "rpush" then result[2] = r end
   end
 end

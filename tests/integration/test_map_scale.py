@@ -1,0 +1,80 @@
+"""Fan-out at scale: a Map of any size runs on Redis calls of a bounded size.
+
+A MONITOR watches a Map of Pass items (which all end inline, the case that once started
+every item in one transition) and a Map of Task items; the largest call the engine sends
+for 4,500 items is no larger than for 1,500 (the window and the per-transition budget
+bound it, not the item count), and both Maps end with their outputs in order.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pytest
+
+from orchestrator import start_workflow
+from orchestrator.engine.store import get_store
+from tests.helpers import task
+from tests.integration.test_key_slots import _TAG, Monitor, _calls, monitor  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("orchestrator")
+
+
+def _map(item_state: dict, concurrency: int = 0) -> dict:
+    return {
+        "StartAt": "M",
+        "States": {
+            "M": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "MaxConcurrency": concurrency,
+                "ItemProcessor": {"StartAt": "I", "States": {"I": item_state}},
+                "End": True,
+            }
+        },
+    }
+
+
+PASS = {"Type": "Pass", "End": True}
+
+
+def _largest_calls(lines: list[str]) -> dict[str, int]:
+    """Execution id -> the most arguments any one call for it carried (a script call's
+    own, not the commands it ran)."""
+    own = get_store().keys.prefix + ":"
+    largest: dict[str, int] = defaultdict(int)
+    for call in _calls(lines):
+        command = call.commands[0]
+        keys = [arg for arg in command[1:] if arg.startswith(own)]
+        tags = {tag for key in keys for tag in _TAG.findall(key)}
+        for tag in tags:
+            largest[tag] = max(largest[tag], len(command))
+    return largest
+
+
+def test_the_largest_call_does_not_grow_with_the_item_count(monitor: Monitor) -> None:  # noqa: F811
+    # Both beyond what one transition starts (a window and a budget of 500 items each).
+    small = start_workflow(_map(PASS), {"items": list(range(1500))})
+    assert small.result(60).output == list(range(1500))
+    large = start_workflow(_map(PASS), {"items": list(range(4500))})
+    assert large.result(60).output == list(range(4500))
+    tasks = start_workflow(
+        _map(task("add", Parameters={"a.$": "$", "b": 1}), concurrency=100),
+        {"items": list(range(1500))},
+    )
+    assert tasks.result(60).output == [i + 1 for i in range(1500)]
+    largest = _largest_calls(monitor.stop())
+    # 4,500 items write 24 more input chunks than 1,500 (2 arguments each) at the start;
+    # everything else is bounded by the window and the budget, not the item count.
+    assert largest[large.execution_id] <= largest[small.execution_id] + 100, largest
+    assert largest[large.execution_id] < 12_000
+    assert largest[tasks.execution_id] < 12_000
+
+
+def test_a_finished_map_leaves_no_branch_hash(orchestrator) -> None:
+    handle = start_workflow(_map(PASS, concurrency=7), {"items": list(range(300))})
+    assert handle.result(60).output == list(range(300))
+    store = get_store()
+    keys = store.keys
+    assert store.client.exists(keys.branches(handle.execution_id, "M")) == 0
+    assert store.client.scard(keys.branch_hashes(handle.execution_id)) == 0
