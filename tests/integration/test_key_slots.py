@@ -11,101 +11,14 @@ slot of its execution (the global indexes aside, see orchestrator/engine/keys.py
 
 from __future__ import annotations
 
-import re
-import threading
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-
 import pytest
 
 from orchestrator import start_workflow
-from orchestrator.engine.store import RedisStore, get_store, redis_client
+from orchestrator.engine.store import get_store
 from tests.helpers import machine, task
+from tests.redis_monitor import TAG, Monitor, grouped_calls
 
 pytestmark = pytest.mark.usefixtures("orchestrator")
-
-_LINE = re.compile(r"^[\d.]+ \[\d+ ([^\]]*)\] (.*)$")
-_ARG = re.compile(r'"((?:[^"\\]|\\.)*)"')
-_TAG = re.compile(r"\{([^{}]*)\}")
-
-
-@dataclass
-class Call:
-    """One unit the server ran atomically: a command, a script call or a transaction."""
-
-    commands: list[list[str]] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        return self.commands[0][0].upper()
-
-
-def _calls(lines: list[str]) -> list[Call]:
-    """Group MONITOR lines: a script call with the ``lua`` lines that follow it, and a
-    MULTI with the commands up to its EXEC (Redis logs those together, at EXEC)."""
-    calls: list[Call] = []
-    in_multi = False
-    for line in lines:
-        match = _LINE.match(line)
-        assert match, line
-        client, rest = match.groups()
-        args = [a.replace('\\"', '"').replace("\\\\", "\\") for a in _ARG.findall(rest)]
-        if not args:
-            continue
-        if client == "lua":
-            scripts = ("EVALSHA", "EVAL", "FCALL")
-            assert calls and any(c[0].upper() in scripts for c in calls[-1].commands), line
-            calls[-1].commands.append(args)
-        elif in_multi:
-            calls[-1].commands.append(args)
-            in_multi = args[0].upper() not in ("EXEC", "DISCARD")
-        else:
-            calls.append(Call([args]))
-            in_multi = args[0].upper() == "MULTI"
-    return calls
-
-
-class Monitor:
-    """The lines of a MONITOR on its own connection, until :meth:`stop`."""
-
-    def __init__(self, url: str, store: RedisStore) -> None:
-        self.client = redis_client(url, timeout=60)
-        self.store = store
-        self.lines: list[str] = []
-        self.sentinel = f"{store.keys.prefix}:test:monitor-stop-{uuid.uuid4().hex}"
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        assert self._ready.wait(10), "MONITOR did not start"
-
-    def _run(self) -> None:
-        with self.client.monitor() as monitor:
-            self._ready.set()
-            while True:
-                line = monitor.connection.read_response()
-                line = line.decode() if isinstance(line, bytes) else line
-                if self.sentinel in line:
-                    return
-                self.lines.append(line)
-
-    def stop(self) -> list[str]:
-        self.store.client.get(self.sentinel)
-        self._thread.join(30)
-        assert not self._thread.is_alive(), "MONITOR did not stop"
-        self.client.close()
-        return self.lines
-
-
-@pytest.fixture
-def monitor(orchestrator) -> Iterator[Monitor]:
-    store = get_store()
-    watching = Monitor(orchestrator.settings.redis_url, store)
-    try:
-        yield watching
-    finally:
-        if watching._thread.is_alive():
-            watching.stop()
 
 
 def _definition() -> dict:
@@ -159,7 +72,7 @@ def test_every_call_touches_at_most_one_execution(monitor: Monitor, tag: str) ->
         result = handle.result(60)
         assert result.status == "SUCCEEDED", result
     assert failing.result(30).status == "FAILED"
-    calls = _calls(monitor.stop())
+    calls = grouped_calls(monitor.stop())
 
     own = f"{keys.prefix}:"
     global_keys = {
@@ -182,7 +95,7 @@ def test_every_call_touches_at_most_one_execution(monitor: Monitor, tag: str) ->
             for arg in args[1:]:
                 if not arg.startswith(own) or arg.startswith(f"{own}test:"):
                     continue
-                found = _TAG.findall(arg)
+                found = TAG.findall(arg)
                 if found:
                     tags.update(found)
                 else:

@@ -15,7 +15,7 @@ import pytest
 from orchestrator import start_workflow
 from orchestrator.engine.store import get_store
 from tests.helpers import task
-from tests.integration.test_key_slots import _TAG, Monitor, _calls, monitor  # noqa: F401
+from tests.redis_monitor import TAG, Monitor, grouped_calls
 
 pytestmark = pytest.mark.usefixtures("orchestrator")
 
@@ -43,16 +43,16 @@ def _largest_calls(lines: list[str]) -> dict[str, int]:
     own, not the commands it ran)."""
     own = get_store().keys.prefix + ":"
     largest: dict[str, int] = defaultdict(int)
-    for call in _calls(lines):
+    for call in grouped_calls(lines):
         command = call.commands[0]
         keys = [arg for arg in command[1:] if arg.startswith(own)]
-        tags = {tag for key in keys for tag in _TAG.findall(key)}
+        tags = {tag for key in keys for tag in TAG.findall(key)}
         for tag in tags:
             largest[tag] = max(largest[tag], len(command))
     return largest
 
 
-def test_the_largest_call_does_not_grow_with_the_item_count(monitor: Monitor) -> None:  # noqa: F811
+def test_the_largest_call_does_not_grow_with_the_item_count(monitor: Monitor) -> None:
     # Both beyond what one transition starts (a window and a budget of 500 items each).
     small = start_workflow(_map(PASS), {"items": list(range(1500))})
     assert small.result(60).output == list(range(1500))
