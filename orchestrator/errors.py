@@ -146,6 +146,16 @@ class StoreUnavailable(OrchestratorError):
         super().__init__(message)
 
 
+class CommitRefused(OrchestratorError):
+    """Redis refused a transition before writing any of it: a key it writes holds a value
+    of another type, or a history whose ids are out of order (corrupted or foreign data
+    under the orchestrator's prefix). Nothing was written; ``reason`` says which key."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
 class StatesError(Exception):
     """A workflow error with a Step Functions error name, handled by Retry/Catch."""
 

@@ -263,6 +263,8 @@ def start_workflow(
         ExecutionAlreadyExists: ``name`` exists with a different input.
         StoreUnavailable: Redis could not be reached; ``maybe_applied`` if the execution
             may have been created (then, with a ``name``, starting again is safe).
+        CommitRefused: a key of this execution holds foreign or corrupted data; nothing
+            was written (a start is all or nothing).
     """
     settings = get_settings()
     machine, workflow, definition_text, def_hash = _compiled(definition)

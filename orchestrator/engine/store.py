@@ -24,13 +24,13 @@ from urllib.parse import urlparse
 
 import redis
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.retry import Retry
 
 from orchestrator.config import Settings, get_settings
 from orchestrator.engine.keys import Keys
 from orchestrator.engine.records import lease_member, status_field, step_statuses
-from orchestrator.errors import ConfigurationError, StoreUnavailable, mask_url
+from orchestrator.errors import CommitRefused, ConfigurationError, StoreUnavailable, mask_url
 
 _LUA_DIR = Path(__file__).parent / "lua"
 
@@ -329,6 +329,14 @@ class ScriptLane:
 BRANCH_READ = 1000
 
 
+def _refused(exc: ResponseError) -> Exception:
+    """commit.lua's refusal (nothing written) as :class:`CommitRefused`; any other error
+    as it came."""
+    text = str(exc)
+    _, found, reason = text.partition("commit refused, nothing written: ")
+    return CommitRefused(f"commit refused, nothing written: {reason}") if found else exc
+
+
 class RedisStore:
     """Access to the orchestrator's Redis state, under the configured key prefix."""
 
@@ -358,14 +366,20 @@ class RedisStore:
         """Apply ``write`` atomically and say what happened."""
         if not write.ops:
             return CommitResult(True)
-        return self._result(self.lane.run(self._commit, write.keys, write.args()))
+        try:
+            return self._result(self.lane.run(self._commit, write.keys, write.args()))
+        except ResponseError as exc:
+            raise _refused(exc) from exc
 
     def apply_many(self, writes: list[Write]) -> list[CommitResult]:
         """Apply several independent writes in one round trip (each atomic on its own)."""
         pipe = self.client.pipeline(transaction=False)
         for write in writes:
             self._commit(keys=write.keys, args=write.args(), client=pipe)
-        return [self._result(raw) for raw in pipe.execute()]
+        try:
+            return [self._result(raw) for raw in pipe.execute()]
+        except ResponseError as exc:
+            raise _refused(exc) from exc
 
     @staticmethod
     def _result(raw: list[Any]) -> CommitResult:

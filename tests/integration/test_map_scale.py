@@ -14,6 +14,7 @@ import pytest
 
 from orchestrator import start_workflow
 from orchestrator.engine.store import get_store
+from orchestrator.errors import CommitRefused
 from tests.helpers import task
 from tests.redis_monitor import TAG, Monitor, grouped_calls
 
@@ -78,3 +79,33 @@ def test_a_finished_map_leaves_no_branch_hash(orchestrator) -> None:
     keys = store.keys
     assert store.client.exists(keys.branches(handle.execution_id, "M")) == 0
     assert store.client.scard(keys.branch_hashes(handle.execution_id)) == 0
+
+
+# -- a start is all or nothing ------------------------------------------------------------
+
+
+def test_a_large_map_as_the_first_state_starts_whole_and_ends_cleanly() -> None:
+    # 10,000 Pass items make 40,001 events: over the default quota of 25,000 the
+    # execution fails with the quota's error, as on Step Functions; it never stays
+    # RUNNING half-started.
+    handle = start_workflow(_map(PASS), {"items": list(range(10_000))})
+    result = handle.result(60)
+    assert result.status == "FAILED" and result.error == "States.Runtime"
+    assert "quota of 25000 history events" in (result.cause or "")
+
+
+def test_a_refused_start_creates_nothing_and_the_same_name_starts_later(
+    unique_name: str,
+) -> None:
+    store = get_store()
+    # A key of the execution that holds the wrong type (as corruption would): the start
+    # commit refuses before its first write.
+    store.client.set(store.keys.history(unique_name), "not a stream")
+    with pytest.raises(CommitRefused, match="nothing written: history"):
+        start_workflow(_map(PASS), {"items": [1, 2, 3]}, name=unique_name)
+    assert not store.client.exists(store.keys.execution(unique_name))
+    assert not store.client.exists(store.keys.steps(unique_name))
+    assert store.client.zscore(store.keys.executions, unique_name) is None
+    store.client.delete(store.keys.history(unique_name))
+    handle = start_workflow(_map(PASS), {"items": [1, 2, 3]}, name=unique_name)
+    assert handle.result(30).output == [1, 2, 3]

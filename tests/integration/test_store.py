@@ -6,10 +6,10 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from redis.exceptions import ResponseError
 
 from orchestrator.engine.embedded import EmbeddedRedis
 from orchestrator.engine.store import RedisStore, Write, lease_member, redis_client
+from orchestrator.errors import CommitRefused
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +132,7 @@ def test_a_commit_checks_every_op_before_its_first_write(store: RedisStore) -> N
     store.client.set("t:odd", "a string")
     write = Write().op("history", "t:x:1:h", '{"type": "A"}')
     write.op("hset", "t:x:1:s", "A", "{}").op("hset", "t:odd", "f", "v")
-    with pytest.raises(ResponseError, match="commit refused, nothing written: hset on t:odd"):
+    with pytest.raises(CommitRefused, match="commit refused, nothing written: hset on t:odd"):
         store.apply(write)
     assert not store.client.exists("t:x:1:h") and not store.client.exists("t:x:1:s")
     assert store.client.get("t:odd") == "a string"
@@ -141,7 +141,7 @@ def test_a_commit_checks_every_op_before_its_first_write(store: RedisStore) -> N
 def test_a_commit_refuses_a_history_whose_ids_are_not_dense(store: RedisStore) -> None:
     store.client.xadd("t:x:1:h", {"event": "{}"}, id="0-5")
     write = Write().op("hset", "t:x:1:s", "A", "{}").op("history", "t:x:1:h", "{}")
-    with pytest.raises(ResponseError, match="nothing written: history t:x:1:h ends at 0-5"):
+    with pytest.raises(CommitRefused, match="nothing written: history t:x:1:h ends at 0-5"):
         store.apply(write)
     assert not store.client.exists("t:x:1:s") and store.client.xlen("t:x:1:h") == 1
 
