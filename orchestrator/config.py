@@ -28,10 +28,13 @@ DEFAULT_RETENTION_S = 30 * 24 * 3600
 #: A running step's lease; the worker renews it every third of this, and a lapsed lease
 #: makes the reconciler dispatch the step again (a worker died mid-step).
 DEFAULT_LEASE_S = 15.0
-#: A dispatched step that no worker has claimed after this long is dispatched again
-#: (its message was lost with a worker that had prefetched it), and again after each
-#: further timeout of the same length: no backoff (engine/timers.py ``recover_step``).
-DEFAULT_DISPATCH_TIMEOUT_S = 60.0
+#: A step whose message was published (the outbox marked it) and that no worker has
+#: claimed after this long is published again, and again after each further timeout of
+#: the same length (engine/timers.py ``recover_step``): only for a broker that lost the
+#: message, so as long as the Redis broker's visibility timeout, and a message waiting in
+#: a long queue is not sent twice. One committed but never published (its publisher
+#: died) is sent again after ``lease_seconds``.
+DEFAULT_DISPATCH_TIMEOUT_S = 3600.0
 #: How often the timer loop (beat, or the in-process one) looks for due timers, in seconds.
 DEFAULT_TICK_INTERVAL_S = 0.25
 #: Processes beat fires large batches of due timers with (0: one per CPU, at most 4).

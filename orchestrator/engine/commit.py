@@ -199,8 +199,10 @@ def transition_write(
     for key in tr.released:
         write.op("zrem", keys.leases, lease_member(execution_id, key))
     for dispatch in tr.dispatches:
-        due = tr.now + settings.dispatch_timeout_seconds
-        write.op("zadd", keys.leases, repr(due), lease_member(execution_id, dispatch.step_key))
+        # In the outbox, not published yet: sent again after the lease unless the
+        # publisher marks it published (orchestrator.engine.publisher) or a worker claims it.
+        due = tr.now + settings.lease_seconds
+        write.op("zadd", keys.outbox, repr(due), lease_member(execution_id, dispatch.step_key))
     for due, (kind, key, attempt) in tr.timers:
         write.op("zadd", keys.timers, repr(due), timer_member(kind, execution_id, key, attempt))
     for token, target in tr.tokens.items():
@@ -549,15 +551,19 @@ def after_commit(
     handover: Handover | None = None,
     producer: Any = None,
     publish_tasks: bool = True,
+    published: list[str] | None = None,
 ) -> None:
     """What follows a committed transition: publish its tasks, perform its joins.
 
-    ``handover``: see :func:`publish`. ``publish_tasks=False``: the caller hands the
-    dispatches to :func:`orchestrator.engine.steps.dispatch_task`.
+    ``handover``, ``producer`` and ``published``: see :func:`publish`.
+    ``publish_tasks=False``: the caller hands the dispatches to
+    :func:`orchestrator.engine.steps.dispatch_task`.
     """
     announce_end(execution_id, tr)
     dispatches = tr.dispatches if publish_tasks else []
-    publish(interp, execution_id, dispatches, producer=producer, handover=handover)
+    publish(
+        interp, execution_id, dispatches, producer=producer, handover=handover, published=published
+    )
     for container in joined:
         perform_join(store, execution_id, interp, container)
 

@@ -58,8 +58,16 @@ Global keys (one each, not per execution; issue 18 will partition the indexes)::
                                workflow name, or ``~<sha1>`` of one with other characters
     {p}:timers          ZSET   due timers, member JSON ``[kind, id, step key, attempt]``,
                                scored by due time (epoch seconds)
-    {p}:leases          ZSET   JSON ``[id, step key]`` scored by the time a dispatched or
-                               running step is considered lost and dispatched again
+    {p}:leases          ZSET   JSON ``[id, step key]`` scored by the time a running step
+                               (or a joining container) is considered lost and dispatched
+                               again (or joined); claim.lua adds a step's, its worker renews it
+    {p}:outbox          ZSET   the same members: steps dispatched and not claimed yet,
+                               scored by when the reconciler publishes them again. The
+                               commit that dispatches a step adds it due in
+                               ``lease_seconds`` (not published yet); once its message went
+                               to the broker, a plain ``ZADD XX`` moves it to
+                               ``dispatch_timeout_seconds`` (published: only a broker that
+                               lost it sends it again); claim.lua removes it
     {p}:tokens          HASH   (no longer written) task tokens of earlier versions
     {p}:dlq             ZSET   dead-letter ids scored by time
     {p}:lock:tick       STRING the timer loop's lock (SET NX PX), held by one beat at a time
@@ -91,10 +99,12 @@ execution (all in its slot) plus a bounded number of global keys, every one pass
 KEYS (no script builds a key name itself); tests/integration/test_key_slots.py watches a
 running workflow with MONITOR and fails otherwise:
 
-* ``claim.lua``: one execution's record, step hash and history; ``{p}:leases``.
+* ``claim.lua``: one execution's record, step hash and history; ``{p}:leases`` and
+  ``{p}:outbox`` (whose "published" marks of other steps it may carry: members, not keys).
 * ``window.lua``: one execution's step hash.
 * ``commit.lua``: one execution's record, step hash, history and tokens, and its dead
-  letter (a failure, a redrive); globally ``{p}:leases`` and ``{p}:timers`` (most steps),
+  letter (a failure, a redrive); globally ``{p}:leases``, ``{p}:outbox`` and
+  ``{p}:timers`` (most steps),
   ``{p}:executions`` and the definition (a start; the definition on a redrive too), the
   listing indexes of its status and workflow (a start, an end, a redrive), ``{p}:dlq``
   (a failure, a redrive); never ``{p}:tokens``.
@@ -209,6 +219,11 @@ class Keys:
     def leases(self) -> str:
         """Sorted set of step leases by expiry."""
         return f"{self.prefix}:leases"
+
+    @property
+    def outbox(self) -> str:
+        """Sorted set of dispatched, unclaimed steps by when they are published again."""
+        return f"{self.prefix}:outbox"
 
     @property
     def tokens(self) -> str:

@@ -1,23 +1,34 @@
 """Publishing committed dispatches as Celery messages: a chain per run, a flat group.
 
 Only committed work is published: a dispatch reaches the broker after the transition
-that made it is in Redis, and carries a dispatch lease there, so a message lost between
-the two is sent again by the reconciler (:mod:`orchestrator.engine.timers`).
+that made it is in Redis. That transition puts the step in the **outbox** (a sorted set,
+see :mod:`orchestrator.engine.keys`) due in ``lease_seconds``; once its message went to
+the broker the entry is marked published, due only after ``dispatch_timeout_seconds``.
+So the reconciler (:mod:`orchestrator.engine.timers`) sends again, within the lease, a
+message whose publisher died between the commit and the publish, and never one that is
+merely waiting in a long queue. Marks are plain ``ZADD XX`` on the global set; a worker
+running steps carries them in its next claim (claim.lua) instead of a write of their own.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import threading
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 
 from orchestrator.config import get_settings
 from orchestrator.engine.celery_app import app, publishing_app
 from orchestrator.engine.compiler import fan_out, run_signature
+from orchestrator.engine.records import lease_member
+from orchestrator.engine.store import OutageLog, RedisStore, get_store
 from orchestrator.language.interpreter import (
     Dispatch,
     Interpreter,
@@ -56,11 +67,17 @@ def publish(
     *,
     producer: Any = None,
     handover: Handover | None = None,
+    published: list[str] | None = None,
 ) -> None:
     """Send the tasks of committed dispatches: a chain per run, a group if several.
 
     ``handover``: the rest of the Celery chain of the task that made the transition; a
     dispatch it already carries is handed to it instead of being published.
+
+    The outbox entries of what was sent are marked published once the messages left
+    (:func:`mark_published`). ``published``: the caller marks them, once the batch of
+    the ``producer`` it passed is flushed (they are appended to it); a caller passing a
+    producer without it leaves them to be sent again after the lease.
 
     When every run is a single Task state — the usual case for Map items, Parallel
     branches and the Task after a Wait — the messages are built with Celery's own message
@@ -83,6 +100,7 @@ def publish(
         runs.append((run, dispatch.params))
     if not runs:
         return
+    owned = producer is None
     with contextlib.ExitStack() as stack:
         if producer is None:
             producer = stack.enter_context(publisher.producer_or_acquire())
@@ -116,6 +134,125 @@ def publish(
             options = {} if declare is None else {"declare": declare}
             fan_out(signatures, publisher).apply_async(producer=producer, **options)
     _declared.add(declared_key)
+    sent = [lease_member(execution_id, run[0].step_key) for run, _ in runs]
+    if published is not None:
+        published.extend(sent)
+    elif owned:  # our own batch is flushed: the messages are in the broker
+        mark_published(sent)
+
+
+# -- the outbox -------------------------------------------------------------------------
+
+
+def mark_published(members: list[str], store: RedisStore | None = None) -> None:
+    """Mark outbox members published (their messages are in the broker): due again only
+    after ``dispatch_timeout_seconds``. Inside an activity step (:func:`deferred_marks`)
+    they wait for this process's next claim, which carries them at no cost."""
+    if not members:
+        return
+    store = store or get_store()
+    if _deferring.get():
+        unmarked.add(store, members)
+    else:
+        store.mark_published(members, time.time() + get_settings().dispatch_timeout_seconds)
+
+
+#: Set while an activity step commits and publishes (:func:`deferred_marks`).
+_deferring: ContextVar[bool] = ContextVar("orchestrator_deferred_marks", default=False)
+
+
+@contextlib.contextmanager
+def deferred_marks() -> Iterator[None]:
+    """Leave the "published" marks of what is sent in this context to the next claim."""
+    token = _deferring.set(True)
+    try:
+        yield
+    finally:
+        _deferring.reset(token)
+
+
+class Unmarked:
+    """Outbox members this process published from activity steps, not marked yet.
+
+    The process's next claim takes them (:meth:`take`, up to :attr:`CLAIM_MOST`) and
+    claim.lua marks them in the same call: a step's hot path stays the claim and the
+    commit. An idle process's are marked by a thread of its own every third of
+    ``lease_seconds``, before the reconciler would send them again.
+    """
+
+    #: Members one claim carries at most (claim.lua's arguments stay bounded).
+    CLAIM_MOST = 500
+
+    def __init__(self) -> None:
+        self._members: dict[RedisStore, list[str]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+        self._outage = OutageLog(logger)
+
+    def add(self, store: RedisStore, members: list[str]) -> None:
+        """Remember ``members`` (of ``store``'s outbox) as published."""
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child: not the parent's to mark
+                self._members.clear()
+                self._pid, self._thread = os.getpid(), None
+            self._members.setdefault(store, []).extend(members)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="orchestrator-outbox", daemon=True
+                )
+                self._thread.start()
+
+    def take(self, store: RedisStore) -> list[str]:
+        """Up to :attr:`CLAIM_MOST` of ``store``'s members, for a claim to mark."""
+        with self._lock:
+            members = self._members.get(store)
+            if not members or self._pid != os.getpid():
+                return []
+            taken = members[: self.CLAIM_MOST]
+            del members[: self.CLAIM_MOST]
+            return taken
+
+    def put_back(self, store: RedisStore, members: list[str]) -> None:
+        """Members a claim took but could not mark (its call failed)."""
+        if members:
+            with self._lock:
+                self._members.setdefault(store, [])[:0] = members
+
+    def flush(self) -> None:
+        """Mark every member now (the thread's work; tests)."""
+        with self._lock:
+            pending, self._members = self._members, {}
+        until = time.time() + get_settings().dispatch_timeout_seconds
+        for store, members in pending.items():
+            try:
+                store.mark_published(members, until)
+            except Exception as exc:  # noqa: BLE001 - unmarked: sent again, claimed once
+                if not self._outage.failed(exc):
+                    logger.warning("could not mark published messages", exc_info=True)
+            else:
+                self._outage.ok()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(get_settings().lease_seconds / 3)
+            self.flush()
+
+
+unmarked = Unmarked()
+
+#: The attribute of a task's request naming the outbox member of the step its Celery
+#: chain goes on with (set by :meth:`Handover.take`).
+_HANDED = "orchestrator_handed"
+
+
+@signals.task_success.connect
+def _chain_sent(sender: Any = None, **_: Any) -> None:
+    # Celery sends the chain's next message before the task-success signal: it is in the
+    # broker now.
+    member = getattr(getattr(sender, "request", None), _HANDED, None)
+    if member:
+        unmarked.add(get_store(), [member])
 
 
 def _lineage() -> tuple[str | None, str | None]:
@@ -221,10 +358,13 @@ class Handover:
         options = self._request.chain[-1].setdefault("options", {})
         options["argsrepr"] = argsrepr
         options["kwargsrepr"] = "{}"
+        # Marked published once Celery sent it (_chain_sent), not before.
+        setattr(self._request, _HANDED, lease_member(execution_id, self.next_step))
         return []
 
     def cut(self) -> None:
         """Stop the chain after this task (its step moved on, or another was decided)."""
         self._request.chain = None
         self._request.callbacks = None
+        setattr(self._request, _HANDED, None)
         self.value = None

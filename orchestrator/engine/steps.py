@@ -24,7 +24,14 @@ from orchestrator.engine.dead_letters import dead_letter_message
 from orchestrator.engine.leases import leases
 from orchestrator.engine.logs import step_context
 from orchestrator.engine.machines import interpreter_for, load_machine, make_interpreter
-from orchestrator.engine.publisher import PUBLISH_CHUNK, Handover, publish
+from orchestrator.engine.publisher import (
+    PUBLISH_CHUNK,
+    Handover,
+    deferred_marks,
+    mark_published,
+    publish,
+    unmarked,
+)
 from orchestrator.engine.store import get_store
 from orchestrator.errors import StatesError
 from orchestrator.language.interpreter import (
@@ -64,16 +71,20 @@ def dispatch_task(batch: list[list[Any]]) -> None:
     Beat hands over the dispatches of a burst of fired timers in chunks, so that the one
     process firing timers spends its time on firing them, and the building of thousands
     of task messages spreads over the workers. Each entry is ``[execution_id, def_hash,
-    [[step_key, state, activity, params], ...]]``. A lost chunk loses nothing: its steps
-    carry dispatch leases, and the reconciler sends them again.
+    [[step_key, state, activity, params], ...]]``. Beat marked the steps published when
+    it sent this message (it carries them); a chunk lost before then loses nothing: its
+    steps are in the outbox, and the reconciler sends them again within the lease.
     """
     store = get_store()
+    published: list[str] = []
     with app.producer_or_acquire() as producer, producer.batch(max_size=PUBLISH_CHUNK):
         for execution_id, def_hash, items in batch:
             machine, _ = load_machine(store, execution_id, def_hash)
             interp = make_interpreter(machine, ExecutionInfo(execution_id, "", "", 0.0, None))
             dispatches = [Dispatch(*item) for item in items]
-            publish(interp, execution_id, dispatches, producer=producer)
+            publish(interp, execution_id, dispatches, producer=producer, published=published)
+    # Again, now that they are in the broker: beat may have died before its own mark.
+    mark_published(published, store)
 
 
 # -- steps in workers -------------------------------------------------------------------
@@ -116,9 +127,22 @@ def _run_step(
     started = dumps(started_event)
     containers = ancestors(step_key)
     container = containers[-1] if containers else ""
-    claimed, details = store.claim_step(
-        execution_id, step_key, token, now + settings.lease_seconds, started, container
-    )
+    # The claim also marks what this process published since its last one (claim.lua).
+    marks = unmarked.take(store)
+    try:
+        claimed, details = store.claim_step(
+            execution_id,
+            step_key,
+            token,
+            now + settings.lease_seconds,
+            started,
+            container,
+            marks,
+            now + settings.dispatch_timeout_seconds,
+        )
+    except Exception:
+        unmarked.put_back(store, marks)
+        raise
     if not claimed and details[0] == "no execution":
         dead_letter_message(
             "ExecutionNotFound",
@@ -165,17 +189,18 @@ def _run_step(
         return interp.task_succeeded(step_key, fresh, result, now)
 
     handover = Handover(task.request)
-    tr = run_transition(
-        store,
-        execution_id,
-        interp,
-        compute,
-        step_key=step_key,
-        step_status=status,
-        handover=handover,
-        history_base=int(history_length),  # type: ignore[arg-type]
-        known=known,
-    )
+    with deferred_marks():
+        tr = run_transition(
+            store,
+            execution_id,
+            interp,
+            compute,
+            step_key=step_key,
+            step_status=status,
+            handover=handover,
+            history_base=int(history_length),  # type: ignore[arg-type]
+            known=known,
+        )
     if tr is None:
         logger.info("discarding late result of %s/%s", execution_id, step_key)
         handover.cut()

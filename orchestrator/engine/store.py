@@ -395,11 +395,14 @@ class RedisStore:
         lease_until: float,
         event: str,
         container: str = "",
+        published: list[str] | tuple[str, ...] = (),
+        published_until: float = 0.0,
     ) -> tuple[bool, list[str | None]]:
         """Claim a SCHEDULED step; returns (claimed, claim details or skip reason).
 
         ``container`` is the Parallel or Map the step runs in, whose window (``|next``,
-        ``|t``) the details end with.
+        ``|t``) the details end with. ``published``: outbox members whose messages this
+        process sent, marked published (due at ``published_until``) in the same call.
         """
         member = lease_member(execution_id, step_key)
         result = self.lane.run(
@@ -409,8 +412,10 @@ class RedisStore:
                 self.keys.steps(execution_id),
                 self.keys.leases,
                 self.keys.history(execution_id),
+                self.keys.outbox,
             ],
-            [step_key, token, repr(lease_until), member, event, container],
+            [step_key, token, repr(lease_until), member, event, container]
+            + ([repr(published_until), *published] if published else []),
         )
         return result[0] == "ok", list(result[1:])
 
@@ -718,15 +723,48 @@ class RedisStore:
     def reschedule_step(
         self, execution_id: str, step_key: str, status: str, lease_until: float
     ) -> bool:
-        """Mark a step whose worker was lost SCHEDULED again, leased until ``lease_until``,
-        if its execution still runs and its status is still ``status``; whether it was."""
+        """Mark a step whose worker (or message) was lost SCHEDULED again, in the outbox
+        until ``lease_until`` (its running lease gone), if its execution still runs and
+        its status is still ``status``; whether it was."""
         steps_key, field = self.keys.steps(execution_id), status_field(step_key)
+        member = lease_member(execution_id, step_key)
         write = Write()
         write.guard_field(self.keys.execution(execution_id), "status", "RUNNING")
         write.guard_field(steps_key, field, status)
         write.op("hset", steps_key, field, "SCHEDULED")
-        write.op("zadd", self.keys.leases, repr(lease_until), lease_member(execution_id, step_key))
+        write.op("zrem", self.keys.leases, member)
+        write.op("zadd", self.keys.outbox, repr(lease_until), member)
         return self.commit(write)
+
+    #: Outbox members one ZADD marks at most (a pipeline sends several: one round trip).
+    MARK_CHUNK = 500
+
+    def mark_published(self, members: list[str], until: float) -> None:
+        """Mark outbox members published: due again at ``until`` (a broker that lost the
+        message), not at the lease. XX: a step claimed meanwhile stays out of the outbox.
+        Plain ZADDs on the global set, whatever executions the members name."""
+        if not members:
+            return
+        if len(members) <= self.MARK_CHUNK:
+            self.client.zadd(self.keys.outbox, dict.fromkeys(members, until), xx=True)
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for start in range(0, len(members), self.MARK_CHUNK):
+            chunk = members[start : start + self.MARK_CHUNK]
+            pipe.zadd(self.keys.outbox, dict.fromkeys(chunk, until), xx=True)
+        pipe.execute()
+
+    def due_outbox(self, now: float, count: int) -> list[str]:
+        """Up to ``count`` outbox members due by ``now`` (never published, or lost)."""
+        return list(self.client.zrangebyscore(self.keys.outbox, "-inf", now, 0, count))
+
+    def defer_outbox(self, member: str, until: float) -> None:
+        """Look at an outbox entry again at ``until`` (sending it again failed)."""
+        self.client.zadd(self.keys.outbox, {member: until})
+
+    def drop_outbox(self, member: str) -> None:
+        """Forget an outbox entry whose step moved on (claimed, stopped, cancelled)."""
+        self.client.zrem(self.keys.outbox, member)
 
     def due_timers(self, now: float, count: int) -> list[str]:
         """Up to ``count`` timer members due by ``now``."""

@@ -34,9 +34,16 @@ from orchestrator.engine.commit import (
 )
 from orchestrator.engine.logs import step_context
 from orchestrator.engine.machines import interpreter_for, interpreter_from_record
-from orchestrator.engine.publisher import PUBLISH_CHUNK, delegated_input, dispatch_repr, publish
+from orchestrator.engine.publisher import (
+    PUBLISH_CHUNK,
+    delegated_input,
+    dispatch_repr,
+    mark_published,
+    publish,
+)
 from orchestrator.engine.records import (
     base_status,
+    lease_member,
     parse_lease_member,
     parse_timer_member,
 )
@@ -106,6 +113,15 @@ def tick(
             except Exception:  # noqa: BLE001 - one bad entry must not stop the rest
                 logger.exception("recovering %s failed; trying again later", member)
                 store.defer_lease(member, recover_now + RETRY_BROKEN_S)
+        # Dispatched steps never marked published (their publisher died after the
+        # commit), or published so long ago that the broker must have lost them.
+        for member in store.due_outbox(recover_now, BATCH):
+            handled += 1
+            try:
+                recover_step(store, member, recover_now, outbox=True)
+            except Exception:  # noqa: BLE001
+                logger.exception("sending %s again failed; trying again later", member)
+                store.defer_outbox(member, recover_now + RETRY_BROKEN_S)
         return handled
     finally:
         # Release only our own lock (a slow tick may have lost it already).
@@ -289,6 +305,9 @@ def fire_timers(store: RedisStore, members: list[str], now: float) -> None:
     # A burst hands its task messages to the workers (dispatch_task), in chunks.
     delegate = sum(len(prepared.tr.dispatches) for _, prepared in batch) >= DELEGATE_MIN
     handed: list[list[Any]] = []
+    # Outbox members of what went out (a dispatch_task message carries its steps),
+    # marked once the producer's batch is flushed.
+    published: list[str] = []
     # One producer for the whole batch; on Redis, pipelined LPUSHes, PUBLISH_CHUNK a trip.
     with app.producer_or_acquire() as producer, producer.batch(max_size=PUBLISH_CHUNK):
         for (plan, prepared), result in zip(batch, results, strict=True):
@@ -311,6 +330,10 @@ def fire_timers(store: RedisStore, members: list[str], now: float) -> None:
                                     ],
                                 ]
                             )
+                            published += [
+                                lease_member(plan.execution_id, d.step_key)
+                                for d in prepared.tr.dispatches
+                            ]
                         after_commit(
                             store,
                             plan.execution_id,
@@ -319,6 +342,7 @@ def fire_timers(store: RedisStore, members: list[str], now: float) -> None:
                             result.joined,
                             producer=producer,
                             publish_tasks=not delegate,
+                            published=published,
                         )
                     elif result.failed_guard >= prepared.fixed_guards:
                         fire_timer(store, plan.member, now)
@@ -336,6 +360,8 @@ def fire_timers(store: RedisStore, members: list[str], now: float) -> None:
                 argsrepr=dispatch_repr(chunk),
                 kwargsrepr="{}",
             )
+    # A beat killed before this line leaves them due at the lease: sent again then.
+    mark_published(published, store)
     if stale:
         store.drop_timers(*stale)
 
@@ -375,14 +401,21 @@ def _timer_transition(
     )
 
 
-def recover_step(store: RedisStore, member: str, now: float) -> None:
-    """A step's lease lapsed: dispatch it again, finish its join, or forget the lease."""
+def recover_step(store: RedisStore, member: str, now: float, *, outbox: bool = False) -> None:
+    """A step's lease lapsed: dispatch it again, finish its join, or forget the lease.
+
+    ``outbox``: ``member`` is a due outbox entry, a dispatched step no worker claimed
+    (never published, or lost by the broker): sent again if it is still SCHEDULED.
+    """
     execution_id, step_key = parse_lease_member(member)
     exec_status = store.execution_status(execution_id)
     status, record_text = store.step_state(execution_id, step_key)
     interp = interpreter_from_record(store, execution_id) if exec_status == "RUNNING" else None
-    if interp is None:
-        store.drop_lease(member)
+    drop = store.drop_outbox if outbox else store.drop_lease
+    if interp is None or (outbox and (status is None or base_status(status) != "SCHEDULED")):
+        # A claimed step is its lease's (claim.lua dropped the entry); one that moved on
+        # or whose execution ended is nobody's.
+        drop(member)
         return
     recovery = interp.recover(
         step_key,
@@ -394,16 +427,27 @@ def recover_step(store: RedisStore, member: str, now: float) -> None:
         perform_join(store, execution_id, interp, step_key)
     elif recovery.dispatch is not None:
         assert status is not None
-        logger.warning(
-            "step %s/%s lost its worker (%s): dispatching it again", execution_id, step_key, status
-        )
+        if outbox:
+            logger.warning(
+                "step %s/%s was not claimed (its message was never published, or lost): "
+                "publishing it again",
+                execution_id,
+                step_key,
+            )
+        else:
+            logger.warning(
+                "step %s/%s lost its worker (%s): dispatching it again",
+                execution_id,
+                step_key,
+                status,
+            )
         # Guarded on the status read (claim token included): a worker that committed or
-        # claimed it since keeps it.
-        lease_until = now + get_settings().dispatch_timeout_seconds
+        # claimed it since keeps it. Back in the outbox until it is published.
+        lease_until = now + get_settings().lease_seconds
         if store.reschedule_step(execution_id, step_key, status, lease_until):
             publish(interp, execution_id, [recovery.dispatch])
     else:
-        store.drop_lease(member)
+        drop(member)
 
 
 class TimerLoop:

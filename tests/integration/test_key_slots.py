@@ -79,6 +79,7 @@ def test_every_call_touches_at_most_one_execution(monitor: Monitor, tag: str) ->
         keys.executions,
         keys.timers,
         keys.leases,
+        keys.outbox,
         keys.dead_letters,
         keys.activities,
         keys.tick_lock,

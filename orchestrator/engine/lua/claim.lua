@@ -6,12 +6,24 @@
 -- Key schema: see orchestrator/engine/keys.py.
 --
 -- KEYS[1] execution hash, KEYS[2] step hash, KEYS[3] leases zset, KEYS[4] history stream
--- (entries "0-<n>", field "event", as commit.lua's "history" op writes them)
+-- (entries "0-<n>", field "event", as commit.lua's "history" op writes them), KEYS[5]
+-- the outbox zset
 -- ARGV[1] step key, ARGV[2] token, ARGV[3] lease expiry (epoch s), ARGV[4] lease member,
 -- ARGV[5] the TaskStarted history event (JSON), ARGV[6] the step key of the Map or
--- Parallel the step runs in ("" outside any)
+-- Parallel the step runs in ("" outside any), ARGV[7] a "published" deadline and
+-- ARGV[8...] outbox members (of any execution) this worker published since its last
+-- claim: marked published here, for free, rather than by a write of their own
 -- Returns {"ok", record, status, name, workflow, start, def_hash, history length,
 -- that container's "|next" and "|t"} or {"skip", reason}.
+if #ARGV > 7 then
+  -- XX: a step claimed since (its entry gone) stays gone.
+  local marks = {}
+  for m = 8, #ARGV do
+    marks[#marks + 1] = ARGV[7]
+    marks[#marks + 1] = ARGV[m]
+  end
+  redis.call("ZADD", KEYS[5], "XX", unpack(marks))
+end
 local status = redis.call("HGET", KEYS[1], "status")
 if not status then return {"skip", "no execution"} end
 if status ~= "RUNNING" then return {"skip", "execution " .. status} end
@@ -20,6 +32,8 @@ local st = redis.call("HGET", KEYS[2], field)
 if st ~= "SCHEDULED" then return {"skip", "step " .. tostring(st)} end
 redis.call("HSET", KEYS[2], field, "RUNNING:" .. ARGV[2])
 redis.call("ZADD", KEYS[3], ARGV[3], ARGV[4])
+-- Claimed: no longer the outbox's to send again (a lapsed lease is the reconciler's cue).
+redis.call("ZREM", KEYS[5], ARGV[4])
 local length = redis.pcall("XLEN", KEYS[4])
 if type(length) == "table" then
   -- A history written before histories were streams (a LIST) stays one.
