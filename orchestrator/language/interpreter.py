@@ -1395,10 +1395,10 @@ class Interpreter:
         """Leave ``count`` item starts to a ``refill`` timer's transition."""
         deferred = Slot.deferred(key)
         tr.changes[deferred] = str(int(self._field(tr, deferred) or 0) + count)
-        pending = tr.records.get(key)
-        record_text = pending.dumps() if pending is not None else self.reader.get(Slot.record(key))
-        attempt = StepRecord.loads(record_text).attempt if record_text else 0
-        timer = (tr.now, [TimerKind.REFILL, key, attempt])
+        # Attempt 0 whatever the Map's attempt (reading it would parse the Map's record,
+        # whole input and all, for every deferral): a refill that outlives its attempt
+        # finds the deferred count that attempt's end cleared, and starts nothing.
+        timer = (tr.now, [TimerKind.REFILL, key, 0])
         if timer not in tr.timers:
             tr.timers.append(timer)
 
@@ -1607,10 +1607,13 @@ class Interpreter:
             ):
                 return self.resume(step_key, record, now)
             return None
+        if kind == TimerKind.REFILL:
+            # Any attempt of the Map (see _defer_items): what is deferred says what to do.
+            if status == StepStatus.RUNNING and record is not None:
+                return self.refill_due(step_key, record, now)
+            return None
         if status is None or record is None or record.attempt != attempt:
             return None
-        if kind == TimerKind.REFILL and status == StepStatus.RUNNING:
-            return self.refill_due(step_key, record, now)
         if kind == TimerKind.RETRY and status == StepStatus.RETRYING:
             return self.retry_due(step_key, record, now)
         if kind == TimerKind.WAIT and status == StepStatus.WAITING:
