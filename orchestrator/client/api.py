@@ -310,7 +310,7 @@ def start_workflow(
             perform_join(store, execution_id, interp, container)
     except OUTAGE_ERRORS as exc:
         # The commit may have been applied before its reply was lost (a step left
-        # unpublished is dispatched again by the reconciler after its dispatch timeout).
+        # unpublished is sent again by the reconciler from the outbox, within the lease).
         raise unavailable(exc, maybe_applied=True, hint=_restart_hint(name)) from exc
     return ExecutionHandle(execution_id, store)
 
