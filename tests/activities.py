@@ -148,3 +148,26 @@ def block(value: dict[str, Any]) -> Any:
         time.sleep(0.05)
     bump("finished", tag)
     return {**value, "released": True}
+
+
+@activity("gauge")
+def gauge(value: dict[str, Any]) -> Any:
+    """Hold ``value["seconds"]`` while counting the calls in flight under
+    ``inflight:{tag}``; the most ever in flight at once is ``peak(tag)``. Fails with
+    ``ItemFailed`` when ``value["fail"]`` is true. Returns ``value["i"]`` doubled."""
+    tag = value["tag"]
+    client = get_store().client
+    now = client.incr(scoped_key("inflight", tag))
+    client.zadd(scoped_key("peak", tag), {"peak": now}, gt=True)
+    try:
+        time.sleep(value.get("seconds", 0))
+    finally:
+        client.decr(scoped_key("inflight", tag))
+    if value.get("fail"):
+        raise _error_class("ItemFailed")(f"item {value.get('i')} failed")
+    return value.get("i", 0) * 2
+
+
+def peak(tag: str) -> int:
+    """The most ``gauge`` calls of ``tag`` ever in flight at once."""
+    return int(get_store().client.zscore(scoped_key("peak", tag), "peak") or 0)

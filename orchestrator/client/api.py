@@ -27,7 +27,7 @@ from orchestrator.client.models import (
     to_datetime,
 )
 from orchestrator.config import get_settings
-from orchestrator.engine import activities
+from orchestrator.engine import activities, maprun
 from orchestrator.engine.commit import announce_end, perform_join, start_transition, start_write
 from orchestrator.engine.lru import LruCache
 from orchestrator.engine.machines import make_interpreter
@@ -79,6 +79,8 @@ def load_definition(definition: DefinitionSource) -> tuple[StateMachine, str]:
         if path is not None:
             source, workflow = path, _stem(path)
     machine = parse_definition(source, resource_check=activities.resource_problem)
+    # A Distributed Map's S3 reader and writer are the engine's to check (boto3 is optional).
+    maprun.check_definition(machine)
     if workflow == "inline" and machine.comment and WORKFLOW_NAME.match(machine.comment):
         workflow = machine.comment
     return machine, workflow
@@ -389,6 +391,9 @@ def _description(
         stop_time=to_datetime(record["stop"]) if "stop" in record else None,
         redrive_count=int(record.get("redrives", 0)),
         steps=_steps(steps),
+        parent_execution_id=record.get("parent"),
+        map_run_arn=record.get("map_run"),
+        map_index=int(record["map_index"]) if "map_index" in record else None,
     )
 
 

@@ -22,6 +22,7 @@ from orchestrator.client.inputs import (
 )
 from orchestrator.client.models import DeadLetter, to_datetime
 from orchestrator.config import get_settings
+from orchestrator.engine import maprun
 from orchestrator.engine.commit import (
     SnapshotReader,
     redrive_write,
@@ -177,6 +178,8 @@ def stop_execution(execution_id: str, error: str | None = None, cause: str | Non
     if not store.commit(stop_write(store, execution_id, tr)):
         now_status = store.execution_status(execution_id)
         raise InvalidExecutionState(execution_id, str(now_status), "stop")
+    # Its Distributed Maps' children stop with it.
+    maprun.stop_map_runs(store, execution_id, tr.now)
 
 
 # -- redrive ----------------------------------------------------------------------------

@@ -65,6 +65,12 @@ class ExecutionDescription(_Model):
     stop_time: datetime | None = None
     redrive_count: int = 0
     steps: list[StepInfo] = Field(default_factory=list)
+    parent_execution_id: str | None = None
+    """A Distributed Map's child: the execution whose Map Run started it."""
+    map_run_arn: str | None = None
+    """A Distributed Map's child: its Map Run."""
+    map_index: int | None = None
+    """A Distributed Map's child: its index in the Map Run (an item, or a batch)."""
 
     def result(self) -> ExecutionResult:
         """The execution's result view."""
@@ -105,3 +111,44 @@ class DeadLetter(_Model):
 def to_datetime(epoch: float | str) -> datetime:
     """An epoch timestamp as an aware UTC datetime."""
     return datetime.fromtimestamp(float(epoch), tz=UTC)
+
+
+class MapRunCounts(_Model):
+    """A Map Run's children by status (Step Functions' ``executionCounts``)."""
+
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    timed_out: int = 0
+    aborted: int = 0
+    total: int = 0
+    """Children started so far."""
+
+
+class MapRunDescription(_Model):
+    """A Distributed Map's Map Run (DescribeMapRun)."""
+
+    map_run_arn: str
+    execution_id: str
+    """The parent execution."""
+    state_key: str
+    """The Map state's step key in the parent (``Outer[2]/Fan`` inside an inline Map)."""
+    label: str
+    status: str
+    """RUNNING, SUCCEEDED, FAILED or ABORTED."""
+    start_time: datetime
+    stop_time: datetime | None = None
+    max_concurrency: int
+    execution_type: str = "STANDARD"
+    counts: MapRunCounts
+    error: str | None = None
+    cause: str | None = None
+
+
+class MapRunChild(_Model):
+    """One child execution of a Map Run."""
+
+    index: int
+    execution_id: str
+    status: ExecutionStatus | None = None
+    """None: not started yet (or its record expired)."""

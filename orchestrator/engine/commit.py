@@ -231,6 +231,8 @@ def transition_write(
             move_listing(write, store, execution_id, *listed, ("RUNNING",), tr.end["status"])
         # However it ended, its tokens end with it (in this write, at their number's cost).
         write.op("del", keys.task_tokens(execution_id))
+        # A Distributed Map's child tells its parent (a timer of the parent's, due now).
+        write.notify(exec_key, keys.timers, tr.now)
         # What a finished execution keeps for the retention period, at its exact size.
         write.op("compact", keys.history(execution_id))
         for key in (exec_key, keys.history(execution_id), steps_key):

@@ -32,6 +32,24 @@ cannot contain braces, nor can the prefix), so all of them hash to one slot::
                                Map starts, deleted once every item in it started). Deleted
                                whole (UNLINK) when the container ends or is caught, so a
                                Map of any size ends with one call
+    {p}:x:{<id>}:b:{key}|mr  HASH  a Distributed Map's Map Run (``key`` the Map's step key;
+                               a step key never holds ``|``): ``run``, ``arn``, ``label``,
+                               ``status``, ``start``/``stop``, ``max`` (children in flight at
+                               most), ``next`` (children started), ``cursor`` (where the
+                               items go on: a stored-items index or an ItemReader's cursor
+                               state, a small JSON object), ``done`` (no more items),
+                               counters ``running``/``succeeded``/``failed``/``timed_out``/
+                               ``aborted``, ``rptr`` (a redrive's scan position) and ``v``, a
+                               version every write of the run moves and guards. O(1) fields
+                               whatever the item count. Kept after the Map ends (listed in
+                               ``:bs``, so it expires and is redriven with its execution)
+    {p}:x:{<id>}:b:{key}|mrc HASH  the Map Run's children: child index -> ``R`` running, ``S``
+                               succeeded, ``F`` failed, ``T`` timed out, ``A`` aborted (the
+                               redrive and the stop find the children to move here, a page
+                               at a time). A child is the execution ``child_id(parent, run,
+                               index)``; its record's ``parent``/``map_key``/``map_index``/
+                               ``map_run`` fields link it back, and ``notify`` holds the
+                               timer member its final commit adds (commit.lua's ``notify``)
     {p}:x:{<id>}:bs     SET    the step keys of the containers that have a branch hash: the
                                end of an execution gives each the retention period, a
                                redrive takes it back (commit.lua's ``branches`` op)
@@ -108,6 +126,10 @@ running workflow with MONITOR and fails otherwise:
   ``{p}:executions`` and the definition (a start; the definition on a redrive too), the
   listing indexes of its status and workflow (a start, an end, a redrive), ``{p}:dlq``
   (a failure, a redrive); never ``{p}:tokens``.
+* A Distributed Map's child: ``commit.lua`` on the child's keys; its final commit adds the
+  parent's ``mapchild`` timer to ``{p}:timers`` (a global key) and never touches the
+  parent's keys. The parent's Map Run moves in commits of the parent's own keys (its step
+  hash, history, Map Run hashes) fired from ``{p}:timers`` (orchestrator/engine/maprun.py).
 * ``forget_execution.lua``: one execution's record (to see it expired) and the listing
   indexes it is dropped from.
 * ``timers.lua``: one timer's execution record, step hash and history; no global key.
@@ -132,6 +154,10 @@ from orchestrator.errors import ConfigurationError
 #: Execution statuses (``orchestrator.client.models.ExecutionStatus``'s values), each
 #: with its listing index.
 EXECUTION_STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+#: Suffixes of a Map Run's hashes among an execution's branch hashes (``:bs`` members).
+MAP_RUN_SUFFIX = "|mr"
+MAP_RUN_CHILDREN_SUFFIX = "|mrc"
 
 #: Workflow names that name their index as they are; others are hashed (a brace would
 #: become a hash tag, a colon would make keys ambiguous).
@@ -173,6 +199,15 @@ class Keys:
         """The branch hash of a Parallel or Map (step key ``container``): its branches'
         results, variables and failure marks, and its items' inputs."""
         return self._tagged("x", execution_id) + ":b:" + container
+
+    def map_run(self, execution_id: str, container: str) -> str:
+        """The Map Run of the Distributed Map ``container`` (a branch hash of the
+        execution, so it shares its retention and redrive)."""
+        return self.branches(execution_id, container + MAP_RUN_SUFFIX)
+
+    def map_run_children(self, execution_id: str, container: str) -> str:
+        """The status of each child of the Map Run of ``container``."""
+        return self.branches(execution_id, container + MAP_RUN_CHILDREN_SUFFIX)
 
     def branch_hashes(self, execution_id: str) -> str:
         """The set of the execution's containers that have a branch hash (so that the end

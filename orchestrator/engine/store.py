@@ -203,6 +203,12 @@ class Write:
         )
         return self
 
+    def notify(self, record_key: str, timers_key: str, due: float) -> Write:
+        """Add the timer member in record ``record_key``'s ``notify`` field, if any, to
+        ``timers_key`` (commit.lua's ``notify``: a Distributed Map child's end)."""
+        self.ops.append(["notify", self._k(record_key), 2, self._k(timers_key), repr(due)])
+        return self
+
     def args(self) -> list[Any]:
         """commit.lua's ARGV: the guard count, the guards, then the operations."""
         flat: list[Any] = [len(self.guards)]
@@ -858,6 +864,35 @@ class RedisStore:
                 keys=[index, self.keys.dead_letter(letter_id)], args=[most, letter_id], client=pipe
             )
         return sum(int(dropped or 0) for dropped in pipe.execute())
+
+    # -- Distributed Map: Map Runs (orchestrator/engine/maprun.py) ----------------------
+
+    def map_run(self, execution_id: str, container: str) -> dict[str, str]:
+        """The Map Run record of ``container`` ({} if none): a bounded set of fields."""
+        return dict(self.client.hgetall(self.keys.map_run(execution_id, container)))
+
+    def map_run_containers(self, execution_id: str) -> list[str]:
+        """The step keys of the execution's Distributed Maps that have a Map Run."""
+        suffix = "|mr"
+        members = self.client.smembers(self.keys.branch_hashes(execution_id))
+        return sorted(m[: -len(suffix)] for m in members if m.endswith(suffix))
+
+    def map_run_marks(
+        self, execution_id: str, container: str, indexes: list[int]
+    ) -> list[str | None]:
+        """The stored status marks of children ``indexes`` (a page) of a Map Run."""
+        if not indexes:
+            return []
+        key = self.keys.map_run_children(execution_id, container)
+        return list(self.client.hmget(key, [str(i) for i in indexes]))
+
+    def map_run_scan(
+        self, execution_id: str, container: str, cursor: int, count: int
+    ) -> tuple[int, dict[str, str]]:
+        """A page of a Map Run's child marks (HSCAN): ``(next cursor, {index: mark})``."""
+        key = self.keys.map_run_children(execution_id, container)
+        next_cursor, page = self.client.hscan(key, cursor, count=count)
+        return int(next_cursor), dict(page)
 
     def delete_prefix(self, prefix: str) -> None:
         """Delete every key under ``prefix`` (tests and tools; never the live prefix)."""

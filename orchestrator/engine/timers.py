@@ -24,6 +24,7 @@ from typing import Any
 
 from orchestrator import config
 from orchestrator.config import get_settings
+from orchestrator.engine import maprun
 from orchestrator.engine.celery_app import app, reconfigure
 from orchestrator.engine.commit import (
     Prepared,
@@ -50,6 +51,7 @@ from orchestrator.engine.records import (
 from orchestrator.engine.steps import dispatch_task
 from orchestrator.engine.store import OutageLog, RedisStore, get_store
 from orchestrator.language.interpreter import (
+    MAP_RUN_TIMERS,
     Interpreter,
     StepRecord,
     Transition,
@@ -68,6 +70,9 @@ DELEGATE_CHUNK = 50
 
 #: When handling a timer or lease raised, it is tried again this much later (seconds).
 RETRY_BROKEN_S = 30.0
+
+#: How the members of Map Run timers begin (``timer_member``'s JSON).
+_MAP_RUN_PREFIXES = tuple(f'["{kind}",' for kind in MAP_RUN_TIMERS)
 
 
 def tick(
@@ -282,6 +287,11 @@ def fire_timers(store: RedisStore, members: list[str], now: float) -> None:
     """
     if not members:
         return
+    # A Distributed Map's timers move its Map Run (orchestrator/engine/maprun.py).
+    runs = [m for m in members if m.startswith(_MAP_RUN_PREFIXES)]
+    if runs:
+        maprun.fire(store, runs, now)
+        members = [m for m in members if not m.startswith(_MAP_RUN_PREFIXES)]
     batch: list[tuple[_Firing, Prepared]] = []
     stale: list[str] = []
     for plan in _plan(store, members, now):

@@ -11,6 +11,7 @@ transition atomically and only then publishes its tasks.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import random
 import secrets
@@ -101,6 +102,11 @@ class StepStatus:
     """A Parallel or Map whose branches all ended: its join is due."""
 
 
+#: Children a Distributed Map runs at once when its ``MaxConcurrency`` is 0 (Step
+#: Functions' default and its most).
+DISTRIBUTED_CONCURRENCY = 10_000
+
+
 class TimerKind:
     """Kinds of the timers a transition sets (the first item of ``Transition.timers``)."""
 
@@ -127,6 +133,24 @@ class TimerKind:
     gone or the step moved on (it fires once), and a beat killed before or during the
     firing leaves it due for the next tick; a task would need a lease, a claim and a
     re-publish on loss, which the timers set already is for this step."""
+
+
+class MapRunTimer:
+    """Kinds of a Distributed Map's timers (see :data:`MAP_RUN_TIMERS`)."""
+
+    ADVANCE = "maprun"
+    """The Map Run has work to do (start children, redrive them, finish): member
+    ``[maprun, execution, map step key, attempt]``."""
+    CHILD_ENDED = "mapchild"
+    """A child execution ended; its final commit adds a timer of this kind naming the
+    parent, the Map and the child's index (due at once; orchestrator/engine/maprun.py
+    ``notify_member``), so the parent's move is a guarded transition of the parent's
+    own, fired by beat, that a lost process cannot lose."""
+
+
+#: Timer kinds that drive a Distributed Map's Map Run; the engine fires them
+#: (orchestrator/engine/maprun.py), not :meth:`Interpreter.timer_fired`.
+MAP_RUN_TIMERS = ("maprun", "mapchild")
 
 
 class Reader:
@@ -192,6 +216,9 @@ class StepRecord:
     ``continue`` step, the id of the last event before the hand-over (its timer's)."""
     tolerated_count: float | None = None
     tolerated_percentage: float | None = None
+    run: dict[str, Any] | None = None
+    """A Distributed Map's Map Run (kind ``maprun``): its ARN, run id, label, concurrency,
+    ``ItemReader``/``ItemBatcher``/``ResultWriter`` as evaluated when it started."""
 
     def dumps(self) -> str:
         """The record as stored: the fields that differ from their defaults."""
@@ -1082,7 +1109,7 @@ class Interpreter:
         if catcher_index is not None:
             catcher = state.catch[catcher_index]
             tr.finish(key)
-            if record.kind in ("parallel", "map"):
+            if record.kind in ("parallel", "map", "maprun"):
                 tr.clear_container(key)
             error_output = {"Error": error, "Cause": cause}
             ctx = self.context(record.state, record.entered)
@@ -1164,6 +1191,9 @@ class Interpreter:
             inputs: list[Any] = [params] * record.total
             window = record.total
             tr.event("ParallelStateStarted", key)
+        elif state.item_processor.processor_mode == "DISTRIBUTED":
+            self._start_map_run(tr, scope, name, state, record, ctx, b)
+            return
         else:
             items, params = self._map_items(state, record, ctx, b)
             record.kind, record.total = "map", len(items)
@@ -1201,6 +1231,168 @@ class Interpreter:
             if tr.statuses.get(key) != StepStatus.RUNNING:
                 break  # a branch failed inline and took the container down
             self._start_branch(tr, key, state, i, inputs[i])
+
+    # -- Distributed Map ----------------------------------------------------------------
+
+    def _start_map_run(
+        self,
+        tr: Transition,
+        scope: Scope,
+        name: str,
+        state: MapState,
+        record: StepRecord,
+        ctx: Mapping[str, Any],
+        b: Mapping[str, Any],
+    ) -> None:
+        """Start a Map Run: evaluate what it needs now (items from ``ItemsPath``, the
+        reader's, batcher's and writer's parameters, the limits) into the step's record and
+        hand it to the engine with an ``advance`` timer due at once; the engine starts the
+        children (executions of their own) in pages, and ends the state through
+        :meth:`map_run_succeeded` / :meth:`map_run_failed`."""
+        key = scope.prefix + name
+        jsonata_mode = self._jsonata(state)
+        items: list[Any] | None = None
+        if state.item_reader is None:
+            items, params = self._map_items(state, record, ctx, b)
+        elif jsonata_mode:
+            params = record.input
+        else:
+            params = dataflow.select_input(record.input, state.input_path, ctx)
+        limit = self._map_number(
+            state.max_concurrency,
+            state.max_concurrency_path,
+            params,
+            ctx,
+            b,
+            "MaxConcurrency",
+            integer=True,
+        )
+        self._map_tolerance(state, record, params, ctx, b)
+        label = state.label or name
+        entry = [key, record.entered_event, record.attempt, tr.now]
+        run_id = hashlib.sha1(repr(entry).encode()).hexdigest()[:12]
+        arn = map_run_arn(self.info.workflow, label, self.info.execution_id, run_id)
+        config = state.item_processor.processor_config or {}
+        run: dict[str, Any] = {
+            "arn": arn,
+            "id": run_id,
+            "label": label,
+            "max": int(limit or 0) or DISTRIBUTED_CONCURRENCY,
+            "type": config.get("ExecutionType", "STANDARD"),
+        }
+        selector = state.item_selector if state.item_selector is not None else state.parameters
+        if selector is not None:
+            run["sel"] = params
+        if state.item_reader is not None:
+            reader = dict(state.item_reader)
+            reader_params = self._map_template(
+                state, reader.pop("Parameters", reader.pop("Arguments", {})), params, ctx, b
+            )
+            reader_config = reader.get("ReaderConfig") or {}
+            max_items = self._map_number(
+                reader_config.get("MaxItems"),
+                reader_config.get("MaxItemsPath"),
+                params,
+                ctx,
+                b,
+                "MaxItems",
+                integer=True,
+            )
+            run["reader"] = {"def": reader, "params": reader_params, "max": max_items}
+        if state.item_batcher is not None:
+            batcher = state.item_batcher
+            run["batch"] = {
+                "items": self._map_number(
+                    batcher.get("MaxItemsPerBatch"),
+                    batcher.get("MaxItemsPerBatchPath"),
+                    params,
+                    ctx,
+                    b,
+                    "MaxItemsPerBatch",
+                    integer=True,
+                ),
+                "bytes": self._map_number(
+                    batcher.get("MaxInputBytesPerBatch"),
+                    batcher.get("MaxInputBytesPerBatchPath"),
+                    params,
+                    ctx,
+                    b,
+                    "MaxInputBytesPerBatch",
+                    integer=True,
+                ),
+                "input": self._map_template(state, batcher.get("BatchInput"), params, ctx, b),
+            }
+        if state.result_writer is not None:
+            writer = state.result_writer
+            run["writer"] = self._map_template(
+                state, writer.get("Parameters", writer.get("Arguments", {})), params, ctx, b
+            )
+        # A state entered again (a loop, a retry) starts a new run over its old one.
+        tr.clear_container(key)
+        record.kind, record.run, record.params = "maprun", run, None
+        record.total = len(items) if items is not None else 0
+        if items is not None:
+            for i, value in enumerate(items):
+                tr.changes[Slot.item_input(key, i)] = _dumps(value)
+        tr.records[key] = record
+        tr.statuses[key] = StepStatus.RUNNING
+        tr.event("MapStateStarted", key, length=record.total if items is not None else None)
+        tr.event("MapRunStarted", key, mapRunArn=arn)
+        tr.timers.append((tr.now, [MapRunTimer.ADVANCE, key, record.attempt]))
+
+    def _map_template(
+        self, state: MapState, template: Any, params: Any, ctx: Mapping[str, Any], b: Any
+    ) -> Any:
+        """A Distributed Map field's parameters (``ItemReader.Parameters``,
+        ``BatchInput``...) evaluated against the state's effective input."""
+        if template is None:
+            return None
+        if self._jsonata(state):
+            return jsonata.evaluate_template(template, b, "Arguments")
+        return dataflow.apply_template(template, params, ctx)
+
+    def map_child_input(
+        self, key: str, record: StepRecord, index: int, value: Any, now: float
+    ) -> Any:
+        """The input of Map Run item ``index`` (``value``): its ``ItemSelector``'s, if any."""
+        scope, name = self.scope_of(key)
+        state = scope.states[name]
+        assert isinstance(state, MapState) and record.run is not None
+        if "sel" not in record.run:
+            return value
+        tr = self._new(now)
+        with self._in_scope(tr, scope) as variables:
+            return self._item_input(state, name, record, record.run["sel"], index, value, variables)
+
+    def map_run_succeeded(
+        self, key: str, record: StepRecord, result: Any, now: float, result_bytes: int = 0
+    ) -> Transition:
+        """The Map Run of ``key`` ended within its tolerance: ``result`` is the children's
+        outputs in item order, or the ``ResultWriter``'s ``{"MapRunArn",
+        "ResultWriterDetails"}``; the Map state goes on with it."""
+        tr = self._new(now)
+        scope, name = self.scope_of(key)
+        state = scope.states[name]
+        tr.event("MapRunSucceeded", key, mapRunArn=(record.run or {}).get("arn"))
+        self._finish_container(tr, scope, key, record, state, result, result_bytes)
+        return tr
+
+    def map_run_failed(
+        self, key: str, record: StepRecord, error: str, cause: str, now: float
+    ) -> Transition:
+        """The Map Run of ``key`` failed (too many children failed, its items could not be
+        read, its results not written): the Map state fails with ``error`` (Retry and Catch
+        apply)."""
+        tr = self._new(now)
+        scope, name = self.scope_of(key)
+        state = scope.states[name]
+        cause = safe_text(cause)
+        tr.event(
+            "MapRunFailed", key, mapRunArn=(record.run or {}).get("arn"), error=error, cause=cause
+        )
+        tr.event("MapStateFailed", key)
+        self._state_error(tr, scope, key, record, state, error, cause)
+        return tr
 
     def _map_items(
         self, state: MapState, record: StepRecord, ctx: Mapping[str, Any], b: Mapping[str, Any]
@@ -1506,7 +1698,7 @@ class Interpreter:
         key: str,
         record: StepRecord,
         state: Any,
-        results: list[Any],
+        results: Any,
         results_bytes: int = 0,
     ) -> None:
         name = state_name(key)
@@ -1659,6 +1851,12 @@ class Interpreter:
             record = StepRecord.loads(text)
             if record.kind in ("parallel", "map"):
                 tr.statuses[key] = StepStatus.RUNNING
+            elif record.kind == "maprun":
+                # The Map Run goes on: the engine redrives its failed children, and
+                # starts those it never started.
+                tr.statuses[key] = StepStatus.RUNNING
+                tr.event("MapRunRedriven", key, mapRunArn=(record.run or {}).get("arn"))
+                tr.timers.append((now, [MapRunTimer.ADVANCE, key, record.attempt]))
             elif record.kind == "wait":
                 # As Step Functions runs an interrupted state again, the Wait starts over
                 # (WaitStateEntered again): Seconds count from the redrive, a Timestamp
@@ -1718,7 +1916,7 @@ class Interpreter:
             return Recovery()
         if status == StepStatus.JOINING:
             return Recovery(join=True)
-        if record.kind == "continue":
+        if record.kind in ("continue", "maprun"):
             return Recovery()  # its timer moves it, not a task
         if status in (StepStatus.SCHEDULED, StepStatus.RUNNING):
             return Recovery(
@@ -1932,3 +2130,10 @@ _dumps = encode
 
 def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def map_run_arn(workflow: str, label: str, execution_id: str, run_id: str) -> str:
+    """A Map Run's ARN, shaped like Step Functions' (``...:mapRun:<machine>/<label>:<id>``);
+    its id, after the last colon, is ``<execution id>.<run>`` (execution ids hold no
+    colon), so the ARN alone finds the run."""
+    return f"arn:aws:states:local:000000000000:mapRun:{workflow}/{label}:{execution_id}.{run_id}"

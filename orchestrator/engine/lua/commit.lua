@@ -26,6 +26,9 @@
 --       ended branches of a Parallel/Map (field "<container>|n" of step hash k); when it
 --       reaches "<container>|t", the container becomes JOINING and gets a lease (so the
 --       reconciler joins it if we die first)
+--     notify: timers k, score — when record k (an execution's) has a "notify" field (a
+--       Distributed Map's child: its parent's timer member), add it to sorted set k due
+--       at score: the parent learns of the child's end in the child's final commit
 --     branches: prefix, "expire" seconds | "persist" — give every branch hash named in
 --       set k (prefix .. member: one execution's keys, in its hash slot) and k itself the
 --       retention period, or take it back (the execution ended, or is redriven); the set
@@ -74,7 +77,7 @@ end
 local NEEDS = {
   hset = "hash", hdel = "hash", join = "hash", rpush = "list", zadd = "zset",
   zrem = "zset", sadd = "set", srem = "set", branches = "set", incr = "string",
-  history = "stream", compact = "stream",
+  history = "stream", compact = "stream", notify = "hash",
 }
 -- SET replaces a value of any type.
 local ANY = {expire = true, persist = true, del = true, unlink = true, set = true}
@@ -163,6 +166,9 @@ while i <= last do
     else
       redis.call("PERSIST", key)
     end
+  elseif name == "notify" then
+    local member = redis.call("HGET", key, "notify")
+    if member then redis.call("ZADD", KEYS[tonumber(ARGV[first])], ARGV[first + 1], member) end
   elseif name == "compact" then
     if redis.call("TYPE", key)["ok"] == "stream" then
       redis.call("RESTORE", key, 0, redis.call("DUMP", key), "REPLACE")

@@ -1011,7 +1011,104 @@ def _validate_map(
         "ToleratedFailurePercentagePath",
         "ToleratedFailureCountPath",
     )
+    _validate_distributed(result, raw, path, key, language)
     return []
+
+
+#: Fields of a Distributed Map's ``ItemBatcher`` and ``ResultWriter``.
+_BATCHER_FIELDS = frozenset(
+    {
+        "MaxItemsPerBatch",
+        "MaxItemsPerBatchPath",
+        "MaxInputBytesPerBatch",
+        "MaxInputBytesPerBatchPath",
+        "BatchInput",
+    }
+)
+_WRITER_FIELDS = frozenset({"Resource", "Parameters", "Arguments"})
+#: Step Functions' bound on a Distributed Map's ``MaxConcurrency``.
+MAX_DISTRIBUTED_CONCURRENCY = 10_000
+
+
+def _validate_distributed(
+    result: Validation, raw: Mapping[str, Any], path: str, processor_key: str, language: str
+) -> None:
+    """The Distributed Map's own fields: present only with ``Mode: DISTRIBUTED``, and well
+    formed (the ``ItemReader``'s source is the engine's to check: it knows the readers)."""
+    processor = raw.get(processor_key)
+    config = processor.get("ProcessorConfig") if isinstance(processor, dict) else None
+    distributed = isinstance(config, dict) and config.get("Mode") == "DISTRIBUTED"
+    for field_name in ("ItemReader", "ItemBatcher", "ResultWriter"):
+        if field_name in raw and not distributed:
+            result.add(
+                f"{path}.{field_name}",
+                f"field {field_name!r} needs a Distributed Map "
+                "(ItemProcessor.ProcessorConfig.Mode: DISTRIBUTED)",
+            )
+    if not distributed:
+        return
+    limit = raw.get("MaxConcurrency")
+    if isinstance(limit, int) and limit > MAX_DISTRIBUTED_CONCURRENCY:
+        result.add(
+            f"{path}.MaxConcurrency",
+            f"must be at most {MAX_DISTRIBUTED_CONCURRENCY} in a Distributed Map",
+        )
+    if "ItemReader" in raw and not isinstance(raw["ItemReader"], dict):
+        result.add(f"{path}.ItemReader", "must be an object")
+    label = raw.get("Label")
+    if isinstance(label, str) and (
+        not 1 <= len(label) <= 40 or any(c in label for c in ' <>{}[]?*"#%\\^|~`$&,;:/')
+    ):
+        result.add(
+            f"{path}.Label",
+            "must be 1-40 characters without whitespace or any of "
+            '< > { } [ ] ? * " # % \\ ^ | ~ ` $ & , ; : /',
+        )
+    batcher = raw.get("ItemBatcher")
+    if batcher is not None:
+        batcher_path = f"{path}.ItemBatcher"
+        if not isinstance(batcher, dict):
+            result.add(batcher_path, "must be an object")
+        else:
+            for field_name in batcher:
+                if field_name not in _BATCHER_FIELDS:
+                    result.add(
+                        f"{batcher_path}.{field_name}", _unknown_field(field_name, _BATCHER_FIELDS)
+                    )
+            for field_name in ("MaxItemsPerBatch", "MaxInputBytesPerBatch"):
+                _exclusive(result, batcher, batcher_path, field_name, f"{field_name}Path")
+                if field_name in batcher:
+                    _check_int(
+                        result,
+                        batcher[field_name],
+                        f"{batcher_path}.{field_name}",
+                        minimum=1,
+                        language=language,
+                    )
+            _validate_path_fields(
+                result,
+                batcher,
+                batcher_path,
+                language,
+                "MaxItemsPerBatchPath",
+                "MaxInputBytesPerBatchPath",
+            )
+    writer = raw.get("ResultWriter")
+    if writer is not None:
+        writer_path = f"{path}.ResultWriter"
+        if not isinstance(writer, dict):
+            result.add(writer_path, "must be an object")
+        else:
+            for field_name in writer:
+                if field_name not in _WRITER_FIELDS:
+                    result.add(
+                        f"{writer_path}.{field_name}", _unknown_field(field_name, _WRITER_FIELDS)
+                    )
+            if writer.get("Resource") != "arn:aws:states:::s3:putObject":
+                result.add(f"{writer_path}.Resource", "must be 'arn:aws:states:::s3:putObject'")
+            params = writer.get("Parameters", writer.get("Arguments"))
+            if not isinstance(params, dict) or not ("Bucket" in params or "Bucket.$" in params):
+                result.add(writer_path, "needs Parameters (Arguments) with a Bucket")
 
 
 def _validate_choice(

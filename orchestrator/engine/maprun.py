@@ -1,0 +1,723 @@
+"""Distributed Map: a Map Run whose children are executions of their own.
+
+The interpreter starts a Map Run (``Interpreter._start_map_run``): the Map's step is
+RUNNING with a ``maprun`` record (ARN, run id, concurrency, reader, batcher, writer as
+evaluated), ``ItemsPath`` items stored in the Map's branch hash in chunks, and an
+``advance`` timer due at once. From then on the run moves in *advances* of the parent,
+each fired by beat from the global timers set and committed as one guarded write of the
+parent's keys (docs/architecture.md, "Distributed Map"):
+
+* a child's final commit adds ``[mapchild, parent, "<key>|<run>", index]`` to the timers
+  (commit.lua's ``notify``: the child's record names the member), so the parent learns of
+  every end whatever process dies when: the timer stays until an advance commits;
+* an advance counts the children that ended (their marks ``R`` -> ``S``/``F``/``T``/``A``
+  in the ``|mrc`` hash, the counters in the ``|mr`` record), redrives failed children a
+  page at a time after a redrive, starts at most :data:`PAGE` new children (up to
+  ``MaxConcurrency`` in flight) from the item cursor, and, once every item has run or the
+  tolerated failures are exceeded, ends the Map state through the interpreter
+  (:meth:`~orchestrator.language.interpreter.Interpreter.map_run_succeeded` / ``_failed``)
+  in the same guarded write;
+* children start before the advance that counts them commits: a child's id is derived
+  from the parent, the run and its index, and a start is guarded by the id's absence, so
+  an advance computed again (a conflict, a crash) starts no child twice;
+* every Redis call is bounded: the counters are O(1) fields, children are started,
+  counted, exported and assembled a page at a time (:data:`PAGE`, :data:`READ_PAGE`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from orchestrator.engine.celery_app import app
+from orchestrator.engine.commit import (
+    SnapshotReader,
+    after_commit,
+    prepare_transition,
+    redrive_write,
+    start_transition,
+    start_write,
+    stop_write,
+)
+from orchestrator.engine.items import (
+    ItemCursor,
+    ResultWriter,
+    ensure_aws,
+    open_reader,
+    read_batch,
+    result_entry,
+    validate_item_reader,
+)
+from orchestrator.engine.keys import MAP_RUN_CHILDREN_SUFFIX, MAP_RUN_SUFFIX
+from orchestrator.engine.lru import LruCache
+from orchestrator.engine.machines import interpreter_from_record, make_interpreter
+from orchestrator.engine.publisher import PUBLISH_CHUNK
+from orchestrator.engine.records import (
+    ITEM_CHUNK,
+    base_status,
+    branch_failure_marks,
+    chunk_items,
+    failure_marks,
+    parse_timer_member,
+    record_texts,
+    timer_member,
+)
+from orchestrator.engine.store import RedisStore, Write
+from orchestrator.errors import DefinitionError, DefinitionIssue, StatesError
+from orchestrator.language.definition import MapState, StateMachine, parse_definition
+from orchestrator.language.interpreter import (
+    ExecutionInfo,
+    Interpreter,
+    MapRunTimer,
+    RedriveView,
+    StepRecord,
+    StepStatus,
+    Transition,
+)
+from orchestrator.language.jsontext import dumps
+
+logger = logging.getLogger("orchestrator.engine.maprun")
+
+#: Children an advance starts (or redrives) at most: the bound of its Redis calls.
+PAGE = 100
+#: Children read per round trip when a run's results are assembled or exported.
+READ_PAGE = 500
+#: A ``mapchild`` timer whose child the parent has not counted as started yet (the
+#: advance that started it had not committed) is looked at again this much later.
+NOT_YET_S = 0.5
+#: When an advance raised, its timers are tried again this much later (seconds).
+RETRY_BROKEN_S = 5.0
+
+#: Child execution statuses -> their mark in the ``|mrc`` hash; marks -> counters.
+MARKS = {"SUCCEEDED": "S", "FAILED": "F", "TIMED_OUT": "T", "ABORTED": "A"}
+COUNTERS = {"S": "succeeded", "F": "failed", "T": "timed_out", "A": "aborted", "R": "running"}
+STATUS_OF_MARK = {
+    "S": "SUCCEEDED",
+    "F": "FAILED",
+    "T": "TIMED_OUT",
+    "A": "ABORTED",
+    "R": "RUNNING",
+}
+
+_children: LruCache[str, tuple[StateMachine, str, str]] = LruCache(64)
+
+
+def child_id(parent: str, run: str, index: int) -> str:
+    """The execution id of child ``index`` of run ``run``: ``<parent>.<run>.<index>``,
+    the parent cut and hashed when that would pass 80 characters (the rule of execution
+    ids; a dot is allowed, a brace never: the id is a hash tag)."""
+    suffix = f".{run}.{index}"
+    if len(parent) + len(suffix) <= 80:
+        return parent + suffix
+    digest = hashlib.sha1(parent.encode()).hexdigest()[:8]
+    return f"{parent[: 80 - len(suffix) - 9]}.{digest}{suffix}"
+
+
+def notify_member(parent: str, key: str, run: str, index: int, redrives: int) -> str:
+    """The ``mapchild`` timer a child's end adds: ``[mapchild, parent, "<key>|<run>|<n>",
+    index]``. ``n``, the child's redrives, makes each end of a redriven child a member of
+    its own: an advance that removes the timer of an earlier end (a ZREM) cannot remove
+    the timer of a later one that has the same content."""
+    return timer_member(MapRunTimer.CHILD_ENDED, parent, f"{key}|{run}|{redrives}", index)
+
+
+def parse_map_run_arn(arn: str) -> tuple[str, str] | None:
+    """``(parent execution id, run id)`` of a Map Run ARN (see ``map_run_arn``)."""
+    if ":mapRun:" not in arn:
+        return None
+    parent, dot, run = arn.rsplit(":", 1)[-1].rpartition(".")
+    return (parent, run) if dot and parent and run else None
+
+
+# -- definitions ------------------------------------------------------------------------
+
+
+def check_definition(machine: StateMachine) -> None:
+    """Refuse what the engine cannot run in a definition's Distributed Maps: S3 without
+    boto3 (:class:`MissingOptionalDependency`, naming the ``orchestrator[aws]`` extra),
+    an ``ItemReader`` this reader does not support (:class:`DefinitionError`)."""
+    issues: list[DefinitionIssue] = []
+    for path, _name, state, _scope in machine.walk():
+        if not isinstance(state, MapState):
+            continue
+        if state.item_processor.processor_mode != "DISTRIBUTED":
+            continue
+        if state.item_reader is not None:
+            ensure_aws(f"{path}.ItemReader", "an S3 ItemReader")
+            issues += validate_item_reader(state.item_reader, f"{path}.ItemReader")
+        if state.result_writer is not None:
+            ensure_aws(f"{path}.ResultWriter", "an S3 ResultWriter")
+    if issues:
+        raise DefinitionError(issues)
+
+
+def _child_machine(interp: Interpreter, key: str) -> tuple[StateMachine, str, str]:
+    """The children's state machine (the Map's ItemProcessor), its text and hash."""
+    scope, name = interp.scope_of(key)
+    state = scope.states[name]
+    assert isinstance(state, MapState)
+    asl = state.item_processor.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    asl.pop("ProcessorConfig", None)
+    language = interp.machine.query_language
+    if language is not None and "QueryLanguage" not in asl:
+        asl["QueryLanguage"] = getattr(language, "value", language)
+    text = dumps(asl)
+    def_hash = hashlib.sha1(text.encode()).hexdigest()
+    cached = _children.get(def_hash)
+    if cached is None:
+        cached = _children.put(def_hash, (parse_definition(asl), text, def_hash))
+    return cached
+
+
+# -- items ------------------------------------------------------------------------------
+
+
+class StoredItems(ItemCursor):
+    """The items of an ``ItemsPath`` (stored in the Map's branch hash when the Map
+    started, ``ITEM_CHUNK`` a field) as an :class:`ItemCursor`: state ``{"i": next}``."""
+
+    def __init__(
+        self, store: RedisStore, execution_id: str, key: str, total: int, state: Any
+    ) -> None:
+        super().__init__(state or {"t": "items", "i": 0}, None)
+        self.store, self.execution_id, self.key, self.total = store, execution_id, key, total
+        if total == 0:
+            self._state["done"] = True
+
+    def _read(self, want: int) -> Iterator[tuple[Any, dict[str, Any]]]:
+        index = int(self._state.get("i", 0))
+        while index < self.total:
+            chunk = index // ITEM_CHUNK
+            (text,) = self.store.branch_fields(self.execution_id, self.key, [f"k{chunk}"])
+            items = chunk_items(text) if text else {}
+            while index < self.total and index // ITEM_CHUNK == chunk:
+                value = items.get(index)
+                index += 1
+                yield (json.loads(value) if value is not None else None), {"i": index}
+
+
+def _cursor(
+    store: RedisStore, parent: str, key: str, record: StepRecord, mr: dict[str, str]
+) -> ItemCursor:
+    run = record.run or {}
+    state = json.loads(mr["cursor"]) if mr.get("cursor") else None
+    reader = run.get("reader")
+    if reader is None:
+        return StoredItems(store, parent, key, record.total, state)
+    max_items = reader.get("max")
+    return open_reader(
+        reader["def"],
+        reader["params"] or {},
+        max_items=int(max_items) if max_items else None,
+        state=state,
+    )
+
+
+def _next_inputs(
+    interp: Interpreter, cursor: ItemCursor, key: str, record: StepRecord, count: int, now: float
+) -> list[Any]:
+    """Up to ``count`` children's inputs from ``cursor`` (batches with an ItemBatcher;
+    the ItemSelector applies to each item)."""
+    run = record.run or {}
+    batch = run.get("batch")
+    inputs: list[Any] = []
+    if batch is None:
+        first = int(cursor.state.get("n", 0))
+        items, _ = cursor.next_page(count)
+        for offset, value in enumerate(items):
+            inputs.append(interp.map_child_input(key, record, first + offset, value, now))
+        return inputs
+    for _ in range(count):
+        first = int(cursor.state.get("n", 0))
+        child, _ = read_batch(
+            cursor,
+            int(batch["items"]) if batch.get("items") else None,
+            int(batch["bytes"]) if batch.get("bytes") else None,
+            batch.get("input"),
+        )
+        if child is None:
+            break
+        if "sel" in run:
+            child["Items"] = [
+                interp.map_child_input(key, record, first + offset, value, now)
+                for offset, value in enumerate(child["Items"])
+            ]
+        inputs.append(child)
+    return inputs
+
+
+# -- children ---------------------------------------------------------------------------
+
+
+def _start_children(
+    store: RedisStore,
+    interp: Interpreter,
+    key: str,
+    record: StepRecord,
+    first: int,
+    inputs: list[Any],
+    now: float,
+) -> None:
+    """Start children ``first...`` with ``inputs``: one guarded start each (a child
+    that exists already is left as it is), sent in one round trip."""
+    run = record.run or {}
+    parent = interp.info.execution_id
+    machine, text, def_hash = _child_machine(interp, key)
+    workflow = f"{interp.info.workflow}/{run.get('label')}"
+    started = []
+    for offset, value in enumerate(inputs):
+        index = first + offset
+        cid = child_id(parent, run["id"], index)
+        input_text = dumps(value)
+        child = make_interpreter(machine, ExecutionInfo(cid, cid, workflow, now, value))
+        member = notify_member(parent, key, run["id"], index, 0)
+
+        def record_write(
+            cid: str = cid, index: int = index, input_text: str = input_text, member: str = member
+        ) -> Write:
+            write = start_write(
+                store,
+                cid,
+                workflow=workflow,
+                input_text=input_text,
+                input_hash=hashlib.sha1(input_text.encode()).hexdigest(),
+                now=now,
+                def_hash=def_hash,
+                definition_text=text,
+            )
+            # Before the first transition's writes: a child that ends in its start
+            # commit notifies its parent in it.
+            write.op(
+                "hset",
+                store.keys.execution(cid),
+                *("parent", parent, "map_key", key, "map_index", str(index)),
+                *("map_run", run["arn"], "notify", member),
+            )
+            return write
+
+        tr, write = start_transition(store, cid, child, now, record_write)
+        started.append((cid, child, tr, write))
+    results = store.apply_many([write for *_, write in started])
+    with app.producer_or_acquire() as producer, producer.batch(max_size=PUBLISH_CHUNK):
+        for (cid, child, tr, _), result in zip(started, results, strict=True):
+            if result.ok:
+                after_commit(store, cid, child, tr, result.joined, producer=producer)
+
+
+def stop_child(store: RedisStore, execution_id: str, cause: str, now: float) -> None:
+    """Abort a running child (and, in turn, its own Map Runs' children)."""
+    tr = Interpreter.stop(now, "States.Aborted", cause)
+    if store.commit(stop_write(store, execution_id, tr)):
+        stop_map_runs(store, execution_id, now)
+
+
+def redrive_child(store: RedisStore, execution_id: str, now: float) -> bool:
+    """Redrive a FAILED, TIMED_OUT or ABORTED child, as ``redrive_execution`` does."""
+    status = store.execution_status(execution_id)
+    if status not in ("FAILED", "TIMED_OUT", "ABORTED"):
+        return False
+    interp = interpreter_from_record(store, execution_id)
+    if interp is None:
+        return False
+    interp.history_base = store.history_length(execution_id)
+    steps = store.steps(execution_id)
+    view = RedriveView(
+        records=record_texts(steps),
+        failures=[*failure_marks(steps), *branch_failure_marks(store.branch_marks(execution_id))],
+        redrives=store.execution_redrives(execution_id),
+    )
+    interp.reader = SnapshotReader(steps, store, execution_id)
+    tr = interp.redrive(view, now)
+    write = redrive_write(
+        store,
+        execution_id,
+        tr,
+        status=status,
+        redrives=view.redrives + 1,
+        def_hash=store.execution_def_hash(execution_id),
+        info=interp.info,
+    )
+    (link,) = store.execution_records([execution_id], ("parent", "map_key", "map_index", "notify"))
+    if link["notify"] and link["parent"] and link["map_key"] and link["map_index"]:
+        _, _, tag, _ = parse_timer_member(link["notify"])
+        member = notify_member(
+            link["parent"],
+            link["map_key"],
+            tag.split("|")[1],
+            int(link["map_index"]),
+            view.redrives + 1,
+        )
+        write.op("hset", store.keys.execution(execution_id), "notify", member)
+    result = store.apply(write)
+    if result.ok:
+        after_commit(store, execution_id, interp, tr, result.joined)
+    return result.ok
+
+
+def stop_map_runs(store: RedisStore, execution_id: str, now: float | None = None) -> None:
+    """The execution was stopped: abort its running Map Runs and their children (a page
+    of child marks per call)."""
+    now = time.time() if now is None else now
+    for key in store.map_run_containers(execution_id):
+        mr = store.map_run(execution_id, key)
+        if mr.get("status") != "RUNNING":
+            continue
+        mr_key = store.keys.map_run(execution_id, key)
+        write = Write().guard_field(mr_key, "v", mr.get("v"))
+        write.op("hset", mr_key, "status", "ABORTED", "stop", repr(now), "v", _bump(mr.get("v")))
+        store.commit(write)
+        abort_children(store, execution_id, key, mr.get("run", ""), now)
+
+
+def abort_children(store: RedisStore, parent: str, key: str, run: str, now: float) -> None:
+    """Abort the children of a Map Run still marked running, a page at a time."""
+    cursor = 0
+    while True:
+        cursor, page = store.map_run_scan(parent, key, cursor, PAGE)
+        ids = [child_id(parent, run, int(i)) for i, mark in page.items() if mark == "R"]
+        for cid, status in zip(ids, store.execution_statuses(ids), strict=True):
+            if status == "RUNNING":
+                stop_child(store, cid, "The Map Run of its parent ended", now)
+        if cursor == 0:
+            return
+
+
+def _bump(version: str | None) -> str:
+    return str(int(version or 0) + 1)
+
+
+# -- advancing a Map Run ----------------------------------------------------------------
+
+
+def fire(store: RedisStore, members: list[str], now: float) -> None:
+    """Fire due Map Run timers (``maprun`` and ``mapchild``): one advance per Map Run."""
+    groups: dict[tuple[str, str], list[tuple[str, int | None, Any]]] = {}
+    for member in members:
+        kind, execution_id, step_key, attempt = parse_timer_member(member)
+        if kind == MapRunTimer.CHILD_ENDED:
+            key, run, _ = step_key.split("|")
+            groups.setdefault((execution_id, key), []).append((member, attempt, run))
+        else:
+            groups.setdefault((execution_id, step_key), []).append((member, None, attempt))
+    for (execution_id, key), timers in groups.items():
+        try:
+            advance(store, execution_id, key, timers, now)
+        except Exception:  # noqa: BLE001 - one broken run must not stop the others
+            logger.exception("advancing the Map Run of %s/%s failed", execution_id, key)
+            for member, _, _ in timers:
+                store.defer_timer(member, now + RETRY_BROKEN_S)
+
+
+def tolerance_exceeded(
+    count: float | None, percentage: float | None, failures: int, total: int | None
+) -> bool:
+    """Whether ``failures`` failed children of ``total`` (None: not known yet) are more
+    than the run tolerates (no tolerance given: none), as Step Functions decides."""
+    if failures == 0:
+        return False
+    if count is None and percentage is None:
+        return True
+    over_count = count is None or failures > count
+    if percentage is None:
+        return over_count
+    if total is None:
+        return False  # the percentage needs the total: decided at the end
+    return over_count and failures * 100 / max(total, 1) > percentage
+
+
+def advance(
+    store: RedisStore,
+    parent: str,
+    key: str,
+    timers: list[tuple[str, int | None, Any]],
+    now: float,
+) -> None:
+    """One advance of the Map Run of ``parent``'s Map ``key`` (see the module doc)."""
+    members = [member for member, _, _ in timers]
+    exec_status = store.execution_status(parent)
+    status, record_text = store.step_state(parent, key)
+    record = StepRecord.loads(record_text) if record_text else None
+    if (
+        exec_status != "RUNNING"
+        or record is None
+        or record.run is None
+        or record_text is None
+        or status is None
+        or base_status(status) != StepStatus.RUNNING
+    ):
+        store.drop_timers(*members)
+        return
+    run = record.run
+    current = [
+        (member, index)
+        for member, index, tag in timers
+        if (tag == run["id"] if index is not None else tag == record.attempt)
+    ]
+    kept = {member for member, _ in current}
+    handled = [member for member in members if member not in kept]
+    interp = interpreter_from_record(store, parent)
+    assert interp is not None
+    keys = store.keys
+    mr_key, marks_key = keys.map_run(parent, key), keys.map_run_children(parent, key)
+    mr = store.map_run(parent, key)
+    version = mr.get("v")
+    fresh = mr.get("run") != run["id"]
+    fields: dict[str, str] = {}
+    if fresh:
+        fields = {
+            "run": run["id"],
+            "arn": run["arn"],
+            "label": run["label"],
+            "key": key,
+            "type": run.get("type", "STANDARD"),
+            "status": "RUNNING",
+            "start": repr(now),
+            "max": str(run["max"]),
+            "next": "0",
+        }
+        mr = dict(fields)
+    elif mr.get("status") != "RUNNING":
+        # A redrive: count every child again from the first, redriving the failed ones.
+        gone = ("stop", "error", "cause")
+        fields = {"status": "RUNNING", "rptr": "0", **{name: "" for name in gone}}
+        fields.update({counter: "0" for counter in COUNTERS.values()})
+        mr.update(fields)
+    counts = {counter: int(mr.get(counter) or 0) for counter in COUNTERS.values()}
+    started_count = int(mr.get("next") or 0)
+    rptr = int(mr["rptr"]) if mr.get("rptr") else None
+    marks: dict[str, str] = {}
+    later: list[str] = []
+
+    # 1. Children that ended.
+    ended = sorted({(index, member) for member, index in current if index is not None})
+    if ended:
+        indexes = [index for index, _ in ended]
+        stored = store.map_run_marks(parent, key, indexes)
+        statuses = store.execution_statuses([child_id(parent, run["id"], i) for i in indexes])
+        for (index, member), mark, child_status in zip(ended, stored, statuses, strict=True):
+            if index >= started_count and mark is None:
+                later.append(member)  # started by an advance that has not committed yet
+                continue
+            handled.append(member)
+            if rptr is not None and index >= rptr:
+                continue  # the redrive's scan counts it
+            if mark == "R" and child_status in MARKS:
+                marks[str(index)] = MARKS[child_status]
+                counts["running"] -= 1
+                counts[COUNTERS[MARKS[child_status]]] += 1
+    handled += [member for member, index in current if index is None]
+
+    # 2. A redrive's scan: count the children again, redrive the failed ones.
+    while rptr is not None and counts["running"] < run["max"]:
+        if rptr >= started_count:
+            rptr = None
+            break
+        end = min(started_count, rptr + PAGE, rptr + run["max"] - counts["running"])
+        indexes = list(range(rptr, end))
+        ids = [child_id(parent, run["id"], i) for i in indexes]
+        for index, cid, child_status in zip(
+            indexes, ids, store.execution_statuses(ids), strict=True
+        ):
+            if child_status == "SUCCEEDED":
+                marks[str(index)] = "S"
+                counts["succeeded"] += 1
+            elif child_status in MARKS and not redrive_child(store, cid, now):
+                marks[str(index)] = MARKS[child_status]
+                counts[COUNTERS[MARKS[child_status]]] += 1
+            else:  # redriven, or still running: its end is counted
+                marks[str(index)] = "R"
+                counts["running"] += 1
+        rptr = end
+        if len(indexes) >= PAGE:
+            break
+
+    failures = counts["failed"] + counts["timed_out"] + counts["aborted"]
+    done = mr.get("done") == "1"
+    total: int | None = started_count if done else None
+    if record.total and "batch" not in run and "reader" not in run:
+        total = record.total
+    failed_run: tuple[str, str] | None = None
+    if rptr is None and tolerance_exceeded(
+        record.tolerated_count, record.tolerated_percentage, failures, total
+    ):
+        failed_run = (
+            "States.ExceedToleratedFailureThreshold",
+            f"The specified tolerated failure threshold was exceeded: {failures} of the "
+            f"child executions of Map Run {run['arn']} failed.",
+        )
+
+    # 3. Start more children.
+    rearm = False
+    if failed_run is None and not done and rptr is None:
+        room = min(run["max"] - counts["running"], PAGE)
+        if room > 0:
+            try:
+                cursor = _cursor(store, parent, key, record, mr)
+                inputs = _next_inputs(interp, cursor, key, record, room, now)
+            except StatesError as exc:
+                failed_run = (exc.error, exc.cause or str(exc))
+            else:
+                _start_children(store, interp, key, record, started_count, inputs, now)
+                for offset in range(len(inputs)):
+                    marks[str(started_count + offset)] = "R"
+                started_count += len(inputs)
+                counts["running"] += len(inputs)
+                fields["cursor"] = dumps(cursor.state)
+                if cursor.done or len(inputs) < room:
+                    done = True
+                    fields["done"] = "1"
+                    fields["total"] = str(started_count)
+                rearm = not done and counts["running"] < run["max"]
+    elif rptr is not None:
+        rearm = counts["running"] < run["max"]
+
+    fields["next"] = str(started_count)
+    fields.update({counter: str(value) for counter, value in counts.items()})
+    finished = failed_run is not None or (done and counts["running"] == 0 and rptr is None)
+
+    # 4. The write: the run's progress, and the Map state's end when the run ends.
+    tr: Transition | None = None
+    if finished:
+        result: Any = None
+        size = 0
+        if failed_run is None:
+            try:
+                result, size = _run_result(store, parent, run, started_count)
+            except StatesError as exc:
+                failed_run = (exc.error, exc.cause or str(exc))
+        if failed_run is not None:
+            error, cause = failed_run
+            fields.update(status="FAILED", error=error, cause=cause[:2000])
+
+            def compute() -> Transition | None:
+                fresh_record = StepRecord.loads(record_text)
+                return interp.map_run_failed(key, fresh_record, error, cause, now)
+
+        else:
+            fields["status"] = "SUCCEEDED"
+
+            def compute() -> Transition | None:
+                fresh_record = StepRecord.loads(record_text)
+                return interp.map_run_succeeded(key, fresh_record, result, now, size)
+
+        fields["stop"] = repr(now)
+        prepared = prepare_transition(
+            store, parent, interp, compute, step_key=key, step_status=status
+        )
+        if prepared is None:
+            store.drop_timers(*members)
+            return
+        write, tr = prepared.write, prepared.tr
+    else:
+        write = Write()
+        write.guard_field(keys.execution(parent), "status", "RUNNING")
+        write.guard_field(keys.steps(parent), keys.status_field(key), status)
+        write.guard_field(keys.steps(parent), key, record_text)
+    write.guard_field(mr_key, "v", version)
+    if fresh:
+        write.op("del", mr_key)
+        write.op("del", marks_key)
+    if rptr is None and mr.get("rptr") is not None and not fresh:
+        write.op("hdel", mr_key, "rptr")
+    elif rptr is not None:
+        fields["rptr"] = str(rptr)
+    if "rptr" in fields and rptr is None:
+        del fields["rptr"]
+    fields["v"] = _bump(version)
+    write.op("hset", mr_key, *[x for pair in fields.items() for x in pair])
+    if marks:
+        write.op("hset", marks_key, *[x for pair in marks.items() for x in pair])
+    bs = keys.branch_hashes(parent)
+    write.op("sadd", bs, key + MAP_RUN_SUFFIX, key + MAP_RUN_CHILDREN_SUFFIX)
+    if handled:
+        write.op("zrem", keys.timers, *handled)
+    if rearm and not finished:
+        member = timer_member(MapRunTimer.ADVANCE, parent, key, record.attempt)
+        write.op("zadd", keys.timers, repr(now), member)
+    committed = store.apply(write)
+    if not committed.ok:
+        return  # moved under us: its timers are still due, the next tick goes on
+    for member in later:
+        store.defer_timer(member, now + NOT_YET_S)
+    if tr is not None:
+        after_commit(store, parent, interp, tr, committed.joined)
+        if failed_run is not None:
+            abort_children(store, parent, key, run["id"], now)
+
+
+def _run_result(store: RedisStore, parent: str, run: dict[str, Any], count: int) -> tuple[Any, int]:
+    """The Map's result: its children's outputs in item order (and their size in
+    bytes), or, with a ResultWriter, what writing them to S3 returned (read back from
+    the children's records a page at a time: the export is not resumable, so it runs
+    whole at the end of the run)."""
+    writer = ResultWriter.from_parameters(run["writer"], run["arn"]) if run.get("writer") else None
+    outputs: list[Any] = []
+    size = 1
+    fields = ("status", "input", "output", "error", "cause", "start", "stop", "redrives")
+    for first in range(0, count, READ_PAGE):
+        ids = [child_id(parent, run["id"], i) for i in range(first, min(count, first + READ_PAGE))]
+        for cid, child in zip(ids, store.execution_records(ids, fields), strict=True):
+            if writer is not None:
+                status = child["status"] or "PENDING"
+                writer.add(
+                    result_entry(
+                        status="PENDING" if status == "RUNNING" else status,
+                        input=json.loads(child["input"] or "null"),
+                        execution_arn=f"arn:aws:states:local:000000000000:execution:{cid}",
+                        name=cid,
+                        output=json.loads(child["output"] or "null"),
+                        error=child["error"],
+                        cause=child["cause"],
+                        start_date=float(child["start"]) if child["start"] else None,
+                        stop_date=float(child["stop"]) if child["stop"] else None,
+                        redrive_count=int(child["redrives"] or 0),
+                    )
+                )
+                continue
+            text = child["output"] if child["status"] == "SUCCEEDED" else None
+            size += len(text or "null") + 1
+            outputs.append(json.loads(text) if text is not None else None)
+    if writer is not None:
+        output = writer.finish()
+        return output, len(dumps(output))
+    return outputs, size
+
+
+# -- reading Map Runs -------------------------------------------------------------------
+
+
+def map_run_summary(store: RedisStore, parent: str, key: str) -> dict[str, Any] | None:
+    """A Map Run's record as stored, counters as numbers (None if there is none)."""
+    mr = store.map_run(parent, key)
+    if not mr:
+        return None
+    summary: dict[str, Any] = dict(mr)
+    for name in ("next", "max", *COUNTERS.values()):
+        summary[name] = int(mr.get(name) or 0)
+    summary["execution_id"], summary["key"] = parent, key
+    return summary
+
+
+def find_map_run(store: RedisStore, arn: str) -> tuple[str, str] | None:
+    """``(parent execution id, Map step key)`` of the Map Run ``arn`` (None if unknown)."""
+    parsed = parse_map_run_arn(arn)
+    if parsed is None:
+        return None
+    parent, run = parsed
+    for key in store.map_run_containers(parent):
+        if store.map_run(parent, key).get("run") == run:
+            return parent, key
+    return None
+
+
+def child_page(
+    store: RedisStore, parent: str, run: str, first: int, count: int
+) -> list[tuple[int, str, str | None]]:
+    """``(index, child id, status)`` of children ``first`` to ``first + count - 1``."""
+    indexes = list(range(first, first + count))
+    ids = [child_id(parent, run, i) for i in indexes]
+    return list(zip(indexes, ids, store.execution_statuses(ids), strict=True))

@@ -1,0 +1,277 @@
+"""Distributed Map: each item (or batch) runs as a child execution of its own.
+
+Real workers run the children's Tasks; the parent's history holds the Map Run's start and
+end, not its items; ``MaxConcurrency`` bounds the children in flight; failures end the
+run past their tolerance; a stop stops the children and a redrive re-runs only the
+failed ones; S3 items and results go through moto's server (``tests/aws.local_s3``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from orchestrator import (
+    describe_execution,
+    describe_map_run,
+    get_execution_history,
+    list_map_run_children,
+    list_map_runs,
+    redrive_execution,
+    start_workflow,
+    stop_execution,
+)
+from orchestrator.engine import maprun
+from orchestrator.engine.store import get_store
+from orchestrator.errors import DefinitionError, MissingOptionalDependency
+from tests.activities import peak, release
+from tests.aws import local_s3
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.usefixtures("orchestrator")
+
+
+def _dmap(processor_states: dict[str, Any], start: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "StartAt": "M",
+        "States": {
+            "M": {
+                "Type": "Map",
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                    "StartAt": start,
+                    "States": processor_states,
+                },
+                "End": True,
+                **fields,
+            }
+        },
+    }
+
+
+def _gauge(**fields: Any) -> dict[str, Any]:
+    return {"Type": "Task", "Resource": "gauge", "End": True, **fields}
+
+
+def _events(execution_id: str) -> list[str]:
+    return [event.type for event in get_execution_history(execution_id)]
+
+
+def test_a_few_hundred_items_run_as_child_executions_in_order(tag: str) -> None:
+    items = [{"i": i, "tag": tag} for i in range(300)]
+    handle = start_workflow(
+        _dmap({"T": _gauge()}, "T", ItemsPath="$.items", MaxConcurrency=40, Label="Fan"),
+        {"items": items},
+    )
+    result = handle.result(60)
+    assert result.status == "SUCCEEDED", result
+    assert result.output == [i * 2 for i in range(300)]
+    assert 1 <= peak(tag) <= 40
+    events = _events(handle.execution_id)
+    assert "MapRunStarted" in events and "MapRunSucceeded" in events
+    assert "MapIterationStarted" not in events
+    assert len(events) < 12  # the parent's history does not grow with the items
+    (run,) = list_map_runs(handle.execution_id)
+    assert run.status == "SUCCEEDED" and run.label == "Fan" and run.max_concurrency == 40
+    assert run.counts.succeeded == run.counts.total == 300 and run.counts.running == 0
+    assert describe_map_run(run.map_run_arn) == run
+    children = list_map_run_children(run.map_run_arn, start=295, limit=10)
+    assert [c.index for c in children] == [295, 296, 297, 298, 299]
+    child = describe_execution(children[0].execution_id)
+    assert child.status == "SUCCEEDED" and child.output == 590
+    assert child.parent_execution_id == handle.execution_id
+    assert child.map_run_arn == run.map_run_arn and child.map_index == 295
+    assert child.input == {"i": 295, "tag": tag}
+    assert "TaskSucceeded" in _events(child.execution_id)
+
+
+def test_item_selector_and_item_batcher(tag: str) -> None:
+    definition = _dmap(
+        {"T": {"Type": "Pass", "End": True}},
+        "T",
+        ItemsPath="$.items",
+        ItemSelector={"value.$": "$$.Map.Item.Value", "index.$": "$$.Map.Item.Index"},
+        ItemBatcher={"MaxItemsPerBatch": 4, "BatchInput": {"run.$": "$.run"}},
+    )
+    handle = start_workflow(definition, {"items": list(range(10)), "run": tag})
+    result = handle.result(30)
+    assert result.status == "SUCCEEDED", result
+    assert result.output == [
+        {
+            "BatchInput": {"run": tag},
+            "Items": [{"value": i, "index": i} for i in range(first, min(first + 4, 10))],
+        }
+        for first in (0, 4, 8)
+    ]
+    (run,) = list_map_runs(handle.execution_id)
+    assert run.counts.total == 3
+
+
+def test_tolerated_failures(tag: str) -> None:
+    items = [{"i": i, "tag": tag, "fail": i % 10 == 0} for i in range(50)]  # 5 fail
+    tolerated = start_workflow(
+        _dmap({"T": _gauge()}, "T", ItemsPath="$.items", ToleratedFailureCount=5),
+        {"items": items},
+    ).result(30)
+    assert tolerated.status == "SUCCEEDED", tolerated
+    assert tolerated.output == [None if i % 10 == 0 else i * 2 for i in range(50)]
+    handle = start_workflow(
+        _dmap(
+            {"T": _gauge()},
+            "T",
+            ItemsPath="$.items",
+            ToleratedFailurePercentagePath="$.pct",
+            MaxConcurrency=5,
+        ),
+        {"items": items, "pct": 8},
+    )
+    failed = handle.result(30)
+    assert failed.status == "FAILED"
+    assert failed.error == "States.ExceedToleratedFailureThreshold"
+    assert "MapRunFailed" in _events(handle.execution_id)
+    (run,) = list_map_runs(handle.execution_id)
+    assert run.status == "FAILED" and run.counts.failed >= 5
+
+
+def test_stop_stops_the_children_and_redrive_reruns_only_the_failed(tag: str) -> None:
+    block = {"Type": "Task", "Resource": "block", "End": True}
+    items = [{"tag": tag, "i": i} for i in range(6)]
+    handle = start_workflow(_dmap({"B": block}, "B", ItemsPath="$.items"), {"items": items})
+    run = wait_until(lambda: (list_map_runs(handle.execution_id) or [None])[0], 10)
+    wait_until(lambda: describe_map_run(run.map_run_arn).counts.total == 6, 10)
+    stop_execution(handle.execution_id)
+    children = list_map_run_children(run.map_run_arn)
+    wait_until(
+        lambda: all(describe_execution(c.execution_id).status == "ABORTED" for c in children),
+        10,
+    )
+    assert describe_map_run(run.map_run_arn).status == "ABORTED"
+    # The redrive runs the aborted children again (now released) and ends the run.
+    release(tag)
+    redrive_execution(handle.execution_id)
+    result = handle.result(30)
+    assert result.status == "SUCCEEDED", result
+    assert [o["i"] for o in result.output] == list(range(6))
+    assert describe_execution(children[0].execution_id).redrive_count == 1
+    assert _events(handle.execution_id).count("MapRunRedriven") == 1
+
+
+def test_redrive_reruns_only_failed_children(tag: str) -> None:
+    flaky = {
+        "Type": "Task",
+        "Resource": "flaky",
+        "Parameters": {"tag.$": "$.tag", "fail.$": "$.fail"},
+        "End": True,
+    }
+    items = [{"tag": f"{tag}-{i}", "fail": 1 if i == 3 else 0} for i in range(8)]
+    handle = start_workflow(_dmap({"F": flaky}, "F", ItemsPath="$.items"), {"items": items})
+    first = handle.result(30)
+    assert first.status == "FAILED" and first.error == "States.ExceedToleratedFailureThreshold"
+    redrive_execution(handle.execution_id)
+    result = handle.result(30)
+    assert result.status == "SUCCEEDED", result
+    assert [o["attempt"] for o in result.output] == [1, 1, 1, 2, 1, 1, 1, 1]
+    (run,) = list_map_runs(handle.execution_id)
+    assert run.counts.succeeded == 8 and run.counts.failed == 0
+
+
+def test_a_lost_advance_loses_nothing(tag: str) -> None:
+    """The Map Run moves only through the timers set: drop every advance a process was
+    about to make (as if it died before committing) and the next tick makes it."""
+    store = get_store()
+    real = maprun.advance
+    dropped = []
+
+    def dying(*args: Any, **kwargs: Any) -> None:
+        if len(dropped) < 5:
+            dropped.append(args[2])
+            raise RuntimeError("the process died here")
+        real(*args, **kwargs)
+
+    maprun.RETRY_BROKEN_S, old_retry = 0.1, maprun.RETRY_BROKEN_S
+    maprun.advance = dying  # type: ignore[assignment]
+    try:
+        items = [{"i": i, "tag": tag} for i in range(20)]
+        handle = start_workflow(
+            _dmap({"T": _gauge()}, "T", ItemsPath="$.items", MaxConcurrency=3), {"items": items}
+        )
+        result = handle.result(30)
+    finally:
+        maprun.advance = real  # type: ignore[assignment]
+        maprun.RETRY_BROKEN_S = old_retry
+    assert len(dropped) == 5
+    assert result.status == "SUCCEEDED", result
+    assert result.output == [i * 2 for i in range(20)]
+    assert not [m for m in store.due_timers(time.time() + 60, 1000) if handle.execution_id in m]
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[Any]:
+    boto3 = pytest.importorskip("boto3")
+    with local_s3():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="dmap")
+        yield client
+
+
+def test_s3_jsonl_reader_and_result_writer(s3: Any, tag: str) -> None:
+    lines = "\n".join(json.dumps({"i": i, "tag": tag}) for i in range(25))
+    s3.put_object(Bucket="dmap", Key=f"{tag}/in.jsonl", Body=lines.encode())
+    definition = _dmap(
+        {"T": _gauge()},
+        "T",
+        ItemReader={
+            "Resource": "arn:aws:states:::s3:getObject",
+            "ReaderConfig": {"InputType": "JSONL", "MaxItems": 20},
+            "Parameters": {"Bucket": "dmap", "Key.$": "$.key"},
+        },
+        ResultWriter={
+            "Resource": "arn:aws:states:::s3:putObject",
+            "Parameters": {"Bucket": "dmap", "Prefix": f"{tag}/out"},
+        },
+        MaxConcurrency=7,
+    )
+    handle = start_workflow(definition, {"key": f"{tag}/in.jsonl"})
+    result = handle.result(60)
+    assert result.status == "SUCCEEDED", result
+    (run,) = list_map_runs(handle.execution_id)
+    run_id = run.map_run_arn.rsplit(":", 1)[-1]
+    manifest_key = f"{tag}/out/{run_id}/manifest.json"
+    assert result.output == {
+        "MapRunArn": run.map_run_arn,
+        "ResultWriterDetails": {"Bucket": "dmap", "Key": manifest_key},
+    }
+    manifest = json.loads(s3.get_object(Bucket="dmap", Key=manifest_key)["Body"].read())
+    assert manifest["MapRunArn"] == run.map_run_arn
+    (succeeded,) = manifest["ResultFiles"]["SUCCEEDED"]
+    entries = json.loads(s3.get_object(Bucket="dmap", Key=succeeded["Key"])["Body"].read())
+    assert [json.loads(e["Output"]) for e in entries] == [i * 2 for i in range(20)]
+    assert json.loads(entries[0]["Input"]) == {"i": 0, "tag": tag}
+    assert entries[0]["Status"] == "SUCCEEDED" and entries[0]["Name"].startswith(
+        handle.execution_id
+    )
+    assert manifest["ResultFiles"]["FAILED"] == [] and run.counts.total == 20
+
+
+def test_without_boto3_a_definition_error_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("orchestrator.engine.items.aws.aws_available", lambda: False)
+    definition = _dmap(
+        {"P": {"Type": "Pass", "End": True}},
+        "P",
+        ItemReader={
+            "Resource": "arn:aws:states:::s3:getObject",
+            "ReaderConfig": {"InputType": "JSONL"},
+            "Parameters": {"Bucket": "b", "Key": "k"},
+        },
+    )
+    with pytest.raises(MissingOptionalDependency) as raised:
+        start_workflow(definition, {})
+    assert "orchestrator[aws]" in str(raised.value)
+    assert isinstance(raised.value, DefinitionError)
+    assert raised.value.issues[0].path == "$.States.M.ItemReader"
