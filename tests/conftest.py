@@ -16,6 +16,7 @@ import pytest
 from celery import signals
 
 from orchestrator.testing import LocalOrchestrator, local_orchestrator
+from tests.parallel import pytest_xdist_make_scheduler  # noqa: F401 - an xdist hook
 
 TASK_MODULES = ["tests.activities", "orchestrator.examples.order_activities"]
 

@@ -28,11 +28,20 @@ RUN_TIMEOUT_S = 120
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment without any Redis/broker settings (the zero-setup default), with
     the demo's activities (no task module is imported by default)."""
+    # Without COLUMNS and LINES too: output piped to a file, whatever the test runner's
+    # terminal (pytest-xdist's workers inherit COLUMNS=80 from the controller).
     env = {
         key: value
         for key, value in os.environ.items()
         if key
-        not in ("REDIS_URL", "ORCHESTRATOR_REDIS_URL", "BROKER_URL", "ORCHESTRATOR_BROKER_URL")
+        not in (
+            "REDIS_URL",
+            "ORCHESTRATOR_REDIS_URL",
+            "BROKER_URL",
+            "ORCHESTRATOR_BROKER_URL",
+            "COLUMNS",
+            "LINES",
+        )
     }
     env["ORCHESTRATOR_TASK_MODULES"] = "orchestrator.examples.order_activities"
     env.update(extra)

@@ -27,12 +27,6 @@ def client(orchestrator: LocalOrchestrator) -> Iterator[Any]:
         yield test_client
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def live_server(orchestrator: LocalOrchestrator) -> Iterator[str]:
     """The UI served by uvicorn in a thread on 127.0.0.1; yields its base URL."""
@@ -40,12 +34,18 @@ def live_server(orchestrator: LocalOrchestrator) -> Iterator[str]:
 
     from orchestrator.ui import create_app
 
-    port = free_port()
+    # Bound here and handed to uvicorn: no other test worker can take the port between
+    # picking it and listening on it.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = int(listener.getsockname()[1])
     config = uvicorn.Config(
         create_app(token=""), host="127.0.0.1", port=port, log_level="warning", access_log=False
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="ui-server", daemon=True)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [listener]}, name="ui-server", daemon=True
+    )
     thread.start()
     deadline = time.monotonic() + 15
     while not server.started:
@@ -57,6 +57,7 @@ def live_server(orchestrator: LocalOrchestrator) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(15)
+        listener.close()
 
 
 @pytest.fixture(scope="session")
