@@ -47,14 +47,18 @@ from orchestrator import (
     ExecutionStatus,
     HistoryEvent,
     InvalidInputError,
+    MapRunDescription,
     OrchestratorError,
     TaskTokenError,
     config,
     describe_execution,
+    describe_map_run,
     get_dead_letter,
     get_execution_history,
     list_dead_letters,
     list_executions,
+    list_map_run_children,
+    list_map_runs,
     redrive_execution,
     send_task_failure,
     send_task_heartbeat,
@@ -397,6 +401,9 @@ def render_description(desc: ExecutionDescription) -> Table:
         rows.append(("Cause", desc.cause or ""))
     for step in desc.steps:
         rows.append(("Step", f"{step.key}: {step.status} (attempts: {step.attempts})"))
+    if desc.parent_execution_id is not None:
+        rows.append(("Parent", f"{desc.parent_execution_id} (item {desc.map_index})"))
+        rows.append(("Map Run", desc.map_run_arn or ""))
     for name, value in rows:
         table.add_row(name, value)
     return table
@@ -853,6 +860,95 @@ def redrive(
         stdout_console().print(f"{execution_id}: {result.status.value}")
         if result.status is not ExecutionStatus.SUCCEEDED:
             raise typer.Exit(EXIT_FAILED)
+
+
+map_runs_app = typer.Typer(
+    help="Inspect Distributed Map runs and their child executions.", no_args_is_help=True
+)
+app.add_typer(map_runs_app, name="map-runs")
+
+
+def render_map_run(run: MapRunDescription) -> Table:
+    """A Map Run as a two-column table: what it is and its children by status."""
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    counts = run.counts
+    rows: list[tuple[str, Text | str]] = [
+        ("Map Run", run.map_run_arn),
+        ("Execution", run.execution_id),
+        ("State", run.state_key),
+        ("Label", run.label),
+        ("Status", _status_text(run.status)),
+        ("Started", _iso(run.start_time)),
+        ("Stopped", _iso(run.stop_time) if run.stop_time else "-"),
+        ("Concurrency", str(run.max_concurrency)),
+        (
+            "Children",
+            f"{counts.total} started: {counts.running} running, {counts.succeeded} succeeded, "
+            f"{counts.failed} failed, {counts.timed_out} timed out, {counts.aborted} aborted",
+        ),
+    ]
+    if run.error:
+        rows.append(("Error", Text(run.error, style="red")))
+        rows.append(("Cause", run.cause or ""))
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+@map_runs_app.command("list")
+def map_runs_list(
+    execution_id: Annotated[str, typer.Argument(help="The parent execution id.")],
+    as_json: JsonOption = False,
+) -> None:
+    """The Map Runs of an execution's Distributed Maps (needs REDIS_URL)."""
+    require_redis()
+    try:
+        runs = list_map_runs(execution_id)
+    except ExecutionNotFound as exc:
+        fail(str(exc), EXIT_FAILED)
+    if as_json:
+        emit_json([run.model_dump(mode="json") for run in runs])
+        return
+    console = stdout_console()
+    if not runs:
+        console.print(f"{execution_id} has no Map Run")
+    for run in runs:
+        console.print(render_map_run(run))
+
+
+@map_runs_app.command("show")
+def map_runs_show(
+    map_run_arn: Annotated[str, typer.Argument(help="The Map Run's ARN (map-runs list).")],
+    start: Annotated[int, typer.Option("--start", min=0, help="First child index.")] = 0,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """A Map Run and a page of its child executions (needs REDIS_URL)."""
+    require_redis()
+    try:
+        run = describe_map_run(map_run_arn)
+        children = list_map_run_children(map_run_arn, start=start, limit=limit)
+    except ExecutionNotFound as exc:
+        fail(str(exc), EXIT_FAILED)
+    if as_json:
+        emit_json(
+            {
+                **run.model_dump(mode="json"),
+                "children": [child.model_dump(mode="json") for child in children],
+            }
+        )
+        return
+    console = stdout_console()
+    console.print(render_map_run(run))
+    table = Table()
+    table.add_column("Index", justify="right")
+    table.add_column("Child execution", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
+    for child in children:
+        table.add_row(str(child.index), child.execution_id, _status_text(child.status or "-"))
+    console.print(table)
 
 
 dlq_app = typer.Typer(help="Inspect the dead-letter queue.", no_args_is_help=True)

@@ -14,13 +14,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from orchestrator.client import api, control
+from orchestrator.client import api, control, mapruns
 from orchestrator.client.api import DefinitionSource, ExecutionHandle
 from orchestrator.client.models import (
     DeadLetter,
     ExecutionDescription,
     ExecutionStatus,
     HistoryEvent,
+    MapRunChild,
+    MapRunDescription,
 )
 from orchestrator.config import Settings, settings_from_env, using_settings
 from orchestrator.engine.celery_app import publisher_app, using_app
@@ -164,6 +166,25 @@ class Orchestrator:
         workers advertise count as registered)."""
         with self.bound():
             return api.validate_definition(definition)
+
+    # -- Distributed Map runs (orchestrator.client.mapruns) ------------------------------
+
+    def list_map_runs(self, execution_id: str) -> list[MapRunDescription]:
+        """:func:`orchestrator.list_map_runs` with this client."""
+        with self.bound():
+            return mapruns.list_map_runs(execution_id)
+
+    def describe_map_run(self, map_run_arn: str) -> MapRunDescription:
+        """:func:`orchestrator.describe_map_run` with this client."""
+        with self.bound():
+            return mapruns.describe_map_run(map_run_arn)
+
+    def list_map_run_children(
+        self, map_run_arn: str, *, start: int = 0, limit: int = 100
+    ) -> list[MapRunChild]:
+        """:func:`orchestrator.list_map_run_children` with this client."""
+        with self.bound():
+            return mapruns.list_map_run_children(map_run_arn, start=start, limit=limit)
 
     # -- control (orchestrator.client.control) -------------------------------------------
 

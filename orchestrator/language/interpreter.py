@@ -1855,7 +1855,8 @@ class Interpreter:
                 # The Map Run goes on: the engine redrives its failed children, and
                 # starts those it never started.
                 tr.statuses[key] = StepStatus.RUNNING
-                tr.event("MapRunRedriven", key, mapRunArn=(record.run or {}).get("arn"))
+                arn = (record.run or {}).get("arn")
+                tr.event("MapRunRedriven", key, mapRunArn=arn, redriveCount=view.redrives + 1)
                 tr.timers.append((now, [MapRunTimer.ADVANCE, key, record.attempt]))
             elif record.kind == "wait":
                 # As Step Functions runs an interrupted state again, the Wait starts over

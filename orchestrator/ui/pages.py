@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from orchestrator.client.mapruns import list_map_run_children, list_map_runs
 from orchestrator.ui import security
 from orchestrator.ui.context import (
     DONE_MESSAGES,
@@ -38,6 +39,9 @@ from orchestrator.ui.routing import RouteGroup
 from orchestrator.ui.views import MAX_HISTORY_ROWS, load_execution
 
 routes = RouteGroup(include_in_schema=False)
+
+#: Child executions of a Map Run shown per page of the execution view.
+CHILDREN_PAGE = 50
 
 
 @routes.get("/executions")
@@ -114,6 +118,13 @@ def execution_page(request: Request, ui: UI, execution_id: str) -> Response:
     history = view.history
     cut = max(0, len(history) - MAX_HISTORY_ROWS)
     link = execution_url(execution_id) + "?state="
+    # A Distributed Map's runs: counts by status and a page of child executions each
+    # (?children=N: from child N).
+    first_child = parse_int(request.query_params.get("children"), 0, 0, 10**9, "children")
+    map_runs = [
+        (run, list_map_run_children(run.map_run_arn, start=first_child, limit=CHILDREN_PAGE))
+        for run in list_map_runs(execution_id)
+    ]
     return ui.render(
         request,
         "execution.html",
@@ -131,6 +142,9 @@ def execution_page(request: Request, ui: UI, execution_id: str) -> Response:
             "history": history[cut:],
             "history_cut": cut,
             "start": view.description.start_time,
+            "map_runs": map_runs,
+            "first_child": first_child,
+            "children_page": CHILDREN_PAGE,
         },
         404 if missing else 200,
     )

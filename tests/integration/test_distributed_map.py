@@ -275,3 +275,52 @@ def test_without_boto3_a_definition_error_names_the_extra(
     assert "orchestrator[aws]" in str(raised.value)
     assert isinstance(raised.value, DefinitionError)
     assert raised.value.issues[0].path == "$.States.M.ItemReader"
+
+
+def test_a_child_stopped_on_its_own_counts_as_aborted(tag: str) -> None:
+    """A child that ends however it ends (here stopped by hand) moves its parent: its
+    final commit adds the parent's timer."""
+    block = {"Type": "Task", "Resource": "block", "End": True}
+    handle = start_workflow(
+        _dmap({"B": block}, "B", ItemsPath="$.items", ToleratedFailureCount=1),
+        {"items": [{"tag": tag, "i": i} for i in range(3)]},
+    )
+    run = wait_until(lambda: (list_map_runs(handle.execution_id) or [None])[0], 10)
+    wait_until(lambda: describe_map_run(run.map_run_arn).counts.total == 3, 10)
+    stop_execution(list_map_run_children(run.map_run_arn)[1].execution_id)
+    wait_until(lambda: describe_map_run(run.map_run_arn).counts.aborted == 1, 10)
+    release(tag)
+    result = handle.result(20)
+    assert result.status == "SUCCEEDED", result
+    assert [o and o["i"] for o in result.output] == [0, None, 2]
+
+
+def test_the_cli_lists_and_shows_map_runs(orchestrator: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    handle = start_workflow(
+        _dmap({"P": {"Type": "Pass", "End": True}}, "P", ItemsPath="$.items", Label="Cli"),
+        {"items": [1, 2, 3]},
+    )
+    assert handle.result(20).status == "SUCCEEDED"
+    env = {
+        **os.environ,
+        "REDIS_URL": orchestrator.settings.redis_url,
+        "ORCHESTRATOR_KEY_PREFIX": orchestrator.settings.key_prefix,
+    }
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "orchestrator", "map-runs", *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+    listed = cli("list", handle.execution_id, "--json")
+    assert listed.returncode == 0, listed.stderr
+    (run,) = json.loads(listed.stdout)
+    assert run["label"] == "Cli" and run["counts"]["succeeded"] == 3
+    shown = cli("show", run["map_run_arn"], "--json")
+    assert shown.returncode == 0, shown.stderr
+    body = json.loads(shown.stdout)
+    assert [c["status"] for c in body["children"]] == ["SUCCEEDED"] * 3
+    assert cli("show", "arn:nothing").returncode == 1
