@@ -63,6 +63,18 @@ def machine(states: dict[str, Any], start: str | None = None, **fields: Any) -> 
     return {"StartAt": start or next(iter(states)), "States": states, **fields}
 
 
+def map_machine(item_state: dict[str, Any], concurrency: int = 0) -> dict[str, Any]:
+    """An inline Map over ``$.items`` whose iterations run ``item_state`` alone."""
+    map_state = {
+        "Type": "Map",
+        "ItemsPath": "$.items",
+        "MaxConcurrency": concurrency,
+        "ItemProcessor": {"StartAt": "I", "States": {"I": item_state}},
+        "End": True,
+    }
+    return machine({"M": map_state})
+
+
 def celery_worker_command(queue: str, node: str) -> list[str]:
     """A separate prefork worker process of one slot on ``queue`` (end-to-end tests)."""
     return [

@@ -28,27 +28,12 @@ from kombu import Connection
 
 from orchestrator.engine.embedded import EmbeddedRedis
 from orchestrator.engine.store import redis_client
-from tests.helpers import wait_until
+from tests.helpers import map_machine, wait_until
 from tests.integration.test_cli_run import ROOT, clean_env, last_json_line
 
 pytestmark = pytest.mark.e2e
 
 HISTORY = {"ORCHESTRATOR_MAX_HISTORY_EVENTS": "100000"}
-
-
-def _map(item_state: dict[str, Any], concurrency: int) -> dict[str, Any]:
-    return {
-        "StartAt": "M",
-        "States": {
-            "M": {
-                "Type": "Map",
-                "ItemsPath": "$.items",
-                "MaxConcurrency": concurrency,
-                "ItemProcessor": {"StartAt": "I", "States": {"I": item_state}},
-                "End": True,
-            }
-        },
-    }
 
 
 PASS = {"Type": "Pass", "End": True}
@@ -80,11 +65,11 @@ def _embedded_env() -> dict[str, str]:
 
 
 def test_20000_pass_items_through_the_cli(tmp_path: Path) -> None:
-    assert _run(tmp_path, _map(PASS, 0), 20_000, _embedded_env()) == list(range(20_000))
+    assert _run(tmp_path, map_machine(PASS, 0), 20_000, _embedded_env()) == list(range(20_000))
 
 
 def test_5000_task_items_through_the_cli(tmp_path: Path) -> None:
-    output = _run(tmp_path, _map(ADD, 0), 5_000, _embedded_env())
+    output = _run(tmp_path, map_machine(ADD, 0), 5_000, _embedded_env())
     assert output == [i + 1 for i in range(5_000)]
 
 
@@ -156,9 +141,9 @@ def processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
 def test_5000_task_items_on_separate_workers(
     processes: dict[str, str], tmp_path: Path, concurrency: int
 ) -> None:
-    output = _run(tmp_path, _map(ADD, concurrency), 5_000, processes)
+    output = _run(tmp_path, map_machine(ADD, concurrency), 5_000, processes)
     assert output == [i + 1 for i in range(5_000)]
 
 
 def test_20000_pass_items_on_separate_workers(processes: dict[str, str], tmp_path: Path) -> None:
-    assert _run(tmp_path, _map(PASS, 0), 20_000, processes) == list(range(20_000))
+    assert _run(tmp_path, map_machine(PASS, 0), 20_000, processes) == list(range(20_000))

@@ -15,25 +15,10 @@ import pytest
 from orchestrator import start_workflow
 from orchestrator.engine.store import get_store
 from orchestrator.errors import CommitRefused
-from tests.helpers import task
+from tests.helpers import map_machine, task
 from tests.redis_monitor import TAG, Monitor, grouped_calls
 
 pytestmark = pytest.mark.usefixtures("orchestrator")
-
-
-def _map(item_state: dict, concurrency: int = 0) -> dict:
-    return {
-        "StartAt": "M",
-        "States": {
-            "M": {
-                "Type": "Map",
-                "ItemsPath": "$.items",
-                "MaxConcurrency": concurrency,
-                "ItemProcessor": {"StartAt": "I", "States": {"I": item_state}},
-                "End": True,
-            }
-        },
-    }
 
 
 PASS = {"Type": "Pass", "End": True}
@@ -55,12 +40,12 @@ def _largest_calls(lines: list[str]) -> dict[str, int]:
 
 def test_the_largest_call_does_not_grow_with_the_item_count(monitor: Monitor) -> None:
     # Both beyond what one transition starts (a window and a budget of 500 items each).
-    small = start_workflow(_map(PASS), {"items": list(range(1500))})
+    small = start_workflow(map_machine(PASS), {"items": list(range(1500))})
     assert small.result(60).output == list(range(1500))
-    large = start_workflow(_map(PASS), {"items": list(range(4500))})
+    large = start_workflow(map_machine(PASS), {"items": list(range(4500))})
     assert large.result(60).output == list(range(4500))
     tasks = start_workflow(
-        _map(task("add", Parameters={"a.$": "$", "b": 1}), concurrency=100),
+        map_machine(task("add", Parameters={"a.$": "$", "b": 1}), concurrency=100),
         {"items": list(range(1500))},
     )
     assert tasks.result(60).output == [i + 1 for i in range(1500)]
@@ -73,7 +58,7 @@ def test_the_largest_call_does_not_grow_with_the_item_count(monitor: Monitor) ->
 
 
 def test_a_finished_map_leaves_no_branch_hash(orchestrator) -> None:
-    handle = start_workflow(_map(PASS, concurrency=7), {"items": list(range(300))})
+    handle = start_workflow(map_machine(PASS, concurrency=7), {"items": list(range(300))})
     assert handle.result(60).output == list(range(300))
     store = get_store()
     keys = store.keys
@@ -88,7 +73,7 @@ def test_a_large_map_as_the_first_state_starts_whole_and_ends_cleanly() -> None:
     # 10,000 Pass items make 40,001 events: over the default quota of 25,000 the
     # execution fails with the quota's error, as on Step Functions; it never stays
     # RUNNING half-started.
-    handle = start_workflow(_map(PASS), {"items": list(range(10_000))})
+    handle = start_workflow(map_machine(PASS), {"items": list(range(10_000))})
     result = handle.result(60)
     assert result.status == "FAILED" and result.error == "States.Runtime"
     assert "quota of 25000 history events" in (result.cause or "")
@@ -102,10 +87,10 @@ def test_a_refused_start_creates_nothing_and_the_same_name_starts_later(
     # commit refuses before its first write.
     store.client.set(store.keys.history(unique_name), "not a stream")
     with pytest.raises(CommitRefused, match="nothing written: history"):
-        start_workflow(_map(PASS), {"items": [1, 2, 3]}, name=unique_name)
+        start_workflow(map_machine(PASS), {"items": [1, 2, 3]}, name=unique_name)
     assert not store.client.exists(store.keys.execution(unique_name))
     assert not store.client.exists(store.keys.steps(unique_name))
     assert store.client.zscore(store.keys.executions, unique_name) is None
     store.client.delete(store.keys.history(unique_name))
-    handle = start_workflow(_map(PASS), {"items": [1, 2, 3]}, name=unique_name)
+    handle = start_workflow(map_machine(PASS), {"items": [1, 2, 3]}, name=unique_name)
     assert handle.result(30).output == [1, 2, 3]
