@@ -324,3 +324,30 @@ def test_the_cli_lists_and_shows_map_runs(orchestrator: Any) -> None:
     body = json.loads(shown.stdout)
     assert [c["status"] for c in body["children"]] == ["SUCCEEDED"] * 3
     assert cli("show", "arn:nothing").returncode == 1
+
+
+def test_every_call_of_a_map_run_touches_one_execution(monitor: Any, tag: str) -> None:
+    """A Map Run moves its parent and its children in separate calls: a child's end
+    reaches the parent through the global timers set, never a call naming both."""
+    from tests.redis_monitor import TAG, grouped_calls
+
+    items = [{"i": i, "tag": tag, "fail": i == 2} for i in range(6)]
+    handle = start_workflow(
+        _dmap({"T": _gauge()}, "T", ItemsPath="$.items", MaxConcurrency=2), {"items": items}
+    )
+    assert handle.result(30).status == "FAILED"
+    calls = grouped_calls(monitor.stop())
+    own = f"{get_store().keys.prefix}:"
+    seen: set[str] = set()
+    for call in calls:
+        tags = {
+            found
+            for args in call.commands
+            for arg in args[1:]
+            if arg.startswith(own) and not arg.startswith(f"{own}test:")
+            for found in TAG.findall(arg)
+        }
+        assert len(tags) <= 1, f"one call touches executions {sorted(tags)}: {call.commands}"
+        seen |= tags
+    children = list_map_run_children(list_map_runs(handle.execution_id)[0].map_run_arn)
+    assert {handle.execution_id, *(c.execution_id for c in children)} <= seen
