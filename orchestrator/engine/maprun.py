@@ -412,7 +412,7 @@ def fire(store: RedisStore, members: list[str], now: float) -> None:
             more = advance(store, execution_id, key, timers, now)
             while more is not None and time.monotonic() < deadline:
                 # Its own re-armed advance timer, fired now rather than at the next tick.
-                again = [(more, None, more_attempt(more))]
+                again: list[tuple[str, int | None, Any]] = [(more, None, more_attempt(more))]
                 more = advance(store, execution_id, key, again, time.time())
         except Exception:  # noqa: BLE001 - one broken run must not stop the others
             logger.exception("advancing the Map Run of %s/%s failed", execution_id, key)
