@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -97,3 +100,46 @@ def celery_worker_command(queue: str, node: str) -> list[str]:
         "--without-gossip",
         "--without-mingle",
     ]
+
+
+@contextlib.contextmanager
+def worker_and_beat(
+    env: dict[str, str], logs_dir: Path, cwd: Path, concurrency: int = 2
+) -> Iterator[None]:
+    """``orchestrator worker`` (threads) and ``orchestrator beat`` as separate processes
+    with ``env``, logging to ``logs_dir``/worker.log and beat.log, until the block ends
+    (the worker is ready when the block starts)."""
+    commands = {
+        "worker": ["worker", "--pool", "threads", "--concurrency", str(concurrency)],
+        "beat": ["beat"],
+    }
+    with contextlib.ExitStack() as stack:
+        logs = {
+            name: stack.enter_context((logs_dir / f"{name}.log").open("w")) for name in commands
+        }
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "orchestrator", *args, "--loglevel", "INFO"],
+                cwd=cwd,
+                env=env,
+                stdout=logs[name],
+                stderr=subprocess.STDOUT,
+            )
+            for name, args in commands.items()
+        ]
+        try:
+            wait_until(
+                lambda: "ready" in (logs_dir / "worker.log").read_text(),
+                60,
+                message="the worker to start",
+            )
+            yield
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()

@@ -28,7 +28,7 @@ from kombu import Connection
 
 from orchestrator.engine.embedded import EmbeddedRedis
 from orchestrator.engine.store import redis_client
-from tests.helpers import map_machine, wait_until
+from tests.helpers import map_machine, worker_and_beat
 from tests.integration.test_cli_run import ROOT, clean_env, last_json_line
 
 pytestmark = pytest.mark.e2e
@@ -95,37 +95,10 @@ def processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
         if broker_url:
             extra["BROKER_URL"] = broker_url
         env = clean_env(**extra)
-        commands = {
-            "worker": ["worker", "--pool", "threads", "--concurrency", "4"],
-            "beat": ["beat"],
-        }
-        logs = {
-            name: stack.enter_context((logs_dir / f"{name}.log").open("w")) for name in commands
-        }
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-m", "orchestrator", *args, "--loglevel", "INFO"],
-                cwd=ROOT,
-                env=env,
-                stdout=logs[name],
-                stderr=subprocess.STDOUT,
-            )
-            for name, args in commands.items()
-        ]
         try:
-            wait_until(
-                lambda: "ready" in (logs_dir / "worker.log").read_text(), 60, message="worker ready"
-            )
-            yield env
+            with worker_and_beat(env, logs_dir, ROOT, concurrency=4):
+                yield env
         finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
             if not embedded:
                 # The machine's services: only this module's keys and queue go.
                 with Connection(broker_url or redis_url) as connection:

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import worker_and_beat
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "orchestrator" / "examples" / "inputs"
 #: Generous: a run takes ~2 s (one 1 s retry backoff), but CI machines can be slow.
@@ -192,25 +194,7 @@ def test_worker_and_beat_commands_run_an_execution(redis_url: str, tmp_path: Pat
     success proves both processes work.
     """
     env = clean_env(REDIS_URL=redis_url)
-    logs = {name: (tmp_path / f"{name}.log").open("w") for name in ("worker", "beat")}
-    commands = {
-        "worker": ["worker", "--pool", "threads", "--concurrency", "2", "--loglevel", "INFO"],
-        "beat": ["beat", "--loglevel", "INFO"],
-    }
-    procs = {
-        name: subprocess.Popen(
-            [sys.executable, "-m", "orchestrator", *args],
-            cwd=ROOT,
-            env=env,
-            stdout=logs[name],
-            stderr=subprocess.STDOUT,
-        )
-        for name, args in commands.items()
-    }
-    try:
-        wait_until(
-            lambda: "ready" in (tmp_path / "worker.log").read_text(), 60, "the worker to start"
-        )
+    with worker_and_beat(env, tmp_path, ROOT):
         proc = orchestrator_cli(
             "run",
             "order_fulfillment",
@@ -231,17 +215,6 @@ def test_worker_and_beat_commands_run_an_execution(redis_url: str, tmp_path: Pat
         assert [e["execution_id"] for e in json.loads(listed.stdout)] == [result["execution_id"]]
         history = orchestrator_cli("history", result["execution_id"], env=env)
         assert history.returncode == 0 and "ExecutionSucceeded" in history.stdout
-    finally:
-        for proc_ in procs.values():
-            proc_.terminate()
-        for proc_ in procs.values():
-            try:
-                proc_.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc_.kill()
-                proc_.wait()
-        for log in logs.values():
-            log.close()
 
 
 def test_run_against_redis_without_a_worker_says_so_and_keeps_waiting() -> None:
