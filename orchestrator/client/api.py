@@ -39,6 +39,7 @@ from orchestrator.engine.store import (
     get_store,
     store_call,
     unavailable,
+    using_store,
 )
 from orchestrator.errors import (
     DefinitionError,
@@ -195,12 +196,14 @@ class ExecutionHandle:
     @store_call(mutates=False)
     def describe(self) -> ExecutionDescription:
         """The execution's current description."""
-        return describe_execution(self.execution_id, store=self.store)
+        with using_store(self.store):
+            return describe_execution(self.execution_id)
 
     @store_call(mutates=False)
     def history(self, after: int = 0) -> list[HistoryEvent]:
         """The execution's history events with an id above ``after``, oldest first."""
-        return get_execution_history(self.execution_id, store=self.store, after=after)
+        with using_store(self.store):
+            return get_execution_history(self.execution_id, after=after)
 
     @store_call(mutates=False)
     def wait_events(self, after: int, timeout: float) -> list[HistoryEvent]:
@@ -330,16 +333,14 @@ def _restart_hint(name: str | None) -> str:
 
 
 @store_call(mutates=False)
-def get_execution_definition(
-    execution_id: str, *, store: RedisStore | None = None
-) -> dict[str, Any]:
+def get_execution_definition(execution_id: str) -> dict[str, Any]:
     """The ASL definition an execution runs (as it was when it started).
 
     Raises:
         ExecutionNotFound: no such execution, or its definition expired.
     """
     execution_id = inputs.known_id(execution_id)
-    store = store or get_store()
+    store = get_store()
     def_hash = store.execution_def_hash(execution_id)
     text = store.definition_text(def_hash) if def_hash else None
     if text is None:
@@ -358,16 +359,14 @@ def _loads(text: str | None) -> Any:
 
 
 @store_call(mutates=False)
-def describe_execution(
-    execution_id: str, *, store: RedisStore | None = None
-) -> ExecutionDescription:
+def describe_execution(execution_id: str) -> ExecutionDescription:
     """Describe an execution.
 
     Raises:
         ExecutionNotFound: no such execution (or its retention expired).
     """
     execution_id = inputs.known_id(execution_id)
-    store = store or get_store()
+    store = get_store()
     record = store.execution(execution_id)
     if not record:
         raise ExecutionNotFound(execution_id)
@@ -413,7 +412,6 @@ def _steps(raw: dict[str, str]) -> list[StepInfo]:
 def get_execution_history(
     execution_id: str,
     *,
-    store: RedisStore | None = None,
     after: int = 0,
     limit: int | None = None,
 ) -> list[HistoryEvent]:
@@ -424,7 +422,7 @@ def get_execution_history(
         ExecutionNotFound: no such execution.
     """
     execution_id = inputs.known_id(execution_id)
-    store = store or get_store()
+    store = get_store()
     if not store.execution_exists(execution_id):
         raise ExecutionNotFound(execution_id)
     return [_history_event(raw) for raw in store.history(execution_id, after, limit)]
@@ -497,10 +495,7 @@ def scan_executions(
 
 @store_call(mutates=False)
 def list_executions(
-    status: ExecutionStatus | str | None = None,
-    limit: int = 100,
-    *,
-    store: RedisStore | None = None,
+    status: ExecutionStatus | str | None = None, limit: int = 100
 ) -> list[ExecutionDescription]:
     """Executions, newest first, optionally only those with ``status``.
 
@@ -510,7 +505,7 @@ def list_executions(
     """
     if limit <= 0:
         raise InvalidInputError("limit must be positive")
-    store = store or get_store()
+    store = get_store()
     wanted = ExecutionStatus(status) if status is not None else None
     found: list[ExecutionDescription] = []
     cursor = 0

@@ -11,7 +11,6 @@ from typing import Any
 from orchestrator.client.api import describe_execution, get_execution_history
 from orchestrator.client.models import ExecutionDescription, HistoryEvent
 from orchestrator.engine.records import step_record
-from orchestrator.engine.store import get_store
 from orchestrator.ui.data import (
     WaitingTask,
     get_execution_definition,
@@ -124,11 +123,10 @@ def load_execution(execution_id: str) -> ExecutionView:
     Raises:
         ExecutionNotFound: no such execution.
     """
-    store = get_store()
-    description = describe_execution(execution_id, store=store)
-    history = get_execution_history(execution_id, store=store)
-    steps = raw_steps(execution_id, store=store)
-    graph = Graph(get_execution_definition(execution_id, store=store))
+    description = describe_execution(execution_id)
+    history = get_execution_history(execution_id)
+    steps = raw_steps(execution_id)
+    graph = Graph(get_execution_definition(execution_id))
     states = graph.states(description, history, steps)
     return ExecutionView(description, history, graph, states, waiting_tasks(steps), steps)
 
