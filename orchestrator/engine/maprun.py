@@ -464,6 +464,10 @@ def advance(
         or base_status(status) != StepStatus.RUNNING
     ):
         store.drop_timers(*members)
+        if exec_status is not None and exec_status != "RUNNING":
+            # The parent ended otherwise (timed out, failed in another branch): its runs
+            # still marked running abort their children, as a stop does.
+            stop_map_runs(store, parent, now)
         return None
     run = record.run
     current = [

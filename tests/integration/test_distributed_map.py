@@ -351,3 +351,17 @@ def test_every_call_of_a_map_run_touches_one_execution(monitor: Any, tag: str) -
         seen |= tags
     children = list_map_run_children(list_map_runs(handle.execution_id)[0].map_run_arn)
     assert {handle.execution_id, *(c.execution_id for c in children)} <= seen
+
+
+def test_a_parent_that_times_out_aborts_its_children(tag: str) -> None:
+    block = {"Type": "Task", "Resource": "block", "End": True}
+    definition = _dmap({"B": block}, "B", ItemsPath="$.items")
+    definition["TimeoutSeconds"] = 1
+    handle = start_workflow(definition, {"items": [{"tag": tag, "i": i} for i in range(3)]})
+    assert handle.result(20).status == "TIMED_OUT"
+    (run,) = list_map_runs(handle.execution_id)
+    children = list_map_run_children(run.map_run_arn)
+    release(tag)  # a child that finished its task first ends and moves the stale run
+    wait_until(lambda: describe_map_run(run.map_run_arn).status == "ABORTED", 15)
+    statuses = {describe_execution(c.execution_id).status for c in children}
+    assert statuses <= {"ABORTED", "SUCCEEDED"}
