@@ -365,3 +365,56 @@ def test_a_parent_that_times_out_aborts_its_children(tag: str) -> None:
     wait_until(lambda: describe_map_run(run.map_run_arn).status == "ABORTED", 15)
     statuses = {describe_execution(c.execution_id).status for c in children}
     assert statuses <= {"ABORTED", "SUCCEEDED"}
+
+
+def test_an_item_reader_that_cannot_read_fails_the_map(s3: Any, tag: str) -> None:
+    definition = _dmap(
+        {"P": {"Type": "Pass", "End": True}},
+        "P",
+        ItemReader={
+            "Resource": "arn:aws:states:::s3:getObject",
+            "ReaderConfig": {"InputType": "JSONL"},
+            "Parameters": {"Bucket": "dmap", "Key": f"{tag}/missing.jsonl"},
+        },
+        Catch=[{"ErrorEquals": ["States.ItemReaderFailed"], "Next": "Caught"}],
+    )
+    definition["States"]["Caught"] = {"Type": "Pass", "End": True}
+    handle = start_workflow(definition, {})
+    result = handle.result(30)
+    assert result.status == "SUCCEEDED", result
+    assert result.output["Error"] == "States.ItemReaderFailed"
+    assert "MapRunFailed" in _events(handle.execution_id)
+
+
+def test_a_jsonata_distributed_map() -> None:
+    definition = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "M",
+        "States": {
+            "M": {
+                "Type": "Map",
+                "Items": "{% $states.input.values %}",
+                "ItemSelector": {
+                    "v": "{% $states.context.Map.Item.Value %}",
+                    "at": "{% $states.context.Map.Item.Index %}",
+                },
+                "MaxConcurrency": "{% $states.input.limit %}",
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED"},
+                    "StartAt": "P",
+                    "States": {
+                        "P": {
+                            "Type": "Pass",
+                            "Output": "{% $states.input.v * 10 + $states.input.at %}",
+                            "End": True,
+                        }
+                    },
+                },
+                "Output": "{% $sum($states.result) %}",
+                "End": True,
+            }
+        },
+    }
+    result = start_workflow(definition, {"values": [1, 2, 3], "limit": 2}).result(20)
+    assert result.status == "SUCCEEDED", result
+    assert result.output == 10 + 21 + 32
