@@ -43,6 +43,7 @@ def _description(store: RedisStore, parent: str, key: str) -> MapRunDescription 
             aborted=run["aborted"],
             total=run["next"],
         ),
+        redrive_count=run["redrives"],
         error=run.get("error") or None,
         cause=run.get("cause") or None,
     )

@@ -141,6 +141,7 @@ class MapRunDescription(_Model):
     max_concurrency: int
     execution_type: str = "STANDARD"
     counts: MapRunCounts
+    redrive_count: int = 0
     error: str | None = None
     cause: str | None = None
 

@@ -39,8 +39,9 @@ cannot contain braces, nor can the prefix), so all of them hash to one slot::
                                items go on: a stored-items index or an ItemReader's cursor
                                state, a small JSON object), ``done`` (no more items),
                                counters ``running``/``succeeded``/``failed``/``timed_out``/
-                               ``aborted``, ``rptr`` (a redrive's scan position) and ``v``, a
-                               version every write of the run moves and guards. O(1) fields
+                               ``aborted``, ``redrives``, ``rptr`` (a redrive's scan position)
+                               and ``v``, a version every write of the run moves and
+                               guards. O(1) fields
                                whatever the item count. Kept after the Map ends (listed in
                                ``:bs``, so it expires and is redriven with its execution)
     {p}:x:{<id>}:b:{key}|mrc HASH  the Map Run's children: child index -> ``R`` running, ``S``

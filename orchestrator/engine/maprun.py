@@ -502,6 +502,7 @@ def advance(
         # A redrive: count every child again from the first, redriving the failed ones.
         gone = ("stop", "error", "cause")
         fields = {"status": "RUNNING", "rptr": "0", **{name: "" for name in gone}}
+        fields["redrives"] = str(int(mr.get("redrives") or 0) + 1)
         fields.update({counter: "0" for counter in COUNTERS.values()})
         mr.update(fields)
     counts = {counter: int(mr.get(counter) or 0) for counter in COUNTERS.values()}
@@ -578,6 +579,8 @@ def advance(
                 inputs = _next_inputs(interp, cursor, key, record, room, now)
             except StatesError as exc:
                 failed_run = (exc.error, exc.cause or str(exc))
+            except DefinitionError as exc:  # boto3 missing where the run goes on
+                failed_run = ("States.Runtime", str(exc))
             else:
                 _start_children(store, interp, key, record, started_count, inputs, now)
                 for offset in range(len(inputs)):
@@ -716,7 +719,7 @@ def map_run_summary(store: RedisStore, parent: str, key: str) -> dict[str, Any] 
     if not mr:
         return None
     summary: dict[str, Any] = dict(mr)
-    for name in ("next", "max", *COUNTERS.values()):
+    for name in ("next", "max", "redrives", *COUNTERS.values()):
         summary[name] = int(mr.get(name) or 0)
     summary["execution_id"], summary["key"] = parent, key
     return summary

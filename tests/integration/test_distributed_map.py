@@ -176,7 +176,7 @@ def test_redrive_reruns_only_failed_children(tag: str) -> None:
     assert result.status == "SUCCEEDED", result
     assert [o["attempt"] for o in result.output] == [1, 1, 1, 2, 1, 1, 1, 1]
     (run,) = list_map_runs(handle.execution_id)
-    assert run.counts.succeeded == 8 and run.counts.failed == 0
+    assert run.counts.succeeded == 8 and run.counts.failed == 0 and run.redrive_count == 1
 
 
 def test_a_lost_advance_loses_nothing(tag: str) -> None:
