@@ -7,9 +7,10 @@ evaluated), ``ItemsPath`` items stored in the Map's branch hash in chunks, and a
 each fired by beat from the global timers set and committed as one guarded write of the
 parent's keys (docs/architecture.md, "Distributed Map"):
 
-* a child's final commit adds ``[mapchild, parent, "<key>|<run>", index]`` to the timers
-  (commit.lua's ``notify``: the child's record names the member), so the parent learns of
-  every end whatever process dies when: the timer stays until an advance commits;
+* a child's final commit adds ``[mapchild, parent, "<key>|<run>|<redrives>", index]`` to
+  the timers (commit.lua's ``notify``: the child's record names the member), so the
+  parent learns of every end whatever process dies when: the timer stays until an
+  advance commits;
 * an advance counts the children that ended (their marks ``R`` -> ``S``/``F``/``T``/``A``
   in the ``|mrc`` hash, the counters in the ``|mr`` record), redrives failed children a
   page at a time after a redrive, starts at most :data:`PAGE` new children (up to
@@ -21,7 +22,13 @@ parent's keys (docs/architecture.md, "Distributed Map"):
   from the parent, the run and its index, and a start is guarded by the id's absence, so
   an advance computed again (a conflict, a crash) starts no child twice;
 * every Redis call is bounded: the counters are O(1) fields, children are started,
-  counted, exported and assembled a page at a time (:data:`PAGE`, :data:`READ_PAGE`).
+  counted, exported and assembled a page at a time (:data:`PAGE`, :data:`READ_PAGE`);
+* a stop of the parent aborts the children at once (:func:`stop_map_runs`); a parent
+  that ends otherwise (timed out, failed in another branch) aborts them when the next
+  of them ends and its timer finds the parent ended.
+
+``ExecutionType: EXPRESS`` children run as STANDARD ones do (a full history of their
+own): nothing here depends on the type, which the Map Run records.
 """
 
 from __future__ import annotations
@@ -98,13 +105,6 @@ RETRY_BROKEN_S = 5.0
 #: Child execution statuses -> their mark in the ``|mrc`` hash; marks -> counters.
 MARKS = {"SUCCEEDED": "S", "FAILED": "F", "TIMED_OUT": "T", "ABORTED": "A"}
 COUNTERS = {"S": "succeeded", "F": "failed", "T": "timed_out", "A": "aborted", "R": "running"}
-STATUS_OF_MARK = {
-    "S": "SUCCEEDED",
-    "F": "FAILED",
-    "T": "TIMED_OUT",
-    "A": "ABORTED",
-    "R": "RUNNING",
-}
 
 _children: LruCache[str, tuple[StateMachine, str, str]] = LruCache(64)
 
