@@ -112,6 +112,10 @@ def _cluster(tmp_path: Path, lease: float, **more: str) -> Iterator[Cluster]:
     env.update(values, REDIS_URL=redis.url, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     settings = config.Settings(
         redis_url=redis.url,
+        # The workers' broker is this Redis too: without it, a BROKER_URL in the test
+        # process's environment (the services phase) would send the client's messages
+        # where no worker of this cluster listens.
+        broker_url=redis.url,
         queue=queue,
         key_prefix=values["ORCHESTRATOR_KEY_PREFIX"],
         task_modules=["tests.activities"],
