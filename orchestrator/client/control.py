@@ -27,7 +27,6 @@ from orchestrator.engine.commit import (
     SnapshotReader,
     redrive_write,
     run_transition,
-    stop_write,
 )
 from orchestrator.engine.dead_letters import dead_letter_message as dead_letter_message
 from orchestrator.engine.dead_letters import trim_dead_letters as trim_dead_letters
@@ -48,7 +47,6 @@ from orchestrator.errors import (
     TaskTokenError,
 )
 from orchestrator.language.interpreter import (
-    Interpreter,
     RedriveView,
     StepRecord,
     StepStatus,
@@ -174,12 +172,10 @@ def stop_execution(execution_id: str, error: str | None = None, cause: str | Non
         raise ExecutionNotFound(execution_id)
     if status != "RUNNING":
         raise InvalidExecutionState(execution_id, status, "stop")
-    tr = Interpreter.stop(time.time(), error, cause)
-    if not store.commit(stop_write(store, execution_id, tr)):
+    # Its Distributed Maps' Runs end in the same write (MapRunAborted), their children after.
+    if not maprun.stop_execution(store, execution_id, error, cause, time.time()):
         now_status = store.execution_status(execution_id)
         raise InvalidExecutionState(execution_id, str(now_status), "stop")
-    # Its Distributed Maps' children stop with it.
-    maprun.stop_map_runs(store, execution_id, tr.now)
 
 
 # -- redrive ----------------------------------------------------------------------------

@@ -23,9 +23,12 @@ parent's keys (docs/architecture.md, "Distributed Map"):
   an advance computed again (a conflict, a crash) starts no child twice;
 * every Redis call is bounded: the counters are O(1) fields, children are started,
   counted, exported and assembled a page at a time (:data:`PAGE`, :data:`READ_PAGE`);
-* a stop of the parent aborts the children at once (:func:`stop_map_runs`); a parent
-  that ends otherwise (timed out, failed in another branch) aborts them when the next
-  of them ends and its timer finds the parent ended.
+* a stop of the parent aborts its runs in the stop's write (``MapRunAborted``), then
+  their children (:func:`stop_execution`); a parent that ends otherwise (timed out,
+  failed in another branch) sets in its end's commit an advance due at once, which finds
+  it ended and aborts its runs' children (:func:`stop_map_runs`);
+* a run that fails still writes its ``ResultWriter`` results, after the commit that
+  fails the Map (:func:`_export_failed`).
 
 ``ExecutionType: EXPRESS`` children run as STANDARD ones do (a full history of their
 own): nothing here depends on the type, which the Map Run records.
@@ -101,6 +104,9 @@ READ_PAGE = 500
 NOT_YET_S = 0.5
 #: When an advance raised, its timers are tried again this much later (seconds).
 RETRY_BROKEN_S = 5.0
+#: A stop whose write an advance of one of the execution's Map Runs beat is computed
+#: again this many times at most (each try reads the runs again).
+STOP_TRIES = 10
 
 #: Child execution statuses -> their mark in the ``|mrc`` hash; marks -> counters.
 MARKS = {"SUCCEEDED": "S", "FAILED": "F", "TIMED_OUT": "T", "ABORTED": "A"}
@@ -311,11 +317,39 @@ def _start_children(
                 after_commit(store, cid, child, tr, result.joined, producer=producer)
 
 
+def stop_execution(
+    store: RedisStore, execution_id: str, error: str | None, cause: str | None, now: float
+) -> bool:
+    """Abort a running execution: ``ExecutionAborted``, and its Map Runs still running
+    ABORTED with a ``MapRunAborted`` each, in one write guarded by the execution running
+    and the runs' versions (an advance that moved a run meanwhile: read again); then
+    abort those runs' children. False if the execution was not running."""
+    for _ in range(STOP_TRIES):
+        runs = []
+        for key in store.map_run_containers(execution_id):
+            mr = store.map_run(execution_id, key)
+            if mr.get("status") == "RUNNING":
+                runs.append((key, mr))
+        tr = Interpreter.stop(now, error, cause, [(key, mr.get("arn")) for key, mr in runs])
+        write = stop_write(store, execution_id, tr)
+        for key, mr in runs:
+            mr_key = store.keys.map_run(execution_id, key)
+            write.guard_field(mr_key, "v", mr.get("v"))
+            write.op(
+                "hset", mr_key, "status", "ABORTED", "stop", repr(now), "v", _bump(mr.get("v"))
+            )
+        if store.commit(write):
+            for key, mr in runs:
+                abort_children(store, execution_id, key, mr.get("run", ""), now)
+            return True
+        if store.execution_status(execution_id) != "RUNNING":
+            return False
+    return False
+
+
 def stop_child(store: RedisStore, execution_id: str, cause: str, now: float) -> None:
     """Abort a running child (and, in turn, its own Map Runs' children)."""
-    tr = Interpreter.stop(now, "States.Aborted", cause)
-    if store.commit(stop_write(store, execution_id, tr)):
-        stop_map_runs(store, execution_id, now)
+    stop_execution(store, execution_id, "States.Aborted", cause, now)
 
 
 def redrive_child(store: RedisStore, execution_id: str, now: float) -> bool:
@@ -362,8 +396,8 @@ def redrive_child(store: RedisStore, execution_id: str, now: float) -> bool:
 
 
 def stop_map_runs(store: RedisStore, execution_id: str, now: float | None = None) -> None:
-    """The execution was stopped: abort its running Map Runs and their children (a page
-    of child marks per call)."""
+    """The execution ended otherwise than by a stop (failed, timed out): abort its
+    running Map Runs and their children (a page of child marks per call)."""
     now = time.time() if now is None else now
     for key in store.map_run_containers(execution_id):
         mr = store.map_run(execution_id, key)
@@ -602,6 +636,8 @@ def advance(
 
     # 4. The write: the run's progress, and the Map state's end when the run ends.
     tr: Transition | None = None
+    # A run that fails before its results are assembled still exports them (below).
+    export_failed = finished and failed_run is not None and bool(run.get("writer"))
     if finished:
         result: Any = None
         size = 0
@@ -669,7 +705,20 @@ def advance(
         after_commit(store, parent, interp, tr, committed.joined)
         if failed_run is not None:
             abort_children(store, parent, key, run["id"], now)
+        if export_failed:
+            _export_failed(store, parent, run, started_count)
     return rearmed
+
+
+def _export_failed(store: RedisStore, parent: str, run: dict[str, Any], count: int) -> None:
+    """Write a failed run's results as Step Functions does (SUCCEEDED_n, FAILED_n for the
+    failed, timed-out and just aborted children, manifest). After the commit that failed
+    the Map, as no result of it is used: a process that dies first or an S3 error leaves
+    no manifest (logged), and the Map's failure stays the run's own."""
+    try:
+        _run_result(store, parent, run, count)
+    except Exception:  # noqa: BLE001 - the Map has failed already; its error stands
+        logger.exception("writing the results of the failed Map Run %s failed", run.get("arn"))
 
 
 def _run_result(store: RedisStore, parent: str, run: dict[str, Any], count: int) -> tuple[Any, int]:

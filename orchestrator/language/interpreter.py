@@ -15,7 +15,7 @@ import hashlib
 import json
 import random
 import secrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field
 from dataclasses import fields as dataclass_fields
 from typing import Any
@@ -421,6 +421,18 @@ class Interpreter:
 
     def _new(self, now: float) -> Transition:
         return Transition(now, base=self.history_base)
+
+    def _end_map_runs(self, tr: Transition) -> None:
+        # The execution fails or times out with Map Runs perhaps still running (a Map in
+        # a failed Parallel branch, TimeoutSeconds): an advance due at once, set in the
+        # end's own commit, finds the execution ended and aborts every running Run's
+        # children (orchestrator/engine/maprun.py). Its key names no Map: one advance
+        # aborts them all.
+        if any(
+            isinstance(state, MapState) and state.item_processor.processor_mode == "DISTRIBUTED"
+            for _path, _name, state, _scope in self.machine.walk()
+        ):
+            tr.timers.append((tr.now, [MapRunTimer.ADVANCE, "", 0]))
 
     # -- scopes, context, variables -----------------------------------------------------
 
@@ -1625,6 +1637,7 @@ class Interpreter:
                 "state": state,
                 "state_input": state_input,
             }
+            self._end_map_runs(tr)
             return
         key = scope.container
         container_scope, name = self.scope_of(key)
@@ -1752,6 +1765,7 @@ class Interpreter:
             "cause": cause,
             "state": state_name(step_key) if step_key else None,
         }
+        self._end_map_runs(tr)
         return tr
 
     def failed_transition(self, now: float, step_key: str | None, exc: BaseException) -> Transition:
@@ -1769,6 +1783,7 @@ class Interpreter:
         cause = f"execution exceeded its TimeoutSeconds of {self.machine.timeout_seconds}"
         tr.event("ExecutionTimedOut", error="States.Timeout", cause=cause)
         tr.end = {"status": "TIMED_OUT", "error": "States.Timeout", "cause": cause}
+        self._end_map_runs(tr)
         return tr
 
     # -- operations from outside a step: timers, stop, redrive, lost workers ------------
@@ -1823,12 +1838,21 @@ class Interpreter:
         return None
 
     @staticmethod
-    def stop(now: float, error: str | None, cause: str | None) -> Transition:
-        """The transition that aborts a running execution (StopExecution).
+    def stop(
+        now: float,
+        error: str | None,
+        cause: str | None,
+        map_runs: Sequence[tuple[str, str | None]] = (),
+    ) -> Transition:
+        """The transition that aborts a running execution (StopExecution); ``map_runs``,
+        ``(step key, Map Run ARN)`` of its Map Runs still running, each get the
+        ``MapRunAborted`` Step Functions records before ``ExecutionAborted``.
 
         Static: a stop needs nothing of the definition, so an execution can be stopped
         even when its definition cannot be loaded."""
         tr = Transition(now)
+        for key, arn in map_runs:
+            tr.event("MapRunAborted", key, mapRunArn=arn)
         tr.event("ExecutionAborted", error=error, cause=cause)
         tr.end = {"status": "ABORTED", "error": error, "cause": cause}
         return tr

@@ -257,6 +257,49 @@ def test_s3_jsonl_reader_and_result_writer(s3: Any, tag: str) -> None:
     assert manifest["ResultFiles"]["FAILED"] == [] and run.counts.total == 20
 
 
+def test_a_failed_run_still_writes_its_results(s3: Any, tag: str) -> None:
+    """As Step Functions: a Map Run that exceeds its tolerance writes the manifest with
+    its SUCCEEDED and FAILED files all the same."""
+    items = [{"i": i, "tag": tag, "fail": i == 3} for i in range(6)]
+    definition = _dmap(
+        {"T": _gauge()},
+        "T",
+        ItemsPath="$.items",
+        ResultWriter={
+            "Resource": "arn:aws:states:::s3:putObject",
+            "Parameters": {"Bucket": "dmap", "Prefix": f"{tag}/out"},
+        },
+        MaxConcurrency=1,
+    )
+    handle = start_workflow(definition, {"items": items})
+    result = handle.result(20)
+    assert result.status == "FAILED", result
+    assert result.error == "States.ExceedToleratedFailureThreshold"
+    (run,) = list_map_runs(handle.execution_id)
+    run_id = run.map_run_arn.rsplit(":", 1)[-1]
+    manifest_key = f"{tag}/out/{run_id}/manifest.json"
+
+    def read_manifest() -> Any:
+        listed = s3.list_objects_v2(Bucket="dmap", Prefix=manifest_key).get("Contents")
+        return listed and json.loads(s3.get_object(Bucket="dmap", Key=manifest_key)["Body"].read())
+
+    manifest = wait_until(read_manifest, 5)  # written just after the commit that failed the Map
+    assert manifest["MapRunArn"] == run.map_run_arn
+    files = manifest["ResultFiles"]
+
+    def entries(group: str) -> list[dict[str, Any]]:
+        return [
+            entry
+            for file in files[group]
+            for entry in json.loads(s3.get_object(Bucket="dmap", Key=file["Key"])["Body"].read())
+        ]
+
+    # One child at a time: items 0-2 succeeded, 3 failed, and the run ended there.
+    assert [json.loads(e["Input"])["i"] for e in entries("SUCCEEDED")] == [0, 1, 2]
+    (failed,) = entries("FAILED")
+    assert json.loads(failed["Input"])["i"] == 3 and failed["Status"] == "FAILED"
+
+
 def test_without_boto3_a_definition_error_names_the_extra(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -365,6 +408,66 @@ def test_a_parent_that_times_out_aborts_its_children(tag: str) -> None:
     wait_until(lambda: describe_map_run(run.map_run_arn).status == "ABORTED", 15)
     statuses = {describe_execution(c.execution_id).status for c in children}
     assert statuses <= {"ABORTED", "SUCCEEDED"}
+
+
+def test_a_stop_records_map_run_aborted_with_the_run_in_one_write(tag: str) -> None:
+    """As Step Functions: the parent's history holds MapRunAborted (its ARN) before
+    ExecutionAborted, and the run reads ABORTED as soon as the stop returns."""
+    block = {"Type": "Task", "Resource": "block", "End": True}
+    items = [{"tag": tag, "i": i} for i in range(2)]
+    handle = start_workflow(_dmap({"B": block}, "B", ItemsPath="$.items"), {"items": items})
+    run = wait_until(lambda: (list_map_runs(handle.execution_id) or [None])[0], 10)
+    wait_until(lambda: describe_map_run(run.map_run_arn).counts.total == 2, 10)
+    try:
+        stop_execution(handle.execution_id)
+        assert describe_map_run(run.map_run_arn).status == "ABORTED"
+        history = get_execution_history(handle.execution_id)
+        assert [e.type for e in history[-2:]] == ["MapRunAborted", "ExecutionAborted"]
+        assert history[-2].state == "M"
+        assert history[-2].details["mapRunArn"] == run.map_run_arn
+    finally:
+        release(tag)
+
+
+def test_a_parent_failed_by_another_branch_aborts_its_children_at_once(tag: str) -> None:
+    """The parent's end (here a Parallel whose other branch fails) aborts the running
+    children without waiting for one of them to end."""
+    block = {"Type": "Task", "Resource": "block", "End": True}
+    dmap = _dmap({"B": block}, "B", ItemsPath="$.items")["States"]["M"]
+    definition = {
+        "StartAt": "P",
+        "States": {
+            "P": {
+                "Type": "Parallel",
+                "End": True,
+                "Branches": [
+                    {"StartAt": "M", "States": {"M": dmap}},
+                    {
+                        "StartAt": "W",
+                        "States": {
+                            "W": {"Type": "Wait", "Seconds": 1, "Next": "F"},
+                            "F": {"Type": "Fail", "Error": "Other", "Cause": "boom"},
+                        },
+                    },
+                ],
+            }
+        },
+    }
+    handle = start_workflow(definition, {"items": [{"tag": tag, "i": i} for i in range(3)]})
+    try:
+        result = handle.result(10)
+        assert result.status == "FAILED" and result.error == "Other", result
+        (run,) = list_map_runs(handle.execution_id)
+        children = list_map_run_children(run.map_run_arn)
+        assert children
+        # No child has ended (their tasks still block): the parent's end alone aborts them.
+        wait_until(lambda: describe_map_run(run.map_run_arn).status == "ABORTED", 3)
+        wait_until(
+            lambda: all(describe_execution(c.execution_id).status == "ABORTED" for c in children),
+            3,
+        )
+    finally:
+        release(tag)
 
 
 def test_an_item_reader_that_cannot_read_fails_the_map(s3: Any, tag: str) -> None:
