@@ -75,6 +75,11 @@ RETRY_BROKEN_S = 30.0
 _MAP_RUN_PREFIXES = tuple(f'["{kind}",' for kind in MAP_RUN_TIMERS)
 
 
+#: How long one tick goes on firing timers that its own firings made due, before it
+#: turns to lost steps (a burst already due is worked through whatever it takes).
+TICK_BUDGET_S = 1.0
+
+
 def tick(
     store: RedisStore | None = None,
     *,
@@ -98,15 +103,24 @@ def tick(
         return 0
     try:
         handled = 0
+        started = time.monotonic()
+        previous: list[str] = []
         while True:
             batch_now = clock()
             due = store.due_timers(batch_now, BATCH)
+            # Firings set timers due at once (a Map's deferred items, a handed-over run
+            # of inline states): they fire in this tick rather than a tick later, until
+            # nothing new is due, nothing moved (a batch due again as it was), or the
+            # tick has worked long enough for the lost steps below to wait no longer.
+            if not due or due == previous:
+                break
+            previous = due
             handled += len(due)
             if pool is not None:
                 pool.fire(store, due, batch_now)
             else:
                 fire_timers(store, due, batch_now)
-            if len(due) < BATCH:
+            if len(due) < BATCH and time.monotonic() - started > TICK_BUDGET_S:
                 break
             # A burst of due timers: keep the lock while working through it.
             store.extend_tick_lock(lock_ms)

@@ -78,15 +78,24 @@ def json_depth(text: str) -> int:
     return max(accumulate(1 if char in "[{" else -1 for char in structure), default=0)
 
 
-#: A number of 19 or more digits: orjson reads an integer beyond 64 bits (below -2**63,
+#: A run of 19 or more digits: orjson reads an integer beyond 64 bits (below -2**63,
 #: above 2**64 - 1) as a float, so such a text goes to the standard library, which reads
 #: it exactly. (Digits inside a string match too: that text is only read more slowly.)
-_LONG_NUMBER_RE = re.compile(r"\d{19}")
+#: Found by mapping digits to NUL, which JSON text never holds raw, and searching for 19
+#: of them: C loops, about 20 times faster than a regular expression on a large text (a
+#: Map's record holds its whole input, and it is read at every refill).
+_DIGITS_TO_NUL = bytes.maketrans(b"0123456789", b"\0" * 10)
+_LONG_DIGIT_RUN = b"\0" * 19
+
+
+def _has_long_number(text: str | bytes) -> bool:
+    data = text.encode() if isinstance(text, str) else text
+    return data.translate(_DIGITS_TO_NUL).find(_LONG_DIGIT_RUN) >= 0
 
 
 def loads(text: str | bytes) -> Any:
     """The value of a JSON text written by :func:`dumps`."""
-    if _LONG_NUMBER_RE.search(text if isinstance(text, str) else text.decode()):
+    if _has_long_number(text):
         return json.loads(text)
     try:
         return orjson.loads(text)
