@@ -23,20 +23,13 @@ from orchestrator.client.inputs import (
 from orchestrator.client.models import DeadLetter, to_datetime
 from orchestrator.config import get_settings
 from orchestrator.engine import maprun
-from orchestrator.engine.commit import (
-    SnapshotReader,
-    redrive_write,
-    run_transition,
-)
+from orchestrator.engine.commit import prepare_redrive, run_transition
 from orchestrator.engine.dead_letters import dead_letter_message as dead_letter_message
 from orchestrator.engine.dead_letters import trim_dead_letters as trim_dead_letters
 from orchestrator.engine.machines import interpreter_from_record
 from orchestrator.engine.publisher import publish
 from orchestrator.engine.records import (
     base_status,
-    branch_failure_marks,
-    failure_marks,
-    record_texts,
     timer_member,
 )
 from orchestrator.engine.store import RedisStore, get_store, store_call
@@ -47,7 +40,6 @@ from orchestrator.errors import (
     TaskTokenError,
 )
 from orchestrator.language.interpreter import (
-    RedriveView,
     StepRecord,
     StepStatus,
     TimerKind,
@@ -200,29 +192,10 @@ def redrive_execution(execution_id: str) -> ExecutionHandle:
         raise ExecutionNotFound(execution_id)
     if status not in REDRIVABLE:
         raise InvalidExecutionState(execution_id, status, "redrive")
-    interp = interpreter_from_record(store, execution_id)
-    assert interp is not None
-    interp.history_base = store.history_length(execution_id)
-    steps = store.steps(execution_id)
-    view = RedriveView(
-        records=record_texts(steps),
-        failures=[
-            *failure_marks(steps),
-            *branch_failure_marks(store.branch_marks(execution_id)),
-        ],
-        redrives=store.execution_redrives(execution_id),
-    )
-    interp.reader = SnapshotReader(steps, store, execution_id)
-    tr = interp.redrive(view, time.time())
-    write = redrive_write(
-        store,
-        execution_id,
-        tr,
-        status=status,
-        redrives=view.redrives + 1,
-        def_hash=store.execution_def_hash(execution_id),
-        info=interp.info,
-    )
+    redrive = prepare_redrive(store, execution_id, status, time.time())
+    if redrive is None:
+        raise ExecutionNotFound(execution_id)
+    interp, tr, write = redrive.interp, redrive.tr, redrive.write
     result = store.apply(write)
     if not result.ok:
         raise InvalidExecutionState(execution_id, "changed", "redrive")

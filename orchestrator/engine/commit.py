@@ -24,15 +24,19 @@ from orchestrator.config import get_settings
 from orchestrator.engine.celery_app import publishing_app
 from orchestrator.engine.dead_letters import trim_dead_letters
 from orchestrator.engine.keys import EXECUTION_STATUSES, Keys
+from orchestrator.engine.machines import interpreter_from_record
 from orchestrator.engine.messages import excerpt
 from orchestrator.engine.publisher import Handover, publish
 from orchestrator.engine.records import (
     ITEM_CHUNK,
+    branch_failure_marks,
     branch_location,
     chunk_items,
+    failure_marks,
     field_name,
     item_chunk_text,
     lease_member,
+    record_texts,
     timer_member,
 )
 from orchestrator.engine.store import RedisStore, Write, get_store
@@ -40,6 +44,7 @@ from orchestrator.language.interpreter import (
     ExecutionInfo,
     Interpreter,
     Reader,
+    RedriveView,
     StepRecord,
     StepStatus,
     Transition,
@@ -429,6 +434,48 @@ def redrive_write(
     if listed is not None:
         move_listing(write, store, execution_id, *listed, (status,), "RUNNING")
     return transition_write(store, execution_id, tr, write, info)
+
+
+@dataclass
+class Redrive:
+    """A prepared redrive: its transition, the guarded write that commits it, and the
+    redrive count it makes."""
+
+    interp: Interpreter
+    tr: Transition
+    write: Write
+    redrives: int
+
+
+def prepare_redrive(
+    store: RedisStore, execution_id: str, status: str, now: float
+) -> Redrive | None:
+    """Read what a redrive needs (the step hash, the failure marks of the execution and
+    of its branch hashes, the redrive count), compute :meth:`Interpreter.redrive` and its
+    write (guarded by ``status``, the status it was read with); None when the execution
+    has no record. Nothing is written."""
+    interp = interpreter_from_record(store, execution_id)
+    if interp is None:
+        return None
+    interp.history_base = store.history_length(execution_id)
+    steps = store.steps(execution_id)
+    view = RedriveView(
+        records=record_texts(steps),
+        failures=[*failure_marks(steps), *branch_failure_marks(store.branch_marks(execution_id))],
+        redrives=store.execution_redrives(execution_id),
+    )
+    interp.reader = SnapshotReader(steps, store, execution_id)
+    tr = interp.redrive(view, now)
+    write = redrive_write(
+        store,
+        execution_id,
+        tr,
+        status=status,
+        redrives=view.redrives + 1,
+        def_hash=store.execution_def_hash(execution_id),
+        info=interp.info,
+    )
+    return Redrive(interp, tr, write, view.redrives + 1)
 
 
 def start_transition(

@@ -45,10 +45,9 @@ from typing import Any
 
 from orchestrator.engine.celery_app import app
 from orchestrator.engine.commit import (
-    SnapshotReader,
     after_commit,
+    prepare_redrive,
     prepare_transition,
-    redrive_write,
     start_transition,
     start_write,
     stop_write,
@@ -69,11 +68,8 @@ from orchestrator.engine.publisher import PUBLISH_CHUNK
 from orchestrator.engine.records import (
     ITEM_CHUNK,
     base_status,
-    branch_failure_marks,
     chunk_items,
-    failure_marks,
     parse_timer_member,
-    record_texts,
     timer_member,
 )
 from orchestrator.engine.store import RedisStore, Write
@@ -83,7 +79,6 @@ from orchestrator.language.interpreter import (
     ExecutionInfo,
     Interpreter,
     MapRunTimer,
-    RedriveView,
     StepRecord,
     StepStatus,
     Transition,
@@ -357,27 +352,10 @@ def redrive_child(store: RedisStore, execution_id: str, now: float) -> bool:
     status = store.execution_status(execution_id)
     if status not in ("FAILED", "TIMED_OUT", "ABORTED"):
         return False
-    interp = interpreter_from_record(store, execution_id)
-    if interp is None:
+    redrive = prepare_redrive(store, execution_id, status, now)
+    if redrive is None:
         return False
-    interp.history_base = store.history_length(execution_id)
-    steps = store.steps(execution_id)
-    view = RedriveView(
-        records=record_texts(steps),
-        failures=[*failure_marks(steps), *branch_failure_marks(store.branch_marks(execution_id))],
-        redrives=store.execution_redrives(execution_id),
-    )
-    interp.reader = SnapshotReader(steps, store, execution_id)
-    tr = interp.redrive(view, now)
-    write = redrive_write(
-        store,
-        execution_id,
-        tr,
-        status=status,
-        redrives=view.redrives + 1,
-        def_hash=store.execution_def_hash(execution_id),
-        info=interp.info,
-    )
+    interp, tr, write = redrive.interp, redrive.tr, redrive.write
     (link,) = store.execution_records([execution_id], ("parent", "map_key", "map_index", "notify"))
     if link["notify"] and link["parent"] and link["map_key"] and link["map_index"]:
         _, _, tag, _ = parse_timer_member(link["notify"])
@@ -386,7 +364,7 @@ def redrive_child(store: RedisStore, execution_id: str, now: float) -> bool:
             link["map_key"],
             tag.split("|")[1],
             int(link["map_index"]),
-            view.redrives + 1,
+            redrive.redrives,
         )
         write.op("hset", store.keys.execution(execution_id), "notify", member)
     result = store.apply(write)
