@@ -52,6 +52,7 @@ if __name__ == "__main__":
     # so that the activity below is registered once, under that one module.
     sys.modules["benchmarks.dmap"] = sys.modules["__main__"]
 
+from benchmarks.common import celery_worker_command  # noqa: E402
 from orchestrator import activity  # noqa: E402
 from orchestrator.engine.celery_app import app  # noqa: E402
 
@@ -199,26 +200,8 @@ class Services:
         config.configure(None)
         reset_stores()
         reconfigure()
-        bindir = Path(sys.executable).parent
-        worker = [
-            str(bindir / "celery"),
-            "-A",
-            "orchestrator.engine.celery_app",
-            "worker",
-            "-Q",
-            QUEUE,
-            "--pool",
-            "prefork",
-            "-c",
-            str(self.concurrency),
-            "-l",
-            "WARNING",
-            "--without-gossip",
-            "--without-mingle",
-            "-n",
-            f"dmap-{uuid.uuid4().hex[:6]}@%h",
-        ]
-        beat = [str(bindir / "orchestrator"), "beat", "-l", "WARNING"]
+        worker = celery_worker_command(QUEUE, self.concurrency, f"dmap-{uuid.uuid4().hex[:6]}@%h")
+        beat = [str(Path(sys.executable).parent / "orchestrator"), "beat", "-l", "WARNING"]
         for name, cmd in (("worker", worker), ("beat", beat)):
             self.procs.append(
                 subprocess.Popen(

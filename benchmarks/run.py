@@ -44,6 +44,8 @@ except ImportError:
         os.execv(str(_VENV_PYTHON), [str(_VENV_PYTHON), __file__, *sys.argv[1:]])
     sys.exit("benchmarks/run.py needs the project installed: run `./run bench` instead")
 
+from benchmarks.common import celery_worker_command  # noqa: E402
+
 PREFIX = "bench"
 QUEUE = "bench"
 
@@ -193,26 +195,8 @@ class Processes:
         reconfigure()
         import benchmarks.bench_tasks  # noqa: F401 - registers the activity here too
 
-        celery = str(Path(sys.executable).parent / "celery")
         self.worker = subprocess.Popen(
-            [
-                celery,
-                "-A",
-                "orchestrator.engine.celery_app",
-                "worker",
-                "-Q",
-                QUEUE,
-                "--pool",
-                "prefork",
-                "-c",
-                str(self.concurrency),
-                "-l",
-                "WARNING",
-                "--without-gossip",
-                "--without-mingle",
-                "-n",
-                f"bench-{uuid.uuid4().hex[:6]}@%h",
-            ],
+            celery_worker_command(QUEUE, self.concurrency, f"bench-{uuid.uuid4().hex[:6]}@%h"),
             cwd=ROOT,
             env=self.env,
             start_new_session=True,

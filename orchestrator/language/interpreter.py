@@ -1213,16 +1213,7 @@ class Interpreter:
                 self._item_input(state, name, record, params, i, value, variables)
                 for i, value in enumerate(items)
             ]
-            limit = self._map_number(
-                state.max_concurrency,
-                state.max_concurrency_path,
-                params,
-                ctx,
-                b,
-                "MaxConcurrency",
-                integer=True,
-            )
-            self._map_tolerance(state, record, params, ctx, b)
+            limit = self._map_limits(state, record, params, ctx, b)
             window = min(record.total, int(limit or 0) or MAP_WINDOW)
             tr.event("MapStateStarted", key, length=record.total)
             for i, value in enumerate(inputs[window:], start=window):
@@ -1270,16 +1261,7 @@ class Interpreter:
             params = record.input
         else:
             params = dataflow.select_input(record.input, state.input_path, ctx)
-        limit = self._map_number(
-            state.max_concurrency,
-            state.max_concurrency_path,
-            params,
-            ctx,
-            b,
-            "MaxConcurrency",
-            integer=True,
-        )
-        self._map_tolerance(state, record, params, ctx, b)
+        limit = self._map_limits(state, record, params, ctx, b)
         label = state.label or name
         entry = [key, record.entered_event, record.attempt, tr.now]
         run_id = hashlib.sha1(repr(entry).encode()).hexdigest()[:12]
@@ -1465,6 +1447,28 @@ class Interpreter:
         if isinstance(literal, int | float) and not isinstance(literal, bool):
             return float(literal)
         return None
+
+    def _map_limits(
+        self,
+        state: MapState,
+        record: StepRecord,
+        params: Any,
+        ctx: Mapping[str, Any],
+        b: Mapping[str, Any],
+    ) -> int | None:
+        """A Map's ``MaxConcurrency`` (None or 0: no limit), with its tolerated failures
+        evaluated into ``record``: the limits an inline Map and a Map Run share."""
+        limit = self._map_number(
+            state.max_concurrency,
+            state.max_concurrency_path,
+            params,
+            ctx,
+            b,
+            "MaxConcurrency",
+            integer=True,
+        )
+        self._map_tolerance(state, record, params, ctx, b)
+        return None if limit is None else int(limit)
 
     def _map_tolerance(
         self,
