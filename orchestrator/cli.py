@@ -68,6 +68,7 @@ from orchestrator import (
     validate_definition,
 )
 from orchestrator.client.api import END_EVENTS
+from orchestrator.client.models import StepInfo
 from orchestrator.errors import ConfigurationError, StoreUnavailable, mask_url
 
 EXIT_OK = 0
@@ -88,10 +89,8 @@ EXIT_CODES = (
 )
 
 #: `run` with REDIS_URL: a step still unclaimed after this long makes it ask whether any
-#: worker consumes the queue (and say so if none does).
+#: worker consumes its queue (and say so if none does).
 NO_WORKER_AFTER_S = 3.0
-#: How long workers get to answer that question (Celery's remote control).
-INSPECT_TIMEOUT_S = 1.0
 
 #: Where `run` runs the execution (shown in its header line).
 REMOTE = "REDIS_URL"
@@ -487,12 +486,13 @@ def follow(
 
 
 class WorkerWatch:
-    """Says (once, on stderr) when a step waits for a worker and none consumes the queue.
+    """Says (once per queue, on stderr) when a step waits on a queue no worker consumes.
 
     Without it, `run` against a Redis with no worker would wait forever in silence. A
-    step still SCHEDULED (unclaimed) for ``NO_WORKER_AFTER_S`` makes it ask the workers
-    through Celery's remote control (``inspect().active_queues()``, which works on Redis
-    and RabbitMQ brokers alike) whether any of them consumes the orchestrator's queue.
+    step still SCHEDULED (unclaimed) for ``NO_WORKER_AFTER_S`` makes it look up the queue
+    of the step's activity and the queues the running workers consume (their entries in
+    Redis, :func:`orchestrator.engine.activities.consumed_queues`: on Redis and RabbitMQ
+    brokers alike).
     """
 
     def __init__(self, handle: ExecutionHandle, after: float = NO_WORKER_AFTER_S) -> None:
@@ -500,44 +500,37 @@ class WorkerWatch:
         self.after = after
         self.started = time.monotonic()
         self.next_check = self.started + after
-        self.warned = False
+        self.warned: set[str] = set()
 
     def check(self) -> None:
-        """Called between polls: look again when due, warn if nobody consumes the queue."""
+        """Called between polls: look again when due, warn if nobody consumes a queue a
+        step waits on."""
         now = time.monotonic()
-        if self.warned or now < self.next_check:
+        if now < self.next_check:
             return
         self.next_check = now + self.after
-        steps = self.handle.describe().steps
-        if not any(step.status == "SCHEDULED" for step in steps):
-            return
-        settings = config.get_settings()
-        if queue_has_consumer(settings.queue):
-            return
-        self.warned = True
-        url = mask_url(settings.redis_url or "")
-        stderr_console().print(
-            Text(
-                f"no worker is consuming queue {settings.queue!r} on REDIS_URL={url}; start one "
-                f"with `orchestrator worker --tasks ...` (still waiting)",
-                style="yellow",
+        for queue in unserved_queues(self.handle.describe().steps):
+            if queue in self.warned:
+                continue
+            self.warned.add(queue)
+            settings = config.get_settings()
+            url = mask_url(settings.redis_url or "")
+            option = "" if queue == settings.queue else f"--queues {queue} "
+            stderr_console().print(
+                Text(
+                    f"no worker consumes queue {queue!r} on REDIS_URL={url}; start one with "
+                    f"`orchestrator worker {option}--tasks ...` (still waiting)",
+                    style="yellow",
+                )
             )
-        )
 
 
-def queue_has_consumer(queue: str, timeout: float = INSPECT_TIMEOUT_S) -> bool:
-    """Whether any running worker answers that it consumes ``queue``."""
-    from orchestrator.engine.celery_app import app as celery_app
+def unserved_queues(steps: Sequence[StepInfo]) -> list[str]:
+    """The queues that SCHEDULED steps wait on and no running worker consumes."""
+    from orchestrator.engine import activities
 
-    try:
-        replies = celery_app.control.inspect(timeout=timeout).active_queues() or {}
-    except Exception:  # noqa: BLE001 - the broker is down: no worker can consume either
-        return False
-    return any(
-        entry.get("name") == queue
-        for queues in replies.values()
-        for entry in (queues or [])
-        if isinstance(entry, dict)
+    return activities.unserved_queues(
+        [step.activity for step in steps if step.status == "SCHEDULED" and step.activity]
     )
 
 
@@ -725,22 +718,54 @@ def worker(
         str | None,
         typer.Option("--pool", "-P", help="Celery pool: prefork, threads, solo, ..."),
     ] = None,
+    queues: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--queues",
+            "-Q",
+            metavar="QUEUE",
+            help="Consume only these queues (repeatable or comma-separated; default: the "
+            "default queue plus the queues of the imported activities).",
+        ),
+    ] = None,
+    hostname: Annotated[
+        str | None,
+        typer.Option(
+            "--hostname",
+            "-n",
+            help="Node name (default: a unique orchestrator-<pid>@<host>; %h is the host).",
+        ),
+    ] = None,
 ) -> None:
     """Run a Celery worker executing activities and orchestration steps (needs REDIS_URL)."""
     require_redis()
     use_task_modules(tasks)
+    from orchestrator.engine.activities import worker_queues
     from orchestrator.engine.celery_app import app as celery_app
     from orchestrator.engine.celery_app import reconfigure
 
     # The Celery app read the settings at import: re-apply them with our task modules,
     # which the worker imports (conf.imports) in every pool process.
     reconfigure(config.get_settings())
-    argv = ["worker", f"--loglevel={loglevel}", f"--queues={config.get_settings().queue}"]
+    named = [q.strip() for item in queues or [] for q in item.split(",") if q.strip()]
+    argv = [
+        "worker",
+        f"--loglevel={loglevel}",
+        f"--queues={','.join(worker_queues(named))}",
+        f"--hostname={hostname or default_node_name()}",
+    ]
     if concurrency is not None:
         argv.append(f"--concurrency={concurrency}")
     if pool is not None:
         argv.append(f"--pool={pool}")
     celery_app.worker_main(argv)
+
+
+def default_node_name() -> str:
+    """A worker's node name unless ``--hostname`` gives one: unique per process on a host
+    (Celery's default, ``celery@host``, is the same for every worker there: RabbitMQ
+    refuses the second one's control queue, and Flower shows them as one)."""
+    return f"orchestrator-{os.getpid()}@%h"
 
 
 @app.command()

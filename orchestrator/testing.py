@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import socket
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -92,6 +93,11 @@ def local_orchestrator(
             cleanup.callback(TimerLoop().start().stop)
         from celery.contrib.testing.worker import start_worker
 
+        from orchestrator.engine.activities import WorkerPresence, worker_queues
+
+        # As `orchestrator worker` without --queues: the default queue plus those of the
+        # imported activities.
+        queues = worker_queues()
         cleanup.enter_context(
             start_worker(
                 app,
@@ -99,10 +105,13 @@ def local_orchestrator(
                 concurrency=concurrency,
                 perform_ping_check=False,
                 loglevel="WARNING",
-                queues=[settings.queue],
+                queues=queues,
                 shutdown_timeout=30,
             )
         )
+        # Celery's test worker sends no worker_ready: record it as a worker would.
+        presence = WorkerPresence(f"local-{uuid.uuid4().hex[:8]}@{socket.gethostname()}", queues)
+        cleanup.callback(presence.start().stop)
         yield LocalOrchestrator(settings, store, embedded)
 
 

@@ -403,6 +403,7 @@ def _steps(raw: dict[str, str]) -> list[StepInfo]:
             state=step.record["state"],
             status=step.status,
             attempts=step.record.get("attempt", 0) + 1,
+            activity=step.record.get("activity"),
         )
         for step in live_steps(raw)
     ]

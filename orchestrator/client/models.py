@@ -48,6 +48,9 @@ class StepInfo(_Model):
     status: str
     attempts: int
     """Attempts made so far (1 for a first attempt)."""
+    activity: str | None = None
+    """The activity a Task step runs (its queue is where the step waits while
+    SCHEDULED)."""
 
 
 class ExecutionDescription(_Model):

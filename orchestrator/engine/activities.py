@@ -4,6 +4,15 @@ A Task state's ``Resource`` resolves only to a registered activity — by its na
 function name at the end of a Lambda ARN, or through the configured alias map — and never
 to an arbitrary import path, so a definition cannot make a worker run code nobody
 registered.
+
+Queues: an activity declared with ``queue="gpu"`` has its steps sent to the Celery queue
+``gpu``; the others, and the orchestrator's own tasks, go to the default queue
+(``ORCHESTRATOR_QUEUE``). The process publishing a step may not import the activity (a
+client, beat, a worker publishing for an activity only other workers run): it sends the
+step where the activity's registration here says, else where the workers that run it
+advertised it (:func:`queue_for`). Each running worker also records the queues it
+consumes (:class:`WorkerPresence`), so that ``run`` and the execution view can say when
+a step waits on a queue nobody consumes.
 """
 
 from __future__ import annotations
@@ -11,8 +20,9 @@ from __future__ import annotations
 import difflib
 import logging
 import re
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
@@ -32,6 +42,9 @@ LAMBDA_ARN = re.compile(
 )
 #: Activity names: what Celery task names and Lambda function names have in common.
 ACTIVITY_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,140}$")
+#: Queue names (``@activity(..., queue=...)``): as safe on RabbitMQ as on Redis, and
+#: free of the commas that ``worker --queues a,b`` splits on.
+QUEUE_NAME = ACTIVITY_NAME
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,8 @@ class Activity:
     name: str
     function: Callable[[Any], Any]
     task: Task
+    queue: str | None = None
+    """The Celery queue its steps go to; None: the default queue (``ORCHESTRATOR_QUEUE``)."""
 
 
 _registry: dict[str, Activity] = {}
@@ -67,16 +82,21 @@ def install_step_runner(runner: StepRunner) -> StepRunner:
 @overload
 def activity(name: F) -> F: ...
 @overload
-def activity(name: str | None = None) -> Callable[[F], F]: ...
+def activity(name: str | None = None, *, queue: str | None = None) -> Callable[[F], F]: ...
 
 
-def activity(name: str | Callable[..., Any] | None = None) -> Any:
+def activity(name: str | Callable[..., Any] | None = None, *, queue: str | None = None) -> Any:
     """Register a function as an activity that Task states can run.
 
     Use as ``@activity("validate-order")``, ``@activity()`` or ``@activity`` (the
     function's own name). The function receives the state's effective input as its single
     argument and returns a JSON-serializable result; an exception it raises fails the state
     with the exception's class name as the error and ``str(exception)`` as the cause.
+
+    ``queue``: the Celery queue its steps go to (``@activity("render", queue="gpu")``),
+    so that only the workers consuming it run them (``orchestrator worker --queues gpu``,
+    or any worker importing this activity: it consumes the queues of the activities it
+    imports); without one, the default queue (``ORCHESTRATOR_QUEUE``).
 
     The function is returned unchanged, so it stays directly callable and testable. Its
     Celery task (named after the activity, so Flower lists it by that name) is reachable
@@ -86,15 +106,19 @@ def activity(name: str | Callable[..., Any] | None = None) -> Any:
         return _register(name.__name__, name)
 
     def decorator(function: F) -> F:
-        _register(name or function.__name__, function)
+        _register(name or function.__name__, function, queue)
         return function
 
     return decorator
 
 
-def _register(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+def _register(
+    name: str, function: Callable[..., Any], queue: str | None = None
+) -> Callable[..., Any]:
     if not ACTIVITY_NAME.match(name):
         raise ValueError(f"activity name {name!r}: use 1-140 letters, digits, '_', '-' or '.'")
+    if queue is not None and not QUEUE_NAME.match(queue):
+        raise ValueError(f"queue name {queue!r}: use 1-140 letters, digits, '_', '-' or '.'")
     existing = _registry.get(name)
     if existing is not None and existing.function is not function:
         if _qualname(existing.function) != _qualname(function):
@@ -116,7 +140,7 @@ def _register(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     run.__name__ = function.__name__
     run.__doc__ = function.__doc__
     task = app.task(name=name, bind=True, shared=False, **{ACTIVITY_TASK: True})(run)
-    _registry[name] = Activity(name, function, task)
+    _registry[name] = Activity(name, function, task, queue or None)
     return function
 
 
@@ -149,18 +173,49 @@ def is_known(name: str) -> bool:
     return name in _registry or name in _advertised()
 
 
+def queue_for(name: str) -> str:
+    """The queue the steps of activity ``name`` go to.
+
+    The activity's own ``queue`` if it is registered in this process; else the queue the
+    workers running it advertised (a process that imports no activity code: a client,
+    beat, a worker publishing a step of an activity only other workers run); else, and
+    for an activity without one, the default queue. A step re-published (the outbox, a
+    lost worker's step, a redrive) is routed the same way, so it goes where it first went
+    as long as the activity's declaration did not change.
+    """
+    registered = _registry.get(name)
+    if registered is not None:
+        return registered.queue or get_settings().queue
+    return _advertised().get(name) or get_settings().queue
+
+
+def activity_queues() -> list[str]:
+    """The queues of the activities registered in this process (their own, not the
+    default one), sorted."""
+    return sorted({a.queue for a in _registry.values() if a.queue})
+
+
+def worker_queues(queues: list[str] | None = None) -> list[str]:
+    """The queues a worker consumes: ``queues`` when given (``worker --queues``: only
+    those); else the default queue plus the queues of the activities it imports."""
+    if queues:
+        return list(dict.fromkeys(queues))
+    return [get_settings().queue, *(q for q in activity_queues() if q != get_settings().queue)]
+
+
 #: How long a process trusts its copy of the workers' advertised activity names (s).
 ADVERTISED_CACHE_S = 5.0
-_advertised_cache: tuple[float, frozenset[str], str] = (0.0, frozenset(), "")
+_advertised_cache: tuple[float, dict[str, str], str] = (0.0, {}, "")
 
 
-def _advertised() -> frozenset[str]:
-    """Activity names that workers advertise in Redis, so that a process which only
-    starts workflows need not import the activity code."""
+def _advertised() -> dict[str, str]:
+    """Activity names that workers advertise in Redis, each with its queue ("" for the
+    default), so that a process which only starts workflows need not import the
+    activity code."""
     global _advertised_cache
     settings = get_settings()
     if not settings.redis_url:
-        return frozenset()
+        return {}
     store = get_store()
     at, names, url = _advertised_cache
     now = time.monotonic()
@@ -172,18 +227,106 @@ def _advertised() -> frozenset[str]:
 
 
 def advertise() -> None:
-    """Record this process's activities in Redis (workers do it when they start)."""
+    """Record this process's activities and their queues in Redis (workers do it when
+    they start)."""
     if _registry:
-        get_store().advertise_activities(sorted(_registry))
+        get_store().advertise_activities(
+            {name: _registry[name].queue or "" for name in sorted(_registry)}
+        )
+
+
+#: A worker's entry in Redis (:class:`WorkerPresence`) lasts this long past its last
+#: refresh (s); it is refreshed every third of it.
+WORKER_TTL_S = 30.0
+
+
+class WorkerPresence:
+    """A running worker's entry in Redis: its node name and the queues it consumes.
+
+    Refreshed every ``WORKER_TTL_S / 3`` by a daemon thread, dropped when the worker
+    stops; a killed worker's is ignored once ``WORKER_TTL_S`` passed. What
+    :func:`consumed_queues` reads (no broadcast to the workers, unlike Celery's
+    ``inspect``, so a page can afford it).
+    """
+
+    def __init__(self, node: str, queues: list[str]) -> None:
+        self.node = node
+        self.queues = list(queues)
+        self._store = get_store()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> WorkerPresence:
+        """Record the entry now, and keep it fresh."""
+        self._refresh()
+        self._thread = threading.Thread(target=self._run, name="orchestrator-presence", daemon=True)
+        self._thread.start()
+        return self
+
+    def _refresh(self) -> None:
+        self._store.register_worker(self.node, self.queues, time.time() + WORKER_TTL_S)
+
+    def _run(self) -> None:
+        while not self._stop.wait(WORKER_TTL_S / 3):
+            try:
+                self._refresh()
+            except Exception:  # noqa: BLE001 - Redis down: the entry lapses, retried
+                logging.getLogger(__name__).debug("could not refresh", exc_info=True)
+
+    def stop(self) -> None:
+        """Stop refreshing and drop the entry."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        try:
+            self._store.drop_worker(self.node)
+        except Exception:  # noqa: BLE001 - it lapses by itself
+            logging.getLogger(__name__).debug("could not drop worker entry", exc_info=True)
+
+
+def consumed_queues() -> set[str]:
+    """The queues that running workers consume (their entries in Redis)."""
+    return {q for queues in get_store().live_workers(time.time()).values() for q in queues}
+
+
+def unserved_queues(names: Iterable[str]) -> list[str]:
+    """The queues of these activities' steps that no running worker consumes, sorted
+    (none when Redis cannot say)."""
+    waiting = {queue_for(name) for name in names}
+    if not waiting:
+        return []
+    try:
+        consumed = consumed_queues()
+    except Exception:  # noqa: BLE001 - Redis down: the caller reports that its own way
+        return []
+    return sorted(waiting - consumed)
+
+
+_presence: WorkerPresence | None = None
 
 
 @signals.worker_ready.connect
-def _advertise_activities(**_: Any) -> None:
-    # Lets processes that only start workflows validate Resources without the code.
+def _advertise_activities(sender: Any = None, **_: Any) -> None:
+    # Lets processes that only start workflows validate Resources without the code, and
+    # route their steps to the activity's queue.
+    global _presence
     try:
         advertise()
     except Exception:  # noqa: BLE001 - advertising is a convenience, never fatal
         logging.getLogger(__name__).warning("could not advertise activities", exc_info=True)
+    try:
+        queues = list(sender.app.amqp.queues.consume_from)
+        _presence = WorkerPresence(sender.hostname, queues).start()
+    except Exception:  # noqa: BLE001 - as above
+        logging.getLogger(__name__).warning("could not record this worker", exc_info=True)
+
+
+@signals.worker_shutdown.connect
+def _worker_stopped(**_: Any) -> None:
+    global _presence
+    presence, _presence = _presence, None
+    if presence is not None:
+        presence.stop()
 
 
 def resolve(state: Any) -> str:

@@ -15,7 +15,7 @@ bloat failure modes of nested canvas.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from celery import Celery, chain, group, signature
@@ -28,10 +28,14 @@ def run_signature(
     run: Sequence[RunStep],
     first_input: Any,
     execution_id: str,
-    queue: str,
+    queue: str | Callable[[str], str],
     app: Celery | None = None,
 ) -> Signature:
     """The Celery chain (or lone signature) for a run.
+
+    ``queue``: every task's queue, or a function giving an activity's; each task of a
+    chain carries its own (Celery sends the next task where its signature says), so a
+    run whose activities are on different queues goes to each in turn.
 
     The first task gets its input explicitly; every later one gets the previous task's
     return value prepended by Celery, so all tasks are called as
@@ -39,14 +43,23 @@ def run_signature(
     signatures to an app (Celery's "current app" is per thread, and a timer thread's
     would be Celery's unconfigured default).
     """
+    queue_of = (lambda _: queue) if isinstance(queue, str) else queue
     first, *rest = run
     head = signature(
-        first.activity, args=(first_input, execution_id, first.step_key), queue=queue, app=app
+        first.activity,
+        args=(first_input, execution_id, first.step_key),
+        queue=queue_of(first.activity),
+        app=app,
     )
     if not rest:
         return head
     tail = [
-        signature(step.activity, args=(execution_id, step.step_key), queue=queue, app=app)
+        signature(
+            step.activity,
+            args=(execution_id, step.step_key),
+            queue=queue_of(step.activity),
+            app=app,
+        )
         for step in rest
     ]
     return chain(head, *tail, app=app)

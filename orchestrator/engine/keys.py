@@ -91,6 +91,13 @@ Global keys (one each, not per execution; issue 18 will partition the indexes)::
     {p}:dlq             ZSET   dead-letter ids scored by time
     {p}:lock:tick       STRING the timer loop's lock (SET NX PX), held by one beat at a time
     {p}:activities      SET    activity names that workers registered (advertised at start)
+    {p}:activity-queues HASH   activity name -> its queue ("" for the default queue),
+                               advertised with the names: where a process that does not
+                               import an activity (a client, beat, a worker publishing
+                               for another) sends its steps
+    {p}:workers         HASH   worker node name -> JSON ``{"queues": [...], "until": t}``,
+                               refreshed by each running worker, dropped when it stops;
+                               an entry past ``until`` is a dead worker's (ignored, pruned)
 
 Above, ``{p}``, ``{hash}``, ``{S}`` and ``{w}`` are placeholders; ``{<id>}`` stands for the
 id written between braces (``orch:x:{order-17}:s``), the only braces in any key. Data written
@@ -283,6 +290,21 @@ class Keys:
     def activities(self) -> str:
         """Activity names advertised by workers."""
         return f"{self.prefix}:activities"
+
+    @property
+    def activity_queues(self) -> str:
+        """The queue of each advertised activity ("" for the default one)."""
+        return f"{self.prefix}:activity-queues"
+
+    @property
+    def workers(self) -> str:
+        """Running workers' node names and the queues they consume."""
+        return f"{self.prefix}:workers"
+
+    @property
+    def execution_counters(self) -> str:
+        """Executions started, redriven and ended, per workflow (Prometheus counters)."""
+        return f"{self.prefix}:metrics:executions"
 
     @property
     def tick_lock(self) -> str:

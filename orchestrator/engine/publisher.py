@@ -8,6 +8,12 @@ So the reconciler (:mod:`orchestrator.engine.timers`) sends again, within the le
 message whose publisher died between the commit and the publish, and never one that is
 merely waiting in a long queue. Marks are plain ``ZADD XX`` on the global set; a worker
 running steps carries them in its next claim (claim.lua) instead of a write of their own.
+
+Each step goes to its activity's queue (:func:`orchestrator.engine.activities.queue_for`:
+the activity's registration in this process, else what the workers running it
+advertised, else the default queue); :func:`publish` is the only place activity messages
+are built, for first dispatches, straight-run chains, beat's and the workers'
+re-publishes and redrives alike.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any
 from celery import Celery, signals
 
 from orchestrator.config import get_settings
+from orchestrator.engine.activities import queue_for
 from orchestrator.engine.celery_app import app, publishing_app
 from orchestrator.engine.compiler import fan_out, run_signature
 from orchestrator.engine.records import lease_member
@@ -86,11 +93,7 @@ def publish(
     ``apply_async`` and ``send_task`` layers around them, which cost as much again.
     Several dispatches go out as one pipelined producer batch.
     """
-    queue = get_settings().queue
     publisher = publishing_app()
-    # Declared per broker: another client's broker has not seen the queue yet.
-    declared_key = (publisher.conf.broker_url, queue)
-    declare: list[Any] | None = [] if declared_key in _declared else None
     if handover is not None:
         dispatches = handover.take(execution_id, list(dispatches))
     runs = []
@@ -100,6 +103,15 @@ def publish(
         runs.append((run, dispatch.params))
     if not runs:
         return
+    # Each activity's queue; declared per broker: another client's broker has not seen
+    # the queue yet (None: declare it with the message; []: known to exist already).
+    queues = {step.activity: "" for run, _ in runs for step in run}
+    for name in queues:
+        queues[name] = queue_for(name)
+    broker = publisher.conf.broker_url
+    declare: dict[str, list[Any] | None] = {
+        queue: [] if (broker, queue) in _declared else None for queue in queues.values()
+    }
     owned = producer is None
     with contextlib.ExitStack() as stack:
         if producer is None:
@@ -116,8 +128,8 @@ def publish(
                     producer,
                     run[0].activity,
                     args,
-                    queue,
-                    declare,
+                    queues[run[0].activity],
+                    declare[queues[run[0].activity]],
                     group_id,
                     index,
                     lineage,
@@ -126,14 +138,15 @@ def publish(
             signatures = []
             for run, params in runs:
                 carried, argsrepr = carried_input(params, execution_id, run[0].step_key)
-                signature = run_signature(run, carried, execution_id, queue, publisher)
+                signature = run_signature(run, carried, execution_id, queues.__getitem__, publisher)
                 # Flower's view of the args, as compact JSON: Celery's saferepr of the
                 # arguments costs more than building the rest of the message.
                 signature.set(argsrepr=argsrepr, kwargsrepr="{}")
                 signatures.append(signature)
-            options = {} if declare is None else {"declare": declare}
+            # One declare option for all: none unless every queue is known to exist.
+            options: dict[str, Any] = {} if None in declare.values() else {"declare": []}
             fan_out(signatures, publisher).apply_async(producer=producer, **options)
-    _declared.add(declared_key)
+    _declared.update((broker, queue) for queue in declare)
     sent = [lease_member(execution_id, run[0].step_key) for run, _ in runs]
     if published is not None:
         published.extend(sent)

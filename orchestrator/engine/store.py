@@ -808,14 +808,69 @@ class RedisStore:
 
     # -- activities, dead letters, housekeeping ---------------------------------------
 
-    def advertised_activities(self) -> frozenset[str]:
-        """Activity names that workers advertised."""
-        return frozenset(self.client.smembers(self.keys.activities))
+    def advertised_activities(self) -> dict[str, str]:
+        """Activity names that workers advertised, each with its queue ("" for the
+        default queue, and for a name advertised without one)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.smembers(self.keys.activities)
+        pipe.hgetall(self.keys.activity_queues)
+        names, queues = pipe.execute()
+        return {name: queues.get(name, "") for name in names}
 
-    def advertise_activities(self, names: list[str]) -> None:
-        """Record activity names this process's workers run."""
-        if names:
-            self.client.sadd(self.keys.activities, *names)
+    def advertise_activities(self, queues: dict[str, str]) -> None:
+        """Record the activities this process's workers run, with their queues ("" for
+        the default one). The queues are written first: whoever sees a name sees its
+        queue. The last worker to advertise an activity sets its queue."""
+        if queues:
+            mapping: dict[str | bytes, bytes | float | int | str] = {
+                name: queue for name, queue in queues.items()
+            }
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hset(self.keys.activity_queues, mapping=mapping)
+            pipe.sadd(self.keys.activities, *queues)
+            pipe.execute()
+
+    def register_worker(self, node: str, queues: list[str], until: float) -> None:
+        """Record that worker ``node`` consumes ``queues`` until ``until`` (epoch s) at
+        least; entries of workers that stopped refreshing a while ago are pruned."""
+        entries = self.client.hgetall(self.keys.workers)
+        dead = [
+            name
+            for name, text in entries.items()
+            if name != node and _worker_until(text) < until - WORKER_PRUNE_AFTER_S
+        ]
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(self.keys.workers, node, json.dumps({"queues": sorted(queues), "until": until}))
+        if dead:
+            pipe.hdel(self.keys.workers, *dead)
+        pipe.execute()
+
+    def drop_worker(self, node: str) -> None:
+        """Forget worker ``node`` (it stopped)."""
+        self.client.hdel(self.keys.workers, node)
+
+    def live_workers(self, now: float) -> dict[str, list[str]]:
+        """Node name -> consumed queues of the workers whose entry is still fresh."""
+        live = {}
+        for node, text in self.client.hgetall(self.keys.workers).items():
+            try:
+                entry = json.loads(text)
+                if float(entry["until"]) > now:
+                    live[node] = [str(queue) for queue in entry["queues"]]
+            except (ValueError, KeyError, TypeError):
+                continue
+        return live
+
+    def metrics_reads(self) -> tuple[dict[str, str], int, int]:
+        """What the cluster-wide metrics read (orchestrator/engine/metrics.py), in one
+        round trip: the execution counters (``<kind>|<workflow>`` -> count: a field per
+        workflow and kind), the number of pending timers and of dead letters (ZCARD)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(self.keys.execution_counters)
+        pipe.zcard(self.keys.timers)
+        pipe.zcard(self.keys.dead_letters)
+        counters, timers, letters = pipe.execute()
+        return counters, int(timers), int(letters)
 
     def dead_letter_ids(self, limit: int, start: int = 0) -> list[str]:
         """Up to ``limit`` dead-letter ids, newest first, from position ``start``."""
@@ -957,3 +1012,15 @@ def reset_stores() -> None:
         for store in _stores.values():
             store.close()
         _stores.clear()
+
+
+#: A worker entry this long past its ``until`` is pruned by the next worker's refresh.
+WORKER_PRUNE_AFTER_S = 3600.0
+
+
+def _worker_until(text: str) -> float:
+    """The ``until`` of a worker entry (0 for one that does not parse)."""
+    try:
+        return float(json.loads(text)["until"])
+    except (ValueError, KeyError, TypeError):
+        return 0.0

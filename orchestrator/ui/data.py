@@ -22,6 +22,7 @@ from orchestrator.client.api import (
 )
 from orchestrator.client.inputs import EXECUTION_NAME
 from orchestrator.client.models import ExecutionStatus, to_datetime
+from orchestrator.engine import activities
 from orchestrator.engine.records import live_steps, status_field
 from orchestrator.engine.store import RedisStore, get_store
 from orchestrator.errors import ExecutionNotFound
@@ -49,6 +50,17 @@ class WaitingTask:
     state: str
     token: str
     since: datetime | None
+
+
+def unserved_queues(steps: dict[str, str]) -> list[str]:
+    """The queues that SCHEDULED (unclaimed) steps of a raw step hash wait on and no
+    running worker consumes."""
+    names = [
+        str(step.record["activity"])
+        for step in live_steps(steps)
+        if step.status == "SCHEDULED" and step.record.get("activity")
+    ]
+    return activities.unserved_queues(names) if names else []
 
 
 def waiting_tasks(steps: dict[str, str]) -> list[WaitingTask]:

@@ -10,11 +10,13 @@ from typing import Any
 
 from orchestrator.client.api import describe_execution, get_execution_history
 from orchestrator.client.models import ExecutionDescription, HistoryEvent
+from orchestrator.config import get_settings
 from orchestrator.engine.records import step_record
 from orchestrator.ui.data import (
     WaitingTask,
     get_execution_definition,
     raw_steps,
+    unserved_queues,
     waiting_tasks,
 )
 from orchestrator.ui.graph import STATUS_LABELS, Graph, Node, NodeState, StepRun
@@ -90,6 +92,13 @@ class ExecutionView:
     states: dict[str, NodeState]
     waiting: list[WaitingTask]
     steps: dict[str, str]
+    unserved: list[str] = field(default_factory=list)
+    """Queues that steps of this execution wait on and no running worker consumes."""
+
+    @property
+    def default_queue(self) -> str:
+        """The default queue (``ORCHESTRATOR_QUEUE``)."""
+        return get_settings().queue
 
     @property
     def redrivable(self) -> bool:
@@ -128,7 +137,8 @@ def load_execution(execution_id: str) -> ExecutionView:
     steps = raw_steps(execution_id)
     graph = Graph(get_execution_definition(execution_id))
     states = graph.states(description, history, steps)
-    return ExecutionView(description, history, graph, states, waiting_tasks(steps), steps)
+    unserved = unserved_queues(steps) if description.status.value == "RUNNING" else []
+    return ExecutionView(description, history, graph, states, waiting_tasks(steps), steps, unserved)
 
 
 def state_details(

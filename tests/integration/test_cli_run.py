@@ -242,7 +242,7 @@ def test_run_against_redis_without_a_worker_says_so_and_keeps_waiting() -> None:
     assert proc.returncode == 1, proc.stderr  # --timeout reached: still waiting, not failed
     assert "TaskScheduled" in proc.stdout
     expected = (
-        f"no worker is consuming queue 'noworker-{run_id}' on REDIS_URL={mask_url(url)}; "
+        f"no worker consumes queue 'noworker-{run_id}' on REDIS_URL={mask_url(url)}; "
         "start one with `orchestrator worker --tasks ...`"
     )
     assert expected in " ".join(proc.stderr.split()), proc.stderr

@@ -1061,7 +1061,7 @@ def test_no_activities_registered_says_how_to_register_them(monkeypatch) -> None
     from orchestrator.engine import activities
 
     monkeypatch.setattr(activities, "_registry", {})
-    monkeypatch.setattr(activities, "_advertised", frozenset)
+    monkeypatch.setattr(activities, "_advertised", dict)
     with pytest.raises(DefinitionError) as raised:
         parse_definition(
             {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "x", "End": True}}},
