@@ -57,7 +57,7 @@ from orchestrator.engine.items import (
     ResultWriter,
     ensure_aws,
     open_reader,
-    read_batch,
+    read_batches,
     result_entry,
     validate_item_reader,
 )
@@ -235,16 +235,15 @@ def _next_inputs(
         for offset, value in enumerate(items):
             inputs.append(interp.map_child_input(key, record, first + offset, value, now))
         return inputs
-    for _ in range(count):
-        first = int(cursor.state.get("n", 0))
-        child, _ = read_batch(
-            cursor,
-            int(batch["items"]) if batch.get("items") else None,
-            int(batch["bytes"]) if batch.get("bytes") else None,
-            batch.get("input"),
-        )
-        if child is None:
-            break
+    # One page of the reader (one ranged S3 GET of a JSONL or CSV object) cut into the
+    # batches, not a read per batch.
+    for first, child in read_batches(
+        cursor,
+        count,
+        int(batch["items"]) if batch.get("items") else None,
+        int(batch["bytes"]) if batch.get("bytes") else None,
+        batch.get("input"),
+    ):
         if "sel" in run:
             child["Items"] = [
                 interp.map_child_input(key, record, first + offset, value, now)
@@ -600,7 +599,9 @@ def advance(
                 started_count += len(inputs)
                 counts["running"] += len(inputs)
                 fields["cursor"] = dumps(cursor.state)
-                if cursor.done or len(inputs) < room:
+                # A page of batches may hold fewer than room (its window of items is
+                # capped) with items left: only the cursor knows the end.
+                if cursor.done or not inputs:
                     done = True
                     fields["done"] = "1"
                     fields["total"] = str(started_count)

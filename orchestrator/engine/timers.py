@@ -181,18 +181,14 @@ class FiringPool:
 
     def fire(self, store: RedisStore, members: list[str], now: float) -> None:
         """Fire ``members`` (due at ``now``), split between the processes if worth it."""
-        chunks = min(self.processes, len(members) // self.MIN_CHUNK)
-        if chunks < 2:
+        chunks = split_members(members, min(self.processes, len(members) // self.MIN_CHUNK))
+        if len(chunks) < 2:
             fire_timers(store, members, now)
             return
-        size = -(-len(members) // chunks)
         pool = self.start()._pool
-        pending = [
-            pool.apply_async(_fire_chunk, (members[i : i + size], now))
-            for i in range(size, len(members), size)
-        ]
+        pending = [pool.apply_async(_fire_chunk, (chunk, now)) for chunk in chunks[1:]]
         # The caller's process takes the first chunk itself.
-        fire_timers(store, members[:size], now)
+        fire_timers(store, chunks[0], now)
         try:
             for result in pending:
                 result.get(timeout=self.CHUNK_TIMEOUT_S)
@@ -231,6 +227,36 @@ class FiringPool:
                 process.kill()
         for process in list(pool._pool):
             process.join(self.CLOSE_TIMEOUT_S)
+
+
+def split_members(members: list[str], chunks: int) -> list[list[str]]:
+    """``members`` in at most ``chunks`` chunks of about equal size (none empty), the
+    timers of one Map Run (its ``maprun`` and ``mapchild`` timers: one parent's Map) in
+    the same chunk: that run's advance is one, in one process. Split between processes,
+    they would compute the same advance side by side, each reading the same page of
+    items, and all but one of their commits would fail on the run's version."""
+    if chunks < 2:
+        return [members] if members else []
+    runs: dict[tuple[str, str], list[str]] = {}
+    others: list[str] = []
+    for member in members:
+        if member.startswith(_MAP_RUN_PREFIXES):
+            _, execution_id, step_key, _ = parse_timer_member(member)
+            runs.setdefault((execution_id, step_key.split("|")[0]), []).append(member)
+        else:
+            others.append(member)
+    out: list[list[str]] = [[] for _ in range(chunks)]
+    # A run's timers, largest first, each to the smallest chunk so far; then the others
+    # in their order, filling the chunks one after another.
+    for timers in sorted(runs.values(), key=len, reverse=True):
+        min(out, key=len).extend(timers)
+    size = -(-len(members) // chunks)
+    index = 0
+    for member in others:
+        while len(out[index]) >= size and index < chunks - 1:
+            index += 1
+        out[index].append(member)
+    return [chunk for chunk in out if chunk]
 
 
 def _init_firing_process(settings_json: str) -> None:

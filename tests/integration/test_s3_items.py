@@ -18,6 +18,7 @@ from orchestrator.engine.items import (
     aws,
     open_reader,
     read_batch,
+    read_batches,
     requires_aws,
     result_entry,
     s3_client,
@@ -277,6 +278,82 @@ def test_read_batch_fills_batches_from_a_cursor_and_resumes(s3: Any) -> None:
             reader("JSONL"), params, client=s3, state=json.loads(json.dumps(state))
         )
     assert seen == data
+
+
+def _one_at_a_time(params: dict, client: Any, *args: Any) -> list[dict]:
+    """The batches ``read_batch`` makes, one read after another (the reference)."""
+    cursor = open_reader(reader("JSONL"), params, client=client)
+    out = []
+    while True:
+        batch, _ = read_batch(cursor, *args)
+        if batch is None:
+            return out
+        out.append(batch)
+
+
+class _CountingGets:
+    """An S3 client whose get_object calls are counted."""
+
+    def __init__(self, client: Any) -> None:
+        self._client, self.gets = client, 0
+
+    def get_object(self, **kw: Any) -> Any:
+        self.gets += 1
+        return self._client.get_object(**kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def test_read_batches_cuts_one_page_into_the_batches_read_batch_makes(s3: Any) -> None:
+    data = [{"i": i, "pad": "p" * (i % 37)} for i in range(2345)]
+    put(s3, "d/page.jsonl", "".join(json.dumps(d) + "\n" for d in data))
+    params = {"Bucket": BUCKET, "Key": "d/page.jsonl"}
+    for args in ((100, None, None), (50, 1500, {"job": "x"}), (None, 4000, None)):
+        expected = _one_at_a_time(params, s3, *args)
+        client = _CountingGets(s3)
+        cursor = open_reader(reader("JSONL"), params, client=client)
+        got = read_batches(cursor, 10_000, *args)
+        # One page (one GET) holds them all here: every item in order, the same batches.
+        assert client.gets == 1 and cursor.done
+        assert [batch for _, batch in got] == expected
+        firsts = [first for first, _ in got]
+        sizes = [len(batch["Items"]) for _, batch in got]
+        assert firsts == [sum(sizes[:k]) for k in range(len(sizes))]
+        assert [item for _, batch in got for item in batch["Items"]] == data
+        assert read_batches(cursor, 5, *args) == []
+
+
+@pytest.mark.parametrize("count,page", [(3, 10_000), (7, 450), (1, 100), (40, 1000)])
+def test_read_batches_resumed_mid_page_neither_skips_nor_repeats(
+    s3: Any, count: int, page: int
+) -> None:
+    """Batches taken a few at a time, each read from a cursor reopened from the last
+    state's JSON: a page holds more items than the batches taken (the cursor stops mid-
+    page) or cuts a batch's window short (left to the next read)."""
+    data = [{"i": i, "pad": "q" * (i % 23)} for i in range(1777)]
+    put(s3, "d/resume.jsonl", "".join(json.dumps(d) + "\n" for d in data))
+    params = {"Bucket": BUCKET, "Key": "d/resume.jsonl"}
+    for args in ((100, None, None), (60, 1200, {"b": 1}), (None, 700, None)):
+        expected = _one_at_a_time(params, s3, *args)
+        got: list[tuple[int, dict]] = []
+        state: dict | None = None
+        while True:
+            cursor = open_reader(reader("JSONL"), params, client=s3, state=state)
+            taken = read_batches(cursor, count, *args, max_page_items=page)
+            assert len(taken) <= count
+            if not taken:
+                assert cursor.done
+                break
+            if len(taken) < count:
+                # Fewer than asked only where the page ends: the cursor knows if items are left.
+                assert cursor.done or page < count * (args[0] or 1000)
+            got.extend(taken)
+            state = json.loads(json.dumps(cursor.state))
+        assert [batch for _, batch in got] == expected
+        assert [first for first, _ in got] == [
+            sum(len(b["Items"]) for b in expected[:k]) for k in range(len(expected))
+        ]
 
 
 def test_result_writer_layout(s3: Any) -> None:

@@ -192,3 +192,31 @@ def test_a_map_run_ends_through_the_map_state() -> None:
     assert (
         failed.end is not None and failed.end["error"] == "States.ExceedToleratedFailureThreshold"
     )
+
+
+def test_a_map_runs_timers_fire_in_one_process() -> None:
+    """A batch of due timers split between the firing processes keeps each Map Run's
+    timers (its advance and its children's ends) in one chunk, and the other timers in
+    their order; no chunk is empty and nothing is lost or repeated."""
+    from orchestrator.engine.records import timer_member
+    from orchestrator.engine.timers import split_members
+
+    runs = {
+        ("p1", "Map"): [timer_member(MapRunTimer.ADVANCE, "p1", "Map", 0)]
+        + [notify_member("p1", "Map", "r1", i, 0) for i in range(120)],
+        ("p1", "Other"): [notify_member("p1", "Other", "r2", i, 0) for i in range(30)],
+        ("p2", "Map"): [notify_member("p2", "Map", "r3", i, 1) for i in range(70)],
+    }
+    others = [timer_member("retry", f"e{i}", "Task", 1) for i in range(80)]
+    members = [m for pair in zip(*runs.values(), strict=False) for m in pair]
+    members += [m for timers in runs.values() for m in timers[30:]] + others
+    members = list(dict.fromkeys(members))
+    assert len(members) == 121 + 30 + 70 + 80
+    for chunks in (1, 2, 3, 4):
+        split = split_members(members, chunks)
+        assert 1 <= len(split) <= chunks and all(split)
+        assert sorted(m for chunk in split for m in chunk) == sorted(members)
+        for timers in runs.values():
+            assert sum(1 for chunk in split if set(timers) & set(chunk)) == 1
+        assert [m for chunk in split for m in chunk if m in others] == others
+    assert split_members([], 3) == []

@@ -19,6 +19,7 @@ from orchestrator.engine.items.reader import (
     ItemCursor,
     open_reader,
     read_batch,
+    read_batches,
     validate_item_reader,
 )
 from orchestrator.engine.items.writer import (
@@ -46,6 +47,7 @@ __all__ = [
     "map_run_id",
     "open_reader",
     "read_batch",
+    "read_batches",
     "requires_aws",
     "result_entry",
     "results_prefix",

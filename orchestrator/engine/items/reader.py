@@ -612,6 +612,52 @@ def open_reader(
         raise
 
 
+#: Items an advance reads at most in one page to cut into batches (one ranged S3 GET of a
+#: JSONL or CSV object): ``read_batches`` of 100 batches of 100 items reads them at once
+#: instead of in 100 GETs, one after another.
+BATCH_PAGE_ITEMS = 10_000
+
+
+def read_batches(
+    cursor: ItemCursor,
+    count: int,
+    max_items_per_batch: int | None,
+    max_input_bytes_per_batch: int | None = None,
+    batch_input: Any = None,
+    *,
+    page_items: int = 1000,
+    max_page_items: int = BATCH_PAGE_ITEMS,
+) -> list[tuple[int, dict[str, Any]]]:
+    """Up to ``count`` next ``ItemBatcher`` child inputs from one page of ``cursor``, each
+    with the number (from 0, across resumes) of its first item; ``[]`` when the items are
+    exhausted. The cursor is left just after the last item taken.
+
+    Each batch is the one :func:`read_batch` would make from the same state, one after
+    another: a batch is cut (:func:`fit`) from a window of its item cap
+    (``max_items_per_batch``, else ``page_items``) that the page holds whole, or that ends
+    with the data; a window that the page cuts short is left to the next read.
+    """
+    if count <= 0:
+        return []
+    cap = max_items_per_batch or page_items
+    first = int(cursor.state.get("n", 0))
+    items, _ = cursor.next_page(max(cap, min(count * cap, max_page_items)))
+    states = cursor.page_states
+    complete = cursor.done  # the page holds every item left
+    out: list[tuple[int, dict[str, Any]]] = []
+    position = 0
+    while position < len(items) and len(out) < count:
+        window = items[position : position + cap]
+        if len(window) < cap and not complete:
+            break  # this batch may go on past the page
+        taken = fit(window, max_items_per_batch, max_input_bytes_per_batch, batch_input)
+        out.append((first + position, batch_input_of(window[:taken], batch_input)))
+        position += taken
+    if position < len(items):
+        cursor.seek(states[position - 1])
+    return out
+
+
 def read_batch(
     cursor: ItemCursor,
     max_items_per_batch: int | None,
@@ -623,10 +669,12 @@ def read_batch(
     """The next ``ItemBatcher`` child input from ``cursor`` and the state after its last item
     (None when the items are exhausted). Reads one page and, when the byte cap ends the
     batch early, seeks the cursor back to just after the last item taken."""
-    items, _ = cursor.next_page(max_items_per_batch or page_items)
-    if not items:
-        return None, cursor.state
-    count = fit(items, max_items_per_batch, max_input_bytes_per_batch, batch_input)
-    if count < len(items):
-        cursor.seek(cursor.page_states[count - 1])
-    return batch_input_of(items[:count], batch_input), cursor.state
+    got = read_batches(
+        cursor,
+        1,
+        max_items_per_batch,
+        max_input_bytes_per_batch,
+        batch_input,
+        page_items=page_items,
+    )
+    return (got[0][1] if got else None), cursor.state
