@@ -35,7 +35,7 @@ PROCFILE = REPO / "Procfile"
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 #: Services running the project's image, each also a Procfile process.
-PROJECT_SERVICES = ("worker", "beat", "flower", "ui")
+PROJECT_SERVICES = ("worker", "worker-gpu", "beat", "flower", "ui")
 #: What the compose file requires from the shell or .env (no default, on purpose).
 SECRETS = {"flower": "FLOWER_BASIC_AUTH", "ui": "ORCHESTRATOR_UI_TOKEN"}
 
@@ -282,10 +282,17 @@ def test_redis_is_durable_and_never_evicts() -> None:
     assert named in load_compose()["volumes"]
 
 
-def test_worker_scales() -> None:
-    worker = load_compose()["services"]["worker"]
+@pytest.mark.parametrize("name", ["worker", "worker-gpu"])
+def test_worker_scales(name: str) -> None:
+    worker = load_compose()["services"][name]
     for key in ("container_name", "ports", "hostname"):
-        assert key not in worker, f"`{key}` on worker breaks `--scale worker=N`"
+        assert key not in worker, f"`{key}` on {name} breaks `--scale {name}=N`"
+
+
+def test_the_gpu_worker_consumes_one_queue_only() -> None:
+    argv = normalise(load_compose()["services"]["worker-gpu"]["command"])
+    assert argv[argv.index("--queues") + 1] == "gpu"
+    assert "-n" not in argv and "--hostname" not in argv  # unique default node names
 
 
 @pytest.mark.parametrize("name", PROJECT_SERVICES)
