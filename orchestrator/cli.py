@@ -615,6 +615,19 @@ TasksOption = Annotated[
         " the demo's: orchestrator.examples.order_activities).",
     ),
 ]
+MetricsPortOption = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port",
+        min=1,
+        max=65535,
+        help="Serve this process's Prometheus metrics on this port (/metrics); see "
+        "docs/deployment.md for which metric is where.",
+    ),
+]
+MetricsHostOption = Annotated[
+    str, typer.Option("--metrics-host", help="Interface the metrics port listens on.")
+]
 DefinitionArg = Annotated[
     str,
     typer.Argument(
@@ -709,6 +722,8 @@ def validate(definition: DefinitionArg, tasks: TasksOption = None) -> None:
 @app.command()
 def worker(
     tasks: TasksOption = None,
+    metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = "0.0.0.0",
     concurrency: Annotated[
         int | None,
         typer.Option("--concurrency", "-c", min=1, help="Worker processes/threads."),
@@ -758,7 +773,21 @@ def worker(
         argv.append(f"--concurrency={concurrency}")
     if pool is not None:
         argv.append(f"--pool={pool}")
+    if metrics_port is not None:
+        # Before the pool starts: its processes record steps in multiprocess mode.
+        serve_metrics(metrics_host, metrics_port, multiprocess=True)
     celery_app.worker_main(argv)
+
+
+def serve_metrics(host: str, port: int, *, multiprocess: bool) -> None:
+    """Serve this process's metrics (``--metrics-port``) from a thread; exit 2 when the
+    port cannot be bound."""
+    from orchestrator.engine.metrics import serve_process_metrics
+
+    try:
+        serve_process_metrics(port, host, multiprocess=multiprocess)
+    except OSError as exc:
+        fail(f"cannot serve metrics on {host}:{port}: {exc}")
 
 
 def default_node_name() -> str:
@@ -771,6 +800,8 @@ def default_node_name() -> str:
 @app.command()
 def beat(
     loglevel: Annotated[str, typer.Option("--loglevel", "-l", help="Log level.")] = "INFO",
+    metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = "0.0.0.0",
 ) -> None:
     """Run celery beat, which fires the orchestrator's timers (needs REDIS_URL).
 
@@ -782,6 +813,9 @@ def beat(
     from orchestrator.engine.beat import OrchestratorScheduler
     from orchestrator.engine.celery_app import app as celery_app
 
+    if metrics_port is not None:
+        # orchestrator_timer_lateness_seconds: the tick observes it in this process.
+        serve_metrics(metrics_host, metrics_port, multiprocess=False)
     celery_app.Beat(
         scheduler=f"{OrchestratorScheduler.__module__}:{OrchestratorScheduler.__qualname__}",
         loglevel=loglevel,

@@ -32,6 +32,7 @@ from orchestrator.engine.records import (
     branch_failure_marks,
     branch_location,
     chunk_items,
+    counter_field,
     failure_marks,
     field_name,
     item_chunk_text,
@@ -234,6 +235,7 @@ def transition_write(
         listed = listing(store, execution_id, info)
         if listed is not None:
             move_listing(write, store, execution_id, *listed, ("RUNNING",), tr.end["status"])
+            count_execution(write, store, tr.end["status"], listed[0])
         # However it ended, its tokens end with it (in this write, at their number's cost).
         write.op("del", keys.task_tokens(execution_id))
         # A Distributed Map's child tells its parent (a timer of the parent's, due now).
@@ -361,6 +363,14 @@ def move_listing(
     write.op("zadd", keys.executions_index(new, workflow), start, execution_id)
 
 
+def count_execution(write: Write, store: RedisStore, kind: str, workflow: str) -> None:
+    """Count an execution ``kind`` (``started``, ``redriven`` or its end status) of
+    ``workflow`` in the write that makes it so: a commit applies once, so the Prometheus
+    counters (orchestrator/engine/metrics.py) never count a redelivered message twice."""
+    keys = store.keys
+    write.op("hincrby", keys.execution_counters, counter_field(kind, workflow), 1)
+
+
 def start_write(
     store: RedisStore,
     execution_id: str,
@@ -390,6 +400,7 @@ def start_write(
     # status it ended with (listings drop expired ids only when they meet them).
     ended = tuple(s for s in EXECUTION_STATUSES if s != "RUNNING")
     move_listing(write, store, execution_id, workflow, repr(now), ended, "RUNNING")
+    count_execution(write, store, "started", workflow)
     # Executions share their definition by content hash; it outlives the newest of them.
     write.op("set", keys.definition(def_hash), definition_text)
     write.op("expire", keys.definition(def_hash), 2 * get_settings().retention_seconds)
@@ -433,6 +444,7 @@ def redrive_write(
     listed = listing(store, execution_id, info)
     if listed is not None:
         move_listing(write, store, execution_id, *listed, (status,), "RUNNING")
+        count_execution(write, store, "redriven", listed[0])
     return transition_write(store, execution_id, tr, write, info)
 
 

@@ -91,6 +91,13 @@ Global keys (one each, not per execution; issue 18 will partition the indexes)::
     {p}:dlq             ZSET   dead-letter ids scored by time
     {p}:lock:tick       STRING the timer loop's lock (SET NX PX), held by one beat at a time
     {p}:activities      SET    activity names that workers registered (advertised at start)
+    {p}:metrics:executions HASH execution counters for Prometheus (orchestrator/engine/
+                               metrics.py), field ``<kind>|<workflow>`` -> count, kind
+                               ``started``, ``redriven`` or an end status (``SUCCEEDED``,
+                               ``FAILED``, ``TIMED_OUT``, ``ABORTED``): HINCRBY in the very
+                               commit that starts, redrives or ends the execution, so a
+                               redelivered message or a retried start never counts twice.
+                               One field per workflow and kind, whatever the execution count
     {p}:activity-queues HASH   activity name -> its queue ("" for the default queue),
                                advertised with the names: where a process that does not
                                import an activity (a client, beat, a worker publishing
@@ -133,7 +140,8 @@ running workflow with MONITOR and fails otherwise:
   ``{p}:timers`` (most steps),
   ``{p}:executions`` and the definition (a start; the definition on a redrive too), the
   listing indexes of its status and workflow (a start, an end, a redrive), ``{p}:dlq``
-  (a failure, a redrive); never ``{p}:tokens``.
+  (a failure, a redrive), ``{p}:metrics:executions`` (a start, an end, a redrive);
+  never ``{p}:tokens``.
 * A Distributed Map's child: ``commit.lua`` on the child's keys; its final commit adds the
   parent's ``mapchild`` timer to ``{p}:timers`` (a global key) and never touches the
   parent's keys. The parent's Map Run moves in commits of the parent's own keys (its step

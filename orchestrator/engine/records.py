@@ -236,3 +236,15 @@ def parse_timer_member(member: str) -> tuple[str, str, str, int]:
     """``(kind, execution id, step key, attempt)`` of a timers-set member."""
     kind, execution_id, step_key, attempt = json.loads(member)
     return str(kind), str(execution_id), str(step_key), int(attempt)
+
+
+def counter_field(kind: str, workflow: str) -> str:
+    """The field of the execution counters hash counting ``kind`` (``started``,
+    ``redriven`` or an end status) for ``workflow``: kinds hold no ``|``, workflows may."""
+    return f"{kind}|{workflow}"
+
+
+def parse_counter_field(field: str) -> tuple[str, str]:
+    """``(kind, workflow)`` of an execution counters field."""
+    kind, _, workflow = field.partition("|")
+    return kind, workflow

@@ -24,6 +24,7 @@ from orchestrator.engine.dead_letters import dead_letter_message
 from orchestrator.engine.leases import leases
 from orchestrator.engine.logs import step_context
 from orchestrator.engine.machines import interpreter_for, load_machine, make_interpreter
+from orchestrator.engine.metrics import observe_step
 from orchestrator.engine.publisher import (
     PUBLISH_CHUNK,
     Handover,
@@ -169,6 +170,7 @@ def _run_step(
     record = StepRecord.loads(record_text)  # type: ignore[arg-type]
     interp = interpreter_for(store, execution_id, name, workflow, start, def_hash)  # type: ignore[arg-type]
     result: Any = None
+    began = time.monotonic()
     with leases.holding(execution_id, step_key):
         try:
             result = function(record.params)
@@ -178,6 +180,8 @@ def _run_step(
             failure: tuple[str, str] | None = (error, cause)
         else:
             failure = None
+    # This worker's step metrics (orchestrator_step_duration_seconds and failures).
+    observe_step(task.name, time.monotonic() - began, failure[0] if failure else None)
 
     def compute() -> Transition:
         now = time.time()

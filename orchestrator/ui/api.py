@@ -1,13 +1,15 @@
-"""The JSON API under ``/api/`` (described by ``/openapi.json``) and the health check."""
+"""The JSON API under ``/api/`` (described by ``/openapi.json``), the Prometheus
+metrics (``/metrics``) and the health check."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Body, Query, Request
+from fastapi import Body, Query, Request, Response
 
 from orchestrator.client.models import ExecutionStatus, HistoryEvent
+from orchestrator.engine.metrics import CONTENT_TYPE, cluster_exposition
 from orchestrator.engine.store import get_store
 from orchestrator.ui.context import UI, execution_url
 from orchestrator.ui.data import WORKFLOW_NAME, list_summaries, workflow_files
@@ -197,6 +199,15 @@ def api_dead_letters(
 def api_workflows() -> list[str]:
     """Names of the workflows in the workflows folder (for `POST /api/executions`)."""
     return sorted(workflow_files())
+
+
+@routes.get("/metrics", include_in_schema=False)
+def metrics() -> Response:
+    """Prometheus metrics of the whole cluster, read from Redis and the broker when
+    scraped (orchestrator/engine/metrics.py): execution counters, queue depths, pending
+    timers, dead letters. A read: with ORCHESTRATOR_UI_TOKEN it needs the token (a
+    scrape config's ``authorization: {credentials: ...}``) unless reads are public."""
+    return Response(cluster_exposition(), media_type=CONTENT_TYPE)
 
 
 @routes.get("/healthz", include_in_schema=False)

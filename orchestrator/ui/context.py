@@ -189,9 +189,14 @@ def _static_version() -> str:
     return str(max(stamps, default=0))
 
 
+#: Paths outside /api/ read by programs, never browsers: refused with a 401, not a
+#: redirect to the sign-in page.
+MACHINE_PATHS = ("/openapi.json", "/metrics")
+
+
 def wants_json(request: Request) -> bool:
     """Whether to answer ``request`` with JSON rather than a page."""
-    if request.url.path.startswith("/api/") or request.url.path == "/openapi.json":
+    if request.url.path.startswith("/api/") or request.url.path in MACHINE_PATHS:
         return True
     accept = request.headers.get("accept", "")
     return "application/json" in accept and "text/html" not in accept

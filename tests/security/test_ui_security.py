@@ -142,7 +142,7 @@ def test_authentication_matrix(clients, config, credential, method, path):
         expected_refused = not right
     assert _refused(response) == expected_refused, (response.status_code, response.text[:300])
     if expected_refused:
-        if path.startswith("/api/") or path == "/openapi.json":
+        if path.startswith("/api/") or path in ("/openapi.json", "/metrics"):
             assert response.status_code == 401
             assert response.json()["error"]["code"] == "unauthorized"
             assert response.headers["www-authenticate"] == "Bearer"
@@ -152,7 +152,7 @@ def test_authentication_matrix(clients, config, credential, method, path):
 
 def test_matrix_covers_every_kind_of_route():
     paths = {p for _, p in ROUTES}
-    assert {"/", "/healthz", "/openapi.json", "/dead-letters", "/login"} <= paths
+    assert {"/", "/healthz", "/openapi.json", "/metrics", "/dead-letters", "/login"} <= paths
     assert any(m == "POST" and p.startswith("/api/task-tokens") for m, p in ROUTES)
     assert any(p.startswith("/static/") for p in paths)
     assert len(ROUTES) * len(CONFIGS) * len(CREDENTIALS) >= 15 * 15

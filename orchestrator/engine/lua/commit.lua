@@ -14,7 +14,8 @@
 --     "x", k, "0"|"1"            key does not exist (0) or does (1)
 --     "n", k, most               history k holds at most "most" events (the quota)
 --   then each op: name, k, argument count, arguments...
---     hset, hdel, rpush, zadd, zrem, expire, persist, set, del, incr: the Redis command
+--     hset, hdel, rpush, zadd, zrem, expire, persist, set, del, incr, hincrby: the Redis
+--       command
 --     history: append the arguments (JSON events) to history stream k, as entries
 --       "0-<n>" with field "event", n counting on from its length: ids stay dense (the
 --       history is never trimmed) and are known to readers without a lookup; a history
@@ -77,6 +78,7 @@ end
 local NEEDS = {
   hset = "hash", hdel = "hash", join = "hash", rpush = "list", zadd = "zset",
   zrem = "zset", sadd = "set", srem = "set", branches = "set", incr = "string",
+  hincrby = "hash",
   history = "stream", compact = "stream", notify = "hash",
 }
 -- SET replaces a value of any type.
