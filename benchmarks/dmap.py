@@ -325,6 +325,41 @@ def run_orchestrator(key: str, n: int, max_concurrency: int, timeout: float) -> 
     return elapsed, handle.execution_id
 
 
+def timeline(parent: str) -> dict[str, float]:
+    """When things happened in the parent's Map Run, in seconds from the parent's start
+    (read from the records after the run, 500 children a round trip): the first and last
+    child's start, the median child's run (start to stop), the last child's stop, and the
+    parent's stop; where the time goes between start_workflow and the result."""
+    from orchestrator.engine.maprun import READ_PAGE, child_id
+    from orchestrator.engine.store import get_store
+
+    store = get_store()
+    (record,) = store.execution_records([parent], ("start", "stop"))
+    origin = float(record["start"] or 0)
+    (key,) = store.map_run_containers(parent)
+    mr = store.map_run(parent, key)
+    count, run = int(mr.get("next") or 0), mr["run"]
+    starts: list[float] = []
+    spans: list[float] = []
+    stops: list[float] = []
+    for first in range(0, count, READ_PAGE):
+        ids = [child_id(parent, run, i) for i in range(first, min(count, first + READ_PAGE))]
+        for child in store.execution_records(ids, ("start", "stop")):
+            start, stop = float(child["start"] or 0), float(child["stop"] or 0)
+            starts.append(start - origin)
+            stops.append(stop - origin)
+            spans.append(stop - start)
+    spans.sort()
+    return {
+        "first_child_start": round(min(starts), 3),
+        "last_child_start": round(max(starts), 3),
+        "child_run_median": round(spans[len(spans) // 2], 3),
+        "child_run_p90": round(spans[len(spans) * 9 // 10], 3),
+        "last_child_stop": round(max(stops), 3),
+        "parent_stop": round(float(record["stop"] or 0) - origin, 3),
+    }
+
+
 def run_celery(items: list[dict[str, Any]], timeout: float) -> float:
     """Seconds from publishing the chunks to the last chunk counted."""
     client = _redis()
@@ -396,6 +431,7 @@ def main() -> None:
             raw: list[float] = []
             parent = ""
             cpu: dict[str, list[dict[str, float]]] = {"orch": [], "celery": []}
+            timelines: list[dict[str, float]] = []
             for r in range(args.repeat):
                 sides = ["orch", "celery"] if r % 2 == 0 else ["celery", "orch"]
                 for side in sides:
@@ -409,6 +445,7 @@ def main() -> None:
                             key, n, args.max_concurrency, args.timeout
                         )
                         orch.append(elapsed)
+                        timelines.append(timeline(parent))
                     else:
                         raw.append(run_celery(items, args.timeout))
                     after = services.cpu_seconds()
@@ -421,6 +458,7 @@ def main() -> None:
                     log(
                         f"run {r + 1} {side}: {(orch if side == 'orch' else raw)[-1]:.2f} s, "
                         f"CPU s (and S3 GETs) {used}, load {os.getloadavg()[0]:.2f}"
+                        + (f", timeline (s) {timelines[-1]}" if side == "orch" else "")
                     )
             memory = parent_bytes(parent)
         finally:
@@ -440,6 +478,7 @@ def main() -> None:
         "runs_celery": [round(t, 3) for t in raw],
         "cpu_s_orch": cpu["orch"],
         "cpu_s_celery": cpu["celery"],
+        "timeline_orch": timelines,
         "loadavg_before": [round(x, 2) for x in load],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
     }
