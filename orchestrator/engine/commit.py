@@ -23,7 +23,12 @@ from redis.exceptions import RedisError
 from orchestrator.config import get_settings
 from orchestrator.engine.celery_app import publishing_app
 from orchestrator.engine.dead_letters import trim_dead_letters
-from orchestrator.engine.keys import EXECUTION_STATUSES, Keys
+from orchestrator.engine.keys import (
+    EXECUTION_STATUSES,
+    MAP_RUN_CHILDREN_SUFFIX,
+    MAP_RUN_SUFFIX,
+    Keys,
+)
 from orchestrator.engine.machines import interpreter_from_record
 from orchestrator.engine.messages import excerpt
 from orchestrator.engine.publisher import Handover, publish
@@ -202,6 +207,9 @@ def transition_write(
     if sets:
         write.op("hset", steps_key, *sets)
     branch_changes.write_to(write, keys, execution_id)
+    for event in tr.events:
+        if event["type"] == "MapRunStarted":
+            _register_map_run(write, keys, execution_id, event.get("key") or event["state"])
     for key in tr.released:
         write.op("zrem", keys.leases, lease_member(execution_id, key))
     for dispatch in tr.dispatches:
@@ -266,6 +274,13 @@ def transition_write(
             write.op("expire", keys.dead_letter(execution_id), settings.retention_seconds)
             write.op("zadd", keys.dead_letters, repr(tr.now), execution_id)
     return write
+
+
+def _register_map_run(write: Write, keys: Keys, execution_id: str, key: str) -> None:
+    # The transition that starts a Map Run lists it among the execution's (its record is
+    # the first advance's to write), so a stop before that advance finds it and aborts it.
+    index = keys.branch_hashes(execution_id)
+    write.op("sadd", index, key + MAP_RUN_SUFFIX, key + MAP_RUN_CHILDREN_SUFFIX)
 
 
 class _StepChanges:

@@ -23,12 +23,18 @@ parent's keys (docs/architecture.md, "Distributed Map"):
   an advance computed again (a conflict, a crash) starts no child twice;
 * every Redis call is bounded: the counters are O(1) fields, children are started,
   counted, exported and assembled a page at a time (:data:`PAGE`, :data:`READ_PAGE`);
-* a stop of the parent aborts its runs in the stop's write (``MapRunAborted``), then
-  their children (:func:`stop_execution`); a parent that ends otherwise (timed out,
-  failed in another branch) sets in its end's commit an advance due at once, which finds
-  it ended and aborts its runs' children (:func:`stop_map_runs`);
-* a run that fails still writes its ``ResultWriter`` results, after the commit that
-  fails the Map (:func:`_export_failed`).
+* a stop of the parent aborts its runs in the stop's write (``MapRunAborted``; a run
+  whose first advance has not come yet too: its start's commit listed it), then their
+  children (:func:`stop_execution`); a parent that ends otherwise (timed out, failed in
+  another branch) sets in its end's commit an advance due at once, which finds it ended
+  and aborts its runs' children (:func:`stop_map_runs`);
+* a Parallel or Map that fails (caught, retried or failing on) sets an advance due at
+  once that aborts the runs its abandoned branches leave behind (``MapRunAborted`` in a
+  write of the parent's, then the children: :func:`abandon_map_runs`); an advance of a
+  run whose Map or container no longer runs does the same;
+* a run that fails or is aborted still writes its ``ResultWriter`` results, after the
+  commit that ends it (:func:`_export_failed`): the items it never started are PENDING
+  entries, read on from its item cursor a page at a time.
 
 ``ExecutionType: EXPRESS`` children run as STANDARD ones do (a full history of their
 own): nothing here depends on the type, which the Map Run records.
@@ -40,7 +46,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from orchestrator.engine.celery_app import app
@@ -51,6 +57,7 @@ from orchestrator.engine.commit import (
     start_transition,
     start_write,
     stop_write,
+    transition_write,
 )
 from orchestrator.engine.items import (
     ItemCursor,
@@ -82,6 +89,7 @@ from orchestrator.language.interpreter import (
     StepRecord,
     StepStatus,
     Transition,
+    ancestors,
 )
 from orchestrator.language.jsontext import dumps
 
@@ -138,6 +146,22 @@ def parse_map_run_arn(arn: str) -> tuple[str, str] | None:
 
 
 # -- definitions ------------------------------------------------------------------------
+
+
+def map_run_fields(run: dict[str, Any], key: str, now: float) -> dict[str, str]:
+    """The first fields of the Map Run record of Distributed Map ``key`` (``run``: its
+    step record's ``run``), started at ``now``."""
+    return {
+        "run": run["id"],
+        "arn": run["arn"],
+        "label": run["label"],
+        "key": key,
+        "type": run.get("type", "STANDARD"),
+        "status": "RUNNING",
+        "start": repr(now),
+        "max": str(run["max"]),
+        "next": "0",
+    }
 
 
 def check_definition(machine: StateMachine) -> None:
@@ -319,26 +343,52 @@ def stop_execution(
     and the runs' versions (an advance that moved a run meanwhile: read again); then
     abort those runs' children. False if the execution was not running."""
     for _ in range(STOP_TRIES):
-        runs = []
+        # (key, its record as read, the record to write first for a run not advanced yet)
+        runs: list[tuple[str, dict[str, str], dict[str, str] | None]] = []
         for key in store.map_run_containers(execution_id):
             mr = store.map_run(execution_id, key)
             if mr.get("status") == "RUNNING":
-                runs.append((key, mr))
-        tr = Interpreter.stop(now, error, cause, [(key, mr.get("arn")) for key, mr in runs])
+                runs.append((key, mr, None))
+            else:
+                first = _not_advanced(store, execution_id, key, mr)
+                if first is not None:
+                    runs.append((key, mr, first))
+        aborted = [(key, first or mr) for key, mr, first in runs]
+        tr = Interpreter.stop(now, error, cause, [(key, mr.get("arn")) for key, mr in aborted])
         write = stop_write(store, execution_id, tr)
-        for key, mr in runs:
+        for key, mr, first in runs:
             mr_key = store.keys.map_run(execution_id, key)
             write.guard_field(mr_key, "v", mr.get("v"))
+            if first is not None:
+                write.op("del", mr_key)
+                write.op("del", store.keys.map_run_children(execution_id, key))
+                write.op("hset", mr_key, *[x for pair in first.items() for x in pair])
             write.op(
                 "hset", mr_key, "status", "ABORTED", "stop", repr(now), "v", _bump(mr.get("v"))
             )
         if store.commit(write):
-            for key, mr in runs:
-                abort_children(store, execution_id, key, mr.get("run", ""), now)
+            for key, mr in aborted:
+                _aborted(store, execution_id, key, mr, now)
             return True
         if store.execution_status(execution_id) != "RUNNING":
             return False
     return False
+
+
+def _not_advanced(
+    store: RedisStore, execution_id: str, key: str, mr: dict[str, str]
+) -> dict[str, str] | None:
+    """The first fields of the Map Run that Map ``key`` started and no advance has
+    recorded yet (its start's commit listed it, ``mr`` is a former run's record or
+    nothing), None if there is none."""
+    status, text = store.step_state(execution_id, key)
+    if status is None or base_status(status) != StepStatus.RUNNING or not text:
+        return None
+    record = StepRecord.loads(text)
+    run = record.run
+    if run is None or run["id"] == mr.get("run"):
+        return None
+    return map_run_fields(run, key, record.entered)
 
 
 def stop_child(store: RedisStore, execution_id: str, cause: str, now: float) -> None:
@@ -383,8 +433,67 @@ def stop_map_runs(store: RedisStore, execution_id: str, now: float | None = None
         mr_key = store.keys.map_run(execution_id, key)
         write = Write().guard_field(mr_key, "v", mr.get("v"))
         write.op("hset", mr_key, "status", "ABORTED", "stop", repr(now), "v", _bump(mr.get("v")))
-        store.commit(write)
+        committed = store.commit(write)
         abort_children(store, execution_id, key, mr.get("run", ""), now)
+        if committed:
+            _export_aborted(store, execution_id, key, mr)
+
+
+def abandon_map_runs(store: RedisStore, execution_id: str, now: float | None = None) -> None:
+    """The execution goes on: abort its running Map Runs whose Map, or a Parallel or Map
+    around it, no longer runs (their branch was abandoned: the container failed, was
+    caught or retried), as a stop does: a ``MapRunAborted`` each in a write guarded by
+    the statuses read, then their children."""
+    now = time.time() if now is None else now
+    keys = store.keys
+    for key in store.map_run_containers(execution_id):
+        mr = store.map_run(execution_id, key)
+        if mr.get("status") != "RUNNING":
+            continue
+        fields = [keys.status_field(step) for step in (key, *ancestors(key))]
+        statuses = store.step_fields(execution_id, fields)
+        if all(s is not None and base_status(s) == StepStatus.RUNNING for s in statuses):
+            continue
+        mr_key = keys.map_run(execution_id, key)
+        write = Write().guard_field(keys.execution(execution_id), "status", "RUNNING")
+        for name, value in zip(fields, statuses, strict=True):
+            write.guard_field(keys.steps(execution_id), name, value)
+        write.guard_field(mr_key, "v", mr.get("v"))
+        write.op("hset", mr_key, "status", "ABORTED", "stop", repr(now), "v", _bump(mr.get("v")))
+        tr = Interpreter.map_runs_aborted(now, [(key, mr.get("arn"))])
+        if store.commit(transition_write(store, execution_id, tr, write)):
+            _aborted(store, execution_id, key, mr, now)
+
+
+def _containers_running(store: RedisStore, execution_id: str, key: str) -> bool:
+    """Whether every Parallel and Map around the step ``key`` still runs."""
+    outer = ancestors(key)
+    if not outer:
+        return True
+    fields = [store.keys.status_field(step) for step in outer]
+    statuses = store.step_fields(execution_id, fields)
+    return all(s is not None and base_status(s) == StepStatus.RUNNING for s in statuses)
+
+
+def _aborted(store: RedisStore, parent: str, key: str, mr: dict[str, str], now: float) -> None:
+    """A Map Run was just marked ABORTED: abort its children, then write its results."""
+    abort_children(store, parent, key, mr.get("run", ""), now)
+    _export_aborted(store, parent, key, mr)
+
+
+def _export_aborted(store: RedisStore, parent: str, key: str, mr: dict[str, str]) -> None:
+    """Write an aborted run's ``ResultWriter`` results (its children ended, the items
+    never started as PENDING), when it has a writer."""
+    _status, text = store.step_state(parent, key)
+    record = StepRecord.loads(text) if text else None
+    run = record.run if record is not None else None
+    if record is None or run is None or run.get("id") != mr.get("run") or not run.get("writer"):
+        return
+    interp = interpreter_from_record(store, parent)
+    if interp is None:
+        return
+    pending = _pending_inputs(store, interp, parent, key, record, mr)
+    _export_failed(store, parent, run, int(mr.get("next") or 0), pending)
 
 
 def abort_children(store: RedisStore, parent: str, key: str, run: str, now: float) -> None:
@@ -479,6 +588,15 @@ def advance(
             # The parent ended otherwise (timed out, failed in another branch): its runs
             # still marked running abort their children, as a stop does.
             stop_map_runs(store, parent, now)
+        elif exec_status == "RUNNING":
+            # The Map no longer runs (or this is the advance a failed Parallel or Map set,
+            # keyed by no Map): its runs left behind are aborted.
+            abandon_map_runs(store, parent, now)
+        return None
+    if not _containers_running(store, parent, key):
+        # A Parallel branch or Map iteration around the Map was abandoned.
+        store.drop_timers(*members)
+        abandon_map_runs(store, parent, now)
         return None
     run = record.run
     current = [
@@ -497,17 +615,7 @@ def advance(
     fresh = mr.get("run") != run["id"]
     fields: dict[str, str] = {}
     if fresh:
-        fields = {
-            "run": run["id"],
-            "arn": run["arn"],
-            "label": run["label"],
-            "key": key,
-            "type": run.get("type", "STANDARD"),
-            "status": "RUNNING",
-            "start": repr(now),
-            "max": str(run["max"]),
-            "next": "0",
-        }
+        fields = map_run_fields(run, key, now)
         mr = dict(fields)
     elif mr.get("status") != "RUNNING":
         # A redrive: count every child again from the first, redriving the failed ones.
@@ -617,6 +725,13 @@ def advance(
     tr: Transition | None = None
     # A run that fails before its results are assembled still exports them (below).
     export_failed = finished and failed_run is not None and bool(run.get("writer"))
+    pending: Iterable[Any] | None = None
+    if export_failed:
+        pending = _pending_inputs(store, interp, parent, key, record, mr)
+        if "reader" not in run:
+            # ItemsPath items live in the Map's branch hash, which a Catch of the failure
+            # deletes: read before (as many as the state's input held, within its quota).
+            pending = list(pending)
     if finished:
         result: Any = None
         size = 0
@@ -685,26 +800,66 @@ def advance(
         if failed_run is not None:
             abort_children(store, parent, key, run["id"], now)
         if export_failed:
-            _export_failed(store, parent, run, started_count)
+            _export_failed(store, parent, run, started_count, pending)
     return rearmed
 
 
-def _export_failed(store: RedisStore, parent: str, run: dict[str, Any], count: int) -> None:
-    """Write a failed run's results as Step Functions does (SUCCEEDED_n, FAILED_n for the
-    failed, timed-out and just aborted children, manifest). After the commit that failed
-    the Map, as no result of it is used: a process that dies first or an S3 error leaves
-    no manifest (logged), and the Map's failure stays the run's own."""
+def _export_failed(
+    store: RedisStore,
+    parent: str,
+    run: dict[str, Any],
+    count: int,
+    pending: Iterable[Any] | None = None,
+) -> None:
+    """Write a failed or aborted run's results as Step Functions does (SUCCEEDED_n,
+    FAILED_n for the failed, timed-out and aborted children, PENDING_n for the items never
+    started, manifest). After the commit that failed the Map, as no result of it is used:
+    a process that dies first or an S3 error leaves no manifest (logged), and the Map's
+    failure stays the run's own."""
     try:
-        _run_result(store, parent, run, count)
+        _run_result(store, parent, run, count, pending)
     except Exception:  # noqa: BLE001 - the Map has failed already; its error stands
         logger.exception("writing the results of the failed Map Run %s failed", run.get("arn"))
 
 
-def _run_result(store: RedisStore, parent: str, run: dict[str, Any], count: int) -> tuple[Any, int]:
+def _pending_inputs(
+    store: RedisStore,
+    interp: Interpreter,
+    parent: str,
+    key: str,
+    record: StepRecord,
+    mr: dict[str, str],
+) -> Iterator[Any]:
+    """The inputs the children never started would have had (ItemSelector and
+    ItemBatcher applied), read on from the run's item cursor a page at a time; none once
+    every item started. Items that cannot be read end them (logged)."""
+    if mr.get("done") == "1":
+        return
+    try:
+        cursor = _cursor(store, parent, key, record, mr)
+        now = time.time()
+        while not cursor.done:
+            inputs = _next_inputs(interp, cursor, key, record, READ_PAGE, now)
+            if not inputs:
+                return
+            yield from inputs
+    except (StatesError, DefinitionError) as exc:
+        arn = (record.run or {}).get("arn")
+        logger.warning("the items Map Run %s did not start cannot be read: %s", arn, exc)
+
+
+def _run_result(
+    store: RedisStore,
+    parent: str,
+    run: dict[str, Any],
+    count: int,
+    pending: Iterable[Any] | None = None,
+) -> tuple[Any, int]:
     """The Map's result: its children's outputs in item order (and their size in
     bytes), or, with a ResultWriter, what writing them to S3 returned (read back from
     the children's records a page at a time: the export is not resumable, so it runs
-    whole at the end of the run)."""
+    whole at the end of the run), with the ``pending`` inputs of a run that ended
+    before starting them all (PENDING entries)."""
     writer = ResultWriter.from_parameters(run["writer"], run["arn"]) if run.get("writer") else None
     outputs: list[Any] = []
     size = 1
@@ -733,6 +888,8 @@ def _run_result(store: RedisStore, parent: str, run: dict[str, Any], count: int)
             size += len(text or "null") + 1
             outputs.append(json.loads(text) if text is not None else None)
     if writer is not None:
+        for value in pending or ():
+            writer.add(result_entry(status="PENDING", input=value))
         output = writer.finish()
         return output, len(dumps(output))
     return outputs, size

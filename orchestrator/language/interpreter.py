@@ -434,6 +434,17 @@ class Interpreter:
         ):
             tr.timers.append((tr.now, [MapRunTimer.ADVANCE, "", 0]))
 
+    def _abandon_map_runs(self, tr: Transition) -> None:
+        # A Parallel or Map failed (retried, caught or failing its scope): the branches it
+        # leaves behind may hold Map Runs that would go on. An advance due at once, keyed
+        # by no Map, finds every running Run whose Map or a container around it no longer
+        # runs and aborts it (MapRunAborted, children stopped: orchestrator/engine/maprun.py).
+        if any(
+            isinstance(state, MapState) and state.item_processor.processor_mode == "DISTRIBUTED"
+            for _path, _name, state, _scope in self.machine.walk()
+        ):
+            tr.timers.append((tr.now, [MapRunTimer.ADVANCE, "", 0]))
+
     # -- scopes, context, variables -----------------------------------------------------
 
     def scope_of(self, step_key: str) -> tuple[Scope, str]:
@@ -1100,6 +1111,8 @@ class Interpreter:
         cause: str | None,
     ) -> None:
         """A Task, Parallel or Map state failed: retry it, catch it, or fail its scope."""
+        if record.kind in ("parallel", "map"):
+            self._abandon_map_runs(tr)
         name_of_error = error or ""
         decision = next_retry(
             state.retry,
@@ -1840,6 +1853,16 @@ class Interpreter:
                 error, cause = "States.HeartbeatTimeout", "Task did not send a heartbeat in time"
             return self.task_failed(step_key, record, error, cause, now, timed_out=True)
         return None
+
+    @staticmethod
+    def map_runs_aborted(now: float, map_runs: Sequence[tuple[str, str | None]]) -> Transition:
+        """The transition that aborts Map Runs while their execution goes on (the Parallel
+        branch or Map iteration they run in was abandoned): a ``MapRunAborted`` each, as a
+        stop writes (``map_runs``: step key and Map Run ARN)."""
+        tr = Transition(now)
+        for key, arn in map_runs:
+            tr.event("MapRunAborted", key, mapRunArn=arn)
+        return tr
 
     @staticmethod
     def stop(

@@ -527,3 +527,218 @@ def test_a_jsonata_distributed_map() -> None:
     result = start_workflow(definition, {"values": [1, 2, 3], "limit": 2}).result(20)
     assert result.status == "SUCCEEDED", result
     assert result.output == 10 + 21 + 32
+
+
+def _result_files(s3: Any, manifest_key: str) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """The manifest at ``manifest_key`` (waited for) and each group's entries in order."""
+
+    def read_manifest() -> Any:
+        listed = s3.list_objects_v2(Bucket="dmap", Prefix=manifest_key).get("Contents")
+        return listed and json.loads(s3.get_object(Bucket="dmap", Key=manifest_key)["Body"].read())
+
+    manifest = wait_until(read_manifest, 10)
+    groups = {
+        group: [
+            entry
+            for file in files
+            for entry in json.loads(s3.get_object(Bucket="dmap", Key=file["Key"])["Body"].read())
+        ]
+        for group, files in manifest["ResultFiles"].items()
+    }
+    return manifest, groups
+
+
+def test_a_failed_run_writes_the_items_it_never_started_as_pending(
+    s3: Any, tag: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As Step Functions: the items a failed Map Run never started are PENDING entries
+    (their Input as the child would have had it, ItemSelector applied), in PENDING_n.json
+    files the manifest lists; read a page at a time, also when a Catch of the failure has
+    taken the Map's stored items away."""
+    monkeypatch.setattr(maprun, "READ_PAGE", 3)  # the pending items in several pages
+    items = [{"i": i, "tag": tag, "fail": i == 1} for i in range(9)]
+    definition = _dmap(
+        {"T": _gauge()},
+        "T",
+        ItemsPath="$.items",
+        ItemSelector={
+            "i.$": "$$.Map.Item.Value.i",
+            "tag.$": "$.tag",
+            "fail.$": "$$.Map.Item.Value.fail",
+        },
+        ResultWriter={
+            "Resource": "arn:aws:states:::s3:putObject",
+            "Parameters": {"Bucket": "dmap", "Prefix": f"{tag}/out"},
+        },
+        MaxConcurrency=1,
+        Catch=[{"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
+    )
+    definition["States"]["M"].pop("End")
+    definition["States"]["M"]["Next"] = "Done"
+    definition["States"]["Done"] = {"Type": "Pass", "End": True}
+    definition["States"]["Caught"] = {"Type": "Pass", "End": True}
+    handle = start_workflow(definition, {"items": items, "tag": tag})
+    result = handle.result(20)
+    assert result.status == "SUCCEEDED" and result.output["Error"] == (
+        "States.ExceedToleratedFailureThreshold"
+    ), result
+    (run,) = list_map_runs(handle.execution_id)
+    run_id = run.map_run_arn.rsplit(":", 1)[-1]
+    manifest, groups = _result_files(s3, f"{tag}/out/{run_id}/manifest.json")
+    assert [f["Key"] for f in manifest["ResultFiles"]["PENDING"]] == [
+        f"{tag}/out/{run_id}/PENDING_0.json"
+    ]
+    assert [json.loads(e["Input"])["i"] for e in groups["SUCCEEDED"]] == [0]
+    assert [json.loads(e["Input"])["i"] for e in groups["FAILED"]] == [1]
+    pending = groups["PENDING"]
+    assert [json.loads(e["Input"]) for e in pending] == [
+        {"i": i, "tag": tag, "fail": False} for i in range(2, 9)
+    ]
+    assert {e["Status"] for e in pending} == {"PENDING"}
+    assert not any("ExecutionArn" in e or "StartDate" in e for e in pending)
+
+
+def test_a_stopped_run_writes_its_results_with_the_pending_items(
+    s3: Any, tag: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An aborted Map Run (here a stop) writes its results too: the aborted children as
+    FAILED entries, the items of the S3 reader it never started as PENDING batches."""
+    monkeypatch.setattr(maprun, "READ_PAGE", 2)
+    lines = "\n".join(json.dumps({"i": i, "tag": tag}) for i in range(11))
+    s3.put_object(Bucket="dmap", Key=f"{tag}/in.jsonl", Body=lines.encode())
+    definition = _dmap(
+        {"B": {"Type": "Task", "Resource": "block", "Parameters": {"tag": tag}, "End": True}},
+        "B",
+        ItemReader={
+            "Resource": "arn:aws:states:::s3:getObject",
+            "ReaderConfig": {"InputType": "JSONL"},
+            "Parameters": {"Bucket": "dmap", "Key": f"{tag}/in.jsonl"},
+        },
+        ItemBatcher={"MaxItemsPerBatch": 2},
+        ResultWriter={
+            "Resource": "arn:aws:states:::s3:putObject",
+            "Parameters": {"Bucket": "dmap", "Prefix": f"{tag}/out"},
+        },
+        MaxConcurrency=2,
+    )
+    handle = start_workflow(definition, {})
+    try:
+        run = wait_until(lambda: (list_map_runs(handle.execution_id) or [None])[0], 10)
+        wait_until(lambda: describe_map_run(run.map_run_arn).counts.running == 2, 10)
+        stop_execution(handle.execution_id)
+    finally:
+        release(tag)
+    run_id = run.map_run_arn.rsplit(":", 1)[-1]
+    manifest, groups = _result_files(s3, f"{tag}/out/{run_id}/manifest.json")
+    assert manifest["MapRunArn"] == run.map_run_arn
+    assert groups["SUCCEEDED"] == []
+    assert [json.loads(e["Input"])["Items"] for e in groups["FAILED"]] == [
+        [{"i": 0, "tag": tag}, {"i": 1, "tag": tag}],
+        [{"i": 2, "tag": tag}, {"i": 3, "tag": tag}],
+    ]
+    assert {e["Status"] for e in groups["FAILED"]} == {"ABORTED"}
+    assert [[item["i"] for item in json.loads(e["Input"])["Items"]] for e in groups["PENDING"]] == [
+        [4, 5],
+        [6, 7],
+        [8, 9],
+        [10],
+    ]
+
+
+def test_a_map_run_in_an_abandoned_branch_is_aborted(tag: str) -> None:
+    """A Parallel whose other branch fails, caught: the execution goes on, and the Map
+    Run in the branch it left behind is aborted at once (MapRunAborted, children
+    stopped), as the inline steps of that branch are abandoned."""
+    block = {"Type": "Task", "Resource": "block", "End": True}
+    dmap = _dmap({"B": block}, "B", ItemsPath="$.items")["States"]["M"]
+    definition = {
+        "StartAt": "P",
+        "States": {
+            "P": {
+                "Type": "Parallel",
+                "Next": "Done",
+                "Catch": [{"ErrorEquals": ["Other"], "ResultPath": "$.error", "Next": "After"}],
+                "Branches": [
+                    {"StartAt": "M", "States": {"M": dmap}},
+                    {
+                        "StartAt": "W",
+                        "States": {
+                            "W": {"Type": "Wait", "Seconds": 1, "Next": "F"},
+                            "F": {"Type": "Fail", "Error": "Other", "Cause": "boom"},
+                        },
+                    },
+                ],
+            },
+            # The execution goes on after the Catch, until the test lets it end.
+            "After": {"Type": "Task", "Resource": "block", "InputPath": "$.after", "Next": "Done"},
+            "Done": {"Type": "Succeed"},
+        },
+    }
+    items = [{"tag": tag, "i": i} for i in range(3)]
+    handle = start_workflow(definition, {"items": items, "after": {"tag": f"{tag}-after"}})
+    try:
+        run = wait_until(lambda: (list_map_runs(handle.execution_id) or [None])[0], 10)
+        wait_until(lambda: "MapRunAborted" in _events(handle.execution_id), 5)
+        assert describe_execution(handle.execution_id).status == "RUNNING"
+        assert describe_map_run(run.map_run_arn).status == "ABORTED"
+        (aborted,) = [
+            e for e in get_execution_history(handle.execution_id) if e.type == "MapRunAborted"
+        ]
+        assert aborted.details["mapRunArn"] == run.map_run_arn
+        children = list_map_run_children(run.map_run_arn)
+        assert children
+        wait_until(
+            lambda: all(describe_execution(c.execution_id).status == "ABORTED" for c in children),
+            5,
+        )
+    finally:
+        release(tag)
+        release(f"{tag}-after")
+    assert handle.result(20).status == "SUCCEEDED"
+    assert _events(handle.execution_id).count("MapRunAborted") == 1
+
+
+def test_a_stop_before_the_first_advance_records_map_run_aborted_once(tag: str) -> None:
+    """A stop between MapRunStarted and the run's first advance (no advance is let
+    through here) aborts the run in its write, MapRunAborted once; the advance that
+    comes later finds the parent stopped and writes nothing more."""
+    real = maprun.advance
+    held: list[str] = []
+
+    def holding(store: Any, parent: str, *args: Any, **kwargs: Any) -> Any:
+        if parent == handle_id[0] and not released:
+            held.append(parent)
+            raise RuntimeError("held back by the test")
+        return real(store, parent, *args, **kwargs)
+
+    handle_id = [f"held-{tag}"]
+    released = False
+    maprun.RETRY_BROKEN_S, old_retry = 0.2, maprun.RETRY_BROKEN_S
+    maprun.advance = holding  # type: ignore[assignment]
+    try:
+        items = [{"tag": tag, "i": i} for i in range(3)]
+        definition = _dmap({"B": {"Type": "Task", "Resource": "block", "End": True}}, "B")
+        definition["States"]["M"]["ItemsPath"] = "$.items"
+        handle = start_workflow(definition, {"items": items}, name=handle_id[0])
+        wait_until(lambda: "MapRunStarted" in _events(handle.execution_id), 5)
+        stop_execution(handle.execution_id)
+        history = get_execution_history(handle.execution_id)
+        assert [e.type for e in history[-2:]] == ["MapRunAborted", "ExecutionAborted"]
+        (run,) = list_map_runs(handle.execution_id)
+        assert history[-2].details["mapRunArn"] == run.map_run_arn
+        assert describe_map_run(run.map_run_arn).status == "ABORTED"
+    finally:
+        released = True
+        maprun.advance = real  # type: ignore[assignment]
+        maprun.RETRY_BROKEN_S = old_retry
+        release(tag)
+    store = get_store()
+    # The advance held back comes due again and finds the parent stopped.
+    wait_until(
+        lambda: (
+            not [m for m in store.due_timers(time.time() + 60, 1000) if handle.execution_id in m]
+        ),
+        10,
+    )
+    assert _events(handle.execution_id).count("MapRunAborted") == 1
+    assert list_map_run_children(run.map_run_arn) == []
