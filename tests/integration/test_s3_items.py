@@ -356,6 +356,35 @@ def test_read_batches_resumed_mid_page_neither_skips_nor_repeats(
         ]
 
 
+def test_a_page_of_large_items_spans_a_bounded_number_of_bytes(s3: Any) -> None:
+    """A page ends once it spans ``max_page_bytes`` of the object (after one batch's
+    window at least), so large items are read a few batches at a time; what the batches
+    hold does not change."""
+    data = [{"i": i, "blob": "x" * (500 + 37 * (i % 50))} for i in range(600)]
+    put(s3, "d/large.jsonl", "".join(json.dumps(d) + "\n" for d in data))
+    params = {"Bucket": BUCKET, "Key": "d/large.jsonl"}
+    for args in ((10, None, None), (25, 9000, None)):
+        expected = _one_at_a_time(params, s3, *args)
+        client = _CountingGets(s3)
+        got: list[tuple[int, dict]] = []
+        state: dict | None = None
+        while True:
+            cursor = open_reader(reader("JSONL"), params, client=client, state=state)
+            before = int(cursor.state["o"])
+            taken = read_batches(cursor, 100, *args, max_page_bytes=20_000)
+            if not taken:
+                break
+            # One window (args[0] items of at most ~2.4 KB) over the budget at most.
+            assert int(cursor.state["o"]) - before < 20_000 + args[0] * 2500
+            got.extend(taken)
+            state = json.loads(json.dumps(cursor.state))
+        assert [batch for _, batch in got] == expected
+        assert client.gets > 10  # many small pages, not one of every item
+        cursor = open_reader(reader("JSONL"), params, client=s3)
+        items, _ = cursor.next_page(600, max_bytes=5000, min_items=7)
+        assert 7 <= len(items) < 600 and items == data[: len(items)]
+
+
 def test_result_writer_layout(s3: Any) -> None:
     arn = (
         "arn:aws:states:us-east-1:123456789012:mapRun:csvProcess/Map:"

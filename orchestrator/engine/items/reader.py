@@ -157,10 +157,16 @@ class ItemCursor:
             )
         self._state = dict(state)
 
-    def next_page(self, max_items: int) -> tuple[list[Any], CursorState]:
+    def next_page(
+        self, max_items: int, *, max_bytes: int | None = None, min_items: int = 1
+    ) -> tuple[list[Any], CursorState]:
         """Up to ``max_items`` further items (fewer only at the end) and the state after them.
 
-        Failures to read are ``States.ItemReaderFailed`` (:class:`ItemReaderFailed`).
+        ``max_bytes``: the page also ends once it holds ``min_items`` items spanning at
+        least that many bytes of the source (JSONL, CSV and S3 Inventory data, whose state
+        is a byte offset; other sources ignore it): a bound on the memory a page of large
+        items takes. Failures to read are ``States.ItemReaderFailed``
+        (:class:`ItemReaderFailed`).
         """
         if max_items <= 0:
             raise ValueError("max_items must be positive")
@@ -171,14 +177,22 @@ class ItemCursor:
             return [], self.state
         items: list[Any] = []
         source = self._read(want)
+        spanned, offset, data_file = 0, self._state.get("o"), self._state.get("f")
         try:
-            for item, after in source:
+            for item, changes in source:
                 items.append(item)
-                after = {**self._state, **after, "n": self._state["n"] + 1}
+                after = {**self._state, **changes, "n": self._state["n"] + 1}
                 self._state = after
                 self.page_states.append(dict(after))
                 if len(items) >= want:
                     break
+                if max_bytes is not None and "o" in changes:
+                    # A new data file (S3 Inventory) starts again from offset 0.
+                    same = changes.get("f") == data_file
+                    spanned += changes["o"] - offset if same else changes["o"]
+                    offset, data_file = changes["o"], changes.get("f")
+                    if spanned >= max_bytes and len(items) >= min_items:
+                        break
             else:
                 self._state["done"] = True
         except ItemReaderFailed:
@@ -616,6 +630,9 @@ def open_reader(
 #: JSONL or CSV object): ``read_batches`` of 100 batches of 100 items reads them at once
 #: instead of in 100 GETs, one after another.
 BATCH_PAGE_ITEMS = 10_000
+#: Bytes of the source such a page spans at most (once it holds one batch's window): a
+#: page of large items holds fewer of them.
+BATCH_PAGE_BYTES = 4 * 1024 * 1024
 
 
 def read_batches(
@@ -627,6 +644,7 @@ def read_batches(
     *,
     page_items: int = 1000,
     max_page_items: int = BATCH_PAGE_ITEMS,
+    max_page_bytes: int = BATCH_PAGE_BYTES,
 ) -> list[tuple[int, dict[str, Any]]]:
     """Up to ``count`` next ``ItemBatcher`` child inputs from one page of ``cursor``, each
     with the number (from 0, across resumes) of its first item; ``[]`` when the items are
@@ -635,13 +653,17 @@ def read_batches(
     Each batch is the one :func:`read_batch` would make from the same state, one after
     another: a batch is cut (:func:`fit`) from a window of its item cap
     (``max_items_per_batch``, else ``page_items``) that the page holds whole, or that ends
-    with the data; a window that the page cuts short is left to the next read.
+    with the data; a window that the page cuts short is left to the next read. A page
+    holds at most ``max_page_items`` items (and spans at most ``max_page_bytes`` of the
+    source, :meth:`ItemCursor.next_page`), and always one whole window.
     """
     if count <= 0:
         return []
     cap = max_items_per_batch or page_items
     first = int(cursor.state.get("n", 0))
-    items, _ = cursor.next_page(max(cap, min(count * cap, max_page_items)))
+    items, _ = cursor.next_page(
+        max(cap, min(count * cap, max_page_items)), max_bytes=max_page_bytes, min_items=cap
+    )
     states = cursor.page_states
     complete = cursor.done  # the page holds every item left
     out: list[tuple[int, dict[str, Any]]] = []
