@@ -82,6 +82,8 @@ def test_every_call_touches_at_most_one_execution(monitor: Monitor, tag: str) ->
         keys.outbox,
         keys.dead_letters,
         keys.activities,
+        keys.activity_queues,
+        keys.workers,
         keys.execution_counters,
         keys.tick_lock,
         keys.tokens,
