@@ -59,14 +59,18 @@ class OrchestratorScheduler(beat.Scheduler):
             ``tick_interval_seconds`` so timers are never late by more than one tick.
         """
         interval = super().tick(*args, **kwargs)
+        busy = False
         try:
-            timers.tick(owner=self.tick_owner, pool=self.firing_pool)
+            busy = timers.run_tick(owner=self.tick_owner, pool=self.firing_pool).busy
         except Exception as exc:  # noqa: BLE001 - a Redis hiccup must not stop beat
             # An outage is logged when it starts and ends, not on every tick.
             if not self.outage.failed(exc):
                 logger.exception("orchestrator timer tick failed")
         else:
             self.outage.ok()
+        if busy:
+            # Timers made due by the tick's own firings wait (a large Map's refills).
+            return MIN_SLEEP_S
         cap = get_settings().tick_interval_seconds
         return max(MIN_SLEEP_S, min(interval, cap) if interval else cap)
 

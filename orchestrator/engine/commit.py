@@ -129,12 +129,12 @@ class RedisReader(Reader):
                 found[i] = value
         return found
 
-    def prefetch_window(self, container: str) -> None:
+    def prefetch_window(self, container: str, starting: int | None = None) -> None:
         next_field = field_name(Slot.next_item(container))
         if next_field in self.seen:
             return
         next_index, total, count, *chunks = self.store.map_window(
-            self.execution_id, container, ITEM_CHUNK
+            self.execution_id, container, ITEM_CHUNK, starting
         )
         self.seen[next_field] = next_index
         self.seen[field_name(Slot.total(container))] = total

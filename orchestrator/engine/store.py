@@ -427,11 +427,17 @@ class RedisStore:
 
     # -- reads ------------------------------------------------------------------------
 
-    def map_window(self, execution_id: str, container: str, chunk: int) -> list[str | None]:
+    def map_window(
+        self, execution_id: str, container: str, chunk: int, starting: int | None = None
+    ) -> list[str | None]:
         """A Map's ``[next index, item count, refill count, the input chunks of the items
-        an ending iteration starts...]`` (window.lua)."""
+        an ending iteration starts (or of the next ``starting`` items)...]``
+        (window.lua)."""
         keys = [self.keys.steps(execution_id), self.keys.branches(execution_id, container)]
-        return list(self.lane.run(self._window, keys, [container, chunk]))
+        args: list[Any] = [container, chunk]
+        if starting is not None:
+            args.append(starting)
+        return list(self.lane.run(self._window, keys, args))
 
     def branch_fields(
         self, execution_id: str, container: str, fields: list[str]
@@ -458,12 +464,16 @@ class RedisStore:
                 marks.append((container, name, text))
         return marks
 
-    def timer_reads(self, steps: list[tuple[str, str]]) -> list[list[Any]]:
+    def timer_reads(
+        self, steps: list[tuple[str, str]], records: list[bool] | None = None
+    ) -> list[list[Any]]:
         """What firing a batch of due timers needs, in one call (timers.lua): for each
         ``(execution id, step key)``, ``[name, workflow, start, def_hash, execution
-        status, step status, step record, history length]``."""
+        status, step status, step record, history length]``. ``records``: per step,
+        whether its record is read (None: every one's); one not read is None."""
         if not steps:
             return []
+        wanted = records if records is not None else [True] * len(steps)
         calls = [
             (
                 [
@@ -471,9 +481,9 @@ class RedisStore:
                     self.keys.steps(execution_id),
                     self.keys.history(execution_id),
                 ],
-                [self.keys.status_field(step_key), step_key],
+                [self.keys.status_field(step_key), step_key, "1" if record else "0"],
             )
-            for execution_id, step_key in steps
+            for (execution_id, step_key), record in zip(steps, wanted, strict=True)
         ]
         return [list(read) for read in self.lane.run_many(self._timers, calls)]
 
@@ -775,6 +785,15 @@ class RedisStore:
     def due_timers(self, now: float, count: int) -> list[str]:
         """Up to ``count`` timer members due by ``now``."""
         return list(self.client.zrangebyscore(self.keys.timers, "-inf", now, 0, count))
+
+    def due_timer_entries(self, now: float, count: int) -> list[tuple[str, float]]:
+        """Up to ``count`` timers due by ``now``: (member, due time), earliest first."""
+        return [
+            (member, float(score))
+            for member, score in self.client.zrangebyscore(
+                self.keys.timers, "-inf", now, 0, count, withscores=True
+            )
+        ]
 
     def defer_timer(self, member: str, until: float) -> None:
         """Fire a timer again at ``until`` (firing it failed)."""

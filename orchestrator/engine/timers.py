@@ -52,6 +52,7 @@ from orchestrator.engine.steps import dispatch_task
 from orchestrator.engine.store import OutageLog, RedisStore, get_store
 from orchestrator.language.interpreter import (
     MAP_RUN_TIMERS,
+    RECORDLESS_TIMERS,
     Interpreter,
     StepRecord,
     Transition,
@@ -87,7 +88,30 @@ def tick(
     owner: str = "",
     pool: FiringPool | None = None,
 ) -> int:
-    """Fire due timers and recover lapsed steps; return how many were handled.
+    """Fire due timers and recover lapsed steps; return how many were handled."""
+    return run_tick(store, now=now, owner=owner, pool=pool).handled
+
+
+@dataclass(frozen=True)
+class TickOutcome:
+    """What a tick did."""
+
+    handled: int
+    """Timers and lapsed steps handled."""
+    busy: bool
+    """The tick stopped at its budget (:data:`TICK_BUDGET_S`) while its firings still
+    made timers due: the next tick is worth running at once, not an interval later."""
+
+
+def run_tick(
+    store: RedisStore | None = None,
+    *,
+    now: float | None = None,
+    owner: str = "",
+    pool: FiringPool | None = None,
+) -> TickOutcome:
+    """Fire due timers and recover lapsed steps (:func:`tick`), and say whether more is
+    due at once.
 
     Holds the tick lock while it works so that two beats do not both scan; correctness
     does not depend on the lock (every firing is guarded), only efficiency. ``now`` fixes
@@ -100,30 +124,39 @@ def tick(
     owner = owner or uuid.uuid4().hex
     lock_ms = max(1000, int(get_settings().tick_interval_seconds * 4000))
     if not store.acquire_tick_lock(owner, lock_ms):
-        return 0
+        return TickOutcome(0, busy=False)
     try:
         handled = 0
-        started = time.monotonic()
-        previous: list[str] = []
+        busy = False
+        started = renewed = time.monotonic()
+        previous: list[tuple[str, float]] = []
         while True:
             batch_now = clock()
-            due = store.due_timers(batch_now, BATCH)
+            entries = store.due_timer_entries(batch_now, BATCH)
             # Firings set timers due at once (a Map's deferred items, a handed-over run
             # of inline states): they fire in this tick rather than a tick later, until
-            # nothing new is due, nothing moved (a batch due again as it was), or the
-            # tick has worked long enough for the lost steps below to wait no longer.
-            if not due or due == previous:
+            # nothing new is due, nothing moved (a batch due again as it was: the same
+            # members at the same due times; a Map's refill timer keeps its member and
+            # is set again due at its firing's time), or the tick has worked long
+            # enough for the lost steps below to wait no longer.
+            if not entries or entries == previous:
                 break
-            previous = due
+            previous = entries
+            due = [member for member, _ in entries]
             handled += len(due)
             if pool is not None:
                 pool.fire(store, due, batch_now)
             else:
                 fire_timers(store, due, batch_now)
             if len(due) < BATCH and time.monotonic() - started > TICK_BUDGET_S:
+                busy = True
                 break
-            # A burst of due timers: keep the lock while working through it.
-            store.extend_tick_lock(lock_ms)
+            # A burst of due timers: keep the lock while working through it, renewed
+            # once a third of it has run (not after every batch: a large Map's refills
+            # come one batch each, and each renewal is a round trip).
+            if time.monotonic() - renewed > lock_ms / 3000:
+                store.extend_tick_lock(lock_ms)
+                renewed = time.monotonic()
         recover_now = clock()
         for member in store.due_leases(recover_now, BATCH):
             handled += 1
@@ -141,7 +174,7 @@ def tick(
             except Exception:  # noqa: BLE001
                 logger.exception("sending %s again failed; trying again later", member)
                 store.defer_outbox(member, recover_now + RETRY_BROKEN_S)
-        return handled
+        return TickOutcome(handled, busy)
     finally:
         # Release only our own lock (a slow tick may have lost it already).
         store.release_tick_lock(owner)
@@ -292,7 +325,11 @@ def _plan(store: RedisStore, members: list[str], now: float) -> list[_Firing | s
     """Read what every timer needs in one round trip; a firing per timer that still
     applies, else the member itself (stale: its step or execution moved on)."""
     parsed = [parse_timer_member(member) for member in members]
-    reads = store.timer_reads([(eid, step_key) for _, eid, step_key, _ in parsed])
+    # A Map's refill needs the Map's status, not its record (which holds its input).
+    reads = store.timer_reads(
+        [(eid, step_key) for _, eid, step_key, _ in parsed],
+        [kind not in RECORDLESS_TIMERS for kind, _, _, _ in parsed],
+    )
     plans: list[_Firing | str] = []
     for member, (kind, execution_id, step_key, attempt), read in zip(
         members, parsed, reads, strict=True
@@ -517,9 +554,14 @@ class TimerLoop:
         return self
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        wait = self.interval
+        while not self._stop.wait(wait):
+            wait = self.interval
             try:
-                tick(owner=self.owner)
+                # A tick cut short by its budget while timers it made due wait (a large
+                # Map's refills) is followed at once by the next.
+                if run_tick(owner=self.owner).busy:
+                    wait = 0
             except Exception as exc:  # noqa: BLE001 - keep ticking through Redis hiccups
                 # An outage is logged when it starts and ends, not on every tick.
                 if not self.outage.failed(exc):

@@ -148,6 +148,11 @@ class MapRunTimer:
     own, fired by beat, that a lost process cannot lose."""
 
 
+#: Timer kinds whose firing needs the step's status, not its record
+#: (:meth:`Interpreter.timer_fired` is given None for it): a Map's refill.
+RECORDLESS_TIMERS = frozenset({TimerKind.REFILL})
+
+
 #: Timer kinds that drive a Distributed Map's Map Run; the engine fires them
 #: (orchestrator/engine/maprun.py), not :meth:`Interpreter.timer_fired`.
 MAP_RUN_TIMERS = ("maprun", "mapchild")
@@ -169,9 +174,10 @@ class Reader:
         """Several slots, not guarded (values that no longer change)."""
         return [self.get(s) for s in slots]
 
-    def prefetch_window(self, container: str) -> None:
+    def prefetch_window(self, container: str, starting: int | None = None) -> None:
         """Hint: a Map's next item, item count, refill count and the inputs of the next
-        items are about to be read."""
+        items (``starting`` of them, when known; else as many as an ending iteration
+        starts) are about to be read."""
 
 
 @dataclass(frozen=True)
@@ -1584,7 +1590,9 @@ class Interpreter:
             return  # an item failed inline and took the Map down
         next_slot = Slot.next_item(key)
         if next_slot not in tr.changes:
-            self.reader.prefetch_window(key)
+            # A refill knows how many items it starts: their inputs come in the same call.
+            budget = MAP_START_BUDGET - tr.started_items
+            self.reader.prefetch_window(key, None if wanted is None else min(wanted, budget))
         raw = self._field(tr, next_slot)
         total = self._field(tr, Slot.total(key))
         if raw is None or total is None:
@@ -1623,7 +1631,7 @@ class Interpreter:
         if timer not in tr.timers:
             tr.timers.append(timer)
 
-    def refill_due(self, key: str, record: StepRecord, now: float) -> Transition:
+    def refill_due(self, key: str, now: float) -> Transition:
         """Start the items of Map ``key`` that earlier transitions deferred."""
         tr = self._new(now)
         scope, name = self.scope_of(key)
@@ -1816,7 +1824,8 @@ class Interpreter:
     ) -> Transition | None:
         """A timer of ``kind`` (a :class:`TimerKind`) set for attempt ``attempt`` of
         ``step_key`` came due; ``status`` (without claim token) and ``record`` are the
-        step's now (None: gone). The transition it triggers, or None when it no longer
+        step's now (None: gone; the record is not read for :data:`RECORDLESS_TIMERS`).
+        The transition it triggers, or None when it no longer
         applies (the step moved on: another attempt, another status, or ended)."""
         if kind == TimerKind.EXECUTION_TIMEOUT:
             return self.timed_out(now)
@@ -1833,8 +1842,10 @@ class Interpreter:
             return None
         if kind == TimerKind.REFILL:
             # Any attempt of the Map (see _defer_items): what is deferred says what to do.
-            if status == StepStatus.RUNNING and record is not None:
-                return self.refill_due(step_key, record, now)
+            # The record is not needed (nor read: RECORDLESS_TIMERS): it holds the Map's
+            # whole input, and a large Map has a refill every MAP_START_BUDGET items.
+            if status == StepStatus.RUNNING:
+                return self.refill_due(step_key, now)
             return None
         if status is None or record is None or record.attempt != attempt:
             return None

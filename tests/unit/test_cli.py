@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from orchestrator import ExecutionResult, ExecutionStatus, HistoryEvent, cli, config
 from orchestrator.engine.beat import MIN_SLEEP_S, OrchestratorScheduler
+from orchestrator.engine.timers import TickOutcome
 from orchestrator.examples import ACTIVITIES_MODULE as DEMO_ACTIVITIES
 from orchestrator.testing import restoring_process_state
 
@@ -283,15 +284,18 @@ def test_scheduler_tick_runs_the_timer_tick(monkeypatch: pytest.MonkeyPatch) -> 
     calls: list[str] = []
     pools: list[object] = []
 
-    def fake_tick(owner: str = "", pool: object = None) -> int:
+    busy = [False, True]
+
+    def fake_tick(owner: str = "", pool: object = None) -> TickOutcome:
         calls.append(owner)
         pools.append(pool)
-        return 0
+        return TickOutcome(0, busy=busy[len(calls) - 1])
 
-    monkeypatch.setattr("orchestrator.engine.timers.tick", fake_tick)
+    monkeypatch.setattr("orchestrator.engine.timers.run_tick", fake_tick)
     sched = scheduler()
     interval = sched.tick()
-    sched.tick()
+    # A tick cut short by its budget with timers still due: beat comes back at once.
+    assert sched.tick() == MIN_SLEEP_S
     assert calls == [sched.tick_owner, sched.tick_owner]
     assert pools == [sched.firing_pool, sched.firing_pool]
     assert sched.firing_pool._pool is None  # a lazy scheduler starts no processes
@@ -299,10 +303,10 @@ def test_scheduler_tick_runs_the_timer_tick(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_scheduler_tick_survives_timer_errors(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(owner: str = "", pool: object = None) -> int:
+    def broken(owner: str = "", pool: object = None) -> TickOutcome:
         raise ConnectionError("redis went away")
 
-    monkeypatch.setattr("orchestrator.engine.timers.tick", broken)
+    monkeypatch.setattr("orchestrator.engine.timers.run_tick", broken)
     interval = scheduler().tick()
     assert 0 < interval <= config.get_settings().tick_interval_seconds
 

@@ -4,9 +4,11 @@
 --
 -- KEYS[1] the execution hash, KEYS[2] its step hash, KEYS[3] its history stream (or
 --   LIST, written before histories were streams)
--- ARGV[1] the step's status field, ARGV[2] its step key
+-- ARGV[1] the step's status field, ARGV[2] its step key, ARGV[3] "1" to read the step's
+--   record too ("0": the timer's firing needs only its status, e.g. a Map's refill, whose
+--   record holds the Map's whole input)
 -- Returns {name, workflow, start, def_hash, execution status, step status, step record,
--- history length} (false where absent).
+-- history length} (false where absent or not read).
 local function history_length(key)
   local n = redis.pcall("XLEN", key)
   if type(n) == "table" then return redis.call("LLEN", key) end
@@ -14,6 +16,11 @@ local function history_length(key)
 end
 
 local meta = redis.call("HMGET", KEYS[1], "name", "workflow", "start", "def_hash", "status")
-local step = redis.call("HMGET", KEYS[2], ARGV[1], ARGV[2])
+local step
+if ARGV[3] == "0" then
+  step = {redis.call("HGET", KEYS[2], ARGV[1]), false}
+else
+  step = redis.call("HMGET", KEYS[2], ARGV[1], ARGV[2])
+end
 return {meta[1], meta[2], meta[3], meta[4], meta[5], step[1], step[2],
   history_length(KEYS[3])}
