@@ -128,3 +128,21 @@ def test_the_module_imports_without_boto3_and_says_which_extra_to_install() -> N
     assert "pip install 'orchestrator[aws]'" in done.stdout
     assert "$.States.M.ItemReader" in done.stdout
     assert done.stdout.strip().endswith("MissingOptionalDependency")
+
+
+def test_fit_of_a_batch_that_fits_whole_is_the_item_by_item_count() -> None:
+    """fit's one encoding of a whole batch counts what adding up its items does: a cap
+    met exactly, one byte short of it, non-ASCII text (UTF-8 bytes) and a BatchInput."""
+    from orchestrator.engine.items.batcher import batch_input_of
+
+    items = [{"k": i, "t": "é" * (i % 7), "n": [1.5, None, True]} for i in range(40)]
+    for batch_input in (None, {"job": "ü", "n": 1}):
+        for count in (2, 7, 40):
+            exact = batch_size(batch_input_of(items[:count], batch_input))
+            assert fit(items, count, exact, batch_input) == count
+            assert fit(items[:count], None, exact, batch_input) == count
+            assert fit(items[:count], None, exact - 1, batch_input) == count - 1
+        one = batch_size(batch_input_of(items[:1], batch_input))
+        assert fit(items, None, one, batch_input) == 1
+        with pytest.raises(StatesRuntimeError):
+            fit(items, None, one - 1, batch_input)

@@ -56,6 +56,11 @@ def fit(
     max_items, max_bytes = _limits(max_items_per_batch, max_input_bytes_per_batch)
     if not items:
         return 0
+    # Most batches fit whole: one encoding of the whole batch (the size the loop below
+    # adds up item by item, as compact JSON concatenates) instead of one per item.
+    whole = list(items[:max_items] if max_items is not None else items)
+    if _size(batch_input_of(whole, batch_input)) <= max_bytes:
+        return len(whole)
     # {"Items":[]} or {"BatchInput":...,"Items":[]}; each item adds its size and a comma.
     size = _size(batch_input_of([], batch_input))
     count = 0
