@@ -403,6 +403,8 @@ def render_description(desc: ExecutionDescription) -> Table:
     if desc.parent_execution_id is not None:
         rows.append(("Parent", f"{desc.parent_execution_id} (item {desc.map_index})"))
         rows.append(("Map Run", desc.map_run_arn or ""))
+    if desc.execution_type == "EXPRESS":
+        rows.append(("Type", "EXPRESS (its history keeps only its start and end)"))
     for name, value in rows:
         table.add_row(name, value)
     return table

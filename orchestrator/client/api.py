@@ -393,6 +393,7 @@ def _description(
         parent_execution_id=record.get("parent"),
         map_run_arn=record.get("map_run"),
         map_index=int(record["map_index"]) if "map_index" in record else None,
+        execution_type=record.get("type") or "STANDARD",
     )
 
 

@@ -49,8 +49,10 @@ cannot contain braces, nor can the prefix), so all of them hash to one slot::
                                redrive and the stop find the children to move here, a page
                                at a time). A child is the execution ``child_id(parent, run,
                                index)``; its record's ``parent``/``map_key``/``map_index``/
-                               ``map_run`` fields link it back, and ``notify`` holds the
-                               timer member its final commit adds (commit.lua's ``notify``)
+                               ``map_run`` fields link it back, ``type`` is ``EXPRESS`` for
+                               an EXPRESS child (no state history: claim.lua writes no
+                               ``TaskStarted``), and ``notify`` holds the timer member its
+                               final commit adds (commit.lua's ``notify``)
     {p}:x:{<id>}:bs     SET    the step keys of the containers that have a branch hash: the
                                end of an execution gives each the retention period, a
                                redrive takes it back (commit.lua's ``branches`` op)

@@ -24,6 +24,14 @@ logger = logging.getLogger("orchestrator.engine.machines")
 
 #: Parsed definitions by content hash, and whether each reads ``$$``.
 _machines: LruCache[str, tuple[StateMachine, bool]] = LruCache(256)
+#: The hashes of the definitions of EXPRESS children (:data:`EXPRESS_FIELD`): one per
+#: Distributed Map definition run with them, however many children.
+_express: set[str] = set()
+
+#: The top-level field that marks the definition of a Distributed Map's EXPRESS children
+#: (``"ExecutionType": "EXPRESS"``, orchestrator/engine/maprun.py): taken out before the
+#: definition is parsed, it makes their interpreters keep no state history.
+EXPRESS_FIELD = "ExecutionType"
 
 
 def load_machine(store: RedisStore, execution_id: str, def_hash: str) -> tuple[StateMachine, bool]:
@@ -34,7 +42,10 @@ def load_machine(store: RedisStore, execution_id: str, def_hash: str) -> tuple[S
     text = store.definition_text(def_hash)
     if text is None:
         raise LookupError(f"definition {def_hash} of execution {execution_id!r} expired")
-    machine = parse_definition(json.loads(text))
+    asl = json.loads(text)
+    if asl.pop(EXPRESS_FIELD, None) == "EXPRESS":
+        _express.add(def_hash)
+    machine = parse_definition(asl)
     # Only definitions that can read the context object ("$$" in JSONPath and intrinsic
     # arguments, $states.context in JSONata) need the execution input there; the others
     # (most: "States.ALL" in a Catch is no reason) are spared fetching it every step.
@@ -55,7 +66,8 @@ def interpreter_for(
     if needs_input:
         raw = store.execution_input_text(execution_id)
         execution_input = json.loads(raw) if raw is not None else None
-    info = ExecutionInfo(execution_id, name, workflow, float(start), execution_input)
+    express = def_hash in _express
+    info = ExecutionInfo(execution_id, name, workflow, float(start), execution_input, express)
     return make_interpreter(machine, info)
 
 

@@ -36,8 +36,14 @@ parent's keys (docs/architecture.md, "Distributed Map"):
   commit that ends it (:func:`_export_failed`): the items it never started are PENDING
   entries, read on from its item cursor a page at a time.
 
-``ExecutionType: EXPRESS`` children run as STANDARD ones do (a full history of their
-own): nothing here depends on the type, which the Map Run records.
+``ExecutionType: EXPRESS`` children have Step Functions' Express semantics where they
+matter here: they run at most :data:`EXPRESS_MAX_SECONDS` (their definition's
+``TimeoutSeconds``: past it a child times out with ``States.Timeout``), and their history
+keeps only their own start and end (``ExecutionStarted``, ``ExecutionSucceeded``...,
+with input, output, error and cause), no per-state events: their definition carries
+``"ExecutionType": "EXPRESS"``, which marks their interpreters
+(``ExecutionInfo.express``), and their record ``type``, by which a claim writes no
+``TaskStarted``. Otherwise they run as STANDARD ones (redrive included).
 """
 
 from __future__ import annotations
@@ -70,7 +76,7 @@ from orchestrator.engine.items import (
 )
 from orchestrator.engine.keys import MAP_RUN_CHILDREN_SUFFIX, MAP_RUN_SUFFIX
 from orchestrator.engine.lru import LruCache
-from orchestrator.engine.machines import interpreter_from_record, make_interpreter
+from orchestrator.engine.machines import EXPRESS_FIELD, interpreter_from_record, make_interpreter
 from orchestrator.engine.publisher import PUBLISH_CHUNK
 from orchestrator.engine.records import (
     ITEM_CHUNK,
@@ -110,6 +116,10 @@ RETRY_BROKEN_S = 5.0
 #: A stop whose write an advance of one of the execution's Map Runs beat is computed
 #: again this many times at most (each try reads the runs again).
 STOP_TRIES = 10
+
+#: The longest an EXPRESS child runs (Step Functions' Express limit: 5 minutes); past it
+#: the child times out (``States.Timeout``) and counts as a timed-out child of its run.
+EXPRESS_MAX_SECONDS = 300
 
 #: Child execution statuses -> their mark in the ``|mrc`` hash; marks -> counters.
 MARKS = {"SUCCEEDED": "S", "FAILED": "F", "TIMED_OUT": "T", "ABORTED": "A"}
@@ -189,11 +199,18 @@ def _child_machine(interp: Interpreter, key: str) -> tuple[StateMachine, str, st
     state = scope.states[name]
     assert isinstance(state, MapState)
     asl = state.item_processor.model_dump(mode="json", by_alias=True, exclude_unset=True)
-    asl.pop("ProcessorConfig", None)
+    config = asl.pop("ProcessorConfig", None) or {}
     language = interp.machine.query_language
     if language is not None and "QueryLanguage" not in asl:
         asl["QueryLanguage"] = getattr(language, "value", language)
-    text = dumps(asl)
+    marked = dict(asl)
+    if config.get("ExecutionType") == "EXPRESS":
+        # Express semantics: at most 5 minutes (the execution's own timeout: a child over
+        # it times out with States.Timeout), and no state history (the marker, taken out
+        # when the definition is loaded: orchestrator/engine/machines.py).
+        asl["TimeoutSeconds"] = EXPRESS_MAX_SECONDS
+        marked = {**asl, EXPRESS_FIELD: "EXPRESS"}
+    text = dumps(marked)
     def_hash = hashlib.sha1(text.encode()).hexdigest()
     cached = _children.get(def_hash)
     if cached is None:
@@ -294,13 +311,14 @@ def _start_children(
     run = record.run or {}
     parent = interp.info.execution_id
     machine, text, def_hash = _child_machine(interp, key)
+    express = run.get("type") == "EXPRESS"
     workflow = f"{interp.info.workflow}/{run.get('label')}"
     started = []
     for offset, value in enumerate(inputs):
         index = first + offset
         cid = child_id(parent, run["id"], index)
         input_text = dumps(value)
-        child = make_interpreter(machine, ExecutionInfo(cid, cid, workflow, now, value))
+        child = make_interpreter(machine, ExecutionInfo(cid, cid, workflow, now, value, express))
         member = notify_member(parent, key, run["id"], index, 0)
 
         def record_write(
@@ -323,6 +341,7 @@ def _start_children(
                 store.keys.execution(cid),
                 *("parent", parent, "map_key", key, "map_index", str(index)),
                 *("map_run", run["arn"], "notify", member),
+                *(("type", "EXPRESS") if express else ()),
             )
             return write
 

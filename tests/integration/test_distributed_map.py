@@ -742,3 +742,64 @@ def test_a_stop_before_the_first_advance_records_map_run_aborted_once(tag: str) 
     )
     assert _events(handle.execution_id).count("MapRunAborted") == 1
     assert list_map_run_children(run.map_run_arn) == []
+
+
+def _express(definition: dict[str, Any]) -> dict[str, Any]:
+    config = definition["States"]["M"]["ItemProcessor"]["ProcessorConfig"]
+    config["ExecutionType"] = "EXPRESS"
+    return definition
+
+
+def test_express_children_keep_no_state_history(tag: str) -> None:
+    """As Step Functions' Express executions: an EXPRESS child's history holds its own
+    start and end (input, output), none of its states' events; describe says so."""
+    items = [{"i": i, "tag": tag} for i in range(4)]
+    states = {
+        "T": {"Type": "Task", "Resource": "gauge", "Next": "P"},
+        "P": {"Type": "Pass", "End": True},
+    }
+    definition = _express(_dmap(states, "T", ItemsPath="$.items"))
+    handle = start_workflow(definition, {"items": items})
+    result = handle.result(30)
+    assert result.status == "SUCCEEDED", result
+    assert result.output == [i * 2 for i in range(4)]
+    (run,) = list_map_runs(handle.execution_id)
+    assert describe_map_run(run.map_run_arn).execution_type == "EXPRESS"
+    children = list_map_run_children(run.map_run_arn)
+    assert len(children) == 4
+    for index, child in enumerate(children):
+        history = get_execution_history(child.execution_id)
+        assert [e.type for e in history] == ["ExecutionStarted", "ExecutionSucceeded"]
+        described = describe_execution(child.execution_id)
+        assert described.execution_type == "EXPRESS"
+        assert described.input == items[index] and described.output == index * 2
+    # The parent keeps its own history as ever.
+    assert "MapRunSucceeded" in _events(handle.execution_id)
+    assert describe_execution(handle.execution_id).execution_type == "STANDARD"
+
+
+def test_an_express_child_over_its_time_limit_times_out(
+    tag: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An EXPRESS child runs at most 5 minutes (here 1 s): past it, it times out with
+    States.Timeout and its Map Run counts it as timed out."""
+    monkeypatch.setattr(maprun, "EXPRESS_MAX_SECONDS", 1)
+    block = {"Type": "Task", "Resource": "block", "End": True}
+    definition = _express(_dmap({"B": block}, "B", ItemsPath="$.items"))
+    definition["States"]["M"]["ToleratedFailurePercentage"] = 100
+    items = [{"tag": tag, "i": i} for i in range(2)]
+    handle = start_workflow(definition, {"items": items})
+    try:
+        result = handle.result(20)
+    finally:
+        release(tag)
+    assert result.status == "SUCCEEDED", result
+    (run,) = list_map_runs(handle.execution_id)
+    assert describe_map_run(run.map_run_arn).counts.timed_out == 2
+    for child in list_map_run_children(run.map_run_arn):
+        described = describe_execution(child.execution_id)
+        assert described.status == "TIMED_OUT" and described.error == "States.Timeout"
+        assert [e.type for e in get_execution_history(child.execution_id)] == [
+            "ExecutionStarted",
+            "ExecutionTimedOut",
+        ]

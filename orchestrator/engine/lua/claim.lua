@@ -35,7 +35,10 @@ redis.call("ZADD", KEYS[3], ARGV[3], ARGV[4])
 -- Claimed: no longer the outbox's to send again (a lapsed lease is the reconciler's cue).
 redis.call("ZREM", KEYS[5], ARGV[4])
 local length = redis.pcall("XLEN", KEYS[4])
-if type(length) == "table" then
+if redis.call("HGET", KEYS[1], "type") == "EXPRESS" then
+  -- An EXPRESS child of a Distributed Map keeps no state history (maprun.py).
+  if type(length) == "table" then length = redis.call("LLEN", KEYS[4]) end
+elseif type(length) == "table" then
   -- A history written before histories were streams (a LIST) stays one.
   length = redis.call("RPUSH", KEYS[4], ARGV[5])
 else
