@@ -35,6 +35,7 @@ from orchestrator.engine.commit import (
 )
 from orchestrator.engine.logs import step_context
 from orchestrator.engine.machines import interpreter_for, interpreter_from_record
+from orchestrator.engine.metrics import observe_timer_lateness
 from orchestrator.engine.publisher import (
     PUBLISH_CHUNK,
     delegated_input,
@@ -148,6 +149,8 @@ def run_tick(
                 pool.fire(store, due, batch_now)
             else:
                 fire_timers(store, due, batch_now)
+            # orchestrator_timer_lateness_seconds: fired (the batch committed) - due.
+            observe_timer_lateness(clock(), [due_at for _, due_at in entries])
             if len(due) < BATCH and time.monotonic() - started > TICK_BUDGET_S:
                 busy = True
                 break
