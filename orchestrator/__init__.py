@@ -59,7 +59,9 @@ if TYPE_CHECKING:
         StepInfo,
     )
     from orchestrator.engine.activities import activity
+    from orchestrator.engine.context import ActivityContext, activity_context
     from orchestrator.errors import (
+        ActivityCancelled,
         DefinitionError,
         DefinitionIssue,
         ExecutionAlreadyExists,
@@ -108,7 +110,9 @@ _EXPORTS = {
         "StepInfo",
     ),
     "orchestrator.engine.activities": ("activity",),
+    "orchestrator.engine.context": ("ActivityContext", "activity_context"),
     "orchestrator.errors": (
+        "ActivityCancelled",
         "DefinitionError",
         "DefinitionIssue",
         "ExecutionAlreadyExists",
@@ -124,6 +128,9 @@ _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in nam
 
 __all__ = [
     "activity",
+    "activity_context",
+    "ActivityCancelled",
+    "ActivityContext",
     "DeadLetter",
     "DefinitionError",
     "DefinitionIssue",

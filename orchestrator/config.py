@@ -54,6 +54,9 @@ DEFAULT_EVALUATION_TIMEOUT_S = 5.0
 DEFAULT_EVALUATION_MAX_DEPTH = 500
 #: Growth of the process's resident memory one evaluation may cause, in MiB (0: unbounded).
 DEFAULT_EVALUATION_MAX_MEMORY_MB = 256
+#: How long a cancelled activity (its Task timed out, its execution stopped, its Parallel
+#: or Map failed) may take to return before its prefork pool process is terminated, in s.
+DEFAULT_CANCEL_GRACE_S = 5.0
 
 
 class Settings(BaseSettings):
@@ -95,6 +98,10 @@ class Settings(BaseSettings):
     """Dead letters kept (the oldest go first); each keeps at most 2 KiB of a message."""
     lease_seconds: float = DEFAULT_LEASE_S
     dispatch_timeout_seconds: float = DEFAULT_DISPATCH_TIMEOUT_S
+    cancel_grace_seconds: float = Field(default=DEFAULT_CANCEL_GRACE_S, ge=0)
+    """How long a cancelled activity may go on (``activity_context().cancelled`` is true,
+    ``heartbeat()`` raises ``ActivityCancelled``) before the prefork pool process running
+    it is terminated and replaced (:mod:`orchestrator.engine.leases`)."""
     tick_interval_seconds: float = DEFAULT_TICK_INTERVAL_S
     timer_processes: int = Field(default=DEFAULT_TIMER_PROCESSES, ge=0)
     """Processes beat fires a burst of due timers with (0: one per CPU, at most 4; 1: only

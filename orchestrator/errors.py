@@ -156,6 +156,16 @@ class CommitRefused(OrchestratorError):
         super().__init__(reason)
 
 
+class ActivityCancelled(Exception):
+    """Raised by ``activity_context().heartbeat()`` once the running activity is cancelled:
+    its Task timed out (``TimeoutSeconds``, ``HeartbeatSeconds``), its execution was
+    stopped or ended, or the Parallel/Map it runs in failed. Nothing the activity returns
+    afterwards is recorded; it should clean up and return (or let this propagate) within
+    ``ORCHESTRATOR_CANCEL_GRACE_SECONDS``, after which a prefork pool process running it
+    is terminated and replaced. Deliberately not an :class:`OrchestratorError`: an
+    activity that catches ``Exception`` to report failures still sees it."""
+
+
 class StatesError(Exception):
     """A workflow error with a Step Functions error name, handled by Retry/Catch."""
 

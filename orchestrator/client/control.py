@@ -24,14 +24,12 @@ from orchestrator.client.models import DeadLetter, to_datetime
 from orchestrator.config import get_settings
 from orchestrator.engine import maprun
 from orchestrator.engine.commit import prepare_redrive, run_transition
+from orchestrator.engine.context import push_heartbeat
 from orchestrator.engine.dead_letters import dead_letter_message as dead_letter_message
 from orchestrator.engine.dead_letters import trim_dead_letters as trim_dead_letters
 from orchestrator.engine.machines import interpreter_from_record
 from orchestrator.engine.publisher import publish
-from orchestrator.engine.records import (
-    base_status,
-    timer_member,
-)
+from orchestrator.engine.records import base_status
 from orchestrator.engine.store import RedisStore, get_store, store_call
 from orchestrator.errors import (
     ExecutionNotFound,
@@ -42,7 +40,6 @@ from orchestrator.errors import (
 from orchestrator.language.interpreter import (
     StepRecord,
     StepStatus,
-    TimerKind,
     Transition,
 )
 from orchestrator.language.tokens import execution_of
@@ -130,16 +127,21 @@ def send_task_heartbeat(token: str) -> None:
     """
     store = get_store()
     execution_id, step_key, attempt = _token_target(store, token)
-    interp = interpreter_from_record(store, execution_id)
-    if interp is None:
-        raise TaskTokenError("its execution no longer exists")
-    scope, name = interp.scope_of(step_key)
-    state = scope.states[name]
-    seconds = getattr(state, "heartbeat_seconds", None)
-    member = timer_member(TimerKind.HEARTBEAT, execution_id, step_key, attempt)
+    _, record_text = store.step_state(execution_id, step_key)
+    record = StepRecord.loads(record_text) if record_text else None
+    # HeartbeatSeconds as evaluated when the task was scheduled (a record written before
+    # records kept them: the state's literal value).
+    seconds: Any = record.heartbeat if record is not None else None
+    if not seconds:
+        interp = interpreter_from_record(store, execution_id)
+        if interp is None:
+            raise TaskTokenError("its execution no longer exists")
+        scope, name = interp.scope_of(step_key)
+        seconds = getattr(scope.states[name], "heartbeat_seconds", None)
     if isinstance(seconds, int | float) and seconds > 0:
-        # XX: only a heartbeat timer that is still pending is pushed back.
-        if not store.push_back_timer(member, time.time() + seconds):
+        # The timer an activity's activity_context().heartbeat() pushes back too; only
+        # one that is still pending is pushed back.
+        if not push_heartbeat(store, execution_id, step_key, attempt, seconds):
             raise TaskTokenError("its task is no longer waiting")
 
 

@@ -20,6 +20,7 @@ from orchestrator.config import get_settings
 from orchestrator.engine import activities
 from orchestrator.engine.celery_app import app
 from orchestrator.engine.commit import DEAD_LETTER_TASK, run_transition
+from orchestrator.engine.context import ActivityContext, push_heartbeat, running
 from orchestrator.engine.dead_letters import dead_letter_message
 from orchestrator.engine.leases import leases
 from orchestrator.engine.logs import step_context
@@ -171,9 +172,16 @@ def _run_step(
     interp = interpreter_for(store, execution_id, name, workflow, start, def_hash)  # type: ignore[arg-type]
     result: Any = None
     began = time.monotonic()
-    with leases.holding(execution_id, step_key):
+    context = ActivityContext(
+        execution_id, step_key, record.attempt, record.token, record.heartbeat, store
+    )
+    if record.heartbeat:
+        # The time the message waited in its queue does not count: the clock starts now.
+        push_heartbeat(store, execution_id, step_key, record.attempt, record.heartbeat)
+    with leases.holding(execution_id, step_key, context, token, task.request):
         try:
-            result = function(record.params)
+            with running(context):
+                result = function(record.params)
             _check_result(record.state, result, settings.max_input_bytes)
         except Exception as exc:  # noqa: BLE001 - every activity error is a workflow error
             error, cause = error_of(exc)
@@ -206,7 +214,12 @@ def _run_step(
             known=known,
         )
     if tr is None:
-        logger.info("discarding late result of %s/%s", execution_id, step_key)
+        logger.info(
+            "discarding late result of %s/%s%s",
+            execution_id,
+            step_key,
+            f" (cancelled: {context.cancel_reason})" if context.cancelled else "",
+        )
         handover.cut()
     return handover.value
 

@@ -705,6 +705,21 @@ class RedisStore:
         )
         return status, record
 
+    def running_claims(
+        self, steps: list[tuple[str, str, list[str]]]
+    ) -> list[tuple[str | None, list[str | None]]]:
+        """For each ``(execution id, step key, its containers)``: the execution's status
+        and the stored statuses of the step and its containers, in that order (a worker
+        checks that the steps it runs are still its own: one pipelined round trip, two
+        reads per step)."""
+        pipe = self.client.pipeline(transaction=False)
+        for execution_id, step_key, containers in steps:
+            pipe.hget(self.keys.execution(execution_id), "status")
+            fields = [status_field(step_key), *(status_field(c) for c in containers)]
+            pipe.hmget(self.keys.steps(execution_id), fields)
+        replies = pipe.execute() if steps else []
+        return [(replies[i], list(replies[i + 1])) for i in range(0, len(replies), 2)]
+
     def step_statuses(self, execution_id: str) -> dict[str, str]:
         """Step key -> status (without claim token) of the execution's active steps."""
         return step_statuses(self.steps(execution_id))

@@ -189,9 +189,6 @@ class ExecutionInfo:
     workflow: str
     start_time: float
     input: Any = None
-    express: bool = False
-    """An EXPRESS child of a Distributed Map: its history keeps the execution's own
-    events (start, end, redrive), none of its states' (:attr:`Transition.express`)."""
 
 
 @dataclass
@@ -211,6 +208,8 @@ class StepRecord:
     activity: str | None = None
     timeout: float | None = None
     """This attempt's deadline (epoch seconds), if the state has TimeoutSeconds."""
+    heartbeat: float | None = None
+    """This attempt's HeartbeatSeconds (evaluated), if the state has them."""
     kind: str = "task"
     """task, wait, parallel, map, or continue (a run of inline states handed over: the
     state to enter next and its input, :attr:`TimerKind.CONTINUE`)."""
@@ -303,10 +302,6 @@ class Transition:
     now: float
     base: int = 0
     """History length before this transition (event ids continue from it)."""
-    express: bool = False
-    """The execution is an EXPRESS child: :meth:`event` keeps only the execution's
-    events (``Execution*``, ``MapRun*``), as Step Functions keeps no state history of an
-    Express execution."""
     events: list[dict[str, Any]] = field(default_factory=list)
     records: dict[str, StepRecord | None] = field(default_factory=dict)
     """Step records to write (``None``: delete)."""
@@ -366,8 +361,6 @@ class Transition:
         """Append a history event about ``state`` (a state name or a step key); return its
         (expected) id. Inside a Parallel branch or Map iteration the event also carries the
         step key, which says which branch or item it belongs to."""
-        if self.express and not type_.startswith(("Execution", "MapRun")):
-            return self.base + len(self.events)
         # Millisecond timestamps, like Step Functions' history, and shorter to store.
         event: dict[str, Any] = {"type": type_, "ts": round(self.now, 3)}
         if state is not None:
@@ -435,7 +428,7 @@ class Interpreter:
         self._uses_variables: bool | None = None
 
     def _new(self, now: float) -> Transition:
-        return Transition(now, base=self.history_base, express=self.info.express)
+        return Transition(now, base=self.history_base)
 
     def _end_map_runs(self, tr: Transition) -> None:
         # The execution fails or times out with Map Runs perhaps still running (a Map in
@@ -1027,7 +1020,11 @@ class Interpreter:
             b,
             "HeartbeatSeconds",
         )
-        if heartbeat and record.token:
+        if heartbeat:
+            # Callback tasks and ordinary ones alike: an activity keeps an ordinary Task
+            # alive with activity_context().heartbeat() (its worker pushes the timer back
+            # when it starts the attempt, and at each heartbeat).
+            record.heartbeat = heartbeat
             tr.timers.append((tr.now + heartbeat, [TimerKind.HEARTBEAT, key, record.attempt]))
         tr.dispatches.append(Dispatch(key, name, record.activity, params))
 

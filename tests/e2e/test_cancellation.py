@@ -1,0 +1,162 @@
+"""Cancellation that frees the worker slot, on a separate prefork worker of concurrency 1.
+
+An activity that sleeps 60 s and would then write a side effect is cancelled by its Task's
+``TimeoutSeconds: 2`` (and, in the second test, by a stop): the execution ends at once,
+its pool process is terminated after ``ORCHESTRATOR_CANCEL_GRACE_SECONDS`` (the default,
+5 s) and replaced, the next execution's activity runs on the same single slot, and the
+side effect never happens (the process that would have written it is gone).
+
+Redis is an embedded server (or, with ``REDIS_URL``/``BROKER_URL`` set, the given services
+under a private key prefix and queue); the timer loop runs in the test process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator import config, start_workflow, stop_execution
+from orchestrator.engine.embedded import EmbeddedRedis
+from orchestrator.engine.store import get_store
+from orchestrator.engine.timers import TimerLoop
+from orchestrator.testing import process_settings
+from tests.control_activities import cget, ctext
+from tests.e2e.test_worker_kill import _delete_queue, _kill_group
+from tests.helpers import celery_worker_command, count_events, machine, task, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+MODULES = "tests.cancel_activities"
+
+
+@pytest.fixture(scope="module")
+def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A prefork worker of one slot as a separate process, and a timer loop here; yields
+    the worker's log file."""
+    run = uuid.uuid4().hex[:10]
+    env_redis = os.environ.get("REDIS_URL")
+    embedded = None
+    if env_redis:
+        redis_url, broker_url = env_redis, os.environ.get("BROKER_URL")
+    else:
+        embedded = EmbeddedRedis().start()
+        redis_url, broker_url = embedded.url, None
+    values = config.Settings().model_dump()
+    values.update(
+        redis_url=redis_url,
+        broker_url=broker_url,
+        key_prefix=f"orch-e2e-{run}",
+        queue=f"orchestrator-e2e-{run}",
+        task_modules=[MODULES],
+    )
+    settings = config.Settings.model_validate(values)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("ORCHESTRATOR_") and k not in ("REDIS_URL", "BROKER_URL")
+    }
+    env.update(
+        REDIS_URL=redis_url,
+        ORCHESTRATOR_KEY_PREFIX=settings.key_prefix,
+        ORCHESTRATOR_QUEUE=settings.queue,
+        ORCHESTRATOR_TASK_MODULES=MODULES,
+        PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        PYTHONUNBUFFERED="1",
+    )
+    if broker_url:
+        env["BROKER_URL"] = broker_url
+    log_path = tmp_path_factory.mktemp("cancel") / "worker.log"
+    try:
+        with process_settings(settings):
+            beat = TimerLoop(interval=0.1).start()
+            with log_path.open("wb") as log:
+                process = subprocess.Popen(
+                    celery_worker_command(settings.queue, f"e2e-cancel-{run}@%h"),
+                    env=env,
+                    cwd=REPO,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            try:
+                wait_until(lambda: "ready" in log_path.read_text(), 60, message="worker ready")
+                yield log_path
+            finally:
+                _kill_group(process, signal.SIGTERM)
+                beat.stop()
+                _delete_queue(settings.queue)
+                store = get_store(settings)
+                keys = list(store.client.scan_iter(match=f"{settings.key_prefix}:*", count=1000))
+                if keys:
+                    store.client.delete(*keys)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def _next_execution_runs(tag: str) -> float:
+    """Start an execution of a quick activity; how long until it ran (the slot was free)."""
+    started = time.monotonic()
+    start_workflow(machine({"M": task("cx_mark", Parameters={"tag": tag})}))
+    wait_until(lambda: cget("ran", tag), 15, message="the next execution's activity")
+    return time.monotonic() - started
+
+
+def test_task_timeout_terminates_the_activity_and_frees_the_slot(worker: Path) -> None:
+    tag = uuid.uuid4().hex[:8]
+    started = time.monotonic()
+    handle = start_workflow(
+        machine(
+            {
+                "Slow": task(
+                    "cx_sleep_then_write",
+                    Parameters={"tag": tag, "seconds": 60},
+                    TimeoutSeconds=2,
+                )
+            }
+        )
+    )
+    result = handle.result(10)
+    ended = time.monotonic() - started
+    assert (result.status.value, result.error) == ("FAILED", "States.Timeout"), result
+    assert ended < 3, f"ended after {ended:.2f} s"
+    pid = int(ctext("pid", tag) or 0)
+    assert pid
+    freed = _next_execution_runs(tag)
+    assert freed < 10, f"the next activity ran {freed:.2f} s after it was started"
+    # The process that would have written the side effect is gone: it never will.
+    wait_until(lambda: _gone(pid), 5, message=f"pool process {pid} terminated")
+    assert cget("side", tag) == 0
+    assert count_events(handle.history(), "TaskSucceeded") == 0
+    print(f"timed out after {ended:.2f} s; next activity ran {freed:.2f} s later")
+
+
+def test_stop_terminates_the_running_activity(worker: Path) -> None:
+    tag = uuid.uuid4().hex[:8]
+    handle = start_workflow(
+        machine({"Slow": task("cx_sleep_then_write", Parameters={"tag": tag, "seconds": 60})})
+    )
+    wait_until(lambda: ctext("started", tag), 10, message="the activity started")
+    pid = int(ctext("pid", tag) or 0)
+    stop_execution(handle.execution_id, "Stopped", "by the test")
+    assert handle.result(5).status.value == "ABORTED"
+    freed = _next_execution_runs(tag)
+    assert freed < 10, f"the next activity ran {freed:.2f} s after the stop"
+    wait_until(lambda: _gone(pid), 5, message=f"pool process {pid} terminated")
+    assert cget("side", tag) == 0
+    assert "Terminating" in worker.read_text() or "SIGKILL" in worker.read_text()
+    print(f"next activity ran {freed:.2f} s after the stop")
