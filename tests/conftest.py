@@ -14,9 +14,16 @@ from typing import Any
 
 import pytest
 from celery import signals
+from hypothesis import settings
 
 from orchestrator.testing import LocalOrchestrator, local_orchestrator
 from tests.parallel import pytest_xdist_make_scheduler  # noqa: F401 - an xdist hook
+
+# Hypothesis's default 200 ms deadline per example measures the machine's load, not the
+# code: on a busy CI machine a parse of a generated path can take longer, and the test
+# fails without a bug. Bombs and hangs are the security suite's, with their own limits.
+settings.register_profile("orchestrator", deadline=None)
+settings.load_profile("orchestrator")
 
 TASK_MODULES = ["tests.activities", "orchestrator.examples.order_activities"]
 
