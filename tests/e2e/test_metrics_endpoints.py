@@ -17,11 +17,10 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from orchestrator import config, start_workflow
-from orchestrator.engine.celery_app import app
+from orchestrator import Orchestrator, config, start_workflow
+from orchestrator.engine.celery_app import publishing_app
 from orchestrator.engine.embedded import EmbeddedRedis
 from orchestrator.engine.store import get_store
-from orchestrator.testing import process_settings
 from tests.helpers import machine, task, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -46,9 +45,10 @@ def _scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
 
 
 @pytest.fixture
-def cluster_env() -> Iterator[tuple[config.Settings, dict[str, str]]]:
-    """Settings of a private key prefix and queue (embedded Redis unless REDIS_URL), and
-    the environment of processes that use them."""
+def cluster_env() -> Iterator[tuple[config.Settings, dict[str, str], Orchestrator]]:
+    """Settings of a private key prefix and queue (embedded Redis unless REDIS_URL), the
+    environment of processes that use them, and a client of theirs (the process keeps its
+    own settings: a session's timer loop must not fire this cluster's timers)."""
     run = uuid.uuid4().hex[:10]
     embedded = None
     if os.environ.get("REDIS_URL"):
@@ -81,16 +81,18 @@ def cluster_env() -> Iterator[tuple[config.Settings, dict[str, str]]]:
     )
     if broker_url:
         env["BROKER_URL"] = broker_url
+    client = Orchestrator(settings=settings)
     try:
-        with process_settings(settings):
-            yield settings, env
-            with contextlib.suppress(Exception), app.connection_for_write() as connection:
-                connection.default_channel.queue_delete(settings.queue)
+        yield settings, env, client
+        with client.bound():
+            with contextlib.suppress(Exception), publishing_app().connection_for_write() as c:
+                c.default_channel.queue_delete(settings.queue)
             store = get_store(settings)
             keys = list(store.client.scan_iter(match=f"{settings.key_prefix}:*", count=1000))
             if keys:
                 store.client.delete(*keys)
     finally:
+        client.close()
         if embedded is not None:
             embedded.stop()
 
@@ -126,13 +128,13 @@ def _processes(
 
 
 def test_worker_and_beat_serve_their_own_metrics(cluster_env, tmp_path: Path) -> None:
-    settings, env = cluster_env
+    settings, env, client = cluster_env
     worker_port, beat_port = _free_port(), _free_port()
     commands = {
         "worker": ["worker", "--pool", "prefork", "-c", "2", "--metrics-port", str(worker_port)],
         "beat": ["beat", "--metrics-port", str(beat_port)],
     }
-    with _processes(commands, env, tmp_path) as logs:
+    with _processes(commands, env, tmp_path) as logs, client.bound():
 
         def log_text() -> str:
             return "\n".join(f"--- {n}\n{p.read_text()[-3000:]}" for n, p in logs.items())
