@@ -49,6 +49,7 @@ from orchestrator.engine.store import RedisStore, Write, get_store
 from orchestrator.language.interpreter import (
     ExecutionInfo,
     Interpreter,
+    MapRunTimer,
     Reader,
     RedriveView,
     StepRecord,
@@ -177,6 +178,8 @@ def transition_write(
     write = write or Write()
     exec_key = keys.execution(execution_id)
     steps_key = keys.steps(execution_id)
+    if tr.end is not None and (tr.now, [MapRunTimer.ADVANCE, "", 0]) in tr.timers:
+        _abort_map_runs(store, execution_id, tr, write)
     if tr.events:
         # encode(), not dumps(): an event that cannot be stored fails here, before the
         # commit (see prepare_transition), not in the middle of sending it.
@@ -274,6 +277,30 @@ def transition_write(
             write.op("expire", keys.dead_letter(execution_id), settings.retention_seconds)
             write.op("zadd", keys.dead_letters, repr(tr.now), execution_id)
     return write
+
+
+def _abort_map_runs(store: RedisStore, execution_id: str, tr: Transition, write: Write) -> None:
+    """The execution fails or times out with Map Runs running (its end set the advance
+    that stops their children: orchestrator/engine/maprun.py ``stop_map_runs``): they are
+    ABORTED in the end's own write, each with a ``MapRunAborted`` before the execution's
+    last event, as a stop writes them, and marked ``abort`` for that advance."""
+    if any(event["type"] == "MapRunAborted" for event in tr.events):
+        return  # (written already)
+    keys = store.keys
+    runs: list[tuple[str, str | None]] = []
+    for key in store.map_run_containers(execution_id):
+        mr = store.map_run(execution_id, key)
+        if mr.get("status") != "RUNNING":
+            continue
+        mr_key = keys.map_run(execution_id, key)
+        version = str(int(mr.get("v") or 0) + 1)
+        write.guard_field(mr_key, "v", mr.get("v"))
+        write.op("hset", mr_key, "status", "ABORTED", "stop", repr(tr.now), "abort", "1")
+        write.op("hset", mr_key, "v", version)
+        runs.append((key, mr.get("arn")))
+    if runs and tr.events:
+        last = tr.events.pop()
+        tr.events += [*Interpreter.map_runs_aborted(tr.now, runs).events, last]
 
 
 def _register_map_run(write: Write, keys: Keys, execution_id: str, key: str) -> None:

@@ -39,8 +39,10 @@ cannot contain braces, nor can the prefix), so all of them hash to one slot::
                                items go on: a stored-items index or an ItemReader's cursor
                                state, a small JSON object), ``done`` (no more items),
                                counters ``running``/``succeeded``/``failed``/``timed_out``/
-                               ``aborted``, ``redrives``, ``rptr`` (a redrive's scan position)
-                               and ``v``, a version every write of the run moves and
+                               ``aborted``, ``redrives``, ``rptr`` (a redrive's scan position),
+                               ``abort`` (ABORTED by its execution's failure or timeout, its
+                               children still to stop) and ``v``, a version every write of
+                               the run moves and
                                guards. O(1) fields
                                whatever the item count. Kept after the Map ends (listed in
                                ``:bs``, so it expires and is redriven with its execution)

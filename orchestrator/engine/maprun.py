@@ -26,8 +26,10 @@ parent's keys (docs/architecture.md, "Distributed Map"):
 * a stop of the parent aborts its runs in the stop's write (``MapRunAborted``; a run
   whose first advance has not come yet too: its start's commit listed it), then their
   children (:func:`stop_execution`); a parent that ends otherwise (timed out, failed in
-  another branch) sets in its end's commit an advance due at once, which finds it ended
-  and aborts its runs' children (:func:`stop_map_runs`);
+  another branch) marks its running runs ABORTED (``abort``) in its end's commit, with a
+  ``MapRunAborted`` each before its last event (commit.py ``_abort_map_runs``), and sets
+  an advance due at once, which finds it ended and aborts their children
+  (:func:`stop_map_runs`);
 * a Parallel or Map that fails (caught, retried or failing on) sets an advance due at
   once that aborts the runs its abandoned branches leave behind (``MapRunAborted`` in a
   write of the parent's, then the children: :func:`abandon_map_runs`); an advance of a
@@ -442,16 +444,24 @@ def redrive_child(store: RedisStore, execution_id: str, now: float) -> bool:
 
 
 def stop_map_runs(store: RedisStore, execution_id: str, now: float | None = None) -> None:
-    """The execution ended otherwise than by a stop (failed, timed out): abort its
-    running Map Runs and their children (a page of child marks per call)."""
+    """The execution ended otherwise than by a stop (failed, timed out): abort its Map
+    Runs that its end marked ``abort`` (ABORTED, ``MapRunAborted``: commit.py
+    ``_abort_map_runs``) or left running, and their children (a page of child marks per
+    call), then write their results."""
     now = time.time() if now is None else now
     for key in store.map_run_containers(execution_id):
         mr = store.map_run(execution_id, key)
-        if mr.get("status") != "RUNNING":
+        marked = mr.get("status") == "ABORTED" and mr.get("abort") == "1"
+        if mr.get("status") != "RUNNING" and not marked:
             continue
         mr_key = store.keys.map_run(execution_id, key)
         write = Write().guard_field(mr_key, "v", mr.get("v"))
-        write.op("hset", mr_key, "status", "ABORTED", "stop", repr(now), "v", _bump(mr.get("v")))
+        if marked:  # one advance takes the mark, and aborts the children
+            write.op("hdel", mr_key, "abort")
+            write.op("hset", mr_key, "v", _bump(mr.get("v")))
+        else:
+            write.op("hset", mr_key, "status", "ABORTED", "stop", repr(now))
+            write.op("hset", mr_key, "v", _bump(mr.get("v")))
         committed = store.commit(write)
         abort_children(store, execution_id, key, mr.get("run", ""), now)
         if committed:
@@ -638,7 +648,7 @@ def advance(
         mr = dict(fields)
     elif mr.get("status") != "RUNNING":
         # A redrive: count every child again from the first, redriving the failed ones.
-        gone = ("stop", "error", "cause")
+        gone = ("stop", "error", "cause", "abort")
         fields = {"status": "RUNNING", "rptr": "0", **{name: "" for name in gone}}
         fields["redrives"] = str(int(mr.get("redrives") or 0) + 1)
         fields.update({counter: "0" for counter in COUNTERS.values()})

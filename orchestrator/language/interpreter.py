@@ -189,6 +189,9 @@ class ExecutionInfo:
     workflow: str
     start_time: float
     input: Any = None
+    express: bool = False
+    """An EXPRESS child of a Distributed Map: its history keeps the execution's own
+    events (start, end, redrive), none of its states' (:attr:`Transition.express`)."""
 
 
 @dataclass
@@ -302,6 +305,10 @@ class Transition:
     now: float
     base: int = 0
     """History length before this transition (event ids continue from it)."""
+    express: bool = False
+    """The execution is an EXPRESS child: :meth:`event` keeps only the execution's
+    events (``Execution*``, ``MapRun*``), as Step Functions keeps no state history of an
+    Express execution."""
     events: list[dict[str, Any]] = field(default_factory=list)
     records: dict[str, StepRecord | None] = field(default_factory=dict)
     """Step records to write (``None``: delete)."""
@@ -361,6 +368,8 @@ class Transition:
         """Append a history event about ``state`` (a state name or a step key); return its
         (expected) id. Inside a Parallel branch or Map iteration the event also carries the
         step key, which says which branch or item it belongs to."""
+        if self.express and not type_.startswith(("Execution", "MapRun")):
+            return self.base + len(self.events)
         # Millisecond timestamps, like Step Functions' history, and shorter to store.
         event: dict[str, Any] = {"type": type_, "ts": round(self.now, 3)}
         if state is not None:
@@ -428,7 +437,7 @@ class Interpreter:
         self._uses_variables: bool | None = None
 
     def _new(self, now: float) -> Transition:
-        return Transition(now, base=self.history_base)
+        return Transition(now, base=self.history_base, express=self.info.express)
 
     def _end_map_runs(self, tr: Transition) -> None:
         # The execution fails or times out with Map Runs perhaps still running (a Map in

@@ -403,6 +403,10 @@ def test_a_parent_that_times_out_aborts_its_children(tag: str) -> None:
     handle = start_workflow(definition, {"items": [{"tag": tag, "i": i} for i in range(3)]})
     assert handle.result(20).status == "TIMED_OUT"
     (run,) = list_map_runs(handle.execution_id)
+    # Aborted in the end's own write, as a stop writes it: MapRunAborted before the end.
+    history = get_execution_history(handle.execution_id)
+    assert [e.type for e in history[-2:]] == ["MapRunAborted", "ExecutionTimedOut"]
+    assert history[-2].details["mapRunArn"] == run.map_run_arn
     children = list_map_run_children(run.map_run_arn)
     release(tag)  # a child that finished its task first ends and moves the stale run
     wait_until(lambda: describe_map_run(run.map_run_arn).status == "ABORTED", 15)
@@ -464,6 +468,10 @@ def test_a_parent_failed_by_another_branch_aborts_its_children_at_once(tag: str)
         result = handle.result(10)
         assert result.status == "FAILED" and result.error == "Other", result
         (run,) = list_map_runs(handle.execution_id)
+        history = get_execution_history(handle.execution_id)
+        assert [e.type for e in history[-2:]] == ["MapRunAborted", "ExecutionFailed"]
+        assert history[-2].details["mapRunArn"] == run.map_run_arn
+        assert describe_map_run(run.map_run_arn).status == "ABORTED"
         children = list_map_run_children(run.map_run_arn)
         assert children
         # No child has ended (their tasks still block): the parent's end alone aborts them.
