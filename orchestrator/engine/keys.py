@@ -19,8 +19,10 @@ cannot contain braces, nor can the prefix), so all of them hash to one slot::
                                a finished step is removed (the history keeps it); a
                                Parallel or Map ``{key}`` also has ``|t`` branches or
                                items, ``|n`` ended; a Map ``|next`` item to start, ``|f``
-                               failures, ``|c`` items an ending iteration starts
-                               (unbounded Maps); ``|vars`` and ``|x0`` (where the
+                               failures, ``|tol`` its tolerated failures (beside its
+                               record, which holds its input), ``|c`` items an ending
+                               iteration starts (unbounded Maps), ``|d`` item starts
+                               left to a refill timer; ``|vars`` and ``|x0`` (where the
                                execution failed in an inline state) of the top level.
                                Only live steps and containers' counters: its size follows
                                the steps in flight, never a Map's item count

@@ -36,6 +36,7 @@ _SUFFIXES: dict[SlotKind, str] = {
     SlotKind.ENDED: "|n",
     SlotKind.FAILURES: "|f",
     SlotKind.DEFERRED: "|d",
+    SlotKind.TOLERANCE: "|tol",
     SlotKind.ITEM_INPUT: "|i",
     SlotKind.RESULT: "|r",
     SlotKind.FAILED_AT: "|x",

@@ -1254,6 +1254,9 @@ class Interpreter:
                 tr.changes[Slot.item_input(key, i)] = _dumps(value)
             tr.changes[Slot.next_item(key)] = str(window)
             tr.changes[Slot.failures(key)] = "0"
+            tr.changes[Slot.tolerance(key)] = _dumps(
+                [record.tolerated_count, record.tolerated_percentage]
+            )
             if not limit and window < record.total:
                 tr.changes[Slot.refill(key)] = str(MAP_REFILL)
         record.params = None
@@ -1713,16 +1716,25 @@ class Interpreter:
             )
 
     def _tolerated(self, tr: Transition, key: str) -> bool:
-        pending = tr.records.get(key)
-        record_text = pending.dumps() if pending is not None else self.reader.get(Slot.record(key))
-        if record_text is None:
-            return False
-        record = StepRecord.loads(record_text)
-        if not _has_tolerance(record):
+        tolerance = self._field(tr, Slot.tolerance(key))
+        if tolerance is not None:
+            # Not from the record, which holds the Map's whole input: a large Map's
+            # failing items would each read and decode it.
+            count, percentage = json.loads(tolerance)
+            total = max(int(self._field(tr, Slot.total(key)) or 0), 1)
+        else:  # a Map started before its tolerance was kept beside its record
+            pending = tr.records.get(key)
+            record_text = (
+                pending.dumps() if pending is not None else self.reader.get(Slot.record(key))
+            )
+            if record_text is None:
+                return False
+            record = StepRecord.loads(record_text)
+            count, percentage = record.tolerated_count, record.tolerated_percentage
+            total = max(record.total, 1)
+        if count is None and percentage is None:
             return False
         failures = int(self._field(tr, Slot.failures(key)) or 0) + 1
-        total = max(record.total, 1)
-        count, percentage = record.tolerated_count, record.tolerated_percentage
         if (count is not None and failures <= count) or (
             percentage is not None and failures * 100 / total <= percentage
         ):

@@ -44,6 +44,10 @@ class SlotKind(IntEnum):
     DEFERRED = 13
     """Item starts of a Map left to a ``refill`` timer (a transition spent its start
     budget)."""
+    TOLERANCE = 14
+    """A Map's tolerated failures as evaluated when it started, ``[count, percentage]``
+    (each null when not set): beside its record, which holds the Map's whole input, so
+    that a failing item does not read and decode that."""
     BRANCHES = 12
     """Every per-branch slot of a container at once (its items' inputs, its branches'
     results, variables and failure marks): only ever deleted, when the container ends or
@@ -59,6 +63,7 @@ _NEXT_ITEM, _TOTAL, _REFILL = SlotKind.NEXT_ITEM, SlotKind.TOTAL, SlotKind.REFIL
 _ENDED, _FAILURES = SlotKind.ENDED, SlotKind.FAILURES
 _ITEM_INPUT, _RESULT, _FAILED_AT = SlotKind.ITEM_INPUT, SlotKind.RESULT, SlotKind.FAILED_AT
 _BRANCHES, _DEFERRED = SlotKind.BRANCHES, SlotKind.DEFERRED
+_TOLERANCE = SlotKind.TOLERANCE
 
 
 class Slot(NamedTuple):
@@ -128,6 +133,11 @@ class Slot(NamedTuple):
         return _new(cls, (_DEFERRED, container, None))
 
     @classmethod
+    def tolerance(cls, container: str) -> Slot:
+        """A Map's tolerated failures, ``[count, percentage]``."""
+        return _new(cls, (_TOLERANCE, container, None))
+
+    @classmethod
     def branches(cls, container: str) -> Slot:
         """Every per-branch slot of ``container`` (to delete them all at once)."""
         return _new(cls, (_BRANCHES, container, None))
@@ -146,4 +156,5 @@ CONTAINER_PROGRESS = (
     SlotKind.FAILURES,
     SlotKind.REFILL,
     SlotKind.DEFERRED,
+    SlotKind.TOLERANCE,
 )

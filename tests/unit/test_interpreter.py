@@ -357,6 +357,71 @@ def test_a_bounded_map_refills_one_item_at_a_time() -> None:
     assert Slot.refill("M") not in tr.changes and len(tr.dispatches) == 2
 
 
+def test_a_failing_item_reads_the_maps_tolerance_not_its_record() -> None:
+    """The Map's record holds its whole input (589 KB for 100,000 numbers): a failing
+    item reads the tolerance kept beside it, not the record (nor does a refill)."""
+    sm = machine(
+        {
+            "M": {
+                "Type": "Map",
+                "ToleratedFailureCount": 1,
+                "ItemProcessor": {
+                    "StartAt": "T",
+                    "States": {"T": {"Type": "Task", "Resource": "w", "End": True}},
+                },
+                "End": True,
+            }
+        }
+    )
+
+    class NoMapRecord(DictReader):
+        record_allowed = False
+
+        def get(self, slot: Slot) -> str | None:
+            assert self.record_allowed or slot != Slot.record("M"), "read the Map's record"
+            return super().get(slot)
+
+    reader = NoMapRecord()
+    it = interp(sm, [1, 2, 3], reader=reader)
+    tr = it.start(NOW)
+    assert json.loads(tr.changes[Slot.tolerance("M")]) == [1, None]  # type: ignore[arg-type]
+    apply_fields(reader, tr)
+    first = it.task_failed("M[0]/T", tr.records["M[0]/T"], "E", "x", NOW)  # type: ignore[arg-type]
+    assert "MapIterationFailed" in types(first) and "MapStateFailed" not in types(first)
+    assert first.changes[Slot.failures("M")] == "1"
+    refill = it.timer_fired("refill", "M", StepStatus.RUNNING, None, 0, NOW)
+    assert refill is not None and refill.events == []  # nothing deferred
+    apply_fields(reader, first)
+    # The second failure is over the tolerance: the Map fails (its record is read then).
+    reader.record_allowed = True
+    second = it.task_failed("M[1]/T", tr.records["M[1]/T"], "E", "x", NOW)  # type: ignore[arg-type]
+    assert "MapStateFailed" in types(second) and second.end is not None
+    assert second.end["error"] == "States.ExceedToleratedFailureThreshold"
+
+
+def test_a_map_started_before_its_tolerance_slot_reads_its_record() -> None:
+    sm = machine(
+        {
+            "M": {
+                "Type": "Map",
+                "ToleratedFailurePercentage": 50,
+                "ItemProcessor": {
+                    "StartAt": "T",
+                    "States": {"T": {"Type": "Task", "Resource": "w", "End": True}},
+                },
+                "End": True,
+            }
+        }
+    )
+    reader = DictReader()
+    it = interp(sm, [1, 2, 3, 4], reader=reader)
+    tr = it.start(NOW)
+    apply_fields(reader, tr)
+    del reader.slots[Slot.tolerance("M")]  # as a Map started by an earlier version left it
+    first = it.task_failed("M[0]/T", tr.records["M[0]/T"], "E", "x", NOW)  # type: ignore[arg-type]
+    assert first.changes[Slot.failures("M")] == "1" and first.end is None
+
+
 def test_empty_map_succeeds_at_once() -> None:
     sm = machine(
         {

@@ -51,6 +51,7 @@ def test_field_names_follow_the_documented_layout() -> None:
         Slot.ended("M"): "M|n",
         Slot.failures("M"): "M|f",
         Slot.deferred("M"): "M|d",
+        Slot.tolerance("M"): "M|tol",
         Slot.failed_at("", 0): "|x0",
     }
     in_branches = {
