@@ -275,6 +275,13 @@ def test_a_failed_run_still_writes_its_results(s3: Any, tag: str) -> None:
     result = handle.result(20)
     assert result.status == "FAILED", result
     assert result.error == "States.ExceedToleratedFailureThreshold"
+    # The run failed (it was not aborted by the execution's end that its failure made).
+    assert _events(handle.execution_id)[-4:] == [
+        "MapRunStarted",
+        "MapRunFailed",
+        "MapStateFailed",
+        "ExecutionFailed",
+    ]
     (run,) = list_map_runs(handle.execution_id)
     run_id = run.map_run_arn.rsplit(":", 1)[-1]
     manifest_key = f"{tag}/out/{run_id}/manifest.json"
