@@ -540,6 +540,7 @@ def _run_and_follow(
     definition: str,
     payload: Any,
     name: str | None,
+    priority: int | None,
     timeout: float | None,
     as_json: bool,
     where: str,
@@ -549,7 +550,7 @@ def _run_and_follow(
     out = stderr_console() if as_json else stdout_console()
     width = out.width
     try:
-        handle = start_workflow(definition, payload, name=name)
+        handle = start_workflow(definition, payload, name=name, priority=priority)
     except DefinitionError as exc:
         _json_error(as_json, "DefinitionError", str(exc))
         fail_definition(exc)
@@ -656,6 +657,16 @@ def run(
         str | None,
         typer.Option("--name", "-n", help="Execution name (its id, and an idempotency key)."),
     ] = None,
+    priority: Annotated[
+        int | None,
+        typer.Option(
+            "--priority",
+            "-p",
+            min=0,
+            max=9,
+            help="0 (least urgent) to 9 (most urgent); default ORCHESTRATOR_DEFAULT_PRIORITY.",
+        ),
+    ] = None,
     tasks: TasksOption = None,
     as_json: Annotated[
         bool,
@@ -688,14 +699,14 @@ def run(
         _json_error(as_json, "DefinitionError", str(exc))
         fail_definition(exc)
     if config.get_settings().redis_url:
-        code = _run_and_follow(definition, payload, name, timeout, as_json, REMOTE)
+        code = _run_and_follow(definition, payload, name, priority, timeout, as_json, REMOTE)
     else:
         # Imported here: the in-process worker pulls in celery's testing helpers, which
         # the inspection commands do not need.
         from orchestrator.testing import local_orchestrator
 
         with local_orchestrator(task_modules=modules):
-            code = _run_and_follow(definition, payload, name, timeout, as_json, EMBEDDED)
+            code = _run_and_follow(definition, payload, name, priority, timeout, as_json, EMBEDDED)
     raise typer.Exit(code)
 
 

@@ -57,6 +57,12 @@ DEFAULT_EVALUATION_MAX_MEMORY_MB = 256
 #: How long a cancelled activity (its Task timed out, its execution stopped, its Parallel
 #: or Map failed) may take to return before its prefork pool process is terminated, in s.
 DEFAULT_CANCEL_GRACE_S = 5.0
+#: Priorities run from 0 (least urgent) to this (most urgent), as in Temporal and Step
+#: Functions-minded schedulers: a higher number goes first, on every broker
+#: (:func:`orchestrator.engine.celery_app.broker_priority` maps it to the broker's scale).
+MAX_PRIORITY = 9
+#: The priority of an execution started without one (``start_workflow(priority=...)``).
+DEFAULT_PRIORITY = 4
 
 
 class Settings(BaseSettings):
@@ -84,6 +90,9 @@ class Settings(BaseSettings):
     """Prefix of every Redis key the orchestrator writes."""
     queue: str = "orchestrator"
     """Celery queue the activity and orchestration tasks go to."""
+    default_priority: int = Field(default=DEFAULT_PRIORITY, ge=0, le=MAX_PRIORITY)
+    """Priority (0 least urgent ... 9 most urgent) of executions started without one;
+    every task message of an execution carries its priority."""
     retention_seconds: int = DEFAULT_RETENTION_S
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
     """Quota of an execution's input, a task's result, and every state's input, output,

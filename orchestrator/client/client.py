@@ -133,11 +133,16 @@ class Orchestrator:
     # -- executions (orchestrator.client.api) --------------------------------------------
 
     def start_workflow(
-        self, definition: DefinitionSource, input: Any = None, *, name: str | None = None
+        self,
+        definition: DefinitionSource,
+        input: Any = None,
+        *,
+        name: str | None = None,
+        priority: int | None = None,
     ) -> ExecutionHandle:
         """:func:`orchestrator.start_workflow` with this client."""
         with self.bound():
-            return api.start_workflow(definition, input, name=name)
+            return api.start_workflow(definition, input, name=name, priority=priority)
 
     def describe_execution(self, execution_id: str) -> ExecutionDescription:
         """:func:`orchestrator.describe_execution` with this client."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from orchestrator.config import MAX_PRIORITY
 from orchestrator.errors import ExecutionNotFound, InvalidInputError
 from orchestrator.language.jsontext import SURROGATE_RE, checked_dumps
 
@@ -35,6 +36,25 @@ def input_text(value: Any, limit: int, what: str = "execution input") -> str:
 EXECUTION_NAME = re.compile(
     r"^[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,80}$"
 )
+
+
+def execution_priority(value: object, default: int) -> int:
+    """An execution's priority from a caller: an integer from 0 (least urgent) to
+    ``MAX_PRIORITY`` (9, most urgent); None is ``default``.
+
+    Raises:
+        InvalidInputError: anything else (a bool, a float, a string, out of range).
+    """
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PRIORITY:
+        raise InvalidInputError(
+            f"priority {value!r}: use an integer from 0 (least urgent) to {MAX_PRIORITY} "
+            f"(most urgent); without one, an execution gets ORCHESTRATOR_DEFAULT_PRIORITY "
+            f"({default})"
+        )
+    return value
+
 
 #: Longest error name and cause a caller may give (as the engine stores them).
 MAX_ERROR_CHARS = 256

@@ -74,6 +74,9 @@ class ExecutionDescription(_Model):
     """A Distributed Map's child: its Map Run."""
     map_index: int | None = None
     """A Distributed Map's child: its index in the Map Run (an item, or a batch)."""
+    priority: int | None = None
+    """0 (least urgent) to 9 (most urgent): every task message of the execution carries
+    it (None: started before priorities were recorded, run at the configured default)."""
     execution_type: str = "STANDARD"
     """``EXPRESS`` for a Distributed Map's EXPRESS child: its history holds only its own
     start and end (no state events), and it times out after 5 minutes."""

@@ -30,7 +30,7 @@ from celery import Celery, signals
 from celery.worker.consumer import Consumer
 from vine import promise
 
-from orchestrator.config import Settings, get_settings
+from orchestrator.config import MAX_PRIORITY, Settings, get_settings
 from orchestrator.engine import logs, messages
 from orchestrator.engine.dead_letters import dead_letter_message
 from orchestrator.engine.messages import BadMessage
@@ -43,6 +43,29 @@ logger = logging.getLogger(__name__)
 #: (:mod:`orchestrator.engine.activities`, which builds on this module): the consumer
 #: checks such a task's arguments as an activity's.
 ACTIVITY_TASK = "orchestrator_activity"
+
+
+#: RabbitMQ: every queue the orchestrator's apps declare (the default queue, activity
+#: queues, the queues a worker consumes) has this ``x-max-priority``; levels 0-9 are used.
+QUEUE_MAX_PRIORITY = MAX_PRIORITY + 1
+#: Redis: kombu keeps one list per priority step and queue; one step per level, so no two
+#: levels share a list (kombu's default, ``[0, 3, 6, 9]``, would fold 0-2 together...).
+REDIS_PRIORITY_STEPS = list(range(MAX_PRIORITY + 1))
+
+
+def is_redis_broker(broker_url: str | None) -> bool:
+    """Whether Celery's broker is Redis (kombu's Redis transport: priority 0 goes first)."""
+    return (broker_url or "").startswith(("redis", "rediss", "sentinel"))
+
+
+def broker_priority(priority: int, broker_url: str | None) -> int:
+    """The message priority for an execution's ``priority`` (0 least urgent ... 9 most).
+
+    RabbitMQ (and kombu's other transports) deliver the highest number first; kombu's
+    Redis transport delivers the lowest first (its list for priority 0 is the first its
+    ``BRPOP`` names), so there the scale is turned over: 9 -> 0, 0 -> 9.
+    """
+    return MAX_PRIORITY - priority if is_redis_broker(broker_url) else priority
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -60,6 +83,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "task_default_queue": settings.queue,
+        # Priorities (docs/deployment.md): RabbitMQ queues are priority queues.
+        "task_queue_max_priority": QUEUE_MAX_PRIORITY,
         # Flower learns of tasks from the workers' events; "sent" events would double
         # every publish for a state Flower shows for a few milliseconds.
         "task_send_sent_event": False,
@@ -73,8 +98,18 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     if broker.startswith(("redis", "rediss")):
         # Our leases recover lost steps in seconds; the visibility timeout is only the
         # broker's last resort, kept long so a long activity is never redelivered.
-        conf["broker_transport_options"] = {"visibility_timeout": 3600}
+        # A list per priority level (publishers and workers must agree on them).
+        conf["broker_transport_options"] = {
+            "visibility_timeout": 3600,
+            "priority_steps": REDIS_PRIORITY_STEPS,
+        }
     overrides = _user_overrides(settings.celery_config)
+    if "broker_transport_options" in conf and "broker_transport_options" in overrides:
+        # An override of some transport options keeps the others (the priority steps).
+        overrides["broker_transport_options"] = {
+            **conf["broker_transport_options"],
+            **(overrides["broker_transport_options"] or {}),
+        }
     if _needs_certificate_checks(broker) and "broker_use_ssl" not in overrides:
         # kombu connects to a rediss:// broker given no SSL options WITHOUT checking the
         # server's certificate (it only logs a warning); the state store (redis-py)

@@ -279,10 +279,6 @@ def transition_write(
     return write
 
 
-#: The events of a Map Run's end in its advance's transition.
-MAP_RUN_ENDS = ("MapRunSucceeded", "MapRunFailed")
-
-
 def _abort_map_runs(store: RedisStore, execution_id: str, tr: Transition, write: Write) -> None:
     """The execution fails or times out with Map Runs running (its end set the advance
     that stops their children: orchestrator/engine/maprun.py ``stop_map_runs``): they are
@@ -290,14 +286,11 @@ def _abort_map_runs(store: RedisStore, execution_id: str, tr: Transition, write:
     last event, as a stop writes them, and marked ``abort`` for that advance."""
     if any(event["type"] == "MapRunAborted" for event in tr.events):
         return  # (written already)
-    # A run that ends in this transition (its Map's failure fails the execution) is not
-    # aborted: its advance writes its end.
-    ending = {e.get("mapRunArn") for e in tr.events if e["type"] in MAP_RUN_ENDS}
     keys = store.keys
     runs: list[tuple[str, str | None]] = []
     for key in store.map_run_containers(execution_id):
         mr = store.map_run(execution_id, key)
-        if mr.get("status") != "RUNNING" or mr.get("arn") in ending:
+        if mr.get("status") != "RUNNING":
             continue
         mr_key = keys.map_run(execution_id, key)
         version = str(int(mr.get("v") or 0) + 1)
@@ -430,9 +423,11 @@ def start_write(
     now: float,
     def_hash: str,
     definition_text: str,
+    priority: int | None = None,
 ) -> Write:
     """A new execution's record, guarded by its absence (a name is an idempotency key);
-    its first transition's writes are added to it (:func:`start_transition`)."""
+    its first transition's writes are added to it (:func:`start_transition`).
+    ``priority``: recorded with it, read with it by whoever publishes its steps."""
     keys = store.keys
     exec_key = keys.execution(execution_id)
     write = Write().guard_exists(exec_key, False)
@@ -442,6 +437,7 @@ def start_write(
         *("status", "RUNNING", "name", execution_id, "workflow", workflow),
         *("input", input_text, "input_hash", input_hash, "start", repr(now)),
         *("def_hash", def_hash, "redrives", "0"),
+        *(("priority", str(priority)) if priority is not None else ()),
     )
     write.op("zadd", keys.executions, repr(now), execution_id)
     write.op("zadd", keys.executions_index(workflow=workflow), repr(now), execution_id)

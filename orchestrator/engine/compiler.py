@@ -30,6 +30,7 @@ def run_signature(
     execution_id: str,
     queue: str | Callable[[str], str],
     app: Celery | None = None,
+    priority: int | None = None,
 ) -> Signature:
     """The Celery chain (or lone signature) for a run.
 
@@ -41,7 +42,8 @@ def run_signature(
     return value prepended by Celery, so all tasks are called as
     ``(input, execution_id, step_key)`` — which is what Flower shows. ``app`` binds the
     signatures to an app (Celery's "current app" is per thread, and a timer thread's
-    would be Celery's unconfigured default).
+    would be Celery's unconfigured default). ``priority``: every task's message priority
+    (the broker's scale), each signature carrying it for the task Celery sends next.
     """
     queue_of = (lambda _: queue) if isinstance(queue, str) else queue
     first, *rest = run
@@ -50,6 +52,7 @@ def run_signature(
         args=(first_input, execution_id, first.step_key),
         queue=queue_of(first.activity),
         app=app,
+        priority=priority,
     )
     if not rest:
         return head
@@ -59,6 +62,7 @@ def run_signature(
             args=(execution_id, step.step_key),
             queue=queue_of(step.activity),
             app=app,
+            priority=priority,
         )
         for step in rest
     ]

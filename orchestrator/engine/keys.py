@@ -5,7 +5,8 @@ Every key of one execution carries the Redis Cluster hash tag ``{<id>}`` (execut
 cannot contain braces, nor can the prefix), so all of them hash to one slot::
 
     {p}:x:{<id>}        HASH   execution record: status, name, workflow, input, output,
-                               error, cause, start, stop, def_hash, redrives
+                               error, cause, start, stop, def_hash, redrives, priority
+                               (0-9, read with it by whoever publishes a step)
     {p}:x:{<id>}:h      STREAM history events, oldest first: entry ``0-<n>`` (field
                                ``event``, JSON) is event n; ids are dense and ordered by
                                construction (the writing script adds ``0-(XLEN+1)``...;

@@ -59,15 +59,24 @@ def interpreter_for(
     workflow: str,
     start: str,
     def_hash: str,
+    priority: str | int | None = None,
 ) -> Interpreter:
-    """An interpreter for a stored execution."""
+    """An interpreter for a stored execution (``priority``: its record's)."""
     machine, needs_input = load_machine(store, execution_id, def_hash)
     execution_input = None
     if needs_input:
         raw = store.execution_input_text(execution_id)
         execution_input = json.loads(raw) if raw is not None else None
     express = def_hash in _express
-    info = ExecutionInfo(execution_id, name, workflow, float(start), execution_input, express)
+    info = ExecutionInfo(
+        execution_id,
+        name,
+        workflow,
+        float(start),
+        execution_input,
+        express,
+        priority=None if priority is None else int(priority),
+    )
     return make_interpreter(machine, info)
 
 

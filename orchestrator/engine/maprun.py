@@ -79,7 +79,7 @@ from orchestrator.engine.items import (
 from orchestrator.engine.keys import MAP_RUN_CHILDREN_SUFFIX, MAP_RUN_SUFFIX
 from orchestrator.engine.lru import LruCache
 from orchestrator.engine.machines import EXPRESS_FIELD, interpreter_from_record, make_interpreter
-from orchestrator.engine.publisher import PUBLISH_CHUNK
+from orchestrator.engine.publisher import PUBLISH_CHUNK, execution_priority
 from orchestrator.engine.records import (
     ITEM_CHUNK,
     base_status,
@@ -315,12 +315,15 @@ def _start_children(
     machine, text, def_hash = _child_machine(interp, key)
     express = run.get("type") == "EXPRESS"
     workflow = f"{interp.info.workflow}/{run.get('label')}"
+    priority = execution_priority(interp.info)
     started = []
     for offset, value in enumerate(inputs):
         index = first + offset
         cid = child_id(parent, run["id"], index)
         input_text = dumps(value)
-        child = make_interpreter(machine, ExecutionInfo(cid, cid, workflow, now, value, express))
+        # The children inherit their parent's priority (recorded in their start).
+        info = ExecutionInfo(cid, cid, workflow, now, value, express, priority=priority)
+        child = make_interpreter(machine, info)
         member = notify_member(parent, key, run["id"], index, 0)
 
         def record_write(
@@ -335,6 +338,7 @@ def _start_children(
                 now=now,
                 def_hash=def_hash,
                 definition_text=text,
+                priority=priority,
             )
             # Before the first transition's writes: a child that ends in its start
             # commit notifies its parent in it.

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from orchestrator.config import MAX_PRIORITY
 from orchestrator.language.jsontext import dumps
 
 #: How much of a refused message a dead letter keeps (characters of its body).
@@ -256,7 +257,8 @@ def activity_arguments(
 
 def dispatch_arguments(args: list[Any], kwargs: dict[str, Any]) -> None:
     """Check the argument of ``orchestrator.dispatch``: ``[[execution_id, def_hash,
-    [[step_key, state, activity, params], ...]], ...]``.
+    [[step_key, state, activity, params], ...], priority], ...]`` (priority: 0-9, or
+    absent in a message from before priorities).
 
     Raises:
         BadMessage: it has another shape.
@@ -267,7 +269,8 @@ def dispatch_arguments(args: list[Any], kwargs: dict[str, Any]) -> None:
     for entry in batch:
         if not (
             isinstance(entry, list)
-            and len(entry) == 3
+            and len(entry) in (3, 4)
+            and (len(entry) == 3 or _is_priority(entry[3]))
             and isinstance(entry[0], str)
             and isinstance(entry[1], str)
             and isinstance(entry[2], list)
@@ -281,8 +284,12 @@ def dispatch_arguments(args: list[Any], kwargs: dict[str, Any]) -> None:
             raise BadMessage(
                 "InvalidArguments",
                 "orchestrator.dispatch entries are [execution_id, def_hash, "
-                "[[step_key, state, activity, params], ...]]",
+                "[[step_key, state, activity, params], ...], priority]",
             )
+
+
+def _is_priority(value: Any) -> bool:
+    return type(value) is int and 0 <= value <= MAX_PRIORITY
 
 
 def dead_letter_arguments(args: list[Any], kwargs: dict[str, Any]) -> None:

@@ -13,7 +13,8 @@ Each step goes to its activity's queue (:func:`orchestrator.engine.activities.qu
 the activity's registration in this process, else what the workers running it
 advertised, else the default queue); :func:`publish` is the only place activity messages
 are built, for first dispatches, straight-run chains, beat's and the workers'
-re-publishes and redrives alike.
+re-publishes and redrives alike. Every message carries its execution's priority
+(:func:`message_priority`), whichever process publishes it.
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ from celery import Celery, signals
 
 from orchestrator.config import get_settings
 from orchestrator.engine.activities import queue_for
-from orchestrator.engine.celery_app import app, publishing_app
+from orchestrator.engine.celery_app import app, broker_priority, publishing_app
 from orchestrator.engine.compiler import fan_out, run_signature
 from orchestrator.engine.records import lease_member
 from orchestrator.engine.store import OutageLog, RedisStore, get_store
 from orchestrator.language.interpreter import (
     Dispatch,
+    ExecutionInfo,
     Interpreter,
 )
 from orchestrator.language.jsontext import dumps
@@ -109,6 +111,7 @@ def publish(
     for name in queues:
         queues[name] = queue_for(name)
     broker = publisher.conf.broker_url
+    priority = message_priority(interp.info, broker)
     declare: dict[str, list[Any] | None] = {
         queue: [] if (broker, queue) in _declared else None for queue in queues.values()
     }
@@ -133,12 +136,15 @@ def publish(
                     group_id,
                     index,
                     lineage,
+                    priority,
                 )
         else:
             signatures = []
             for run, params in runs:
                 carried, argsrepr = carried_input(params, execution_id, run[0].step_key)
-                signature = run_signature(run, carried, execution_id, queues.__getitem__, publisher)
+                signature = run_signature(
+                    run, carried, execution_id, queues.__getitem__, publisher, priority
+                )
                 # Flower's view of the args, as compact JSON: Celery's saferepr of the
                 # arguments costs more than building the rest of the message.
                 signature.set(argsrepr=argsrepr, kwargsrepr="{}")
@@ -152,6 +158,18 @@ def publish(
         published.extend(sent)
     elif owned:  # our own batch is flushed: the messages are in the broker
         mark_published(sent)
+
+
+def execution_priority(info: ExecutionInfo) -> int:
+    """An execution's priority (0 least urgent ... 9 most urgent): the one it started
+    with (its record's), else the configured default (an execution started before
+    priorities existed)."""
+    return get_settings().default_priority if info.priority is None else info.priority
+
+
+def message_priority(info: ExecutionInfo, broker_url: str | None) -> int:
+    """The priority property of an execution's task messages on ``broker_url``."""
+    return broker_priority(execution_priority(info), broker_url)
 
 
 # -- the outbox -------------------------------------------------------------------------
@@ -287,6 +305,7 @@ def _send_task(
     group_id: str | None,
     group_index: int,
     lineage: tuple[str | None, str | None],
+    priority: int,
 ) -> None:
     task_id = str(uuid.uuid4())
     root_id, parent_id = lineage
@@ -303,7 +322,9 @@ def _send_task(
         argsrepr=argsrepr,
         kwargsrepr="{}",
     )
-    publisher.amqp.send_task_message(producer, name, message, queue=queue, declare=declare)
+    publisher.amqp.send_task_message(
+        producer, name, message, queue=queue, declare=declare, priority=priority
+    )
 
 
 #: Messages sent per round trip when a transition dispatches many tasks (a Map's or a

@@ -73,16 +73,20 @@ def dispatch_task(batch: list[list[Any]]) -> None:
     Beat hands over the dispatches of a burst of fired timers in chunks, so that the one
     process firing timers spends its time on firing them, and the building of thousands
     of task messages spreads over the workers. Each entry is ``[execution_id, def_hash,
-    [[step_key, state, activity, params], ...]]``. Beat marked the steps published when
-    it sent this message (it carries them); a chunk lost before then loses nothing: its
-    steps are in the outbox, and the reconciler sends them again within the lease.
+    [[step_key, state, activity, params], ...], priority]`` (the execution's: its
+    messages carry it; an entry from before priorities has none and gets the default).
+    Beat marked the steps published when it sent this message (it carries them); a chunk
+    lost before then loses nothing: its steps are in the outbox, and the reconciler sends
+    them again within the lease.
     """
     store = get_store()
     published: list[str] = []
     with app.producer_or_acquire() as producer, producer.batch(max_size=PUBLISH_CHUNK):
-        for execution_id, def_hash, items in batch:
+        for execution_id, def_hash, items, *rest in batch:
             machine, _ = load_machine(store, execution_id, def_hash)
-            interp = make_interpreter(machine, ExecutionInfo(execution_id, "", "", 0.0, None))
+            priority = rest[0] if rest else None
+            info = ExecutionInfo(execution_id, "", "", 0.0, None, priority=priority)
+            interp = make_interpreter(machine, info)
             dispatches = [Dispatch(*item) for item in items]
             publish(interp, execution_id, dispatches, producer=producer, published=published)
     # Again, now that they are in the broker: beat may have died before its own mark.
@@ -162,14 +166,15 @@ def _run_step(
         )
         Handover(task.request).cut()
         return None
-    record_text, status, name, workflow, start, def_hash, history_length, next_item, total = details
+    (record_text, status, name, workflow, start, def_hash, history_length, priority) = details[:8]
+    next_item, total = details[8:]
     known: dict[Slot, str | None] = {}
     if next_item is not None and total is not None and int(next_item) >= int(total):
         # Every item of the Map this step runs in has started: when this iteration ends,
         # it starts no other, and needs no read of the window to learn that.
         known = {Slot.next_item(container): next_item, Slot.total(container): total}
     record = StepRecord.loads(record_text)  # type: ignore[arg-type]
-    interp = interpreter_for(store, execution_id, name, workflow, start, def_hash)  # type: ignore[arg-type]
+    interp = interpreter_for(store, execution_id, name, workflow, start, def_hash, priority)  # type: ignore[arg-type]
     result: Any = None
     began = time.monotonic()
     context = ActivityContext(

@@ -469,7 +469,7 @@ class RedisStore:
     ) -> list[list[Any]]:
         """What firing a batch of due timers needs, in one call (timers.lua): for each
         ``(execution id, step key)``, ``[name, workflow, start, def_hash, execution
-        status, step status, step record, history length]``. ``records``: per step,
+        status, step status, step record, priority, history length]``. ``records``: per step,
         whether its record is read (None: every one's); one not read is None."""
         if not steps:
             return []
@@ -616,15 +616,17 @@ class RedisStore:
             for record, steps in zip(replies[::2], replies[1::2], strict=True)
         ]
 
-    def execution_meta(self, execution_id: str) -> tuple[str, str, str, str] | None:
-        """``(name, workflow, start, def_hash)`` of an execution (None if unknown)."""
-        name, workflow, start, def_hash = self.client.hmget(
-            self.keys.execution(execution_id), ["name", "workflow", "start", "def_hash"]
+    def execution_meta(self, execution_id: str) -> tuple[str, str, str, str, str | None] | None:
+        """``(name, workflow, start, def_hash, priority)`` of an execution (None if
+        unknown; priority None for one started before priorities were recorded)."""
+        name, workflow, start, def_hash, priority = self.client.hmget(
+            self.keys.execution(execution_id),
+            ["name", "workflow", "start", "def_hash", "priority"],
         )
         if name is None:
             return None
         # Written together when the execution starts, so present together.
-        return name, workflow or "", start or "0", def_hash or ""
+        return name, workflow or "", start or "0", def_hash or "", priority
 
     def execution_input_text(self, execution_id: str) -> str | None:
         """The execution's input, JSON text."""

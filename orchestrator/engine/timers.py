@@ -25,7 +25,7 @@ from typing import Any
 from orchestrator import config
 from orchestrator.config import get_settings
 from orchestrator.engine import maprun
-from orchestrator.engine.celery_app import app, reconfigure
+from orchestrator.engine.celery_app import app, broker_priority, reconfigure
 from orchestrator.engine.commit import (
     Prepared,
     after_commit,
@@ -40,6 +40,7 @@ from orchestrator.engine.publisher import (
     PUBLISH_CHUNK,
     delegated_input,
     dispatch_repr,
+    execution_priority,
     mark_published,
     publish,
 )
@@ -337,12 +338,12 @@ def _plan(store: RedisStore, members: list[str], now: float) -> list[_Firing | s
     for member, (kind, execution_id, step_key, attempt), read in zip(
         members, parsed, reads, strict=True
     ):
-        name, workflow, start, def_hash, exec_status, status, record_text, length = read
+        name, workflow, start, def_hash, exec_status, status, record_text, priority, length = read
         if exec_status != "RUNNING":
             plans.append(member)
             continue
         try:
-            interp = interpreter_for(store, execution_id, name, workflow, start, def_hash)
+            interp = interpreter_for(store, execution_id, name, workflow, start, def_hash, priority)
         except Exception:  # noqa: BLE001 - one bad timer must not stop the others
             logger.exception("timer %s failed; trying again later", member)
             store.defer_timer(member, now + RETRY_BROKEN_S)
@@ -418,6 +419,7 @@ def fire_timers(store: RedisStore, members: list[str], now: float) -> None:
                                         ]
                                         for d in prepared.tr.dispatches
                                     ],
+                                    execution_priority(plan.interp.info),
                                 ]
                             )
                             published += [
@@ -441,11 +443,15 @@ def fire_timers(store: RedisStore, members: list[str], now: float) -> None:
                 except Exception:  # noqa: BLE001
                     logger.exception("after firing %s", plan.member)
         queue = get_settings().queue
+        # The most urgent executions' first, each message as urgent as its most urgent.
+        handed.sort(key=lambda entry: -entry[3])
+        broker = app.conf.broker_url
         for start in range(0, len(handed), DELEGATE_CHUNK):
             chunk = handed[start : start + DELEGATE_CHUNK]
             dispatch_task.apply_async(
                 args=(chunk,),
                 queue=queue,
+                priority=broker_priority(chunk[0][3], broker),
                 producer=producer,
                 argsrepr=dispatch_repr(chunk),
                 kwargsrepr="{}",

@@ -192,6 +192,9 @@ class ExecutionInfo:
     express: bool = False
     """An EXPRESS child of a Distributed Map: its history keeps the execution's own
     events (start, end, redrive), none of its states' (:attr:`Transition.express`)."""
+    priority: int | None = None
+    """The execution's priority (0 least urgent ... 9 most; None: the configured default),
+    which every task message of it carries. Not part of the context object."""
 
 
 @dataclass

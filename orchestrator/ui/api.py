@@ -69,7 +69,9 @@ def api_start(request: Request, ui: UI, body: StartRequest) -> StartResponse:
     """Start an execution of a named workflow or of an ASL definition."""
     ui.require_write(request)
     definition = resolve_definition(body.definition)
-    handle = ui.client.start_workflow(definition, body.input, name=body.name)
+    handle = ui.client.start_workflow(
+        definition, body.input, name=body.name, priority=body.priority
+    )
     status = get_store().execution_status(handle.execution_id)
     return StartResponse(
         execution_id=handle.execution_id,

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from orchestrator.client.models import DeadLetter, ExecutionDescription, ExecutionStatus
+from orchestrator.config import MAX_PRIORITY
 from orchestrator.ui.data import ExecutionSummary
 from orchestrator.ui.inputs import MAX_CAUSE_CHARS, MAX_ERROR_CHARS, MAX_STEP_KEY_CHARS
 
@@ -51,6 +52,13 @@ class StartRequest(BaseModel):
     input: Any = Field(None, description="The execution input (any JSON value; default {}).")
     name: str | None = Field(
         None, description="Execution name (also its id and an idempotency key).", max_length=80
+    )
+    priority: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_PRIORITY,
+        description="0 (least urgent) to 9 (most urgent); default "
+        "ORCHESTRATOR_DEFAULT_PRIORITY. Every task message of the execution carries it.",
     )
 
 

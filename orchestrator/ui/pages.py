@@ -11,6 +11,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from orchestrator.client.mapruns import list_map_run_children, list_map_runs
+from orchestrator.config import MAX_PRIORITY
 from orchestrator.ui import security
 from orchestrator.ui.context import (
     DONE_MESSAGES,
@@ -200,7 +201,11 @@ async def start_from_form(request: Request, ui: UI) -> Response:
     input_text = (form.get("input") or "").strip() or "{}"
     value = parse_json(input_text, "input")
     name = (form.get("name") or "").strip() or None
-    handle = ui.client.start_workflow(definition, value, name=name)
+    priority_text = (form.get("priority") or "").strip()
+    if priority_text and not (priority_text.isdigit() and int(priority_text) <= MAX_PRIORITY):
+        raise UIError(400, "invalid_priority", "Priority: a whole number from 0 to 9.")
+    priority = int(priority_text) if priority_text else None
+    handle = ui.client.start_workflow(definition, value, name=name, priority=priority)
     url = execution_url(handle.execution_id, done="started")
     return action_done(request, DONE_MESSAGES["started"], url)
 

@@ -345,10 +345,11 @@ def test_timer_reads_are_one_call_per_timer_and_survive_a_script_flush(store: Re
     for n in range(3):
         store.client.hset(keys.execution(f"e{n}"), mapping={"name": f"n{n}", "status": "RUNNING"})
         store.client.hset(keys.steps(f"e{n}"), mapping={"W": "{}", "W|s": "WAITING"})
+    store.client.hset(keys.execution("e0"), "priority", "7")  # the execution's priority
     store.client.script_flush()
     reads = store.timer_reads([("e0", "W"), ("gone", "W"), ("e2", "W")])
     assert reads == [
-        ["n0", None, None, None, "RUNNING", "WAITING", "{}", 0],
-        [None, None, None, None, None, None, None, 0],
-        ["n2", None, None, None, "RUNNING", "WAITING", "{}", 0],
+        ["n0", None, None, None, "RUNNING", "WAITING", "{}", "7", 0],
+        [None, None, None, None, None, None, None, None, 0],
+        ["n2", None, None, None, "RUNNING", "WAITING", "{}", None, 0],
     ]

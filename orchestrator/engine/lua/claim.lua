@@ -46,7 +46,9 @@ else
   redis.call("XADD", KEYS[4], "0-" .. length, "event", ARGV[5])
 end
 local rec = redis.call("HGET", KEYS[2], ARGV[1])
-local meta = redis.call("HMGET", KEYS[1], "name", "workflow", "start", "def_hash")
+-- The execution's priority too (its step messages carry it), returned after the history
+-- length: {..., length, priority, "|next", "|t"}.
+local meta = redis.call("HMGET", KEYS[1], "name", "workflow", "start", "def_hash", "priority")
 -- A Map's window, read here for free: once "|next" reached "|t" it never moves again,
 -- and the iteration's end needs no read of its own to know that no item is left.
 local window = {false, false}
@@ -54,4 +56,4 @@ if ARGV[6] ~= "" then
   window = redis.call("HMGET", KEYS[2], ARGV[6] .. "|next", ARGV[6] .. "|t")
 end
 return {"ok", rec, "RUNNING:" .. ARGV[2], meta[1], meta[2], meta[3], meta[4], length,
-  window[1], window[2]}
+  meta[5], window[1], window[2]}

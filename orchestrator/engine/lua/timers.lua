@@ -8,19 +8,20 @@
 --   record too ("0": the timer's firing needs only its status, e.g. a Map's refill, whose
 --   record holds the Map's whole input)
 -- Returns {name, workflow, start, def_hash, execution status, step status, step record,
--- history length} (false where absent or not read).
+-- priority, history length} (false where absent or not read).
 local function history_length(key)
   local n = redis.pcall("XLEN", key)
   if type(n) == "table" then return redis.call("LLEN", key) end
   return n
 end
 
-local meta = redis.call("HMGET", KEYS[1], "name", "workflow", "start", "def_hash", "status")
+local meta = redis.call("HMGET", KEYS[1], "name", "workflow", "start", "def_hash", "status",
+  "priority")
 local step
 if ARGV[3] == "0" then
   step = {redis.call("HGET", KEYS[2], ARGV[1]), false}
 else
   step = redis.call("HMGET", KEYS[2], ARGV[1], ARGV[2])
 end
-return {meta[1], meta[2], meta[3], meta[4], meta[5], step[1], step[2],
+return {meta[1], meta[2], meta[3], meta[4], meta[5], step[1], step[2], meta[6],
   history_length(KEYS[3])}

@@ -1,0 +1,140 @@
+"""Priorities (issue 13 item 5): an urgent execution overtakes a 2,000-step backlog.
+
+One ``orchestrator worker`` process (one thread) and ``orchestrator beat``, separate
+processes, on the suite's broker (the embedded Redis, or ``REDIS_URL``/``BROKER_URL``:
+RabbitMQ in CI's second phase). 2,000 one-step executions at the default priority are
+queued first; an execution of priority 9 started after them runs Task -> Wait 1 s ->
+Task -> Task: its first step is published by this process, the next by beat (the Wait's
+timer), the last by the worker (a chain): each message carries priority 9, so it ends
+long before the backlog drains.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator import Orchestrator, config
+from orchestrator.engine.celery_app import publishing_app
+from orchestrator.engine.embedded import EmbeddedRedis
+from orchestrator.engine.store import get_store
+from tests import activities  # noqa: F401 - registers echo, as the worker does
+from tests.helpers import machine, task, wait_until, worker_and_beat
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+BACKLOG = 2000
+
+
+@pytest.fixture
+def cluster() -> Iterator[tuple[config.Settings, dict[str, str], Orchestrator]]:
+    """A private key prefix and queue (embedded Redis unless REDIS_URL), the environment
+    of processes that use them, and a client of theirs."""
+    run = uuid.uuid4().hex[:10]
+    embedded = None
+    if os.environ.get("REDIS_URL"):
+        redis_url, broker_url = os.environ["REDIS_URL"], os.environ.get("BROKER_URL")
+    else:
+        embedded = EmbeddedRedis().start()
+        redis_url, broker_url = embedded.url, None
+    values = config.Settings().model_dump()
+    values.update(
+        redis_url=redis_url,
+        broker_url=broker_url,
+        key_prefix=f"orch-prio-{run}",
+        queue=f"orchestrator-prio-{run}",
+        task_modules=[],
+        default_priority=config.DEFAULT_PRIORITY,
+    )
+    settings = config.Settings.model_validate(values)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("ORCHESTRATOR_") and k not in ("REDIS_URL", "BROKER_URL")
+    }
+    env.update(
+        REDIS_URL=redis_url,
+        ORCHESTRATOR_KEY_PREFIX=settings.key_prefix,
+        ORCHESTRATOR_QUEUE=settings.queue,
+        ORCHESTRATOR_TASK_MODULES="tests.activities",
+        PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        PYTHONUNBUFFERED="1",
+    )
+    if broker_url:
+        env["BROKER_URL"] = broker_url
+    client = Orchestrator(settings=settings)
+    try:
+        yield settings, env, client
+        with client.bound():
+            # The backlog left in the queue goes with it (RabbitMQ: the queue; Redis: its
+            # priority lists).
+            with contextlib.suppress(Exception), publishing_app().connection_for_write() as c:
+                c.default_channel.queue_delete(settings.queue)
+            store = get_store(settings)
+            keys = list(store.client.scan_iter(match=f"{settings.key_prefix}:*", count=1000))
+            if keys:
+                store.client.delete(*keys)
+    finally:
+        client.close()
+        if embedded is not None:
+            embedded.stop()
+
+
+def test_an_urgent_execution_overtakes_a_backlog_on_one_worker_process(
+    cluster: tuple[config.Settings, dict[str, str], Orchestrator], tmp_path: Path
+) -> None:
+    settings, env, client = cluster
+    backlog = machine({"Only": task("echo")})
+    urgent = machine(
+        {
+            "First": task("echo", Next="Pause"),
+            "Pause": {"Type": "Wait", "Seconds": 1, "Next": "Second"},
+            "Second": task("echo", Next="Third"),
+            "Third": task("echo"),
+        }
+    )
+    began = time.monotonic()
+    with client.bound():
+        for n in range(BACKLOG):  # at the default priority (4)
+            client.start_workflow(backlog, {"n": n}, name=f"backlog-{n}")
+    queued_s = time.monotonic() - began
+    store = get_store(settings)
+    assert store.execution_meta("backlog-0")[4] == str(config.DEFAULT_PRIORITY)  # type: ignore[index]
+
+    def succeeded() -> int:
+        return store.execution_index_size(status="SUCCEEDED")
+
+    with worker_and_beat(env, tmp_path, REPO, concurrency=1), client.bound():
+        # The worker is taking the backlog, oldest first.
+        wait_until(lambda: succeeded() > 0, 60, message="the backlog's first execution")
+        before = succeeded()
+        started = time.monotonic()
+        handle = client.start_workflow(urgent, {"urgent": True}, priority=9)
+        result = handle.result(60)
+        took = time.monotonic() - started
+        after = succeeded() - 1  # the urgent one aside
+        assert result.status == "SUCCEEDED", result
+        assert handle.describe().priority == 9
+        # Done ahead of the backlog: most of it is still waiting, and the urgent
+        # execution took about its Wait, not the minutes the backlog takes.
+        assert after - before < BACKLOG / 4, (before, after, took)
+        assert BACKLOG - after > BACKLOG / 2, (before, after, took)
+        # How fast this worker drains the queue, for the figures below.
+        drain_from, drain_start = after, time.monotonic()
+        wait_until(lambda: succeeded() >= drain_from + 100, 60, message="the backlog moving")
+        rate = (succeeded() - drain_from) / (time.monotonic() - drain_start)
+    remaining = BACKLOG - after
+    print(
+        f"\nbacklog of {BACKLOG} queued in {queued_s:.1f} s; {before} done when the urgent "
+        f"execution started, {after} when it ended {took:.2f} s later (4 steps, a 1 s Wait); "
+        f"the worker drains ~{rate:.0f} steps/s: the {remaining} left need ~"
+        f"{remaining / rate:.0f} s"
+    )
+    assert took < remaining / rate / 2, (took, remaining, rate)
