@@ -279,6 +279,10 @@ def transition_write(
     return write
 
 
+#: The events of a Map Run's end in its advance's transition.
+MAP_RUN_ENDS = ("MapRunSucceeded", "MapRunFailed")
+
+
 def _abort_map_runs(store: RedisStore, execution_id: str, tr: Transition, write: Write) -> None:
     """The execution fails or times out with Map Runs running (its end set the advance
     that stops their children: orchestrator/engine/maprun.py ``stop_map_runs``): they are
@@ -286,11 +290,14 @@ def _abort_map_runs(store: RedisStore, execution_id: str, tr: Transition, write:
     last event, as a stop writes them, and marked ``abort`` for that advance."""
     if any(event["type"] == "MapRunAborted" for event in tr.events):
         return  # (written already)
+    # A run that ends in this transition (its Map's failure fails the execution) is not
+    # aborted: its advance writes its end.
+    ending = {e.get("mapRunArn") for e in tr.events if e["type"] in MAP_RUN_ENDS}
     keys = store.keys
     runs: list[tuple[str, str | None]] = []
     for key in store.map_run_containers(execution_id):
         mr = store.map_run(execution_id, key)
-        if mr.get("status") != "RUNNING":
+        if mr.get("status") != "RUNNING" or mr.get("arn") in ending:
             continue
         mr_key = keys.map_run(execution_id, key)
         version = str(int(mr.get("v") or 0) + 1)
