@@ -16,7 +16,13 @@ from typing import Any
 import pytest
 from celery import signals
 
-from orchestrator import config, list_map_run_children, list_map_runs, start_workflow
+from orchestrator import (
+    config,
+    list_map_run_children,
+    list_map_runs,
+    redrive_execution,
+    start_workflow,
+)
 from orchestrator.engine.celery_app import broker_priority, publishing_app
 from orchestrator.engine.store import get_store
 from orchestrator.errors import ConfigurationError, InvalidInputError
@@ -81,6 +87,18 @@ def test_every_message_of_an_execution_carries_its_priority(
     sent = published.of(unique_name)
     assert [key for key, _ in sent] == ["First", "Second", "Third"]
     assert {priority for _, priority in sent} == {_on_broker(7)}
+
+
+def test_a_redrive_publishes_with_the_recorded_priority(
+    published: Published, unique_name: str, tag: str
+) -> None:
+    # The redrive's process knows the execution only by its id: the record says.
+    handle = start_workflow(
+        machine({"Flaky": task("flaky")}), {"tag": tag, "fail": 1}, name=unique_name, priority=6
+    )
+    assert handle.result(30).status == "FAILED"
+    assert redrive_execution(unique_name).result(30).status == "SUCCEEDED"
+    assert published.of(unique_name) == [("Flaky", _on_broker(6))] * 2
 
 
 def test_without_a_priority_an_execution_gets_the_configured_default(
