@@ -30,6 +30,8 @@ from celery import Task, signals
 
 from orchestrator.config import get_settings
 from orchestrator.engine.celery_app import ACTIVITY_TASK, app
+from orchestrator.engine.limits import Limits, local_limits
+from orchestrator.engine.limits import register as register_limits
 from orchestrator.engine.store import get_store
 from orchestrator.errors import ActivityNotFound
 from orchestrator.language.interpreter import LAMBDA_INVOKE, WAIT_FOR_TOKEN, is_lambda_invoke
@@ -82,10 +84,22 @@ def install_step_runner(runner: StepRunner) -> StepRunner:
 @overload
 def activity(name: F) -> F: ...
 @overload
-def activity(name: str | None = None, *, queue: str | None = None) -> Callable[[F], F]: ...
+def activity(
+    name: str | None = None,
+    *,
+    queue: str | None = None,
+    max_concurrency: int | None = None,
+    rate_limit: str | None = None,
+) -> Callable[[F], F]: ...
 
 
-def activity(name: str | Callable[..., Any] | None = None, *, queue: str | None = None) -> Any:
+def activity(
+    name: str | Callable[..., Any] | None = None,
+    *,
+    queue: str | None = None,
+    max_concurrency: int | None = None,
+    rate_limit: str | None = None,
+) -> Any:
     """Register a function as an activity that Task states can run.
 
     Use as ``@activity("validate-order")``, ``@activity()`` or ``@activity`` (the
@@ -98,6 +112,12 @@ def activity(name: str | Callable[..., Any] | None = None, *, queue: str | None 
     or any worker importing this activity: it consumes the queues of the activities it
     imports); without one, the default queue (``ORCHESTRATOR_QUEUE``).
 
+    ``max_concurrency``: at most that many of its steps run at once across the cluster;
+    ``rate_limit`` (``"10/s"``, ``"30/m"``, ``"100/h"``): at most that many start per
+    second, minute or hour across the cluster. Steps over a limit wait in Redis, not in a
+    worker (:mod:`orchestrator.engine.limits`); the workers importing the activity
+    advertise its limits, so that every process publishing its steps obeys them.
+
     The function is returned unchanged, so it stays directly callable and testable. Its
     Celery task (named after the activity, so Flower lists it by that name) is reachable
     as ``get_activity(name).task``.
@@ -105,15 +125,20 @@ def activity(name: str | Callable[..., Any] | None = None, *, queue: str | None 
     if callable(name):
         return _register(name.__name__, name)
 
+    limits = Limits(max_concurrency, rate_limit)  # validated here, at the decorator
+
     def decorator(function: F) -> F:
-        _register(name or function.__name__, function, queue)
+        _register(name or function.__name__, function, queue, limits)
         return function
 
     return decorator
 
 
 def _register(
-    name: str, function: Callable[..., Any], queue: str | None = None
+    name: str,
+    function: Callable[..., Any],
+    queue: str | None = None,
+    limits: Limits | None = None,
 ) -> Callable[..., Any]:
     if not ACTIVITY_NAME.match(name):
         raise ValueError(f"activity name {name!r}: use 1-140 letters, digits, '_', '-' or '.'")
@@ -141,6 +166,7 @@ def _register(
     run.__doc__ = function.__doc__
     task = app.task(name=name, bind=True, shared=False, **{ACTIVITY_TASK: True})(run)
     _registry[name] = Activity(name, function, task, queue or None)
+    register_limits(name, limits or Limits())
     return function
 
 
@@ -232,6 +258,10 @@ def advertise() -> None:
     if _registry:
         get_store().advertise_activities(
             {name: _registry[name].queue or "" for name in sorted(_registry)}
+        )
+        # Global limits: every publishing process reads them (orchestrator.engine.limits).
+        get_store().advertise_limits(
+            {name: limits.to_json() if limits else None for name, limits in local_limits().items()}
         )
 
 

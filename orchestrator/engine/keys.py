@@ -112,6 +112,25 @@ Global keys (one each, not per execution; issue 18 will partition the indexes)::
     {p}:workers         HASH   worker node name -> JSON ``{"queues": [...], "until": t}``,
                                refreshed by each running worker, dropped when it stops;
                                an entry past ``until`` is a dead worker's (ignored, pruned)
+    {p}:activity-limits HASH   activity name -> JSON ``{"max_concurrency": N or null,
+                               "rate_limit": "10/s" or null}``, advertised by the workers
+                               that import the activity (a field is dropped when its limits
+                               are): what every publishing process obeys (engine/limits.py)
+    {p}:permits:{a}     ZSET   the permits of activity {a} (``max_concurrency``): lease
+                               members ``[id, step key]`` of the steps holding one, scored
+                               by when the timer process looks at the permit again (if the
+                               step is in neither ``{p}:leases`` nor ``{p}:outbox`` then,
+                               it is handed on; else pushed back a lease). ZCARD is the
+                               number of permits in use
+                               (``orchestrator_activity_permits_in_use{activity}``)
+    {p}:permits:{a}:waiting ZSET steps of {a} waiting for a permit (not published, out of
+                               the outbox), scored by arrival: the end of a permitted step
+                               (permits.lua ``release``) or the timer process
+                               (``recover``) hands the permit to the first, in the
+                               outbox, in the same write
+    {p}:rate:{a}        HASH   activity {a}'s token bucket (``rate_limit``): ``tokens``
+                               (negative: reserved ahead) and ``ts`` (their time); a step
+                               over the rate waits as a ``limit`` timer in ``{p}:timers``
 
 Above, ``{p}``, ``{hash}``, ``{S}`` and ``{w}`` are placeholders; ``{<id>}`` stands for the
 id written between braces (``orch:x:{order-17}:s``), the only braces in any key. Data written
@@ -161,6 +180,9 @@ running workflow with MONITOR and fails otherwise:
   the oldest beyond the limit; the store calls it once per letter to drop (after a
   write, one letter or none).
 * MULTI (``add_dead_letter``): one message's letter and ``{p}:dlq``.
+* ``permits.lua``: one activity's ``{p}:permits:{a}``, its waiting set, ``{p}:outbox``
+  and ``{p}:leases`` (permits), or its ``{p}:rate:{a}``, ``{p}:timers`` and
+  ``{p}:outbox`` (rate); no execution's keys.
 
 So in a Redis Cluster, each call would run on one slot but for the global keys: the
 remaining step (issue 18) is to partition those indexes, e.g. per slot range.
@@ -320,6 +342,25 @@ class Keys:
     def execution_counters(self) -> str:
         """Executions started, redriven and ended, per workflow (Prometheus counters)."""
         return f"{self.prefix}:metrics:executions"
+
+    @property
+    def activity_limits(self) -> str:
+        """The advertised global limits of each limited activity (JSON per name)."""
+        return f"{self.prefix}:activity-limits"
+
+    def activity_permits(self, activity: str) -> str:
+        """The permits of ``activity`` in use: a sorted set of the lease members of the
+        steps holding one (``max_concurrency``); its ZCARD is the number in use, what the
+        ``orchestrator_activity_permits_in_use{activity}`` gauge reads."""
+        return f"{self.prefix}:permits:{activity}"
+
+    def activity_waiting(self, activity: str) -> str:
+        """The steps of ``activity`` waiting for a permit, scored by arrival."""
+        return f"{self.prefix}:permits:{activity}:waiting"
+
+    def activity_rate(self, activity: str) -> str:
+        """The token bucket of ``activity``'s ``rate_limit`` (``tokens``, ``ts``)."""
+        return f"{self.prefix}:rate:{activity}"
 
     @property
     def tick_lock(self) -> str:

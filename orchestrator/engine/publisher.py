@@ -35,6 +35,7 @@ from orchestrator.config import get_settings
 from orchestrator.engine.activities import queue_for
 from orchestrator.engine.celery_app import app, broker_priority, publishing_app
 from orchestrator.engine.compiler import fan_out, run_signature
+from orchestrator.engine.limits import admit
 from orchestrator.engine.records import lease_member
 from orchestrator.engine.store import OutageLog, RedisStore, get_store
 from orchestrator.language.interpreter import (
@@ -103,6 +104,8 @@ def publish(
         scope, name = interp.scope_of(dispatch.step_key)
         run = straight_run(scope.states, scope.prefix, name, dispatch.activity, interp.resolve)
         runs.append((run, dispatch.params))
+    # Global limits: steps over one wait in Redis instead of being sent.
+    runs = admit(execution_id, runs, get_store())
     if not runs:
         return
     # Each activity's queue; declared per broker: another client's broker has not seen

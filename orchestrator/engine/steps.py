@@ -17,7 +17,7 @@ from typing import Any
 from celery import Task
 
 from orchestrator.config import get_settings
-from orchestrator.engine import activities
+from orchestrator.engine import activities, waiting
 from orchestrator.engine.celery_app import app
 from orchestrator.engine.commit import DEAD_LETTER_TASK, run_transition
 from orchestrator.engine.context import ActivityContext, push_heartbeat, running
@@ -157,6 +157,10 @@ def _run_step(
             execution_id=execution_id,
             state=state_name(step_key),
         )
+    if not claimed and str(details[0]).startswith(("no execution", "execution ")):
+        # It can never run: its permit, if it holds one, goes on (a duplicate of a
+        # running step keeps it).
+        waiting.release_step(store, task.name, execution_id, step_key)
     if not claimed:
         logger.info(
             "dropping duplicate or stale step message %s/%s (%s)",
@@ -218,6 +222,8 @@ def _run_step(
             history_base=int(history_length),  # type: ignore[arg-type]
             known=known,
         )
+    # Its permit (max_concurrency) goes to the next waiting step.
+    waiting.release_step(store, task.name, execution_id, step_key)
     if tr is None:
         logger.info(
             "discarding late result of %s/%s%s",

@@ -356,6 +356,7 @@ class RedisStore:
         self._timers = client.register_script((_LUA_DIR / "timers.lua").read_text())
         self._trim = client.register_script((_LUA_DIR / "trim_dead_letters.lua").read_text())
         self._forget = client.register_script((_LUA_DIR / "forget_execution.lua").read_text())
+        self._limits = client.register_script((_LUA_DIR / "permits.lua").read_text())
 
     def close(self) -> None:
         """Close the store's connections."""
@@ -841,6 +842,85 @@ class RedisStore:
         """Release the timer loop's lock if ``owner`` still holds it."""
         if self.client.get(self.keys.tick_lock) == owner:
             self.client.delete(self.keys.tick_lock)
+
+    # -- global activity limits (orchestrator/engine/limits.py, permits.lua) ----------
+
+    def activity_limits(self) -> dict[str, str]:
+        """The advertised limits of each limited activity: name -> JSON."""
+        return dict(self.client.hgetall(self.keys.activity_limits))
+
+    def advertise_limits(self, limits: dict[str, str | None]) -> None:
+        """Record these activities' limits (JSON), or drop them (None)."""
+        kept = {name: text for name, text in limits.items() if text is not None}
+        dropped = [name for name, text in limits.items() if text is None]
+        pipe = self.client.pipeline(transaction=False)
+        if kept:
+            pipe.hset(self.keys.activity_limits, mapping=kept)  # type: ignore[arg-type]
+        if dropped:
+            pipe.hdel(self.keys.activity_limits, *dropped)
+        pipe.execute()
+
+    def _permits(
+        self, op: str, activity: str, limit: int, expiry: float, now: float, members: list[str]
+    ) -> tuple[list[bool], list[str]]:
+        keys = self.keys
+        raw = self.lane.run(
+            self._limits,
+            [
+                keys.activity_permits(activity),
+                keys.activity_waiting(activity),
+                keys.outbox,
+                keys.leases,
+            ],
+            [op, limit, repr(expiry), repr(now), *members],
+        )
+        return [bool(r) for r in raw[0]], [str(m) for m in raw[1]]
+
+    def acquire_permits(
+        self, activity: str, limit: int, members: list[str], expiry: float, now: float
+    ) -> tuple[list[bool], list[str]]:
+        """For each step (lease member) of ``activity``: whether it holds one of its
+        ``limit`` permits (else it waits, out of the outbox); and the other waiting steps
+        this call handed a free permit to (in the outbox, to publish)."""
+        return self._permits("acquire", activity, limit, expiry, now, members)
+
+    def release_permits(
+        self, activity: str, limit: int, members: list[str], expiry: float, now: float
+    ) -> list[str]:
+        """Give these steps' permits back; the waiting steps handed one (in the outbox)."""
+        return self._permits("release", activity, limit, expiry, now, members)[1]
+
+    def recover_permits(self, activity: str, limit: int, expiry: float, now: float) -> list[str]:
+        """Take back the permits due by ``now`` whose steps are neither running (a lease)
+        nor dispatched (the outbox), push back the others; the waiting steps handed one."""
+        return self._permits("recover", activity, limit, expiry, now, [])[1]
+
+    def permits_in_use(self, activities: list[str]) -> list[int]:
+        """The number of permits each activity's steps hold (ZCARD), in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for activity in activities:
+            pipe.zcard(self.keys.activity_permits(activity))
+        return [int(n) for n in pipe.execute()]
+
+    def take_rate_token(
+        self,
+        activity: str,
+        rate: float,
+        capacity: float,
+        now: float,
+        member: str,
+        timer: str,
+        lease_seconds: float,
+    ) -> float:
+        """Take a token of ``activity``'s bucket for a step: the seconds it must wait
+        (0: publish now; else its ``timer`` is set that much later, and its outbox entry
+        moved past it, in the same call)."""
+        raw = self.lane.run(
+            self._limits,
+            [self.keys.activity_rate(activity), self.keys.timers, self.keys.outbox],
+            ["rate", repr(rate), repr(capacity), repr(now), member, timer, repr(lease_seconds)],
+        )
+        return float(raw)
 
     # -- activities, dead letters, housekeeping ---------------------------------------
 

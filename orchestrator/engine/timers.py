@@ -24,7 +24,7 @@ from typing import Any
 
 from orchestrator import config
 from orchestrator.config import get_settings
-from orchestrator.engine import maprun
+from orchestrator.engine import limits, maprun, waiting
 from orchestrator.engine.celery_app import app, broker_priority, reconfigure
 from orchestrator.engine.commit import (
     Prepared,
@@ -162,6 +162,11 @@ def run_tick(
                 store.extend_tick_lock(lock_ms)
                 renewed = time.monotonic()
         recover_now = clock()
+        # Global limits: permits whose steps ended unreleased go to the waiting steps.
+        try:
+            handled += waiting.recover_permits(store, recover_now)
+        except Exception:  # noqa: BLE001 - tried again next tick
+            logger.exception("recovering activity permits failed")
         for member in store.due_leases(recover_now, BATCH):
             handled += 1
             try:
@@ -368,6 +373,11 @@ def fire_timers(store: RedisStore, members: list[str], now: float) -> None:
     """
     if not members:
         return
+    # Rate-limited steps whose turn came are published (orchestrator/engine/limits.py).
+    turns = [m for m in members if m.startswith(limits.LIMIT_TIMER_PREFIX)]
+    if turns:
+        waiting.fire_rate_timers(store, turns)
+        members = [m for m in members if not m.startswith(limits.LIMIT_TIMER_PREFIX)]
     # A Distributed Map's timers move its Map Run (orchestrator/engine/maprun.py).
     runs = [m for m in members if m.startswith(_MAP_RUN_PREFIXES)]
     if runs:

@@ -83,6 +83,7 @@ def test_every_call_touches_at_most_one_execution(monitor: Monitor, tag: str) ->
         keys.dead_letters,
         keys.activities,
         keys.activity_queues,
+        keys.activity_limits,
         keys.workers,
         keys.execution_counters,
         keys.tick_lock,
@@ -107,6 +108,8 @@ def test_every_call_touches_at_most_one_execution(monitor: Monitor, tag: str) ->
                         arg in global_keys
                         or arg.startswith(f"{own}def:")
                         or arg.startswith(f"{keys.executions}:")  # listing indexes
+                        # a limited activity's permits, waiting steps and token bucket
+                        or arg.startswith((f"{own}permits:", f"{own}rate:"))
                     )
                     assert untagged, f"{arg} has no hash tag in {call.commands}"
         assert len(tags) <= 1, f"one call touches executions {sorted(tags)}: {call.commands}"
