@@ -1273,7 +1273,10 @@ class Interpreter:
         for i in range(window):
             if tr.statuses.get(key) != StepStatus.RUNNING:
                 break  # a branch failed inline and took the container down
-            self._start_branch(tr, key, state, i, inputs[i])
+            # The window is started whole, and beside it the items that its inline ends
+            # start, up to MAP_START_BUDGET: a 1,000-item Map of Pass items ends in its
+            # first transition instead of leaving its last item to a refill timer.
+            self._start_branch(tr, key, state, i, inputs[i], budgeted=False)
 
     # -- Distributed Map ----------------------------------------------------------------
 
@@ -1542,13 +1545,25 @@ class Interpreter:
             raise StatesRuntimeError("ToleratedFailurePercentage must be between 0 and 100.")
         record.tolerated_count, record.tolerated_percentage = count, percentage
 
-    def _start_branch(self, tr: Transition, key: str, state: Any, index: int, value: Any) -> None:
+    def _start_branch(
+        self,
+        tr: Transition,
+        key: str,
+        state: Any,
+        index: int,
+        value: Any,
+        *,
+        budgeted: bool = True,
+    ) -> None:
+        """Start branch or item ``index``; a Map item counts against the transition's
+        start budget unless it is one of the Map's first window (not ``budgeted``)."""
         if isinstance(state, ParallelState):
             branch = state.branches[index]
         else:
             branch = state.item_processor
             tr.event("MapIterationStarted", key, index=index)
-            tr.started_items += 1
+            if budgeted:
+                tr.started_items += 1
         child = Scope(f"{key}[{index}]/", branch.states, key, index)
         self.enter(tr, child, branch.start_at, value)
 

@@ -10,6 +10,7 @@ import pytest
 from orchestrator.language.definition import parse_definition
 from orchestrator.language.interpreter import (
     MAP_REFILL,
+    MAP_START_BUDGET,
     MAP_WINDOW,
     ExecutionInfo,
     Interpreter,
@@ -337,6 +338,29 @@ def test_an_ending_item_of_an_unbounded_map_starts_a_batch_of_items() -> None:
     apply_fields(reader, second)
     third = it.task_succeeded("M[2]/T", tr.records["M[2]/T"], "c", NOW)  # type: ignore[arg-type]
     assert third.dispatches == [] and Slot.next_item("M") not in third.changes
+
+
+def test_a_transition_starts_the_window_and_a_budget_of_inline_items() -> None:
+    """Pass items end inline and start the next ones: the first transition starts the
+    window (MAP_WINDOW) plus MAP_START_BUDGET items, and defers the rest to a refill."""
+    sm = machine(
+        {
+            "M": {
+                "Type": "Map",
+                "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}},
+                "End": True,
+            }
+        }
+    )
+    whole = interp(sm, list(range(MAP_WINDOW + MAP_START_BUDGET)), reader=DictReader())
+    tr = whole.start(NOW)
+    assert types(tr).count("MapIterationStarted") == MAP_WINDOW + MAP_START_BUDGET
+    assert tr.timers == [] and tr.joins.count("M") == MAP_WINDOW + MAP_START_BUDGET
+    more = interp(sm, list(range(MAP_WINDOW + MAP_START_BUDGET + 7)), reader=DictReader())
+    tr = more.start(NOW)
+    assert types(tr).count("MapIterationStarted") == MAP_WINDOW + MAP_START_BUDGET
+    assert int(tr.changes[Slot.deferred("M")]) >= 7  # what the ending items asked for
+    assert [timer for _, timer in tr.timers] == [["refill", "M", 0]]
 
 
 def test_a_bounded_map_refills_one_item_at_a_time() -> None:
