@@ -34,6 +34,7 @@ from orchestrator.engine.messages import excerpt
 from orchestrator.engine.publisher import Handover, publish
 from orchestrator.engine.records import (
     ITEM_CHUNK,
+    base_status,
     branch_failure_marks,
     branch_location,
     chunk_items,
@@ -42,6 +43,7 @@ from orchestrator.engine.records import (
     field_name,
     item_chunk_text,
     lease_member,
+    map_run_fields,
     record_texts,
     timer_member,
 )
@@ -297,17 +299,41 @@ def _abort_map_runs(store: RedisStore, execution_id: str, tr: Transition, write:
     runs: list[tuple[str, str | None]] = []
     for key in store.map_run_containers(execution_id):
         mr = store.map_run(execution_id, key)
-        if mr.get("status") != "RUNNING" or mr.get("arn") in ending:
+        first = None
+        if mr.get("status") != "RUNNING" and key not in tr.records:
+            first = unadvanced_map_run(store, execution_id, key, mr)
+        if (mr.get("status") != "RUNNING" and first is None) or mr.get("arn") in ending:
             continue
         mr_key = keys.map_run(execution_id, key)
         version = str(int(mr.get("v") or 0) + 1)
         write.guard_field(mr_key, "v", mr.get("v"))
+        if first is not None:
+            # Started, listed by its start's commit, not advanced yet: its record now.
+            write.op("del", mr_key)
+            write.op("del", keys.map_run_children(execution_id, key))
+            write.op("hset", mr_key, *[x for pair in first.items() for x in pair])
         write.op("hset", mr_key, "status", "ABORTED", "stop", repr(tr.now), "abort", "1")
         write.op("hset", mr_key, "v", version)
-        runs.append((key, mr.get("arn")))
+        runs.append((key, (first or mr).get("arn")))
     if runs and tr.events:
         last = tr.events.pop()
         tr.events += [*Interpreter.map_runs_aborted(tr.now, runs).events, last]
+
+
+def unadvanced_map_run(
+    store: RedisStore, execution_id: str, key: str, mr: dict[str, str]
+) -> dict[str, str] | None:
+    """The first fields of the Map Run that the running Map ``key`` started and no
+    advance has recorded yet (its start's commit listed it; ``mr``: a former run's
+    record, or nothing), else None."""
+    status, text = store.step_state(execution_id, key)
+    if status is None or base_status(status) != StepStatus.RUNNING or not text:
+        return None
+    record = StepRecord.loads(text)
+    run = record.run
+    if run is None or run["id"] == mr.get("run"):
+        return None
+    return map_run_fields(run, key, record.entered)
 
 
 def _register_map_run(write: Write, keys: Keys, execution_id: str, key: str) -> None:

@@ -66,6 +66,7 @@ from orchestrator.engine.commit import (
     start_write,
     stop_write,
     transition_write,
+    unadvanced_map_run,
 )
 from orchestrator.engine.items import (
     ItemCursor,
@@ -84,6 +85,7 @@ from orchestrator.engine.records import (
     ITEM_CHUNK,
     base_status,
     chunk_items,
+    map_run_fields,
     parse_timer_member,
     timer_member,
 )
@@ -158,22 +160,6 @@ def parse_map_run_arn(arn: str) -> tuple[str, str] | None:
 
 
 # -- definitions ------------------------------------------------------------------------
-
-
-def map_run_fields(run: dict[str, Any], key: str, now: float) -> dict[str, str]:
-    """The first fields of the Map Run record of Distributed Map ``key`` (``run``: its
-    step record's ``run``), started at ``now``."""
-    return {
-        "run": run["id"],
-        "arn": run["arn"],
-        "label": run["label"],
-        "key": key,
-        "type": run.get("type", "STANDARD"),
-        "status": "RUNNING",
-        "start": repr(now),
-        "max": str(run["max"]),
-        "next": "0",
-    }
 
 
 def check_definition(machine: StateMachine) -> None:
@@ -375,7 +361,7 @@ def stop_execution(
             if mr.get("status") == "RUNNING":
                 runs.append((key, mr, None))
             else:
-                first = _not_advanced(store, execution_id, key, mr)
+                first = unadvanced_map_run(store, execution_id, key, mr)
                 if first is not None:
                     runs.append((key, mr, first))
         aborted = [(key, first or mr) for key, mr, first in runs]
@@ -398,22 +384,6 @@ def stop_execution(
         if store.execution_status(execution_id) != "RUNNING":
             return False
     return False
-
-
-def _not_advanced(
-    store: RedisStore, execution_id: str, key: str, mr: dict[str, str]
-) -> dict[str, str] | None:
-    """The first fields of the Map Run that Map ``key`` started and no advance has
-    recorded yet (its start's commit listed it, ``mr`` is a former run's record or
-    nothing), None if there is none."""
-    status, text = store.step_state(execution_id, key)
-    if status is None or base_status(status) != StepStatus.RUNNING or not text:
-        return None
-    record = StepRecord.loads(text)
-    run = record.run
-    if run is None or run["id"] == mr.get("run"):
-        return None
-    return map_run_fields(run, key, record.entered)
 
 
 def stop_child(store: RedisStore, execution_id: str, cause: str, now: float) -> None:
@@ -481,21 +451,29 @@ def abandon_map_runs(store: RedisStore, execution_id: str, now: float | None = N
     keys = store.keys
     for key in store.map_run_containers(execution_id):
         mr = store.map_run(execution_id, key)
-        if mr.get("status") != "RUNNING":
-            continue
         fields = [keys.status_field(step) for step in (key, *ancestors(key))]
         statuses = store.step_fields(execution_id, fields)
         if all(s is not None and base_status(s) == StepStatus.RUNNING for s in statuses):
             continue
+        first = None  # a run its start listed that no advance has recorded yet
+        if mr.get("status") != "RUNNING":
+            first = unadvanced_map_run(store, execution_id, key, mr)
+            if first is None:
+                continue
         mr_key = keys.map_run(execution_id, key)
         write = Write().guard_field(keys.execution(execution_id), "status", "RUNNING")
         for name, value in zip(fields, statuses, strict=True):
             write.guard_field(keys.steps(execution_id), name, value)
         write.guard_field(mr_key, "v", mr.get("v"))
+        if first is not None:
+            write.op("del", mr_key)
+            write.op("del", keys.map_run_children(execution_id, key))
+            write.op("hset", mr_key, *[x for pair in first.items() for x in pair])
         write.op("hset", mr_key, "status", "ABORTED", "stop", repr(now), "v", _bump(mr.get("v")))
-        tr = Interpreter.map_runs_aborted(now, [(key, mr.get("arn"))])
+        run = first or mr
+        tr = Interpreter.map_runs_aborted(now, [(key, run.get("arn"))])
         if store.commit(transition_write(store, execution_id, tr, write)):
-            _aborted(store, execution_id, key, mr, now)
+            _aborted(store, execution_id, key, run, now)
 
 
 def _containers_running(store: RedisStore, execution_id: str, key: str) -> bool:

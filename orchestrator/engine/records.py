@@ -233,6 +233,22 @@ def timer_member(kind: str, execution_id: str, step_key: str, attempt: int) -> s
     return dumps([kind, execution_id, step_key, attempt])
 
 
+def map_run_fields(run: dict[str, Any], key: str, now: float) -> dict[str, str]:
+    """The first fields of the Map Run record of Distributed Map ``key`` (``run``: its
+    step record's ``run``), started at ``now``."""
+    return {
+        "run": run["id"],
+        "arn": run["arn"],
+        "label": run["label"],
+        "key": key,
+        "type": run.get("type", "STANDARD"),
+        "status": "RUNNING",
+        "start": repr(now),
+        "max": str(run["max"]),
+        "next": "0",
+    }
+
+
 def parse_timer_member(member: str) -> tuple[str, str, str, int]:
     """``(kind, execution id, step key, attempt)`` of a timers-set member."""
     kind, execution_id, step_key, attempt = json.loads(member)

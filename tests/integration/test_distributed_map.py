@@ -818,3 +818,99 @@ def test_an_express_child_over_its_time_limit_times_out(
             "ExecutionStarted",
             "ExecutionTimedOut",
         ]
+
+
+class _HeldAdvances:
+    """Hold back every Map Run advance of one execution (as if beat had not come to it
+    yet) until :meth:`release`; the advances held are tried again soon after."""
+
+    def __init__(self, execution_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.execution_id, self.held = execution_id, True
+        real = maprun.advance
+
+        def holding(store: Any, parent: str, *args: Any, **kwargs: Any) -> Any:
+            if parent == self.execution_id and self.held:
+                raise RuntimeError("held back by the test")
+            return real(store, parent, *args, **kwargs)
+
+        monkeypatch.setattr(maprun, "RETRY_BROKEN_S", 0.2)
+        monkeypatch.setattr(maprun, "advance", holding)
+
+    def release(self) -> None:
+        self.held = False
+
+
+def _parallel_around_dmap(tag: str, catch: bool) -> dict[str, Any]:
+    block = {"Type": "Task", "Resource": "block", "End": True}
+    dmap = _dmap({"B": block}, "B", ItemsPath="$.items")["States"]["M"]
+    parallel: dict[str, Any] = {
+        "Type": "Parallel",
+        "Branches": [
+            {"StartAt": "M", "States": {"M": dmap}},
+            {
+                "StartAt": "W",
+                "States": {
+                    "W": {"Type": "Wait", "Seconds": 1, "Next": "F"},
+                    "F": {"Type": "Fail", "Error": "Other", "Cause": "boom"},
+                },
+            },
+        ],
+    }
+    states: dict[str, Any] = {"P": parallel}
+    if catch:
+        parallel["Catch"] = [{"ErrorEquals": ["Other"], "ResultPath": "$.error", "Next": "After"}]
+        parallel["End"] = True
+        states["After"] = {"Type": "Task", "Resource": "block", "InputPath": "$.after", "End": True}
+    else:
+        parallel["End"] = True
+    return {"StartAt": "P", "States": states}
+
+
+def test_a_parent_failing_before_the_first_advance_aborts_the_run(
+    tag: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parent fails (another branch) before its Map Run's first advance: its end's
+    write still aborts the run, MapRunAborted before ExecutionFailed; no child starts."""
+    name = f"unadvanced-failed-{tag}"
+    held = _HeldAdvances(name, monkeypatch)
+    items = [{"tag": tag, "i": i} for i in range(2)]
+    handle = start_workflow(_parallel_around_dmap(tag, catch=False), {"items": items}, name=name)
+    result = handle.result(10)
+    assert result.status == "FAILED" and result.error == "Other", result
+    history = get_execution_history(handle.execution_id)
+    assert [e.type for e in history[-2:]] == ["MapRunAborted", "ExecutionFailed"]
+    (run,) = list_map_runs(handle.execution_id)
+    assert history[-2].details["mapRunArn"] == run.map_run_arn
+    assert describe_map_run(run.map_run_arn).status == "ABORTED"
+    held.release()
+    store = get_store()
+    wait_until(lambda: not [m for m in store.due_timers(time.time() + 60, 1000) if name in m], 10)
+    assert list_map_run_children(run.map_run_arn) == []
+    assert _events(handle.execution_id).count("MapRunAborted") == 1
+
+
+def test_a_run_abandoned_before_its_first_advance_is_aborted(
+    tag: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The branch of a Map Run not advanced yet is abandoned (the Parallel's failure is
+    caught, the execution goes on): the run is aborted (MapRunAborted), no child starts."""
+    name = f"unadvanced-abandoned-{tag}"
+    held = _HeldAdvances(name, monkeypatch)
+    items = [{"tag": tag, "i": i} for i in range(2)]
+    definition = _parallel_around_dmap(tag, catch=True)
+    handle = start_workflow(
+        definition, {"items": items, "after": {"tag": f"{tag}-after"}}, name=name
+    )
+    try:
+        wait_until(lambda: "ParallelStateFailed" in _events(handle.execution_id), 10)
+        held.release()
+        wait_until(lambda: "MapRunAborted" in _events(handle.execution_id), 10)
+        assert describe_execution(handle.execution_id).status == "RUNNING"
+        (run,) = list_map_runs(handle.execution_id)
+        assert describe_map_run(run.map_run_arn).status == "ABORTED"
+        assert list_map_run_children(run.map_run_arn) == []
+    finally:
+        release(f"{tag}-after")
+        release(tag)
+    assert handle.result(20).status == "SUCCEEDED"
+    assert _events(handle.execution_id).count("MapRunAborted") == 1
