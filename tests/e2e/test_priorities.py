@@ -2,7 +2,8 @@
 
 One ``orchestrator worker`` process (one thread) and ``orchestrator beat``, separate
 processes, on the suite's broker (the embedded Redis, or ``REDIS_URL``/``BROKER_URL``:
-RabbitMQ in CI's second phase). 2,000 one-step executions at the default priority are
+RabbitMQ in CI's second phase). 2,000 one-step executions at the default priority (an
+activity of 10 ms: the backlog takes this worker 20 s or more, whatever the machine) are
 queued first; an execution of priority 9 started after them runs Task -> Wait 1 s ->
 Task -> Task: its first step is published by this process, the next by beat (the Wait's
 timer), the last by the worker (a chain): each message carries priority 9, so it ends
@@ -91,7 +92,7 @@ def test_an_urgent_execution_overtakes_a_backlog_on_one_worker_process(
     cluster: tuple[config.Settings, dict[str, str], Orchestrator], tmp_path: Path
 ) -> None:
     settings, env, client = cluster
-    backlog = machine({"Only": task("echo")})
+    backlog = machine({"Only": task("sleep", Parameters={"seconds": 0.01, "tag": "backlog"})})
     urgent = machine(
         {
             "First": task("echo", Next="Pause"),
