@@ -79,3 +79,27 @@ def test_dispatch_batches_carry_each_executions_priority() -> None:
     for bad in (10, -1, "9", True, None):
         with pytest.raises(BadMessage):
             dispatch_arguments([[["e", "h", [["S", "S", "echo", {}]], bad]]], {})
+
+
+def test_cli_run_passes_its_priority_and_checks_the_range(monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from orchestrator import cli, config
+
+    runner = CliRunner()
+    definition = '{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}'
+    assert runner.invoke(cli.app, ["run", definition, "--priority", "12"]).exit_code == 2
+    seen: dict[str, object] = {}
+
+    def start(definition: object, payload: object, **options: object) -> None:
+        seen.update(options)
+        raise InvalidInputError("stop here")
+
+    monkeypatch.setattr(cli, "start_workflow", start)
+    config.configure(config.Settings(redis_url="redis://127.0.0.1:1/0"))
+    try:
+        result = runner.invoke(cli.app, ["run", definition, "--priority", "9"])
+    finally:
+        config.configure(None)
+    assert result.exit_code == 2 and "stop here" in result.output
+    assert seen == {"name": None, "priority": 9}
