@@ -8,6 +8,7 @@ processes ran them.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import Any
 
@@ -21,12 +22,21 @@ RATED = "limits-ten-per-second"
 UNLIMITED = "limits-none"
 
 
+#: Spans run in this process, by the request's ``tag`` (the in-process worker's tests).
+RECORDED: dict[str, list[dict[str, Any]]] = {}
+_lock = threading.Lock()
+
+
 def _span(request: Any) -> dict[str, Any]:
     start = time.time()
     seconds = float(request.get("sleep", 0)) if isinstance(request, dict) else 0.0
     if seconds:
         time.sleep(seconds)
-    return {"start": start, "end": time.time(), "pid": os.getpid()}
+    span = {"start": start, "end": time.time(), "pid": os.getpid()}
+    if isinstance(request, dict) and "tag" in request:
+        with _lock:
+            RECORDED.setdefault(str(request["tag"]), []).append(span)
+    return span
 
 
 @activity(LIMITED, max_concurrency=2)

@@ -190,6 +190,20 @@ def limited_activities(store: RedisStore) -> dict[str, Limits]:
 _rate_taken: ContextVar[bool] = ContextVar("orchestrator_rate_taken", default=False)
 
 
+#: Set while a process publishes a waiting step it was handed a permit for.
+_permit_held: ContextVar[bool] = ContextVar("orchestrator_permit_held", default=False)
+
+
+@contextlib.contextmanager
+def permit_held() -> Iterator[None]:
+    """The steps published in this context hold their permit already (handed one)."""
+    token = _permit_held.set(True)
+    try:
+        yield
+    finally:
+        _permit_held.reset(token)
+
+
 @contextlib.contextmanager
 def rate_taken() -> Iterator[None]:
     """The steps published in this context took their rate token already."""
@@ -236,7 +250,7 @@ def admit(execution_id: str, runs: list[Any], store: RedisStore) -> list[Any]:
             admitted.append((run, params))
             continue
         member = lease_member(execution_id, step.step_key)
-        if limits.max_concurrency is not None:
+        if limits.max_concurrency is not None and not _permit_held.get():
             (held,), _ = store.acquire_permits(
                 step.activity, limits.max_concurrency, [member], expiry, now
             )
@@ -255,8 +269,9 @@ def admit(execution_id: str, runs: list[Any], store: RedisStore) -> list[Any]:
 
 
 def release(store: RedisStore, activity: str, execution_id: str, step_key: str) -> list[str]:
-    """A step of ``activity`` ended (or can never run): give its permit back; the
-    waiting steps it went to (in the outbox, to publish)."""
+    """A step of ``activity`` ended (or can never run): give its permit back, unless the
+    step was dispatched again meanwhile (a loop back to its state, a retried attempt:
+    it keeps it); the waiting steps it went to (in the outbox, to publish)."""
     limits = limits_for(activity, store)
     if limits is None or limits.max_concurrency is None:
         return []

@@ -887,7 +887,8 @@ class RedisStore:
     def release_permits(
         self, activity: str, limit: int, members: list[str], expiry: float, now: float
     ) -> list[str]:
-        """Give these steps' permits back; the waiting steps handed one (in the outbox)."""
+        """Give these steps' permits back (but a step dispatched again, in the leases or
+        the outbox, keeps its own); the waiting steps handed one (in the outbox)."""
         return self._permits("release", activity, limit, expiry, now, members)[1]
 
     def recover_permits(self, activity: str, limit: int, expiry: float, now: float) -> list[str]:

@@ -57,8 +57,9 @@ def publish_granted(store: RedisStore, members: list[str]) -> None:
 
 def _publish_granted(store: RedisStore, member: str) -> list[str]:
     execution_id, step_key = parse_lease_member(member)
-    if _publish_scheduled(store, execution_id, step_key):
-        return []
+    with limits.permit_held():  # no second round trip to learn it
+        if _publish_scheduled(store, execution_id, step_key):
+            return []
     status, record_text = store.step_state(execution_id, step_key)
     if status is not None and status.startswith("RUNNING"):
         return []  # running after all (it holds its permit): nothing to pass on

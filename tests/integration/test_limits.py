@@ -57,6 +57,36 @@ def test_max_concurrency_holds_steps_in_redis_and_hands_permits_on(
     assert store.client.zcard(waiting) == 0
 
 
+def test_a_step_looping_back_to_its_state_keeps_counting(
+    orchestrator: LocalOrchestrator, tag: str
+) -> None:
+    """A limited Task whose next run is the same step (a loop back to its state) takes
+    the permit on with it: the step's end does not release what its next run holds."""
+    store = get_store()
+    loop = machine(
+        {
+            "L": task(LIMITED, Parameters={"sleep": 0.1, "tag": tag}, ResultPath=None, Next="Inc"),
+            "Inc": {"Type": "Pass", "Parameters": {"n.$": "States.MathAdd($.n, 1)"}, "Next": "C"},
+            "C": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.n", "NumericLessThan": 3, "Next": "L"}],
+                "Default": "Done",
+            },
+            "Done": {"Type": "Succeed"},
+        }
+    )
+    handles = [start_workflow(loop, {"n": 0}) for _ in range(4)]
+    for handle in handles:
+        result = handle.result(timeout=30)
+        assert result.status == "SUCCEEDED", result
+    spans = limit_activities.RECORDED.pop(tag)
+    assert len(spans) == 12
+    assert limit_activities.max_overlap(spans) == 2
+    wait_until(
+        lambda: store.permits_in_use([LIMITED]) == [0], 10, message="every permit given back"
+    )
+
+
 def test_a_permit_whose_step_ended_unreleased_comes_back(
     orchestrator: LocalOrchestrator,
 ) -> None:

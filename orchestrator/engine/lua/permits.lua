@@ -6,7 +6,9 @@
 -- a granted step's outbox entry's) expiry, ARGV[4] now, ARGV[5...] lease members.
 --   acquire: for each member, 1 if it holds a permit (it had one: renewed; or one was
 --     free and nobody waits), else 0: it waits (out of the outbox: not published).
---   release: the members give their permits back.
+--   release: the members give their permits back, unless dispatched again meanwhile (in
+--     the leases or the outbox: a loop back to the same state, a retried or re-dispatched
+--     attempt), which keeps the permit for the step's next run.
 --   recover: permits due by now whose step is in neither the leases nor the outbox (a
 --     finished step whose worker died before its release, a stopped one) are taken back;
 --     the others are pushed back to ARGV[3].
@@ -70,8 +72,13 @@ if op == "acquire" then
   end
 elseif op == "release" then
   for i = 5, #ARGV do
-    redis.call("ZREM", KEYS[1], ARGV[i])
-    redis.call("ZREM", KEYS[2], ARGV[i])
+    local m = ARGV[i]
+    if redis.call("ZSCORE", KEYS[4], m) or redis.call("ZSCORE", KEYS[3], m) then
+      if redis.call("ZSCORE", KEYS[1], m) then redis.call("ZADD", KEYS[1], expiry, m) end
+    else
+      -- Not from the waiting set: a step waiting there is a later run's, kept.
+      redis.call("ZREM", KEYS[1], m)
+    end
   end
 elseif op == "recover" then
   local due = redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", now, "LIMIT", 0, 500)
