@@ -896,6 +896,25 @@ class RedisStore:
         nor dispatched (the outbox), push back the others; the waiting steps handed one."""
         return self._permits("recover", activity, limit, expiry, now, [])[1]
 
+    def waiting_step(
+        self, execution_id: str, step_key: str
+    ) -> tuple[str | None, str | None, str | None, tuple[str, str, str, str, str | None] | None]:
+        """What publishing a step that waited for a limit reads, in one round trip: the
+        step's status and record, its execution's status and :meth:`execution_meta`."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hmget(self.keys.steps(execution_id), [status_field(step_key), step_key])
+        pipe.hmget(
+            self.keys.execution(execution_id),
+            ["status", "name", "workflow", "start", "def_hash", "priority"],
+        )
+        (status, record), (execution_status, name, workflow, start, def_hash, priority) = (
+            pipe.execute()
+        )
+        meta = None
+        if name is not None:
+            meta = (name, workflow or "", start or "0", def_hash or "", priority)
+        return status, record, execution_status, meta
+
     def permits_in_use(self, activities: list[str]) -> list[int]:
         """The number of permits each activity's steps hold (ZCARD), in one round trip."""
         pipe = self.client.pipeline(transaction=False)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from orchestrator.engine import limits
-from orchestrator.engine.machines import interpreter_from_record
+from orchestrator.engine.machines import interpreter_for
 from orchestrator.engine.publisher import publish
 from orchestrator.engine.records import parse_lease_member, parse_timer_member
 from orchestrator.engine.store import RedisStore
@@ -75,14 +75,12 @@ def _publish_granted(store: RedisStore, member: str) -> list[str]:
 def _publish_scheduled(store: RedisStore, execution_id: str, step_key: str) -> bool:
     """Publish a step if it still waits to run (SCHEDULED, its execution running);
     whether it did."""
-    status, record_text = store.step_state(execution_id, step_key)
+    status, record_text, execution_status, meta = store.waiting_step(execution_id, step_key)
     if status != "SCHEDULED" or record_text is None:
         return False
-    if store.execution_status(execution_id) != "RUNNING":
+    if execution_status != "RUNNING" or meta is None:
         return False
-    interp = interpreter_from_record(store, execution_id)
-    if interp is None:
-        return False
+    interp = interpreter_for(store, execution_id, *meta)
     recovery = interp.recover(step_key, status, StepRecord.loads(record_text))
     if recovery.dispatch is None:
         return False
