@@ -60,3 +60,28 @@ def raw_join(value: Any, counter_key: str, total: int, done_key: str) -> Any:
     if client.incr(counter_key) >= total:
         client.hset(done_key, "status", "SUCCEEDED")
     return value
+
+
+#: The limited no-ops of the ``limits`` figures (issue 13 item 4): the same body as
+#: ``noop``, one with a limit that never binds (the cost of taking and giving back a
+#: permit), one as tight as the benchmark's worker pool (steps wait in Redis and are
+#: handed permits), and one with a rate far above what a worker reaches (a token each).
+LIMITS_POOL = 2
+
+
+@activity("noop_permit", max_concurrency=10_000)
+def noop_permit(value: Any) -> Any:
+    """A no-op holding one of 10,000 permits."""
+    return value
+
+
+@activity("noop_pool", max_concurrency=LIMITS_POOL)
+def noop_pool(value: Any) -> Any:
+    """A no-op at most LIMITS_POOL of which run at once."""
+    return value
+
+
+@activity("noop_rate", rate_limit="100000/s")
+def noop_rate(value: Any) -> Any:
+    """A no-op taking a token of a bucket that never runs dry at a worker's pace."""
+    return value

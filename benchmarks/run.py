@@ -57,11 +57,11 @@ def log(message: str) -> None:
 # -- definitions ------------------------------------------------------------------------
 
 
-def linear(n: int, comment: str) -> dict[str, Any]:
-    """n no-op Task states in a row."""
+def linear(n: int, comment: str, resource: str = "noop") -> dict[str, Any]:
+    """n no-op Task states in a row (of activity ``resource``)."""
     states = {}
     for i in range(n):
-        state: dict[str, Any] = {"Type": "Task", "Resource": "noop"}
+        state: dict[str, Any] = {"Type": "Task", "Resource": resource}
         if i == n - 1:
             state["End"] = True
         else:
@@ -449,6 +449,7 @@ class Bench:
             ("map_curve", self.bench_map_curve),
             ("dmap", self.bench_dmap),
             ("timers", self.bench_timers),
+            ("limits", self.bench_limits),
         ]
         for name, step in steps:
             log(f"-- {name}")
@@ -983,6 +984,81 @@ class Bench:
                 log(f"Wait {field} not usable: {type(exc).__name__}: {exc}")
         raise RuntimeError("Wait states do not run")
 
+    def bench_limits(self) -> None:
+        """Global activity limits' cost per step (issue 13 item 4), against the same
+        no-op unlimited, runs interleaved and paired.
+
+        * ``limited_step_ratio``: a linear20 of ``noop_permit`` (max_concurrency 10,000:
+          never binds; each step takes a permit in Redis before its message is sent and
+          gives it back after its commit, and no Celery chain runs through limited steps)
+          against linear20 of ``noop``, per step, one execution at a time.
+        * ``rate_limited_step_ratio``: the same with ``noop_rate`` (a token per step).
+        * ``limited_throughput_ratio``: 100 executions of 10 steps of ``noop_pool``
+          (max_concurrency = the pool, 2: most steps wait in Redis and are handed a
+          permit by the step ending before them) against ``noop``: time over time.
+        """
+        from benchmarks.bench_tasks import LIMITS_POOL
+
+        reps = 10 if self.quick else 20
+        warm = 2
+        plain = linear(20, "limits-plain")
+        sides = {
+            "permit": linear(20, "limits-permit", "noop_permit"),
+            "rate": linear(20, "limits-rate", "noop_rate"),
+        }
+        per_step: dict[str, list[float]] = {"plain": [], "permit": [], "rate": []}
+        for i in range(warm + reps):
+            times = {}
+            for side, definition in [("plain", plain), *sides.items()]:
+                name = uuid.uuid4().hex
+                times[side] = self.waiter.run(
+                    self.exec_key(name),
+                    lambda name=name, d=definition: self.start_wf(d, {"n": 0}, name),
+                )
+            if i >= warm:
+                for side, t in times.items():
+                    per_step[side].append(t / 20 * 1000)
+        self.figures["limited_step_ms"] = round(statistics.median(per_step["permit"]), 3)
+        self.figures["unlimited_step_ms"] = round(statistics.median(per_step["plain"]), 3)
+        self.figures["limited_step_ratio"] = paired_ratio(per_step["permit"], per_step["plain"])
+        self.figures["rate_limited_step_ratio"] = paired_ratio(per_step["rate"], per_step["plain"])
+        log(
+            f"limits: per step {self.figures['unlimited_step_ms']} ms unlimited, "
+            f"{self.figures['limited_step_ms']} ms with a permit, "
+            f"{statistics.median(per_step['rate']):.3f} ms with a token"
+        )
+        if self.procs.concurrency != LIMITS_POOL:
+            self.notes["limits"] = (
+                f"noop_pool's max_concurrency is {LIMITS_POOL}, the pool {self.procs.concurrency}"
+            )
+        executions, length = (50, 10) if self.quick else (100, 10)
+        rounds = 2 if self.quick else 4
+        ratios, rates = [], []
+        for i in range(rounds):
+            elapsed = {}
+            order = ["plain", "pool"] if i % 2 == 0 else ["pool", "plain"]
+            for side in order:
+                definition = linear(
+                    length, f"limits-{side}", "noop" if side == "plain" else "noop_pool"
+                )
+                names = [uuid.uuid4().hex for _ in range(executions)]
+                elapsed[side] = run_all(
+                    self.client,
+                    [self.exec_key(x) for x in names],
+                    lambda names=names, d=definition: [
+                        self.start_wf(d, {"n": 0}, x) for x in names
+                    ],
+                    300,
+                )
+            ratios.append(elapsed["pool"] / elapsed["plain"])
+            rates.append(executions * length / elapsed["pool"])
+            log(
+                f"limits throughput: {executions * length / elapsed['plain']:.0f} steps/s "
+                f"unlimited, {rates[-1]:.0f} steps/s at max_concurrency {LIMITS_POOL}"
+            )
+        self.figures["limited_steps_per_s"] = round(statistics.median(rates), 1)
+        self.figures["limited_throughput_ratio"] = round(statistics.median(ratios), 3)
+
     def bench_timers(self) -> None:
         n = 2000 if self.quick else 10_000
         field = self._wait_field()
@@ -1166,6 +1242,12 @@ GOALS: list[tuple[str, str, Callable[[float], bool] | None]] = [
     ("timer_lateness_max_s", "", None),
     ("timers_pending", "", None),
     ("timer_fire_rate_per_s", "", None),
+    ("unlimited_step_ms", "", None),
+    ("limited_step_ms", "", None),
+    ("limited_step_ratio", "<= 1.2", lambda v: v <= 1.2),
+    ("rate_limited_step_ratio", "<= 1.2", lambda v: v <= 1.2),
+    ("limited_steps_per_s", "", None),
+    ("limited_throughput_ratio", "<= 1.2", lambda v: v <= 1.2),
 ]
 
 
@@ -1266,6 +1348,7 @@ def main() -> int:
                     "map_curve",
                     "dmap",
                     "timers",
+                    "limits",
                 }
                 for name in names - wanted:
                     setattr(bench, f"bench_{name}", lambda: None)
