@@ -12,6 +12,8 @@ figures)::
                                                   broker: a passive queue declare)
     orchestrator_timers_pending           gauge   ZCARD {p}:timers (Waits, retries, timeouts...)
     orchestrator_dead_letters             gauge   ZCARD {p}:dlq
+    orchestrator_activity_permits_in_use{activity}  gauge  ZCARD {p}:permits:{a} of each
+                                                  activity with a max_concurrency
 
 Per process, kept in the process that does the work (:func:`observe_step`,
 :func:`observe_timer_lateness`) and served by its own endpoint (:func:`serve_process_metrics`:
@@ -25,13 +27,11 @@ Per process, kept in the process that does the work (:func:`observe_step`,
 A prefork worker runs activities in its pool processes: :func:`enable_multiprocess` puts
 prometheus-client in multiprocess mode (each process writes its samples to files in a
 directory of the worker's own; the endpoint, in the parent, sums them), before any pool
-process starts. Every read is bounded: hashes and sets read whole hold one field per
-workflow and kind, ``ZCARD`` is O(1), and the queues are the known ones (the default
-queue, those of the advertised activities and those live workers consume: one hash
-field per activity and per worker), never a scan of executions or keys.
-
-``orchestrator_activity_permits_in_use`` (issue 13, global concurrency limits) is not
-exposed: the limits and their permit leases do not exist yet.
+process starts. Every read is bounded: the hashes read whole hold one field per workflow
+and kind (the counters), per activity (queues, limits) or per worker, a ``ZCARD`` is O(1)
+(one per limited activity for the permits), and the queues are the known ones (the
+default queue, those of the advertised activities and those live workers consume),
+never a scan of executions or keys.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from orchestrator.config import get_settings
 from orchestrator.engine.celery_app import publishing_app
 from orchestrator.engine.keys import EXECUTION_STATUSES
+from orchestrator.engine.limits import limited_activities
 from orchestrator.engine.records import parse_counter_field
 from orchestrator.engine.store import RedisStore, get_store
 
@@ -250,6 +251,17 @@ class ClusterCollector:
             "Dead letters kept (failed executions and unprocessable messages)",
             value=float(letters),
         )
+        permits = GaugeMetricFamily(
+            "orchestrator_activity_permits_in_use",
+            "Permits of an activity's max_concurrency its steps hold, cluster-wide",
+            labels=["activity"],
+        )
+        limited = sorted(
+            name for name, limits in limited_activities(store).items() if limits.max_concurrency
+        )
+        for activity, held in zip(limited, store.permits_in_use(limited), strict=True):
+            permits.add_metric([activity], float(held))
+        yield permits
 
 
 def known_queues(store: RedisStore) -> list[str]:

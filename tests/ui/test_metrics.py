@@ -13,6 +13,7 @@ from orchestrator.engine.activities import get_activity
 from orchestrator.engine.celery_app import publishing_app
 from orchestrator.engine.metrics import CONTENT_TYPE, queue_depths
 from orchestrator.testing import LocalOrchestrator
+from tests import limit_activities  # registered before the session's worker starts
 from tests.conftest import TaskLog
 from tests.helpers import machine, task, wait_until
 
@@ -110,3 +111,26 @@ def test_metrics_need_the_token_like_any_read(orchestrator: LocalOrchestrator) -
         scraped = c.get("/metrics", headers={"Authorization": f"Bearer {token}"})
         assert scraped.status_code == 200
         assert "orchestrator_executions_started_total" in scraped.text
+
+
+def test_permits_in_use_follow_a_limited_activity(client: Any) -> None:
+    permits = "orchestrator_activity_permits_in_use"
+    limited = limit_activities.LIMITED  # max_concurrency=2
+    branches = [machine({f"B{i}": task(limited, Parameters={"sleep": 1.0})}) for i in range(4)]
+    fan = machine({"Fan": {"Type": "Parallel", "Branches": branches, "End": True}})
+    handle = start_workflow(fan, {})
+    wait_until(
+        lambda: _count(_scrape(client), permits, activity=limited) == 2,
+        15,
+        message="two permits held",
+    )
+    assert handle.result(30).status == "SUCCEEDED"
+    wait_until(
+        lambda: _count(_scrape(client), permits, activity=limited) == 0,
+        15,
+        message="every permit given back",
+    )
+    # Only activities with a max_concurrency have the gauge.
+    found = _scrape(client)
+    assert (permits, frozenset({("activity", limit_activities.RATED)})) not in found
+    assert (permits, frozenset({("activity", limited)})) in found

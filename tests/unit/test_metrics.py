@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from orchestrator.config import get_settings
 from orchestrator.engine import metrics
+from orchestrator.engine.limits import Limits
 from orchestrator.engine.records import counter_field, parse_counter_field
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,6 +81,9 @@ class _Reads:
     def live_workers(self, now: float) -> dict[str, list[str]]:
         return {"w1@a": [get_settings().queue, "cpu"], "w2@b": ["gpu"]}
 
+    def permits_in_use(self, activities: list[str]) -> list[int]:
+        return [{"render": 1, "resize": 2}[name] for name in activities]
+
 
 def test_the_cluster_exposition_names_every_counter_and_gauge(monkeypatch) -> None:
     counters = {
@@ -97,6 +101,12 @@ def test_the_cluster_exposition_names_every_counter_and_gauge(monkeypatch) -> No
         return {queue: 4 for queue in queues}
 
     monkeypatch.setattr(metrics, "queue_depths", depths)
+    limited = {
+        "resize": Limits(max_concurrency=3),
+        "render": Limits(max_concurrency=2, rate_limit="5/s"),
+        "ping": Limits(rate_limit="10/s"),  # no permits: no gauge
+    }
+    monkeypatch.setattr(metrics, "limited_activities", lambda store: limited)
     text = metrics.cluster_exposition(_Reads(counters, 12, 3)).decode()  # type: ignore[arg-type]
     found = _samples(text)
     assert found == {
@@ -119,13 +129,13 @@ def test_the_cluster_exposition_names_every_counter_and_gauge(monkeypatch) -> No
         ("orchestrator_queue_depth", frozenset({("queue", "cpu")})): 4.0,
         ("orchestrator_timers_pending", frozenset()): 12.0,
         ("orchestrator_dead_letters", frozenset()): 3.0,
+        ("orchestrator_activity_permits_in_use", frozenset({("activity", "render")})): 1.0,
+        ("orchestrator_activity_permits_in_use", frozenset({("activity", "resize")})): 2.0,
     }
     # The default queue, the advertised activities' and the live workers', once each.
     assert asked == [[get_settings().queue, "gpu", "cpu"]]
     assert "# TYPE orchestrator_executions_started_total counter" in text
     assert "# TYPE orchestrator_queue_depth gauge" in text
-    # Permits come with the global concurrency limits, which do not exist yet.
-    assert "permits" not in text
 
 
 def test_queue_depths_leave_out_what_an_unreachable_broker_cannot_tell(monkeypatch) -> None:
