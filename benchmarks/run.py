@@ -45,6 +45,7 @@ except ImportError:
     sys.exit("benchmarks/run.py needs the project installed: run `./run bench` instead")
 
 from benchmarks.common import celery_worker_command  # noqa: E402
+from orchestrator.engine.history import base_ms, decode, stored_text  # noqa: E402
 
 PREFIX = "bench"
 QUEUE = "bench"
@@ -688,7 +689,7 @@ class Bench:
             "record_definition_field": len(record.get("definition", "").encode()),
             "history_events": history_len,
             "history_payload": sum(
-                len(fields["event"].encode())
+                len(stored_text(fields).encode())
                 for _, fields in self.client.xrange(f"{self.exec_key(names[0])}:h")
             ),
         }
@@ -828,11 +829,13 @@ class Bench:
         after_used = int(self.client.info("memory")["used_memory"])
         history_events = self.client.xlen(keys["history"])
         record = self.client.hgetall(keys["record"])
-        # What an item leaves in the history: its events' JSON, by type (first 1,000 events).
+        # What an item leaves in the history: its events' stored text (compact JSON,
+        # orchestrator/engine/history.py), by type (first 1,000 events).
         event_bytes: dict[str, list[int]] = {}
-        for _, fields in self.client.xrange(keys["history"], count=1000):
-            kind = json.loads(fields["event"])["type"]
-            event_bytes.setdefault(kind, []).append(len(fields["event"].encode()))
+        for n, (_, fields) in enumerate(self.client.xrange(keys["history"], count=1000), 1):
+            event = decode(fields, n, base_ms(record.get("start")))
+            kind = event["type"] if event is not None else "?"
+            event_bytes.setdefault(kind, []).append(len(stored_text(fields).encode()))
         result = {
             "items": items,
             "wall_s": round(wall, 3),
@@ -1127,9 +1130,16 @@ class Bench:
         for chunk in range(0, n, 500):
             pipe = self.client.pipeline(transaction=False)
             for name in names[chunk : chunk + 500]:
+                pipe.hget(self.exec_key(name), "start")
                 pipe.xrange(f"{self.exec_key(name)}:h")
-            for j, entries in enumerate(pipe.execute()):
-                parsed = [json.loads(fields["event"]) for _, fields in entries]
+            replies = pipe.execute()
+            for j in range(len(replies) // 2):
+                start, entries = replies[2 * j], replies[2 * j + 1]
+                parsed = [
+                    event
+                    for n, (_, fields) in enumerate(entries, 1)
+                    if (event := decode(fields, n, base_ms(start))) is not None
+                ]
                 exited = next(e["ts"] for e in parsed if e["type"] == "WaitStateExited")
                 due = dues[chunk + j]
                 if due is None:

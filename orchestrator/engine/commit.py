@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from orchestrator.config import get_settings
 from orchestrator.engine.celery_app import publishing_app
 from orchestrator.engine.dead_letters import trim_dead_letters
+from orchestrator.engine.history import base_ms, encode_event
 from orchestrator.engine.keys import (
     EXECUTION_STATUSES,
     MAP_RUN_CHILDREN_SUFFIX,
@@ -58,7 +59,6 @@ from orchestrator.language.interpreter import (
     StepStatus,
     Transition,
     ancestors,
-    encode,
 )
 from orchestrator.language.jsontext import dumps
 from orchestrator.language.slots import Slot, SlotKind
@@ -183,12 +183,16 @@ def transition_write(
     if tr.end is not None and (tr.now, [MapRunTimer.ADVANCE, "", 0]) in tr.timers:
         _abort_map_runs(store, execution_id, tr, write)
     if tr.events:
-        # encode(), not dumps(): an event that cannot be stored fails here, before the
-        # commit (see prepare_transition), not in the middle of sending it.
+        # encode_event(), not dumps(): an event that cannot be stored fails here, before
+        # the commit (see prepare_transition), not in the middle of sending it. Stored in
+        # the compact form (orchestrator.engine.history), timestamps after the start.
         # Task tokens never reach the history (a TaskScheduled's parameters from
         # $$.Task.Token): whoever reads it could complete the task.
+        base = base_ms(info.start_time) if info is not None else None
         write.op(
-            "history", keys.history(execution_id), *(redact_text(encode(e)) for e in tr.events)
+            "history",
+            keys.history(execution_id),
+            *(redact_text(encode_event(e, base)) for e in tr.events),
         )
     sets: list[str] = []
     deletes: list[str] = []

@@ -7,14 +7,19 @@ cannot contain braces, nor can the prefix), so all of them hash to one slot::
     {p}:x:{<id>}        HASH   execution record: status, name, workflow, input, output,
                                error, cause, start, stop, def_hash, redrives, priority
                                (0-9, read with it by whoever publishes a step)
-    {p}:x:{<id>}:h      STREAM history events, oldest first: entry ``0-<n>`` (field
-                               ``event``, JSON) is event n; ids are dense and ordered by
-                               construction (the writing script adds ``0-(XLEN+1)``...;
-                               entries are never trimmed), so "events after n" is
-                               ``XRANGE 0-(n+1) +`` and waiting for them ``XREAD BLOCK``.
-                               Histories written by 0.1.0 and earlier are LISTs (event id
-                               = index + 1): the scripts append to and the store reads
-                               either type
+    {p}:x:{<id>}:h      STREAM history events, oldest first: entry ``0-<n>`` is event n,
+                               its one field ``e`` a compact JSON array (engine/history.py:
+                               ``[type code, ms after the record's start, step key, main
+                               detail, {other details}]``, e.g. ``[2,1534,"M[7]/P",7]``;
+                               one field name for every entry, so a stream node's entries
+                               store none). Entries written before that have the field
+                               ``event`` (the event as a JSON object) and still read. Ids
+                               are dense and ordered by construction (the writing script
+                               adds ``0-(XLEN+1)``...; entries are never trimmed), so
+                               "events after n" is ``XRANGE 0-(n+1) +`` and waiting for
+                               them ``XREAD BLOCK``. Histories written by 0.1.0 and
+                               earlier are LISTs (event id = index + 1): the scripts
+                               append to and the store reads either type
     {p}:x:{<id>}:s      HASH   steps: ``{step key}`` -> JSON step record (state, input,
                                attempt, retries...), ``{step key}|s`` -> step status;
                                a finished step is removed (the history keeps it); a

@@ -22,6 +22,7 @@ from orchestrator.engine.celery_app import app
 from orchestrator.engine.commit import DEAD_LETTER_TASK, run_transition
 from orchestrator.engine.context import ActivityContext, push_heartbeat, running
 from orchestrator.engine.dead_letters import dead_letter_message
+from orchestrator.engine.history import encode_event
 from orchestrator.engine.leases import leases
 from orchestrator.engine.logs import step_context
 from orchestrator.engine.machines import interpreter_for, load_machine, make_interpreter
@@ -45,7 +46,7 @@ from orchestrator.language.interpreter import (
     data_limit_cause,
     state_name,
 )
-from orchestrator.language.jsontext import checked_dumps, dumps
+from orchestrator.language.jsontext import checked_dumps
 from orchestrator.language.slots import Slot
 
 logger = logging.getLogger("orchestrator.engine.steps")
@@ -130,7 +131,9 @@ def _run_step(
     }
     if "/" in step_key:  # as Interpreter.event: a branch's or item's event names its step
         started_event["key"] = step_key
-    started = dumps(started_event)
+    # Its timestamp as it is: the execution's start (the base of the others') is not
+    # known before the claim.
+    started = encode_event(started_event, None)
     containers = ancestors(step_key)
     container = containers[-1] if containers else ""
     # The claim also marks what this process published since its last one (claim.lua).

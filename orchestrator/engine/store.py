@@ -28,6 +28,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.retry import Retry
 
 from orchestrator.config import Settings, get_settings
+from orchestrator.engine import history as history_codec
 from orchestrator.engine.keys import Keys
 from orchestrator.engine.records import lease_member, status_field, step_statuses
 from orchestrator.errors import CommitRefused, ConfigurationError, StoreUnavailable, mask_url
@@ -235,11 +236,22 @@ def _wrong_type(exc: redis.ResponseError) -> bool:
     return str(exc).startswith("WRONGTYPE")
 
 
-def _history_event(entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
-    """A history stream entry (``0-<n>``, ``event`` JSON) as an event dict with id n."""
-    event: dict[str, Any] = json.loads(fields["event"])
-    event["id"] = int(entry_id.partition("-")[2])
-    return event
+def _history_events(
+    entries: list[tuple[str, dict[str, str]]], start: str | None
+) -> list[dict[str, Any]]:
+    """History stream entries (``0-<n>``, see :mod:`.history`) as event dicts with id n;
+    ``start``: the execution record's, the base of the entries' relative timestamps.
+
+    A history whose record is gone (the execution forgotten, or expiring between the two
+    reads) reads as empty when its entries need that base."""
+    base = history_codec.base_ms(start)
+    events = []
+    for entry_id, fields in entries:
+        event = history_codec.decode(fields, int(entry_id.partition("-")[2]), base)
+        if event is None:
+            return []
+        events.append(event)
+    return events
 
 
 class ScriptLane:
@@ -498,13 +510,18 @@ class RedisStore:
         """The history events of an execution with an id above ``after`` (at most
         ``count``), oldest first, each with its id."""
         key = self.keys.history(execution_id)
-        try:
-            entries = self.client.xrange(key, f"0-{after + 1}", "+", count)
-        except redis.ResponseError as exc:
-            if not _wrong_type(exc):
-                raise
-            return self._list_history(key, after, count)
-        return [_history_event(entry_id, fields) for entry_id, fields in entries]
+        # The record's start, in the same round trip: the entries' timestamps count from it.
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hget(self.keys.execution(execution_id), "start")
+        pipe.xrange(key, f"0-{after + 1}", "+", count)
+        start, entries = pipe.execute(raise_on_error=False)
+        if isinstance(start, Exception):
+            raise start
+        if isinstance(entries, redis.ResponseError) and _wrong_type(entries):
+            return self._list_history(key, after, count, start)
+        if isinstance(entries, Exception):
+            raise entries
+        return _history_events(entries, start)
 
     def wait_history(
         self, execution_id: str, after: int, block_s: float, count: int | None = None
@@ -520,20 +537,25 @@ class RedisStore:
         if socket_timeout:
             block_s = min(block_s, socket_timeout / 2)
         block_ms = max(1, int(block_s * 1000))
-        try:
-            reply = self.client.xread({key: f"0-{after}"}, count=count, block=block_ms)
-        except redis.ResponseError as exc:
-            if not _wrong_type(exc):
-                raise
+        # The record's start first, in the same round trip (see history).
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hget(self.keys.execution(execution_id), "start")
+        pipe.xread({key: f"0-{after}"}, count=count, block=block_ms)
+        start, reply = pipe.execute(raise_on_error=False)
+        if isinstance(start, Exception):
+            raise start
+        if isinstance(reply, redis.ResponseError) and _wrong_type(reply):
             # A history written before histories were streams cannot be waited on: it
             # is read again after a short pause (such executions predate the upgrade).
-            events = self._list_history(key, after, count)
+            events = self._list_history(key, after, count, start)
             if not events:
                 time.sleep(min(block_s, 0.1))
             return events
+        if isinstance(reply, Exception):
+            raise reply
         if not reply:
             return []
-        return [_history_event(entry_id, fields) for entry_id, fields in reply[0][1]]
+        return _history_events(reply[0][1], start)
 
     def history_cursor(self, execution_id: str) -> tuple[int, str | None]:
         """``(history length, execution status)`` in one round trip, the length read
@@ -551,13 +573,19 @@ class RedisStore:
             raise length
         return int(length), status
 
-    def _list_history(self, key: str, after: int, count: int | None) -> list[dict[str, Any]]:
+    def _list_history(
+        self, key: str, after: int, count: int | None, start: str | None
+    ) -> list[dict[str, Any]]:
         """History events above ``after`` from a LIST, how histories were stored before
-        they became streams (executions started before the upgrade)."""
+        they became streams (executions started before the upgrade): JSON objects, and
+        the compact form after them (the scripts append either form's text as it is)."""
         stop = -1 if count is None else after + count - 1
+        base = history_codec.base_ms(start)
         events = []
         for index, item in enumerate(self.client.lrange(key, after, stop), after + 1):
-            event = json.loads(item)
+            event = history_codec.decode_text(item, base)
+            if event is None:
+                return []
             event["id"] = index
             events.append(event)
         return events

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from orchestrator.engine.embedded import EmbeddedRedis
+from orchestrator.engine.history import base_ms, encode_event
 from orchestrator.engine.store import RedisStore, Write, lease_member, redis_client
 from orchestrator.errors import CommitRefused
 
@@ -77,7 +78,7 @@ def test_claim_runs_a_step_once(store: RedisStore) -> None:
     again, reason = store.claim_step("e", "A", "tok2", 50.0, event)
     assert not again and reason[0] == "step RUNNING:tok1"
     # One TaskStarted, for the one claim, as the history stream's entry 0-1.
-    assert store.client.xrange(keys.history("e")) == [("0-1", {"event": event})]
+    assert store.client.xrange(keys.history("e")) == [("0-1", {"e": event})]
     assert store.client.zscore(keys.leases, lease_member("e", "A")) == 50.0
 
 
@@ -353,3 +354,59 @@ def test_timer_reads_are_one_call_per_timer_and_survive_a_script_flush(store: Re
         [None, None, None, None, None, None, None, None, 0],
         ["n2", None, None, None, "RUNNING", "WAITING", "{}", None, 0],
     ]
+
+
+def test_a_history_reads_old_json_entries_and_compact_ones_after_them(
+    store: RedisStore,
+) -> None:
+    # An execution running through the upgrade: its first entries have the field
+    # "event" (JSON objects), the later ones the compact form (field "e").
+    keys = store.keys
+    key = keys.history("mixed")
+    start = 1764700000.1234567
+    store.client.hset(keys.execution("mixed"), mapping={"status": "RUNNING", "start": repr(start)})
+    old = [
+        {"type": "ExecutionStarted", "ts": 1764700000.123, "input": {"a": 1}},
+        {"type": "PassStateEntered", "ts": 1764700000.2, "state": "P", "input": {"a": 1}},
+    ]
+    for n, event in enumerate(old, 1):
+        store.client.xadd(key, {"event": json.dumps(event)}, id=f"0-{n}")
+    new = [
+        {"type": "PassStateExited", "ts": 1764700001.25, "state": "P", "output": {"a": 1}},
+        {"type": "TaskStarted", "ts": start + 2, "state": "T", "key": "M[0]/T"},
+        {"type": "ExecutionSucceeded", "ts": 1764700003.0, "output": None},
+    ]
+    base = base_ms(start)
+    assert store.apply(history_write(key, *(encode_event(e, base) for e in new))).ok
+    assert [fields for _, fields in store.client.xrange(key, "0-3", "0-3")] == [
+        {"e": '[3,1127,"P",{"a":1}]'}
+    ]
+    expected = [{**e, "id": n} for n, e in enumerate(old + new, 1)]
+    assert store.history("mixed") == expected
+    assert store.history("mixed", after=1, count=3) == expected[1:4]
+    assert store.wait_history("mixed", 3, 5.0) == expected[3:]
+    assert store.wait_history("mixed", 0, 5.0, count=2) == expected[:2]
+    # Relative timestamps need the record's start: without the record (the execution
+    # forgotten) the history reads as empty, as its record does.
+    store.client.delete(keys.execution("mixed"))
+    assert store.history("mixed") == []
+    assert store.history("mixed", count=2) == expected[:2]  # JSON objects only
+
+
+def test_a_list_history_reads_compact_events_appended_after_its_json_ones(
+    store: RedisStore,
+) -> None:
+    keys = store.keys
+    key = keys.history("oldlist")
+    start = 1764700000.5
+    store.client.hset(
+        keys.execution("oldlist"), mapping={"status": "RUNNING", "start": repr(start)}
+    )
+    first = {"type": "ExecutionStarted", "ts": 1764700000.5, "input": {}}
+    store.client.rpush(key, json.dumps(first))
+    later = {"type": "PassStateEntered", "ts": 1764700000.75, "state": "P", "input": {}}
+    assert store.apply(history_write(key, encode_event(later, base_ms(start)))).ok
+    assert store.client.type(key) == "list"
+    assert store.client.lrange(key, 1, 1) == ['[2,250,"P",{}]']
+    assert store.history("oldlist") == [{**first, "id": 1}, {**later, "id": 2}]
+    assert store.wait_history("oldlist", 1, 0.05) == [{**later, "id": 2}]

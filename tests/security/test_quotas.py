@@ -19,6 +19,7 @@ from redis.exceptions import OutOfMemoryError, ResponseError
 from orchestrator import activity, config, start_workflow
 from orchestrator.config import DEFAULT_MAX_HISTORY_EVENTS, DEFAULT_MAX_INPUT_BYTES
 from orchestrator.engine.embedded import EmbeddedRedis
+from orchestrator.engine.history import stored_text
 from orchestrator.engine.store import RedisStore, Write, get_store, redis_client
 from orchestrator.testing import LocalOrchestrator
 from tests.helpers import count_events, machine, run_workflow, task, wait_until
@@ -48,7 +49,7 @@ def limits(orchestrator: LocalOrchestrator) -> Iterator[Callable[..., None]]:
 def history_bytes(execution_id: str) -> int:
     store = get_store()
     entries = store.client.xrange(store.keys.history(execution_id))
-    return sum(len(fields["event"]) for _, fields in entries)
+    return sum(len(stored_text(fields)) for _, fields in entries)
 
 
 def test_step_functions_defaults():

@@ -6,11 +6,12 @@
 -- Key schema: see orchestrator/engine/keys.py.
 --
 -- KEYS[1] execution hash, KEYS[2] step hash, KEYS[3] leases zset, KEYS[4] history stream
--- (entries "0-<n>", field "event", as commit.lua's "history" op writes them), KEYS[5]
+-- (entries "0-<n>", field "e", as commit.lua's "history" op writes them), KEYS[5]
 -- the outbox zset
 -- ARGV[1] step key, ARGV[2] token, ARGV[3] lease expiry (epoch s), ARGV[4] lease member,
--- ARGV[5] the TaskStarted history event (JSON), ARGV[6] the step key of the Map or
--- Parallel the step runs in ("" outside any), ARGV[7] a "published" deadline and
+-- ARGV[5] the TaskStarted history event (its stored text: orchestrator/engine/history.py),
+-- ARGV[6] the step key of the Map or Parallel the step runs in ("" outside any), ARGV[7]
+-- a "published" deadline and
 -- ARGV[8...] outbox members (of any execution) this worker published since its last
 -- claim: marked published here, for free, rather than by a write of their own
 -- Returns {"ok", record, status, name, workflow, start, def_hash, history length,
@@ -43,7 +44,7 @@ elseif type(length) == "table" then
   length = redis.call("RPUSH", KEYS[4], ARGV[5])
 else
   length = length + 1
-  redis.call("XADD", KEYS[4], "0-" .. length, "event", ARGV[5])
+  redis.call("XADD", KEYS[4], "0-" .. length, "e", ARGV[5])
 end
 local rec = redis.call("HGET", KEYS[2], ARGV[1])
 -- The execution's priority too (its step messages carry it), returned after the history

@@ -16,8 +16,9 @@
 --   then each op: name, k, argument count, arguments...
 --     hset, hdel, rpush, zadd, zrem, expire, persist, set, del, incr, hincrby: the Redis
 --       command
---     history: append the arguments (JSON events) to history stream k, as entries
---       "0-<n>" with field "event", n counting on from its length: ids stay dense (the
+--     history: append the arguments (events, each in the compact form of
+--       orchestrator/engine/history.py) to history stream k, as entries "0-<n>" with
+--       the one field "e", n counting on from its length: ids stay dense (the
 --       history is never trimmed) and are known to readers without a lookup; a history
 --       written before streams (a LIST) is appended to as a list
 --     compact: rewrite history stream k at its exact size (DUMP, RESTORE REPLACE), done
@@ -150,7 +151,7 @@ while i <= last do
     else
       for j = first, i - 1 do
         n = n + 1
-        redis.call("XADD", key, "0-" .. n, "event", ARGV[j])
+        redis.call("XADD", key, "0-" .. n, "e", ARGV[j])
       end
     end
     result[2] = n
