@@ -171,9 +171,9 @@ def test_timer_loop_logs_an_outage_once_and_its_end(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     failed_ticks: list[float] = []
-    original = timers.tick
+    original = timers.run_tick
 
-    def counted(*args: Any, **kwargs: Any) -> int:
+    def counted(*args: Any, **kwargs: Any) -> timers.TickOutcome:
         try:
             return original(*args, **kwargs)
         except Exception:
@@ -181,7 +181,8 @@ def test_timer_loop_logs_an_outage_once_and_its_end(
                 failed_ticks.append(time.monotonic())
             raise
 
-    monkeypatch.setattr(timers, "tick", counted)
+    # The loop calls run_tick (which says whether to tick again at once), not tick.
+    monkeypatch.setattr(timers, "run_tick", counted)
     caplog.set_level(logging.INFO, logger="orchestrator.engine.timers")
     with EmbeddedRedis() as redis, store_at(redis.url):
         url = redis.url
