@@ -63,6 +63,10 @@ DEFAULT_CANCEL_GRACE_S = 5.0
 MAX_PRIORITY = 9
 #: The priority of an execution started without one (``start_workflow(priority=...)``).
 DEFAULT_PRIORITY = 4
+#: Region and account in the ARNs the engine forms (``$$.Execution.Id``,
+#: ``$$.StateMachine.Id``, Map Run and child execution ARNs): AWS's documentation examples.
+DEFAULT_REGION = "us-east-1"
+DEFAULT_ACCOUNT_ID = "123456789012"
 
 
 class Settings(BaseSettings):
@@ -137,6 +141,11 @@ class Settings(BaseSettings):
     to the working directory), before the packaged examples (``orchestrator/examples``)."""
     resource_aliases: dict[str, str] = Field(default_factory=dict)
     """Resource string -> activity name, for resources that are neither names nor ARNs."""
+    region: str = Field(default=DEFAULT_REGION, pattern=r"^[a-z0-9-]{1,50}$")
+    """The region in the ARNs the engine forms (``$$.Execution.Id``, ``$$.StateMachine.Id``,
+    Map Runs); an ARN a definition or a caller names may hold any region."""
+    account_id: str = Field(default=DEFAULT_ACCOUNT_ID, pattern=r"^[0-9]{12}$")
+    """The account (12 digits) in the ARNs the engine forms."""
     json_logs: bool = False
     """Log as one JSON object per line (with execution_id and state) instead of text."""
 
