@@ -386,6 +386,7 @@ def render_description(desc: ExecutionDescription) -> Table:
     stop = _iso(desc.stop_time) if desc.stop_time else "-"
     rows: list[tuple[str, Text | str]] = [
         ("Execution", desc.execution_id),
+        ("ARN", desc.execution_arn),
         ("Workflow", desc.workflow),
         ("Status", _status_text(desc.status)),
         ("Started", _iso(desc.start_time)),
@@ -840,7 +841,7 @@ def beat(
 
 @app.command()
 def describe(
-    execution_id: Annotated[str, typer.Argument(help="The execution id (or name).")],
+    execution_id: Annotated[str, typer.Argument(help="The execution id (its name) or ARN.")],
     as_json: JsonOption = False,
 ) -> None:
     """Show an execution: status, input, output, error and steps (needs REDIS_URL)."""
@@ -857,7 +858,7 @@ def describe(
 
 @app.command()
 def history(
-    execution_id: Annotated[str, typer.Argument(help="The execution id (or name).")],
+    execution_id: Annotated[str, typer.Argument(help="The execution id (its name) or ARN.")],
     as_json: JsonOption = False,
 ) -> None:
     """Show an execution's history events, oldest first (needs REDIS_URL)."""
@@ -896,7 +897,7 @@ def list_command(
 
 @app.command()
 def stop(
-    execution_id: Annotated[str, typer.Argument(help="The execution id (or name).")],
+    execution_id: Annotated[str, typer.Argument(help="The execution id (its name) or ARN.")],
     error: Annotated[str | None, typer.Option("--error", help="Error name to record.")] = None,
     cause: Annotated[str | None, typer.Option("--cause", help="Cause to record.")] = None,
 ) -> None:
@@ -911,7 +912,7 @@ def stop(
 
 @app.command()
 def redrive(
-    execution_id: Annotated[str, typer.Argument(help="The execution id (or name).")],
+    execution_id: Annotated[str, typer.Argument(help="The execution id (its name) or ARN.")],
     wait: Annotated[
         float | None,
         typer.Option("--wait", min=0, help="Wait up to this many seconds for the end."),
@@ -971,7 +972,7 @@ def render_map_run(run: MapRunDescription) -> Table:
 
 @map_runs_app.command("list")
 def map_runs_list(
-    execution_id: Annotated[str, typer.Argument(help="The parent execution id.")],
+    execution_id: Annotated[str, typer.Argument(help="The parent execution id or ARN.")],
     as_json: JsonOption = False,
 ) -> None:
     """The Map Runs of an execution's Distributed Maps (needs REDIS_URL)."""

@@ -48,6 +48,7 @@ from orchestrator.errors import (
     ExecutionNotFound,
     InvalidInputError,
 )
+from orchestrator.language import arns
 from orchestrator.language.definition import StateMachine, parse_definition
 from orchestrator.language.interpreter import ExecutionInfo
 from orchestrator.language.jsontext import dumps
@@ -180,7 +181,7 @@ class ExecutionHandle:
     """A started execution: its id, and ways to wait for it and look at it."""
 
     def __init__(self, execution_id: str, store: RedisStore | None = None) -> None:
-        self.execution_id = execution_id
+        self.execution_id = arns.execution_id_from(execution_id)
         self._store = store
 
     @property
@@ -389,10 +390,12 @@ def _description(
     execution_id: str, record: dict[str, str], steps: dict[str, str]
 ) -> ExecutionDescription:
     """An execution's description from its record and its raw step hash."""
+    name, workflow = record.get("name", execution_id), record.get("workflow", "")
     return ExecutionDescription(
         execution_id=execution_id,
-        name=record.get("name", execution_id),
-        workflow=record.get("workflow", ""),
+        execution_arn=arns.execution_arn(workflow, name),
+        name=name,
+        workflow=workflow,
         status=ExecutionStatus(record["status"]),
         input=_loads(record.get("input")),
         output=_loads(record.get("output")),

@@ -7,6 +7,7 @@ from typing import Any
 
 from orchestrator.config import MAX_PRIORITY
 from orchestrator.errors import ExecutionNotFound, InvalidInputError
+from orchestrator.language.arns import execution_id_from
 from orchestrator.language.jsontext import SURROGATE_RE, checked_dumps
 
 
@@ -62,15 +63,20 @@ MAX_CAUSE_CHARS = 32768
 
 
 def known_id(value: object) -> str:
-    """``value`` as an id an execution (or dead letter) could have.
+    """``value`` as an id an execution (or dead letter) could have; an execution's ARN
+    (``arn:aws:states:REGION:ACCOUNT:execution:WORKFLOW:NAME``, any region and account)
+    stands for its id.
 
     Raises:
         ExecutionNotFound: no execution can have this id (not a string, empty, over 80
             characters, or holding characters names may not hold).
     """
-    if not isinstance(value, str) or not EXECUTION_NAME.match(value):
-        raise ExecutionNotFound(value if isinstance(value, str) else repr(value))
-    return value
+    if not isinstance(value, str):
+        raise ExecutionNotFound(repr(value))
+    execution_id = execution_id_from(value)
+    if not EXECUTION_NAME.match(execution_id):
+        raise ExecutionNotFound(value)
+    return execution_id
 
 
 def caller_text(value: str | None, what: str, limit: int) -> str | None:

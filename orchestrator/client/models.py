@@ -60,6 +60,9 @@ class ExecutionDescription(_Model):
     name: str
     workflow: str
     status: ExecutionStatus
+    execution_arn: str = ""
+    """``arn:aws:states:REGION:ACCOUNT:execution:WORKFLOW:NAME`` (``$$.Execution.Id``):
+    every call that takes an execution id takes it too."""
     input: Any = None
     output: Any = None
     error: str | None = None

@@ -91,6 +91,7 @@ from orchestrator.engine.records import (
 )
 from orchestrator.engine.store import RedisStore, Write
 from orchestrator.errors import DefinitionError, DefinitionIssue, StatesError
+from orchestrator.language import arns
 from orchestrator.language.definition import MapState, StateMachine, parse_definition
 from orchestrator.language.interpreter import (
     ExecutionInfo,
@@ -884,7 +885,8 @@ def _run_result(
                     result_entry(
                         status="PENDING" if status == "RUNNING" else status,
                         input=json.loads(child["input"] or "null"),
-                        execution_arn=f"arn:aws:states:local:000000000000:execution:{cid}",
+                        # The children's workflow, <parent's>/<label>, as in the run's ARN.
+                        execution_arn=arns.execution_arn(run["arn"].split(":")[6], cid),
                         name=cid,
                         output=json.loads(child["output"] or "null"),
                         error=child["error"],

@@ -274,14 +274,14 @@ def build_context(
     """Build the Step Functions context object (what ``$$`` refers to).
 
     Args:
-        execution_id: ``$$.Execution.Id`` (the execution ARN-like id).
+        execution_id: ``$$.Execution.Id`` (the execution's ARN: ``orchestrator.language.arns``).
         execution_name: ``$$.Execution.Name``.
         execution_input: ``$$.Execution.Input`` (the execution's original input).
         start_time: ``$$.Execution.StartTime`` (see :func:`format_timestamp`).
         state_name: ``$$.State.Name``.
         entered_time: ``$$.State.EnteredTime``.
         retry_count: ``$$.State.RetryCount`` (0 on the first attempt).
-        state_machine_id: ``$$.StateMachine.Id``.
+        state_machine_id: ``$$.StateMachine.Id`` (the workflow's ARN).
         state_machine_name: ``$$.StateMachine.Name``.
         task_token: ``$$.Task.Token``, only for ``.waitForTaskToken`` tasks/activities.
         map_item: ``(index, value)`` for ``$$.Map.Item`` inside a Map iteration.

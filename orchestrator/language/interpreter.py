@@ -29,7 +29,7 @@ from orchestrator.errors import (
     StatesError,
     StatesRuntimeError,
 )
-from orchestrator.language import dataflow, intrinsics, jsontext
+from orchestrator.language import arns, dataflow, intrinsics, jsontext
 from orchestrator.language import jsonata_eval as jsonata
 from orchestrator.language.choice import evaluate_rule
 from orchestrator.language.definition import (
@@ -495,14 +495,14 @@ class Interpreter:
     ) -> dict[str, Any]:
         """The context object (``$$``) for a state."""
         return dataflow.build_context(
-            self.info.execution_id,
+            arns.execution_arn(self.info.workflow, self.info.name),
             self.info.name,
             self.info.input,
             dataflow.format_timestamp(self.info.start_time),
             state,
             dataflow.format_timestamp(entered),
             retry_count,
-            self.info.workflow,
+            arns.state_machine_arn(self.info.workflow),
             self.info.workflow,
             **extra,
         )
@@ -2244,4 +2244,4 @@ def map_run_arn(workflow: str, label: str, execution_id: str, run_id: str) -> st
     """A Map Run's ARN, shaped like Step Functions' (``...:mapRun:<machine>/<label>:<id>``);
     its id, after the last colon, is ``<execution id>.<run>`` (execution ids hold no
     colon), so the ARN alone finds the run."""
-    return f"arn:aws:states:local:000000000000:mapRun:{workflow}/{label}:{execution_id}.{run_id}"
+    return arns.map_run_arn(workflow, label, f"{execution_id}.{run_id}")

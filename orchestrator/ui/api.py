@@ -88,7 +88,7 @@ def api_start(request: Request, ui: UI, body: StartRequest) -> StartResponse:
 )
 def api_describe(execution_id: str) -> ExecutionDetail:
     """An execution: status, input, output, error, steps, and every state's status."""
-    check_id(execution_id)
+    execution_id = check_id(execution_id)
     view = load_execution(execution_id)
     return ExecutionDetail(
         **view.description.model_dump(),
@@ -113,7 +113,7 @@ def api_history(
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> list[HistoryEvent]:
     """History events, oldest first (ids are dense: 1, 2, 3...)."""
-    check_id(execution_id)
+    execution_id = check_id(execution_id)
     return ui.client.get_execution_history(execution_id, after=after, limit=limit)
 
 
@@ -131,7 +131,7 @@ def api_stop(
 ) -> ActionResult:
     """Stop (abort) a running execution."""
     ui.require_write(request)
-    check_id(execution_id)
+    execution_id = check_id(execution_id)
     body = body or StopRequest(error=None, cause=None)
     ui.client.stop_execution(execution_id, body.error, body.cause)
     return ActionResult(
@@ -148,7 +148,7 @@ def api_stop(
 def api_redrive(request: Request, ui: UI, execution_id: str) -> ActionResult:
     """Redrive a FAILED, TIMED_OUT or ABORTED execution."""
     ui.require_write(request)
-    check_id(execution_id)
+    execution_id = check_id(execution_id)
     ui.client.redrive_execution(execution_id)
     return ActionResult(
         message="redriven", execution_id=execution_id, status=ExecutionStatus.RUNNING

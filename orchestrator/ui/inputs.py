@@ -11,6 +11,7 @@ from fastapi import Request
 
 from orchestrator.client.models import ExecutionStatus
 from orchestrator.errors import ExecutionNotFound
+from orchestrator.language.arns import execution_id_from
 from orchestrator.ui.data import WORKFLOW_NAME, valid_execution_id, waiting_token, workflow_files
 
 #: Longest accepted error name and cause (Step Functions' limits).
@@ -45,10 +46,12 @@ def unauthorized() -> UIError:
 
 
 def check_id(execution_id: str) -> str:
-    """``execution_id`` if it can name an execution; else a 404 (never a store lookup)."""
-    if not valid_execution_id(execution_id):
+    """The execution id ``execution_id`` names (itself, or an execution ARN's name) if it
+    can name an execution; else a 404 (never a store lookup)."""
+    named = execution_id_from(execution_id)
+    if not valid_execution_id(named):
         raise UIError(404, "not_found", f"No execution {execution_id[:100]!r}.")
-    return execution_id
+    return named
 
 
 def parse_status(value: str | None) -> ExecutionStatus | None:
@@ -157,7 +160,7 @@ def task_token(token: str | None, execution_id: str | None, step_key: str | None
     if token:
         return token
     if execution_id and step_key:
-        check_id(execution_id)
+        execution_id = check_id(execution_id)
         try:
             return waiting_token(execution_id, step_key)
         except ExecutionNotFound:

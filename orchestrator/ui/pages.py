@@ -90,7 +90,7 @@ def executions_page(request: Request, ui: UI) -> Response:
 
 @routes.get("/executions/{execution_id}", response_class=HTMLResponse)
 def execution_page(request: Request, ui: UI, execution_id: str) -> Response:
-    check_id(execution_id)
+    execution_id = check_id(execution_id)
     view = load_execution(execution_id)
     selected = request.query_params.get("state")
     # ?items=N: a page of a Map state's items (default: the selected item's page).

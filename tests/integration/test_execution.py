@@ -187,6 +187,10 @@ def test_context_object(unique_name):
                     "entered.$": "$$.State.EnteredTime",
                     "retries.$": "$$.State.RetryCount",
                     "machine.$": "$$.StateMachine.Name",
+                    "machine_id.$": "$$.StateMachine.Id",
+                    "split_id.$": (
+                        "States.ArrayGetItem(States.StringSplit($$.Execution.Id, ':'), 7)"
+                    ),
                     "whole_input_field.$": "$$.Execution.Input.order.id",
                 },
                 ResultPath="$.ctx",
@@ -205,7 +209,13 @@ def test_context_object(unique_name):
     assert result.status == "SUCCEEDED", result
     ctx = result.output["ctx"]
     assert result.output["state"] == "PassCtx"
-    assert ctx["id"] == handle.execution_id == unique_name
+    # ARNs as AWS forms them (the default region and account), the name after the last ':'.
+    assert handle.execution_id == unique_name
+    assert (
+        ctx["id"] == f"arn:aws:states:us-east-1:123456789012:execution:context-flow:{unique_name}"
+    )
+    assert ctx["machine_id"] == "arn:aws:states:us-east-1:123456789012:stateMachine:context-flow"
+    assert ctx["split_id"] == unique_name
     assert ctx["name"] == unique_name
     assert ctx["input"] == execution_input
     assert ctx["whole_input_field"] == "o-1"
@@ -215,6 +225,7 @@ def test_context_object(unique_name):
     assert ISO_MS.match(ctx["start"]) and ISO_MS.match(ctx["entered"]), ctx
     description = handle.describe()
     assert description.workflow == "context-flow"
+    assert description.execution_arn == ctx["id"]
     start = description.start_time
     assert (
         ctx["start"] == start.strftime("%Y-%m-%dT%H:%M:%S.") + f"{start.microsecond // 1000:03d}Z"
