@@ -19,6 +19,7 @@ from typing import Any
 from orchestrator import examples
 from orchestrator.client import inputs
 from orchestrator.client.models import (
+    ChildExecution,
     ExecutionDescription,
     ExecutionResult,
     ExecutionStatus,
@@ -28,6 +29,7 @@ from orchestrator.client.models import (
 )
 from orchestrator.config import get_settings
 from orchestrator.engine import activities, maprun
+from orchestrator.engine.children import children_of
 from orchestrator.engine.commit import announce_end, perform_join, start_transition, start_write
 from orchestrator.engine.lru import LruCache
 from orchestrator.engine.machines import make_interpreter
@@ -406,6 +408,11 @@ def _description(
         redrive_count=int(record.get("redrives", 0)),
         steps=_steps(steps),
         parent_execution_id=record.get("parent"),
+        parent_state=record.get("parent_state"),
+        children=[
+            ChildExecution(execution_id=cid, state=key, mode=mode)
+            for cid, key, mode in children_of(record)
+        ],
         map_run_arn=record.get("map_run"),
         map_index=int(record["map_index"]) if "map_index" in record else None,
         execution_type=record.get("type") or "STANDARD",

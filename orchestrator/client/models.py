@@ -53,6 +53,17 @@ class StepInfo(_Model):
     SCHEDULED)."""
 
 
+class ChildExecution(_Model):
+    """A child workflow an execution started (a ``states:startExecution`` Task)."""
+
+    execution_id: str
+    state: str
+    """The step key of the Task that started it."""
+    mode: str
+    """``start`` (not waited for), ``sync``, ``sync2``, ``token`` (``.waitForTaskToken``)
+    or ``sdk`` (``aws-sdk:sfn:startExecution``)."""
+
+
 class ExecutionDescription(_Model):
     """Everything known about an execution, except its history."""
 
@@ -72,7 +83,12 @@ class ExecutionDescription(_Model):
     redrive_count: int = 0
     steps: list[StepInfo] = Field(default_factory=list)
     parent_execution_id: str | None = None
-    """A Distributed Map's child: the execution whose Map Run started it."""
+    """A Distributed Map's child: the execution whose Map Run started it; a child
+    workflow: the execution whose ``startExecution`` Task started it."""
+    parent_state: str | None = None
+    """A child workflow: the step key of its parent's Task that started it."""
+    children: list[ChildExecution] = Field(default_factory=list)
+    """The child workflows this execution started (``startExecution`` Tasks)."""
     map_run_arn: str | None = None
     """A Distributed Map's child: its Map Run."""
     map_index: int | None = None

@@ -34,6 +34,7 @@ from orchestrator.engine.limits import Limits, local_limits
 from orchestrator.engine.limits import register as register_limits
 from orchestrator.engine.store import get_store
 from orchestrator.errors import ActivityNotFound
+from orchestrator.language.children import child_mode
 from orchestrator.language.interpreter import LAMBDA_INVOKE, WAIT_FOR_TOKEN, is_lambda_invoke
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -374,6 +375,8 @@ def resolve_name(resource: str) -> str:
 
 def resource_problem(state: Any) -> str | None:
     """For definition validation: why a Task's Resource resolves to nothing, or None."""
+    if child_mode(state.resource) is not None:
+        return None  # a child workflow: the interpreter starts it (no activity)
     if is_lambda_invoke(state.resource):
         params = state.parameters if isinstance(state.parameters, dict) else {}
         if isinstance(state.arguments, str):

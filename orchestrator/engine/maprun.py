@@ -381,6 +381,10 @@ def stop_execution(
         if store.commit(write):
             for key, mr in aborted:
                 _aborted(store, execution_id, key, mr, now)
+            # Its child workflows that it waits for (.sync, .waitForTaskToken) stop too.
+            from orchestrator.engine.children import stop_children
+
+            stop_children(store, execution_id, now)
             return True
         if store.execution_status(execution_id) != "RUNNING":
             return False

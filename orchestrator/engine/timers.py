@@ -24,7 +24,7 @@ from typing import Any
 
 from orchestrator import config
 from orchestrator.config import get_settings
-from orchestrator.engine import limits, maprun, waiting
+from orchestrator.engine import children, limits, maprun, waiting
 from orchestrator.engine.celery_app import app, broker_priority, reconfigure
 from orchestrator.engine.commit import (
     Prepared,
@@ -52,6 +52,7 @@ from orchestrator.engine.records import (
 )
 from orchestrator.engine.steps import dispatch_task
 from orchestrator.engine.store import OutageLog, RedisStore, get_store
+from orchestrator.language.children import CHILD_TIMERS
 from orchestrator.language.interpreter import (
     MAP_RUN_TIMERS,
     RECORDLESS_TIMERS,
@@ -76,6 +77,7 @@ RETRY_BROKEN_S = 30.0
 
 #: How the members of Map Run timers begin (``timer_member``'s JSON).
 _MAP_RUN_PREFIXES = tuple(f'["{kind}",' for kind in MAP_RUN_TIMERS)
+_CHILD_PREFIXES = tuple(f'["{kind}",' for kind in CHILD_TIMERS)
 
 
 #: How long one tick goes on firing timers that its own firings made due, before it
@@ -378,6 +380,11 @@ def fire_timers(store: RedisStore, members: list[str], now: float) -> None:
     if turns:
         waiting.fire_rate_timers(store, turns)
         members = [m for m in members if not m.startswith(limits.LIMIT_TIMER_PREFIX)]
+    # A child workflow's start and end (orchestrator/engine/children.py).
+    started = [m for m in members if m.startswith(_CHILD_PREFIXES)]
+    if started:
+        children.fire(store, started, now)
+        members = [m for m in members if not m.startswith(_CHILD_PREFIXES)]
     # A Distributed Map's timers move its Map Run (orchestrator/engine/maprun.py).
     runs = [m for m in members if m.startswith(_MAP_RUN_PREFIXES)]
     if runs:

@@ -29,7 +29,7 @@ from orchestrator.errors import (
     StatesError,
     StatesRuntimeError,
 )
-from orchestrator.language import arns, dataflow, intrinsics, jsontext
+from orchestrator.language import arns, children, dataflow, intrinsics, jsontext
 from orchestrator.language import jsonata_eval as jsonata
 from orchestrator.language.choice import evaluate_rule
 from orchestrator.language.definition import (
@@ -997,7 +997,17 @@ class Interpreter:
             params = dataflow.effective_input(
                 raw_input, input_path=state.input_path, parameters=state.parameters, context=ctx
             )
-        if is_lambda_invoke(state.resource):
+        mode = children.child_mode(state.resource)
+        if mode is not None:
+            # A child workflow (states:startExecution): no activity; the engine starts
+            # the child when this transition's timer fires (orchestrator/engine/children.py).
+            request = children.child_request(params)
+            entry = [key, record.entered_event, record.attempt, tr.now, self.history_base]
+            run_id = hashlib.sha1(repr(entry).encode()).hexdigest()[:12]
+            child = request.name or children.child_execution_id(self.info.execution_id, run_id)
+            record.kind, record.activity = "child", None
+            record.run = {"id": run_id, "mode": mode, "child": child}
+        elif is_lambda_invoke(state.resource):
             # The service-integration form: the function comes from the parameters and
             # the result is wrapped in Lambda's response envelope.
             if not isinstance(params, dict) or not isinstance(params.get("FunctionName"), str):
@@ -1038,7 +1048,10 @@ class Interpreter:
             # when it starts the attempt, and at each heartbeat).
             record.heartbeat = heartbeat
             tr.timers.append((tr.now + heartbeat, [TimerKind.HEARTBEAT, key, record.attempt]))
-        tr.dispatches.append(Dispatch(key, name, record.activity, params))
+        if record.kind == "child":
+            tr.timers.append((tr.now, [children.ChildTimer.START, key, record.attempt]))
+            return
+        tr.dispatches.append(Dispatch(key, name, record.activity or "", params))
 
     @staticmethod
     def _seconds(
@@ -1063,9 +1076,12 @@ class Interpreter:
             return _at_most_max_wait(float(literal), field)
         return None
 
-    def task_succeeded(self, key: str, record: StepRecord, result: Any, now: float) -> Transition:
-        """A task attempt returned ``result`` (or its task token was answered with it)."""
-        tr = self._new(now)
+    def task_succeeded(
+        self, key: str, record: StepRecord, result: Any, now: float, tr: Transition | None = None
+    ) -> Transition:
+        """A task attempt returned ``result`` (or its task token was answered with it);
+        ``tr``: a transition to go on with (events written before the task's end)."""
+        tr = tr if tr is not None else self._new(now)
         scope, name = self.scope_of(key)
         state = scope.states[name]
         assert isinstance(state, TaskState)
@@ -1097,6 +1113,34 @@ class Interpreter:
         tr.statuses[key] = StepStatus.WAITING
         tr.released.append(key)
         return tr
+
+    def child_started(
+        self, key: str, record: StepRecord, execution_arn: str, start: float, now: float
+    ) -> Transition:
+        """The engine started the child of a ``startExecution`` Task (its execution
+        ``execution_arn``, started at ``start``): a Task that does not wait succeeds with
+        ``{"ExecutionArn", "StartDate"}``; a ``.sync`` or ``.waitForTaskToken`` one waits
+        (for the child's end, or for its task token)."""
+        mode = (record.run or {}).get("mode", "start")
+        output = children.start_output(mode, execution_arn, start)
+        tr = self._new(now)
+        tr.event("TaskStarted", key)
+        if mode in children.WAITING_MODES or mode == "token":
+            tr.event("TaskSubmitted", key, output=output)
+            tr.statuses[key] = StepStatus.WAITING
+            return tr
+        return self.task_succeeded(key, record, output, now, tr)
+
+    def child_ended(
+        self, key: str, record: StepRecord, description: dict[str, Any], now: float
+    ) -> Transition:
+        """The child of a ``.sync`` Task ended (``description``: its DescribeExecution):
+        the Task succeeds with it, or fails with ``States.TaskFailed`` and the description
+        as its cause, as Step Functions fails it."""
+        if description.get("Status") == "SUCCEEDED":
+            return self.task_succeeded(key, record, description, now)
+        cause = children.child_failure_cause(description)
+        return self.task_failed(key, record, "States.TaskFailed", cause, now)
 
     def task_failed(
         self,
@@ -1978,7 +2022,9 @@ class Interpreter:
                 tr.finish(key)
                 scope, name = self.scope_of(key)
                 self.enter(tr, scope, name, record.input)
-            elif record.token:  # a callback task: scheduled again, with a new task token
+            elif record.token or record.kind == "child":
+                # A callback task, or a child workflow's: scheduled again, with a new task
+                # token, or a new child.
                 # Its old token was revoked when the execution ended and must stay so; its
                 # parameters ($$.Task.Token) are computed again from its input to carry
                 # the new one.
@@ -2024,7 +2070,7 @@ class Interpreter:
             return Recovery()
         if status == StepStatus.JOINING:
             return Recovery(join=True)
-        if record.kind in ("continue", "maprun"):
+        if record.kind in ("continue", "maprun", "child"):
             return Recovery()  # its timer moves it, not a task
         if status in (StepStatus.SCHEDULED, StepStatus.RUNNING):
             return Recovery(

@@ -1,0 +1,327 @@
+"""Child workflows: the engine's side of the ``startExecution`` integrations.
+
+The interpreter schedules a ``startExecution`` Task with a ``childstart`` timer due at
+once (orchestrator/language/children.py: the modes, the request, the output shapes), in
+the very transition that schedules it, and the child's id in the step's record (derived
+from the step and that transition, or the ``Name`` parameter). Firing the timer, as a
+Distributed Map's advance starts its children (orchestrator/engine/maprun.py):
+
+1. starts the child with ``start_write`` + its first transition, guarded by the id's
+   absence: a timer fired again (a crash, a conflict) finds its child there and starts no
+   second one (an execution of that id that is not this Task's child fails the Task with
+   ``StepFunctions.ExecutionAlreadyExistsException``);
+2. commits the parent's transition (``TaskStarted``, then ``TaskSubmitted`` and WAITING
+   for ``.sync`` and ``.waitForTaskToken``, else ``TaskSucceeded`` with
+   ``{"ExecutionArn", "StartDate"}``) guarded by the timer and the step as read, and
+   writes the link on the parent in it (its record's ``child:<id>`` field, JSON
+   ``[step key, mode]``).
+
+The child's record links back (``parent``, ``parent_state``, ``parent_mode``) and, for a
+``.sync`` child, holds in ``notify`` the ``childend`` timer member its final commit adds
+(commit.lua's ``notify``, as a Map Run's children report to their run): the parent learns
+of the end through the commit that ends the child, whatever process dies when, and fires
+it here as a guarded transition of its own (the Task succeeds with the child's
+DescribeExecution, or fails with ``States.TaskFailed``, the description as its cause).
+
+A stop of the parent stops its ``.sync`` and ``.waitForTaskToken`` children still running
+(:func:`stop_children`); a redrive of the parent schedules the Task again, which starts a
+new child.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+from orchestrator.engine.commit import (
+    after_commit,
+    prepare_transition,
+    start_transition,
+    start_write,
+)
+from orchestrator.engine.machines import interpreter_from_record, make_interpreter
+from orchestrator.engine.publisher import execution_priority
+from orchestrator.engine.records import base_status, parse_timer_member, timer_member
+from orchestrator.engine.store import RedisStore, Write
+from orchestrator.errors import DefinitionError, StatesError
+from orchestrator.language import arns
+from orchestrator.language.children import (
+    WAITING_MODES,
+    ChildTimer,
+    child_request,
+    described,
+)
+from orchestrator.language.interpreter import (
+    ExecutionInfo,
+    Interpreter,
+    StepRecord,
+    StepStatus,
+    Transition,
+)
+from orchestrator.language.jsontext import dumps
+
+logger = logging.getLogger("orchestrator.engine.children")
+
+#: A child's end fired before the parent recorded its start is looked at this much later.
+NOT_YET_S = 0.5
+#: When firing raised, the timer is tried again this much later (seconds).
+RETRY_BROKEN_S = 5.0
+#: Recomputations of a parent's transition whose reads changed under it.
+MAX_RECOMPUTE = 50
+#: The parent's record field prefix naming a child (``child:<id>`` -> ``[key, mode]``).
+CHILD_FIELD = "child:"
+#: Modes whose child a stop of the parent stops.
+STOPPED_WITH_PARENT = frozenset({*WAITING_MODES, "token"})
+
+
+def end_member(parent: str, key: str, child: str, attempt: int) -> str:
+    """The ``childend`` timer a ``.sync`` child's final commit adds for its parent."""
+    return timer_member(ChildTimer.ENDED, parent, f"{key}|{child}", attempt)
+
+
+class _StartFailed(Exception):
+    def __init__(self, error: str, cause: str) -> None:
+        super().__init__(cause)
+        self.error, self.cause = error, cause
+
+
+def fire(store: RedisStore, members: list[str], now: float) -> None:
+    """Fire due ``childstart`` and ``childend`` timers, one at a time."""
+    for member in members:
+        try:
+            kind = parse_timer_member(member)[0]
+            if kind == ChildTimer.START:
+                _fire_start(store, member, now)
+            else:
+                _fire_end(store, member, now)
+        except Exception:  # noqa: BLE001 - one broken timer must not stop the others
+            logger.exception("child workflow timer %s failed; trying again later", member)
+            store.defer_timer(member, now + RETRY_BROKEN_S)
+
+
+def _commit(
+    store: RedisStore,
+    parent: str,
+    interp: Interpreter,
+    compute: Any,
+    *,
+    key: str,
+    status: str,
+    member: str,
+    extra: list[tuple[str, str]] | None = None,
+) -> bool:
+    """Commit the parent's transition guarded by the step as read and the timer, with
+    ``extra`` hash fields of the parent's record; False if it no longer applies."""
+    for _ in range(MAX_RECOMPUTE):
+        prepared = prepare_transition(
+            store, parent, interp, compute, step_key=key, step_status=status, timer=member
+        )
+        if prepared is None:
+            return False
+        for fields in extra or ():
+            prepared.write.op("hset", store.keys.execution(parent), *fields)
+        result = store.apply(prepared.write)
+        if result.ok:
+            after_commit(store, parent, interp, prepared.tr, result.joined)
+            return True
+        if result.failed_guard < prepared.fixed_guards:
+            return False
+    raise RuntimeError(f"the child workflow transition of {parent}/{key} kept conflicting")
+
+
+def _step(store: RedisStore, parent: str, key: str) -> tuple[Interpreter, str, StepRecord] | None:
+    """The parent's interpreter, the step's status and record, if the parent runs and
+    the step is a child workflow's Task."""
+    if store.execution_status(parent) != "RUNNING":
+        return None
+    status, text = store.step_state(parent, key)
+    if status is None or text is None:
+        return None
+    record = StepRecord.loads(text)
+    if record.kind != "child" or not record.run:
+        return None
+    interp = interpreter_from_record(store, parent)
+    if interp is None:
+        return None
+    return interp, status, record
+
+
+def _fire_start(store: RedisStore, member: str, now: float) -> None:
+    _, parent, key, attempt = parse_timer_member(member)
+    found = _step(store, parent, key)
+    if found is None:
+        store.drop_timers(member)
+        return
+    interp, status, record = found
+    if base_status(status) != StepStatus.SCHEDULED or record.attempt != attempt:
+        store.drop_timers(member)
+        return
+    run = record.run or {}
+    child, mode = str(run["child"]), str(run["mode"])
+    try:
+        workflow, start = start_child(store, interp, key, record, now)
+    except _StartFailed as failed:
+        error, cause, text = failed.error, failed.cause, record.dumps()
+
+        def compute_failed() -> Transition:
+            return interp.task_failed(key, StepRecord.loads(text), error, cause, now)
+
+        if not _commit(
+            store, parent, interp, compute_failed, key=key, status=status, member=member
+        ):
+            store.drop_timers(member)
+        return
+    arn = arns.execution_arn(workflow, child)
+    text = record.dumps()
+
+    def compute() -> Transition:
+        return interp.child_started(key, StepRecord.loads(text), arn, start, now)
+
+    link = (f"{CHILD_FIELD}{child}", dumps([key, mode]))
+    if not _commit(
+        store, parent, interp, compute, key=key, status=status, member=member, extra=[link]
+    ):
+        store.drop_timers(member)
+
+
+def start_child(
+    store: RedisStore, interp: Interpreter, key: str, record: StepRecord, now: float
+) -> tuple[str, float]:
+    """Start the child a Task's record names (once: guarded by its id's absence) and
+    return its workflow and start time; :class:`_StartFailed` when it cannot start."""
+    from orchestrator.client.api import _compiled  # the client's definition lookup
+
+    parent = interp.info.execution_id
+    run = record.run or {}
+    child, mode = str(run["child"]), str(run["mode"])
+    try:
+        request = child_request(record.params)
+    except StatesError as exc:
+        raise _StartFailed(exc.error, exc.cause or str(exc)) from None
+    existing = store.execution_records([child], ("parent", "parent_run", "workflow", "start"))[0]
+    if existing.get("start") is not None:
+        if existing.get("parent") == parent and existing.get("parent_run") == run["id"]:
+            return existing.get("workflow") or request.workflow, float(existing["start"] or now)
+        raise _StartFailed(
+            "StepFunctions.ExecutionAlreadyExistsException",
+            f"Execution Already Exists: '{arns.execution_arn(request.workflow, child)}'",
+        )
+    try:
+        machine, workflow, text, def_hash = _compiled(request.workflow)
+    except DefinitionError as exc:
+        raise _StartFailed(
+            "StepFunctions.StateMachineDoesNotExistException",
+            f"State Machine Does Not Exist: '{request.state_machine_arn}' ({exc})",
+        ) from None
+    input_text = dumps(request.input)
+    priority = execution_priority(interp.info)
+    info = ExecutionInfo(child, child, workflow, now, request.input, priority=priority)
+    child_interp = make_interpreter(machine, info)
+    link: list[str] = ["parent", parent, "parent_state", key, "parent_run", str(run["id"])]
+    link += ["parent_mode", mode]
+    if mode in WAITING_MODES:
+        link += ["notify", end_member(parent, key, child, record.attempt)]
+
+    def record_write() -> Write:
+        write = start_write(
+            store,
+            child,
+            workflow=workflow,
+            input_text=input_text,
+            input_hash=hashlib.sha1(input_text.encode()).hexdigest(),
+            now=now,
+            def_hash=def_hash,
+            definition_text=text,
+            priority=priority,
+        )
+        # Before the first transition's writes: a child that ends in its start commit
+        # notifies its parent in it.
+        write.op("hset", store.keys.execution(child), *link)
+        return write
+
+    tr, write = start_transition(store, child, child_interp, now, record_write)
+    result = store.apply(write)
+    if result.ok:
+        after_commit(store, child, child_interp, tr, result.joined)
+        return workflow, now
+    # Started meanwhile (another firing of the same timer): ours, or someone else's.
+    return start_child(store, interp, key, record, now)
+
+
+def _fire_end(store: RedisStore, member: str, now: float) -> None:
+    _, parent, tag, _attempt = parse_timer_member(member)
+    key, _, child = tag.rpartition("|")
+    found = _step(store, parent, key)
+    if found is None or (found[2].run or {}).get("child") != child:
+        store.drop_timers(member)
+        return
+    interp, status, record = found
+    if base_status(status) == StepStatus.SCHEDULED:
+        # The child ended before the parent's commit of its start: look again soon.
+        store.defer_timer(member, now + NOT_YET_S)
+        return
+    if base_status(status) not in (StepStatus.WAITING, StepStatus.RUNNING):
+        store.drop_timers(member)
+        return
+    description = describe_child(store, child, str((record.run or {}).get("mode")))
+    if description is None or description["Status"] == "RUNNING":
+        store.drop_timers(member)  # (redriven since: its next end adds the timer again)
+        return
+    text = record.dumps()
+
+    def compute() -> Transition:
+        return interp.child_ended(key, StepRecord.loads(text), description, now)
+
+    if not _commit(store, parent, interp, compute, key=key, status=status, member=member):
+        store.drop_timers(member)
+
+
+def describe_child(store: RedisStore, child: str, mode: str) -> dict[str, Any] | None:
+    """A child's DescribeExecution as its ``.sync`` (``.sync:2``) Task returns it."""
+    record = store.execution(child)
+    if not record:
+        return None
+    workflow = record.get("workflow", "")
+
+    def text(name: str) -> str | None:
+        value = record.get(name)
+        return None if value is None else str(json.loads(value))
+
+    output = record.get("output")
+    return described(
+        execution_arn=arns.execution_arn(workflow, child),
+        state_machine_arn=arns.state_machine_arn(workflow),
+        name=record.get("name", child),
+        status=record["status"],
+        input_text=record.get("input"),
+        output_text=output,
+        error=text("error"),
+        cause=text("cause"),
+        start=float(record.get("start") or 0),
+        stop=float(record["stop"]) if record.get("stop") else None,
+        parsed=mode == "sync2",
+    )
+
+
+def children_of(record: dict[str, str]) -> list[tuple[str, str, str]]:
+    """``(child id, step key, mode)`` of the children an execution's record links."""
+    out = []
+    for name, value in record.items():
+        if name.startswith(CHILD_FIELD):
+            key, mode = json.loads(value)
+            out.append((name[len(CHILD_FIELD) :], str(key), str(mode)))
+    return out
+
+
+def stop_children(store: RedisStore, execution_id: str, now: float) -> None:
+    """The execution was stopped: stop its ``.sync`` and ``.waitForTaskToken`` children
+    still running (each stop stops their own children in turn)."""
+    from orchestrator.engine.maprun import stop_child
+
+    linked = [c for c in children_of(store.execution(execution_id)) if c[2] in STOPPED_WITH_PARENT]
+    ids = [child for child, _, _ in linked]
+    for child, status in zip(ids, store.execution_statuses(ids), strict=True):
+        if status == "RUNNING":
+            stop_child(store, child, f"The parent execution {execution_id} was stopped", now)

@@ -1,0 +1,257 @@
+"""Child workflows (states:startExecution in its four modes, and the SDK's form): real
+Redis, real worker, real timers; the children are workflows of a workflows folder."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import tests.activities  # noqa: F401 - registers echo, fail, flaky, block
+from orchestrator import (
+    describe_execution,
+    get_execution_history,
+    redrive_execution,
+    send_task_success,
+    start_workflow,
+    stop_execution,
+)
+from orchestrator.engine import children
+from orchestrator.engine.store import get_store
+from orchestrator.language import arns
+from orchestrator.testing import process_settings
+from tests.activities import release
+from tests.helpers import event_types, machine, task, wait_until
+
+START = "arn:aws:states:::states:startExecution"
+
+
+@pytest.fixture
+def workflows(orchestrator, tmp_path: Path) -> Iterator[Path]:
+    """A workflows folder of the children's definitions, in force in this process (the
+    in-process timer loop starts the children)."""
+    settings = orchestrator.settings.model_copy(update={"workflows_dir": str(tmp_path)})
+    with process_settings(settings):
+        yield tmp_path
+
+
+def child(folder: Path, name: str, states: dict) -> str:
+    (folder / f"{name}.asl.json").write_text(json.dumps(machine(states)))
+    return f"arn:aws:states:us-east-1:123456789012:stateMachine:{name}"
+
+
+def parent(resource: str, arn: str, **fields) -> dict:
+    params = {"StateMachineArn": arn, "Input": {"n.$": "$.n", "tag.$": "$.tag"}}
+    params.update(fields.pop("Parameters", {}))
+    return machine({"Call": task(resource, Parameters=params, **fields)})
+
+
+def children_of(execution_id: str) -> list:
+    return describe_execution(execution_id).children
+
+
+def test_start_and_go_on(workflows, tag):
+    arn = child(workflows, "kid", {"Echo": task("echo")})
+    handle = start_workflow(parent(START, arn), {"n": 1, "tag": tag})
+    result = handle.result(30)
+    assert result.status == "SUCCEEDED", result
+    (linked,) = children_of(handle.execution_id)
+    assert result.output == {
+        "ExecutionArn": arns.execution_arn("kid", linked.execution_id),
+        "StartDate": result.output["StartDate"],
+    }
+    assert isinstance(result.output["StartDate"], int)
+    assert linked.state == "Call" and linked.mode == "start"
+    kid = describe_execution(linked.execution_id)
+    wait_until(lambda: describe_execution(linked.execution_id).status == "SUCCEEDED", 20)
+    assert kid.parent_execution_id == handle.execution_id
+    assert kid.parent_state == "Call"
+    assert kid.input == {"n": 1, "tag": tag}
+    history = get_execution_history(handle.execution_id)
+    assert event_types(history) == [
+        "ExecutionStarted",
+        "TaskStateEntered",
+        "TaskScheduled",
+        "TaskStarted",
+        "TaskSucceeded",
+        "TaskStateExited",
+        "ExecutionSucceeded",
+    ]
+
+
+def test_sdk_form_region_qualified(workflows, tag):
+    arn = child(workflows, "kid_sdk", {"Echo": task("echo")})
+    resource = "arn:aws:states:eu-west-1:111122223333:aws-sdk:sfn:startExecution"
+    handle = start_workflow(
+        parent(resource, arn, Parameters={"Input": json.dumps({"n": 2}), "Name": f"sdk-{tag}"}),
+        {"n": 2, "tag": tag},
+    )
+    result = handle.result(30)
+    assert result.status == "SUCCEEDED", result
+    assert result.output["ExecutionArn"] == arns.execution_arn("kid_sdk", f"sdk-{tag}")
+    assert isinstance(result.output["StartDate"], str) and result.output["StartDate"].endswith("Z")
+    assert describe_execution(f"sdk-{tag}").input == {"n": 2}
+
+
+def test_sync_waits_for_the_output_as_text(workflows, tag):
+    arn = child(workflows, "kid_sync", {"Echo": task("echo")})
+    handle = start_workflow(parent(f"{START}.sync", arn), {"n": 3, "tag": tag})
+    result = handle.result(30)
+    assert result.status == "SUCCEEDED", result
+    (linked,) = children_of(handle.execution_id)
+    out = result.output
+    assert out["ExecutionArn"] == arns.execution_arn("kid_sync", linked.execution_id)
+    assert out["Status"] == "SUCCEEDED"
+    assert json.loads(out["Output"]) == {"n": 3, "tag": tag}
+    assert json.loads(out["Input"]) == {"n": 3, "tag": tag}
+    assert out["StateMachineArn"] == arns.state_machine_arn("kid_sync")
+    assert out["Name"] == linked.execution_id
+    assert out["StopDate"] >= out["StartDate"]
+    assert "TaskSubmitted" in event_types(get_execution_history(handle.execution_id))
+
+
+def test_sync2_output_as_json_region_qualified(workflows, tag):
+    arn = child(workflows, "kid_sync2", {"Echo": task("echo")})
+    resource = "arn:aws:states:us-east-1:123456789012:states:startExecution.sync:2"
+    handle = start_workflow(parent(resource, arn), {"n": 4, "tag": tag})
+    result = handle.result(30)
+    assert result.status == "SUCCEEDED", result
+    assert result.output["Output"] == {"n": 4, "tag": tag}
+    assert result.output["Input"] == {"n": 4, "tag": tag}
+
+
+def test_sync_child_failure_fails_the_task(workflows, tag):
+    arn = child(
+        workflows,
+        "kid_fails",
+        {"Boom": task("fail", Parameters={"error": "KidError", "cause": "kid broke"})},
+    )
+    handle = start_workflow(parent(f"{START}.sync", arn), {"n": 5, "tag": tag})
+    result = handle.result(30)
+    assert result.status == "FAILED", result
+    assert result.error == "States.TaskFailed" and result.cause is not None
+    cause = json.loads(result.cause)
+    assert cause["Status"] == "FAILED"
+    assert cause["Error"] == "KidError" and cause["Cause"] == "kid broke"
+    (linked,) = children_of(handle.execution_id)
+    assert cause["ExecutionArn"] == arns.execution_arn("kid_fails", linked.execution_id)
+
+
+def test_sync_child_failure_caught(workflows, tag):
+    arn = child(workflows, "kid_caught", {"Boom": task("fail", Parameters={"error": "KidError"})})
+    definition = parent(
+        f"{START}.sync:2",
+        arn,
+        Catch=[{"ErrorEquals": ["States.TaskFailed"], "Next": "Handled"}],
+        Next="Handled",
+    )
+    definition["States"]["Handled"] = {"Type": "Pass", "End": True}
+    result = start_workflow(definition, {"n": 6, "tag": tag}).result(30)
+    assert result.status == "SUCCEEDED", result
+    assert result.output["Error"] == "States.TaskFailed"
+    assert json.loads(result.output["Cause"])["Error"] == "KidError"
+
+
+def test_wait_for_task_token(workflows, tag):
+    arn = child(workflows, "kid_token", {"Hold": {"Type": "Pass", "End": True}})
+    definition = parent(
+        f"{START}.waitForTaskToken",
+        arn,
+        Parameters={"Input": {"token.$": "$$.Task.Token", "tag.$": "$.tag"}},
+    )
+    handle = start_workflow(definition, {"n": 7, "tag": tag})
+    linked = wait_until(lambda: children_of(handle.execution_id), 20)
+    kid = describe_execution(linked[0].execution_id)
+    assert kid.parent_execution_id == handle.execution_id
+    # The child ended; the parent waits for the token, not for the child.
+    wait_until(lambda: describe_execution(kid.execution_id).status == "SUCCEEDED", 20)
+    assert describe_execution(handle.execution_id).status == "RUNNING"
+    send_task_success(kid.input["token"], {"answer": 42})
+    result = handle.result(20)
+    assert result.status == "SUCCEEDED", result
+    assert result.output == {"answer": 42}
+
+
+def test_stop_parent_stops_sync_child(workflows, tag):
+    arn = child(workflows, "kid_block", {"Hold": task("block", Parameters={"tag.$": "$.tag"})})
+    handle = start_workflow(parent(f"{START}.sync", arn), {"n": 8, "tag": tag})
+    linked = wait_until(lambda: children_of(handle.execution_id), 20)
+    kid_id = linked[0].execution_id
+    try:
+        stop_execution(handle.execution_id, "Stopped", "by the test")
+        assert handle.result(20).status == "ABORTED"
+        wait_until(lambda: describe_execution(kid_id).status == "ABORTED", 20)
+    finally:
+        release(tag)
+
+
+def test_stop_parent_stops_token_child(workflows, tag):
+    arn = child(workflows, "kid_tblock", {"Hold": task("block", Parameters={"tag.$": "$.tag"})})
+    definition = parent(
+        f"{START}.waitForTaskToken",
+        arn,
+        Parameters={"Input": {"token.$": "$$.Task.Token", "tag.$": "$.tag"}},
+    )
+    handle = start_workflow(definition, {"n": 9, "tag": tag})
+    linked = wait_until(lambda: children_of(handle.execution_id), 20)
+    try:
+        stop_execution(handle.execution_id)
+        wait_until(lambda: describe_execution(linked[0].execution_id).status == "ABORTED", 20)
+    finally:
+        release(tag)
+
+
+def test_redrive_parent_starts_a_new_child(workflows, tag):
+    # flaky fails its first call (counted by tag), then succeeds.
+    arn = child(
+        workflows, "kid_flaky", {"F": task("flaky", Parameters={"tag.$": "$.tag", "fail": 1})}
+    )
+    handle = start_workflow(parent(f"{START}.sync:2", arn), {"n": 10, "tag": tag})
+    assert handle.result(30).status == "FAILED"
+    (first,) = children_of(handle.execution_id)
+    assert describe_execution(first.execution_id).status == "FAILED"
+    redrive_execution(handle.execution_id)
+    result = handle.result(30)
+    assert result.status == "SUCCEEDED", result
+    assert result.output["Output"]["attempt"] == 2
+    linked = children_of(handle.execution_id)
+    assert len(linked) == 2
+    second = next(c for c in linked if c.execution_id != first.execution_id)
+    assert describe_execution(second.execution_id).status == "SUCCEEDED"
+    assert describe_execution(first.execution_id).status == "FAILED"
+
+
+def test_a_start_fired_again_starts_no_second_child(workflows, tag):
+    """The childstart timer fired twice (a redelivery: the first firing's parent commit
+    lost) finds its child there and starts no other."""
+    arn = child(workflows, "kid_twice", {"Hold": task("block", Parameters={"tag.$": "$.tag"})})
+    handle = start_workflow(parent(f"{START}.sync", arn), {"n": 11, "tag": tag})
+    try:
+        linked = wait_until(lambda: children_of(handle.execution_id), 20)
+        store = get_store()
+        started = store.execution(linked[0].execution_id)["start"]
+        # What a firing would do again: the start is guarded by the child's absence.
+        from orchestrator.engine.machines import interpreter_from_record
+        from orchestrator.language.interpreter import StepRecord
+
+        interp = interpreter_from_record(store, handle.execution_id)
+        _, text = store.step_state(handle.execution_id, "Call")
+        assert interp is not None and text is not None
+        record = StepRecord.loads(text)
+        workflow, start = children.start_child(store, interp, "Call", record, 0.0)
+        assert (workflow, repr(start)) == ("kid_twice", started)
+        assert len(children_of(handle.execution_id)) == 1
+        index = store.keys.executions_index(workflow="kid_twice")
+        assert store.client.zrange(index, 0, -1) == [linked[0].execution_id]
+    finally:
+        release(tag)
+    assert handle.result(30).status == "SUCCEEDED"
+
+
+def test_missing_workflow_fails_the_task(workflows, tag):
+    arn = "arn:aws:states:us-east-1:123456789012:stateMachine:no_such_kid"
+    result = start_workflow(parent(f"{START}.sync", arn), {"n": 12, "tag": tag}).result(30)
+    assert result.status == "FAILED"
+    assert result.error == "StepFunctions.StateMachineDoesNotExistException"
