@@ -140,7 +140,15 @@ class Settings(BaseSettings):
     """Where ``start_workflow("name")`` looks for ``name.asl.json`` / ``.yaml`` (relative:
     to the working directory), before the packaged examples (``orchestrator/examples``)."""
     resource_aliases: dict[str, str] = Field(default_factory=dict)
-    """Resource string -> activity name, for resources that are neither names nor ARNs."""
+    """Resource string -> activity name, for resources that are neither names nor ARNs
+    (an integration ARN matches in any region and account: ``arn:aws:states:::sns:publish``
+    also binds ``arn:aws:states:eu-west-1:123456789012:sns:publish``)."""
+    connections_file: str | None = None
+    """YAML or JSON file of the connections HTTP Tasks authenticate with
+    (``Authentication.ConnectionArn``; :mod:`orchestrator.engine.integrations.connections`)."""
+    http_timeout_seconds: float = Field(default=60.0, gt=0)
+    """Timeout of one HTTP Task request (AWS's is a fixed 60 s); past it the attempt
+    fails with ``States.Http.Socket``."""
     region: str = Field(default=DEFAULT_REGION, pattern=r"^[a-z0-9-]{1,50}$")
     """The region in the ARNs the engine forms (``$$.Execution.Id``, ``$$.StateMachine.Id``,
     Map Runs); an ARN a definition or a caller names may hold any region."""

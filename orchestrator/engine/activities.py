@@ -1,9 +1,16 @@
 """Activities: plain Python functions registered as Celery tasks, and Resource resolution.
 
-A Task state's ``Resource`` resolves only to a registered activity — by its name, by the
-function name at the end of a Lambda ARN, or through the configured alias map — and never
-to an arbitrary import path, so a definition cannot make a worker run code nobody
-registered.
+A Task state's ``Resource`` resolves only to code registered here — and never to an
+arbitrary import path, so a definition cannot make a worker run code nobody registered:
+
+1. an activity bound to it: through the configured alias map
+   (``ORCHESTRATOR_RESOURCE_ALIASES``) or ``@activity("x", resources=[...])``, an
+   integration ARN matching in any region and account;
+2. an activity by its name, or by the function name at the end of a Lambda ARN;
+3. a built-in service integration (:mod:`orchestrator.engine.integrations`: the HTTP
+   Task), run by a Celery task of its own that every worker serves on the default queue.
+
+Anything else is a definition error that names the integration and says how to bind it.
 
 Queues: an activity declared with ``queue="gpu"`` has its steps sent to the Celery queue
 ``gpu``; the others, and the orchestrator's own tasks, go to the default queue
@@ -29,6 +36,7 @@ from typing import Any, TypeVar, overload
 from celery import Task, signals
 
 from orchestrator.config import get_settings
+from orchestrator.engine import integrations
 from orchestrator.engine.celery_app import ACTIVITY_TASK, app
 from orchestrator.engine.limits import Limits, local_limits
 from orchestrator.engine.limits import register as register_limits
@@ -36,13 +44,21 @@ from orchestrator.engine.store import get_store
 from orchestrator.errors import ActivityNotFound
 from orchestrator.language.children import child_mode
 from orchestrator.language.interpreter import LAMBDA_INVOKE, WAIT_FOR_TOKEN, is_lambda_invoke
+from orchestrator.language.resources import integration_name, without_suffix
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: ``arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]``
+#: A Lambda function in every form AWS accepts (a Resource, a ``FunctionName``), the
+#: function's name in ``name``: ``NAME``, ``NAME:QUALIFIER`` (an alias, a version or
+#: ``$LATEST``), ``ACCOUNT:function:NAME[:QUALIFIER]`` (``REGION:`` before it too), and
+#: ``arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`` (any partition,
+#: region and account). Every form runs the activity named after the function.
 LAMBDA_ARN = re.compile(
-    r"^arn:aws[a-z-]*:lambda:[^:]*:[^:]*:function:(?P<name>[A-Za-z0-9_-]+)(?::[^:]+)?$"
+    r"^(?:arn:aws[a-z-]*:lambda:[^:]*:[^:]*:function:|(?:[a-z0-9-]+:)?\d{12}:function:)?"
+    r"(?P<name>[A-Za-z0-9_-]+)(?::(?:\$LATEST|[A-Za-z0-9_-]+))?$"
 )
+#: A Step Functions activity ARN (its workers poll GetActivityTask: none does here).
+ACTIVITY_ARN = re.compile(r"^arn:aws[a-z-]*:states:[^:]*:[^:]*:activity:[^:]+$")
 #: Activity names: what Celery task names and Lambda function names have in common.
 ACTIVITY_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,140}$")
 #: Queue names (``@activity(..., queue=...)``): as safe on RabbitMQ as on Redis, and
@@ -62,6 +78,9 @@ class Activity:
 
 
 _registry: dict[str, Activity] = {}
+#: Resources bound to activities (``@activity(..., resources=[...])``), by
+#: :func:`resource_key`.
+_bindings: dict[str, str] = {}
 
 #: What an activity's Celery task runs a workflow step with: ``(task, function, input,
 #: execution_id, step_key) -> result``.
@@ -91,6 +110,7 @@ def activity(
     queue: str | None = None,
     max_concurrency: int | None = None,
     rate_limit: str | None = None,
+    resources: Iterable[str] = (),
 ) -> Callable[[F], F]: ...
 
 
@@ -100,6 +120,7 @@ def activity(
     queue: str | None = None,
     max_concurrency: int | None = None,
     rate_limit: str | None = None,
+    resources: Iterable[str] = (),
 ) -> Any:
     """Register a function as an activity that Task states can run.
 
@@ -119,6 +140,13 @@ def activity(
     worker (:mod:`orchestrator.engine.limits`); the workers importing the activity
     advertise its limits, so that every process publishing its steps obeys them.
 
+    ``resources``: Task Resources this activity serves besides its name, e.g.
+    ``@activity("notify", resources=["arn:aws:states:::sns:publish"])``: it receives the
+    state's effective Parameters and returns the integration's result, in place of a
+    service this orchestrator does not call, or of a built-in integration (a bound
+    activity wins). An integration ARN binds it in every region and account, and in its
+    ``.waitForTaskToken`` form (the activity sends the token on, as a callback activity).
+
     The function is returned unchanged, so it stays directly callable and testable. Its
     Celery task (named after the activity, so Flower lists it by that name) is reachable
     as ``get_activity(name).task``.
@@ -127,9 +155,21 @@ def activity(
         return _register(name.__name__, name)
 
     limits = Limits(max_concurrency, rate_limit)  # validated here, at the decorator
+    if isinstance(resources, str):
+        resources = [resources]
+    bound = list(resources)
+    for resource in bound:
+        if not isinstance(resource, str) or not resource:
+            raise ValueError(f"resources: {resource!r} is not a Resource string")
 
     def decorator(function: F) -> F:
-        _register(name or function.__name__, function, queue, limits)
+        registered = name or function.__name__
+        _register(registered, function, queue, limits)
+        for resource in bound:
+            key = resource_key(resource)
+            if _bindings.get(key, registered) != registered:
+                raise ValueError(f"{resource!r} is already bound to activity {_bindings[key]!r}")
+            _bindings[key] = registered
         return function
 
     return decorator
@@ -152,6 +192,16 @@ def _register(
                 f"activity {name!r} is already registered by {_qualname(existing.function)}"
             )
 
+    task = _step_task(name, function)
+    _registry[name] = Activity(name, function, task, queue or None)
+    register_limits(name, limits or Limits())
+    return function
+
+
+def _step_task(name: str, function: Callable[..., Any]) -> Task:
+    """The Celery task running ``function`` as workflow steps (an activity's, or a
+    built-in integration's)."""
+
     def run(
         self: Task, input: Any = None, execution_id: str | None = None, step_key: str | None = None
     ) -> Any:
@@ -165,10 +215,25 @@ def _register(
 
     run.__name__ = function.__name__
     run.__doc__ = function.__doc__
-    task = app.task(name=name, bind=True, shared=False, **{ACTIVITY_TASK: True})(run)
-    _registry[name] = Activity(name, function, task, queue or None)
-    register_limits(name, limits or Limits())
-    return function
+    task: Task = app.task(name=name, bind=True, shared=False, **{ACTIVITY_TASK: True})(run)
+    return task
+
+
+# Every process knows the built-in integrations' tasks: workers serve them (on the
+# default queue: they are in no activity's registration), publishers send to them.
+for _integration in integrations.all_integrations():
+    _step_task(_integration.task_name, _integration.function)
+
+
+def resource_key(resource: str) -> str:
+    """A Resource as bindings and aliases match it: an integration ARN as its integration
+    name (``sns:publish``, whatever its region and account; ``.waitForTaskToken`` left
+    off), any other Resource as it is."""
+    name = integration_name(resource)
+    if name is None:
+        return resource
+    base, suffix = without_suffix(name)
+    return base if suffix == WAIT_FOR_TOKEN else name
 
 
 def _qualname(function: Callable[..., Any]) -> str:
@@ -184,12 +249,19 @@ def get_activity(name: str) -> Activity:
 
 
 def activity_name_for(resource: str) -> str | None:
-    """The activity a ``Resource`` string names, or None if it names none."""
+    """The activity a ``Resource`` string names (or is bound to), or None if none."""
     if resource.endswith(WAIT_FOR_TOKEN) and not resource.startswith(LAMBDA_INVOKE):
         resource = resource[: -len(WAIT_FOR_TOKEN)]
     aliases = get_settings().resource_aliases
     if resource in aliases:
         return aliases[resource]
+    key = resource_key(resource)
+    if key in _bindings:
+        return _bindings[key]
+    if integration_name(resource) is not None:
+        for alias, name in aliases.items():
+            if resource_key(alias) == key:
+                return name
     match = LAMBDA_ARN.match(resource)
     name = match.group("name") if match else resource
     return name if is_known(name) else None
@@ -361,15 +433,20 @@ def _worker_stopped(**_: Any) -> None:
 
 
 def resolve(state: Any) -> str:
-    """The activity name a Task state runs; raises :class:`ActivityNotFound`."""
+    """The Celery task a Task state runs (an activity's, or a built-in integration's);
+    raises :class:`ActivityNotFound`."""
     return resolve_name(state.resource)
 
 
 def resolve_name(resource: str) -> str:
-    """The activity a Resource (or a lambda:invoke ``FunctionName``) names."""
+    """The Celery task a Resource (or a lambda:invoke ``FunctionName``) runs: the activity
+    it names or is bound to, else a built-in integration's."""
     name = activity_name_for(resource)
     if name is None:
-        raise ActivityNotFound(resource)
+        builtin = integrations.for_resource(resource)
+        if builtin is None:
+            raise ActivityNotFound(resource)
+        return builtin.task_name
     return name
 
 
@@ -395,6 +472,16 @@ def resource_problem(state: Any) -> str | None:
         return f"no registered activity for FunctionName {function!r}{_suggestion(function)}"
     if activity_name_for(state.resource) is not None:
         return None
+    builtin = integrations.for_resource(state.resource)
+    if builtin is not None:
+        if builtin.check is None or isinstance(state.arguments, str):
+            return None
+        given = state.arguments if isinstance(state.arguments, dict) else state.parameters
+        return builtin.check(given if isinstance(given, dict) else {})
+    if integrations.engine_handles(state.resource):
+        return None
+    if integration_name(state.resource) is not None or ACTIVITY_ARN.match(state.resource):
+        return integrations.unsupported(state.resource)
     if not _registry and not _advertised():
         return (
             f"no registered activity for {state.resource!r} (none is registered in this "

@@ -17,7 +17,7 @@ from typing import Any
 from celery import Task
 
 from orchestrator.config import get_settings
-from orchestrator.engine import activities, waiting
+from orchestrator.engine import activities, integrations, waiting
 from orchestrator.engine.celery_app import app
 from orchestrator.engine.commit import DEAD_LETTER_TASK, run_transition
 from orchestrator.engine.context import ActivityContext, push_heartbeat, running
@@ -131,6 +131,10 @@ def _run_step(
     }
     if "/" in step_key:  # as Interpreter.event: a branch's or item's event names its step
         started_event["key"] = step_key
+    builtin = integrations.by_task_name(task.name)
+    if builtin is not None:  # as Step Functions writes an integration's TaskStarted
+        service, _, action = builtin.name.partition(":")
+        started_event.update(resourceType=service, resource=action)
     # Its timestamp as it is: the execution's start (the base of the others') is not
     # known before the claim.
     started = encode_event(started_event, None)

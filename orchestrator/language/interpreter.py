@@ -32,6 +32,7 @@ from orchestrator.errors import (
 from orchestrator.language import arns, children, dataflow, intrinsics, jsontext
 from orchestrator.language import jsonata_eval as jsonata
 from orchestrator.language.choice import evaluate_rule
+from orchestrator.language.resources import resource_fields
 from orchestrator.language.definition import (
     Branch,
     ChoiceState,
@@ -1028,7 +1029,9 @@ class Interpreter:
         tr.event(
             "TaskScheduled",
             key,
-            resource=state.resource,
+            # An integration's as Step Functions writes it (resourceType "http",
+            # resource "invoke"); any other Resource as it is.
+            **{"resource": state.resource, **resource_fields(state.resource)},
             parameters=params,
             timeoutInSeconds=timeout,
         )
@@ -1087,7 +1090,7 @@ class Interpreter:
         assert isinstance(state, TaskState)
         if record.envelope:
             result = {"ExecutedVersion": "$LATEST", "Payload": result, "StatusCode": 200}
-        tr.event("TaskSucceeded", key, output=result)
+        tr.event("TaskSucceeded", key, output=result, **resource_fields(state.resource))
         tr.released.append(key)
         if record.token:
             tr.tokens[record.token] = None
@@ -1161,7 +1164,13 @@ class Interpreter:
             cause = _compact_json_text(cause)
         # From outside (an exception's message, a callback's answer): storable and bounded.
         error, cause = _bounded(error, MAX_ERROR_CHARS), _bounded(cause, MAX_CAUSE_CHARS)
-        tr.event("TaskTimedOut" if timed_out else "TaskFailed", key, error=error, cause=cause)
+        tr.event(
+            "TaskTimedOut" if timed_out else "TaskFailed",
+            key,
+            error=error,
+            cause=cause,
+            **resource_fields(getattr(state, "resource", "")),
+        )
         tr.released.append(key)
         if record.token:
             tr.tokens[record.token] = None

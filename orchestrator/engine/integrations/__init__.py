@@ -1,0 +1,132 @@
+"""Built-in service integrations: Task Resources the workers serve without user code.
+
+An integration is a function that workers run like an activity: the state's effective
+Parameters in, its result out, an exception (a :class:`~orchestrator.errors.StatesError`
+for a named error) failing the attempt. Each is a built-in Celery task
+(``orchestrator.integration.<name>``, :mod:`orchestrator.engine.activities` makes it)
+that every worker consuming the default queue serves, so Retry/Catch, TimeoutSeconds,
+heartbeats, cancellation and the history work as for activities.
+
+The registry is keyed by the integration name of
+:func:`orchestrator.language.resources.integration_name` (``http:invoke``; a
+region-qualified ARN normalizes to the same). Resolution
+(:func:`orchestrator.engine.activities.resolve_name`): an activity bound to the Resource
+(``@activity("x", resources=[...])`` or ``ORCHESTRATOR_RESOURCE_ALIASES``) wins, then a
+built-in integration here, else a definition error naming the integration
+(:func:`unsupported`).
+
+Services in :data:`ENGINE_SERVICES` (``states:*``: child workflows) are the engine's own,
+run by the interpreter rather than as a worker task: this registry never claims them, and
+:func:`engine_handles` is where the engine says which of their Resources it runs.
+
+One module per integration (``http``: the HTTP Task), each registering with
+:func:`integration`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.language.resources import integration_name, without_suffix
+
+#: Prefix of the Celery task names of the built-in integrations.
+TASK_PREFIX = "orchestrator.integration."
+#: Services the engine runs itself (in the interpreter), never a worker task of this
+#: registry: ``states:startExecution`` and its patterns (child workflows).
+ENGINE_SERVICES = frozenset({"states"})
+
+#: A definition-time check of a Task state's static Parameters (a dict, or None when they
+#: are known only at run time): a problem, or None.
+ParametersCheck = Callable[[Mapping[str, Any] | None], str | None]
+
+
+@dataclass(frozen=True)
+class Integration:
+    """A built-in integration."""
+
+    name: str
+    """Its integration name (``http:invoke``)."""
+    function: Callable[[Any], Any]
+    """Runs one attempt: the state's effective Parameters -> its result."""
+    check: ParametersCheck | None = None
+
+    @property
+    def task_name(self) -> str:
+        """Its Celery task (the step's ``activity`` in records and messages)."""
+        return TASK_PREFIX + self.name
+
+
+_integrations: dict[str, Integration] = {}
+
+
+def integration(
+    name: str, *, check: ParametersCheck | None = None
+) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
+    """Register a built-in integration under its integration name (a decorator)."""
+    if name.partition(":")[0] in ENGINE_SERVICES:
+        raise ValueError(f"{name!r}: the engine runs the {ENGINE_SERVICES} services itself")
+
+    def decorator(function: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        _integrations[name] = Integration(name, function, check)
+        return function
+
+    return decorator
+
+
+def all_integrations() -> list[Integration]:
+    """Every built-in integration, by name."""
+    return [_integrations[name] for name in sorted(_integrations)]
+
+
+def for_resource(resource: str) -> Integration | None:
+    """The built-in integration a Resource names (any region and account), or None."""
+    name = integration_name(resource)
+    if name is None or name.partition(":")[0] in ENGINE_SERVICES:
+        return None
+    return _integrations.get(name)
+
+
+def by_task_name(task_name: str) -> Integration | None:
+    """The integration whose Celery task this is, or None."""
+    if not task_name.startswith(TASK_PREFIX):
+        return None
+    return _integrations.get(task_name[len(TASK_PREFIX) :])
+
+
+def engine_handles(resource: str) -> bool:
+    """Whether the engine itself runs this Resource (an :data:`ENGINE_SERVICES` one).
+
+    The hook for child workflows (``states:startExecution``, run by the interpreter): none
+    yet, so a ``states:*`` Resource is still reported unsupported unless an activity is
+    bound to it.
+    """
+    return False
+
+
+def unsupported(resource: str) -> str:
+    """Why a Resource naming an integration nobody serves is refused, and how to bind it."""
+    name = integration_name(resource)
+    base = without_suffix(name)[0] if name else resource
+    what = f"the {name} integration" if name else "this Resource"
+    supported = ", ".join(i.name for i in all_integrations()) or "none"
+    return (
+        f"{what} ({resource!r}) is not supported (built-in integrations: {supported}); "
+        f'bind it to your own code with an activity, @activity("my-{_slug(base)}", '
+        f"resources=[{resource!r}]), or map it to one in ORCHESTRATOR_RESOURCE_ALIASES "
+        f'(a JSON object: {{{_json(resource)}: "my-activity"}})'
+    )
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.rpartition(":")[2]).strip("-") or "x"
+
+
+def _json(text: str) -> str:
+    return json.dumps(text)
+
+
+# The integrations: each module registers itself when imported.
+from orchestrator.engine.integrations import http as http  # noqa: E402
