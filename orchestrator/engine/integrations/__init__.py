@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.language.children import child_mode
 from orchestrator.language.resources import integration_name, without_suffix
 
 #: Prefix of the Celery task names of the built-in integrations.
@@ -97,13 +98,11 @@ def by_task_name(task_name: str) -> Integration | None:
 
 
 def engine_handles(resource: str) -> bool:
-    """Whether the engine itself runs this Resource (an :data:`ENGINE_SERVICES` one).
-
-    The hook for child workflows (``states:startExecution``, run by the interpreter): none
-    yet, so a ``states:*`` Resource is still reported unsupported unless an activity is
-    bound to it.
-    """
-    return False
+    """Whether the engine itself runs this Resource (an :data:`ENGINE_SERVICES` one): the
+    child workflows the interpreter starts (``states:startExecution`` and its patterns,
+    :mod:`orchestrator.language.children`). Any other ``states:*`` Resource is reported
+    unsupported unless an activity is bound to it."""
+    return child_mode(resource) is not None
 
 
 def unsupported(resource: str) -> str:
