@@ -401,9 +401,13 @@ def render_description(desc: ExecutionDescription) -> Table:
         rows.append(("Cause", desc.cause or ""))
     for step in desc.steps:
         rows.append(("Step", f"{step.key}: {step.status} (attempts: {step.attempts})"))
-    if desc.parent_execution_id is not None:
+    if desc.parent_execution_id is not None and desc.map_run_arn is not None:
         rows.append(("Parent", f"{desc.parent_execution_id} (item {desc.map_index})"))
         rows.append(("Map Run", desc.map_run_arn or ""))
+    elif desc.parent_execution_id is not None:
+        rows.append(("Parent", f"{desc.parent_execution_id} (state {desc.parent_state})"))
+    for child in desc.children:
+        rows.append(("Child", f"{child.execution_id} (state {child.state}, {child.mode})"))
     if desc.execution_type == "EXPRESS":
         rows.append(("Type", "EXPRESS (its history keeps only its start and end)"))
     for name, value in rows:

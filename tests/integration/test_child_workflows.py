@@ -255,3 +255,22 @@ def test_missing_workflow_fails_the_task(workflows, tag):
     result = start_workflow(parent(f"{START}.sync", arn), {"n": 12, "tag": tag}).result(30)
     assert result.status == "FAILED"
     assert result.error == "StepFunctions.StateMachineDoesNotExistException"
+
+
+def test_cli_describe_shows_both_links(workflows, tag):
+    from rich.console import Console
+
+    from orchestrator.cli import render_description
+
+    arn = child(workflows, "kid_cli", {"Echo": task("echo")})
+    handle = start_workflow(parent(f"{START}.sync", arn), {"n": 13, "tag": tag})
+    assert handle.result(30).status == "SUCCEEDED"
+    (linked,) = children_of(handle.execution_id)
+
+    def shown(execution_id: str) -> str:
+        console = Console(width=300, record=True)
+        console.print(render_description(describe_execution(execution_id)))
+        return " ".join(console.export_text().split())
+
+    assert f"Child {linked.execution_id} (state Call, sync)" in shown(handle.execution_id)
+    assert f"Parent {handle.execution_id} (state Call)" in shown(linked.execution_id)
