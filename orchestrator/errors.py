@@ -102,6 +102,41 @@ class ActivityNotFound(OrchestratorError, LookupError):
         super().__init__(f"no registered activity for resource {resource!r}")
 
 
+class InvalidName(InvalidInputError):
+    """A state machine's or alias's name Step Functions would refuse (``InvalidName``)."""
+
+
+class InvalidArn(InvalidInputError):
+    """Not a state machine, version or alias ARN (``InvalidArn``)."""
+
+
+class StateMachineNotFound(OrchestratorError, LookupError):
+    """No such state machine is registered (``StateMachineDoesNotExist``)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"no state machine {name!r}")
+
+
+class StateMachineAlreadyExists(OrchestratorError):
+    """A state machine with this name exists with another definition, type or
+    description (``StateMachineAlreadyExists``)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"state machine {name!r} already exists with another definition")
+
+
+class ResourceNotFound(OrchestratorError, LookupError):
+    """No such state machine version or alias (``ResourceNotFound``)."""
+
+
+class RegistryConflict(OrchestratorError):
+    """The change conflicts with the registry's state, e.g. deleting a version an alias
+    routes to, or creating an alias that exists with another routing
+    (``ConflictException``)."""
+
+
 class ConfigurationError(OrchestratorError, RuntimeError):
     """The orchestrator is not set up for the call (``REDIS_URL`` unset, a malformed
     setting, no ``redis-server``); the message says how to fix it."""

@@ -10,6 +10,7 @@ import functools
 import hashlib
 import json
 import os
+import random
 import re
 import time
 import uuid
@@ -29,6 +30,7 @@ from orchestrator.client.models import (
 )
 from orchestrator.config import get_settings
 from orchestrator.engine import activities, maprun
+from orchestrator.engine import registry as machine_registry
 from orchestrator.engine.children import children_of
 from orchestrator.engine.commit import announce_end, perform_join, start_transition, start_write
 from orchestrator.engine.lru import LruCache
@@ -49,8 +51,11 @@ from orchestrator.errors import (
     ExecutionAlreadyExists,
     ExecutionNotFound,
     InvalidInputError,
+    StateMachineNotFound,
 )
 from orchestrator.language import arns
+from orchestrator.language import registry as rules
+from orchestrator.language.arns import state_machine_arn
 from orchestrator.language.definition import StateMachine, parse_definition
 from orchestrator.language.interpreter import ExecutionInfo
 from orchestrator.language.jsontext import dumps
@@ -283,7 +288,7 @@ def start_workflow(
             was written (a start is all or nothing).
     """
     settings = get_settings()
-    machine, workflow, definition_text, def_hash = _compiled(definition)
+    machine, workflow, definition_text, def_hash, started_as = _resolve(definition)
     if input is None:
         input = {}
     input_text = inputs.input_text(input, settings.max_input_bytes)
@@ -312,6 +317,7 @@ def start_workflow(
         def_hash=def_hash,
         definition_text=definition_text,
         priority=priority,
+        extra=started_as,
     )
 
     # Valid input the first states cannot process (an evaluation that fails, a quota) is
@@ -333,6 +339,92 @@ def start_workflow(
         # unpublished is sent again by the reconciler from the outbox, within the lease).
         raise unavailable(exc, maybe_applied=True, hint=_restart_hint(name)) from exc
     return ExecutionHandle(execution_id, store)
+
+
+#: The random source of alias routing (:func:`orchestrator.language.registry.choose_version`).
+_routing_random = random.Random()
+#: Workflow files this process registered: (Redis URL, key prefix, name) -> revision, so
+#: a start by file name writes the registry once per revision, not at every start.
+_registered: LruCache[tuple[str, str, str], str] = LruCache(256)
+
+
+def _resolve(definition: DefinitionSource) -> tuple[StateMachine, str, str, str, dict[str, str]]:
+    """What a start runs: ``_compiled``'s four values and the record fields naming the
+    version and alias it runs through ({} for none).
+
+    A state machine, version or alias ARN, or a registered name, runs from the registry
+    (an alias picks a version by its weights). A workflow file in the workflows folder
+    (by name or path) is the source of the state machine of its name: it is registered
+    on first use, and again as a new revision when its content changes (idempotently:
+    same content, same revision). A name with neither a file nor a registration is an
+    error that says where it looked.
+    """
+    if isinstance(definition, str) and rules.is_arn(definition):
+        target = rules.parse_arn(definition)
+        if target.version is not None or target.alias is not None:
+            return _from_registry(target)
+        definition = target.name  # the latest revision: a file's, else the registry's
+    if isinstance(definition, str) and rules.NAME.match(definition):
+        try:
+            path = _workflow_file(definition)
+        except DefinitionError as exc:
+            try:
+                return _from_registry(rules.Target(definition))
+            except StateMachineNotFound:
+                raise exc from None
+        if path is None:
+            return _from_registry(rules.Target(definition))
+    compiled = _compiled(definition)
+    _register_file(definition, compiled[1], compiled[2], compiled[3])
+    return (*compiled, {})
+
+
+def _from_registry(target: rules.Target) -> tuple[StateMachine, str, str, str, dict[str, str]]:
+    resolved = machine_registry.resolve(get_store(), target, _routing_random.random)
+    machine, _, text, def_hash = _compiled(resolved.definition)
+    fields: dict[str, str] = {}
+    if resolved.version is not None:
+        fields["version"] = str(resolved.version)
+    if resolved.alias is not None:
+        fields["alias"] = resolved.alias
+    return machine, resolved.name, text, def_hash, fields
+
+
+def _register_file(definition: DefinitionSource, workflow: str, text: str, revision: str) -> None:
+    """Register (or update) the state machine of a workflow file in the workflows folder
+    (nothing for a dict, text or a file elsewhere); once per revision and process."""
+    if isinstance(definition, os.PathLike):
+        path: Path | None = Path(definition)
+    elif isinstance(definition, str):
+        path = _workflow_file(definition)
+    else:
+        return
+    if path is None or not rules.NAME.match(workflow):
+        return
+    if path.resolve().parent not in workflow_dirs():
+        return
+    settings = get_settings()
+    key = (settings.redis_url or "", settings.key_prefix, workflow)
+    if _registered.get(key) == revision:
+        return
+    machine_registry.register_revision(get_store(), workflow, text, revision)
+    _registered.put(key, revision)
+
+
+def _started_as(record: dict[str, str]) -> dict[str, Any]:
+    """The description's fields naming the state machine, revision, version and alias an
+    execution runs (from its record)."""
+    workflow = record.get("workflow")
+    if not workflow:
+        return {}
+    machine = state_machine_arn(workflow)
+    version, alias = record.get("version"), record.get("alias")
+    return {
+        "state_machine_arn": machine,
+        "revision_id": record.get("def_hash"),
+        "state_machine_version_arn": f"{machine}:{version}" if version else None,
+        "state_machine_alias_arn": f"{machine}:{alias}" if alias else None,
+    }
 
 
 def _restart_hint(name: str | None) -> str:
@@ -417,6 +509,7 @@ def _description(
         map_index=int(record["map_index"]) if "map_index" in record else None,
         execution_type=record.get("type") or "STANDARD",
         priority=int(record["priority"]) if record.get("priority") else None,
+        **_started_as(record),
     )
 
 

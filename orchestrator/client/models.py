@@ -99,6 +99,14 @@ class ExecutionDescription(_Model):
     execution_type: str = "STANDARD"
     """``EXPRESS`` for a Distributed Map's EXPRESS child: its history holds only its own
     start and end (no state events), and it times out after 5 minutes."""
+    state_machine_arn: str | None = None
+    """The ARN of the state machine (the workflow) it runs."""
+    revision_id: str | None = None
+    """The revision of the definition it runs (its content hash)."""
+    state_machine_version_arn: str | None = None
+    """Started through a version (or an alias): the version it runs."""
+    state_machine_alias_arn: str | None = None
+    """Started through an alias: that alias."""
 
     def result(self) -> ExecutionResult:
         """The execution's result view."""
@@ -181,3 +189,83 @@ class MapRunChild(_Model):
     execution_id: str
     status: ExecutionStatus | None = None
     """None: not started yet (or its record expired)."""
+
+
+class StateMachineDescription(_Model):
+    """A registered state machine, or one of its versions (DescribeStateMachine)."""
+
+    state_machine_arn: str
+    """The machine's ARN; a version's ARN when describing a version (as AWS)."""
+    name: str
+    status: str = "ACTIVE"
+    definition: str
+    """The ASL definition, JSON text."""
+    type: str
+    description: str | None = None
+    creation_date: datetime
+    update_date: datetime | None = None
+    revision_id: str
+    """The definition's content hash: the same definition is the same revision."""
+    version: int | None = None
+    """Describing a version: its number."""
+    state_machine_version_arn: str | None = None
+    """A create or update that published a version: its ARN."""
+
+
+class StateMachineListItem(_Model):
+    """One entry of :func:`list_state_machines` (ListStateMachines' ``stateMachines``)."""
+
+    state_machine_arn: str
+    name: str
+    type: str
+    creation_date: datetime
+
+
+class StateMachineList(_Model):
+    """A page of state machines; ``next_token`` fetches the next (None: the last)."""
+
+    state_machines: list[StateMachineListItem]
+    next_token: str | None = None
+
+
+class StateMachineVersion(_Model):
+    """A published version (PublishStateMachineVersion, ListStateMachineVersions)."""
+
+    state_machine_version_arn: str
+    version: int
+    creation_date: datetime
+    revision_id: str
+    description: str | None = None
+
+
+class StateMachineVersionList(_Model):
+    """A page of versions, newest first."""
+
+    state_machine_versions: list[StateMachineVersion]
+    next_token: str | None = None
+
+
+class RoutingEntry(_Model):
+    """One version an alias routes to, with its weight (percent)."""
+
+    state_machine_version_arn: str
+    version: int
+    weight: int
+
+
+class StateMachineAlias(_Model):
+    """An alias (DescribeStateMachineAlias)."""
+
+    state_machine_alias_arn: str
+    name: str
+    description: str | None = None
+    routing_configuration: list[RoutingEntry]
+    creation_date: datetime
+    update_date: datetime
+
+
+class StateMachineAliasList(_Model):
+    """A page of aliases, by name (ListStateMachineAliases)."""
+
+    state_machine_aliases: list[StateMachineAlias]
+    next_token: str | None = None

@@ -461,10 +461,13 @@ def start_write(
     def_hash: str,
     definition_text: str,
     priority: int | None = None,
+    extra: dict[str, str] | None = None,
 ) -> Write:
     """A new execution's record, guarded by its absence (a name is an idempotency key);
     its first transition's writes are added to it (:func:`start_transition`).
-    ``priority``: recorded with it, read with it by whoever publishes its steps."""
+    ``priority``: recorded with it, read with it by whoever publishes its steps;
+    ``extra``: more record fields (the ``version`` and ``alias`` of a registered state
+    machine it runs through)."""
     keys = store.keys
     exec_key = keys.execution(execution_id)
     write = Write().guard_exists(exec_key, False)
@@ -475,6 +478,7 @@ def start_write(
         *("input", input_text, "input_hash", input_hash, "start", repr(now)),
         *("def_hash", def_hash, "redrives", "0"),
         *(("priority", str(priority)) if priority is not None else ()),
+        *(item for pair in (extra or {}).items() for item in pair),
     )
     write.op("zadd", keys.executions, repr(now), execution_id)
     write.op("zadd", keys.executions_index(workflow=workflow), repr(now), execution_id)

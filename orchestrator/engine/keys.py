@@ -137,6 +137,28 @@ Global keys (one each, not per execution; issue 18 will partition the indexes)::
                                (negative: reserved ahead) and ``ts`` (their time); a step
                                over the rate waits as a ``limit`` timer in ``{p}:timers``
 
+The state-machine registry (engine/registry.py): each state machine's keys carry its
+name as hash tag (a name holds no brace), so one registry write touches one slot plus
+``{p}:machines``::
+
+    {p}:sm:{<name>}     HASH   a registered state machine: ``name``, ``type`` (STANDARD or
+                               EXPRESS), ``description``, ``created``/``updated`` (epoch
+                               seconds), ``definition`` (canonical ASL JSON, its latest
+                               revision), ``revision`` (that text's sha1, as an
+                               execution's ``def_hash``: same content, same revision),
+                               ``versions`` (the last version number published; never
+                               reused) and ``rv``, a counter every registry write of the
+                               machine moves and guards (compare-and-set)
+    {p}:sm:{<name>}:v   HASH   its published versions: number -> JSON ``{"revision",
+                               "definition", "description", "created"}``, immutable
+    {p}:sm:{<name>}:a   HASH   its aliases: name -> JSON ``{"routing": [[version,
+                               weight], ...], "description", "created", "updated"}``
+    {p}:machines        ZSET   registered names, score 0 (listed in name order)
+
+The registry keeps its own copy of every revision and version it names (a ``{p}:def``
+expires); an execution records which ``version`` and ``alias`` it ran (fields of its
+record beside ``workflow``, the machine's name, and ``def_hash``, the revision).
+
 Above, ``{p}``, ``{hash}``, ``{S}`` and ``{w}`` are placeholders; ``{<id>}`` stands for the
 id written between braces (``orch:x:{order-17}:s``), the only braces in any key. Data written
 before the hash tags (keys ``{p}:x:<id>``, ``{p}:dl:<id>``) is not read any more: this
@@ -366,6 +388,41 @@ class Keys:
     def activity_rate(self, activity: str) -> str:
         """The token bucket of ``activity``'s ``rate_limit`` (``tokens``, ``ts``)."""
         return f"{self.prefix}:rate:{activity}"
+
+    def machine(self, name: str) -> str:
+        """A registered state machine's record."""
+        return self._tagged("sm", name)
+
+    def machine_versions(self, name: str) -> str:
+        """A registered state machine's published versions."""
+        return self._tagged("sm", name) + ":v"
+
+    def machine_aliases(self, name: str) -> str:
+        """A registered state machine's aliases."""
+        return self._tagged("sm", name) + ":a"
+
+    @property
+    def machines(self) -> str:
+        """The registered state machines' names."""
+        return f"{self.prefix}:machines"
+
+    @property
+    def schedules_due(self) -> str:
+        """Schedule names by when the timer process looks at each next."""
+        return f"{self.prefix}:schedules"
+
+    @property
+    def schedule_names(self) -> str:
+        """Every schedule's name by creation time."""
+        return f"{self.prefix}:schedules:names"
+
+    def schedule(self, name: str) -> str:
+        """A schedule's settings and state."""
+        return f"{self.prefix}:schedule:{name}"
+
+    def schedule_log(self, name: str) -> str:
+        """A schedule's latest events, newest first."""
+        return f"{self.prefix}:schedule:{name}:log"
 
     @property
     def tick_lock(self) -> str:

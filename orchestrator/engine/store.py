@@ -1113,6 +1113,49 @@ class RedisStore:
         next_cursor, page = self.client.hscan(key, cursor, count=count)
         return int(next_cursor), dict(page)
 
+    # -- the state-machine registry (orchestrator/engine/registry.py) ------------------
+
+    def machine_record(self, name: str) -> dict[str, str]:
+        """A registered state machine's record ({} if none)."""
+        return dict(self.client.hgetall(self.keys.machine(name)))
+
+    def machine_fields(self, name: str, fields: list[str]) -> list[str | None]:
+        """``fields`` of a registered state machine's record (None each if none)."""
+        return list(self.client.hmget(self.keys.machine(name), fields))
+
+    def machine_reads(self, name: str) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+        """``(record, versions, aliases)`` of a state machine, in one round trip (three
+        {} if it is not registered): what a registry write is computed from."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(self.keys.machine(name))
+        pipe.hgetall(self.keys.machine_versions(name))
+        pipe.hgetall(self.keys.machine_aliases(name))
+        record, versions, aliases = pipe.execute()
+        return dict(record), dict(versions), dict(aliases)
+
+    def machine_version_text(self, name: str, version: int) -> str | None:
+        """One published version's JSON (None if there is none)."""
+        return self.client.hget(self.keys.machine_versions(name), str(version))
+
+    def machine_alias_text(self, name: str, alias: str) -> str | None:
+        """One alias's JSON (None if there is none)."""
+        return self.client.hget(self.keys.machine_aliases(name), alias)
+
+    def machine_names(self, after: str | None, count: int) -> list[str]:
+        """Registered names in order, the first ``count`` after ``after`` (None: from the
+        first)."""
+        start = "-" if after is None else "(" + after
+        return list(self.client.zrangebylex(self.keys.machines, start, "+", 0, count))
+
+    def machine_records(self, names: list[str], fields: list[str]) -> list[list[str | None]]:
+        """``fields`` of several state machines' records, in one round trip."""
+        if not names:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.hmget(self.keys.machine(name), fields)
+        return [list(values) for values in pipe.execute()]
+
     def delete_prefix(self, prefix: str) -> None:
         """Delete every key under ``prefix`` (tests and tools; never the live prefix)."""
         batch: list[str] = []
