@@ -10,8 +10,9 @@ Every request is recorded (method, path, query, headers, body). Routes:
 * ``/token``: an OAuth client-credentials token endpoint (client ``orders``, secret
   ``s3cr3t-client``), each token a new one (``token-1``, ``token-2``...);
 * ``/orders...``: a small JSON API for the conformance corpus (``POST /orders`` ->
-  201 with an id, ``GET /orders/ID`` -> the order, ``POST /payments`` -> 402 when the
-  amount is over 1000).
+  201 with an id, ``GET /orders/ID`` -> the order; ``X-Api-Key: orders-k3y`` required),
+  ``POST /payments`` (a form; a bearer token from ``/token`` required) -> 402 when the
+  amount is over 1000.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 CLIENT_ID = "orders"
 CLIENT_SECRET = "s3cr3t-client"
+#: The key the ``/orders`` API wants in ``X-Api-Key``.
+ORDERS_API_KEY = "orders-k3y"
 
 
 @dataclass
@@ -57,7 +60,7 @@ class LocalHttpServer:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def release(self) -> None:
         self.released.set()
@@ -144,6 +147,11 @@ def _handler(state: LocalHttpServer) -> type[BaseHTTPRequestHandler]:
         def _orders(self, request: Request) -> tuple[int, Any, str]:
             js = "application/json"
             path, method = request.path, request.method
+            if path.startswith("/orders") and request.header("X-Api-Key") != ORDERS_API_KEY:
+                return 401, {"message": "missing or wrong API key"}, js
+            bearer = request.header("Authorization") or ""
+            if path == "/payments" and not bearer.startswith("Bearer token-"):
+                return 401, {"message": "no bearer token"}, js
             if path == "/orders" and method == "POST":
                 order = json.loads(request.body or b"{}")
                 return 201, {"id": f"ord-{order.get('customer', 'x')}", **order}, js

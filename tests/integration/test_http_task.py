@@ -3,6 +3,7 @@ bindings (issue 14 items 2 and 4), through a real worker."""
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 from collections.abc import Iterator
@@ -61,9 +62,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[config
     path = tmp_path / "connections.json"
     path.write_text(json.dumps(connections))
     before = config.get_settings()
-    updated = before.model_copy(
-        update={"connections_file": str(path), "http_timeout_seconds": 1.0}
-    )
+    updated = before.model_copy(update={"connections_file": str(path), "http_timeout_seconds": 1.0})
     config.configure(updated)
     try:
         yield updated
@@ -222,8 +221,6 @@ def test_credentials_are_on_the_wire_and_never_in_history(server, settings):
     assert server.received("/echo/key")[-1].header("X-Api-Key") == API_KEY
     basic = server.received("/echo/basic")[-1].header("Authorization")
     assert basic is not None and basic.startswith("Basic ")
-    import base64
-
     assert base64.b64decode(basic.split()[1]).decode() == f"svc:{PASSWORD}"
     bearers = [r.header("Authorization") for r in server.received("/echo/oauth")[-2:]]
     assert bearers[0] == bearers[1] and bearers[0] is not None
@@ -329,14 +326,18 @@ def test_timeouts_and_refused_connections_are_socket_errors(server, settings):
                 ApiEndpoint=f"{server.url}/slow",
                 Method="GET",
                 Retry=[{"ErrorEquals": ["States.Http.Socket"], "MaxAttempts": 1}],
-                Catch=[
-                    {"ErrorEquals": ["States.ALL"], "ResultPath": "$.slow", "Next": "Refused"}
-                ],
+                Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": "$.slow", "Next": "Refused"}],
             ),
             "Refused": http_task(
                 ApiEndpoint=f"http://127.0.0.1:{closed_port}/x",
                 Method="GET",
-                Catch=[{"ErrorEquals": ["States.Http.Socket"], "ResultPath": "$.refused", "Next": "Done"}],
+                Catch=[
+                    {
+                        "ErrorEquals": ["States.Http.Socket"],
+                        "ResultPath": "$.refused",
+                        "Next": "Done",
+                    }
+                ],
             ),
             "Done": {"Type": "Pass", "End": True},
         }
@@ -385,9 +386,7 @@ def test_bound_activity_serves_an_integration(settings):
 
 
 def test_an_alias_wins_over_the_builtin_integration(settings):
-    config.configure(
-        settings.model_copy(update={"resource_aliases": {HTTP: "test-fake-http"}})
-    )
+    config.configure(settings.model_copy(update={"resource_aliases": {HTTP: "test-fake-http"}}))
     definition = machine({"Get": http_task(ApiEndpoint="http://unused.invalid/", Method="GET")})
     _, result = run_workflow(definition)
     assert result.status == "SUCCEEDED", result
