@@ -83,6 +83,19 @@ if TYPE_CHECKING:
         StateMachineVersionList,
         StepInfo,
     )
+    from orchestrator.client.schedules import (
+        ScheduleAlreadyExists,
+        ScheduleDescription,
+        ScheduleFiring,
+        ScheduleNotFound,
+        create_schedule,
+        delete_schedule,
+        describe_schedule,
+        list_schedules,
+        pause_schedule,
+        resume_schedule,
+        trigger_schedule,
+    )
     from orchestrator.engine.activities import activity
     from orchestrator.engine.context import ActivityContext, activity_context
     from orchestrator.errors import (
@@ -146,6 +159,19 @@ _EXPORTS = {
         "describe_map_run",
         "list_map_run_children",
         "list_map_runs",
+    ),
+    "orchestrator.client.schedules": (
+        "ScheduleAlreadyExists",
+        "ScheduleDescription",
+        "ScheduleFiring",
+        "ScheduleNotFound",
+        "create_schedule",
+        "delete_schedule",
+        "describe_schedule",
+        "list_schedules",
+        "pause_schedule",
+        "resume_schedule",
+        "trigger_schedule",
     ),
     "orchestrator.client.models": (
         "DeadLetter",
@@ -257,6 +283,20 @@ __all__ = [
     "start_workflow",
     "stop_execution",
     "validate_definition",
+]
+# Schedules (orchestrator/client/schedules.py).
+__all__ += [
+    "ScheduleAlreadyExists",
+    "ScheduleDescription",
+    "ScheduleFiring",
+    "ScheduleNotFound",
+    "create_schedule",
+    "delete_schedule",
+    "describe_schedule",
+    "list_schedules",
+    "pause_schedule",
+    "resume_schedule",
+    "trigger_schedule",
 ]
 
 

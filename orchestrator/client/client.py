@@ -8,13 +8,16 @@ prefix, another broker) in one process need one :class:`Orchestrator` each.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import Iterator
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from pydantic import ValidationError
 
-from orchestrator.client import api, control, mapruns
+from orchestrator.client import api, control, mapruns, schedules
+from orchestrator.client import machines as registry_api
 from orchestrator.client.api import DefinitionSource, ExecutionHandle
 from orchestrator.client.models import (
     DeadLetter,
@@ -23,6 +26,12 @@ from orchestrator.client.models import (
     HistoryEvent,
     MapRunChild,
     MapRunDescription,
+    StateMachineAlias,
+    StateMachineAliasList,
+    StateMachineDescription,
+    StateMachineList,
+    StateMachineVersion,
+    StateMachineVersionList,
 )
 from orchestrator.config import Settings, settings_from_env, using_settings
 from orchestrator.engine.celery_app import publisher_app, using_app
@@ -172,6 +181,67 @@ class Orchestrator:
         with self.bound():
             return api.validate_definition(definition)
 
+    # -- schedules (orchestrator.client.schedules) ---------------------------------------
+
+    def create_schedule(
+        self,
+        name: str,
+        target: DefinitionSource,
+        expression: str,
+        *,
+        input: Any = None,
+        timezone: str = "UTC",
+        overlap: str = "SKIP",
+        catchup_window: float | dt.timedelta | None = None,
+        start: dt.datetime | float | None = None,
+        end: dt.datetime | float | None = None,
+        enabled: bool = True,
+    ) -> schedules.ScheduleDescription:
+        """:func:`orchestrator.create_schedule` with this client."""
+        with self.bound():
+            return schedules.create_schedule(
+                name,
+                target,
+                expression,
+                input=input,
+                timezone=timezone,
+                overlap=overlap,
+                catchup_window=catchup_window,
+                start=start,
+                end=end,
+                enabled=enabled,
+            )
+
+    def describe_schedule(self, name: str) -> schedules.ScheduleDescription:
+        """:func:`orchestrator.describe_schedule` with this client."""
+        with self.bound():
+            return schedules.describe_schedule(name)
+
+    def list_schedules(self, limit: int = 1000) -> list[schedules.ScheduleDescription]:
+        """:func:`orchestrator.list_schedules` with this client."""
+        with self.bound():
+            return schedules.list_schedules(limit)
+
+    def pause_schedule(self, name: str) -> schedules.ScheduleDescription:
+        """:func:`orchestrator.pause_schedule` with this client."""
+        with self.bound():
+            return schedules.pause_schedule(name)
+
+    def resume_schedule(self, name: str) -> schedules.ScheduleDescription:
+        """:func:`orchestrator.resume_schedule` with this client."""
+        with self.bound():
+            return schedules.resume_schedule(name)
+
+    def trigger_schedule(self, name: str) -> schedules.ScheduleDescription:
+        """:func:`orchestrator.trigger_schedule` with this client."""
+        with self.bound():
+            return schedules.trigger_schedule(name)
+
+    def delete_schedule(self, name: str) -> None:
+        """:func:`orchestrator.delete_schedule` with this client."""
+        with self.bound():
+            schedules.delete_schedule(name)
+
     # -- Distributed Map runs (orchestrator.client.mapruns) ------------------------------
 
     def list_map_runs(self, execution_id: str) -> list[MapRunDescription]:
@@ -190,6 +260,144 @@ class Orchestrator:
         """:func:`orchestrator.list_map_run_children` with this client."""
         with self.bound():
             return mapruns.list_map_run_children(map_run_arn, start=start, limit=limit)
+
+    # -- the state-machine registry (orchestrator.client.machines) -----------------------
+
+    def create_state_machine(
+        self,
+        name: str,
+        definition: DefinitionSource,
+        *,
+        type: str = "STANDARD",
+        description: str | None = None,
+        publish: bool = False,
+        version_description: str | None = None,
+    ) -> StateMachineDescription:
+        """:func:`orchestrator.create_state_machine` with this client."""
+        with self.bound():
+            return registry_api.create_state_machine(
+                name,
+                definition,
+                type=type,
+                description=description,
+                publish=publish,
+                version_description=version_description,
+            )
+
+    def update_state_machine(
+        self,
+        name_or_arn: str,
+        definition: DefinitionSource | None = None,
+        *,
+        description: str | None = None,
+        publish: bool = False,
+        version_description: str | None = None,
+    ) -> StateMachineDescription:
+        """:func:`orchestrator.update_state_machine` with this client."""
+        with self.bound():
+            return registry_api.update_state_machine(
+                name_or_arn,
+                definition,
+                description=description,
+                publish=publish,
+                version_description=version_description,
+            )
+
+    def describe_state_machine(
+        self, name_or_arn: str, version: int | None = None
+    ) -> StateMachineDescription:
+        """:func:`orchestrator.describe_state_machine` with this client."""
+        with self.bound():
+            return registry_api.describe_state_machine(name_or_arn, version)
+
+    def list_state_machines(
+        self, *, max_results: int | None = None, next_token: str | None = None
+    ) -> StateMachineList:
+        """:func:`orchestrator.list_state_machines` with this client."""
+        with self.bound():
+            return registry_api.list_state_machines(max_results=max_results, next_token=next_token)
+
+    def delete_state_machine(self, name_or_arn: str) -> bool:
+        """:func:`orchestrator.delete_state_machine` with this client."""
+        with self.bound():
+            return registry_api.delete_state_machine(name_or_arn)
+
+    def publish_state_machine_version(
+        self, name_or_arn: str, description: str | None = None, *, revision_id: str | None = None
+    ) -> StateMachineVersion:
+        """:func:`orchestrator.publish_state_machine_version` with this client."""
+        with self.bound():
+            return registry_api.publish_state_machine_version(
+                name_or_arn, description, revision_id=revision_id
+            )
+
+    def list_state_machine_versions(
+        self, name_or_arn: str, *, max_results: int | None = None, next_token: str | None = None
+    ) -> StateMachineVersionList:
+        """:func:`orchestrator.list_state_machine_versions` with this client."""
+        with self.bound():
+            return registry_api.list_state_machine_versions(
+                name_or_arn, max_results=max_results, next_token=next_token
+            )
+
+    def delete_state_machine_version(self, name_or_arn: str, version: int | None = None) -> bool:
+        """:func:`orchestrator.delete_state_machine_version` with this client."""
+        with self.bound():
+            return registry_api.delete_state_machine_version(name_or_arn, version)
+
+    def create_state_machine_alias(
+        self, name_or_arn: str, alias: str, routing: Any, *, description: str | None = None
+    ) -> StateMachineAlias:
+        """:func:`orchestrator.create_state_machine_alias` with this client."""
+        with self.bound():
+            return registry_api.create_state_machine_alias(
+                name_or_arn, alias, routing, description=description
+            )
+
+    def update_state_machine_alias(
+        self,
+        name_or_arn: str,
+        alias: str | None = None,
+        *,
+        routing: Any = None,
+        description: str | None = None,
+    ) -> StateMachineAlias:
+        """:func:`orchestrator.update_state_machine_alias` with this client."""
+        with self.bound():
+            return registry_api.update_state_machine_alias(
+                name_or_arn, alias, routing=routing, description=description
+            )
+
+    def describe_state_machine_alias(
+        self, name_or_arn: str, alias: str | None = None
+    ) -> StateMachineAlias:
+        """:func:`orchestrator.describe_state_machine_alias` with this client."""
+        with self.bound():
+            return registry_api.describe_state_machine_alias(name_or_arn, alias)
+
+    def list_state_machine_aliases(
+        self, name_or_arn: str, *, max_results: int | None = None, next_token: str | None = None
+    ) -> StateMachineAliasList:
+        """:func:`orchestrator.list_state_machine_aliases` with this client."""
+        with self.bound():
+            return registry_api.list_state_machine_aliases(
+                name_or_arn, max_results=max_results, next_token=next_token
+            )
+
+    def delete_state_machine_alias(self, name_or_arn: str, alias: str | None = None) -> None:
+        """:func:`orchestrator.delete_state_machine_alias` with this client."""
+        with self.bound():
+            registry_api.delete_state_machine_alias(name_or_arn, alias)
+
+    def resolve_target(self, target: str) -> str:
+        """:func:`orchestrator.resolve_target` with this client."""
+        with self.bound():
+            return registry_api.resolve_target(target)
+
+    def deploy_workflows(self, folder: str | Path) -> list[tuple[str, str]]:
+        """:func:`orchestrator.deploy_workflows` with this client."""
+        with self.bound():
+            return registry_api.deploy_workflows(folder)
 
     # -- control (orchestrator.client.control) -------------------------------------------
 

@@ -136,6 +136,20 @@ Global keys (one each, not per execution; issue 18 will partition the indexes)::
     {p}:rate:{a}        HASH   activity {a}'s token bucket (``rate_limit``): ``tokens``
                                (negative: reserved ahead) and ``ts`` (their time); a step
                                over the rate waits as a ``limit`` timer in ``{p}:timers``
+    {p}:schedules       ZSET   schedule names scored by when the timer process looks at
+                               each next (its next fire time, or sooner while a BUFFER_ONE
+                               firing waits); a paused or finished schedule is not in it
+    {p}:schedules:names ZSET   every schedule's name, scored by creation time (listing)
+    {p}:schedule:{n}    HASH   schedule {n} (orchestrator/engine/schedules.py): its settings
+                               (``target``, ``expression``, ``input``, ``timezone``,
+                               ``overlap``, ``catchup``, ``start``, ``end``, ``created``),
+                               ``enabled``, ``next`` (the next scheduled time), ``last`` (its
+                               last execution's id), ``buffered`` (a firing waiting for it)
+                               and ``v``, a version every firing moves and guards
+                               (schedules.lua: two beats never both fire one time)
+    {p}:schedule:{n}:log LIST  the schedule's latest events (JSON, newest first, capped):
+                               firings started, skipped (overlap, or missed beyond the
+                               catch-up window), buffered, cancelled, failed
 
 The state-machine registry (engine/registry.py): each state machine's keys carry its
 name as hash tag (a name holds no brace), so one registry write touches one slot plus
@@ -210,6 +224,9 @@ running workflow with MONITOR and fails otherwise:
 * ``permits.lua``: one activity's ``{p}:permits:{a}``, its waiting set, ``{p}:outbox``
   and ``{p}:leases`` (permits), or its ``{p}:rate:{a}``, ``{p}:timers`` and
   ``{p}:outbox`` (rate); no execution's keys.
+* ``schedules.lua``: one schedule's hash and log, ``{p}:schedules`` and
+  ``{p}:schedules:names``; no execution's keys (a firing's execution is started by its
+  own start, before).
 
 So in a Redis Cluster, each call would run on one slot but for the global keys: the
 remaining step (issue 18) is to partition those indexes, e.g. per slot range.

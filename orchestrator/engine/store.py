@@ -369,6 +369,7 @@ class RedisStore:
         self._trim = client.register_script((_LUA_DIR / "trim_dead_letters.lua").read_text())
         self._forget = client.register_script((_LUA_DIR / "forget_execution.lua").read_text())
         self._limits = client.register_script((_LUA_DIR / "permits.lua").read_text())
+        self._schedules = client.register_script((_LUA_DIR / "schedules.lua").read_text())
 
     def close(self) -> None:
         """Close the store's connections."""
@@ -969,6 +970,74 @@ class RedisStore:
             ["rate", repr(rate), repr(capacity), repr(now), member, timer, repr(lease_seconds)],
         )
         return float(raw)
+
+    # -- schedules (orchestrator/engine/schedules.py, schedules.lua) -------------------
+
+    def _schedule_keys(self, name: str) -> list[str]:
+        keys = self.keys
+        return [
+            keys.schedule(name),
+            keys.schedule_log(name),
+            keys.schedules_due,
+            keys.schedule_names,
+        ]
+
+    def create_schedule(
+        self, name: str, fields: dict[str, str], created: float, look_at: float | None
+    ) -> bool:
+        """Create schedule ``name`` (version 1); False if it exists (nothing written)."""
+        pairs = [item for field, value in fields.items() for item in (field, value)]
+        at = "" if look_at is None else repr(look_at)
+        args = ["create", name, repr(created), at, *pairs]
+        return bool(self.lane.run(self._schedules, self._schedule_keys(name), args))
+
+    def update_schedule(
+        self,
+        name: str,
+        version: str,
+        fields: dict[str, str],
+        look_at: float | None,
+        events: list[str],
+        keep: int,
+    ) -> bool:
+        """Set ``fields`` ("" deletes one), when the timer process looks at the schedule
+        next (None: not at all) and append ``events`` to its log (the newest ``keep``
+        kept), if its version is still ``version``; False (nothing written) otherwise."""
+        pairs = [item for field, value in fields.items() for item in (field, value)]
+        at = "" if look_at is None else repr(look_at)
+        args = ["update", name, version, at, keep, len(fields), *pairs, *events]
+        return bool(self.lane.run(self._schedules, self._schedule_keys(name), args))
+
+    def delete_schedule(self, name: str) -> bool:
+        """Delete schedule ``name`` and its log; False if there was none."""
+        return bool(self.lane.run(self._schedules, self._schedule_keys(name), ["delete", name]))
+
+    def schedule(self, name: str) -> dict[str, str]:
+        """Schedule ``name``'s hash ({} if none)."""
+        return dict(self.client.hgetall(self.keys.schedule(name)))
+
+    def schedule_records(self, names: list[str]) -> list[dict[str, str]]:
+        """The hashes of these schedules, in one round trip ({} for one that is gone)."""
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(self.keys.schedule(name))
+        return [dict(raw) for raw in pipe.execute()]
+
+    def schedule_log(self, name: str, count: int) -> list[str]:
+        """Schedule ``name``'s ``count`` latest log entries, newest first."""
+        return list(self.client.lrange(self.keys.schedule_log(name), 0, count - 1))
+
+    def schedule_names(self, offset: int = 0, count: int = 1000) -> list[str]:
+        """Schedule names by creation time."""
+        return list(self.client.zrange(self.keys.schedule_names, offset, offset + count - 1))
+
+    def due_schedules(self, now: float, limit: int) -> list[str]:
+        """The names of the schedules to look at by ``now``, the most overdue first."""
+        return list(self.client.zrangebyscore(self.keys.schedules_due, "-inf", now, 0, limit))
+
+    def schedule_look_at(self, name: str) -> float | None:
+        """When the timer process looks at schedule ``name`` next (None: never)."""
+        return self.client.zscore(self.keys.schedules_due, name)
 
     # -- activities, dead letters, housekeeping ---------------------------------------
 

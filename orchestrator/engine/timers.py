@@ -24,7 +24,7 @@ from typing import Any
 
 from orchestrator import config
 from orchestrator.config import get_settings
-from orchestrator.engine import children, limits, maprun, waiting
+from orchestrator.engine import children, limits, maprun, schedules, waiting
 from orchestrator.engine.celery_app import app, broker_priority, reconfigure
 from orchestrator.engine.commit import (
     Prepared,
@@ -164,6 +164,11 @@ def run_tick(
                 store.extend_tick_lock(lock_ms)
                 renewed = time.monotonic()
         recover_now = clock()
+        # Schedules due (orchestrator/engine/schedules.py): each firing guarded.
+        try:
+            handled += schedules.fire_due(store, recover_now)
+        except Exception:  # noqa: BLE001 - tried again next tick
+            logger.exception("firing schedules failed")
         # Global limits: permits whose steps ended unreleased go to the waiting steps.
         try:
             handled += waiting.recover_permits(store, recover_now)
