@@ -399,6 +399,144 @@ class Orchestrator:
         with self.bound():
             return registry_api.deploy_workflows(folder)
 
+    # -- the state-machine registry (orchestrator.client.machines) -----------------------
+
+    def create_state_machine(
+        self,
+        name: str,
+        definition: DefinitionSource,
+        *,
+        type: str = "STANDARD",
+        description: str | None = None,
+        publish: bool = False,
+        version_description: str | None = None,
+    ) -> StateMachineDescription:
+        """:func:`orchestrator.create_state_machine` with this client."""
+        with self.bound():
+            return registry_api.create_state_machine(
+                name,
+                definition,
+                type=type,
+                description=description,
+                publish=publish,
+                version_description=version_description,
+            )
+
+    def update_state_machine(
+        self,
+        name_or_arn: str,
+        definition: DefinitionSource | None = None,
+        *,
+        description: str | None = None,
+        publish: bool = False,
+        version_description: str | None = None,
+    ) -> StateMachineDescription:
+        """:func:`orchestrator.update_state_machine` with this client."""
+        with self.bound():
+            return registry_api.update_state_machine(
+                name_or_arn,
+                definition,
+                description=description,
+                publish=publish,
+                version_description=version_description,
+            )
+
+    def describe_state_machine(
+        self, name_or_arn: str, version: int | None = None
+    ) -> StateMachineDescription:
+        """:func:`orchestrator.describe_state_machine` with this client."""
+        with self.bound():
+            return registry_api.describe_state_machine(name_or_arn, version)
+
+    def list_state_machines(
+        self, *, max_results: int | None = None, next_token: str | None = None
+    ) -> StateMachineList:
+        """:func:`orchestrator.list_state_machines` with this client."""
+        with self.bound():
+            return registry_api.list_state_machines(max_results=max_results, next_token=next_token)
+
+    def delete_state_machine(self, name_or_arn: str) -> bool:
+        """:func:`orchestrator.delete_state_machine` with this client."""
+        with self.bound():
+            return registry_api.delete_state_machine(name_or_arn)
+
+    def publish_state_machine_version(
+        self, name_or_arn: str, description: str | None = None, *, revision_id: str | None = None
+    ) -> StateMachineVersion:
+        """:func:`orchestrator.publish_state_machine_version` with this client."""
+        with self.bound():
+            return registry_api.publish_state_machine_version(
+                name_or_arn, description, revision_id=revision_id
+            )
+
+    def list_state_machine_versions(
+        self, name_or_arn: str, *, max_results: int | None = None, next_token: str | None = None
+    ) -> StateMachineVersionList:
+        """:func:`orchestrator.list_state_machine_versions` with this client."""
+        with self.bound():
+            return registry_api.list_state_machine_versions(
+                name_or_arn, max_results=max_results, next_token=next_token
+            )
+
+    def delete_state_machine_version(self, name_or_arn: str, version: int | None = None) -> bool:
+        """:func:`orchestrator.delete_state_machine_version` with this client."""
+        with self.bound():
+            return registry_api.delete_state_machine_version(name_or_arn, version)
+
+    def create_state_machine_alias(
+        self, name_or_arn: str, alias: str, routing: Any, *, description: str | None = None
+    ) -> StateMachineAlias:
+        """:func:`orchestrator.create_state_machine_alias` with this client."""
+        with self.bound():
+            return registry_api.create_state_machine_alias(
+                name_or_arn, alias, routing, description=description
+            )
+
+    def update_state_machine_alias(
+        self,
+        name_or_arn: str,
+        alias: str | None = None,
+        *,
+        routing: Any = None,
+        description: str | None = None,
+    ) -> StateMachineAlias:
+        """:func:`orchestrator.update_state_machine_alias` with this client."""
+        with self.bound():
+            return registry_api.update_state_machine_alias(
+                name_or_arn, alias, routing=routing, description=description
+            )
+
+    def describe_state_machine_alias(
+        self, name_or_arn: str, alias: str | None = None
+    ) -> StateMachineAlias:
+        """:func:`orchestrator.describe_state_machine_alias` with this client."""
+        with self.bound():
+            return registry_api.describe_state_machine_alias(name_or_arn, alias)
+
+    def list_state_machine_aliases(
+        self, name_or_arn: str, *, max_results: int | None = None, next_token: str | None = None
+    ) -> StateMachineAliasList:
+        """:func:`orchestrator.list_state_machine_aliases` with this client."""
+        with self.bound():
+            return registry_api.list_state_machine_aliases(
+                name_or_arn, max_results=max_results, next_token=next_token
+            )
+
+    def delete_state_machine_alias(self, name_or_arn: str, alias: str | None = None) -> None:
+        """:func:`orchestrator.delete_state_machine_alias` with this client."""
+        with self.bound():
+            registry_api.delete_state_machine_alias(name_or_arn, alias)
+
+    def resolve_target(self, target: str) -> str:
+        """:func:`orchestrator.resolve_target` with this client."""
+        with self.bound():
+            return registry_api.resolve_target(target)
+
+    def deploy_workflows(self, folder: str | Path) -> list[tuple[str, str]]:
+        """:func:`orchestrator.deploy_workflows` with this client."""
+        with self.bound():
+            return registry_api.deploy_workflows(folder)
+
     # -- control (orchestrator.client.control) -------------------------------------------
 
     def send_task_success(self, token: str, output: Any = None) -> None:
