@@ -21,6 +21,7 @@ malformed configuration; 3 Redis (the store) unreachable. A ``StoreUnavailable``
 :class:`OrchestratorGroup`), never a traceback.
 """
 
+import dataclasses
 import importlib
 import importlib.metadata
 import json
@@ -67,6 +68,7 @@ from orchestrator import (
     stop_execution,
     validate_definition,
 )
+from orchestrator.client import schedules as schedule_api
 from orchestrator.client.api import END_EVENTS
 from orchestrator.client.models import StepInfo
 from orchestrator.errors import ConfigurationError, StoreUnavailable, mask_url
@@ -1160,6 +1162,179 @@ def ui(
         serve(host, port, insecure_no_token=insecure_no_token)
     except RuntimeError as exc:
         fail(str(exc))
+
+
+# ---------------------------------------------------------------------- schedules
+
+schedule_app = typer.Typer(
+    help="Start workflows on a rate, a cron expression or once, fired by beat (needs REDIS_URL).",
+    no_args_is_help=True,
+)
+app.add_typer(schedule_app, name="schedule")
+
+ScheduleArg = Annotated[str, typer.Argument(help="The schedule's name.")]
+
+
+def _schedule_json(desc: schedule_api.ScheduleDescription) -> dict[str, Any]:
+    value = dataclasses.asdict(desc)
+    value["executions"] = desc.executions
+    return value
+
+
+def render_schedule(desc: schedule_api.ScheduleDescription) -> Table:
+    """A schedule as a two-column table, its latest firings below its settings."""
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("Name", desc.name),
+        ("Target", desc.target),
+        ("Expression", desc.expression),
+        ("Time zone", desc.timezone),
+        ("Overlap", desc.overlap),
+        ("Catch-up window", f"{desc.catchup_window:g} s"),
+        ("State", "ENABLED" if desc.enabled else "PAUSED"),
+        ("Input", one_line(desc.input, PLAIN_DETAILS_WIDTH)),
+    ]
+    if desc.start or desc.end:
+        rows.append(("Between", f"{desc.start or '-'} and {desc.end or '-'}"))
+    rows.append(("Next fire times", "\n".join(_iso(t) for t in desc.next_fire_times) or "-"))
+    rows.append(("Last execution", desc.last_execution or "-"))
+    if desc.buffered:
+        rows.append(("Buffered firing", _iso(desc.buffered)))
+    for firing in desc.firings:
+        scheduled = _iso(firing.scheduled) if firing.scheduled else ""
+        details = " ".join(f"{k}={v}" for k, v in firing.details.items())
+        text = " ".join(part for part in (scheduled, firing.execution or "", details) if part)
+        rows.append((firing.type, text))
+    for label, text in rows:
+        table.add_row(label, str(text))
+    return table
+
+
+def _schedule_call(call: Any) -> Any:
+    """Run a schedule operation; a missing schedule exits 1, a bad argument 2."""
+    require_redis()
+    try:
+        return call()
+    except schedule_api.ScheduleNotFound as exc:
+        fail(str(exc), EXIT_FAILED)
+    except (InvalidInputError, DefinitionError, schedule_api.ScheduleAlreadyExists) as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+def _show_schedule(desc: schedule_api.ScheduleDescription, as_json: bool) -> None:
+    if as_json:
+        emit_json(_schedule_json(desc))
+    else:
+        stdout_console().print(render_schedule(desc))
+
+
+@schedule_app.command("create")
+def schedule_create(
+    name: ScheduleArg,
+    target: Annotated[
+        str, typer.Argument(help="The workflow (name or file), state machine, version or alias.")
+    ],
+    expression: Annotated[
+        str,
+        typer.Argument(
+            help="rate(5 minutes), rate(30 seconds), cron(0 2 * * ? *) or at(2026-12-01T10:00:00)."
+        ),
+    ],
+    input: Annotated[str | None, typer.Option("--input", help="Input JSON.")] = None,
+    timezone: Annotated[str, typer.Option("--timezone", help="IANA time zone.")] = "UTC",
+    overlap: Annotated[
+        str, typer.Option("--overlap", help="SKIP, BUFFER_ONE, ALLOW_ALL or CANCEL_OTHER.")
+    ] = "SKIP",
+    catchup_window: Annotated[
+        float | None,
+        typer.Option("--catchup-window", help="Seconds a late firing still fires (60)."),
+    ] = None,
+    start: Annotated[
+        datetime | None, typer.Option("--start", help="No firing before (ISO time).")
+    ] = None,
+    end: Annotated[datetime | None, typer.Option("--end", help="No firing after.")] = None,
+    paused: Annotated[bool, typer.Option("--paused", help="Create it paused.")] = False,
+    tasks: TasksOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a schedule. Exit code: 0 created; 2 bad argument or the name is taken."""
+    use_task_modules(tasks)
+    value = parse_input(input, None)
+    desc = _schedule_call(
+        lambda: schedule_api.create_schedule(
+            name,
+            target,
+            expression,
+            input=value,
+            timezone=timezone,
+            overlap=overlap,
+            catchup_window=catchup_window,
+            start=start,
+            end=end,
+            enabled=not paused,
+        )
+    )
+    _show_schedule(desc, as_json)
+
+
+@schedule_app.command("list")
+def schedule_list(as_json: JsonOption = False) -> None:
+    """List the schedules with their next fire time."""
+    found = _schedule_call(schedule_api.list_schedules)
+    if as_json:
+        emit_json([_schedule_json(desc) for desc in found])
+        return
+    table = Table()
+    for column in ("Name", "Expression", "Target", "State", "Overlap", "Next", "Last execution"):
+        table.add_column(column)
+    for desc in found:
+        table.add_row(
+            desc.name,
+            desc.expression,
+            desc.target if len(desc.target) <= 40 else desc.target[:39] + "…",
+            "ENABLED" if desc.enabled else "PAUSED",
+            desc.overlap,
+            _iso(desc.next_fire_times[0]) if desc.next_fire_times else "-",
+            desc.last_execution or "-",
+        )
+    stdout_console().print(table)
+
+
+@schedule_app.command("describe")
+def schedule_describe(name: ScheduleArg, as_json: JsonOption = False) -> None:
+    """Show a schedule: its settings, next fire times and latest firings (started,
+    skipped, missed). Exit code: 0; 1 no such schedule."""
+    _show_schedule(_schedule_call(lambda: schedule_api.describe_schedule(name)), as_json)
+
+
+@schedule_app.command("pause")
+def schedule_pause(name: ScheduleArg, as_json: JsonOption = False) -> None:
+    """Stop firing a schedule until it is resumed."""
+    _show_schedule(_schedule_call(lambda: schedule_api.pause_schedule(name)), as_json)
+
+
+@schedule_app.command("resume")
+def schedule_resume(name: ScheduleArg, as_json: JsonOption = False) -> None:
+    """Fire a paused schedule again (what fell due meanwhile is not fired)."""
+    _show_schedule(_schedule_call(lambda: schedule_api.resume_schedule(name)), as_json)
+
+
+@schedule_app.command("trigger")
+def schedule_trigger(
+    name: ScheduleArg, tasks: TasksOption = None, as_json: JsonOption = False
+) -> None:
+    """Fire a schedule now (under its overlap policy)."""
+    use_task_modules(tasks)
+    _show_schedule(_schedule_call(lambda: schedule_api.trigger_schedule(name)), as_json)
+
+
+@schedule_app.command("delete")
+def schedule_delete(name: ScheduleArg) -> None:
+    """Delete a schedule (its executions stay). Exit code: 0; 1 no such schedule."""
+    _schedule_call(lambda: schedule_api.delete_schedule(name))
+    stdout_console().print(Text(f"deleted schedule {name}", style="green"))
 
 
 def main() -> None:
