@@ -6,7 +6,12 @@ cannot contain braces, nor can the prefix), so all of them hash to one slot::
 
     {p}:x:{<id>}        HASH   execution record: status, name, workflow, input, output,
                                error, cause, start, stop, def_hash, redrives, priority
-                               (0-9, read with it by whoever publishes a step)
+                               (0-9, read with it by whoever publishes a step); a child
+                               workflow's ``parent``/``parent_state``/``parent_run``/
+                               ``parent_mode`` link it to the Task that started it (and a
+                               ``.sync`` child's ``notify`` holds its parent's ``childend``
+                               timer member); ``child:<id>`` -> JSON ``[step key, mode]``
+                               for each child workflow it started (engine/children.py)
     {p}:x:{<id>}:h      STREAM history events, oldest first: entry ``0-<n>`` is event n,
                                its one field ``e`` a compact JSON array (engine/history.py:
                                ``[type code, ms after the record's start, step key, main
