@@ -70,7 +70,27 @@ from orchestrator import (
 )
 from orchestrator.client import schedules as schedule_api
 from orchestrator.client.api import END_EVENTS
-from orchestrator.client.models import StepInfo
+from orchestrator.client.machines import (
+    create_state_machine,
+    create_state_machine_alias,
+    delete_state_machine,
+    delete_state_machine_alias,
+    delete_state_machine_version,
+    deploy_workflows,
+    describe_state_machine,
+    list_state_machine_aliases,
+    list_state_machine_versions,
+    list_state_machines,
+    publish_state_machine_version,
+    update_state_machine,
+    update_state_machine_alias,
+)
+from orchestrator.client.models import (
+    StateMachineAlias,
+    StateMachineDescription,
+    StateMachineVersion,
+    StepInfo,
+)
 from orchestrator.errors import ConfigurationError, StoreUnavailable, mask_url
 
 EXIT_OK = 0
@@ -396,6 +416,12 @@ def render_description(desc: ExecutionDescription) -> Table:
         ("Redrives", str(desc.redrive_count)),
         ("Input", one_line(desc.input, 10_000)),
     ]
+    if desc.state_machine_version_arn is not None:
+        rows.append(("Version", desc.state_machine_version_arn))
+    if desc.state_machine_alias_arn is not None:
+        rows.append(("Alias", desc.state_machine_alias_arn))
+    if desc.revision_id is not None:
+        rows.append(("Revision", desc.revision_id))
     if desc.output is not None:
         rows.append(("Output", one_line(desc.output, 10_000)))
     if desc.error is not None or desc.cause is not None:
@@ -1335,6 +1361,327 @@ def schedule_delete(name: ScheduleArg) -> None:
     """Delete a schedule (its executions stay). Exit code: 0; 1 no such schedule."""
     _schedule_call(lambda: schedule_api.delete_schedule(name))
     stdout_console().print(Text(f"deleted schedule {name}", style="green"))
+
+
+# ------------------------------------------------------------------ the state-machine registry
+
+machines_app = typer.Typer(
+    help="The state-machine registry: state machines, versions and aliases.",
+    no_args_is_help=True,
+)
+app.add_typer(machines_app, name="machines")
+
+MachineArg = Annotated[
+    str, typer.Argument(help="The state machine: its name or ARN.", show_default=False)
+]
+AliasArg = Annotated[str, typer.Argument(help="The alias's name.", show_default=False)]
+RouteOption = Annotated[
+    list[str],
+    typer.Option(
+        "--route",
+        "-r",
+        help="VERSION=WEIGHT (repeat for a second version; weights sum to 100), "
+        "e.g. -r 3=90 -r 4=10.",
+    ),
+]
+DescriptionOption = Annotated[
+    str | None, typer.Option("--description", help="A description (at most 256 characters).")
+]
+
+
+def _registry_call(call: Callable[[], Any]) -> Any:
+    """Run a registry call; its errors end the command in one line (2: what was given is
+    invalid; 1: not found or a conflict)."""
+    try:
+        return call()
+    except DefinitionError as exc:
+        fail_definition(exc)
+    except OrchestratorError as exc:
+        fail(str(exc), exit_code_for(exc, EXIT_FAILED))
+
+
+def parse_routes(routes: Sequence[str]) -> list[tuple[int, int]]:
+    """``["3=90", "4=10"]`` as ``[(3, 90), (4, 10)]`` (a bare ``3``: weight 100)."""
+    parsed = []
+    for route in routes:
+        version, _, weight = route.partition("=")
+        if not version.strip().isdigit() or (weight and not weight.strip().isdigit()):
+            fail(f"--route {route!r}: use VERSION=WEIGHT, e.g. 3=90")
+        parsed.append((int(version), int(weight) if weight else 100))
+    return parsed
+
+
+def render_machine(
+    desc: StateMachineDescription,
+    versions: Sequence[StateMachineVersion] = (),
+    aliases: Sequence[StateMachineAlias] = (),
+) -> Table:
+    """A state machine (or version) with its versions and aliases, two columns."""
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    rows: list[tuple[str, str]] = [
+        ("ARN", desc.state_machine_arn),
+        ("Name", desc.name),
+        ("Type", desc.type),
+        ("Status", desc.status),
+        ("Revision", desc.revision_id),
+        ("Created", _iso(desc.creation_date)),
+    ]
+    if desc.update_date is not None:
+        rows.append(("Updated", _iso(desc.update_date)))
+    if desc.description:
+        rows.append(("Description", desc.description))
+    for version in versions:
+        note = f" - {version.description}" if version.description else ""
+        rows.append(("Version", f"{version.version}: revision {version.revision_id}{note}"))
+    for alias in aliases:
+        rows.append(("Alias", f"{alias.name} -> {_routing_text(alias)}"))
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def _routing_text(alias: StateMachineAlias) -> str:
+    return ", ".join(f"version {r.version} ({r.weight}%)" for r in alias.routing_configuration)
+
+
+def _all_versions(machine: str) -> list[StateMachineVersion]:
+    found: list[StateMachineVersion] = []
+    token = None
+    while True:
+        page = list_state_machine_versions(machine, max_results=1000, next_token=token)
+        found += page.state_machine_versions
+        token = page.next_token
+        if token is None:
+            return found
+
+
+def _all_aliases(machine: str) -> list[StateMachineAlias]:
+    found: list[StateMachineAlias] = []
+    token = None
+    while True:
+        page = list_state_machine_aliases(machine, max_results=1000, next_token=token)
+        found += page.state_machine_aliases
+        token = page.next_token
+        if token is None:
+            return found
+
+
+@machines_app.command("list")
+def machines_list(as_json: JsonOption = False) -> None:
+    """Every registered state machine, by name (needs REDIS_URL)."""
+    require_redis()
+    items: list[Any] = []
+    token = None
+    while True:
+        page = list_state_machines(max_results=1000, next_token=token)
+        items += page.state_machines
+        token = page.next_token
+        if token is None:
+            break
+    if as_json:
+        emit_json([item.model_dump(mode="json") for item in items])
+        return
+    table = Table("Name", "Type", "Created", "ARN")
+    for item in items:
+        table.add_row(item.name, item.type, _iso(item.creation_date), item.state_machine_arn)
+    stdout_console().print(table if items else "no state machine is registered")
+
+
+@machines_app.command("describe")
+def machines_describe(
+    machine: MachineArg,
+    version: Annotated[
+        int | None, typer.Option("--version", "-v", min=1, help="Describe this version.")
+    ] = None,
+    definition: Annotated[
+        bool, typer.Option("--definition", help="Print the ASL definition too.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """A state machine (or a version) with its versions and aliases (needs REDIS_URL)."""
+    require_redis()
+    desc = _registry_call(lambda: describe_state_machine(machine, version))
+    qualified = desc.version is not None
+    versions = [] if qualified else _registry_call(lambda: _all_versions(desc.name))
+    aliases = [] if qualified else _registry_call(lambda: _all_aliases(desc.name))
+    if as_json:
+        value = desc.model_dump(mode="json")
+        if not qualified:
+            value["versions"] = [v.model_dump(mode="json") for v in versions]
+            value["aliases"] = [a.model_dump(mode="json") for a in aliases]
+        emit_json(value)
+        return
+    console = stdout_console()
+    console.print(render_machine(desc, versions, aliases))
+    if definition:
+        console.print_json(desc.definition)
+
+
+@machines_app.command("create")
+def machines_create(
+    name: Annotated[str, typer.Argument(help="The state machine's name.", show_default=False)],
+    definition: DefinitionArg,
+    type_: Annotated[
+        str, typer.Option("--type", help="STANDARD or EXPRESS.", case_sensitive=False)
+    ] = "STANDARD",
+    description: DescriptionOption = None,
+    publish: Annotated[bool, typer.Option("--publish", help="Publish version 1 too.")] = False,
+    tasks: TasksOption = None,
+) -> None:
+    """Register a state machine (the same again changes nothing; needs REDIS_URL)."""
+    require_redis()
+    use_task_modules(tasks)
+    desc = _registry_call(
+        lambda: create_state_machine(
+            name, definition, type=type_.upper(), description=description, publish=publish
+        )
+    )
+    note = f", published {desc.state_machine_version_arn}" if desc.state_machine_version_arn else ""
+    stdout_console().print(f"{desc.state_machine_arn}: revision {desc.revision_id}{note}")
+
+
+@machines_app.command("update")
+def machines_update(
+    machine: MachineArg,
+    definition: DefinitionArg,
+    description: DescriptionOption = None,
+    publish: Annotated[bool, typer.Option("--publish", help="Publish it as a version.")] = False,
+    tasks: TasksOption = None,
+) -> None:
+    """Give a state machine a new revision; executions in flight keep theirs."""
+    require_redis()
+    use_task_modules(tasks)
+    before = _registry_call(lambda: describe_state_machine(machine)).revision_id
+    desc = _registry_call(
+        lambda: update_state_machine(machine, definition, description=description, publish=publish)
+    )
+    what = "unchanged" if desc.revision_id == before else f"revision {desc.revision_id}"
+    note = f", published {desc.state_machine_version_arn}" if desc.state_machine_version_arn else ""
+    stdout_console().print(f"{desc.state_machine_arn}: {what}{note}")
+
+
+@machines_app.command("delete")
+def machines_delete(machine: MachineArg) -> None:
+    """Delete a state machine with its versions and aliases (executions run on)."""
+    require_redis()
+    existed = _registry_call(lambda: delete_state_machine(machine))
+    stdout_console().print(f"{machine}: {'deleted' if existed else 'not registered'}")
+
+
+@machines_app.command("versions")
+def machines_versions(machine: MachineArg, as_json: JsonOption = False) -> None:
+    """A state machine's versions, newest first (needs REDIS_URL)."""
+    require_redis()
+    versions = _registry_call(lambda: _all_versions(machine))
+    if as_json:
+        emit_json([v.model_dump(mode="json") for v in versions])
+        return
+    table = Table("Version", "Revision", "Created", "Description")
+    for v in versions:
+        table.add_row(str(v.version), v.revision_id, _iso(v.creation_date), v.description or "")
+    stdout_console().print(table if versions else f"{machine} has no version")
+
+
+@machines_app.command("publish")
+def machines_publish(machine: MachineArg, description: DescriptionOption = None) -> None:
+    """Publish a state machine's current revision as a version (the same revision
+    again: that version)."""
+    require_redis()
+    version = _registry_call(lambda: publish_state_machine_version(machine, description))
+    stdout_console().print(f"{version.state_machine_version_arn}: version {version.version}")
+
+
+@machines_app.command("delete-version")
+def machines_delete_version(
+    machine: MachineArg,
+    version: Annotated[int, typer.Argument(min=1, help="The version number.")],
+) -> None:
+    """Delete a version (refused while an alias routes to it)."""
+    require_redis()
+    existed = _registry_call(lambda: delete_state_machine_version(machine, version))
+    stdout_console().print(f"{machine} version {version}: {'deleted' if existed else 'none'}")
+
+
+@machines_app.command("aliases")
+def machines_aliases(machine: MachineArg, as_json: JsonOption = False) -> None:
+    """A state machine's aliases and their routing (needs REDIS_URL)."""
+    require_redis()
+    aliases = _registry_call(lambda: _all_aliases(machine))
+    if as_json:
+        emit_json([a.model_dump(mode="json") for a in aliases])
+        return
+    table = Table("Alias", "Routing", "Updated", "ARN")
+    for a in aliases:
+        table.add_row(a.name, _routing_text(a), _iso(a.update_date), a.state_machine_alias_arn)
+    stdout_console().print(table if aliases else f"{machine} has no alias")
+
+
+@machines_app.command("alias-create")
+def machines_alias_create(
+    machine: MachineArg, alias: AliasArg, route: RouteOption, description: DescriptionOption = None
+) -> None:
+    """Create an alias routing to one version, or splitting between two by weight."""
+    require_redis()
+    routing = parse_routes(route)
+    created = _registry_call(
+        lambda: create_state_machine_alias(machine, alias, routing, description=description)
+    )
+    stdout_console().print(f"{created.state_machine_alias_arn} -> {_routing_text(created)}")
+
+
+@machines_app.command("alias-update")
+def machines_alias_update(
+    machine: MachineArg,
+    alias: AliasArg,
+    route: Annotated[
+        list[str] | None,
+        typer.Option("--route", "-r", help="VERSION=WEIGHT (repeat for a second version)."),
+    ] = None,
+    description: DescriptionOption = None,
+) -> None:
+    """Change an alias's routing (a canary's next step) or description."""
+    require_redis()
+    routing = parse_routes(route) if route else None
+    updated = _registry_call(
+        lambda: update_state_machine_alias(machine, alias, routing=routing, description=description)
+    )
+    stdout_console().print(f"{updated.state_machine_alias_arn} -> {_routing_text(updated)}")
+
+
+@machines_app.command("alias-delete")
+def machines_alias_delete(machine: MachineArg, alias: AliasArg) -> None:
+    """Delete an alias (its versions stay)."""
+    require_redis()
+    _registry_call(lambda: delete_state_machine_alias(machine, alias))
+    stdout_console().print(f"{machine}:{alias}: deleted")
+
+
+@app.command()
+def deploy(
+    folder: Annotated[
+        Path,
+        typer.Argument(help="A folder of workflow definitions (NAME.asl.json, NAME.yaml...)."),
+    ],
+    tasks: TasksOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Register every workflow of a folder as the state machine of its name,
+    idempotently, and say what changed: created, updated (a new revision) or unchanged.
+    Nothing is registered if any definition is invalid (needs REDIS_URL)."""
+    require_redis()
+    use_task_modules(tasks)
+    results = _registry_call(lambda: deploy_workflows(folder))
+    if as_json:
+        emit_json([{"name": name, "result": result} for name, result in results])
+        return
+    console = stdout_console()
+    for name, result in results:
+        style = {"created": "green", "updated": "yellow"}.get(result, "dim")
+        console.print(Text(f"{name}: {result}", style=style))
+    changed = sum(1 for _, result in results if result != "unchanged")
+    console.print(f"{len(results)} workflows, {changed} changed")
 
 
 def main() -> None:
