@@ -281,3 +281,36 @@ def test_the_client_class_has_the_schedule_functions(name: str, orchestrator: An
         (execution,) = client.trigger_schedule(name).executions
         assert client.describe_execution(execution).execution_id == execution
         client.delete_schedule(name)
+
+
+def test_targets_a_state_machine_alias_resolved_at_each_firing(name: str) -> None:
+    # The registry's targets: an alias ARN routes each firing to the version it names then.
+    machine_name = f"m-{name}"
+
+    def returning(value: str) -> dict[str, Any]:
+        return machine({"P": {"Type": "Pass", "Result": value, "End": True}})
+
+    api.create_state_machine(machine_name, returning("v1"))
+    api.publish_state_machine_version(machine_name)
+    api.update_state_machine(machine_name, returning("v2"))
+    api.publish_state_machine_version(machine_name)
+    alias = api.create_state_machine_alias(machine_name, "prod", [(1, 100)])
+    try:
+        start = ahead()
+        api.create_schedule(name, alias.state_machine_alias_arn, "rate(1 minute)", start=start)
+        fire(name, start + 60)
+        api.update_state_machine_alias(alias.state_machine_alias_arn, routing=[(2, 100)])
+        fire(name, start + 120)
+        second, first = api.describe_schedule(name).executions
+        assert api.ExecutionHandle(first).result(10).output == "v1"
+        assert api.ExecutionHandle(second).result(10).output == "v2"
+        described = api.describe_execution(second)
+        assert (described.state_machine_version_arn or "").endswith(f"{machine_name}:2")
+        # A registered name: its latest revision.
+        api.delete_schedule(name)
+        api.create_schedule(name, machine_name, "rate(1 day)", enabled=False)
+        (latest,) = api.trigger_schedule(name).executions
+        assert api.ExecutionHandle(latest).result(10).output == "v2"
+    finally:
+        api.delete_state_machine_alias(alias.state_machine_alias_arn)
+        api.delete_state_machine(machine_name)

@@ -293,3 +293,21 @@ def test_catch_up_accounts_for_every_missed_firing(period: int, down: int, windo
 def test_execution_names_hold_the_schedule_and_the_time() -> None:
     assert execution_name("nightly", epoch(2026, 12, 1, 2)) == "nightly-20261201T020000Z"
     assert execution_name("n", 0, manual=True) == "n-19700101T000000Z-manual"
+
+
+def test_a_beat_that_imported_no_client_module_finds_the_launcher() -> None:
+    # `celery beat -S orchestrator.engine.beat:OrchestratorScheduler` imports the engine
+    # only: the launcher is looked up by name (DEFAULT_LAUNCHER) at the first firing.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from orchestrator.engine import beat, schedules\n"
+        "assert 'orchestrator.client.schedules' not in sys.modules\n"
+        "launcher = schedules.launcher()\n"
+        "from orchestrator.client.schedules import LAUNCHER\n"
+        "assert launcher is LAUNCHER\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
