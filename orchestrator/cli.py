@@ -319,6 +319,8 @@ def event_details(event: HistoryEvent, width: int) -> str:
         return one_line(text, width)
     if event.type == "TaskScheduled":
         resource = str(details.get("resource", ""))
+        if details.get("resourceType"):  # an integration's: "http:invoke"
+            resource = f"{details['resourceType']}:{resource}"
         return one_line(f"{resource} {one_line(details.get('parameters'), width)}", width)
     if "output" in details:
         return "output=" + one_line(details["output"], max(1, width - 7))

@@ -264,7 +264,11 @@ def activity_name_for(resource: str) -> str | None:
                 return name
     match = LAMBDA_ARN.match(resource)
     name = match.group("name") if match else resource
-    return name if is_known(name) else None
+    if is_known(name):
+        return name
+    # Bound by an activity this process does not import: the workers running it
+    # advertised the binding.
+    return _advertised_bindings().get(key)
 
 
 def is_known(name: str) -> bool:
@@ -325,13 +329,34 @@ def _advertised() -> dict[str, str]:
     return names
 
 
+_bindings_cache: tuple[float, dict[str, str], str] = (0.0, {}, "")
+
+
+def _advertised_bindings() -> dict[str, str]:
+    """Resources bound to activities by the workers importing them (Resource key ->
+    activity name), so that a process which does not import them resolves them too."""
+    global _bindings_cache
+    settings = get_settings()
+    if not settings.redis_url:
+        return {}
+    store = get_store()
+    at, bindings, url = _bindings_cache
+    now = time.monotonic()
+    if url == settings.redis_url + store.keys.prefix and now - at < ADVERTISED_CACHE_S:
+        return bindings
+    bindings = store.advertised_bindings()
+    _bindings_cache = (now, bindings, settings.redis_url + store.keys.prefix)
+    return bindings
+
+
 def advertise() -> None:
-    """Record this process's activities and their queues in Redis (workers do it when
-    they start)."""
+    """Record this process's activities, their queues and the Resources bound to them in
+    Redis (workers do it when they start)."""
     if _registry:
         get_store().advertise_activities(
             {name: _registry[name].queue or "" for name in sorted(_registry)}
         )
+        get_store().advertise_bindings(dict(_bindings))
         # Global limits: every publishing process reads them (orchestrator.engine.limits).
         get_store().advertise_limits(
             {name: limits.to_json() if limits else None for name, limits in local_limits().items()}

@@ -119,6 +119,11 @@ Global keys (one each, not per execution; issue 18 will partition the indexes)::
                                advertised with the names: where a process that does not
                                import an activity (a client, beat, a worker publishing
                                for another) sends its steps
+    {p}:resource-bindings HASH Task Resource key -> activity name, advertised by the workers
+                               importing an activity bound to it (``@activity(...,
+                               resources=[...])``; an integration ARN's key is its
+                               integration name, ``sns:publish``): a process that does not
+                               import the activity resolves the Resource with it
     {p}:workers         HASH   worker node name -> JSON ``{"queues": [...], "until": t}``,
                                refreshed by each running worker, dropped when it stops;
                                an entry past ``until`` is a dead worker's (ignored, pruned)
@@ -381,6 +386,11 @@ class Keys:
     def activity_queues(self) -> str:
         """The queue of each advertised activity ("" for the default one)."""
         return f"{self.prefix}:activity-queues"
+
+    @property
+    def resource_bindings(self) -> str:
+        """Task Resources bound to advertised activities (Resource key -> activity name)."""
+        return f"{self.prefix}:resource-bindings"
 
     @property
     def workers(self) -> str:

@@ -1063,6 +1063,20 @@ class RedisStore:
             pipe.sadd(self.keys.activities, *queues)
             pipe.execute()
 
+    def advertised_bindings(self) -> dict[str, str]:
+        """Task Resources bound to activities by the workers importing them (Resource key
+        -> activity name)."""
+        return self.client.hgetall(self.keys.resource_bindings)
+
+    def advertise_bindings(self, bindings: dict[str, str]) -> None:
+        """Record the Resources this process's activities are bound to (the last worker to
+        advertise a Resource sets its activity)."""
+        if bindings:
+            mapping: dict[str | bytes, bytes | float | int | str] = {
+                key: name for key, name in bindings.items()
+            }
+            self.client.hset(self.keys.resource_bindings, mapping=mapping)
+
     def register_worker(self, node: str, queues: list[str], until: float) -> None:
         """Record that worker ``node`` consumes ``queues`` until ``until`` (epoch s) at
         least; entries of workers that stopped refreshing a while ago are pruned."""

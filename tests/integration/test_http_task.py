@@ -430,3 +430,25 @@ def test_http_parameters_are_checked_with_the_definition():
             ),
             {},
         )
+
+
+def test_bindings_are_advertised_for_processes_without_the_code(settings):
+    from orchestrator.engine import activities
+    from orchestrator.engine.store import get_store
+
+    store = get_store()
+    activities.advertise()  # what a worker does when it starts (worker_ready)
+    assert store.advertised_bindings().get("sns:publish") == "test-sns-publish"
+    # A binding only the workers know (none registered here): resolved through Redis.
+    store.advertise_bindings({"events:putEvents": "test-fake-http"})
+    activities._bindings_cache = (0.0, {}, "")  # not the copy of the last 5 s
+    try:
+        resource = "arn:aws:states:eu-central-1:123456789012:events:putEvents"
+        assert activities.resolve_name(resource) == "test-fake-http"
+        definition = machine({"Put": task(resource, Parameters={"ApiEndpoint": "e"})})
+        _, result = run_workflow(definition)
+        assert result.status == "SUCCEEDED", result
+        assert result.output == {"StatusCode": 299, "Bound": "e"}
+    finally:
+        store.client.hdel(store.keys.resource_bindings, "events:putEvents")
+        activities._bindings_cache = (0.0, {}, "")

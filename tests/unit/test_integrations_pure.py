@@ -163,3 +163,19 @@ def test_json_connections_file(tmp_path):
     path.write_text(json.dumps({"k": {"api_key": {"name": "X-Key", "value": "v"}}}))
     with config.using_settings(config.Settings(connections_file=str(path))):
         assert connections.get_connection("k").settings == {"name": "X-Key", "value": "v"}
+
+
+def test_the_cli_shows_an_integrations_scheduled_event_as_service_and_action():
+    from datetime import UTC, datetime
+
+    from orchestrator import cli
+    from orchestrator.client.models import HistoryEvent
+
+    scheduled = HistoryEvent(
+        id=1,
+        type="TaskScheduled",
+        timestamp=datetime(2024, 1, 1, tzinfo=UTC),
+        state="Call",
+        details={"resourceType": "http", "resource": "invoke", "parameters": {"Method": "GET"}},
+    )
+    assert cli.event_details(scheduled, 80) == 'http:invoke {"Method": "GET"}'
