@@ -31,7 +31,6 @@ from orchestrator.client.models import (
 from orchestrator.config import get_settings
 from orchestrator.engine import activities, maprun
 from orchestrator.engine import registry as machine_registry
-from orchestrator.engine.children import children_of
 from orchestrator.engine.commit import announce_end, perform_join, start_transition, start_write
 from orchestrator.engine.lru import LruCache
 from orchestrator.engine.machines import make_interpreter
@@ -56,6 +55,7 @@ from orchestrator.errors import (
 from orchestrator.language import arns
 from orchestrator.language import registry as rules
 from orchestrator.language.arns import state_machine_arn
+from orchestrator.language.children import children_of
 from orchestrator.language.definition import StateMachine, parse_definition
 from orchestrator.language.interpreter import ExecutionInfo
 from orchestrator.language.jsontext import dumps

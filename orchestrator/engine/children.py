@@ -24,7 +24,7 @@ it here as a guarded transition of its own (the Task succeeds with the child's
 DescribeExecution, or fails with ``States.TaskFailed``, the description as its cause).
 
 A stop of the parent stops its ``.sync`` and ``.waitForTaskToken`` children still running
-(:func:`stop_children`); a redrive of the parent schedules the Task again, which starts a
+(``maprun.stop_children``); a redrive of the parent schedules the Task again, which starts a
 new child.
 """
 
@@ -33,26 +33,33 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
+from orchestrator import examples
+from orchestrator.config import get_settings
+from orchestrator.engine import activities, maprun
 from orchestrator.engine.commit import (
     after_commit,
     prepare_transition,
     start_transition,
     start_write,
 )
+from orchestrator.engine.lru import LruCache
 from orchestrator.engine.machines import interpreter_from_record, make_interpreter
 from orchestrator.engine.publisher import execution_priority
 from orchestrator.engine.records import base_status, parse_timer_member, timer_member
 from orchestrator.engine.store import RedisStore, Write
-from orchestrator.errors import DefinitionError, StatesError
+from orchestrator.errors import DefinitionError, DefinitionIssue, StatesError
 from orchestrator.language import arns
 from orchestrator.language.children import (
+    CHILD_FIELD,
     WAITING_MODES,
     ChildTimer,
     child_request,
     described,
 )
+from orchestrator.language.definition import StateMachine, parse_definition
 from orchestrator.language.interpreter import (
     ExecutionInfo,
     Interpreter,
@@ -70,10 +77,11 @@ NOT_YET_S = 0.5
 RETRY_BROKEN_S = 5.0
 #: Recomputations of a parent's transition whose reads changed under it.
 MAX_RECOMPUTE = 50
-#: The parent's record field prefix naming a child (``child:<id>`` -> ``[key, mode]``).
-CHILD_FIELD = "child:"
-#: Modes whose child a stop of the parent stops.
-STOPPED_WITH_PARENT = frozenset({*WAITING_MODES, "token"})
+#: Endings of definition files in a workflows folder, the most specific first (as
+#: ``start_workflow`` looks names up: orchestrator/client/api.py).
+WORKFLOW_SUFFIXES = (".asl.json", ".asl.yaml", ".asl.yml", ".json", ".yaml", ".yml")
+
+_loaded: LruCache[tuple[str, int, int], tuple[StateMachine, str, str]] = LruCache(64)
 
 
 def end_member(parent: str, key: str, child: str, attempt: int) -> str:
@@ -191,8 +199,6 @@ def start_child(
 ) -> tuple[str, float]:
     """Start the child a Task's record names (once: guarded by its id's absence) and
     return its workflow and start time; :class:`_StartFailed` when it cannot start."""
-    from orchestrator.client.api import _compiled  # the client's definition lookup
-
     parent = interp.info.execution_id
     run = record.run or {}
     child, mode = str(run["child"]), str(run["mode"])
@@ -208,8 +214,9 @@ def start_child(
             "StepFunctions.ExecutionAlreadyExistsException",
             f"Execution Already Exists: '{arns.execution_arn(request.workflow, child)}'",
         )
+    workflow = request.workflow
     try:
-        machine, workflow, text, def_hash = _compiled(request.workflow)
+        machine, text, def_hash = load_workflow(workflow)
     except DefinitionError as exc:
         raise _StartFailed(
             "StepFunctions.StateMachineDoesNotExistException",
@@ -248,6 +255,39 @@ def start_child(
         return workflow, now
     # Started meanwhile (another firing of the same timer): ours, or someone else's.
     return start_child(store, interp, key, record, now)
+
+
+def workflow_dirs() -> list[Path]:
+    """Where a child's workflow is looked up by name, in order: the configured workflows
+    folder, then the packaged examples (as ``start_workflow`` looks names up)."""
+    folder = Path(get_settings().workflows_dir).resolve()
+    return list(dict.fromkeys([folder, examples.WORKFLOWS_DIR]))
+
+
+def load_workflow(name: str) -> tuple[StateMachine, str, str]:
+    """The workflow ``name`` (a file of the workflows folder), validated as a start
+    validates it, with its stored text and content hash; cached by file and version.
+    :class:`DefinitionError` when there is none, or it is invalid."""
+    if "/" in name or "\\" in name or name.startswith("."):
+        raise DefinitionError([DefinitionIssue("$", f"no workflow named {name!r}")])
+    for folder in workflow_dirs():
+        for suffix in WORKFLOW_SUFFIXES:
+            path = folder / f"{name}{suffix}"
+            if not path.is_file():
+                continue
+            stat = path.stat()
+            key = (str(path), stat.st_mtime_ns, stat.st_size)
+            cached = _loaded.get(key)
+            if cached is None:
+                machine = parse_definition(path, resource_check=activities.resource_problem)
+                maprun.check_definition(machine)
+                text = dumps(machine.to_asl())
+                cached = _loaded.put(key, (machine, text, hashlib.sha1(text.encode()).hexdigest()))
+            return cached
+    searched = ", ".join(str(d) for d in workflow_dirs())
+    raise DefinitionError(
+        [DefinitionIssue("$", f"no workflow named {name!r} (looked in {searched})")]
+    )
 
 
 def _fire_end(store: RedisStore, member: str, now: float) -> None:
@@ -303,25 +343,3 @@ def describe_child(store: RedisStore, child: str, mode: str) -> dict[str, Any] |
         stop=float(record["stop"]) if record.get("stop") else None,
         parsed=mode == "sync2",
     )
-
-
-def children_of(record: dict[str, str]) -> list[tuple[str, str, str]]:
-    """``(child id, step key, mode)`` of the children an execution's record links."""
-    out = []
-    for name, value in record.items():
-        if name.startswith(CHILD_FIELD):
-            key, mode = json.loads(value)
-            out.append((name[len(CHILD_FIELD) :], str(key), str(mode)))
-    return out
-
-
-def stop_children(store: RedisStore, execution_id: str, now: float) -> None:
-    """The execution was stopped: stop its ``.sync`` and ``.waitForTaskToken`` children
-    still running (each stop stops their own children in turn)."""
-    from orchestrator.engine.maprun import stop_child
-
-    linked = [c for c in children_of(store.execution(execution_id)) if c[2] in STOPPED_WITH_PARENT]
-    ids = [child for child, _, _ in linked]
-    for child, status in zip(ids, store.execution_statuses(ids), strict=True):
-        if status == "RUNNING":
-            stop_child(store, child, f"The parent execution {execution_id} was stopped", now)

@@ -92,6 +92,7 @@ from orchestrator.engine.records import (
 from orchestrator.engine.store import RedisStore, Write
 from orchestrator.errors import DefinitionError, DefinitionIssue, StatesError
 from orchestrator.language import arns
+from orchestrator.language.children import STOPPED_WITH_PARENT, children_of
 from orchestrator.language.definition import MapState, StateMachine, parse_definition
 from orchestrator.language.interpreter import (
     ExecutionInfo,
@@ -382,8 +383,6 @@ def stop_execution(
             for key, mr in aborted:
                 _aborted(store, execution_id, key, mr, now)
             # Its child workflows that it waits for (.sync, .waitForTaskToken) stop too.
-            from orchestrator.engine.children import stop_children
-
             stop_children(store, execution_id, now)
             return True
         if store.execution_status(execution_id) != "RUNNING":
@@ -394,6 +393,17 @@ def stop_execution(
 def stop_child(store: RedisStore, execution_id: str, cause: str, now: float) -> None:
     """Abort a running child (and, in turn, its own Map Runs' children)."""
     stop_execution(store, execution_id, "States.Aborted", cause, now)
+
+
+def stop_children(store: RedisStore, execution_id: str, now: float) -> None:
+    """The execution was stopped: stop the child workflows it waits for (``.sync`` and
+    ``.waitForTaskToken`` ``startExecution`` Tasks: engine/children.py) still running;
+    each stop stops their own children in turn."""
+    linked = children_of(store.execution(execution_id))
+    ids = [child for child, _key, mode in linked if mode in STOPPED_WITH_PARENT]
+    for child, status in zip(ids, store.execution_statuses(ids), strict=True):
+        if status == "RUNNING":
+            stop_child(store, child, f"The parent execution {execution_id} was stopped", now)
 
 
 def redrive_child(store: RedisStore, execution_id: str, now: float) -> bool:

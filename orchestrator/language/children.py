@@ -34,13 +34,16 @@ from typing import Any
 from orchestrator.errors import StatesRuntimeError
 
 __all__ = [
+    "CHILD_FIELD",
     "CHILD_TIMERS",
+    "STOPPED_WITH_PARENT",
     "ChildRequest",
     "ChildTimer",
     "child_execution_id",
     "child_failure_cause",
     "child_mode",
     "child_request",
+    "children_of",
     "described",
     "start_output",
     "workflow_of",
@@ -67,8 +70,23 @@ class ChildTimer:
 
 CHILD_TIMERS = (ChildTimer.START, ChildTimer.ENDED)
 
-#: Modes: ``start`` (fire and forget), ``sync``, ``sync2``, ``token``, ``sdk``.
+#: Modes: ``start`` (fire and forget), ``sync``, ``sync2``, ``token``, ``sdk``; those
+#: whose Task waits for the child's end:
 WAITING_MODES = frozenset({"sync", "sync2"})
+#: Modes whose child a stop of the parent stops (the Task waits on it).
+STOPPED_WITH_PARENT = frozenset({*WAITING_MODES, "token"})
+#: The parent's record field prefix naming a child (``child:<id>`` -> ``[key, mode]``).
+CHILD_FIELD = "child:"
+
+
+def children_of(record: dict[str, str]) -> list[tuple[str, str, str]]:
+    """``(child id, step key, mode)`` of the children an execution's record links."""
+    out = []
+    for name, value in record.items():
+        if name.startswith(CHILD_FIELD):
+            key, mode = json.loads(value)
+            out.append((name[len(CHILD_FIELD) :], str(key), str(mode)))
+    return out
 
 
 def child_mode(resource: str) -> str | None:
