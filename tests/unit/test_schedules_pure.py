@@ -27,8 +27,8 @@ from orchestrator.language.schedules import (
 UTC = dt.UTC
 
 
-def epoch(*args: int, tz: str = "UTC") -> int:
-    return int(dt.datetime(*args, tzinfo=ZoneInfo(tz)).timestamp())  # type: ignore[arg-type]
+def epoch(year: int, month: int, day: int, hour: int = 0, minute: int = 0, tz: str = "UTC") -> int:
+    return int(dt.datetime(year, month, day, hour, minute, tzinfo=ZoneInfo(tz)).timestamp())
 
 
 def local(spec: Spec, times: list[int]) -> list[str]:
