@@ -30,7 +30,7 @@ from orchestrator.client.control import (
     stop_execution,
 )
 from orchestrator.config import get_settings
-from orchestrator.ui import api, pages, schedules, security
+from orchestrator.ui import api, machines, pages, schedules, security
 from orchestrator.ui.context import STATIC_DIR, ClientCalls, UIContext, make_templates
 from orchestrator.ui.errors import install_error_handlers
 from orchestrator.ui.middleware import install_middleware
@@ -96,6 +96,7 @@ def create_app(
     pages.routes.add_to(app)
     api.routes.add_to(app)
     schedules.routes.add_to(app)
+    machines.routes.add_to(app)
     return app
 
 
