@@ -172,6 +172,8 @@ def _fire_start(store: RedisStore, member: str, now: float) -> None:
         workflow, start = start_child(store, interp, key, record, now)
     except _StartFailed as failed:
         error, cause, text = failed.error, failed.cause, record.dumps()
+        if mode == "sdk":  # the SDK integration's spelling of the service's errors
+            error = error.replace("StepFunctions.", "Sfn.", 1)
 
         def compute_failed() -> Transition:
             return interp.task_failed(key, StepRecord.loads(text), error, cause, now)

@@ -274,3 +274,11 @@ def test_cli_describe_shows_both_links(workflows, tag):
 
     assert f"Child {linked.execution_id} (state Call, sync)" in shown(handle.execution_id)
     assert f"Parent {handle.execution_id} (state Call)" in shown(linked.execution_id)
+
+
+def test_sdk_form_names_errors_as_the_sdk(workflows, tag):
+    arn = "arn:aws:states:us-east-1:123456789012:stateMachine:no_such_sdk_kid"
+    resource = "arn:aws:states:::aws-sdk:sfn:startExecution"
+    result = start_workflow(parent(resource, arn), {"n": 14, "tag": tag}).result(30)
+    assert result.status == "FAILED"
+    assert result.error == "Sfn.StateMachineDoesNotExistException"
