@@ -88,6 +88,7 @@ def test_every_call_touches_at_most_one_execution(monitor: Monitor, tag: str) ->
         keys.execution_counters,
         keys.tick_lock,
         keys.tokens,
+        keys.schedules_due,  # the timer tick's look for due schedules
     }
     shas = {store._commit.sha: "commit", store._claim.sha: "claim", store._timers.sha: "timers"}
     seen_scripts: set[str] = set()
