@@ -5,7 +5,8 @@ Every request is recorded (method, path, query, headers, body). Routes:
 * ``/echo/...``: 200, JSON of what was received (method, path, query pairs, body text);
 * ``/status/NNN``: answers NNN with a JSON error body;
 * ``/flaky/TAG/N``: 503 the first N times for TAG, then 200;
-* ``/slow``: answers only when :meth:`LocalHttpServer.release` is called (or after 30 s);
+* ``/slow/TAG``: answers only when :meth:`LocalHttpServer.release` is called for TAG (or
+  for all, as the server stops), or after 30 s;
 * ``/text``: 200, ``text/plain``;
 * ``/token``: an OAuth client-credentials token endpoint (client ``orders``, secret
   ``s3cr3t-client``), each token a new one (``token-1``, ``token-2``...);
@@ -54,7 +55,8 @@ class LocalHttpServer:
     requests: list[Request] = field(default_factory=list)
     flaky: dict[str, int] = field(default_factory=dict)
     tokens_issued: int = 0
-    released: threading.Event = field(default_factory=threading.Event)
+    gates: dict[str, threading.Event] = field(default_factory=dict)
+    stopping: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -62,8 +64,21 @@ class LocalHttpServer:
         host, port = self.server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def release(self) -> None:
-        self.released.set()
+    def gate(self, tag: str) -> threading.Event:
+        with self.lock:
+            event = self.gates.setdefault(tag, threading.Event())
+            if self.stopping:
+                event.set()
+            return event
+
+    def release(self, tag: str | None = None) -> None:
+        """Let the ``/slow`` requests of ``tag`` (of every tag: None) answer."""
+        with self.lock:
+            if tag is None:
+                self.stopping = True
+            for name, event in self.gates.items():
+                if tag is None or name == tag:
+                    event.set()
 
     def received(self, path_prefix: str) -> list[Request]:
         with self.lock:
@@ -126,8 +141,8 @@ def _handler(state: LocalHttpServer) -> type[BaseHTTPRequestHandler]:
                 if seen < int(count):
                     return 503, {"message": "try again"}, js
                 return 200, {"attempts": seen + 1}, js
-            if path == "/slow":
-                state.released.wait(30)
+            if path.startswith("/slow/"):
+                state.gate(path.rsplit("/", 1)[1]).wait(30)
                 return 200, {"slow": True}, js
             if path == "/text":
                 return 200, b"hello, world", "text/plain; charset=utf-8"

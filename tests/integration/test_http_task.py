@@ -316,14 +316,14 @@ def test_retry_on_503_until_it_answers(server, settings, tag):
     assert all(e.details["resourceType"] == "http" for e in failed)
 
 
-def test_timeouts_and_refused_connections_are_socket_errors(server, settings):
+def test_timeouts_and_refused_connections_are_socket_errors(server, settings, tag):
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     definition = machine(
         {
             "Slow": http_task(
-                ApiEndpoint=f"{server.url}/slow",
+                ApiEndpoint=f"{server.url}/slow/{tag}",
                 Method="GET",
                 Retry=[{"ErrorEquals": ["States.Http.Socket"], "MaxAttempts": 1}],
                 Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": "$.slow", "Next": "Refused"}],
@@ -343,6 +343,7 @@ def test_timeouts_and_refused_connections_are_socket_errors(server, settings):
         }
     )
     handle, result = run_workflow(definition, {}, timeout=30)
+    server.release(tag)
     assert result.status == "SUCCEEDED", result
     assert result.output["slow"]["Error"] == "States.Http.Socket"
     assert "no answer within 1 s" in result.output["slow"]["Cause"]
@@ -452,3 +453,23 @@ def test_bindings_are_advertised_for_processes_without_the_code(settings):
     finally:
         store.client.hdel(store.keys.resource_bindings, "events:putEvents")
         activities._bindings_cache = (0.0, {}, "")
+
+
+def test_timeout_seconds_ends_a_hung_request_as_for_activities(server, settings, tag):
+    config.configure(settings.model_copy(update={"http_timeout_seconds": 30.0}))
+    definition = machine(
+        {
+            "Slow": http_task(
+                ApiEndpoint=f"{server.url}/slow/{tag}",
+                Method="GET",
+                Catch=[{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.e", "Next": "Done"}],
+            ),
+            "Done": {"Type": "Pass", "End": True},
+        }
+    )
+    definition["States"]["Slow"]["TimeoutSeconds"] = 1
+    handle, result = run_workflow(definition, {}, timeout=20)
+    server.release(tag)  # the hung request ends; its late answer is discarded
+    assert result.status == "SUCCEEDED", result
+    assert result.output["e"]["Error"] == "States.Timeout"
+    assert any(e.type == "TaskTimedOut" for e in handle.history())
