@@ -30,15 +30,18 @@ new child.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import random
 from pathlib import Path
 from typing import Any
 
 from orchestrator import examples
 from orchestrator.config import get_settings
 from orchestrator.engine import activities, maprun
+from orchestrator.engine import registry as machine_registry
 from orchestrator.engine.commit import (
     after_commit,
     prepare_transition,
@@ -50,8 +53,15 @@ from orchestrator.engine.machines import interpreter_from_record, make_interpret
 from orchestrator.engine.publisher import execution_priority
 from orchestrator.engine.records import base_status, parse_timer_member, timer_member
 from orchestrator.engine.store import RedisStore, Write
-from orchestrator.errors import DefinitionError, DefinitionIssue, StatesError
+from orchestrator.errors import (
+    DefinitionError,
+    InvalidArn,
+    ResourceNotFound,
+    StateMachineNotFound,
+    StatesError,
+)
 from orchestrator.language import arns
+from orchestrator.language import registry as rules
 from orchestrator.language.children import (
     CHILD_FIELD,
     WAITING_MODES,
@@ -81,7 +91,7 @@ MAX_RECOMPUTE = 50
 #: ``start_workflow`` looks names up: orchestrator/client/api.py).
 WORKFLOW_SUFFIXES = (".asl.json", ".asl.yaml", ".asl.yml", ".json", ".yaml", ".yml")
 
-_loaded: LruCache[tuple[str, int, int], tuple[StateMachine, str, str]] = LruCache(64)
+_loaded: LruCache[tuple[str, str | int, int], tuple[StateMachine, str, str]] = LruCache(64)
 
 
 def end_member(parent: str, key: str, child: str, attempt: int) -> str:
@@ -218,8 +228,10 @@ def start_child(
         )
     workflow = request.workflow
     try:
-        machine, text, def_hash = load_workflow(workflow)
-    except DefinitionError as exc:
+        machine, text, def_hash, registered = child_workflow(
+            store, request.state_machine_arn, workflow
+        )
+    except (DefinitionError, StateMachineNotFound, ResourceNotFound) as exc:
         raise _StartFailed(
             "StepFunctions.StateMachineDoesNotExistException",
             f"State Machine Does Not Exist: '{request.state_machine_arn}' ({exc})",
@@ -229,7 +241,7 @@ def start_child(
     info = ExecutionInfo(child, child, workflow, now, request.input, priority=priority)
     child_interp = make_interpreter(machine, info)
     link: list[str] = ["parent", parent, "parent_state", key, "parent_run", str(run["id"])]
-    link += ["parent_mode", mode]
+    link += ["parent_mode", mode, *registered]
     if mode in WAITING_MODES:
         link += ["notify", end_member(parent, key, child, record.attempt)]
 
@@ -266,12 +278,48 @@ def workflow_dirs() -> list[Path]:
     return list(dict.fromkeys([folder, examples.WORKFLOWS_DIR]))
 
 
-def load_workflow(name: str) -> tuple[StateMachine, str, str]:
+def child_workflow(
+    store: RedisStore, state_machine_arn: str, name: str
+) -> tuple[StateMachine, str, str, list[str]]:
+    """What a child runs: its definition, stored text, content hash and the record fields
+    naming the registered version or alias it runs through. A workflow file of that name
+    first (as a start by name), else the state machine registry: the latest revision, or
+    the version or alias the ARN names (an alias picks a version by its weights).
+
+    Raises:
+        DefinitionError: the workflow file is invalid, or names nothing.
+        StateMachineNotFound, ResourceNotFound: nothing registered under that ARN.
+    """
+    target = rules.Target(name)
+    if rules.is_arn(state_machine_arn):
+        with contextlib.suppress(InvalidArn):
+            target = rules.parse_arn(state_machine_arn)
+    if target.version is None and target.alias is None:
+        found = load_workflow(target.name)
+        if found is not None:
+            return (*found, [])
+    resolved = machine_registry.resolve(store, target, random.random)
+    key = ("registry", resolved.revision, 0)
+    cached = _loaded.get(key)
+    if cached is None:
+        machine = parse_definition(resolved.definition, resource_check=activities.resource_problem)
+        maprun.check_definition(machine)
+        text = dumps(machine.to_asl())
+        cached = _loaded.put(key, (machine, text, hashlib.sha1(text.encode()).hexdigest()))
+    fields: list[str] = []
+    if resolved.version is not None:
+        fields += ["version", str(resolved.version)]
+    if resolved.alias is not None:
+        fields += ["alias", resolved.alias]
+    return (*cached, fields)
+
+
+def load_workflow(name: str) -> tuple[StateMachine, str, str] | None:
     """The workflow ``name`` (a file of the workflows folder), validated as a start
     validates it, with its stored text and content hash; cached by file and version.
-    :class:`DefinitionError` when there is none, or it is invalid."""
+    None when there is no such file; :class:`DefinitionError` when it is invalid."""
     if "/" in name or "\\" in name or name.startswith("."):
-        raise DefinitionError([DefinitionIssue("$", f"no workflow named {name!r}")])
+        return None
     for folder in workflow_dirs():
         for suffix in WORKFLOW_SUFFIXES:
             path = folder / f"{name}{suffix}"
@@ -286,10 +334,7 @@ def load_workflow(name: str) -> tuple[StateMachine, str, str]:
                 text = dumps(machine.to_asl())
                 cached = _loaded.put(key, (machine, text, hashlib.sha1(text.encode()).hexdigest()))
             return cached
-    searched = ", ".join(str(d) for d in workflow_dirs())
-    raise DefinitionError(
-        [DefinitionIssue("$", f"no workflow named {name!r} (looked in {searched})")]
-    )
+    return None
 
 
 def _fire_end(store: RedisStore, member: str, now: float) -> None:

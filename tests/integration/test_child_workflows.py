@@ -282,3 +282,28 @@ def test_sdk_form_names_errors_as_the_sdk(workflows, tag):
     result = start_workflow(parent(resource, arn), {"n": 14, "tag": tag}).result(30)
     assert result.status == "FAILED"
     assert result.error == "Sfn.StateMachineDoesNotExistException"
+
+
+def test_a_registered_state_machine_version_and_alias(workflows, tag):
+    """A StateMachineArn that names no workflow file names a registered state machine,
+    one of its versions or an alias."""
+    from orchestrator import (
+        create_state_machine,
+        create_state_machine_alias,
+        publish_state_machine_version,
+        update_state_machine,
+    )
+
+    def says(text: str) -> dict:
+        return machine({"Say": {"Type": "Pass", "Result": text, "End": True}})
+
+    name = f"reg_kid_{tag}"
+    created = create_state_machine(name, says("one"))
+    publish_state_machine_version(name)  # version 1
+    update_state_machine(name, says("two"))
+    create_state_machine_alias(name, "live", [(1, 100)])
+    base = created.state_machine_arn
+    for arn, expected in ((base, "two"), (f"{base}:1", "one"), (f"{base}:live", "one")):
+        result = start_workflow(parent(f"{START}.sync:2", arn), {"n": 15, "tag": tag}).result(30)
+        assert result.status == "SUCCEEDED", (arn, result)
+        assert result.output["Output"] == expected, arn
