@@ -36,6 +36,7 @@ from celery.utils.imports import symbol_by_name
 from orchestrator.engine.store import OUTAGE_ERRORS, RedisStore
 from orchestrator.errors import StoreUnavailable
 from orchestrator.language.schedules import (
+    SKIP_COUNT_LIMIT,
     CatchUp,
     Decision,
     Overlap,
@@ -233,6 +234,7 @@ def fire_schedule(
                     plan.skipped_first,
                     now,
                     count=plan.skipped,
+                    at_least=True if plan.skipped >= SKIP_COUNT_LIMIT else None,
                     last=plan.skipped_last,
                     reason=f"later than the catch-up window ({record.catchup} s)",
                 )

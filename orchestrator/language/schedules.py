@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -372,16 +373,25 @@ class Spec:
             return None
         return found
 
+    def iter_after(self, after: int) -> Iterator[int]:
+        """The fire times after ``after``, in order (a cron's from one walk of its
+        days, not one search per time)."""
+        if not isinstance(self.expression, Cron):
+            t = self.next_after(after)
+            while t is not None:
+                yield t
+                t = self.next_after(t)
+            return
+        if self.start is not None and after < self.start - 1:
+            after = self.start - 1
+        for t in _cron_times(self.expression, self.tz, after):
+            if self.end is not None and t > self.end:
+                return
+            yield t
+
     def times(self, after: int, limit: int) -> list[int]:
         """The next ``limit`` fire times after ``after``."""
-        found: list[int] = []
-        while len(found) < limit:
-            nxt = self.next_after(after)
-            if nxt is None:
-                break
-            found.append(nxt)
-            after = nxt
-        return found
+        return list(itertools.islice(self.iter_after(after), limit))
 
 
 #: How many missed firings a catch-up counts one by one at most (beyond: "at least").
@@ -406,7 +416,8 @@ def catch_up(spec: Spec, due: int | None, now: int, window: int, limit: int) -> 
     """The firings due by ``now`` from ``due`` (the first unhandled scheduled time).
 
     Those older than ``now - window`` are skipped and counted (a cron's up to
-    :data:`SKIP_COUNT_LIMIT`, beyond which it says "at least"), the rest fire, ``limit`` at most (the others stay due).
+    :data:`SKIP_COUNT_LIMIT`, beyond which it says "at least"), the rest fire, ``limit``
+    at most (the others stay due).
     """
     fire: list[int] = []
     skipped = 0
@@ -421,17 +432,17 @@ def catch_up(spec: Spec, due: int | None, now: int, window: int, limit: int) -> 
         t = t + skipped * expr.seconds
         if spec.end is not None and t > spec.end:
             t = None
-    while t is not None and t < cutoff:
-        if first is None:
-            first = t
-        if skipped >= SKIP_COUNT_LIMIT:
-            # Jump to the first time inside the window.
-            last = t
-            t = spec.next_after(cutoff - 1)
-            break
-        skipped += 1
-        last = t
-        t = spec.next_after(t)
+    if t is not None and t < cutoff:
+        first = t
+        for t_next in itertools.chain([t], spec.iter_after(t)):
+            if t_next >= cutoff:
+                break
+            if skipped >= SKIP_COUNT_LIMIT:
+                break  # counted no further: "at least"
+            skipped += 1
+            last = t_next
+        # The first time inside the window (one search, whatever was skipped).
+        t = spec.next_after(cutoff - 1)
     while t is not None and t <= now and len(fire) < limit:
         fire.append(t)
         t = spec.next_after(t)

@@ -4,6 +4,7 @@ zones across daylight saving changes, overlap decisions and catch-up."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator.language.schedules import (
+    SKIP_COUNT_LIMIT,
     At,
     Cron,
     Decision,
@@ -311,3 +313,17 @@ def test_a_beat_that_imported_no_client_module_finds_the_launcher() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_long_outage_of_a_minutely_cron_is_counted_quickly() -> None:
+    spec = Spec.build("cron(* * * * ? *)", "Europe/Paris", created=0)
+    due = epoch(2026, 1, 1, 0, 1)
+    now = due + 30 * 86400  # a month down: 43,200 firings missed
+    began = time.monotonic()
+    plan = catch_up(spec, due, now, 120, limit=20)
+    assert time.monotonic() - began < 2.0
+    assert plan.skipped == SKIP_COUNT_LIMIT and plan.skipped_first == due
+    assert plan.fire == [now - 120, now - 60, now] and plan.next == now + 60
+    # Without the cap, the count is exact.
+    small = catch_up(spec, due, due + 3600, 0, limit=20)
+    assert small.skipped == 60 and small.fire == [due + 3600]
