@@ -13,8 +13,14 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator import start_workflow
+from orchestrator import (
+    create_state_machine,
+    create_state_machine_alias,
+    delete_state_machine,
+    start_workflow,
+)
 from orchestrator.engine.store import get_store
+from orchestrator.language.arns import state_machine_arn
 from tests.helpers import machine, task
 from tests.redis_monitor import TAG, Monitor, grouped_calls
 
@@ -68,6 +74,14 @@ def test_every_call_touches_at_most_one_execution(monitor: Monitor, tag: str) ->
         start_workflow(_definition(), {"tag": f"{tag}-{n}", "items": [1, 2, 3]}) for n in range(3)
     ]
     failing = start_workflow(machine({"Boom": task("fail", Parameters={"error": "Boom"})}))
+    # The registry: each change writes one machine's keys (its name is their hash tag) and
+    # the {p}:machines index; a start through an alias reads only that machine's keys.
+    registered = f"slots-{tag}"
+    create_state_machine(registered, machine({"P": {"Type": "Pass", "End": True}}), publish=True)
+    create_state_machine_alias(registered, "live", [(1, 100)])
+    through_alias = start_workflow(f"{state_machine_arn(registered)}:live")
+    assert through_alias.result(30).status == "SUCCEEDED"
+    delete_state_machine(registered)
     for handle in handles:
         result = handle.result(60)
         assert result.status == "SUCCEEDED", result
@@ -89,6 +103,7 @@ def test_every_call_touches_at_most_one_execution(monitor: Monitor, tag: str) ->
         keys.tick_lock,
         keys.tokens,
         keys.schedules_due,  # the timer tick's look for due schedules
+        keys.machines,  # the registry's index of state machine names
     }
     shas = {store._commit.sha: "commit", store._claim.sha: "claim", store._timers.sha: "timers"}
     seen_scripts: set[str] = set()
