@@ -427,6 +427,89 @@ def _started_as(record: dict[str, str]) -> dict[str, Any]:
     }
 
 
+#: The random source of alias routing (:func:`orchestrator.language.registry.choose_version`).
+_routing_random = random.Random()
+#: Workflow files this process registered: (Redis URL, key prefix, name) -> revision, so
+#: a start by file name writes the registry once per revision, not at every start.
+_registered: LruCache[tuple[str, str, str], str] = LruCache(256)
+
+
+def _resolve(definition: DefinitionSource) -> tuple[StateMachine, str, str, str, dict[str, str]]:
+    """What a start runs: ``_compiled``'s four values and the record fields naming the
+    version and alias it runs through ({} for none).
+
+    A state machine, version or alias ARN, or a registered name, runs from the registry
+    (an alias picks a version by its weights). A workflow file in the workflows folder
+    (by name or path) is the source of the state machine of its name: it is registered
+    on first use, and again as a new revision when its content changes (idempotently:
+    same content, same revision). A name with neither a file nor a registration is an
+    error that says where it looked.
+    """
+    if isinstance(definition, str) and rules.is_arn(definition):
+        target = rules.parse_arn(definition)
+        if target.version is not None or target.alias is not None:
+            return _from_registry(target)
+        definition = target.name  # the latest revision: a file's, else the registry's
+    path: Path | None = None
+    if isinstance(definition, str) and rules.NAME.match(definition):
+        try:
+            path = _workflow_file(definition)
+        except DefinitionError as exc:
+            try:
+                return _from_registry(rules.Target(definition))
+            except StateMachineNotFound:
+                raise exc from None
+        if path is None:
+            return _from_registry(rules.Target(definition))
+    elif isinstance(definition, os.PathLike):
+        path = Path(definition)
+    # A file found by name is compiled by path: its lookup is not done again.
+    compiled = _compiled(definition if path is None else path)
+    if path is not None:
+        _register_file(path, compiled[1], compiled[2], compiled[3])
+    return (*compiled, {})
+
+
+def _from_registry(target: rules.Target) -> tuple[StateMachine, str, str, str, dict[str, str]]:
+    resolved = machine_registry.resolve(get_store(), target, _routing_random.random)
+    machine, _, text, def_hash = _compiled(resolved.definition)
+    fields: dict[str, str] = {}
+    if resolved.version is not None:
+        fields["version"] = str(resolved.version)
+    if resolved.alias is not None:
+        fields["alias"] = resolved.alias
+    return machine, resolved.name, text, def_hash, fields
+
+
+def _register_file(path: Path, workflow: str, text: str, revision: str) -> None:
+    """Register (or update) the state machine of a workflow file if it is in the
+    workflows folder (nothing for a file elsewhere); once per revision and process."""
+    settings = get_settings()
+    key = (settings.redis_url or "", settings.key_prefix, workflow)
+    if _registered.get(key) == revision:
+        return  # registered by this process, as it is now
+    if not rules.NAME.match(workflow) or path.resolve().parent not in workflow_dirs():
+        return
+    machine_registry.register_revision(get_store(), workflow, text, revision)
+    _registered.put(key, revision)
+
+
+def _started_as(record: dict[str, str]) -> dict[str, Any]:
+    """The description's fields naming the state machine, revision, version and alias an
+    execution runs (from its record)."""
+    workflow = record.get("workflow")
+    if not workflow:
+        return {}
+    machine = state_machine_arn(workflow)
+    version, alias = record.get("version"), record.get("alias")
+    return {
+        "state_machine_arn": machine,
+        "revision_id": record.get("def_hash"),
+        "state_machine_version_arn": f"{machine}:{version}" if version else None,
+        "state_machine_alias_arn": f"{machine}:{alias}" if alias else None,
+    }
+
+
 def _restart_hint(name: str | None) -> str:
     if name is not None:
         return (
