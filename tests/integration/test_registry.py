@@ -4,6 +4,7 @@ versions, aliases with weighted routing, and starts through each of them."""
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from pathlib import Path
 
@@ -389,3 +390,46 @@ def test_an_orchestrator_client_has_its_own_registry(orchestrator, name: str) ->
     finally:
         client.store.delete_prefix(prefix)
         client.close()
+
+
+def race(name: str, version: int, alias: str) -> dict[str, bool]:
+    """Delete ``version`` and create ``alias`` routing to it at the same moment."""
+    barrier = threading.Barrier(2)
+    results: dict[str, bool] = {}
+
+    def delete() -> None:
+        barrier.wait()
+        try:
+            results["deleted"] = delete_state_machine_version(name, version)
+        except RegistryConflict:
+            results["deleted"] = False
+
+    def create() -> None:
+        barrier.wait()
+        try:
+            create_state_machine_alias(name, alias, [(version, 100)])
+            results["aliased"] = True
+        except ResourceNotFound:
+            results["aliased"] = False
+
+    threads = [threading.Thread(target=delete), threading.Thread(target=create)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    return results
+
+
+def test_racing_changes_never_both_apply(name: str) -> None:
+    """Deleting a version while an alias to it is created: exactly one of them applies,
+    every time (each change is computed from one read and applied only if the machine
+    did not change since)."""
+    create_state_machine(name, passing("v1"), publish=True)
+    for round_ in range(20):
+        update_state_machine(name, passing(f"r{round_}"))
+        version = publish_state_machine_version(name).version
+        results = race(name, version, f"a{round_}")
+        assert results["deleted"] != results["aliased"], results
+        # What the registry holds agrees with who won.
+        versions = {v.version for v in list_state_machine_versions(name).state_machine_versions}
+        assert (version in versions) == results["aliased"]
