@@ -3,7 +3,7 @@
 Keys: ``{p}:sm:{<name>}`` (the record), ``:v`` (versions), ``:a`` (aliases) and the
 ``{p}:machines`` index (see :mod:`orchestrator.engine.keys`). Every change is one
 commit.lua write computed from one read of the machine's three hashes and guarded by
-the record's ``rv`` counter (or its absence, for a creation), which the write moves: two
+the record's ``rv`` token (or its absence, for a creation), which the write renews: two
 changes of one machine racing each other never both apply; the loser reads again and
 computes again (:func:`change`), so a change is atomic and its checks (a version an
 alias routes to is not deleted, numbers are never reused) hold at the moment it applies.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -85,8 +86,10 @@ def change(store: RedisStore, name: str, compute: Callable[[Machine, Write, Keys
         result = compute(machine, write, keys)
         if not write.ops:
             return result
-        if machine.exists and not _deletes(write):
-            write.op("hset", keys.machine(name), "rv", str(int(machine.record.get("rv", "0")) + 1))
+        if not _deletes(write):
+            # A fresh token, not a counter: a machine deleted and created again meanwhile
+            # never matches a guard computed against the one before.
+            write.op("hset", keys.machine(name), "rv", uuid.uuid4().hex)
         if store.apply(write).ok:
             return result
     raise RegistryConflict(f"state machine {name!r} kept changing: try again")
@@ -135,7 +138,7 @@ def create(
         keys.machine(machine.name),
         *("name", machine.name, "type", type_, "description", description or ""),
         *("created", repr(now), "updated", repr(now), "definition", definition),
-        *("revision", revision, "versions", "0", "rv", "1"),
+        *("revision", revision, "versions", "0"),
     )
     write.op("zadd", keys.machines, "0", machine.name)
     return True
