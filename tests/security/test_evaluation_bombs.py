@@ -133,8 +133,18 @@ SIZE_BOMBS = {
 }
 
 
+@pytest.fixture
+def long_time_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A time budget that only a hang reaches, so that the size limit is what stops a size
+    bomb: on a loaded machine, building a bomb's parts can take longer than the default
+    5 s, and the time limit would stop it first."""
+    monkeypatch.setattr(get_settings(), "evaluation_timeout_seconds", 120.0)
+
+
 @pytest.mark.parametrize(("expression", "kind"), SIZE_BOMBS.values(), ids=SIZE_BOMBS.keys())
-def test_jsonata_size_bombs_fail_before_allocating(expression: str, kind: str) -> None:
+def test_jsonata_size_bombs_fail_before_allocating(
+    long_time_budget: None, expression: str, kind: str
+) -> None:
     limit = MAX_STRING_CHARS if kind == "string" else MAX_ARRAY_ITEMS
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     assert_bounded(
