@@ -92,6 +92,7 @@ from orchestrator.client.models import (
     StepInfo,
 )
 from orchestrator.errors import ConfigurationError, StoreUnavailable, mask_url
+from orchestrator.language.stepkeys import display_key
 
 EXIT_OK = 0
 #: The execution ended in anything but SUCCEEDED, was not found, or outlived --timeout.
@@ -430,7 +431,7 @@ def render_description(desc: ExecutionDescription) -> Table:
         rows.append(("Error", Text(desc.error or "", style="red")))
         rows.append(("Cause", desc.cause or ""))
     for step in desc.steps:
-        rows.append(("Step", f"{step.key}: {step.status} (attempts: {step.attempts})"))
+        rows.append(("Step", f"{display_key(step.key)}: {step.status} (attempts: {step.attempts})"))
     if desc.parent_execution_id is not None and desc.map_run_arn is not None:
         rows.append(("Parent", f"{desc.parent_execution_id} (item {desc.map_index})"))
         rows.append(("Map Run", desc.map_run_arn or ""))

@@ -129,8 +129,8 @@ def _run_step(
         "ts": now,
         "state": state_name(step_key),
     }
-    if "/" in step_key:  # as Interpreter.event: a branch's or item's event names its step
-        started_event["key"] = step_key
+    if started_event["state"] != step_key:  # as Interpreter.event: a branch's or item's
+        started_event["key"] = step_key  # event names its step, as one of an escaped name
     builtin = integrations.by_task_name(task.name)
     if builtin is not None:  # as Step Functions writes an integration's TaskStarted
         service, _, action = builtin.name.partition(":")

@@ -32,7 +32,6 @@ from orchestrator.errors import (
 from orchestrator.language import arns, children, dataflow, intrinsics, jsontext
 from orchestrator.language import jsonata_eval as jsonata
 from orchestrator.language.choice import evaluate_rule
-from orchestrator.language.resources import resource_fields
 from orchestrator.language.definition import (
     Branch,
     ChoiceState,
@@ -49,8 +48,10 @@ from orchestrator.language.definition import (
 )
 from orchestrator.language.definition.validate import MAX_WAIT_SECONDS
 from orchestrator.language.paths import read_path, using_variables
+from orchestrator.language.resources import resource_fields
 from orchestrator.language.retry import find_catcher, next_retry
 from orchestrator.language.slots import CONTAINER_PROGRESS, Slot, SlotKind
+from orchestrator.language.stepkeys import escape_name, unescape_name
 
 #: Map iterations in flight at once when ``MaxConcurrency`` is 0 ("unbounded"): more
 #: than Step Functions' inline Map runs (40), few enough that starting a Map never
@@ -378,8 +379,8 @@ class Transition:
         event: dict[str, Any] = {"type": type_, "ts": round(self.now, 3)}
         if state is not None:
             prefix, _, name = state.rpartition("/")
-            event["state"] = name
-            if prefix:
+            event["state"] = unescape_name(name)
+            if prefix or event["state"] != name:
                 event["key"] = state
         event.update({k: v for k, v in details.items() if v is not None})
         self.events.append(event)
@@ -396,6 +397,10 @@ class Scope:
     """Step key of the Parallel or Map this branch belongs to."""
     index: int = 0
     """Branch or item index in that container."""
+
+    def key(self, name: str) -> str:
+        """The step key of state ``name`` in this scope (the name escaped)."""
+        return self.prefix + escape_name(name)
 
 
 ResourceResolver = Callable[[TaskState], str]
@@ -472,7 +477,7 @@ class Interpreter:
         """Split a step key into its scope and state name."""
         prefix, _, name = step_key.rpartition("/")
         if not prefix:
-            return self.top, step_key
+            return self.top, unescape_name(step_key)
         states: Mapping[str, State] = self.machine.states
         container = ""
         index = 0
@@ -480,9 +485,10 @@ class Interpreter:
             container_name, _, raw_index = part.rpartition("[")
             container = f"{container}/{container_name}" if container else container_name
             index = int(raw_index.rstrip("]"))
-            states = self._branch(states[container_name], index).states
+            states = self._branch(states[unescape_name(container_name)], index).states
             container = f"{container}[{index}]"
-        return Scope(prefix + "/", states, container.rpartition("[")[0], index), name
+        scope = Scope(prefix + "/", states, container.rpartition("[")[0], index)
+        return scope, unescape_name(name)
 
     @staticmethod
     def _branch(container: State, index: int) -> Branch:
@@ -629,17 +635,17 @@ class Interpreter:
         of its own (:meth:`_hand_over`)."""
         for _ in range(self.max_inline_states):
             state = scope.states[name]
-            entered = tr.event(_STATE_EVENTS[state.type][0], scope.prefix + name, input=raw_input)
+            entered = tr.event(_STATE_EVENTS[state.type][0], scope.key(name), input=raw_input)
             try:
                 with self._in_scope(tr, scope) as variables:
                     step = self._evaluate(tr, scope, name, state, raw_input, entered, variables)
             except Exception as exc:  # noqa: BLE001 - whatever evaluation raises fails the state
-                located = self._failed(tr, scope.prefix + name, exc, entered)
+                located = self._failed(tr, scope.key(name), exc, entered)
                 if isinstance(state, TaskState | ParallelState | MapState):
                     record = StepRecord(
                         state=name, input=raw_input, entered=tr.now, entered_event=entered
                     )
-                    key = scope.prefix + name
+                    key = scope.key(name)
                     tr.dispatches[:] = [d for d in tr.dispatches if d.step_key != key]
                     self._state_error(tr, scope, key, record, state, located.error, located.cause)
                 else:
@@ -657,7 +663,7 @@ class Interpreter:
         transition, not the run: a loop of Pass and Choice states goes on until the
         history quota (``max_history_events``) ends it, as on Step Functions. The
         scope's variables need nothing: this transition writes them as they are."""
-        key = scope.prefix + name
+        key = scope.key(name)
         # The timer names the hand-over by the id of the last event before it (in the
         # record's ``entered_event``): a loop hands over under the same step key again
         # and again, and a firing read before the previous one committed must find its
@@ -739,7 +745,7 @@ class Interpreter:
                 data = dataflow.select_input(raw_input, state.input_path, ctx)
                 output = dataflow.select_output(data, state.output_path, ctx)
             self._limit(name, output, "output", raw_input)
-            tr.event("SucceedStateExited", scope.prefix + name, output=output)
+            tr.event("SucceedStateExited", scope.key(name), output=output)
             self._end_scope(tr, scope, output)
             return None
         if isinstance(state, FailState):
@@ -810,7 +816,7 @@ class Interpreter:
             output = dataflow.select_output(data, state.output_path, ctx)
             self._jsonpath_assign(tr, scope, chosen.assign, data, ctx, variables)
         self._limit(name, output, "output", raw_input)
-        tr.event("ChoiceStateExited", scope.prefix + name, output=output)
+        tr.event("ChoiceStateExited", scope.key(name), output=output)
         return target, output
 
     def _jsonata_output(
@@ -852,7 +858,7 @@ class Interpreter:
         self, tr: Transition, scope: Scope, name: str, state: Any, output: Any
     ) -> tuple[str, Any] | None:
         """Record the exit of a state and follow its ``Next`` (or end its scope)."""
-        tr.event(_STATE_EVENTS[state.type][1], scope.prefix + name, output=output)
+        tr.event(_STATE_EVENTS[state.type][1], scope.key(name), output=output)
         if state.end:
             self._end_scope(tr, scope, output)
             return None
@@ -933,7 +939,7 @@ class Interpreter:
             raise StatesRuntimeError(
                 f"The Wait state's timestamp is more than {MAX_WAIT_SECONDS} seconds away"
             )
-        key = scope.prefix + name
+        key = scope.key(name)
         record = StepRecord(
             state=name, input=raw_input, entered=tr.now, kind="wait", entered_event=entered
         )
@@ -980,7 +986,7 @@ class Interpreter:
         record: StepRecord,
     ) -> None:
         """Make a Task step SCHEDULED (a new entry, or the next attempt of ``record``)."""
-        key = scope.prefix + name
+        key = scope.key(name)
         extra: dict[str, Any] = {}
         if state.resource.endswith(WAIT_FOR_TOKEN):
             if record.token:
@@ -1273,7 +1279,7 @@ class Interpreter:
     def _start_container(
         self, tr: Transition, scope: Scope, name: str, state: Any, record: StepRecord
     ) -> None:
-        key = scope.prefix + name
+        key = scope.key(name)
         ctx = self.context(name, record.entered, record.attempt)
         variables = self._vars(tr, scope)
         jsonata_mode = self._jsonata(state)
@@ -1348,7 +1354,7 @@ class Interpreter:
         hand it to the engine with an ``advance`` timer due at once; the engine starts the
         children (executions of their own) in pages, and ends the state through
         :meth:`map_run_succeeded` / :meth:`map_run_failed`."""
-        key = scope.prefix + name
+        key = scope.key(name)
         jsonata_mode = self._jsonata(state)
         items: list[Any] | None = None
         if state.item_reader is None:
@@ -2067,7 +2073,7 @@ class Interpreter:
                 continue  # a restarted step of that scope carries the failure already
             state, state_input = json.loads(text)
             tr.changes[slot] = None
-            scope = self.scope_of(f"{branch}{state}")[0] if container else self.top
+            scope = self.scope_of(branch + escape_name(state))[0] if container else self.top
             self.enter(tr, scope, state, state_input)
         return tr
 
@@ -2275,8 +2281,8 @@ def is_lambda_invoke(resource: str) -> bool:
 
 
 def state_name(step_key: str) -> str:
-    """The state name of a step key."""
-    return step_key.rpartition("/")[2]
+    """The state name of a step key (as the definition spells it)."""
+    return unescape_name(step_key.rpartition("/")[2])
 
 
 def ancestors(step_key: str) -> list[str]:

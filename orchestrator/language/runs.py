@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from orchestrator.language.definition import State, TaskState
+from orchestrator.language.stepkeys import escape_name
 
 #: Longest run planned in one go: every message carries the rest of its chain, so a long
 #: run would make the first messages large. The next run is planned when it ends.
@@ -54,7 +55,7 @@ def straight_run(
     callback task's input holds its task token; nothing after it could follow it in a
     chain anyway, since it waits.
     """
-    run = [RunStep(prefix + start, first_activity)]
+    run = [RunStep(prefix + escape_name(start), first_activity)]
     seen = {start}
     state = states[start]
     name = (
@@ -69,6 +70,6 @@ def straight_run(
         ):
             break
         seen.add(name)
-        run.append(RunStep(prefix + name, resolve(state)))
+        run.append(RunStep(prefix + escape_name(name), resolve(state)))
         name = None if state.end else state.next
     return run

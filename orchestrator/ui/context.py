@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from orchestrator.client.api import ExecutionHandle
 from orchestrator.client.models import DeadLetter, ExecutionStatus, HistoryEvent
 from orchestrator.engine.store import get_store
+from orchestrator.language.stepkeys import display_key
 from orchestrator.ui import security
 from orchestrator.ui.graph import STATUS_LABELS, STATUSES
 from orchestrator.ui.inputs import MAX_BODY_CHARS, UIError, check_id, unauthorized
@@ -172,6 +173,7 @@ def make_templates() -> Jinja2Templates:
     env.filters["pretty"] = pretty
     env.filters["compact"] = compact
     env.filters["q"] = lambda v: quote(str(v), safe="")
+    env.filters["shown"] = display_key
     env.globals.update(
         duration=duration,
         format_seconds=format_seconds,

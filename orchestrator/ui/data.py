@@ -26,6 +26,7 @@ from orchestrator.engine import activities
 from orchestrator.engine.records import live_steps, status_field
 from orchestrator.engine.store import RedisStore, get_store
 from orchestrator.errors import ExecutionNotFound
+from orchestrator.language.stepkeys import unescape_name
 
 #: Most index entries one listing request examines (bounds a rare-workflow filter).
 MAX_SCAN = 5000
@@ -76,7 +77,7 @@ def waiting_tasks(steps: dict[str, str]) -> list[WaitingTask]:
             found.append(
                 WaitingTask(
                     step.key,
-                    str(record.get("state", step.key.rpartition("/")[2])),
+                    str(record.get("state", unescape_name(step.key.rpartition("/")[2]))),
                     token,
                     to_datetime(entered) if isinstance(entered, int | float) else None,
                 )

@@ -18,6 +18,7 @@ from typing import Any
 
 from orchestrator.client.models import ExecutionDescription, HistoryEvent
 from orchestrator.engine.records import step_statuses
+from orchestrator.language.stepkeys import escape_name, unescape_name
 
 #: Node statuses, in the order a folded node (a Map's states) reports them: the first
 #: one any of its steps has wins.
@@ -186,7 +187,7 @@ class Graph:
             name, bracket, index = part.rpartition("[")
             if not bracket or not index.endswith("]"):
                 return None
-            node = scope.nodes.get(name)
+            node = scope.nodes.get(unescape_name(name))
             if node is None or not node.children:
                 return None
             if node.type == "Map":
@@ -199,7 +200,7 @@ class Graph:
                 except (ValueError, IndexError):
                     return None
                 prefix += f"{name}[{i}]/"
-        if parts[-1] not in scope.nodes:
+        if unescape_name(parts[-1]) not in scope.nodes:
             return None
         return prefix + parts[-1]
 
@@ -212,7 +213,7 @@ class Graph:
         if event.key:
             return self.path_of_step(event.key)
         if event.state and event.state in self.root.nodes:
-            return event.state
+            return escape_name(event.state)
         return None
 
     def resolve(self, selector: str) -> tuple[str | None, str | None, list[str]]:
@@ -422,7 +423,8 @@ def _build_scope(spec: dict[str, Any], prefix: str) -> Scope:
     for name, state in states.items():
         if not isinstance(state, dict):
             state = {}
-        node = Node(prefix + name, name, str(state.get("Type", "?")), state)
+        # Paths spell names as step keys do (escaped), so a key maps onto its node's path.
+        node = Node(prefix + escape_name(name), name, str(state.get("Type", "?")), state)
         if node.type == "Parallel":
             branches = state.get("Branches")
             for i, branch in enumerate(branches if isinstance(branches, list) else []):

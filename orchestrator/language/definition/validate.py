@@ -44,9 +44,6 @@ MAX_DEFINITION_BYTES = 1_048_576
 #: Lone UTF-16 surrogates: Python strings can hold them, UTF-8 and JSON text cannot.
 SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
-#: Characters of a state name that Step Functions forbids, and that step keys use as
-#: separators (``Map[3]/Charge``, ``Charge|s``: see orchestrator/engine/keys.py).
-RESERVED_NAME_CHARACTERS = frozenset("/[]|")
 
 _COMMON = {"Type", "Comment", "QueryLanguage"}
 _IO = {"InputPath", "OutputPath", "Output"}
@@ -560,13 +557,6 @@ def _validate_scope(
             result.add(state_path, f"state name is longer than {MAX_STATE_NAME_LENGTH} characters")
         if not name:
             result.add(state_path, "state name must not be empty")
-        reserved = sorted(set(name) & RESERVED_NAME_CHARACTERS)
-        if reserved:
-            result.add(
-                state_path,
-                f"state name must not contain {' '.join(repr(c) for c in reserved)} "
-                "(Step Functions forbids them; here they separate the parts of a step key)",
-            )
         edges[name] = _validate_state(
             result, state, state_path, f"{model_path}.States.{name}", language
         )

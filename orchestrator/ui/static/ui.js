@@ -57,8 +57,10 @@
       var a = text("a", event.state);
       a.href = "?state=" + encodeURIComponent(event.key || event.state) + "#details";
       stateCell.appendChild(a);
-      if (event.key) {
-        stateCell.appendChild(text("span", " " + event.key.slice(0, event.key.lastIndexOf("/")), "sub mono"));
+      if (event.key && event.key.indexOf("/") >= 0) {
+        // The branch or item, its names unescaped (step keys escape % / [ ] | as %XX).
+        var where = event.key.slice(0, event.key.lastIndexOf("/"));
+        stateCell.appendChild(text("span", " " + decodeURIComponent(where), "sub mono"));
       }
     }
     tr.appendChild(stateCell);
