@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from orchestrator import config
 
 T = TypeVar("T")
+
+#: The repository's root: first on a child process's PYTHONPATH, and its working directory.
+REPO = Path(__file__).resolve().parents[1]
 
 
 def wait_until(
@@ -135,11 +144,140 @@ def worker_and_beat(
             )
             yield
         finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_processes(procs)
+
+
+def stop_processes(processes: Iterable[subprocess.Popen]) -> None:
+    """Terminate ``processes``, then wait up to 30 s for each (killed if it outlasts that)."""
+    processes = list(processes)
+    for proc in processes:
+        proc.terminate()
+    for proc in processes:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def child_environ(**values: str) -> dict[str, str]:
+    """The environment of a child process of the tests: this process's, without any
+    ``ORCHESTRATOR_*``, ``REDIS_URL`` or ``BROKER_URL`` (the child is configured by
+    ``values`` alone), with the repository first on ``PYTHONPATH`` and
+    ``PYTHONUNBUFFERED=1``, then ``values``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("ORCHESTRATOR_") and k not in ("REDIS_URL", "BROKER_URL")
+    }
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(values)
+    return env
+
+
+@dataclass
+class ProcessEnvironment:
+    """What :func:`process_environment` yields."""
+
+    #: The private key prefix and queue, the task modules and the overrides, on the Redis
+    #: (and broker) below: for this process (a client, ``process_settings``).
+    settings: config.Settings
+    #: The same for child processes (workers, beat): see :func:`child_environ`.
+    env: dict[str, str]
+    redis_url: str
+    #: ``None``: the Redis above is the broker too.
+    broker_url: str | None
+    #: The random run id in the prefix and queue names (for more names unique to the run).
+    run: str
+    #: More queues of the run's, deleted with its own at the end (append to it).
+    extra_queues: list[str] = field(default_factory=list)
+
+
+def _delete_own(settings: config.Settings, queues: Iterable[str]) -> None:
+    """Delete the keys under ``settings``' prefix and ``queues`` (best effort), through a
+    client of their own: the process's settings, stores and Celery app are untouched."""
+    from orchestrator import Orchestrator
+
+    client = Orchestrator(settings=settings)
+    try:
+        for queue in queues:
+            # RabbitMQ: the queue; Redis: its priority lists (and kombu's bindings).
+            with contextlib.suppress(Exception), client.app.connection_for_write() as c:
+                c.default_channel.queue_delete(queue)
+        redis = client.store.client
+        keys = list(redis.scan_iter(match=f"{settings.key_prefix}:*", count=1000))
+        if keys:
+            redis.delete(*keys)
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def process_environment(
+    tag: str,
+    task_modules: Sequence[str] = (),
+    *,
+    broker: str | None = None,
+    embedded: bool = False,
+    extra_env: Mapping[str, str] | None = None,
+    **settings_overrides: Any,
+) -> Iterator[ProcessEnvironment]:
+    """Settings and a child-process environment of their own, for tests that run workers
+    and beat as separate processes.
+
+    Redis is ``REDIS_URL`` (with ``BROKER_URL``, if set, as the broker) when the
+    environment gives one and ``embedded`` is false, else an embedded server started here
+    (its own broker); ``broker`` gives the broker instead: a URL, or ``"redis"`` for the
+    Redis in use (children then always get ``BROKER_URL``). The key prefix is
+    ``orch-<tag>-<run>`` and the queue ``orchestrator-<tag>-<run>`` (``run``: a fresh
+    random id), the task modules ``task_modules`` (in ``settings`` and, when there are
+    any, ``ORCHESTRATOR_TASK_MODULES``), the other settings the environment's with
+    ``settings_overrides`` over them. ``extra_env`` is added to the children's environment
+    (e.g. the ``ORCHESTRATOR_*`` twin of a setting override).
+
+    When the block ends (its processes stopped by then), the run's own keys (those under
+    its prefix), its queue and the yielded ``extra_queues`` are deleted (the queues best
+    effort) and an embedded server is stopped; nothing else is touched.
+    """
+    from orchestrator import config
+    from orchestrator.engine.embedded import EmbeddedRedis
+
+    run = uuid.uuid4().hex[:10]
+    server = None
+    if os.environ.get("REDIS_URL") and not embedded:
+        redis_url, broker_url = os.environ["REDIS_URL"], os.environ.get("BROKER_URL")
+    else:
+        server = EmbeddedRedis().start()
+        redis_url, broker_url = server.url, None
+    if broker is not None:
+        broker_url = redis_url if broker == "redis" else broker
+    try:
+        values = config.Settings().model_dump()
+        values.update(
+            redis_url=redis_url,
+            broker_url=broker_url,
+            key_prefix=f"orch-{tag}-{run}",
+            queue=f"orchestrator-{tag}-{run}",
+            task_modules=list(task_modules),
+            **settings_overrides,
+        )
+        settings = config.Settings.model_validate(values)
+        env = child_environ(
+            REDIS_URL=redis_url,
+            ORCHESTRATOR_KEY_PREFIX=settings.key_prefix,
+            ORCHESTRATOR_QUEUE=settings.queue,
+            **({"ORCHESTRATOR_TASK_MODULES": ",".join(task_modules)} if task_modules else {}),
+            **({"BROKER_URL": broker_url} if broker_url else {}),
+            **(extra_env or {}),
+        )
+        own = ProcessEnvironment(settings, env, redis_url, broker_url, run)
+        try:
+            yield own
+        finally:
+            _delete_own(settings, [settings.queue, *own.extra_queues])
+    finally:
+        if server is not None:
+            server.stop()

@@ -22,14 +22,19 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import config, start_workflow, stop_execution
-from orchestrator.engine.embedded import EmbeddedRedis
-from orchestrator.engine.store import get_store
+from orchestrator import start_workflow, stop_execution
 from orchestrator.engine.timers import TimerLoop
 from orchestrator.testing import process_settings
 from tests.control_activities import cget, ctext
-from tests.e2e.test_worker_kill import _delete_queue, _kill_group
-from tests.helpers import celery_worker_command, count_events, machine, task, wait_until
+from tests.e2e.test_worker_kill import _kill_group
+from tests.helpers import (
+    celery_worker_command,
+    count_events,
+    machine,
+    process_environment,
+    task,
+    wait_until,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 MODULES = "tests.cancel_activities"
@@ -39,46 +44,15 @@ MODULES = "tests.cancel_activities"
 def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A prefork worker of one slot as a separate process, and a timer loop here; yields
     the worker's log file."""
-    run = uuid.uuid4().hex[:10]
-    env_redis = os.environ.get("REDIS_URL")
-    embedded = None
-    if env_redis:
-        redis_url, broker_url = env_redis, os.environ.get("BROKER_URL")
-    else:
-        embedded = EmbeddedRedis().start()
-        redis_url, broker_url = embedded.url, None
-    values = config.Settings().model_dump()
-    values.update(
-        redis_url=redis_url,
-        broker_url=broker_url,
-        key_prefix=f"orch-e2e-{run}",
-        queue=f"orchestrator-e2e-{run}",
-        task_modules=[MODULES],
-    )
-    settings = config.Settings.model_validate(values)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("ORCHESTRATOR_") and k not in ("REDIS_URL", "BROKER_URL")
-    }
-    env.update(
-        REDIS_URL=redis_url,
-        ORCHESTRATOR_KEY_PREFIX=settings.key_prefix,
-        ORCHESTRATOR_QUEUE=settings.queue,
-        ORCHESTRATOR_TASK_MODULES=MODULES,
-        PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
-        PYTHONUNBUFFERED="1",
-    )
-    if broker_url:
-        env["BROKER_URL"] = broker_url
-    log_path = tmp_path_factory.mktemp("cancel") / "worker.log"
-    try:
+    with process_environment("e2e", [MODULES]) as own:
+        settings = own.settings
+        log_path = tmp_path_factory.mktemp("cancel") / "worker.log"
         with process_settings(settings):
             beat = TimerLoop(interval=0.1).start()
             with log_path.open("wb") as log:
                 process = subprocess.Popen(
-                    celery_worker_command(settings.queue, f"e2e-cancel-{run}@%h"),
-                    env=env,
+                    celery_worker_command(settings.queue, f"e2e-cancel-{own.run}@%h"),
+                    env=own.env,
                     cwd=REPO,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -90,14 +64,6 @@ def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             finally:
                 _kill_group(process, signal.SIGTERM)
                 beat.stop()
-                _delete_queue(settings.queue)
-                store = get_store(settings)
-                keys = list(store.client.scan_iter(match=f"{settings.key_prefix}:*", count=1000))
-                if keys:
-                    store.client.delete(*keys)
-    finally:
-        if embedded is not None:
-            embedded.stop()
 
 
 def _gone(pid: int) -> bool:

@@ -12,12 +12,9 @@ and its start commits publish the first steps, by the limits the workers adverti
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +24,9 @@ import pytest
 
 from orchestrator import config, start_workflow
 from orchestrator.engine import limits
-from orchestrator.engine.embedded import EmbeddedRedis
 from orchestrator.engine.store import get_store
 from orchestrator.testing import process_settings
-from tests.helpers import machine, task, wait_until
+from tests.helpers import machine, process_environment, stop_processes, task, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -64,44 +60,14 @@ class Cluster:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    run = uuid.uuid4().hex[:10]
-    env_redis = os.environ.get("REDIS_URL")
-    embedded = None
-    if env_redis:
-        redis_url, broker_url = env_redis, os.environ.get("BROKER_URL")
-    else:
-        embedded = EmbeddedRedis().start()
-        redis_url, broker_url = embedded.url, None
-    values = config.Settings().model_dump()
-    values.update(
-        redis_url=redis_url,
-        broker_url=broker_url,
-        key_prefix=f"orch-e2e-lim-{run}",
-        queue=f"orchestrator-e2e-lim-{run}",
-        task_modules=[],
-    )
-    settings = config.Settings.model_validate(values)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("ORCHESTRATOR_") and k not in ("REDIS_URL", "BROKER_URL")
-    }
-    env.update(
-        REDIS_URL=redis_url,
-        ORCHESTRATOR_KEY_PREFIX=settings.key_prefix,
-        ORCHESTRATOR_QUEUE=settings.queue,
-        PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
-        PYTHONUNBUFFERED="1",
-    )
-    if broker_url:
-        env["BROKER_URL"] = broker_url
-    state = Cluster(settings, tmp_path, [])
-    commands = {
-        "worker-1": ["worker", "--pool", "threads", "-c", "4"],
-        "worker-2": ["worker", "--pool", "threads", "-c", "4"],
-        "beat": ["beat"],
-    }
-    try:
+    with process_environment("e2e-lim") as own:
+        settings, env = own.settings, own.env
+        state = Cluster(settings, tmp_path, [])
+        commands = {
+            "worker-1": ["worker", "--pool", "threads", "-c", "4"],
+            "worker-2": ["worker", "--pool", "threads", "-c", "4"],
+            "beat": ["beat"],
+        }
         with process_settings(settings):
             limits.forget_advertised()
             for label, args in commands.items():
@@ -132,21 +98,8 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             try:
                 yield state
             finally:
-                for process in state.processes:
-                    process.send_signal(signal.SIGTERM)
-                for process in state.processes:
-                    try:
-                        process.wait(timeout=30)
-                    except subprocess.TimeoutExpired:
-                        process.kill()
-                        process.wait()
-                keys = list(store.client.scan_iter(match=f"{settings.key_prefix}:*", count=1000))
-                if keys:
-                    store.client.delete(*keys)
+                stop_processes(state.processes)
                 limits.forget_advertised()
-    finally:
-        if embedded is not None:
-            embedded.stop()
 
 
 def test_max_concurrency_and_rate_limit_hold_across_two_workers(cluster: Cluster) -> None:

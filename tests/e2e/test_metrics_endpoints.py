@@ -5,12 +5,10 @@ and ``orchestrator beat --metrics-port`` (timer lateness), each a separate proce
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import subprocess
 import sys
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,10 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from orchestrator import Orchestrator, config, start_workflow
-from orchestrator.engine.celery_app import publishing_app
-from orchestrator.engine.embedded import EmbeddedRedis
-from orchestrator.engine.store import get_store
-from tests.helpers import machine, task, wait_until
+from tests.helpers import machine, process_environment, stop_processes, task, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -49,52 +44,13 @@ def cluster_env() -> Iterator[tuple[config.Settings, dict[str, str], Orchestrato
     """Settings of a private key prefix and queue (embedded Redis unless REDIS_URL), the
     environment of processes that use them, and a client of theirs (the process keeps its
     own settings: a session's timer loop must not fire this cluster's timers)."""
-    run = uuid.uuid4().hex[:10]
-    embedded = None
-    if os.environ.get("REDIS_URL"):
-        redis_url, broker_url = os.environ["REDIS_URL"], os.environ.get("BROKER_URL")
-    else:
-        embedded = EmbeddedRedis().start()
-        redis_url, broker_url = embedded.url, None
-    values = config.Settings().model_dump()
-    values.update(
-        redis_url=redis_url,
-        broker_url=broker_url,
-        key_prefix=f"orch-metrics-{run}",
-        queue=f"orchestrator-metrics-{run}",
-        task_modules=["tests.activities"],
-    )
-    settings = config.Settings.model_validate(values)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("ORCHESTRATOR_", "PROMETHEUS_"))
-        and k not in ("REDIS_URL", "BROKER_URL")
-    }
-    env.update(
-        REDIS_URL=redis_url,
-        ORCHESTRATOR_KEY_PREFIX=settings.key_prefix,
-        ORCHESTRATOR_QUEUE=settings.queue,
-        ORCHESTRATOR_TASK_MODULES="tests.activities",
-        PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
-        PYTHONUNBUFFERED="1",
-    )
-    if broker_url:
-        env["BROKER_URL"] = broker_url
-    client = Orchestrator(settings=settings)
-    try:
-        yield settings, env, client
-        with client.bound():
-            with contextlib.suppress(Exception), publishing_app().connection_for_write() as c:
-                c.default_channel.queue_delete(settings.queue)
-            store = get_store(settings)
-            keys = list(store.client.scan_iter(match=f"{settings.key_prefix}:*", count=1000))
-            if keys:
-                store.client.delete(*keys)
-    finally:
-        client.close()
-        if embedded is not None:
-            embedded.stop()
+    with process_environment("metrics", ["tests.activities"]) as own:
+        env = {k: v for k, v in own.env.items() if not k.startswith("PROMETHEUS_")}
+        client = Orchestrator(settings=own.settings)
+        try:
+            yield own.settings, env, client
+        finally:
+            client.close()
 
 
 @contextlib.contextmanager
@@ -117,14 +73,7 @@ def _processes(
                 )
         yield paths
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_processes(procs)
 
 
 def test_worker_and_beat_serve_their_own_metrics(cluster_env, tmp_path: Path) -> None:

@@ -21,11 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import Orchestrator, config
-from orchestrator.engine.embedded import EmbeddedRedis
+from orchestrator import Orchestrator
 from orchestrator.engine.store import get_store
 from tests.activities import counter, scoped_key
-from tests.helpers import count_events, machine, task, wait_until
+from tests.helpers import count_events, machine, process_environment, task, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -92,46 +91,34 @@ def _kill(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
 
 
 def _cluster(tmp_path: Path, lease: float, **more: str) -> Iterator[Cluster]:
-    redis = EmbeddedRedis().start()
-    run = uuid.uuid4().hex[:8]
-    queue = f"outbox-{run}"
-    values = {
-        "ORCHESTRATOR_QUEUE": queue,
-        "ORCHESTRATOR_KEY_PREFIX": f"orch-outbox-{run}",
-        "ORCHESTRATOR_TASK_MODULES": "tests.outbox_hooks",
-        "ORCHESTRATOR_LEASE_SECONDS": str(lease),
-        # Beat fires in its own process, where the hook is.
-        "ORCHESTRATOR_TIMER_PROCESSES": "1",
-        **more,
-    }
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("ORCHESTRATOR_") and k not in ("REDIS_URL", "BROKER_URL")
-    }
-    env.update(values, REDIS_URL=redis.url, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-    settings = config.Settings(
-        redis_url=redis.url,
+    with process_environment(
+        "outbox",
+        ["tests.outbox_hooks"],
         # The workers' broker is this Redis too: without it, a BROKER_URL in the test
         # process's environment (the services phase) would send the client's messages
         # where no worker of this cluster listens.
-        broker_url=redis.url,
-        queue=queue,
-        key_prefix=values["ORCHESTRATOR_KEY_PREFIX"],
-        task_modules=["tests.activities"],
+        broker="redis",
+        embedded=True,
+        extra_env={
+            "ORCHESTRATOR_LEASE_SECONDS": str(lease),
+            # Beat fires in its own process, where the hook is.
+            "ORCHESTRATOR_TIMER_PROCESSES": "1",
+            **more,
+        },
         lease_seconds=lease,
         max_history_events=int(more.get("ORCHESTRATOR_MAX_HISTORY_EVENTS", 25000)),
-    )
-    client = Orchestrator(settings=settings)
-    state = Cluster(client, env, queue, tmp_path)
-    try:
-        with client.bound():
-            yield state
-    finally:
-        for proc in state.procs:
-            _kill(proc)
-        client.close()
-        redis.stop()
+    ) as own:
+        # This process imports the activities, not the hooks (the workers and beat do).
+        settings = own.settings.model_copy(update={"task_modules": ["tests.activities"]})
+        client = Orchestrator(settings=settings)
+        state = Cluster(client, own.env, settings.queue, tmp_path)
+        try:
+            with client.bound():
+                yield state
+        finally:
+            for proc in state.procs:
+                _kill(proc)
+            client.close()
 
 
 @pytest.fixture

@@ -12,21 +12,16 @@ long before the backlog drains.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from orchestrator import Orchestrator, config
-from orchestrator.engine.celery_app import publishing_app
-from orchestrator.engine.embedded import EmbeddedRedis
 from orchestrator.engine.store import get_store
 from tests import activities  # noqa: F401 - registers echo, as the worker does
-from tests.helpers import machine, task, wait_until, worker_and_beat
+from tests.helpers import machine, process_environment, task, wait_until, worker_and_beat
 
 pytestmark = pytest.mark.e2e
 
@@ -38,54 +33,16 @@ BACKLOG = 2000
 def cluster() -> Iterator[tuple[config.Settings, dict[str, str], Orchestrator]]:
     """A private key prefix and queue (embedded Redis unless REDIS_URL), the environment
     of processes that use them, and a client of theirs."""
-    run = uuid.uuid4().hex[:10]
-    embedded = None
-    if os.environ.get("REDIS_URL"):
-        redis_url, broker_url = os.environ["REDIS_URL"], os.environ.get("BROKER_URL")
-    else:
-        embedded = EmbeddedRedis().start()
-        redis_url, broker_url = embedded.url, None
-    values = config.Settings().model_dump()
-    values.update(
-        redis_url=redis_url,
-        broker_url=broker_url,
-        key_prefix=f"orch-prio-{run}",
-        queue=f"orchestrator-prio-{run}",
-        task_modules=[],
-        default_priority=config.DEFAULT_PRIORITY,
-    )
-    settings = config.Settings.model_validate(values)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("ORCHESTRATOR_") and k not in ("REDIS_URL", "BROKER_URL")
-    }
-    env.update(
-        REDIS_URL=redis_url,
-        ORCHESTRATOR_KEY_PREFIX=settings.key_prefix,
-        ORCHESTRATOR_QUEUE=settings.queue,
-        ORCHESTRATOR_TASK_MODULES="tests.activities",
-        PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
-        PYTHONUNBUFFERED="1",
-    )
-    if broker_url:
-        env["BROKER_URL"] = broker_url
-    client = Orchestrator(settings=settings)
-    try:
-        yield settings, env, client
-        with client.bound():
-            # The backlog left in the queue goes with it (RabbitMQ: the queue; Redis: its
-            # priority lists).
-            with contextlib.suppress(Exception), publishing_app().connection_for_write() as c:
-                c.default_channel.queue_delete(settings.queue)
-            store = get_store(settings)
-            keys = list(store.client.scan_iter(match=f"{settings.key_prefix}:*", count=1000))
-            if keys:
-                store.client.delete(*keys)
-    finally:
-        client.close()
-        if embedded is not None:
-            embedded.stop()
+    with process_environment(
+        "prio", ["tests.activities"], default_priority=config.DEFAULT_PRIORITY
+    ) as own:
+        # The backlog left in the queue goes with the environment (RabbitMQ: the queue;
+        # Redis: its priority lists).
+        client = Orchestrator(settings=own.settings)
+        try:
+            yield own.settings, own.env, client
+        finally:
+            client.close()
 
 
 def test_an_urgent_execution_overtakes_a_backlog_on_one_worker_process(

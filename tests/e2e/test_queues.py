@@ -11,12 +11,9 @@ second worker named ``celery@host`` would exit with ``ResourceLocked``).
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +22,9 @@ import pytest
 
 from orchestrator import config, start_workflow
 from orchestrator.engine import activities
-from orchestrator.engine.celery_app import app
-from orchestrator.engine.embedded import EmbeddedRedis
 from orchestrator.engine.store import get_store
 from orchestrator.testing import process_settings
-from tests.helpers import machine, task, wait_until
+from tests.helpers import machine, process_environment, stop_processes, task, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -73,66 +68,16 @@ class Cluster:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    run = uuid.uuid4().hex[:10]
-    env_redis = os.environ.get("REDIS_URL")
-    embedded = None
-    if env_redis:
-        redis_url, broker_url = env_redis, os.environ.get("BROKER_URL")
-    else:
-        embedded = EmbeddedRedis().start()
-        redis_url, broker_url = embedded.url, None
-    values = config.Settings().model_dump()
-    values.update(
-        redis_url=redis_url,
-        broker_url=broker_url,
-        key_prefix=f"orch-e2e-q-{run}",
-        queue=f"orchestrator-e2e-q-{run}",
-        task_modules=[],
-    )
-    settings = config.Settings.model_validate(values)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("ORCHESTRATOR_") and k not in ("REDIS_URL", "BROKER_URL")
-    }
-    gpu = f"gpu-e2e-{run}"
-    env.update(
-        REDIS_URL=redis_url,
-        ORCHESTRATOR_KEY_PREFIX=settings.key_prefix,
-        ORCHESTRATOR_QUEUE=settings.queue,
-        TEST_GPU_QUEUE=gpu,
-        PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
-        PYTHONUNBUFFERED="1",
-    )
-    if broker_url:
-        env["BROKER_URL"] = broker_url
-    try:
-        with process_settings(settings):
-            state = Cluster(settings, env, gpu, tmp_path, [])
+    with process_environment("e2e-q") as own:
+        gpu = f"gpu-e2e-{own.run}"
+        own.env["TEST_GPU_QUEUE"] = gpu
+        own.extra_queues.append(gpu)
+        with process_settings(own.settings):
+            state = Cluster(own.settings, own.env, gpu, tmp_path, [])
             try:
                 yield state
             finally:
-                for process in state.workers:
-                    process.send_signal(signal.SIGTERM)
-                for process in state.workers:
-                    try:
-                        process.wait(timeout=30)
-                    except subprocess.TimeoutExpired:
-                        process.kill()
-                        process.wait()
-                for queue in (settings.queue, gpu):
-                    try:
-                        with app.connection_for_write() as connection:
-                            connection.default_channel.queue_delete(queue)
-                    except Exception:  # noqa: BLE001 - best effort
-                        pass
-                store = get_store(settings)
-                keys = list(store.client.scan_iter(match=f"{settings.key_prefix}:*", count=1000))
-                if keys:
-                    store.client.delete(*keys)
-    finally:
-        if embedded is not None:
-            embedded.stop()
+                stop_processes(state.workers)
 
 
 def test_gpu_activity_runs_only_on_the_gpu_worker_and_workers_have_own_node_names(

@@ -23,12 +23,17 @@ import pytest
 
 from orchestrator import config, start_workflow
 from orchestrator.engine.celery_app import app
-from orchestrator.engine.embedded import EmbeddedRedis
-from orchestrator.engine.store import get_store
 from orchestrator.engine.timers import TimerLoop
 from orchestrator.testing import process_settings
 from tests.activities import counter, release
-from tests.helpers import celery_worker_command, count_events, machine, task, wait_until
+from tests.helpers import (
+    celery_worker_command,
+    count_events,
+    machine,
+    process_environment,
+    task,
+    wait_until,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 LEASE_SECONDS = 2
@@ -81,73 +86,25 @@ def _kill_group(process: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
         process.wait(timeout=15)
 
 
-def _delete_queue(queue: str) -> None:
-    """Remove this run's queue (and its kombu bindings) from the broker."""
-    try:
-        with app.connection_for_write() as connection:
-            connection.default_channel.queue_delete(queue)
-    except Exception:  # noqa: BLE001 - best effort: a missing queue is fine
-        pass
-
-
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     """Redis + settings shared by this process and worker subprocesses, and a beat."""
-    run = uuid.uuid4().hex[:10]
-    env_redis = os.environ.get("REDIS_URL")
-    embedded = None
-    if env_redis:
-        redis_url, broker_url = env_redis, os.environ.get("BROKER_URL")
-    else:
-        embedded = EmbeddedRedis().start()
-        redis_url, broker_url = embedded.url, None
-    base = config.Settings()
-    values = base.model_dump()
-    values.update(
-        redis_url=redis_url,
-        broker_url=broker_url,
-        key_prefix=f"orch-e2e-{run}",
-        queue=f"orchestrator-e2e-{run}",
-        task_modules=["tests.activities"],
+    with process_environment(
+        "e2e",
+        ["tests.activities"],
+        extra_env={"ORCHESTRATOR_LEASE_SECONDS": str(LEASE_SECONDS)},
         lease_seconds=LEASE_SECONDS,
-    )
-    settings = config.Settings.model_validate(values)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("ORCHESTRATOR_") and k not in ("REDIS_URL", "BROKER_URL")
-    }
-    env.update(
-        REDIS_URL=redis_url,
-        ORCHESTRATOR_KEY_PREFIX=settings.key_prefix,
-        ORCHESTRATOR_QUEUE=settings.queue,
-        ORCHESTRATOR_TASK_MODULES="tests.activities",
-        ORCHESTRATOR_LEASE_SECONDS=str(LEASE_SECONDS),
-        PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
-        PYTHONUNBUFFERED="1",
-    )
-    if broker_url:
-        env["BROKER_URL"] = broker_url
-
-    try:
+    ) as own:
         # The process's own settings: the timer loop started here ("beat") reads them.
-        with process_settings(settings):
+        with process_settings(own.settings):
             beat = TimerLoop(interval=0.1).start()
-            state = Cluster(settings, env, tmp_path, [])
+            state = Cluster(own.settings, own.env, tmp_path, [])
             try:
                 yield state
             finally:
                 for process in state.workers:
                     _kill_group(process, signal.SIGTERM)
                 beat.stop()
-                _delete_queue(settings.queue)
-                store = get_store(settings)
-                keys = list(store.client.scan_iter(match=f"{settings.key_prefix}:*", count=1000))
-                if keys:
-                    store.client.delete(*keys)
-    finally:
-        if embedded is not None:
-            embedded.stop()
 
 
 @pytest.mark.e2e

@@ -30,9 +30,8 @@ from kombu import Connection, Exchange, Producer
 
 from orchestrator import config, list_dead_letters, start_workflow
 from orchestrator.engine.celery_app import app, reconfigure
-from orchestrator.engine.embedded import EmbeddedRedis
-from orchestrator.engine.store import get_store, reset_stores
-from tests.helpers import celery_worker_command, machine, task, wait_until
+from orchestrator.engine.store import reset_stores
+from tests.helpers import celery_worker_command, machine, process_environment, task, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672//"
@@ -69,80 +68,45 @@ class Worker:
 
 @pytest.fixture(params=BROKERS)
 def worker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Worker]:
-    run = uuid.uuid4().hex[:10]
-    embedded = None
-    redis_url = os.environ.get("REDIS_URL")
-    if not redis_url:
-        embedded = EmbeddedRedis().start()
-        redis_url = embedded.url
-    broker_url = _amqp_url() if request.param == "rabbitmq" else redis_url
-    values = config.Settings().model_dump()
-    values.update(
-        redis_url=redis_url,
-        broker_url=broker_url,
-        key_prefix=f"orch-poison-{run}",
-        queue=f"orchestrator-poison-{run}",
-        task_modules=["tests.activities"],
-    )
-    settings = config.Settings.model_validate(values)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("ORCHESTRATOR_") and k not in ("REDIS_URL", "BROKER_URL")
-    }
-    env.update(
-        REDIS_URL=redis_url,
-        BROKER_URL=str(broker_url),
-        ORCHESTRATOR_KEY_PREFIX=settings.key_prefix,
-        ORCHESTRATOR_QUEUE=settings.queue,
-        ORCHESTRATOR_TASK_MODULES="tests.activities",
-        ORCHESTRATOR_MAX_MESSAGE_BYTES=str(MAX_MESSAGE_BYTES),
-        PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
-        PYTHONUNBUFFERED="1",
-    )
-    previous = config._override
-    config.configure(settings)
-    reset_stores()
-    reconfigure(settings)
-    app.amqp._producer_pool = None  # see tests/e2e/test_worker_kill.py
-    log = tmp_path / "worker.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            celery_worker_command(settings.queue, f"poison-{run}@%h"),
-            env=env,
-            cwd=REPO,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    state = Worker(settings, process, log)
-    try:
-        wait_until(lambda: "ready." in state.text() or not state.alive(), 90, message="ready")
-        assert state.alive(), state.text()[-4000:]
-        yield state
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=20)
-        try:
-            with app.connection_for_write() as connection:
-                connection.default_channel.queue_delete(settings.queue)
-        except Exception:  # noqa: BLE001 - best effort
-            pass
-        store = get_store(settings)
-        keys = list(store.client.scan_iter(match=f"{settings.key_prefix}:*", count=1000))
-        if keys:
-            store.client.delete(*keys)
+    with process_environment(
+        "poison",
+        ["tests.activities"],
+        broker=_amqp_url() if request.param == "rabbitmq" else "redis",
+        extra_env={"ORCHESTRATOR_MAX_MESSAGE_BYTES": str(MAX_MESSAGE_BYTES)},
+    ) as own:
+        settings = own.settings
+        previous = config._override
+        config.configure(settings)
         reset_stores()
-        config.configure(previous)
-        reconfigure(config.get_settings())
-        app.amqp._producer_pool = None
-        if embedded is not None:
-            embedded.stop()
+        reconfigure(settings)
+        app.amqp._producer_pool = None  # see tests/e2e/test_worker_kill.py
+        log = tmp_path / "worker.log"
+        with open(log, "wb") as out:
+            process = subprocess.Popen(
+                celery_worker_command(settings.queue, f"poison-{own.run}@%h"),
+                env=own.env,
+                cwd=REPO,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        state = Worker(settings, process, log)
+        try:
+            wait_until(lambda: "ready." in state.text() or not state.alive(), 90, message="ready")
+            assert state.alive(), state.text()[-4000:]
+            yield state
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait(timeout=20)
+            reset_stores()
+            config.configure(previous)
+            reconfigure(config.get_settings())
+            app.amqp._producer_pool = None
 
 
 GOOD_BODY = [[{"ok": 1}], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]

@@ -12,13 +12,14 @@ is process-wide).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import child_environ
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,16 +88,10 @@ SCRIPT = textwrap.dedent(
 def test_the_process_is_left_as_it_was(scenario: str, before_is: str, how: str) -> None:
     # No REDIS_URL: local_orchestrator() starts an embedded server, and "environment"
     # means the environment's settings with no override (and no store) in force.
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("ORCHESTRATOR_") and k not in ("REDIS_URL", "BROKER_URL")
-    }
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT, scenario, before_is, how],
         cwd=ROOT,
-        env=env,
+        env=child_environ(),
         capture_output=True,
         text=True,
         timeout=120,
