@@ -890,6 +890,9 @@ def _run_result(
     outputs: list[Any] = []
     size = 1
     fields = ("status", "input", "output", "error", "cause", "start", "stop", "redrives")
+    # The children's workflow, <parent's>/<label>, as in the run's ARN (...:mapRun:
+    # <workflow>/<label>:<id>; a label may hold a colon, the id never does).
+    children_workflow = ":".join(run["arn"].split(":")[6:-1])
     for first in range(0, count, READ_PAGE):
         ids = [child_id(parent, run["id"], i) for i in range(first, min(count, first + READ_PAGE))]
         for cid, child in zip(ids, store.execution_records(ids, fields), strict=True):
@@ -899,8 +902,7 @@ def _run_result(
                     result_entry(
                         status="PENDING" if status == "RUNNING" else status,
                         input=json.loads(child["input"] or "null"),
-                        # The children's workflow, <parent's>/<label>, as in the run's ARN.
-                        execution_arn=arns.execution_arn(run["arn"].split(":")[6], cid),
+                        execution_arn=arns.execution_arn(children_workflow, cid),
                         name=cid,
                         output=json.loads(child["output"] or "null"),
                         error=child["error"],

@@ -254,6 +254,14 @@ def test_s3_jsonl_reader_and_result_writer(s3: Any, tag: str) -> None:
     assert entries[0]["Status"] == "SUCCEEDED" and entries[0]["Name"].startswith(
         handle.execution_id
     )
+    # Each child's ARN as AWS forms it (the configured region and account; its workflow
+    # <parent's>/<label>, as in the Map Run's ARN), and it names the child.
+    children = run.map_run_arn.split(":mapRun:")[1].rpartition(":")[0]
+    child_arn = entries[0]["ExecutionArn"]
+    assert child_arn == (
+        f"arn:aws:states:us-east-1:123456789012:execution:{children}:{entries[0]['Name']}"
+    )
+    assert describe_execution(child_arn).execution_id == entries[0]["Name"]
     assert manifest["ResultFiles"]["FAILED"] == [] and run.counts.total == 20
 
 
