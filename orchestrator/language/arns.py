@@ -80,8 +80,9 @@ def execution_id_from(id_or_arn: str) -> str:
     if not isinstance(id_or_arn, str) or not id_or_arn.startswith("arn:"):
         return id_or_arn
     parts = id_or_arn.split(":")
-    # arn : partition : states : region : account : execution : workflow : name
-    if len(parts) == 8 and parts[2] == "states" and parts[5] in _EXECUTION_TYPES:
-        if parts[6] and parts[7]:
-            return parts[7]
+    # arn : partition : states : region : account : execution : workflow : name (the
+    # workflow of a Distributed Map's child, <parent's>/<label>, may hold a colon)
+    if len(parts) >= 8 and parts[2] == "states" and parts[5] in _EXECUTION_TYPES:
+        if parts[6] and parts[-1]:
+            return parts[-1]
     return id_or_arn

@@ -37,6 +37,8 @@ def test_region_and_account_come_from_the_settings_in_force() -> None:
         # any partition, region and account: an ARN copied from elsewhere
         ("arn:aws-cn:states:cn-north-1:000000000000:execution:w:abc", "abc"),
         ("arn:aws:states:us-east-1:123456789012:express:w/label:abc.1.2", "abc.1.2"),
+        # a Distributed Map child's workflow is <parent's>/<label>: a label may hold ':'
+        ("arn:aws:states:us-east-1:123456789012:execution:w/Map: 1:abc.1.2", "abc.1.2"),
         # not an execution ARN: returned as it is, for the id check to refuse
         (
             "arn:aws:states:us-east-1:123456789012:stateMachine:orders",
