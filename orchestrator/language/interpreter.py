@@ -2052,10 +2052,14 @@ class Interpreter:
                 record.attempt, record.retries = 0, {}
                 tr.records[key] = record
                 tr.statuses[key] = StepStatus.SCHEDULED
+                # The Resource as the first scheduling wrote it (an integration's as
+                # resourceType and resource), not the task that serves it.
+                scope, name = self.scope_of(key)
+                resource = getattr(scope.states[name], "resource", None) or record.activity
                 tr.event(
                     "TaskScheduled",
                     record.state,
-                    resource=record.activity,
+                    **{"resource": resource, **resource_fields(resource or "")},
                     parameters=record.params,
                 )
                 tr.dispatches.append(

@@ -13,7 +13,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from orchestrator import config, start_workflow
+from orchestrator import config, redrive_execution, start_workflow
 from orchestrator.engine.activities import activity
 from orchestrator.errors import DefinitionError
 from tests.helpers import machine, run_workflow, task
@@ -473,3 +473,19 @@ def test_timeout_seconds_ends_a_hung_request_as_for_activities(server, settings,
     assert result.status == "SUCCEEDED", result
     assert result.output["e"]["Error"] == "States.Timeout"
     assert any(e.type == "TaskTimedOut" for e in handle.history())
+
+
+def test_a_redriven_http_task_calls_again(server, settings, tag):
+    definition = machine(
+        {"Get": http_task(ApiEndpoint=f"{server.url}/flaky/{tag}/1", Method="GET")}
+    )
+    handle, result = run_workflow(definition)
+    assert result.status == "FAILED" and result.error == "States.Http.StatusCode.503"
+    redriven = redrive_execution(handle.execution_id).result(20)
+    assert redriven.status == "SUCCEEDED", redriven
+    assert redriven.output["ResponseBody"] == {"attempts": 2}
+    scheduled = [e for e in handle.history() if e.type == "TaskScheduled"]
+    assert len(scheduled) == 2
+    assert all(
+        (e.details["resourceType"], e.details["resource"]) == ("http", "invoke") for e in scheduled
+    )
