@@ -37,7 +37,7 @@ from orchestrator.client.models import (
     to_datetime,
 )
 from orchestrator.engine import registry
-from orchestrator.engine.store import get_store, store_call
+from orchestrator.engine.store import RedisStore, get_store, store_call
 from orchestrator.errors import (
     DefinitionError,
     DefinitionIssue,
@@ -55,20 +55,23 @@ DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 
 
-def _machine_name(name_or_arn: object) -> str:
-    """The machine a name or an unqualified ARN names."""
+def _parse(name_or_arn: object) -> Target:
+    """What a name or an ARN names (a machine, a version or an alias)."""
     if not isinstance(name_or_arn, str):
         raise InvalidInputError(f"state machine {name_or_arn!r}: a name or an ARN")
-    target = rules.parse_target(name_or_arn)
+    return rules.parse_target(name_or_arn)
+
+
+def _machine_name(name_or_arn: object) -> str:
+    """The machine a name or an unqualified ARN names."""
+    target = _parse(name_or_arn)
     if target.version is not None or target.alias is not None:
         raise InvalidArn(f"{name_or_arn!r} names a version or alias, not a state machine")
     return target.name
 
 
 def _alias_target(name_or_arn: object, alias: str | None) -> Target:
-    if not isinstance(name_or_arn, str):
-        raise InvalidInputError(f"state machine {name_or_arn!r}: a name or an ARN")
-    target = rules.parse_target(name_or_arn)
+    target = _parse(name_or_arn)
     if target.version is not None:
         raise InvalidArn(f"{name_or_arn!r} names a version, not an alias")
     if alias is not None:
@@ -81,9 +84,7 @@ def _alias_target(name_or_arn: object, alias: str | None) -> Target:
 
 
 def _version_target(name_or_arn: object, version: object) -> Target:
-    if not isinstance(name_or_arn, str):
-        raise InvalidInputError(f"state machine {name_or_arn!r}: a name or an ARN")
-    target = rules.parse_target(name_or_arn)
+    target = _parse(name_or_arn)
     if target.alias is not None:
         raise InvalidArn(f"{name_or_arn!r} names an alias, not a version")
     if version is not None:
@@ -155,6 +156,19 @@ def _alias(name: str, alias: str, entry: dict[str, Any]) -> StateMachineAlias:
     )
 
 
+def _described(
+    store: RedisStore, name: str, publish: bool, version_description: str | None
+) -> StateMachineDescription:
+    """A machine just created or updated, its current revision first published as a
+    version if ``publish``."""
+    version_arn = None
+    if publish:
+        version_arn = publish_state_machine_version(
+            name, version_description
+        ).state_machine_version_arn
+    return _description(registry.require(registry.read(store, name)), version_arn)
+
+
 # ------------------------------------------------------------------ state machines
 
 
@@ -199,12 +213,7 @@ def create_state_machine(
             now=now,
         ),
     )
-    version_arn = None
-    if publish:
-        version_arn = publish_state_machine_version(
-            name, version_description
-        ).state_machine_version_arn
-    return _description(registry.require(registry.read(store, name)), version_arn)
+    return _described(store, name, publish, version_description)
 
 
 @store_call(mutates=True)
@@ -246,12 +255,7 @@ def update_state_machine(
             now=now,
         ),
     )
-    version_arn = None
-    if publish:
-        version_arn = publish_state_machine_version(
-            name, version_description
-        ).state_machine_version_arn
-    return _description(registry.require(registry.read(store, name)), version_arn)
+    return _described(store, name, publish, version_description)
 
 
 @store_call(mutates=False)
@@ -264,9 +268,7 @@ def describe_state_machine(name_or_arn: str, version: int | None = None) -> Stat
         StateMachineNotFound: it is not registered.
         ResourceNotFound: it has no such version.
     """
-    if not isinstance(name_or_arn, str):
-        raise InvalidInputError(f"state machine {name_or_arn!r}: a name or an ARN")
-    target = rules.parse_target(name_or_arn)
+    target = _parse(name_or_arn)
     if target.alias is not None:
         raise InvalidArn(f"{name_or_arn!r} names an alias: describe_state_machine_alias")
     number = target.version if version is None else rules.check_version(version)
