@@ -1449,40 +1449,40 @@ def _routing_text(alias: StateMachineAlias) -> str:
     return ", ".join(f"version {r.version} ({r.weight}%)" for r in alias.routing_configuration)
 
 
-def _all_versions(machine: str) -> list[StateMachineVersion]:
-    found: list[StateMachineVersion] = []
+def _every(listing: Callable[[str | None], Any], field: str) -> list[Any]:
+    """Every item of a paged registry listing: ``listing(token)`` returns the page after
+    ``token`` (the first for None), its items in ``field``."""
+    found: list[Any] = []
     token = None
     while True:
-        page = list_state_machine_versions(machine, max_results=1000, next_token=token)
-        found += page.state_machine_versions
+        page = listing(token)
+        found += getattr(page, field)
         token = page.next_token
         if token is None:
             return found
+
+
+def _all_versions(machine: str) -> list[StateMachineVersion]:
+    return _every(
+        lambda token: list_state_machine_versions(machine, max_results=1000, next_token=token),
+        "state_machine_versions",
+    )
 
 
 def _all_aliases(machine: str) -> list[StateMachineAlias]:
-    found: list[StateMachineAlias] = []
-    token = None
-    while True:
-        page = list_state_machine_aliases(machine, max_results=1000, next_token=token)
-        found += page.state_machine_aliases
-        token = page.next_token
-        if token is None:
-            return found
+    return _every(
+        lambda token: list_state_machine_aliases(machine, max_results=1000, next_token=token),
+        "state_machine_aliases",
+    )
 
 
 @machines_app.command("list")
 def machines_list(as_json: JsonOption = False) -> None:
     """Every registered state machine, by name (needs REDIS_URL)."""
     require_redis()
-    items: list[Any] = []
-    token = None
-    while True:
-        page = list_state_machines(max_results=1000, next_token=token)
-        items += page.state_machines
-        token = page.next_token
-        if token is None:
-            break
+    items = _every(
+        lambda token: list_state_machines(max_results=1000, next_token=token), "state_machines"
+    )
     if as_json:
         emit_json([item.model_dump(mode="json") for item in items])
         return
