@@ -40,7 +40,7 @@ from orchestrator.engine import integrations
 from orchestrator.engine.celery_app import ACTIVITY_TASK, app
 from orchestrator.engine.limits import Limits, local_limits
 from orchestrator.engine.limits import register as register_limits
-from orchestrator.engine.store import get_store
+from orchestrator.engine.store import RedisStore, get_store
 from orchestrator.errors import ActivityNotFound
 from orchestrator.language.children import child_mode
 from orchestrator.language.interpreter import LAMBDA_INVOKE, WAIT_FOR_TOKEN, is_lambda_invoke
@@ -306,47 +306,45 @@ def worker_queues(queues: list[str] | None = None) -> list[str]:
     return [get_settings().queue, *(q for q in activity_queues() if q != get_settings().queue)]
 
 
-#: How long a process trusts its copy of the workers' advertised activity names (s).
+#: How long a process trusts its copy of what the workers advertise (s).
 ADVERTISED_CACHE_S = 5.0
-_advertised_cache: tuple[float, dict[str, str], str] = (0.0, {}, "")
 
 
-def _advertised() -> dict[str, str]:
-    """Activity names that workers advertise in Redis, each with its queue ("" for the
-    default), so that a process which only starts workflows need not import the
-    activity code."""
-    global _advertised_cache
-    settings = get_settings()
-    if not settings.redis_url:
-        return {}
-    store = get_store()
-    at, names, url = _advertised_cache
-    now = time.monotonic()
-    if url == settings.redis_url + store.keys.prefix and now - at < ADVERTISED_CACHE_S:
-        return names
-    names = store.advertised_activities()
-    _advertised_cache = (now, names, settings.redis_url + store.keys.prefix)
-    return names
+class _Advertised:
+    """What workers advertise in Redis (read by ``read``), as a process that does not
+    import their activities sees it: a copy trusted for :data:`ADVERTISED_CACHE_S`, per
+    Redis and key prefix; empty without Redis."""
+
+    def __init__(self, read: Callable[[RedisStore], dict[str, str]]) -> None:
+        self._read = read
+        self.forget()
+
+    def forget(self) -> None:
+        """Read it afresh next time."""
+        self._copy: tuple[float, dict[str, str], str] = (0.0, {}, "")
+
+    def __call__(self) -> dict[str, str]:
+        settings = get_settings()
+        if not settings.redis_url:
+            return {}
+        store = get_store()
+        at, found, owner = self._copy
+        now = time.monotonic()
+        identity = settings.redis_url + store.keys.prefix
+        if owner == identity and now - at < ADVERTISED_CACHE_S:
+            return found
+        found = self._read(store)
+        self._copy = (now, found, identity)
+        return found
 
 
-_bindings_cache: tuple[float, dict[str, str], str] = (0.0, {}, "")
+#: Activity names that workers advertise, each with its queue ("" for the default), so
+#: that a process which only starts workflows need not import the activity code.
+_advertised = _Advertised(RedisStore.advertised_activities)
 
-
-def _advertised_bindings() -> dict[str, str]:
-    """Resources bound to activities by the workers importing them (Resource key ->
-    activity name), so that a process which does not import them resolves them too."""
-    global _bindings_cache
-    settings = get_settings()
-    if not settings.redis_url:
-        return {}
-    store = get_store()
-    at, bindings, url = _bindings_cache
-    now = time.monotonic()
-    if url == settings.redis_url + store.keys.prefix and now - at < ADVERTISED_CACHE_S:
-        return bindings
-    bindings = store.advertised_bindings()
-    _bindings_cache = (now, bindings, settings.redis_url + store.keys.prefix)
-    return bindings
+#: Resources bound to activities by the workers importing them (Resource key ->
+#: activity name), so that a process which does not import them resolves them too.
+_advertised_bindings = _Advertised(RedisStore.advertised_bindings)
 
 
 def advertise() -> None:

@@ -442,7 +442,7 @@ def test_bindings_are_advertised_for_processes_without_the_code(settings):
     assert store.advertised_bindings().get("sns:publish") == "test-sns-publish"
     # A binding only the workers know (none registered here): resolved through Redis.
     store.advertise_bindings({"events:putEvents": "test-fake-http"})
-    activities._bindings_cache = (0.0, {}, "")  # not the copy of the last 5 s
+    activities._advertised_bindings.forget()  # not the copy of the last 5 s
     try:
         resource = "arn:aws:states:eu-central-1:123456789012:events:putEvents"
         assert activities.resolve_name(resource) == "test-fake-http"
@@ -452,7 +452,7 @@ def test_bindings_are_advertised_for_processes_without_the_code(settings):
         assert result.output == {"StatusCode": 299, "Bound": "e"}
     finally:
         store.client.hdel(store.keys.resource_bindings, "events:putEvents")
-        activities._bindings_cache = (0.0, {}, "")
+        activities._advertised_bindings.forget()
 
 
 def test_timeout_seconds_ends_a_hung_request_as_for_activities(server, settings, tag):

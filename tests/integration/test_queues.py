@@ -81,7 +81,7 @@ def test_a_step_waits_on_its_activity_s_queue(
     registered = activities._registry.pop(name)
     try:
         store.advertise_activities({name: queue})
-        monkeypatch.setattr(activities, "_advertised_cache", (0.0, {}, ""))
+        activities._advertised.forget()
         assert activities.queue_for(name) == queue
         recover_step(store, member, time.time(), outbox=True)
         wait_until(lambda: queue_size(queue) == 3, 10, message="re-published from advertised")
