@@ -6,7 +6,7 @@ the very transition that schedules it, and the child's id in the step's record (
 from the step and that transition, or the ``Name`` parameter). Firing the timer, as a
 Distributed Map's advance starts its children (orchestrator/engine/maprun.py):
 
-1. starts the child with ``start_write`` + its first transition, guarded by the id's
+1. starts the child with ``child_start_write`` + its first transition, guarded by the id's
    absence: a timer fired again (a crash, a conflict) finds its child there and starts no
    second one (an execution of that id that is not this Task's child fails the Task with
    ``StepFunctions.ExecutionAlreadyExistsException``);
@@ -44,9 +44,9 @@ from orchestrator.engine import activities, maprun
 from orchestrator.engine import registry as machine_registry
 from orchestrator.engine.commit import (
     after_commit,
+    child_start_write,
     prepare_transition,
     start_transition,
-    start_write,
 )
 from orchestrator.engine.lru import LruCache
 from orchestrator.engine.machines import interpreter_from_record, make_interpreter
@@ -246,21 +246,17 @@ def start_child(
         link += ["notify", end_member(parent, key, child, record.attempt)]
 
     def record_write() -> Write:
-        write = start_write(
+        return child_start_write(
             store,
             child,
             workflow=workflow,
             input_text=input_text,
-            input_hash=hashlib.sha1(input_text.encode()).hexdigest(),
             now=now,
             def_hash=def_hash,
             definition_text=text,
             priority=priority,
+            link=link,
         )
-        # Before the first transition's writes: a child that ends in its start commit
-        # notifies its parent in it.
-        write.op("hset", store.keys.execution(child), *link)
-        return write
 
     tr, write = start_transition(store, child, child_interp, now, record_write)
     result = store.apply(write)

@@ -11,10 +11,11 @@ that fails because the step moved on or the execution stopped discards it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -490,6 +491,37 @@ def start_write(
     # Executions share their definition by content hash; it outlives the newest of them.
     write.op("set", keys.definition(def_hash), definition_text)
     write.op("expire", keys.definition(def_hash), 2 * get_settings().retention_seconds)
+    return write
+
+
+def child_start_write(
+    store: RedisStore,
+    child_id: str,
+    *,
+    workflow: str,
+    input_text: str,
+    now: float,
+    def_hash: str,
+    definition_text: str,
+    priority: int,
+    link: Sequence[str],
+) -> Write:
+    """A child execution's start (:func:`start_write`; a child workflow's or a Distributed
+    Map's), its record linked to its parent by ``link`` (field, value, ...) before its
+    first transition's writes: a child that ends in its start commit notifies its
+    parent in it."""
+    write = start_write(
+        store,
+        child_id,
+        workflow=workflow,
+        input_text=input_text,
+        input_hash=hashlib.sha1(input_text.encode()).hexdigest(),
+        now=now,
+        def_hash=def_hash,
+        definition_text=definition_text,
+        priority=priority,
+    )
+    write.op("hset", store.keys.execution(child_id), *link)
     return write
 
 

@@ -60,10 +60,10 @@ from typing import Any
 from orchestrator.engine.celery_app import app
 from orchestrator.engine.commit import (
     after_commit,
+    child_start_write,
     prepare_redrive,
     prepare_transition,
     start_transition,
-    start_write,
     stop_write,
     transition_write,
     unadvanced_map_run,
@@ -317,27 +317,21 @@ def _start_children(
         def record_write(
             cid: str = cid, index: int = index, input_text: str = input_text, member: str = member
         ) -> Write:
-            write = start_write(
+            return child_start_write(
                 store,
                 cid,
                 workflow=workflow,
                 input_text=input_text,
-                input_hash=hashlib.sha1(input_text.encode()).hexdigest(),
                 now=now,
                 def_hash=def_hash,
                 definition_text=text,
                 priority=priority,
+                link=[
+                    *("parent", parent, "map_key", key, "map_index", str(index)),
+                    *("map_run", run["arn"], "notify", member),
+                    *(("type", "EXPRESS") if express else ()),
+                ],
             )
-            # Before the first transition's writes: a child that ends in its start
-            # commit notifies its parent in it.
-            write.op(
-                "hset",
-                store.keys.execution(cid),
-                *("parent", parent, "map_key", key, "map_index", str(index)),
-                *("map_run", run["arn"], "notify", member),
-                *(("type", "EXPRESS") if express else ()),
-            )
-            return write
 
         tr, write = start_transition(store, cid, child, now, record_write)
         started.append((cid, child, tr, write))
