@@ -359,7 +359,8 @@ def _resolve(definition: DefinitionSource) -> tuple[StateMachine, str, str, str,
     same content, same revision). A name with neither a file nor a registration is an
     error that says where it looked.
     """
-    if isinstance(definition, str) and rules.is_arn(definition):
+    by_arn = isinstance(definition, str) and rules.is_arn(definition)
+    if isinstance(definition, str) and by_arn:
         target = rules.parse_arn(definition)
         if target.version is not None or target.alias is not None:
             return _from_registry(target)
@@ -368,13 +369,22 @@ def _resolve(definition: DefinitionSource) -> tuple[StateMachine, str, str, str,
     if isinstance(definition, str) and rules.NAME.match(definition):
         try:
             path = _workflow_file(definition)
-        except DefinitionError as exc:
+        except DefinitionError:
+            path = None  # no such file: a registered state machine, or nothing
+        if path is None:
             try:
                 return _from_registry(rules.Target(definition))
             except StateMachineNotFound:
-                raise exc from None
-        if path is None:
-            return _from_registry(rules.Target(definition))
+                if by_arn:
+                    raise
+                # A state machine's name cannot be definition text either (a definition
+                # is an object: its text holds a ':' or a brace, which names may not).
+                searched = ", ".join(str(d) for d in workflow_dirs())
+                issue = (
+                    f"no workflow or state machine named {definition!r} "
+                    f"(looked in {searched} and the registry)"
+                )
+                raise DefinitionError([DefinitionIssue("$", issue)]) from None
     elif isinstance(definition, os.PathLike):
         path = Path(definition)
     # A file found by name is compiled by path: its lookup is not done again.

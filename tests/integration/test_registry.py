@@ -272,8 +272,12 @@ def test_start_by_name_arn_version_and_alias(name: str) -> None:
         start_workflow(f"{arn}:staging")
     with pytest.raises(StateMachineNotFound):
         start_workflow(f"{state_machine_arn(name + '-none')}:1")
-    with pytest.raises(DefinitionError, match="no workflow named"):
+    with pytest.raises(DefinitionError, match="no workflow or state machine named"):
         start_workflow(name + "-none")  # neither a file nor registered
+    with pytest.raises(DefinitionError, match="no workflow or state machine named"):
+        start_workflow("+")  # a name (AWS allows '+'), not definition text
+    with pytest.raises(StateMachineNotFound):
+        start_workflow(state_machine_arn(name + "-none"))
 
 
 def test_executions_in_flight_keep_their_revision(name: str) -> None:
