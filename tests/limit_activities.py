@@ -32,7 +32,8 @@ def _span(request: Any) -> dict[str, Any]:
     seconds = float(request.get("sleep", 0)) if isinstance(request, dict) else 0.0
     if seconds:
         time.sleep(seconds)
-    span = {"start": start, "end": time.time(), "pid": os.getpid()}
+    # ppid: the worker's main process, when a prefork pool process ran it.
+    span = {"start": start, "end": time.time(), "pid": os.getpid(), "ppid": os.getppid()}
     if isinstance(request, dict) and "tag" in request:
         with _lock:
             RECORDED.setdefault(str(request["tag"]), []).append(span)

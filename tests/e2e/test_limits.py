@@ -1,6 +1,6 @@
 """Global activity limits with separate worker processes (issue 13 item 4).
 
-Two ``orchestrator worker`` processes of concurrency 4 (threads) importing
+Two ``orchestrator worker`` processes of concurrency 4 (prefork: 2 x 4 pool processes) importing
 ``tests.limit_activities``, and ``orchestrator beat`` (the timer process), on the suite's
 Redis and broker. The test process imports no activity code: it starts the executions,
 and its start commits publish the first steps, by the limits the workers advertised.
@@ -64,8 +64,8 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         settings, env = own.settings, own.env
         state = Cluster(settings, tmp_path, [])
         commands = {
-            "worker-1": ["worker", "--pool", "threads", "-c", "4"],
-            "worker-2": ["worker", "--pool", "threads", "-c", "4"],
+            "worker-1": ["worker", "--pool", "prefork", "-c", "4"],
+            "worker-2": ["worker", "--pool", "prefork", "-c", "4"],
             "beat": ["beat"],
         }
         with process_settings(settings):
@@ -130,7 +130,8 @@ def test_max_concurrency_and_rate_limit_hold_across_two_workers(cluster: Cluster
     assert len(spans) == 12
     print(f"max_concurrency=2: {max_overlap(spans)} at most at once, 12 branches")
     assert max_overlap(spans) == 2, spans  # never above the limit, and the limit is used
-    assert len({s["pid"] for s in spans}) == 2  # both workers ran them
+    # Both workers ran them (each span's pool process is a child of one of them).
+    assert {s["ppid"] for s in spans} == {p.pid for p in cluster.processes[:2]}, spans
     wait_until(
         lambda: store.permits_in_use([LIMITED]) == [0], 10, message="every permit given back"
     )
