@@ -237,6 +237,10 @@ def _day_of_week(text: str) -> DayOfWeek | None:
     return DayOfWeek(_field(text, 1, 7, "day-of-week", _DAYS))
 
 
+#: The longest period of a rate (100 years, in seconds).
+MAX_RATE_SECONDS = 100 * 366 * 86400
+
+
 def parse_expression(text: str) -> Expression:
     """Parse a schedule expression (see the module's docstring).
 
@@ -255,6 +259,9 @@ def parse_expression(text: str) -> Expression:
             )
         if (value == 1) != (unit == singular):
             raise ScheduleError(f"{text!r}: write rate(1 {singular}) and rate(N {singular}s)")
+        if value * _RATE_UNITS[singular] > MAX_RATE_SECONDS:
+            # Fire times must stay dates (a rate of 10**20 minutes overflows datetime).
+            raise ScheduleError(f"{text!r}: a rate's period is at most 100 years")
         return Rate(value * _RATE_UNITS[singular])
     if match := _AT.match(text):
         try:

@@ -327,3 +327,10 @@ def test_a_long_outage_of_a_minutely_cron_is_counted_quickly() -> None:
     # Without the cap, the count is exact.
     small = catch_up(spec, due, due + 3600, 0, limit=20)
     assert small.skipped == 60 and small.fire == [due + 3600]
+
+
+def test_a_rate_longer_than_a_century_is_refused() -> None:
+    # Its fire times would be no dates (datetime overflows): a clear error instead.
+    with pytest.raises(ScheduleError, match="at most 100 years"):
+        parse_expression("rate(99999999999999999999 minutes)")
+    assert parse_expression("rate(36500 days)") == Rate(36500 * 86400)
