@@ -21,6 +21,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -1203,10 +1204,8 @@ class Bench:
         return procs
 
     def stop_profiler(self, procs: list[subprocess.Popen[bytes]]) -> None:
-        import signal as _signal
-
         for proc in procs:
-            proc.send_signal(_signal.SIGINT)
+            proc.send_signal(signal.SIGINT)
         for proc in procs:
             try:
                 proc.wait(timeout=30)
@@ -1335,6 +1334,9 @@ def main() -> int:
     )
     parser.add_argument("--only", default="", help="comma-separated steps to run (debug)")
     args = parser.parse_args()
+    # A SIGTERM (timeout, kill) must unwind through the finally below, which stops the
+    # worker, the timer process and the embedded Redis; by default it would leave them.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     logdir = Path(tempfile.mkdtemp(prefix="orchestrator-bench-"))
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
