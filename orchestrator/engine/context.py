@@ -63,6 +63,7 @@ class ActivityContext:
         task_token: str | None = None,
         heartbeat_seconds: float | None = None,
         store: RedisStore | None = None,
+        resource: str | None = None,
     ) -> None:
         self.execution_id = execution_id
         """The execution's id (its name)."""
@@ -77,6 +78,9 @@ class ActivityContext:
         """The task token of a ``.waitForTaskToken`` task, else None."""
         self.heartbeat_seconds = heartbeat_seconds
         """The Task's ``HeartbeatSeconds`` (evaluated), or None."""
+        self.resource = resource
+        """The Task state's ``Resource`` (a built-in integration reads which one it
+        serves from it: ``aws-sdk:SERVICE:ACTION``), or None when it is not known."""
         self.heartbeat_details: Any = None
         """The ``details`` of the last heartbeat (kept in this process only)."""
         self.cancel_reason: str | None = None

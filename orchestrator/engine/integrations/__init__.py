@@ -19,12 +19,21 @@ Services in :data:`ENGINE_SERVICES` (``states:*``: child workflows) are the engi
 run by the interpreter rather than as a worker task: this registry never claims them, and
 :func:`engine_handles` is where the engine says which of their Resources it runs.
 
-One module per integration (``http``: the HTTP Task), each registering with
+An integration may also serve its ``.waitForTaskToken`` form (``callback``: the same
+call, then the step waits for the token the Parameters passed on), and a *family*
+integration serves every name under its prefix (``aws-sdk``: ``aws-sdk:SERVICE:ACTION``);
+it learns which one from :attr:`ActivityContext.resource
+<orchestrator.engine.context.ActivityContext.resource>`, and checks it at definition time
+with its ``resource_check``.
+
+One module per integration (``http``: the HTTP Task; ``aws_optimized``: DynamoDB, SNS,
+SQS, EventBridge; ``aws_sdk``: every service boto3 knows), each registering with
 :func:`integration`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -42,6 +51,11 @@ ENGINE_SERVICES = frozenset({"states"})
 #: A definition-time check of a Task state's static Parameters (a dict, or None when they
 #: are known only at run time): a problem, or None.
 ParametersCheck = Callable[[Mapping[str, Any] | None], str | None]
+#: A family integration's definition-time check of one of its Resources and its static
+#: Parameters: a problem, or None.
+ResourceCheck = Callable[[str, Mapping[str, Any] | None], str | None]
+#: The callback pattern's suffix.
+WAIT_FOR_TOKEN = ".waitForTaskToken"
 
 
 @dataclass(frozen=True)
@@ -53,25 +67,43 @@ class Integration:
     function: Callable[[Any], Any]
     """Runs one attempt: the state's effective Parameters -> its result."""
     check: ParametersCheck | None = None
+    callback: bool = False
+    """It also serves ``NAME.waitForTaskToken``."""
+    family: bool = False
+    """``name`` is a prefix (``aws-sdk``): it serves every ``NAME:...`` its
+    ``resource_check`` does not refuse."""
+    resource_check: ResourceCheck | None = None
 
     @property
     def task_name(self) -> str:
         """Its Celery task (the step's ``activity`` in records and messages)."""
         return TASK_PREFIX + self.name
 
+    @property
+    def label(self) -> str:
+        """How messages list it (``aws-sdk:*``, ``sqs:sendMessage[.waitForTaskToken]``)."""
+        name = f"{self.name}:*" if self.family else self.name
+        return f"{name}[{WAIT_FOR_TOKEN}]" if self.callback else name
+
 
 _integrations: dict[str, Integration] = {}
 
 
 def integration(
-    name: str, *, check: ParametersCheck | None = None
+    name: str,
+    *,
+    check: ParametersCheck | None = None,
+    callback: bool = False,
+    family: bool = False,
+    resource_check: ResourceCheck | None = None,
 ) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
-    """Register a built-in integration under its integration name (a decorator)."""
+    """Register a built-in integration under its integration name (a decorator); see
+    :class:`Integration` for ``callback``, ``family`` and ``resource_check``."""
     if name.partition(":")[0] in ENGINE_SERVICES:
         raise ValueError(f"{name!r}: the engine runs the {ENGINE_SERVICES} services itself")
 
     def decorator(function: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        _integrations[name] = Integration(name, function, check)
+        _integrations[name] = Integration(name, function, check, callback, family, resource_check)
         return function
 
     return decorator
@@ -83,11 +115,31 @@ def all_integrations() -> list[Integration]:
 
 
 def for_resource(resource: str) -> Integration | None:
-    """The built-in integration a Resource names (any region and account), or None."""
+    """The built-in integration a Resource names (any region and account), or None.
+
+    Its exact name first, then its ``.waitForTaskToken`` form's base (a ``callback``
+    one), then a family's prefix; a family's integration comes back with its ``check``
+    bound to this Resource."""
     name = integration_name(resource)
-    if name is None or name.partition(":")[0] in ENGINE_SERVICES:
+    if name is None or name.partition(":")[0] in ENGINE_SERVICES or engine_handles(resource):
         return None
-    return _integrations.get(name)
+    found = _integrations.get(name)
+    if found is not None and not found.family:
+        return found
+    base, suffix = without_suffix(name)
+    if suffix == WAIT_FOR_TOKEN:
+        found = _integrations.get(base)
+        if found is not None and found.callback and not found.family:
+            return found
+    family = _integrations.get(name.partition(":")[0])
+    if family is None or not family.family or (suffix and not family.callback):
+        return None
+    if suffix not in ("", WAIT_FOR_TOKEN):
+        return None
+    resource_check = family.resource_check
+    if resource_check is None:
+        return family
+    return dataclasses.replace(family, check=lambda params: resource_check(resource, params))
 
 
 def by_task_name(task_name: str) -> Integration | None:
@@ -110,7 +162,7 @@ def unsupported(resource: str) -> str:
     name = integration_name(resource)
     base = without_suffix(name)[0] if name else resource
     what = f"the {name} integration" if name else "this Resource"
-    supported = ", ".join(i.name for i in all_integrations()) or "none"
+    supported = ", ".join(i.label for i in all_integrations()) or "none"
     return (
         f"{what} ({resource!r}) is not supported (built-in integrations: {supported}); "
         f'bind it to your own code with an activity, @activity("my-{_slug(base)}", '
@@ -128,4 +180,6 @@ def _json(text: str) -> str:
 
 
 # The integrations: each module registers itself when imported.
+from orchestrator.engine.integrations import aws_optimized as aws_optimized  # noqa: E402
+from orchestrator.engine.integrations import aws_sdk as aws_sdk  # noqa: E402
 from orchestrator.engine.integrations import http as http  # noqa: E402
