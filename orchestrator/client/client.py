@@ -33,7 +33,7 @@ from orchestrator.client.models import (
     StateMachineVersion,
     StateMachineVersionList,
 )
-from orchestrator.config import Settings, settings_from_env, using_settings
+from orchestrator.config import Settings, settings_from_env, using_settings, validation_problems
 from orchestrator.engine.celery_app import publisher_app, using_app
 from orchestrator.engine.store import RedisStore, redis_client, using_store
 from orchestrator.errors import ConfigurationError, mask_url
@@ -94,7 +94,9 @@ class Orchestrator:
             try:
                 settings = Settings.model_validate({**settings.model_dump(), **values})
             except ValidationError as exc:
-                raise ConfigurationError(f"invalid client settings: {exc}") from None
+                # Not pydantic's message: it quotes the values, passwords included.
+                problems = validation_problems(exc)
+                raise ConfigurationError(f"invalid client settings: {problems}") from None
         if not settings.redis_url:
             raise ConfigurationError(
                 "no Redis URL: pass Orchestrator(redis_url=...) or set REDIS_URL"
@@ -212,10 +214,12 @@ class Orchestrator:
                 enabled=enabled,
             )
 
-    def describe_schedule(self, name: str) -> schedules.ScheduleDescription:
+    def describe_schedule(
+        self, name: str, next_count: int = 5, log_count: int = 20
+    ) -> schedules.ScheduleDescription:
         """:func:`orchestrator.describe_schedule` with this client."""
         with self.bound():
-            return schedules.describe_schedule(name)
+            return schedules.describe_schedule(name, next_count, log_count)
 
     def list_schedules(self, limit: int = 1000) -> list[schedules.ScheduleDescription]:
         """:func:`orchestrator.list_schedules` with this client."""
