@@ -33,7 +33,7 @@ from orchestrator.engine import activities, maprun
 from orchestrator.engine import registry as machine_registry
 from orchestrator.engine.commit import announce_end, perform_join, start_transition, start_write
 from orchestrator.engine.lru import LruCache
-from orchestrator.engine.machines import make_interpreter
+from orchestrator.engine.machines import EXPRESS_FIELD, express_definition, make_interpreter
 from orchestrator.engine.publisher import publish
 from orchestrator.engine.records import live_steps
 from orchestrator.engine.store import (
@@ -303,7 +303,13 @@ def start_workflow(
     store = get_store()
     now = time.time()
     info = ExecutionInfo(
-        execution_id, execution_id, workflow, now, json.loads(input_text), priority=priority
+        execution_id,
+        execution_id,
+        workflow,
+        now,
+        json.loads(input_text),
+        started_as.get("type") == "EXPRESS",
+        priority=priority,
     )
     interp = make_interpreter(machine, info)
     record = functools.partial(
@@ -398,11 +404,32 @@ def _from_registry(target: rules.Target) -> tuple[StateMachine, str, str, str, d
     resolved = machine_registry.resolve(get_store(), target, _routing_random.random)
     machine, _, text, def_hash = _compiled(resolved.definition)
     fields: dict[str, str] = {}
+    if resolved.express:
+        machine, text, def_hash = _express(def_hash, machine)
+        fields["type"] = "EXPRESS"
     if resolved.version is not None:
         fields["version"] = str(resolved.version)
     if resolved.alias is not None:
         fields["alias"] = resolved.alias
     return machine, resolved.name, text, def_hash, fields
+
+
+#: EXPRESS variants of parsed definitions, by the STANDARD definition's hash.
+_express_cache: LruCache[str, tuple[StateMachine, str, str]] = LruCache(64)
+
+
+def _express(def_hash: str, machine: StateMachine) -> tuple[StateMachine, str, str]:
+    """What an execution of an EXPRESS state machine runs: the definition with Express
+    semantics (:func:`~orchestrator.engine.machines.express_definition`), parsed, with its
+    stored text and hash."""
+    cached = _express_cache.get(def_hash)
+    if cached is None:
+        plain, marked = express_definition(machine.to_asl())
+        text = dumps(marked)
+        parsed = parse_definition(plain, resource_check=activities.resource_problem)
+        cached = (parsed, text, hashlib.sha1(text.encode()).hexdigest())
+        _express_cache.put(def_hash, cached)
+    return cached
 
 
 def _register_file(path: Path, workflow: str, text: str, revision: str) -> None:
@@ -459,7 +486,9 @@ def get_execution_definition(execution_id: str) -> dict[str, Any]:
     text = store.definition_text(def_hash) if def_hash else None
     if text is None:
         raise ExecutionNotFound(execution_id)
-    return json.loads(text)
+    definition: dict[str, Any] = json.loads(text)
+    definition.pop(EXPRESS_FIELD, None)  # the engine's marker, not part of the ASL
+    return definition
 
 
 @store_call(mutates=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 from orchestrator.config import get_settings
 from orchestrator.engine import activities
@@ -32,6 +33,25 @@ _express: set[str] = set()
 #: (``"ExecutionType": "EXPRESS"``, orchestrator/engine/maprun.py): taken out before the
 #: definition is parsed, it makes their interpreters keep no state history.
 EXPRESS_FIELD = "ExecutionType"
+
+#: The longest an EXPRESS execution runs (Step Functions' Express limit: 5 minutes);
+#: past it the execution times out with ``States.Timeout``.
+EXPRESS_MAX_SECONDS = 300
+
+
+def express_definition(
+    asl: dict[str, Any], max_seconds: int = EXPRESS_MAX_SECONDS
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The definition an EXPRESS execution runs, to parse, and the same to store.
+
+    Express semantics, where they matter here: the execution times out after
+    ``max_seconds`` at most (its own ``TimeoutSeconds`` if shorter), and its history
+    keeps only its start and end: the stored text carries :data:`EXPRESS_FIELD`, which
+    :func:`load_machine` takes out and remembers, so workers build express interpreters.
+    """
+    timeout = asl.get("TimeoutSeconds")
+    plain = {**asl, "TimeoutSeconds": min(timeout or max_seconds, max_seconds)}
+    return plain, {**plain, EXPRESS_FIELD: "EXPRESS"}
 
 
 def load_machine(store: RedisStore, execution_id: str, def_hash: str) -> tuple[StateMachine, bool]:

@@ -57,6 +57,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from orchestrator.engine import machines
 from orchestrator.engine.celery_app import app
 from orchestrator.engine.commit import (
     after_commit,
@@ -79,7 +80,7 @@ from orchestrator.engine.items import (
 )
 from orchestrator.engine.keys import MAP_RUN_CHILDREN_SUFFIX, MAP_RUN_SUFFIX
 from orchestrator.engine.lru import LruCache
-from orchestrator.engine.machines import EXPRESS_FIELD, interpreter_from_record, make_interpreter
+from orchestrator.engine.machines import interpreter_from_record, make_interpreter
 from orchestrator.engine.publisher import PUBLISH_CHUNK, execution_priority
 from orchestrator.engine.records import (
     ITEM_CHUNK,
@@ -92,7 +93,7 @@ from orchestrator.engine.records import (
 from orchestrator.engine.store import RedisStore, Write
 from orchestrator.errors import DefinitionError, DefinitionIssue, StatesError
 from orchestrator.language import arns
-from orchestrator.language.children import STOPPED_WITH_PARENT, children_of
+from orchestrator.language.children import STOPPED_WITH_PARENT, WAITING_MODES, children_of
 from orchestrator.language.definition import MapState, StateMachine, parse_definition
 from orchestrator.language.interpreter import (
     ExecutionInfo,
@@ -102,6 +103,7 @@ from orchestrator.language.interpreter import (
     StepStatus,
     Transition,
     ancestors,
+    state_name,
 )
 from orchestrator.language.jsontext import dumps
 
@@ -125,7 +127,7 @@ STOP_TRIES = 10
 
 #: The longest an EXPRESS child runs (Step Functions' Express limit: 5 minutes); past it
 #: the child times out (``States.Timeout``) and counts as a timed-out child of its run.
-EXPRESS_MAX_SECONDS = 300
+EXPRESS_MAX_SECONDS = machines.EXPRESS_MAX_SECONDS
 
 #: Child execution statuses -> their mark in the ``|mrc`` hash; marks -> counters.
 MARKS = {"SUCCEEDED": "S", "FAILED": "F", "TIMED_OUT": "T", "ABORTED": "A"}
@@ -195,11 +197,7 @@ def _child_machine(interp: Interpreter, key: str) -> tuple[StateMachine, str, st
         asl["QueryLanguage"] = getattr(language, "value", language)
     marked = dict(asl)
     if config.get("ExecutionType") == "EXPRESS":
-        # Express semantics: at most 5 minutes (the execution's own timeout: a child over
-        # it times out with States.Timeout), and no state history (the marker, taken out
-        # when the definition is loaded: orchestrator/engine/machines.py).
-        asl["TimeoutSeconds"] = EXPRESS_MAX_SECONDS
-        marked = {**asl, EXPRESS_FIELD: "EXPRESS"}
+        asl, marked = machines.express_definition(asl, EXPRESS_MAX_SECONDS)
     text = dumps(marked)
     def_hash = hashlib.sha1(text.encode()).hexdigest()
     cached = _children.get(def_hash)
@@ -390,14 +388,50 @@ def stop_child(store: RedisStore, execution_id: str, cause: str, now: float) -> 
 
 
 def stop_children(store: RedisStore, execution_id: str, now: float) -> None:
-    """The execution was stopped: stop the child workflows it waits for (``.sync`` and
-    ``.waitForTaskToken`` ``startExecution`` Tasks: engine/children.py) still running;
-    each stop stops their own children in turn."""
-    linked = children_of(store.execution(execution_id))
-    ids = [child for child, _key, mode in linked if mode in STOPPED_WITH_PARENT]
-    for child, status in zip(ids, store.execution_statuses(ids), strict=True):
-        if status == "RUNNING":
-            stop_child(store, child, f"The parent execution {execution_id} was stopped", now)
+    """Stop the child workflows (``startExecution`` Tasks: engine/children.py) still
+    running that no Task of the execution waits on any more; each stop stops their own
+    children in turn. Idempotent: a stopped child is not running.
+
+    While the execution runs, a ``.sync`` child is stopped once its Task no longer waits
+    on it (the Task timed out, failed, was caught or retried, its Parallel or Map failed);
+    a ``.waitForTaskToken`` child goes on (it may be the one to answer, and its Task may
+    have succeeded). Once the execution ended (stopped, failed, timed out), a running
+    ``.sync`` child is stopped, and a ``.waitForTaskToken`` one whose Task still waited.
+    """
+    record = store.execution(execution_id)
+    ended = record.get("status") != "RUNNING"
+    linked = [(c, key, mode) for c, key, mode in children_of(record) if mode in STOPPED_WITH_PARENT]
+    if not linked:
+        return
+    ids = [child for child, _key, _mode in linked]
+    links = store.execution_records(ids, ("parent", "parent_run"))
+    for (child, key, mode), status, link in zip(
+        linked, store.execution_statuses(ids), links, strict=True
+    ):
+        # (A Name parameter may name an execution that is not this one's child.)
+        if status != "RUNNING" or link.get("parent") != execution_id:
+            continue
+        step_status, text = store.step_state(execution_id, key)
+        run = StepRecord.loads(text).run if text else None
+        holds = step_status is not None and (run or {}).get("id") == link.get("parent_run")
+        if ended:
+            if mode in WAITING_MODES or holds:
+                why = "was stopped" if record.get("status") == "ABORTED" else "ended"
+                stop_child(store, child, f"The parent execution {execution_id} {why}", now)
+            continue
+        waits = (
+            holds
+            and step_status is not None
+            and base_status(step_status)
+            in (StepStatus.SCHEDULED, StepStatus.RUNNING, StepStatus.WAITING)
+            and _containers_running(store, execution_id, key)
+        )
+        if mode in WAITING_MODES and not waits:
+            cause = (
+                f"The Task {state_name(key)} of the parent execution {execution_id} "
+                "no longer waits for it"
+            )
+            stop_child(store, child, cause, now)
 
 
 def redrive_child(store: RedisStore, execution_id: str, now: float) -> bool:
@@ -606,12 +640,16 @@ def advance(
         store.drop_timers(*members)
         if exec_status is not None and exec_status != "RUNNING":
             # The parent ended otherwise (timed out, failed in another branch): its runs
-            # still marked running abort their children, as a stop does.
+            # still marked running abort their children, as a stop does, and so do the
+            # child workflows its Tasks waited for.
             stop_map_runs(store, parent, now)
+            stop_children(store, parent, now)
         elif exec_status == "RUNNING":
-            # The Map no longer runs (or this is the advance a failed Parallel or Map set,
-            # keyed by no Map): its runs left behind are aborted.
+            # The Map no longer runs (or this is the advance a failed Parallel or Map, or
+            # a Task waiting on a child workflow, set, keyed by no Map): its runs left
+            # behind are aborted, and the .sync children no Task waits on are stopped.
             abandon_map_runs(store, parent, now)
+            stop_children(store, parent, now)
         return None
     if not _containers_running(store, parent, key):
         # A Parallel branch or Map iteration around the Map was abandoned.

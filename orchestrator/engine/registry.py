@@ -30,6 +30,12 @@ from orchestrator.errors import (
 )
 from orchestrator.language.registry import MAX_VERSIONS, Routing, Target, choose_version
 
+#: Record fields kept for the Step Functions API (orchestrator/ui/sfn.py): each tag as
+#: ``tag:<key>``, and the role ARN a machine was created with. The record is deleted with
+#: the machine, so they are too.
+TAG_FIELD = "tag:"
+ROLE_FIELD = "role"
+
 #: How many times a change is computed again after another change of the same machine
 #: applied first.
 CHANGE_ATTEMPTS = 20
@@ -370,12 +376,15 @@ class Resolved:
     revision: str
     version: int | None = None
     alias: str | None = None
+    #: The machine's type is EXPRESS (its executions run with Express semantics).
+    express: bool = False
 
 
 def resolve(store: RedisStore, target: Target, rand: Callable[[], float]) -> Resolved:
     """The definition a start of ``target`` runs: the machine's latest revision, a
     version's, or an alias's version chosen by its weights (``rand``: uniform [0, 1)).
-    One round trip, two through an alias.
+    One round trip, two through a version and three through an alias (the machine's
+    type is read apart from a version's definition).
 
     Raises:
         StateMachineNotFound: the machine is not registered.
@@ -392,14 +401,57 @@ def resolve(store: RedisStore, target: Target, rand: Callable[[], float]) -> Res
         routing = [(int(v), int(w)) for v, w in json.loads(text)["routing"]]
         version = choose_version(routing, rand)
     if version is None:
-        definition, revision = store.machine_fields(name, ["definition", "revision"])
+        definition, revision, type_ = store.machine_fields(name, ["definition", "revision", "type"])
         if definition is None or revision is None:
             raise StateMachineNotFound(name)
-        return Resolved(name, definition, revision)
+        return Resolved(name, definition, revision, express=type_ == "EXPRESS")
     text = store.machine_version_text(name, version)
+    revision, type_ = store.machine_fields(name, ["revision", "type"])
     if text is None:
-        if not store.machine_fields(name, ["revision"])[0]:
+        if not revision:
             raise StateMachineNotFound(name)
         raise ResourceNotFound(f"state machine {name!r} has no version {version}")
     entry = json.loads(text)
-    return Resolved(name, entry["definition"], entry["revision"], version, target.alias)
+    return Resolved(
+        name,
+        entry["definition"],
+        entry["revision"],
+        version,
+        target.alias,
+        express=type_ == "EXPRESS",
+    )
+
+
+# ------------------------------------------------------------------ tags and role
+
+
+def tag(machine: Machine, write: Write, keys: Keys, *, tags: dict[str, str], limit: int) -> bool:
+    """Set ``tags`` on the machine (record fields ``tag:<key>``); False, and nothing
+    written, if it would then hold more than ``limit`` tags."""
+    require(machine)
+    if len(set(tags_of(machine.record)) | set(tags)) > limit:
+        return False
+    if tags:
+        pairs = [item for key, value in tags.items() for item in (TAG_FIELD + key, value)]
+        write.op("hset", keys.machine(machine.name), *pairs)
+    return True
+
+
+def untag(machine: Machine, write: Write, keys: Keys, *, tag_keys: list[str]) -> None:
+    """Remove the machine's tags named ``tag_keys`` (absent ones are no error)."""
+    require(machine)
+    present = [TAG_FIELD + key for key in tag_keys if TAG_FIELD + key in machine.record]
+    if present:
+        write.op("hdel", keys.machine(machine.name), *present)
+
+
+def set_role(machine: Machine, write: Write, keys: Keys, *, role_arn: str) -> None:
+    """Keep the IAM role ARN the machine was created (or updated) with (field ``role``)."""
+    require(machine)
+    if machine.record.get(ROLE_FIELD) != role_arn:
+        write.op("hset", keys.machine(machine.name), ROLE_FIELD, role_arn)
+
+
+def tags_of(record: dict[str, str]) -> dict[str, str]:
+    """A machine record's tags."""
+    return {k[len(TAG_FIELD) :]: v for k, v in record.items() if k.startswith(TAG_FIELD)}

@@ -30,6 +30,7 @@ from orchestrator import (
     describe_execution,
     describe_state_machine,
     describe_state_machine_alias,
+    get_execution_definition,
     list_state_machine_aliases,
     list_state_machine_versions,
     list_state_machines,
@@ -437,3 +438,40 @@ def test_racing_changes_never_both_apply(name: str) -> None:
         # What the registry holds agrees with who won.
         versions = {v.version for v in list_state_machine_versions(name).state_machine_versions}
         assert (version in versions) == results["aliased"]
+
+
+# -- EXPRESS state machines ----------------------------------------------------------------
+
+
+def test_an_express_machine_runs_with_express_semantics(name: str) -> None:
+    definition = machine(
+        {
+            "T": {"Type": "Task", "Resource": "echo", "Next": "P"},
+            "P": {"Type": "Pass", "Result": "done", "End": True},
+        }
+    )
+    create_state_machine(name, definition, type="EXPRESS", publish=True)
+    for target in (name, f"{state_machine_arn(name)}:1"):
+        handle = start_workflow(target, {"x": 1})
+        result = handle.result(10)
+        assert result.status is ExecutionStatus.SUCCEEDED and result.output == "done"
+        assert describe_execution(handle.execution_id).execution_type == "EXPRESS"
+        # Only the execution's own start and end: no state's events, no TaskStarted.
+        assert [e.type for e in handle.history()] == ["ExecutionStarted", "ExecutionSucceeded"]
+        # It runs under Express's 5-minute limit; the engine's marker is not shown.
+        ran = get_execution_definition(handle.execution_id)
+        assert ran["TimeoutSeconds"] == 300 and "ExecutionType" not in ran
+
+
+def test_an_express_machine_keeps_a_shorter_timeout_of_its_own(name: str) -> None:
+    definition = machine({"W": {"Type": "Wait", "Seconds": 30, "End": True}}, TimeoutSeconds=1)
+    create_state_machine(name, definition, type="EXPRESS")
+    handle = start_workflow(name)
+    result = handle.result(15)
+    assert result.status is ExecutionStatus.TIMED_OUT
+    assert get_execution_definition(handle.execution_id)["TimeoutSeconds"] == 1
+    # A STANDARD machine's executions are not touched.
+    create_state_machine(name + "-std", passing("s"))
+    out, eid = output(name + "-std")
+    assert describe_execution(eid).execution_type == "STANDARD"
+    assert "TimeoutSeconds" not in get_execution_definition(eid)
