@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated
+from urllib.parse import quote, unquote
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from orchestrator.errors import ConfigurationError
@@ -67,6 +77,68 @@ DEFAULT_PRIORITY = 4
 #: ``$$.StateMachine.Id``, Map Run and child execution ARNs): AWS's documentation examples.
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT_ID = "123456789012"
+#: An access key id of ``ORCHESTRATOR_API_KEYS`` (AWS's are 16-128 of [A-Z0-9]; a local one
+#: may be any such word). No "/", "," or space: they delimit a signature's fields.
+ACCESS_KEY_ID_PATTERN = re.compile(r"[A-Za-z0-9_+=.@-]{1,128}")
+_SECRET_PATTERN = re.compile(r"[\x21-\x2b\x2d-\x7e]{1,256}")  # printable ASCII but space and ","
+#: How long a commit waits for ``min_replicas_ack`` replicas to acknowledge it (Redis
+#: ``WAIT``), in seconds, before the call is reported as not safely stored.
+DEFAULT_MIN_REPLICAS_ACK_TIMEOUT_S = 1.0
+
+#: URL schemes of a Redis reached through Sentinel (``redis+sentinel://``).
+SENTINEL_SCHEMES = ("redis+sentinel",)
+#: URL schemes of a Redis Cluster, which kombu cannot use as Celery's broker.
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+
+
+@dataclass(frozen=True)
+class SentinelTarget:
+    """What a ``redis+sentinel://[user:password@]host1:26379,host2:26380/MASTER/DB`` URL
+    names: the sentinels to ask, the master's name, and the master's credentials and
+    database (the sentinels themselves are asked without credentials)."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    master: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+
+
+def parse_sentinel_url(url: str) -> SentinelTarget | None:
+    """The :class:`SentinelTarget` of a ``redis+sentinel://`` URL; None for another scheme.
+
+    Raises:
+        ValueError: the URL names no sentinel, no master, or a bad port or database (the
+            message never quotes the password).
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in SENTINEL_SCHEMES:
+        return None
+    form = "redis+sentinel://[user:password@]host1:26379,host2:26380/MASTER_NAME/DB"
+    rest = rest.split("?", 1)[0].split("#", 1)[0]
+    netloc, _, path = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+    sentinels = []
+    for part in hosts.split(","):
+        host, colon, port = part.strip().rpartition(":")
+        if not colon:
+            host, port = port, "26379"
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"a sentinel address is not host:port; the form is {form}")
+        sentinels.append((host, int(port)))
+    names = [unquote(p) for p in path.split("/") if p]
+    if not names or len(names) > 2:
+        raise ValueError(f"no master name; the form is {form}")
+    db = names[1] if len(names) == 2 else "0"
+    if not db.isdigit():
+        raise ValueError(f"the database is not a number; the form is {form}")
+    return SentinelTarget(tuple(sentinels), names[0], int(db), username, password)
 
 
 class Settings(BaseSettings):
@@ -154,8 +226,30 @@ class Settings(BaseSettings):
     Map Runs); an ARN a definition or a caller names may hold any region."""
     account_id: str = Field(default=DEFAULT_ACCOUNT_ID, pattern=r"^[0-9]{12}$")
     """The account (12 digits) in the ARNs the engine forms."""
+    api_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(default_factory=dict)
+    """Access key id -> secret of the Step Functions API (``ORCHESTRATOR_API_KEYS``:
+    ``ACCESS_KEY_ID:SECRET[,...]``). With any, every API request must carry an AWS
+    Signature Version 4 by one of them (:mod:`orchestrator.ui.sigv4`); without, the API
+    is open. Secrets print as ``**********``."""
     json_logs: bool = False
     """Log as one JSON object per line (with execution_id and state) instead of text."""
+    redis_tls_ca_file: str | None = None
+    """CA bundle (PEM) that a ``rediss://`` store's and broker's certificate must chain to
+    (default: the system's CAs)."""
+    redis_tls_cert_file: str | None = None
+    """Client certificate (PEM) presented to a ``rediss://`` store and broker that ask for
+    one (Redis ``tls-auth-clients``)."""
+    redis_tls_key_file: str | None = None
+    """The client certificate's private key (PEM)."""
+    min_replicas_ack: int = Field(default=0, ge=0)
+    """Replicas that must acknowledge each commit (Redis ``WAIT`` after it) before the
+    call returns; fewer within ``min_replicas_ack_timeout_seconds`` raise
+    ``StoreUnavailable`` (the write stays on the master). 0: no wait, Redis' asynchronous
+    replication (docs/running-at-scale.md says what a failover can then lose)."""
+    min_replicas_ack_timeout_seconds: float = Field(
+        default=DEFAULT_MIN_REPLICAS_ACK_TIMEOUT_S, gt=0
+    )
+    """How long a commit waits for ``min_replicas_ack`` acknowledgements."""
 
     @field_validator("task_modules", mode="before")
     @classmethod
@@ -164,10 +258,100 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value:
+            parse_sentinel_url(value)  # a malformed Sentinel URL fails here, not later
+        return value
+
+    @model_validator(mode="after")
+    def _cluster_needs_a_broker(self) -> Settings:
+        scheme = (self.redis_url or "").partition("://")[0].lower()
+        if scheme in CLUSTER_SCHEMES and not self.broker_url:
+            # kombu has no Redis Cluster transport: it would read the URL as a plain
+            # redis:// one and publish to whatever Redis answers on localhost:6379.
+            raise ValueError(
+                f"REDIS_URL is a Redis Cluster ({scheme}://) and BROKER_URL is not set: "
+                "Celery's broker cannot be a Redis Cluster (kombu would fall back to "
+                "localhost:6379); set BROKER_URL, e.g. to RabbitMQ "
+                "(amqp://user:password@rabbitmq:5672//, with quorum queues)"
+            )
+        return self
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _parse_api_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_api_keys(value)
+        return value
+
     @property
     def effective_broker_url(self) -> str | None:
-        """The broker URL Celery uses: ``broker_url``, else ``redis_url``."""
-        return self.broker_url or self.redis_url
+        """The broker URL Celery uses: ``broker_url``, else ``redis_url`` (a
+        ``redis+sentinel://`` one in kombu's form: ``sentinel://host:port;sentinel://...``,
+        whose master :attr:`broker_master_name` names)."""
+        if self.broker_url or not self.redis_url:
+            return self.broker_url or self.redis_url
+        target = parse_sentinel_url(self.redis_url)
+        if target is None:
+            return self.redis_url
+        auth = ""
+        if target.username or target.password is not None:
+            auth = quote(target.username or "", safe="")
+            if target.password is not None:
+                auth += ":" + quote(target.password, safe="")
+            auth += "@"
+        return ";".join(
+            f"sentinel://{auth}{_host(host)}:{port}/{target.db}" for host, port in target.sentinels
+        )
+
+    @property
+    def broker_master_name(self) -> str | None:
+        """The Sentinel master the broker follows (``BROKER_URL`` unset, ``REDIS_URL`` a
+        ``redis+sentinel://`` one), else None."""
+        if self.broker_url or not self.redis_url:
+            return None
+        target = parse_sentinel_url(self.redis_url)
+        return target.master if target else None
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def parse_api_keys(text: str) -> dict[str, str]:
+    """``ACCESS_KEY_ID:SECRET[,ACCESS_KEY_ID:SECRET...]`` as a dict (empty text: none).
+
+    Raises:
+        ValueError: an entry is malformed or repeats an access key id; the message names
+            the entry by its position (and a well-formed key id), never a secret.
+    """
+    keys: dict[str, str] = {}
+    for position, entry in enumerate(text.split(","), start=1):
+        entry = entry.strip()
+        if not entry:
+            continue
+        key_id, colon, secret = entry.partition(":")
+        if not colon:
+            raise ValueError(
+                f"entry {position} has no ':' between the access key id and the secret "
+                "(the form is ACCESS_KEY_ID:SECRET[,ACCESS_KEY_ID:SECRET...])"
+            )
+        if not ACCESS_KEY_ID_PATTERN.fullmatch(key_id):
+            raise ValueError(
+                f"entry {position}: the access key id must be 1-128 letters, digits or "
+                "_+=.@- characters"
+            )
+        if not _SECRET_PATTERN.fullmatch(secret):
+            raise ValueError(
+                f"entry {position} ({key_id}): the secret must be 1-256 printable ASCII "
+                "characters, without spaces or commas"
+            )
+        if key_id in keys:
+            raise ValueError(f"entry {position}: access key id {key_id} is given twice")
+        keys[key_id] = secret
+    return keys
 
 
 @lru_cache(maxsize=1)
@@ -197,13 +381,23 @@ def settings_from_env(**values: object) -> Settings:
         detail = f"{exc.__cause__}" if exc.__cause__ else str(exc)
         raise ConfigurationError(f"{_describe(field)}: {detail}") from None
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            loc = [str(part) for part in error.get("loc", ())]
-            field = loc[0] if loc else ""
-            where = f" (at {'.'.join(loc[1:])})" if len(loc) > 1 else ""
-            problems.append(f"{_describe(field)}{where}: {error.get('msg', 'invalid')}")
-        raise ConfigurationError("; ".join(problems)) from None
+        raise ConfigurationError(validation_problems(exc)) from None
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """What is wrong with some settings, one clause a setting, naming each and its form
+    but never quoting a value (pydantic's own message quotes them: a URL's password)."""
+    problems = []
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ())]
+        field = loc[0] if loc else ""
+        where = f" (at {'.'.join(loc[1:])})" if len(loc) > 1 else ""
+        message = error.get("msg", "invalid")
+        if not field:  # a check of several settings together says which ones itself
+            problems.append(message.removeprefix("Value error, "))
+            continue
+        problems.append(f"{_describe(field)}{where}: {message}")
+    return "; ".join(problems)
 
 
 def _describe(field: str) -> str:

@@ -142,19 +142,36 @@ class ConfigurationError(OrchestratorError, RuntimeError):
     setting, no ``redis-server``); the message says how to fix it."""
 
 
+#: Query parameters of a Redis URL that carry a secret (redis-py reads ``?password=``).
+_SECRET_PARAMETERS = ("password", "sentinel_password")
+
+
 def mask_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (``redis://:***@host:6379/0``)."""
+    """``url`` with its passwords replaced by ``***`` (``redis://:***@host:6379/0``).
+
+    Also masks each part of kombu's ``sentinel://...;sentinel://...`` form, a
+    ``redis+sentinel://`` URL's several hosts (which ``urlsplit`` cannot parse a port of)
+    and a ``?password=`` parameter.
+    """
     from urllib.parse import urlsplit, urlunsplit
 
+    if ";" in url:
+        return ";".join(mask_url(part) for part in url.split(";"))
     parts = urlsplit(url)
-    if parts.password is None:
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    netloc = parts.netloc
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.partition(':')[0]}:***@{hosts}"
+    query = parts.query
+    if query:
+        query = "&".join(
+            f"{name}=***" if name.lower() in _SECRET_PARAMETERS else pair
+            for pair in query.split("&")
+            for name in [pair.partition("=")[0]]
+        )
+    if netloc == parts.netloc and query == parts.query:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:  # an IPv6 address
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port is not None else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 class StoreUnavailable(OrchestratorError):

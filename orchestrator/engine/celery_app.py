@@ -34,7 +34,7 @@ from orchestrator.config import MAX_PRIORITY, Settings, get_settings
 from orchestrator.engine import logs, messages
 from orchestrator.engine.dead_letters import dead_letter_message
 from orchestrator.engine.messages import BadMessage
-from orchestrator.engine.store import reset_stores
+from orchestrator.engine.store import reset_stores, tls_options
 from orchestrator.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_consumer": "orchestrator.engine.celery_app:OrchestratorConsumer",
         "imports": ["orchestrator.engine.steps", *settings.task_modules],
     }
-    if broker.startswith(("redis", "rediss")):
+    if is_redis_broker(broker):
         # Our leases recover lost steps in seconds; the visibility timeout is only the
         # broker's last resort, kept long so a long activity is never redelivered.
         # A list per priority level (publishers and workers must agree on them).
@@ -103,6 +103,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "visibility_timeout": 3600,
             "priority_steps": REDIS_PRIORITY_STEPS,
         }
+        if settings.broker_master_name:
+            # REDIS_URL is redis+sentinel:// and BROKER_URL unset: kombu's sentinel
+            # transport asks the same sentinels for the same master at each connection.
+            conf["broker_transport_options"]["master_name"] = settings.broker_master_name
     overrides = _user_overrides(settings.celery_config)
     if "broker_transport_options" in conf and "broker_transport_options" in overrides:
         # An override of some transport options keeps the others (the priority steps).
@@ -115,8 +119,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # server's certificate (it only logs a warning); the state store (redis-py)
         # checks it. Check it here too, against the system's CAs, unless the URL
         # (?ssl_cert_reqs=..., ssl_ca_certs=...) or the overrides' broker_use_ssl
-        # says otherwise.
-        conf["broker_use_ssl"] = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+        # says otherwise; against the CA of ORCHESTRATOR_REDIS_TLS_CA_FILE if set,
+        # presenting ORCHESTRATOR_REDIS_TLS_CERT_FILE, as the store does.
+        conf["broker_use_ssl"] = {"ssl_cert_reqs": ssl.CERT_REQUIRED, **tls_options(settings)}
     conf.update(overrides)
     return conf
 

@@ -26,8 +26,9 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import NoScriptError, ResponseError
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
-from orchestrator.config import Settings, get_settings
+from orchestrator.config import CLUSTER_SCHEMES, Settings, get_settings, parse_sentinel_url
 from orchestrator.engine import history as history_codec
 from orchestrator.engine.keys import Keys
 from orchestrator.engine.records import lease_member, status_field, step_statuses
@@ -44,13 +45,40 @@ COMMAND_ATTEMPTS = 3
 OUTAGE_ERRORS: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError)
 
 
-def redis_client(url: str, timeout: float | None = None) -> redis.Redis:
-    """A redis-py client for ``url``; also accepts kombu's ``redis+socket://`` form.
+class ReplicasBehind(redis.ConnectionError):
+    """A commit that fewer than ``min_replicas_ack`` replicas acknowledged in time.
 
-    Connecting and every reply are bounded by ``timeout`` seconds (default: the
-    ``redis_timeout_seconds`` setting), so a hung server raises instead of hanging.
+    It is applied on the master, but a failover now could lose it: as with a connection
+    that broke after the commit was sent, the caller treats it as maybe applied (a start
+    raises ``StoreUnavailable(maybe_applied=True)``; a worker's transition is run again
+    from its step, which the lease gives back).
     """
-    timeout = timeout or get_settings().redis_timeout_seconds
+
+    def __init__(self, acknowledged: int, wanted: int, timeout: float) -> None:
+        self.acknowledged = acknowledged
+        self.wanted = wanted
+        super().__init__(
+            f"commit acknowledged by {acknowledged} of the {wanted} replicas "
+            f"ORCHESTRATOR_MIN_REPLICAS_ACK asks for within {timeout:g} s"
+        )
+
+
+def redis_client(url: str, timeout: float | None = None) -> redis.Redis:
+    """A redis-py client for ``url``: every connection of the orchestrator's store (the
+    client's pool and the :class:`ScriptLane`'s) is built from what this returns.
+
+    Accepts ``redis://``, ``rediss://`` (TLS: the ``redis_tls_*`` settings name the CA
+    bundle and a client certificate), ``redis+sentinel://`` (each connection asks the
+    sentinels for the current master, so after a failover the next one reaches the new
+    master) and kombu's ``redis+socket://``. Connecting and every reply are bounded by
+    ``timeout`` seconds (default: the ``redis_timeout_seconds`` setting), so a hung
+    server raises instead of hanging.
+
+    Raises:
+        ConfigurationError: a Redis Cluster URL (not supported as the state store yet).
+    """
+    settings = get_settings()
+    timeout = timeout or settings.redis_timeout_seconds
     options: dict[str, Any] = {
         "decode_responses": True,
         "health_check_interval": 30,
@@ -59,9 +87,52 @@ def redis_client(url: str, timeout: float | None = None) -> redis.Redis:
         "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), COMMAND_ATTEMPTS - 1),
     }
     parsed = urlparse(url)
-    if parsed.scheme in ("redis+socket", "socket", "unix"):
+    scheme = parsed.scheme.lower()
+    if scheme in CLUSTER_SCHEMES:
+        raise ConfigurationError(
+            f"REDIS_URL={mask_url(url)}: Redis Cluster is not supported as the state store "
+            "yet; use one Redis (redis:// or rediss://) or Sentinel (redis+sentinel://)"
+        )
+    if scheme in ("redis+socket", "socket", "unix"):
         return redis.Redis(unix_socket_path=parsed.path, **options)
+    target = parse_sentinel_url(url)
+    if target is not None:
+        # The sentinels are asked without credentials (the URL's are the master's), with
+        # the same timeouts, so a dead sentinel is passed over rather than waited on.
+        sentinel = Sentinel(
+            list(target.sentinels),
+            sentinel_kwargs={"socket_connect_timeout": timeout, "socket_timeout": timeout},
+        )
+        return sentinel.master_for(
+            target.master,
+            redis_class=redis.Redis,
+            db=target.db,
+            username=target.username,
+            password=target.password,
+            **options,
+        )
+    if scheme == "rediss":
+        options.update(tls_options(settings))
     return redis.Redis.from_url(url, **options)
+
+
+def tls_options(settings: Settings) -> dict[str, Any]:
+    """redis-py's TLS options from the ``redis_tls_*`` settings (for a ``rediss://`` URL;
+    options in the URL's query, ``?ssl_ca_certs=...``, take precedence)."""
+    files = {
+        "ssl_ca_certs": settings.redis_tls_ca_file,
+        "ssl_certfile": settings.redis_tls_cert_file,
+        "ssl_keyfile": settings.redis_tls_key_file,
+    }
+    return {name: path for name, path in files.items() if path}
+
+
+def close_client(client: redis.Redis) -> None:
+    """Close ``client``'s connections, and those a Sentinel client keeps to the sentinels."""
+    client.close()
+    manager = getattr(client.connection_pool, "sentinel_manager", None)
+    for sentinel_client in getattr(manager, "sentinels", ()):
+        sentinel_client.close()
 
 
 def unavailable(
@@ -281,35 +352,75 @@ class ScriptLane:
             local.pid = os.getpid()
             with self._lock:
                 self._open.add(local.connection)
-        return local.connection
+        connection = local.connection
+        if getattr(connection, "_sock", None) is None:
+            # Connect through connect(), as redis-py's pool does: a Sentinel connection
+            # asks the sentinels for the master there. send_packed_command() would
+            # connect to the connection's own host and port instead (redis-py 8), which
+            # for a Sentinel pool are the defaults: whatever answers on localhost:6379.
+            connection.connect()
+        return connection
 
-    def run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
-        """``EVALSHA`` a ``register_script`` script, loading it if the server lacks it."""
-        connection = self._connection()
-        command = connection.pack_command("EVALSHA", script.sha, len(keys), *keys, *args)
+    def _drop(self) -> None:
+        """Disconnect this thread's connection (the next call connects again)."""
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.disconnect()
+
+    def run(
+        self,
+        script: Any,
+        keys: list[str],
+        args: list[Any],
+        acks: int = 0,
+        ack_timeout: float = 0.0,
+    ) -> Any:
+        """``EVALSHA`` a ``register_script`` script, loading it if the server lacks it.
+
+        ``acks``: then ``WAIT`` (in the same round trip) until that many replicas have
+        the write, for at most ``ack_timeout`` seconds; fewer raise :class:`ReplicasBehind`.
+        """
+        commands: list[tuple[Any, ...]] = [("EVALSHA", script.sha, len(keys), *keys, *args)]
+        if acks:
+            commands.append(("WAIT", acks, max(1, round(ack_timeout * 1000))))
+        packed: Any = None
         for attempt in range(1, self.ATTEMPTS + 1):
             try:
-                connection.send_packed_command(command)
-                return connection.read_response()
+                connection = self._connection()
+                packed = packed or connection.pack_commands(commands)
+                connection.send_packed_command(packed)
+                try:
+                    result = connection.read_response()
+                finally:
+                    # WAIT's reply is read whatever EVALSHA's was: the connection stays
+                    # in step (a broken one is dropped below anyway).
+                    acknowledged = connection.read_response() if acks else 0
             except NoScriptError:
                 # A restarted or flushed server: load it, then the next attempt runs it.
                 script.registered_client.script_load(script.script)
+                continue
             except (redis.ConnectionError, redis.TimeoutError):
-                connection.disconnect()
+                self._drop()
                 if attempt == self.ATTEMPTS:
                     raise
+                continue
+            if acknowledged < acks:
+                # Not retried: the write is on the master, a second run would find its
+                # guards failed and say it was not applied.
+                raise ReplicasBehind(int(acknowledged), acks, ack_timeout)
+            return result
         raise redis.ResponseError(f"script {script.sha} could not be loaded")
 
     def run_many(self, script: Any, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
         """``EVALSHA`` a script that only reads once per ``(keys, args)``, pipelined (one
         round trip), so that each call touches one execution's keys; the whole batch is
         sent again after a broken connection or a server that lacked the script."""
-        connection = self._connection()
-        packed = connection.pack_commands(
-            [("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in calls]
-        )
+        commands = [("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in calls]
+        packed: Any = None
         for attempt in range(1, self.ATTEMPTS + 1):
             try:
+                connection = self._connection()
+                packed = packed or connection.pack_commands(commands)
                 connection.send_packed_command(packed)
                 results: list[Any] = []
                 missing = False
@@ -328,7 +439,7 @@ class ScriptLane:
                     return results
                 script.registered_client.script_load(script.script)
             except (redis.ConnectionError, redis.TimeoutError):
-                connection.disconnect()
+                self._drop()
                 if attempt == self.ATTEMPTS:
                     raise
         raise redis.ResponseError(f"script {script.sha} could not be loaded")
@@ -374,7 +485,7 @@ class RedisStore:
     def close(self) -> None:
         """Close the store's connections."""
         self.lane.close()
-        self.client.close()
+        close_client(self.client)
 
     # -- writes -----------------------------------------------------------------------
 
@@ -386,20 +497,38 @@ class RedisStore:
         """Apply ``write`` atomically and say what happened."""
         if not write.ops:
             return CommitResult(True)
+        settings = get_settings()
         try:
-            return self._result(self.lane.run(self._commit, write.keys, write.args()))
+            raw = self.lane.run(
+                self._commit,
+                write.keys,
+                write.args(),
+                settings.min_replicas_ack,
+                settings.min_replicas_ack_timeout_seconds,
+            )
         except ResponseError as exc:
             raise _refused(exc) from exc
+        return self._result(raw)
 
     def apply_many(self, writes: list[Write]) -> list[CommitResult]:
         """Apply several independent writes in one round trip (each atomic on its own)."""
+        settings = get_settings()
+        acks = settings.min_replicas_ack
         pipe = self.client.pipeline(transaction=False)
         for write in writes:
             self._commit(keys=write.keys, args=write.args(), client=pipe)
+        if acks:
+            timeout = settings.min_replicas_ack_timeout_seconds
+            pipe.execute_command("WAIT", acks, max(1, round(timeout * 1000)))
         try:
-            return [self._result(raw) for raw in pipe.execute()]
+            replies = pipe.execute()
         except ResponseError as exc:
             raise _refused(exc) from exc
+        if acks:
+            acknowledged = int(replies.pop())
+            if acknowledged < acks:
+                raise ReplicasBehind(acknowledged, acks, timeout)
+        return [self._result(raw) for raw in replies]
 
     @staticmethod
     def _result(raw: list[Any]) -> CommitResult:
