@@ -7,14 +7,16 @@ from the step and that transition, or the ``Name`` parameter). Firing the timer,
 Distributed Map's advance starts its children (orchestrator/engine/maprun.py):
 
 1. starts the child with ``child_start_write`` + its first transition, guarded by the id's
-   absence: a timer fired again (a crash, a conflict) finds its child there and starts no
-   second one (an execution of that id that is not this Task's child fails the Task with
-   ``StepFunctions.ExecutionAlreadyExistsException``);
+   absence and the parent running, and writes the link on the parent in that same write
+   (its record's ``child:<id>`` field, JSON ``[step key, mode]``): a timer fired again (a
+   crash, a conflict) finds its child there and starts no second one (an execution of
+   that id that is not this Task's child fails the Task with
+   ``StepFunctions.ExecutionAlreadyExistsException``), and no child runs unlinked;
 2. commits the parent's transition (``TaskStarted``, then ``TaskSubmitted`` and WAITING
    for ``.sync`` and ``.waitForTaskToken``, else ``TaskSucceeded`` with
-   ``{"ExecutionArn", "StartDate"}``) guarded by the timer and the step as read, and
-   writes the link on the parent in it (its record's ``child:<id>`` field, JSON
-   ``[step key, mode]``).
+   ``{"ExecutionArn", "StartDate"}``) guarded by the timer and the step as read. When
+   it no longer applies (the Task timed out meanwhile, the parent ended), the children
+   no Task waits on are stopped (``maprun.stop_children``).
 
 The child's record links back (``parent``, ``parent_state``, ``parent_mode``) and, for a
 ``.sync`` child, holds in ``notify`` the ``childend`` timer member its final commit adds
@@ -23,9 +25,14 @@ of the end through the commit that ends the child, whatever process dies when, a
 it here as a guarded transition of its own (the Task succeeds with the child's
 DescribeExecution, or fails with ``States.TaskFailed``, the description as its cause).
 
-A stop of the parent stops its ``.sync`` and ``.waitForTaskToken`` children still running
-(``maprun.stop_children``); a redrive of the parent schedules the Task again, which starts a
-new child.
+A ``.sync`` child whose Task no longer waits on it is stopped: its Task timed out
+(``TimeoutSeconds``, ``HeartbeatSeconds``), failed or was abandoned (its Parallel or Map
+failed), or the parent ended (stopped, failed, timed out). The parent's stop stops them
+after its commit; every other end sets, in its own commit, the advance due at once that a
+Distributed Map's end sets (keyed by no Map: orchestrator/engine/maprun.py), which finds
+them (``maprun.stop_children``). A ``.waitForTaskToken`` child is stopped with its parent
+while its Task waits. A redrive of the parent schedules the Task again, which starts a new
+child.
 """
 
 from __future__ import annotations
@@ -99,6 +106,10 @@ def end_member(parent: str, key: str, child: str, attempt: int) -> str:
     return timer_member(ChildTimer.ENDED, parent, f"{key}|{child}", attempt)
 
 
+class _ParentEnded(Exception):
+    """The parent no longer runs: its child is not started."""
+
+
 class _StartFailed(Exception):
     def __init__(self, error: str, cause: str) -> None:
         super().__init__(cause)
@@ -128,18 +139,15 @@ def _commit(
     key: str,
     status: str,
     member: str,
-    extra: list[tuple[str, str]] | None = None,
 ) -> bool:
-    """Commit the parent's transition guarded by the step as read and the timer, with
-    ``extra`` hash fields of the parent's record; False if it no longer applies."""
+    """Commit the parent's transition guarded by the step as read and the timer; False
+    if it no longer applies."""
     for _ in range(MAX_RECOMPUTE):
         prepared = prepare_transition(
             store, parent, interp, compute, step_key=key, step_status=status, timer=member
         )
         if prepared is None:
             return False
-        for fields in extra or ():
-            prepared.write.op("hset", store.keys.execution(parent), *fields)
         result = store.apply(prepared.write)
         if result.ok:
             after_commit(store, parent, interp, prepared.tr, result.joined)
@@ -169,17 +177,24 @@ def _step(store: RedisStore, parent: str, key: str) -> tuple[Interpreter, str, S
 def _fire_start(store: RedisStore, member: str, now: float) -> None:
     _, parent, key, attempt = parse_timer_member(member)
     found = _step(store, parent, key)
-    if found is None:
+    if (
+        found is None
+        or base_status(found[1]) != StepStatus.SCHEDULED
+        or found[2].attempt != attempt
+    ):
         store.drop_timers(member)
+        # A firing that started the child and died before the parent's commit: the Task
+        # has moved on since (timed out, the parent ended), and no longer waits on it.
+        maprun.stop_children(store, parent, now)
         return
     interp, status, record = found
-    if base_status(status) != StepStatus.SCHEDULED or record.attempt != attempt:
-        store.drop_timers(member)
-        return
     run = record.run or {}
     child, mode = str(run["child"]), str(run["mode"])
     try:
         workflow, start = start_child(store, interp, key, record, now)
+    except _ParentEnded:
+        store.drop_timers(member)
+        return
     except _StartFailed as failed:
         error, cause, text = failed.error, failed.cause, record.dumps()
         if mode == "sdk":  # the SDK integration's spelling of the service's errors
@@ -199,11 +214,10 @@ def _fire_start(store: RedisStore, member: str, now: float) -> None:
     def compute() -> Transition:
         return interp.child_started(key, StepRecord.loads(text), arn, start, now)
 
-    link = (f"{CHILD_FIELD}{child}", dumps([key, mode]))
-    if not _commit(
-        store, parent, interp, compute, key=key, status=status, member=member, extra=[link]
-    ):
+    if not _commit(store, parent, interp, compute, key=key, status=status, member=member):
         store.drop_timers(member)
+        # The Task moved on while its child started (it timed out, the parent ended).
+        maprun.stop_children(store, parent, now)
 
 
 def start_child(
@@ -246,7 +260,7 @@ def start_child(
         link += ["notify", end_member(parent, key, child, record.attempt)]
 
     def record_write() -> Write:
-        return child_start_write(
+        write = child_start_write(
             store,
             child,
             workflow=workflow,
@@ -257,12 +271,21 @@ def start_child(
             priority=priority,
             link=link,
         )
+        # The parent links the child in the write that starts it (so an end of the
+        # parent or of its Task always finds the children to stop), and only a running
+        # parent starts one.
+        parent_key = store.keys.execution(parent)
+        write.guard_field(parent_key, "status", "RUNNING")
+        write.op("hset", parent_key, f"{CHILD_FIELD}{child}", dumps([key, mode]))
+        return write
 
     tr, write = start_transition(store, child, child_interp, now, record_write)
     result = store.apply(write)
     if result.ok:
         after_commit(store, child, child_interp, tr, result.joined)
         return workflow, now
+    if store.execution_status(parent) != "RUNNING":
+        raise _ParentEnded(parent)
     # Started meanwhile (another firing of the same timer): ours, or someone else's.
     return start_child(store, interp, key, record, now)
 

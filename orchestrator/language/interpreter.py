@@ -444,31 +444,46 @@ class Interpreter:
         """History events an execution may write; past them it fails."""
         self.top = Scope("", machine.states)
         self._uses_variables: bool | None = None
+        self._stops_children: bool | None = None
 
     def _new(self, now: float) -> Transition:
         return Transition(now, base=self.history_base, express=self.info.express)
 
+    def _starts_executions(self) -> bool:
+        # Whether this machine has states whose executions stop with the states that
+        # wait on them: a Distributed Map's children, a child workflow a .sync or
+        # .waitForTaskToken startExecution Task waits for.
+        if self._stops_children is None:
+            self._stops_children = any(
+                (
+                    isinstance(state, MapState)
+                    and state.item_processor.processor_mode == "DISTRIBUTED"
+                )
+                or (
+                    isinstance(state, TaskState)
+                    and children.child_mode(state.resource) in children.STOPPED_WITH_PARENT
+                )
+                for _path, _name, state, _scope in self.machine.walk()
+            )
+        return self._stops_children
+
     def _end_map_runs(self, tr: Transition) -> None:
-        # The execution fails or times out with Map Runs perhaps still running (a Map in
-        # a failed Parallel branch, TimeoutSeconds): an advance due at once, set in the
-        # end's own commit, finds the execution ended and aborts every running Run's
-        # children (orchestrator/engine/maprun.py). Its key names no Map: one advance
-        # aborts them all.
-        if any(
-            isinstance(state, MapState) and state.item_processor.processor_mode == "DISTRIBUTED"
-            for _path, _name, state, _scope in self.machine.walk()
-        ):
+        # The execution fails or times out with Map Runs or child workflows perhaps still
+        # running (a Map in a failed Parallel branch, TimeoutSeconds): an advance due at
+        # once, set in the end's own commit, finds the execution ended and aborts every
+        # running Run's children and the child workflows its Tasks waited for
+        # (orchestrator/engine/maprun.py). Its key names no Map: one advance does it all.
+        if self._starts_executions():
             tr.timers.append((tr.now, [MapRunTimer.ADVANCE, "", 0]))
 
     def _abandon_map_runs(self, tr: Transition) -> None:
-        # A Parallel or Map failed (retried, caught or failing its scope): the branches it
-        # leaves behind may hold Map Runs that would go on. An advance due at once, keyed
-        # by no Map, finds every running Run whose Map or a container around it no longer
-        # runs and aborts it (MapRunAborted, children stopped: orchestrator/engine/maprun.py).
-        if any(
-            isinstance(state, MapState) and state.item_processor.processor_mode == "DISTRIBUTED"
-            for _path, _name, state, _scope in self.machine.walk()
-        ):
+        # A Parallel or Map failed (retried, caught or failing its scope), or a Task
+        # waiting on a child workflow failed or timed out: what it leaves behind may hold
+        # Map Runs or child workflows that would go on. An advance due at once, keyed by
+        # no Map, finds every running Run whose Map or a container around it no longer
+        # runs and aborts it (MapRunAborted, children stopped), and stops every .sync
+        # child whose Task no longer waits on it (orchestrator/engine/maprun.py).
+        if self._starts_executions():
             tr.timers.append((tr.now, [MapRunTimer.ADVANCE, "", 0]))
 
     # -- scopes, context, variables -----------------------------------------------------
@@ -1194,7 +1209,9 @@ class Interpreter:
         cause: str | None,
     ) -> None:
         """A Task, Parallel or Map state failed: retry it, catch it, or fail its scope."""
-        if record.kind in ("parallel", "map"):
+        if record.kind in ("parallel", "map") or (
+            record.kind == "child" and (record.run or {}).get("mode") in children.WAITING_MODES
+        ):
             self._abandon_map_runs(tr)
         name_of_error = error or ""
         decision = next_retry(

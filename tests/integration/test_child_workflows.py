@@ -307,3 +307,189 @@ def test_a_registered_state_machine_version_and_alias(workflows, tag):
         result = start_workflow(parent(f"{START}.sync:2", arn), {"n": 15, "tag": tag}).result(30)
         assert result.status == "SUCCEEDED", (arn, result)
         assert result.output["Output"] == expected, arn
+
+
+# -- a .sync child stops when its Task no longer waits on it (issue 14) -----------------
+
+
+def blocking_child(folder: Path, name: str) -> str:
+    return child(folder, name, {"Hold": task("block", Parameters={"tag.$": "$.tag"})})
+
+
+def sync_parent(arn: str, **fields) -> dict:
+    return parent(f"{START}.sync", arn, Parameters={"Input": {"tag.$": "$.tag"}}, **fields)
+
+
+def aborted(execution_id: str) -> bool:
+    return describe_execution(execution_id).status == "ABORTED"
+
+
+def test_task_timeout_stops_sync_child_and_redrive_starts_another(workflows, tag):
+    arn = blocking_child(workflows, "kid_slow")
+    handle = start_workflow(sync_parent(arn, TimeoutSeconds=2), {"tag": tag})
+    try:
+        result = handle.result(30)
+        assert result.status == "FAILED" and result.error == "States.Timeout", result
+        (first,) = children_of(handle.execution_id)
+        wait_until(lambda: aborted(first.execution_id), 20)
+        kid = describe_execution(first.execution_id)
+        assert kid.error == "States.Aborted"
+        # The Task's timeout failed the parent in the same transition.
+        assert kid.cause == f"The parent execution {handle.execution_id} ended"
+    finally:
+        release(tag)
+    # The redrive schedules the Task again: a new child, which now finishes in time.
+    redrive_execution(handle.execution_id)
+    result = handle.result(30)
+    assert result.status == "SUCCEEDED", result
+    linked = children_of(handle.execution_id)
+    assert len(linked) == 2
+    second = next(c for c in linked if c.execution_id != first.execution_id)
+    assert describe_execution(second.execution_id).status == "SUCCEEDED"
+    assert aborted(first.execution_id)
+
+
+def test_heartbeat_timeout_stops_sync2_child(workflows, tag):
+    arn = blocking_child(workflows, "kid_silent")
+    definition = parent(
+        f"{START}.sync:2", arn, Parameters={"Input": {"tag.$": "$.tag"}}, HeartbeatSeconds=1
+    )
+    handle = start_workflow(definition, {"tag": tag})
+    try:
+        result = handle.result(30)
+        assert result.status == "FAILED" and result.error == "States.HeartbeatTimeout", result
+        (linked,) = children_of(handle.execution_id)
+        wait_until(lambda: aborted(linked.execution_id), 20)
+    finally:
+        release(tag)
+
+
+def test_caught_task_timeout_stops_the_child_and_the_parent_goes_on(workflows, tag):
+    arn = blocking_child(workflows, "kid_caught_slow")
+    definition = sync_parent(
+        arn,
+        TimeoutSeconds=1,
+        Catch=[{"ErrorEquals": ["States.Timeout"], "Next": "Handled"}],
+        Next="Handled",
+    )
+    # The parent still runs when its Task lets the child go.
+    definition["States"]["Handled"] = {"Type": "Wait", "Seconds": 4, "End": True}
+    handle = start_workflow(definition, {"tag": tag})
+    try:
+        (linked,) = wait_until(lambda: children_of(handle.execution_id), 20)
+        wait_until(lambda: aborted(linked.execution_id), 20)
+        result = handle.result(30)
+        assert result.status == "SUCCEEDED", result
+        assert result.output["Error"] == "States.Timeout"
+        cause = describe_execution(linked.execution_id).cause
+        assert cause == (
+            f"The Task Call of the parent execution {handle.execution_id} no longer waits for it"
+        )
+    finally:
+        release(tag)
+
+
+def test_retried_task_timeout_stops_the_first_child(workflows, tag):
+    arn = blocking_child(workflows, "kid_retried")
+    definition = sync_parent(
+        arn,
+        TimeoutSeconds=1,
+        Retry=[{"ErrorEquals": ["States.Timeout"], "MaxAttempts": 1, "IntervalSeconds": 1}],
+    )
+    handle = start_workflow(definition, {"tag": tag})
+    try:
+        assert handle.result(30).status == "FAILED"
+        linked = children_of(handle.execution_id)
+        assert len(linked) == 2
+        for kid in linked:
+            wait_until(lambda kid=kid: aborted(kid.execution_id), 20)
+    finally:
+        release(tag)
+
+
+def test_execution_timeout_stops_sync_child(workflows, tag):
+    arn = blocking_child(workflows, "kid_outlived")
+    handle = start_workflow(sync_parent(arn) | {"TimeoutSeconds": 2}, {"tag": tag})
+    try:
+        result = handle.result(30)
+        assert result.status == "TIMED_OUT", result
+        (linked,) = children_of(handle.execution_id)
+        wait_until(lambda: aborted(linked.execution_id), 20)
+        kid = describe_execution(linked.execution_id)
+        assert kid.cause == f"The parent execution {handle.execution_id} ended"
+    finally:
+        release(tag)
+
+
+def parallel_parent(arn: str, **fields) -> dict:
+    waiting = {"StartAt": "Call", "States": {"Call": sync_parent(arn)["States"]["Call"]}}
+    # The failing branch fails once the child runs (its Task waits for the child).
+    failing = {
+        "StartAt": "Later",
+        "States": {
+            "Later": {"Type": "Wait", "Seconds": 2, "Next": "Boom"},
+            "Boom": {"Type": "Fail", "Error": "Boom", "Cause": "a branch failed"},
+        },
+    }
+    return machine({"Both": {"Type": "Parallel", "Branches": [waiting, failing], **fields}})
+
+
+def test_parent_failing_in_another_branch_stops_sync_child(workflows, tag):
+    arn = blocking_child(workflows, "kid_branch")
+    handle = start_workflow(parallel_parent(arn, End=True), {"tag": tag})
+    try:
+        result = handle.result(30)
+        assert result.status == "FAILED" and result.error == "Boom", result
+        (linked,) = children_of(handle.execution_id)
+        wait_until(lambda: aborted(linked.execution_id), 20)
+    finally:
+        release(tag)
+
+
+def test_abandoned_branch_stops_sync_child_while_the_parent_goes_on(workflows, tag):
+    arn = blocking_child(workflows, "kid_abandoned")
+    definition = parallel_parent(
+        arn, Catch=[{"ErrorEquals": ["States.ALL"], "Next": "Handled"}], Next="Handled"
+    )
+    definition["States"]["Handled"] = {"Type": "Pass", "End": True}
+    handle = start_workflow(definition, {"tag": tag})
+    try:
+        assert handle.result(30).status == "SUCCEEDED"
+        (linked,) = children_of(handle.execution_id)
+        wait_until(lambda: aborted(linked.execution_id), 20)
+    finally:
+        release(tag)
+
+
+def test_token_child_whose_task_succeeded_outlives_the_parent(workflows, tag):
+    """A .waitForTaskToken child that answered goes on, even when its parent then fails:
+    only a child its Task still waits on stops with the parent."""
+    from orchestrator.engine.records import timer_member
+    from orchestrator.language.interpreter import MapRunTimer
+
+    arn = child(
+        workflows,
+        "kid_answers",
+        {"Hold": task("block", Parameters={"tag.$": "$.tag"})},
+    )
+    definition = parent(
+        f"{START}.waitForTaskToken",
+        arn,
+        Parameters={"Input": {"token.$": "$$.Task.Token", "tag.$": "$.tag"}},
+        Next="Boom",
+    )
+    definition["States"]["Boom"] = {"Type": "Fail", "Error": "Later"}
+    handle = start_workflow(definition, {"tag": tag})
+    try:
+        linked = wait_until(lambda: children_of(handle.execution_id), 20)
+        kid = wait_until(lambda: describe_execution(linked[0].execution_id), 20)
+        send_task_success(kid.input["token"], {"ok": True})
+        assert handle.result(20).status == "FAILED"
+        store = get_store()
+        member = timer_member(MapRunTimer.ADVANCE, handle.execution_id, "", 0)
+        # The end's advance has fired (it stops what the parent still waited on).
+        wait_until(lambda: store.client.zscore(store.keys.timers, member) is None, 20)
+        assert describe_execution(kid.execution_id).status == "RUNNING"
+    finally:
+        release(tag)
+    wait_until(lambda: describe_execution(kid.execution_id).status == "SUCCEEDED", 20)
