@@ -8,6 +8,10 @@ Every request is recorded (method, path, query, headers, body). Routes:
 * ``/slow/TAG``: answers only when :meth:`LocalHttpServer.release` is called for TAG (or
   for all, as the server stops), or after 30 s;
 * ``/text``: 200, ``text/plain``;
+* ``/big/N``: 200, ``N`` bytes of text with their ``Content-Length``;
+* ``/gzip/N``: 200, ``N`` bytes of text gzip-compressed (``Content-Encoding: gzip``);
+* ``/endless/TAG``: 200, a chunked body that goes on (64 KiB a chunk, 64 MiB at most)
+  until the client stops reading; the bytes written are counted in ``sent[TAG]``;
 * ``/token``: an OAuth client-credentials token endpoint (client ``orders``, secret
   ``s3cr3t-client``), each token a new one (``token-1``, ``token-2``...);
 * ``/orders...``: a small JSON API for the conformance corpus (``POST /orders`` ->
@@ -19,6 +23,7 @@ Every request is recorded (method, path, query, headers, body). Routes:
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import threading
 from collections.abc import Iterator
@@ -55,6 +60,7 @@ class LocalHttpServer:
     requests: list[Request] = field(default_factory=list)
     flaky: dict[str, int] = field(default_factory=dict)
     tokens_issued: int = 0
+    sent: dict[str, int] = field(default_factory=dict)
     gates: dict[str, threading.Event] = field(default_factory=dict)
     stopping: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -105,15 +111,37 @@ def _handler(state: LocalHttpServer) -> type[BaseHTTPRequestHandler]:
             )
             with state.lock:
                 state.requests.append(request)
+            if parts.path.startswith("/endless/"):
+                self._endless(parts.path.rsplit("/", 1)[1])
+                return
             status, payload, content_type = self._route(request)
             data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.send_header("X-Request-Count", str(len(state.requests)))
+            if parts.path.startswith("/gzip/"):
+                self.send_header("Content-Encoding", "gzip")
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(data)
+
+        def _endless(self, tag: str) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            chunk = b"y" * 65536
+            try:
+                for _ in range(1024):
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    self.wfile.flush()
+                    with state.lock:
+                        state.sent[tag] = state.sent.get(tag, 0) + len(chunk)
+                self.wfile.write(b"0\r\n\r\n")
+            except OSError:
+                pass  # the client stopped reading
+            self.close_connection = True
 
         def _route(self, request: Request) -> tuple[int, Any, str]:
             path = request.path
@@ -146,6 +174,11 @@ def _handler(state: LocalHttpServer) -> type[BaseHTTPRequestHandler]:
                 return 200, {"slow": True}, js
             if path == "/text":
                 return 200, b"hello, world", "text/plain; charset=utf-8"
+            if path.startswith("/big/"):
+                return 200, b"x" * int(path.rsplit("/", 1)[1]), "text/plain"
+            if path.startswith("/gzip/"):
+                data = gzip.compress(b"z" * int(path.rsplit("/", 1)[1]))
+                return 200, data, "text/plain"
             if path == "/token":
                 expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
                 form = dict(parse_qsl(request.body.decode()))

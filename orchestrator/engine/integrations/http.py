@@ -23,6 +23,10 @@ a string otherwise. Errors:
 * a timeout (``ORCHESTRATOR_HTTP_TIMEOUT_SECONDS``, 60 s as on AWS) or a connection
   error (refused, reset, DNS): ``States.Http.Socket``;
 * a connection that cannot be used: ``States.Http.Connection``;
+* a request body, or a response body, over the payload limit
+  (``ORCHESTRATOR_MAX_INPUT_BYTES``, 256 KiB as on AWS): ``States.DataLimitExceeded``.
+  The response is streamed and given up on at the limit (or at once, when its
+  ``Content-Length`` says more): a worker never holds more of it than the limit;
 * Parameters of the wrong shape: ``States.Runtime``.
 
 All are ordinary task errors: Retry and Catch match them by name (or ``States.ALL``), so a
@@ -35,6 +39,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -52,6 +57,8 @@ ENCODINGS = ("NONE", "URL_ENCODED")
 ARRAY_FORMATS = ("INDICES", "BRACKETS", "REPEAT", "COMMAS")
 #: A timeout or a connection error.
 SOCKET_ERROR = "States.Http.Socket"
+#: A request or response body over the payload limit.
+DATA_LIMIT_ERROR = "States.DataLimitExceeded"
 USER_AGENT = "orchestrator|HttpInvoke"
 QueryValue = str | int | float | bool | None
 _FIELDS = {
@@ -122,6 +129,13 @@ def invoke(params: Any) -> dict[str, Any]:
         _pairs(_object(params, "QueryParameters"), "REPEAT")
     )
     content = _body(params, headers)
+    limit = get_settings().max_input_bytes
+    if content is not None and len(content) > limit:
+        raise StatesError(
+            f"http:invoke: the request body of {len(content)} bytes is over the payload "
+            f"limit of {limit} bytes",
+            error=DATA_LIMIT_ERROR,
+        )
     connection = None
     authentication = params.get("Authentication")
     if authentication is not None:
@@ -135,12 +149,23 @@ def invoke(params: Any) -> dict[str, Any]:
         conn.forget_token(connection)
         response = _send(method, url, headers, query, content, connection, fresh=True)
     result = _result(response, method)
-    if not response.is_success:
+    if not 200 <= response.status_code < 300:
         raise StatesError(
             json.dumps(result, separators=(",", ":"), ensure_ascii=False),
             error=f"States.Http.StatusCode.{response.status_code}",
         )
     return result
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A response read whole, its body within the payload limit."""
+
+    status_code: int
+    reason_phrase: str
+    headers: httpx.Headers
+    body: bytes
+    encoding: str
 
 
 def _send(
@@ -152,14 +177,26 @@ def _send(
     connection: conn.Connection | None,
     *,
     fresh: bool = False,
-) -> httpx.Response:
+) -> Answer:
     wire = dict(headers)  # credentials go on the wire only, never into headers shown
     if connection is not None:
         conn.authorize(connection, wire, fresh=fresh)
-    timeout = get_settings().http_timeout_seconds
+    settings = get_settings()
+    timeout, limit = settings.http_timeout_seconds, settings.max_input_bytes
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=True) as client:
-            return client.request(method, url, params=query or None, headers=wire, content=content)
+        with (
+            httpx.Client(timeout=timeout, follow_redirects=True) as client,
+            client.stream(
+                method, url, params=query or None, headers=wire, content=content
+            ) as response,
+        ):
+            return Answer(
+                response.status_code,
+                response.reason_phrase,
+                response.headers,
+                _read_within(response, limit, method, url),
+                response.charset_encoding or "utf-8",
+            )
     except httpx.TimeoutException:
         raise StatesError(
             f"{method} {_where(url)}: no answer within {timeout:g} s", error=SOCKET_ERROR
@@ -170,6 +207,31 @@ def _send(
         ) from None
     except httpx.InvalidURL as exc:
         raise StatesRuntimeError(f"http:invoke ApiEndpoint {url!r}: {exc}") from None
+
+
+def _read_within(response: httpx.Response, limit: int, method: str, url: str) -> bytes:
+    """The body, read a chunk at a time (decoded as its Content-Encoding says); over
+    ``limit`` bytes, ``States.DataLimitExceeded`` without reading further."""
+
+    def over(size: str) -> StatesError:
+        return StatesError(
+            f"{method} {_where(url)}: the response body of {size} bytes is over the payload "
+            f"limit of {limit} bytes (ORCHESTRATOR_MAX_INPUT_BYTES); not read further",
+            error=DATA_LIMIT_ERROR,
+        )
+
+    declared = response.headers.get("content-length", "")
+    encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
+    if declared.isdigit() and int(declared) > limit and not encoded:
+        raise over(declared)
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise over(f"more than {limit}")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _where(url: str) -> str:
@@ -248,15 +310,20 @@ def _flatten(key: str, value: Any, array_format: str) -> Iterator[tuple[str, str
         yield key, _scalar(value)
 
 
-def _result(response: httpx.Response, method: str) -> dict[str, Any]:
+def _result(response: Answer, method: str) -> dict[str, Any]:
     headers: dict[str, list[str]] = {}
     for name, value in response.headers.multi_items():
         headers.setdefault(name.lower(), []).append(value)
-    body: Any = "" if method == "HEAD" else response.text
+    body: Any = ""
+    if method != "HEAD":
+        try:
+            body = response.body.decode(response.encoding, errors="replace")
+        except LookupError:  # a charset Python does not know
+            body = response.body.decode("utf-8", errors="replace")
     content_type = response.headers.get("content-type", "")
     if body and "json" in content_type.lower():
         try:
-            body = response.json()
+            body = json.loads(response.body)
         except ValueError:
             pass  # not JSON after all: the text
     return {
