@@ -128,6 +128,7 @@ def _description(
         update_date=to_datetime(record["updated"]),
         revision_id=record["revision"],
         state_machine_version_arn=version_arn,
+        role_arn=record.get(registry.ROLE_FIELD) or None,
     )
 
 
@@ -287,6 +288,7 @@ def describe_state_machine(name_or_arn: str, version: int | None = None) -> Stat
         creation_date=to_datetime(entry["created"]),
         revision_id=entry["revision"],
         version=number,
+        role_arn=machine.record.get(registry.ROLE_FIELD) or None,
     )
 
 
@@ -505,6 +507,53 @@ def delete_state_machine_alias(name_or_arn: str, alias: str | None = None) -> No
     alias_name = target.alias
     store = get_store()
     registry.change(store, target.name, lambda m, w, k: registry.delete_alias(m, w, k, alias_name))
+
+
+# ------------------------------------------------------------------ tags and role
+
+
+@store_call(mutates=True)
+def tag_state_machine(name_or_arn: str, tags: dict[str, str]) -> bool:
+    """Set tags on a state machine (TagResource): keys 1-128 characters, values at most
+    256. False, and nothing set, if it would then hold more than 50 (TooManyTags).
+
+    Raises:
+        StateMachineNotFound: it is not registered.
+    """
+    name = _machine_name(name_or_arn)
+    checked = rules.check_tags(tags)
+    return registry.change(
+        get_store(),
+        name,
+        lambda m, w, k: registry.tag(m, w, k, tags=checked, limit=rules.MAX_TAGS),
+    )
+
+
+@store_call(mutates=True)
+def untag_state_machine(name_or_arn: str, tag_keys: list[str]) -> None:
+    """Remove tags from a state machine (UntagResource); absent keys are no error."""
+    name = _machine_name(name_or_arn)
+    keys = [str(key) for key in tag_keys]
+    registry.change(get_store(), name, lambda m, w, k: registry.untag(m, w, k, tag_keys=keys))
+
+
+@store_call(mutates=False)
+def state_machine_tags(name_or_arn: str) -> dict[str, str]:
+    """A state machine's tags (ListTagsForResource)."""
+    machine = registry.require(registry.read(get_store(), _machine_name(name_or_arn)))
+    return registry.tags_of(machine.record)
+
+
+@store_call(mutates=True)
+def set_state_machine_role(name_or_arn: str, role_arn: str) -> None:
+    """Keep the IAM role ARN a state machine is given (CreateStateMachine's and
+    UpdateStateMachine's ``roleArn``), to answer it back: the orchestrator assumes no role."""
+    if not isinstance(role_arn, str) or not role_arn or len(role_arn) > 256:
+        raise InvalidInputError("role ARN: 1-256 characters")
+    name = _machine_name(name_or_arn)
+    registry.change(
+        get_store(), name, lambda m, w, k: registry.set_role(m, w, k, role_arn=role_arn)
+    )
 
 
 # ------------------------------------------------------------------ deploying a folder

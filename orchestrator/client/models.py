@@ -210,6 +210,9 @@ class StateMachineDescription(_Model):
     """Describing a version: its number."""
     state_machine_version_arn: str | None = None
     """A create or update that published a version: its ARN."""
+    role_arn: str | None = None
+    """The IAM role ARN it was created (or last updated) with through the Step Functions
+    API (kept, never assumed: the orchestrator runs everything as its workers)."""
 
 
 class StateMachineListItem(_Model):

@@ -171,8 +171,10 @@ name as hash tag (a name holds no brace), so one registry write touches one slot
                                revision), ``revision`` (that text's sha1, as an
                                execution's ``def_hash``: same content, same revision),
                                ``versions`` (the last version number published; never
-                               reused) and ``rv``, a random token every registry write of
-                               the machine guards and renews (compare-and-set)
+                               reused), ``rv``, a random token every registry write of
+                               the machine guards and renews (compare-and-set), and for
+                               the Step Functions API its ``role`` (roleArn) and tags
+                               (``tag:<key>`` -> value)
     {p}:sm:{<name>}:v   HASH   its published versions: number -> JSON ``{"revision",
                                "definition", "description", "created"}``, immutable
     {p}:sm:{<name>}:a   HASH   its aliases: name -> JSON ``{"routing": [[version,

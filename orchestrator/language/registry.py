@@ -34,6 +34,11 @@ MAX_DESCRIPTION = 256
 MAX_ROUTES = 2
 #: The most versions a state machine keeps (Step Functions' quota).
 MAX_VERSIONS = 1000
+#: The most tags a state machine holds, and a tag key's and value's most characters
+#: (Step Functions' quotas).
+MAX_TAGS = 50
+MAX_TAG_KEY = 128
+MAX_TAG_VALUE = 256
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,19 @@ def check_description(description: object) -> str | None:
     if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
         raise InvalidInputError(f"description: a string of at most {MAX_DESCRIPTION} characters")
     return description
+
+
+def check_tags(tags: object) -> dict[str, str]:
+    """``tags`` (a mapping of keys to values) if every key is 1-128 characters and every
+    value at most 256, as Step Functions allows them."""
+    if not isinstance(tags, dict):
+        raise InvalidInputError("tags: a mapping of keys to values")
+    for key, value in tags.items():
+        if not isinstance(key, str) or not 1 <= len(key) <= MAX_TAG_KEY:
+            raise InvalidInputError(f"tag key {key!r}: 1-{MAX_TAG_KEY} characters")
+        if not isinstance(value, str) or len(value) > MAX_TAG_VALUE:
+            raise InvalidInputError(f"tag {key!r}: a value of at most {MAX_TAG_VALUE} characters")
+    return dict(tags)
 
 
 def check_version(version: object) -> int:

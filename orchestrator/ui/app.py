@@ -30,7 +30,7 @@ from orchestrator.client.control import (
     stop_execution,
 )
 from orchestrator.config import get_settings
-from orchestrator.ui import api, machines, pages, schedules, security
+from orchestrator.ui import api, machines, pages, schedules, security, sfn
 from orchestrator.ui.context import STATIC_DIR, ClientCalls, UIContext, make_templates
 from orchestrator.ui.errors import install_error_handlers
 from orchestrator.ui.middleware import install_middleware
@@ -97,6 +97,7 @@ def create_app(
     api.routes.add_to(app)
     schedules.routes.add_to(app)
     machines.routes.add_to(app)
+    sfn.routes.add_to(app)
     return app
 
 
