@@ -310,7 +310,16 @@ def _flatten(key: str, value: Any, array_format: str) -> Iterator[tuple[str, str
         yield key, _scalar(value)
 
 
-def _result(response: Answer, method: str) -> dict[str, Any]:
+def _result(response: Answer | httpx.Response, method: str) -> dict[str, Any]:
+    """AWS's result of an answer (an ``httpx.Response`` read whole is taken too)."""
+    if isinstance(response, httpx.Response):
+        response = Answer(
+            response.status_code,
+            response.reason_phrase,
+            response.headers,
+            response.content,
+            response.charset_encoding or "utf-8",
+        )
     headers: dict[str, list[str]] = {}
     for name, value in response.headers.multi_items():
         headers.setdefault(name.lower(), []).append(value)
