@@ -1,4 +1,5 @@
-"""A local S3 for the tests: moto's server mode on a free loopback port.
+"""A local S3 (or all of AWS moto stands in for) for the tests: moto's server mode on a
+free loopback port.
 
 No test touches AWS: the server runs in this process, credentials are dummies, and the
 shared AWS config/credentials files are hidden while it runs.
@@ -22,6 +23,21 @@ def _free_port() -> int:
 @contextmanager
 def local_s3() -> Iterator[str]:
     """Start moto's S3 server; yield its URL with the environment pointing boto3 at it."""
+    with _moto_server("AWS_ENDPOINT_URL_S3") as url:
+        yield url
+
+
+@contextmanager
+def local_aws() -> Iterator[str]:
+    """Start moto's server (every service it stands in for: DynamoDB, SQS, SNS,
+    EventBridge, S3, Secrets Manager...); yield its URL with ``AWS_ENDPOINT_URL`` pointing
+    every boto3 client at it."""
+    with _moto_server("AWS_ENDPOINT_URL") as url:
+        yield url
+
+
+@contextmanager
+def _moto_server(endpoint_variable: str) -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
     port = _free_port()
@@ -36,7 +52,7 @@ def local_s3() -> Iterator[str]:
         env.setenv("AWS_DEFAULT_REGION", "us-east-1")
         env.setenv("AWS_CONFIG_FILE", "/dev/null")
         env.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        env.setenv("AWS_ENDPOINT_URL_S3", url)
+        env.setenv(endpoint_variable, url)
         try:
             yield url
         finally:

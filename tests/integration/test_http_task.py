@@ -26,8 +26,9 @@ API_KEY = "k3y-on-the-wire-only"
 PASSWORD = "pa55-on-the-wire-only"
 
 
-# Registered at collection, before the session's worker starts.
-@activity("test-sns-publish", resources=["arn:aws:states:::sns:publish"])
+# Registered at collection, before the session's worker starts. The SDK form of SNS, which
+# no other test calls: a binding holds for the whole session (every module of it).
+@activity("test-sns-publish", resources=["arn:aws:states:::aws-sdk:sns:publish"])
 def fake_sns_publish(params: Any) -> Any:
     return {"MessageId": f"msg-{params['Message']}", "TopicArn": params["TopicArn"]}
 
@@ -374,7 +375,7 @@ def test_bound_activity_serves_an_integration(settings):
     definition = machine(
         {
             "Notify": task(
-                "arn:aws:states:us-west-2:123456789012:sns:publish",
+                "arn:aws:states:us-west-2:123456789012:aws-sdk:sns:publish",
                 Parameters={"TopicArn": "arn:aws:sns:us-west-2:1:orders", "Message.$": "$.m"},
             )
         }
@@ -383,7 +384,10 @@ def test_bound_activity_serves_an_integration(settings):
     assert result.status == "SUCCEEDED", result
     assert result.output == {"MessageId": "msg-hi", "TopicArn": "arn:aws:sns:us-west-2:1:orders"}
     scheduled = next(e for e in handle.history() if e.type == "TaskScheduled")
-    assert (scheduled.details["resourceType"], scheduled.details["resource"]) == ("sns", "publish")
+    assert (scheduled.details["resourceType"], scheduled.details["resource"]) == (
+        "aws-sdk",
+        "sns:publish",
+    )
 
 
 def test_an_alias_wins_over_the_builtin_integration(settings):
@@ -397,8 +401,11 @@ def test_an_alias_wins_over_the_builtin_integration(settings):
 @pytest.mark.parametrize(
     ("resource", "named"),
     [
-        ("arn:aws:states:::sqs:sendMessage", "sqs:sendMessage"),
-        ("arn:aws:states:us-east-1:123456789012:dynamodb:putItem", "dynamodb:putItem"),
+        ("arn:aws:states:::emr:createCluster", "emr:createCluster"),
+        (
+            "arn:aws:states:us-east-1:123456789012:dynamodb:putItem.waitForTaskToken",
+            "dynamodb:putItem.waitForTaskToken",
+        ),
         ("arn:aws:states:::sagemaker:createTrainingJob.sync", "sagemaker:createTrainingJob.sync"),
         ("arn:aws:states:us-east-1:123456789012:activity:approve", "activity:approve"),
     ],
@@ -439,7 +446,7 @@ def test_bindings_are_advertised_for_processes_without_the_code(settings):
 
     store = get_store()
     activities.advertise()  # what a worker does when it starts (worker_ready)
-    assert store.advertised_bindings().get("sns:publish") == "test-sns-publish"
+    assert store.advertised_bindings().get("aws-sdk:sns:publish") == "test-sns-publish"
     # A binding only the workers know (none registered here): resolved through Redis.
     store.advertise_bindings({"events:putEvents": "test-fake-http"})
     activities._advertised_bindings.forget()  # not the copy of the last 5 s
