@@ -127,12 +127,21 @@ def _read_service_id(loader: Any, name: str) -> str:
     return str(model.metadata.get("serviceId") or model.service_name)
 
 
+_models_lock = threading.Lock()
+
+
 @functools.lru_cache(maxsize=1024)
 def operation(service: str, action: str, prefix: str | None = None) -> Operation | str:
     """The operation ``aws-sdk:SERVICE:ACTION`` calls, or why there is none (a message).
 
     ``prefix`` overrides the service part of the error names (the optimized
     integrations' ``DynamoDB``)."""
+    # One model load at a time: the worker's threads share botocore's session and loader.
+    with _models_lock:
+        return _operation(service, action, prefix)
+
+
+def _operation(service: str, action: str, prefix: str | None) -> Operation | str:
     from botocore import xform_name
 
     found = _service_index().get(service) or _service_index().get(service.lower())
