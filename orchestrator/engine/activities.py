@@ -43,7 +43,7 @@ from orchestrator.engine.limits import register as register_limits
 from orchestrator.engine.store import RedisStore, get_store
 from orchestrator.errors import ActivityNotFound
 from orchestrator.language.children import child_mode
-from orchestrator.language.interpreter import LAMBDA_INVOKE, WAIT_FOR_TOKEN, is_lambda_invoke
+from orchestrator.language.interpreter import WAIT_FOR_TOKEN, is_lambda_invoke
 from orchestrator.language.resources import integration_name, without_suffix
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -250,7 +250,7 @@ def get_activity(name: str) -> Activity:
 
 def activity_name_for(resource: str) -> str | None:
     """The activity a ``Resource`` string names (or is bound to), or None if none."""
-    if resource.endswith(WAIT_FOR_TOKEN) and not resource.startswith(LAMBDA_INVOKE):
+    if resource.endswith(WAIT_FOR_TOKEN) and not is_lambda_invoke(resource):
         resource = resource[: -len(WAIT_FOR_TOKEN)]
     aliases = get_settings().resource_aliases
     if resource in aliases:

@@ -48,7 +48,7 @@ from orchestrator.language.definition import (
 )
 from orchestrator.language.definition.validate import MAX_WAIT_SECONDS
 from orchestrator.language.paths import read_path, using_variables
-from orchestrator.language.resources import resource_fields
+from orchestrator.language.resources import integration_name, resource_fields
 from orchestrator.language.retry import find_catcher, next_retry
 from orchestrator.language.slots import CONTAINER_PROGRESS, Slot, SlotKind
 from orchestrator.language.stepkeys import escape_name, unescape_name
@@ -2297,8 +2297,10 @@ WAIT_FOR_TOKEN = ".waitForTaskToken"
 
 
 def is_lambda_invoke(resource: str) -> bool:
-    """True for ``arn:aws:states:::lambda:invoke`` (and its ``.waitForTaskToken`` form)."""
-    return resource in (LAMBDA_INVOKE, LAMBDA_INVOKE + WAIT_FOR_TOKEN)
+    """True for ``arn:aws:states:::lambda:invoke`` (and its ``.waitForTaskToken`` form),
+    in any partition, region and account
+    (``arn:aws:states:us-east-1:123456789012:lambda:invoke``), as any integration ARN."""
+    return integration_name(resource or "") in ("lambda:invoke", "lambda:invoke" + WAIT_FOR_TOKEN)
 
 
 def state_name(step_key: str) -> str:

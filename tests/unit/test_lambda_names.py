@@ -118,3 +118,97 @@ def test_an_unknown_function_in_any_form_is_refused_with_a_suggestion() -> None:
     with pytest.raises(DefinitionError) as caught:
         parse_definition(definition, resource_check=activities.resource_problem)
     assert f"did you mean {FUNCTION!r}" in str(caught.value)
+
+
+#: The lambda:invoke integration as a definition may name it: any partition, region and
+#: account, as any integration ARN.
+INVOKE_FORMS = [
+    "arn:aws:states:::lambda:invoke",
+    "arn:aws:states:us-east-1:123456789012:lambda:invoke",
+    "arn:aws-us-gov:states:us-gov-west-1:123456789012:lambda:invoke",
+]
+
+
+@pytest.mark.parametrize("resource", INVOKE_FORMS)
+@pytest.mark.parametrize("suffix", ["", ".waitForTaskToken"])
+def test_a_region_qualified_lambda_invoke_is_lambda_invoke(resource: str, suffix: str) -> None:
+    from orchestrator.language.interpreter import is_lambda_invoke
+
+    assert is_lambda_invoke(resource + suffix)
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        "arn:aws:states:::lambda:invokeAsync",
+        "arn:aws:states:us-east-1:123456789012:lambda:invoke.sync",
+        "arn:aws:states:us-east-1:123456789012:activity:lambda",
+        "arn:aws:lambda:us-east-1:123456789012:function:invoke",
+        "",
+    ],
+)
+def test_other_resources_are_not_lambda_invoke(resource: str) -> None:
+    from orchestrator.language.interpreter import is_lambda_invoke
+
+    assert not is_lambda_invoke(resource)
+
+
+def _invoke_definition(resource: str, function: str) -> dict[str, Any]:
+    params: dict[str, Any] = {"FunctionName": function, "Payload": {"x.$": "$.x"}}
+    if resource.endswith(".waitForTaskToken"):
+        params["Payload"]["token.$"] = "$$.Task.Token"
+    return {
+        "StartAt": "Invoke",
+        "States": {
+            "Invoke": {"Type": "Task", "Resource": resource, "Parameters": params, "End": True}
+        },
+    }
+
+
+@pytest.mark.usefixtures("registered")
+@pytest.mark.parametrize("resource", INVOKE_FORMS)
+@pytest.mark.parametrize("suffix", ["", ".waitForTaskToken"])
+def test_a_region_qualified_lambda_invoke_resolves_like_the_unqualified_one(
+    resource: str, suffix: str
+) -> None:
+    """The function comes from FunctionName (validated against the activities), the
+    payload is the effective input, the result wrapped in Lambda's envelope (not for the
+    callback form, whose answer is the token's), exactly as for the unqualified ARN."""
+    from orchestrator.language.interpreter import ExecutionInfo, Interpreter
+
+    resource += suffix
+    function = f"arn:aws:lambda:us-east-1:123456789012:function:{FUNCTION}"
+    definition = _invoke_definition(resource, function)
+    machine = parse_definition(definition, resource_check=activities.resource_problem)
+    info = ExecutionInfo("e", "e", "wf", 0.0, {"x": 1})
+    interp = Interpreter(
+        machine,
+        info,
+        activities.resolve,
+        resolve_name=activities.resolve_name,
+        new_token=lambda: "tok",
+    )
+    tr = interp.start(0.0)
+    (dispatch,) = tr.dispatches
+    assert dispatch.activity == FUNCTION
+    record = tr.records["Invoke"]
+    assert record is not None
+    if suffix:
+        assert dispatch.params == {"x": 1, "token": "tok"}
+        assert not record.envelope and tr.tokens == {"tok": ["Invoke", 0]}
+    else:
+        assert dispatch.params == {"x": 1}
+        assert record.envelope
+        done = interp.task_succeeded("Invoke", record, {"ok": True}, 0.0)
+        assert done.end is not None and done.end["output"]["Payload"] == {"ok": True}
+    scheduled = next(e for e in tr.events if e["type"] == "TaskScheduled")
+    assert (scheduled["resourceType"], scheduled["resource"]) == ("lambda", "invoke" + suffix)
+
+
+@pytest.mark.usefixtures("registered")
+@pytest.mark.parametrize("resource", INVOKE_FORMS[1:])
+def test_a_region_qualified_lambda_invoke_refuses_an_unknown_function(resource: str) -> None:
+    definition = _invoke_definition(resource, "resize-imag_v2")
+    with pytest.raises(DefinitionError) as caught:
+        parse_definition(definition, resource_check=activities.resource_problem)
+    assert f"did you mean {FUNCTION!r}" in str(caught.value)
