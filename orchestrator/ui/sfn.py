@@ -42,6 +42,7 @@ from orchestrator.errors import (
 from orchestrator.language import registry as rules
 from orchestrator.language.arns import execution_arn, execution_id_from, state_machine_arn
 from orchestrator.language.definition.model import TaskState
+from orchestrator.ui import sigv4
 from orchestrator.ui.context import context_of
 from orchestrator.ui.routing import RouteGroup
 from orchestrator.ui.sfn_shapes import (
@@ -57,7 +58,7 @@ from orchestrator.ui.sfn_shapes import (
     token_error,
     validation,
 )
-from orchestrator.ui.sfn_teststate import TaskFailure, evaluate_state, tested_state
+from orchestrator.ui.sfn_teststate import TaskFailure, evaluate_state, state_under_test
 
 logger = logging.getLogger(__name__)
 
@@ -99,11 +100,15 @@ async def authenticate(request: Request, body: bytes) -> None:
 
     The one place the API checks who calls it. With no keys configured every request is
     accepted, as the UI accepts every request without a token on a loopback interface.
+    ``body`` is the body as received: its bytes are what the client's signature covers.
 
     Raises:
         SfnError: the request is not authenticated (AWS's code for why).
     """
-    return None
+    try:
+        sigv4.authenticate(request, body, request.app.state.api_keys)
+    except sigv4.SignatureError as exc:
+        raise SfnError(exc.code, exc.message, exc.status) from None
 
 
 def _answer(payload: Body, status: int = 200) -> Response:
@@ -995,7 +1000,7 @@ def test_one_state(body: Body) -> Body:
     if level not in ("INFO", "DEBUG", "TRACE"):
         raise validation("inspectionLevel: INFO, DEBUG or TRACE")
     value = _json_field(body, "input", "InvalidExecutionInput", {})
-    machine, name = tested_state(definition, _text(body, "stateName"))
+    machine, name = state_under_test(definition, _text(body, "stateName"))
     reply = evaluate_state(
         machine, name, value, mock=_field(body, "mock", dict), run_task=_run_activity
     )

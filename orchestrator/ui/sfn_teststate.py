@@ -69,7 +69,9 @@ def _targets(state: dict[str, Any]) -> set[str]:
     return {name for name in names if isinstance(name, str)}
 
 
-def tested_state(definition: dict[str, Any], state_name: str | None) -> tuple[StateMachine, str]:
+def state_under_test(
+    definition: dict[str, Any], state_name: str | None
+) -> tuple[StateMachine, str]:
     """The state machine holding the state under test, and that state's name.
 
     ``definition`` is a state machine (with ``stateName`` naming the state) or one
