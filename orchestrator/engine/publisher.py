@@ -3,11 +3,13 @@
 Only committed work is published: a dispatch reaches the broker after the transition
 that made it is in Redis. That transition puts the step in the **outbox** (a sorted set,
 see :mod:`orchestrator.engine.keys`) due in ``lease_seconds``; once its message went to
-the broker the entry is marked published, due only after ``dispatch_timeout_seconds``.
-So the reconciler (:mod:`orchestrator.engine.timers`) sends again, within the lease, a
-message whose publisher died between the commit and the publish, and never one that is
-merely waiting in a long queue. Marks are plain ``ZADD XX`` on the global set; a worker
-running steps carries them in its next claim (claim.lua) instead of a write of their own.
+the broker the entry is marked published, due only after ``dispatch_timeout_seconds``;
+in between, while the publishing process lives, its thread pushes the entry a lease on
+(:meth:`Unmarked.sending`). So the reconciler (:mod:`orchestrator.engine.timers`) sends
+again, within the lease, a message whose publisher died between the commit and the
+publish, and never one still being published or merely waiting in a long queue. Marks
+are plain ``ZADD XX`` on the global set; a worker running steps carries them in its next
+claim (claim.lua) instead of a write of their own.
 
 Each step goes to its activity's queue (:func:`orchestrator.engine.activities.queue_for`:
 the activity's registration in this process, else what the workers running it
@@ -20,6 +22,7 @@ re-publishes and redrives alike. Every message carries its execution's priority
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import threading
@@ -96,18 +99,41 @@ def publish(
     ``apply_async`` and ``send_task`` layers around them, which cost as much again.
     Several dispatches go out as one pipelined producer batch.
     """
-    publisher = publishing_app()
     if handover is not None:
         dispatches = handover.take(execution_id, list(dispatches))
+    dispatches = list(dispatches)
+    if not dispatches:
+        return
+    store = get_store()
+    # Until the messages are in the broker, their outbox entries are pushed on while this
+    # process lives: however long the batch takes, the reconciler sends none of them again.
+    with unmarked.sending(store, [lease_member(execution_id, d.step_key) for d in dispatches]):
+        sent = _send(interp, execution_id, dispatches, store, producer)
+    if published is not None:
+        published.extend(sent)
+    elif producer is None:  # our own batch is flushed: the messages are in the broker
+        mark_published(sent, store)
+
+
+def _send(
+    interp: Interpreter,
+    execution_id: str,
+    dispatches: list[Dispatch],
+    store: RedisStore,
+    producer: Any,
+) -> list[str]:
+    """Publish the messages of :func:`publish`; the outbox members of those sent (the
+    others wait for an activity permit, out of the outbox)."""
+    publisher = publishing_app()
     runs = []
     for dispatch in dispatches:
         scope, name = interp.scope_of(dispatch.step_key)
         run = straight_run(scope.states, scope.prefix, name, dispatch.activity, interp.resolve)
         runs.append((run, dispatch.params))
     # Global limits: steps over one wait in Redis instead of being sent.
-    runs = admit(execution_id, runs, get_store())
+    runs = admit(execution_id, runs, store)
     if not runs:
-        return
+        return []
     # Each activity's queue; declared per broker: another client's broker has not seen
     # the queue yet (None: declare it with the message; []: known to exist already).
     queues = {step.activity: "" for run, _ in runs for step in run}
@@ -118,7 +144,6 @@ def publish(
     declare: dict[str, list[Any] | None] = {
         queue: [] if (broker, queue) in _declared else None for queue in queues.values()
     }
-    owned = producer is None
     with contextlib.ExitStack() as stack:
         if producer is None:
             producer = stack.enter_context(publisher.producer_or_acquire())
@@ -156,11 +181,7 @@ def publish(
             options: dict[str, Any] = {} if None in declare.values() else {"declare": []}
             fan_out(signatures, publisher).apply_async(producer=producer, **options)
     _declared.update((broker, queue) for queue in declare)
-    sent = [lease_member(execution_id, run[0].step_key) for run, _ in runs]
-    if published is not None:
-        published.extend(sent)
-    elif owned:  # our own batch is flushed: the messages are in the broker
-        mark_published(sent)
+    return [lease_member(execution_id, run[0].step_key) for run, _ in runs]
 
 
 def execution_priority(info: ExecutionInfo) -> int:
@@ -206,12 +227,20 @@ def deferred_marks() -> Iterator[None]:
 
 
 class Unmarked:
-    """Outbox members this process published from activity steps, not marked yet.
+    """This process's outbox members whose messages are not marked published yet: those
+    it is publishing now, and those it published from activity steps.
 
-    The process's next claim takes them (:meth:`take`, up to :attr:`CLAIM_MOST`) and
-    claim.lua marks them in the same call: a step's hot path stays the claim and the
-    commit. An idle process's are marked by a thread of its own every third of
-    ``lease_seconds``, before the reconciler would send them again.
+    The process's next claim takes the published ones (:meth:`take`, up to
+    :attr:`CLAIM_MOST`) and claim.lua marks them in the same call: a step's hot path
+    stays the claim and the commit. An idle process's are marked by a thread of its own
+    every third of ``lease_seconds``, before the reconciler would send them again.
+
+    The same thread keeps the entries of what is being published (:meth:`sending`) from
+    coming due: a commit puts its dispatches in the outbox due at the lease, and a large
+    batch (a Map's first 500 items, a start published by a starved process) may take
+    longer than that to reach the broker. Pushed a lease on every third of it while their
+    publisher lives, they come due only when it died, as a running step's lease does; a
+    message already in the broker is never taken for one never published.
     """
 
     #: Members one claim carries at most (claim.lua's arguments stay bounded).
@@ -219,23 +248,33 @@ class Unmarked:
 
     def __init__(self) -> None:
         self._members: dict[RedisStore, list[str]] = {}
+        self._sending: dict[int, tuple[RedisStore, list[str]]] = {}
+        self._handles = itertools.count()
         self._lock = threading.Lock()
+        # Held across a push of the sending entries: a publish that ends waits for it, so
+        # the push (a lease's due time) never lands after the entry's "published" mark.
+        self._pushing = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
         self._outage = OutageLog(logger)
 
+    def _own(self) -> None:
+        """Forget a forked parent's members, and keep the thread running (under the lock)."""
+        if self._pid != os.getpid():  # a forked child: not the parent's to mark
+            self._members.clear()
+            self._sending.clear()
+            self._pid, self._thread = os.getpid(), None
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(
+                target=self._run, name="orchestrator-outbox", daemon=True
+            )
+            self._thread.start()
+
     def add(self, store: RedisStore, members: list[str]) -> None:
         """Remember ``members`` (of ``store``'s outbox) as published."""
         with self._lock:
-            if self._pid != os.getpid():  # a forked child: not the parent's to mark
-                self._members.clear()
-                self._pid, self._thread = os.getpid(), None
+            self._own()
             self._members.setdefault(store, []).extend(members)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="orchestrator-outbox", daemon=True
-                )
-                self._thread.start()
 
     def take(self, store: RedisStore) -> list[str]:
         """Up to :attr:`CLAIM_MOST` of ``store``'s members, for a claim to mark."""
@@ -253,6 +292,30 @@ class Unmarked:
             with self._lock:
                 self._members.setdefault(store, [])[:0] = members
 
+    def hold(self, store: RedisStore, members: list[str]) -> int:
+        """Keep ``members``' outbox entries from coming due until :meth:`release`: their
+        messages are being published. Returns the handle to release."""
+        with self._lock:
+            self._own()
+            handle = next(self._handles)
+            self._sending[handle] = (store, members)
+        return handle
+
+    def release(self, handle: int) -> None:
+        """Stop pushing the entries :meth:`hold` returned ``handle`` for (sent, or given
+        up on: then they come due at the lease)."""
+        with self._pushing, self._lock:
+            self._sending.pop(handle, None)
+
+    @contextlib.contextmanager
+    def sending(self, store: RedisStore, members: list[str]) -> Iterator[None]:
+        """:meth:`hold` ``members`` while the body publishes their messages."""
+        handle = self.hold(store, members)
+        try:
+            yield
+        finally:
+            self.release(handle)
+
     def flush(self) -> None:
         """Mark every member now (the thread's work; tests)."""
         with self._lock:
@@ -267,10 +330,30 @@ class Unmarked:
             else:
                 self._outage.ok()
 
+    def push(self) -> None:
+        """Push the entries of what is being published a lease on (the thread's work)."""
+        with self._pushing:
+            with self._lock:
+                sending = list(self._sending.values())
+            if not sending:
+                return
+            by_store: dict[RedisStore, list[str]] = {}
+            for store, members in sending:
+                by_store.setdefault(store, []).extend(members)
+            until = time.time() + get_settings().lease_seconds
+            for store, members in by_store.items():
+                try:
+                    # ZADD XX: a step claimed meanwhile stays out of the outbox.
+                    store.mark_published(members, until)
+                except Exception as exc:  # noqa: BLE001 - they come due: sent again, claimed once
+                    if not self._outage.failed(exc):
+                        logger.warning("could not push back messages being sent", exc_info=True)
+
     def _run(self) -> None:
         while True:
             time.sleep(get_settings().lease_seconds / 3)
             self.flush()
+            self.push()
 
 
 unmarked = Unmarked()
@@ -280,13 +363,35 @@ unmarked = Unmarked()
 _HANDED = "orchestrator_handed"
 
 
+#: The attribute of a task's request holding the :meth:`Unmarked.hold` handle of the step
+#: its Celery chain goes on with, until Celery sent it or the task ended without.
+_HANDED_HOLD = "orchestrator_handed_hold"
+
+
+def _let_go(request: Any) -> None:
+    handle = getattr(request, _HANDED_HOLD, None)
+    if handle is not None:
+        setattr(request, _HANDED_HOLD, None)
+        unmarked.release(handle)
+
+
 @signals.task_success.connect
 def _chain_sent(sender: Any = None, **_: Any) -> None:
     # Celery sends the chain's next message before the task-success signal: it is in the
-    # broker now.
-    member = getattr(getattr(sender, "request", None), _HANDED, None)
+    # broker now. No longer pushed on (before it is marked: a push after the mark would
+    # make it due at the lease again).
+    request = getattr(sender, "request", None)
+    _let_go(request)
+    member = getattr(request, _HANDED, None)
     if member:
         unmarked.add(get_store(), [member])
+
+
+@signals.task_postrun.connect
+def _chain_ended(task: Any = None, **_: Any) -> None:
+    # A task that failed after handing its step to the chain sent no message: the step's
+    # entry comes due at the lease, and the reconciler sends it.
+    _let_go(getattr(task, "request", None))
 
 
 def _lineage() -> tuple[str | None, str | None]:
@@ -395,8 +500,12 @@ class Handover:
         options = self._request.chain[-1].setdefault("options", {})
         options["argsrepr"] = argsrepr
         options["kwargsrepr"] = "{}"
-        # Marked published once Celery sent it (_chain_sent), not before.
-        setattr(self._request, _HANDED, lease_member(execution_id, self.next_step))
+        # Marked published once Celery sent it (_chain_sent), not before; until then its
+        # entry is pushed on as a publishing one's is.
+        member = lease_member(execution_id, self.next_step)
+        setattr(self._request, _HANDED, member)
+        _let_go(self._request)
+        setattr(self._request, _HANDED_HOLD, unmarked.hold(get_store(), [member]))
         return []
 
     def cut(self) -> None:
@@ -404,4 +513,5 @@ class Handover:
         self._request.chain = None
         self._request.callbacks = None
         setattr(self._request, _HANDED, None)
+        _let_go(self._request)
         self.value = None

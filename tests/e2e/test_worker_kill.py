@@ -24,7 +24,7 @@ import pytest
 from orchestrator import config, start_workflow
 from orchestrator.engine.celery_app import app
 from orchestrator.engine.timers import TimerLoop
-from orchestrator.testing import process_settings
+from orchestrator.testing import LocalOrchestrator, process_settings
 from tests.activities import counter, release
 from tests.helpers import (
     celery_worker_command,
@@ -161,11 +161,14 @@ def test_worker_killed_mid_step_is_recovered_in_seconds(cluster: Cluster, capsys
     assert count_events(history, "ExecutionSucceeded") == 1
 
 
-def test_runtime_publishes_with_the_orchestrator_app_from_any_thread(monkeypatch) -> None:
+def test_runtime_publishes_with_the_orchestrator_app_from_any_thread(
+    monkeypatch, orchestrator: LocalOrchestrator
+) -> None:
     """The timer loop (beat) and the reconciler publish from their own thread: what they
     send must go through the orchestrator's Celery app, not Celery's thread-local
     ``current_app`` (Celery's *default* app, amqp://localhost, in a thread where the
-    orchestrator app was never made current)."""
+    orchestrator app was never made current). The session's Redis holds the outbox
+    entries a publish pushes and marks."""
     import threading
 
     from celery.canvas import Signature

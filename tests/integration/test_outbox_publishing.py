@@ -1,0 +1,65 @@
+"""The outbox while a process publishes (issue 12): a commit puts its dispatches in the
+outbox due at the lease; a publisher slower than that (a Map's first 500 messages on a
+starved machine) keeps them from coming due while it lives, so the reconciler never takes
+a message on its way to the broker for one never published. On the session's Redis."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from orchestrator.config import get_settings
+from orchestrator.engine.publisher import mark_published, unmarked
+from orchestrator.engine.records import lease_member
+from orchestrator.engine.store import get_store
+from orchestrator.testing import LocalOrchestrator
+
+
+def _member() -> str:
+    return lease_member(f"outbox-{uuid.uuid4().hex}", "A")
+
+
+def test_entries_being_published_are_pushed_a_lease_on_until_released(
+    orchestrator: LocalOrchestrator,
+) -> None:
+    store = get_store()
+    late, gone = _member(), _member()
+    # Committed a while ago: due soon (not so soon that the session's reconciler takes
+    # it first). `gone` was claimed (no entry).
+    store.client.zadd(store.keys.outbox, {late: time.time() + 5})
+    try:
+        handle = unmarked.hold(store, [late, gone])
+        before = time.time()
+        unmarked.push()  # the thread's round, every third of the lease
+        pushed = store.client.zscore(store.keys.outbox, late)
+        assert pushed is not None
+        assert pushed >= before + get_settings().lease_seconds
+        # A claimed step stays out of the outbox.
+        assert store.client.zscore(store.keys.outbox, gone) is None
+
+        unmarked.release(handle)
+        # Sent: marked published, and no longer pushed (a push would make it due at the
+        # lease again). Had its publisher died instead, it would come due at `pushed`.
+        mark_published([late], store)
+        marked = store.client.zscore(store.keys.outbox, late)
+        assert marked is not None
+        assert marked >= before + get_settings().dispatch_timeout_seconds
+        unmarked.push()
+        assert store.client.zscore(store.keys.outbox, late) == marked
+    finally:
+        store.client.zrem(store.keys.outbox, late, gone)
+
+
+def test_a_released_entry_is_pushed_no_more(orchestrator: LocalOrchestrator) -> None:
+    """A publisher that gave up (its send raised) leaves its entries due at the lease:
+    the reconciler sends them."""
+    store = get_store()
+    member = _member()
+    due = time.time() + 5
+    store.client.zadd(store.keys.outbox, {member: due})
+    try:
+        unmarked.release(unmarked.hold(store, [member]))
+        unmarked.push()
+        assert store.client.zscore(store.keys.outbox, member) == due
+    finally:
+        store.client.zrem(store.keys.outbox, member)
