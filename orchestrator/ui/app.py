@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 
 import uvicorn
 from fastapi import FastAPI
@@ -30,7 +31,7 @@ from orchestrator.client.control import (
     stop_execution,
 )
 from orchestrator.config import get_settings
-from orchestrator.ui import api, machines, pages, schedules, security, sfn
+from orchestrator.ui import api, machines, pages, schedules, security, sfn, sigv4
 from orchestrator.ui.context import STATIC_DIR, ClientCalls, UIContext, make_templates
 from orchestrator.ui.errors import install_error_handlers
 from orchestrator.ui.middleware import install_middleware
@@ -44,6 +45,7 @@ def create_app(
     public_read: bool | None = None,
     allowed_hosts: list[str] | None = None,
     max_body_bytes: int | None = None,
+    api_keys: Mapping[str, str] | None = None,
 ) -> FastAPI:
     """The UI application (ASGI).
 
@@ -55,6 +57,12 @@ def create_app(
         allowed_hosts: Host header values answered; default the local names plus
             ``ORCHESTRATOR_UI_ALLOWED_HOSTS``.
         max_body_bytes: largest request body; default from ``ORCHESTRATOR_MAX_INPUT_BYTES``.
+        api_keys: access key id -> secret of the Step Functions API (``POST /``); default
+            ``ORCHESTRATOR_API_KEYS``. With any, every API request must be signed with one
+            (SigV4); without, the API is open.
+
+    Raises:
+        ConfigurationError: API keys are set and botocore (the ``aws`` extra) is missing.
 
     It reads and writes the store of the settings in force (``REDIS_URL``).
     """
@@ -90,6 +98,9 @@ def create_app(
     app.state.ui = ui
     app.state.ui_token = ui.token
     app.state.body_limit = ui.body_limit
+    app.state.api_keys = dict(configured_api_keys() if api_keys is None else api_keys)
+    if app.state.api_keys:
+        sigv4.require_botocore()
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     install_error_handlers(app)
     install_middleware(app, ui)
@@ -99,6 +110,24 @@ def create_app(
     machines.routes.add_to(app)
     sfn.routes.add_to(app)
     return app
+
+
+def configured_api_keys() -> dict[str, str]:
+    """``ORCHESTRATOR_API_KEYS`` of the settings in force: access key id -> secret."""
+    return {key: secret.get_secret_value() for key, secret in get_settings().api_keys.items()}
+
+
+def api_notice(host: str, api_keys: Mapping[str, str]) -> str | None:
+    """What start-up says when the Step Functions API is open (None when keys guard it)."""
+    if api_keys:
+        return None
+    reach = "on this machine" if security.is_loopback(host) else f"that reaches {host}"
+    return (
+        f"the Step Functions API (POST /) is open: anyone {reach} can create, start, stop "
+        "and delete state machines and executions without signing. Set "
+        "ORCHESTRATOR_API_KEYS=ACCESS_KEY_ID:SECRET to require AWS Signature V4 "
+        "(ORCHESTRATOR_UI_TOKEN does not guard it)"
+    )
 
 
 def serve(
@@ -130,8 +159,12 @@ def serve(
             "it can read every execution and stop, redrive or approve them",
             host,
         )
-    app = create_app(token=ui_token, allowed_hosts=security.allowed_hosts(host))
+    api_keys = configured_api_keys()
+    notice = api_notice(host, api_keys)
+    if notice:
+        logger.warning(notice)
+    app = create_app(token=ui_token, allowed_hosts=security.allowed_hosts(host), api_keys=api_keys)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level)
-    # uvicorn's access log writes every path with its query string: no token in it.
-    security.install_log_redaction([ui_token])
+    # uvicorn's access log writes every path with its query string: no token nor secret in it.
+    security.install_log_redaction([ui_token, *api_keys.values()])
     uvicorn.Server(config).run()

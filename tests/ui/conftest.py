@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -27,21 +28,17 @@ def client(orchestrator: LocalOrchestrator) -> Iterator[Any]:
         yield test_client
 
 
-@pytest.fixture(scope="session")
-def live_server(orchestrator: LocalOrchestrator) -> Iterator[str]:
-    """The UI served by uvicorn in a thread on 127.0.0.1; yields its base URL."""
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """``app`` served by uvicorn in a thread on 127.0.0.1; yields its base URL."""
     import uvicorn
-
-    from orchestrator.ui import create_app
 
     # Bound here and handed to uvicorn: no other test worker can take the port between
     # picking it and listening on it.
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     port = int(listener.getsockname()[1])
-    config = uvicorn.Config(
-        create_app(token=""), host="127.0.0.1", port=port, log_level="warning", access_log=False
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [listener]}, name="ui-server", daemon=True
@@ -58,6 +55,16 @@ def live_server(orchestrator: LocalOrchestrator) -> Iterator[str]:
         server.should_exit = True
         thread.join(15)
         listener.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(orchestrator: LocalOrchestrator) -> Iterator[str]:
+    """The UI (no token, no API keys) served by uvicorn in a thread on 127.0.0.1; yields
+    its base URL."""
+    from orchestrator.ui import create_app
+
+    with serving(create_app(token="", api_keys={})) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
