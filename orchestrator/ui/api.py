@@ -81,7 +81,7 @@ def api_start(request: Request, ui: UI, body: StartRequest) -> StartResponse:
 
 
 @routes.get(
-    "/api/executions/{execution_id}",
+    "/api/executions/{execution_id:path}",
     response_model=ExecutionDetail,
     tags=["executions"],
     responses=ERROR_RESPONSES,
@@ -101,7 +101,7 @@ def api_describe(execution_id: str) -> ExecutionDetail:
 
 
 @routes.get(
-    "/api/executions/{execution_id}/history",
+    "/api/executions/{execution_id:path}/history",
     response_model=list[HistoryEvent],
     tags=["executions"],
     responses=ERROR_RESPONSES,
@@ -118,7 +118,7 @@ def api_history(
 
 
 @routes.post(
-    "/api/executions/{execution_id}/stop",
+    "/api/executions/{execution_id:path}/stop",
     response_model=ActionResult,
     tags=["actions"],
     responses=ERROR_RESPONSES,
@@ -140,7 +140,7 @@ def api_stop(
 
 
 @routes.post(
-    "/api/executions/{execution_id}/redrive",
+    "/api/executions/{execution_id:path}/redrive",
     response_model=ActionResult,
     tags=["actions"],
     responses=ERROR_RESPONSES,

@@ -88,7 +88,7 @@ def executions_page(request: Request, ui: UI) -> Response:
     )
 
 
-@routes.get("/executions/{execution_id}", response_class=HTMLResponse)
+@routes.get("/executions/{execution_id:path}", response_class=HTMLResponse)
 def execution_page(request: Request, ui: UI, execution_id: str) -> Response:
     execution_id = check_id(execution_id)
     view = load_execution(execution_id)
@@ -210,7 +210,7 @@ async def start_from_form(request: Request, ui: UI) -> Response:
     return action_done(request, DONE_MESSAGES["started"], url)
 
 
-@routes.post("/executions/{execution_id}/stop")
+@routes.post("/executions/{execution_id:path}/stop")
 async def stop_from_form(request: Request, ui: UI, execution_id: str) -> Response:
     form = await ui.action_form(request, execution_id)
     error = check_text(form.get("error"), MAX_ERROR_CHARS, "error")
@@ -221,7 +221,7 @@ async def stop_from_form(request: Request, ui: UI, execution_id: str) -> Respons
     )
 
 
-@routes.post("/executions/{execution_id}/redrive")
+@routes.post("/executions/{execution_id:path}/redrive")
 async def redrive_from_form(request: Request, ui: UI, execution_id: str) -> Response:
     form = await ui.action_form(request, execution_id)
     ui.client.redrive_execution(execution_id)
@@ -232,7 +232,7 @@ async def redrive_from_form(request: Request, ui: UI, execution_id: str) -> Resp
     return action_done(request, DONE_MESSAGES["redriven"], target)
 
 
-@routes.post("/executions/{execution_id}/tasks/approve")
+@routes.post("/executions/{execution_id:path}/tasks/approve")
 async def approve_from_form(request: Request, ui: UI, execution_id: str) -> Response:
     form = await ui.action_form(request, execution_id)
     key = step_key(form.get("step_key"))
@@ -243,7 +243,7 @@ async def approve_from_form(request: Request, ui: UI, execution_id: str) -> Resp
     )
 
 
-@routes.post("/executions/{execution_id}/tasks/reject")
+@routes.post("/executions/{execution_id:path}/tasks/reject")
 async def reject_from_form(request: Request, ui: UI, execution_id: str) -> Response:
     form = await ui.action_form(request, execution_id)
     key = step_key(form.get("step_key"))

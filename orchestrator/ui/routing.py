@@ -44,6 +44,10 @@ class RouteGroup:
         return declare
 
     def add_to(self, app: FastAPI) -> None:
-        """Add every route of the group to ``app``."""
-        for path, endpoint, options in self._routes:
+        """Add every route of the group to ``app``; those whose path ends in a ``:path``
+        parameter after the others, so that one (``/api/executions/{execution_id:path}``,
+        an execution ARN may hold a slash) does not take the requests of a longer route
+        (``.../{execution_id:path}/history``)."""
+        ordered = sorted(self._routes, key=lambda route: route[0].endswith(":path}"))
+        for path, endpoint, options in ordered:
             app.add_api_route(path, endpoint, **options)
