@@ -128,8 +128,19 @@ def _description(
         update_date=to_datetime(record["updated"]),
         revision_id=record["revision"],
         state_machine_version_arn=version_arn,
-        role_arn=record.get(registry.ROLE_FIELD) or None,
+        **_settings(record),
     )
+
+
+def _settings(record: dict[str, str]) -> dict[str, Any]:
+    """The description's fields of what the Step Functions API keeps (role, logging,
+    tracing)."""
+    logging, tracing = record.get(registry.LOGGING_FIELD), record.get(registry.TRACING_FIELD)
+    return {
+        "role_arn": record.get(registry.ROLE_FIELD) or None,
+        "logging_configuration": json.loads(logging) if logging else None,
+        "tracing_configuration": json.loads(tracing) if tracing else None,
+    }
 
 
 def _version(name: str, number: int, entry: dict[str, Any]) -> StateMachineVersion:
@@ -288,7 +299,7 @@ def describe_state_machine(name_or_arn: str, version: int | None = None) -> Stat
         creation_date=to_datetime(entry["created"]),
         revision_id=entry["revision"],
         version=number,
-        role_arn=machine.record.get(registry.ROLE_FIELD) or None,
+        **_settings(machine.record),
     )
 
 
@@ -545,15 +556,32 @@ def state_machine_tags(name_or_arn: str) -> dict[str, str]:
 
 
 @store_call(mutates=True)
-def set_state_machine_role(name_or_arn: str, role_arn: str) -> None:
-    """Keep the IAM role ARN a state machine is given (CreateStateMachine's and
-    UpdateStateMachine's ``roleArn``), to answer it back: the orchestrator assumes no role."""
-    if not isinstance(role_arn, str) or not role_arn or len(role_arn) > 256:
-        raise InvalidInputError("role ARN: 1-256 characters")
+def configure_state_machine(
+    name_or_arn: str,
+    *,
+    role_arn: str | None = None,
+    logging: dict[str, Any] | None = None,
+    tracing: dict[str, Any] | None = None,
+) -> None:
+    """Keep the IAM role ARN and the logging and tracing configurations a state machine is
+    given (CreateStateMachine's and UpdateStateMachine's ``roleArn``,
+    ``loggingConfiguration``, ``tracingConfiguration``), to answer them back: the
+    orchestrator assumes no role and logs and traces as it is configured to."""
+    settings: dict[str, str] = {}
+    if role_arn is not None:
+        if not isinstance(role_arn, str) or not role_arn or len(role_arn) > 256:
+            raise InvalidInputError("role ARN: 1-256 characters")
+        settings[registry.ROLE_FIELD] = role_arn
+    for field, value in ((registry.LOGGING_FIELD, logging), (registry.TRACING_FIELD, tracing)):
+        if value is not None:
+            if not isinstance(value, dict) or len(json.dumps(value)) > 4096:
+                raise InvalidInputError(f"{field} configuration: an object")
+            settings[field] = json.dumps(value, sort_keys=True)
     name = _machine_name(name_or_arn)
-    registry.change(
-        get_store(), name, lambda m, w, k: registry.set_role(m, w, k, role_arn=role_arn)
-    )
+    if settings:
+        registry.change(
+            get_store(), name, lambda m, w, k: registry.configure(m, w, k, settings=settings)
+        )
 
 
 # ------------------------------------------------------------------ deploying a folder

@@ -213,6 +213,10 @@ class StateMachineDescription(_Model):
     role_arn: str | None = None
     """The IAM role ARN it was created (or last updated) with through the Step Functions
     API (kept, never assumed: the orchestrator runs everything as its workers)."""
+    logging_configuration: dict[str, Any] | None = None
+    """The Step Functions API's ``loggingConfiguration`` it was given (kept, not used)."""
+    tracing_configuration: dict[str, Any] | None = None
+    """The Step Functions API's ``tracingConfiguration`` it was given (kept, not used)."""
 
 
 class StateMachineListItem(_Model):

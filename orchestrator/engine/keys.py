@@ -173,8 +173,9 @@ name as hash tag (a name holds no brace), so one registry write touches one slot
                                ``versions`` (the last version number published; never
                                reused), ``rv``, a random token every registry write of
                                the machine guards and renews (compare-and-set), and for
-                               the Step Functions API its ``role`` (roleArn) and tags
-                               (``tag:<key>`` -> value)
+                               the Step Functions API its ``role`` (roleArn),
+                               ``logging`` and ``tracing`` configurations (JSON) and
+                               tags (``tag:<key>`` -> value)
     {p}:sm:{<name>}:v   HASH   its published versions: number -> JSON ``{"revision",
                                "definition", "description", "created"}``, immutable
     {p}:sm:{<name>}:a   HASH   its aliases: name -> JSON ``{"routing": [[version,

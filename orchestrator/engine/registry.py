@@ -31,10 +31,14 @@ from orchestrator.errors import (
 from orchestrator.language.registry import MAX_VERSIONS, Routing, Target, choose_version
 
 #: Record fields kept for the Step Functions API (orchestrator/ui/sfn.py): each tag as
-#: ``tag:<key>``, and the role ARN a machine was created with. The record is deleted with
-#: the machine, so they are too.
+#: ``tag:<key>``; the role ARN a machine was given and its logging and tracing
+#: configurations (JSON), answered back, never used. The record is deleted with the
+#: machine, so they are too.
 TAG_FIELD = "tag:"
 ROLE_FIELD = "role"
+LOGGING_FIELD = "logging"
+TRACING_FIELD = "tracing"
+SETTINGS_FIELDS = (ROLE_FIELD, LOGGING_FIELD, TRACING_FIELD)
 
 #: How many times a change is computed again after another change of the same machine
 #: applied first.
@@ -445,11 +449,18 @@ def untag(machine: Machine, write: Write, keys: Keys, *, tag_keys: list[str]) ->
         write.op("hdel", keys.machine(machine.name), *present)
 
 
-def set_role(machine: Machine, write: Write, keys: Keys, *, role_arn: str) -> None:
-    """Keep the IAM role ARN the machine was created (or updated) with (field ``role``)."""
+def configure(machine: Machine, write: Write, keys: Keys, *, settings: dict[str, str]) -> None:
+    """Keep the settings the Step Functions API gave the machine (:data:`SETTINGS_FIELDS`:
+    its role ARN, logging and tracing configurations)."""
     require(machine)
-    if machine.record.get(ROLE_FIELD) != role_arn:
-        write.op("hset", keys.machine(machine.name), ROLE_FIELD, role_arn)
+    changed = [
+        item
+        for field_, value in settings.items()
+        if field_ in SETTINGS_FIELDS and machine.record.get(field_) != value
+        for item in (field_, value)
+    ]
+    if changed:
+        write.op("hset", keys.machine(machine.name), *changed)
 
 
 def tags_of(record: dict[str, str]) -> dict[str, str]:

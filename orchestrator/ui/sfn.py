@@ -26,7 +26,12 @@ from starlette.concurrency import run_in_threadpool
 
 from orchestrator.client import api, control, machines, mapruns
 from orchestrator.client.inputs import EXECUTION_NAME
-from orchestrator.client.models import ExecutionDescription, ExecutionStatus, MapRunDescription
+from orchestrator.client.models import (
+    ExecutionDescription,
+    ExecutionStatus,
+    MapRunDescription,
+    StateMachineDescription,
+)
 from orchestrator.config import get_settings
 from orchestrator.engine import activities
 from orchestrator.engine.store import get_store
@@ -279,6 +284,21 @@ def _data_included(body: Body) -> bool:
 # ------------------------------------------------------------------ state machines
 
 
+def _configure(name: str, body: Body, role: str | None) -> None:
+    """Keep the role, logging and tracing configurations a create or update gives."""
+    machines.configure_state_machine(
+        name,
+        role_arn=role,
+        logging=_field(body, "loggingConfiguration", dict),
+        tracing=_field(body, "tracingConfiguration", dict),
+    )
+
+
+#: What a machine given no logging or tracing configuration answers (Step Functions').
+NO_LOGGING = {"level": "OFF", "includeExecutionData": False}
+NO_TRACING = {"enabled": False}
+
+
 @action("CreateStateMachine")
 def create_state_machine(body: Body) -> Body:
     name = _required(body, "name")
@@ -294,7 +314,7 @@ def create_state_machine(body: Body) -> Body:
         publish=bool(_field(body, "publish", bool)),
         version_description=_text(body, "versionDescription"),
     )
-    machines.set_state_machine_role(name, role)
+    _configure(name, body, role)
     if tags:
         machines.tag_state_machine(name, tags)
     reply: Body = {
@@ -330,8 +350,7 @@ def update_state_machine(body: Body) -> Body:
         )
     else:
         described = machines.describe_state_machine(target.name)
-    if role is not None:
-        machines.set_state_machine_role(target.name, role)
+    _configure(target.name, body, role)
     reply: Body = {
         "updateDate": epoch(described.update_date or described.creation_date),
         "revisionId": described.revision_id,
@@ -356,8 +375,9 @@ def describe_state_machine(body: Body) -> Body:
         "type": described.type,
         "creationDate": epoch(described.creation_date),
         "revisionId": described.revision_id,
-        "loggingConfiguration": {"level": "OFF", "includeExecutionData": False},
-        "tracingConfiguration": {"enabled": False},
+        "loggingConfiguration": described.logging_configuration or NO_LOGGING,
+        "tracingConfiguration": described.tracing_configuration or NO_TRACING,
+        "encryptionConfiguration": {"type": "AWS_OWNED_KEY"},
     }
     if described.description:
         reply["description"] = described.description
@@ -658,14 +678,15 @@ def describe_state_machine_for_execution(body: Body) -> Body:
     execution_id = _execution(body)
     described = api.describe_execution(execution_id)
     definition = api.get_execution_definition(execution_id)
+    machine = _registered(described.workflow)
     reply: Body = {
         "stateMachineArn": described.state_machine_arn or state_machine_arn(described.workflow),
         "name": described.workflow,
         "definition": json.dumps(definition, ensure_ascii=False),
-        "roleArn": _role(_machine_role(described.workflow)),
+        "roleArn": _role(machine.role_arn if machine else None),
         "updateDate": epoch(described.start_time),
-        "loggingConfiguration": {"level": "OFF", "includeExecutionData": False},
-        "tracingConfiguration": {"enabled": False},
+        "loggingConfiguration": (machine and machine.logging_configuration) or NO_LOGGING,
+        "tracingConfiguration": (machine and machine.tracing_configuration) or NO_TRACING,
     }
     if described.revision_id:
         reply["revisionId"] = described.revision_id
@@ -674,9 +695,10 @@ def describe_state_machine_for_execution(body: Body) -> Body:
     return reply
 
 
-def _machine_role(workflow: str) -> str | None:
+def _registered(workflow: str) -> StateMachineDescription | None:
+    """The registered state machine of an execution's workflow, if it has one."""
     try:
-        return machines.describe_state_machine(workflow).role_arn
+        return machines.describe_state_machine(workflow)
     except (StateMachineNotFound, InvalidInputError):
         return None  # an inline definition's workflow, or a Map child's
 

@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 
 import tests.control_activities  # noqa: F401 - registers the ctl_* activities before the worker starts
 from orchestrator.engine.store import get_store
+from orchestrator.language.arns import state_machine_arn
 from tests.control_activities import ctext
 from tests.helpers import wait_until
 
@@ -84,14 +85,28 @@ def test_state_machine_lifecycle_with_versions_aliases_and_tags(sfn) -> None:
         versionDescription="first",
     )
     arn = created["stateMachineArn"]
-    assert arn == f"arn:aws:states:us-east-1:123456789012:stateMachine:{name}" or arn.endswith(
-        f":stateMachine:{name}"
-    )
+    assert arn == state_machine_arn(name)  # the configured region and account
     assert created["stateMachineVersionArn"] == f"{arn}:1"
     described = sfn.describe_state_machine(stateMachineArn=arn)
     assert described["name"] == name and described["status"] == "ACTIVE"
     assert json.loads(described["definition"]) == PASS
     assert described["roleArn"] == ROLE and described["type"] == "STANDARD"
+    assert described["loggingConfiguration"] == {"level": "OFF", "includeExecutionData": False}
+    # What a client gives is answered back (as Terraform reads it), never used.
+    logging = {
+        "level": "ERROR",
+        "includeExecutionData": True,
+        "destinations": [{"cloudWatchLogsLogGroup": {"logGroupArn": "arn:aws:logs:x"}}],
+    }
+    sfn.update_state_machine(
+        stateMachineArn=arn,
+        roleArn=ROLE + "2",
+        loggingConfiguration=logging,
+        tracingConfiguration={"enabled": True},
+    )
+    described = sfn.describe_state_machine(stateMachineArn=arn)
+    assert described["roleArn"] == ROLE + "2" and described["loggingConfiguration"] == logging
+    assert described["tracingConfiguration"] == {"enabled": True}
 
     updated = sfn.update_state_machine(
         stateMachineArn=arn, definition=json.dumps(ECHO), publish=True
