@@ -23,9 +23,11 @@ from orchestrator.language.definition import parse_definition
 from orchestrator.language.interpreter import (
     ExecutionInfo,
     Interpreter,
+    MapRunTimer,
     RedriveView,
     StepRecord,
     StepStatus,
+    TimerKind,
 )
 
 
@@ -194,3 +196,79 @@ def test_redrive_starts_a_new_child() -> None:
     assert record.run["child"] != first.run["child"]
     assert (200.0, [ChildTimer.START, "Call", 0]) in tr.timers
     assert tr.dispatches == []
+
+
+#: The advance keyed by no Map that stops the children no Task waits on (and aborts the
+#: Map Runs left behind): orchestrator/engine/maprun.py.
+REAP = [MapRunTimer.ADVANCE, "", 0]
+
+
+def _interp_of(resource: str, **task: Any) -> Interpreter:
+    state = {
+        "Type": "Task",
+        "Resource": resource,
+        "Parameters": {"StateMachineArn": "kid"},
+        "End": True,
+        **task,
+    }
+    definition = parse_definition({"StartAt": "Call", "States": {"Call": state}})
+    return Interpreter(definition, ExecutionInfo("par", "par", "wf", 100.0, {}), str)
+
+
+@pytest.mark.parametrize("suffix", [".sync", ".sync:2"])
+@pytest.mark.parametrize("kind", [TimerKind.TIMEOUT, TimerKind.HEARTBEAT])
+def test_a_sync_task_timing_out_sets_the_advance_that_stops_its_child(
+    suffix: str, kind: str
+) -> None:
+    interp = _interp_of(
+        f"arn:aws:states:::states:startExecution{suffix}", TimeoutSeconds=10, HeartbeatSeconds=5
+    )
+    record = interp.start(100.0).records["Call"]
+    assert record is not None
+    tr = interp.timer_fired(kind, "Call", StepStatus.WAITING, record, 0, 105.0)
+    assert tr is not None and tr.end is not None  # the Task's failure fails the execution
+    assert (105.0, REAP) in tr.timers
+
+
+def test_a_caught_sync_task_failure_sets_it_while_the_execution_goes_on() -> None:
+    definition = parse_definition(
+        {
+            "StartAt": "Call",
+            "States": {
+                "Call": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::states:startExecution.sync",
+                    "Parameters": {"StateMachineArn": "kid"},
+                    "TimeoutSeconds": 10,
+                    "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "Later"}],
+                    "Next": "Later",
+                },
+                "Later": {"Type": "Wait", "Seconds": 5, "End": True},
+            },
+        }
+    )
+    interp = Interpreter(definition, ExecutionInfo("par", "par", "wf", 100.0, {}), str)
+    record = interp.start(100.0).records["Call"]
+    assert record is not None
+    tr = interp.timer_fired(TimerKind.TIMEOUT, "Call", StepStatus.WAITING, record, 0, 110.0)
+    assert tr is not None and tr.end is None
+    assert (110.0, REAP) in tr.timers
+
+
+def test_an_execution_timeout_sets_it_when_a_task_may_wait_on_a_child() -> None:
+    for suffix, expected in ((".sync", True), (".waitForTaskToken", True), ("", False)):
+        interp = _interp_of(f"arn:aws:states:::states:startExecution{suffix}")
+        assert ((1.0, REAP) in interp.timed_out(1.0).timers) is expected, suffix
+
+
+def test_a_token_task_timing_out_leaves_its_child_alone() -> None:
+    interp = _interp_of(
+        "arn:aws:states:::states:startExecution.waitForTaskToken",
+        TimeoutSeconds=10,
+        Retry=[{"ErrorEquals": ["States.Timeout"], "MaxAttempts": 1}],
+    )
+    record = interp.start(100.0).records["Call"]
+    assert record is not None
+    tr = interp.timer_fired(TimerKind.TIMEOUT, "Call", StepStatus.WAITING, record, 0, 110.0)
+    assert tr is not None and tr.statuses["Call"] == StepStatus.RETRYING
+    assert (110.0, REAP) not in tr.timers
