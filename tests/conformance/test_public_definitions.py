@@ -1,0 +1,100 @@
+"""Every public definition of ``tests/conformance/public`` passes the project's validator.
+
+The corpus is AWS's published sample state machines (third-party data: see its NOTICE),
+with their template placeholders filled in as ``benchmarks/public_definitions.py`` does
+and their Lambda functions registered as echoing activities (at collection: a running
+worker does not learn new tasks). The corpus is read at collection; without it collection
+fails, so no definition can silently vanish. Definitions the engine still refuses are
+listed in ``GAPS`` with the part of the refusal that names the gap; a listed definition
+that validates fails too, so the list shrinks as gaps close. Running them all (minutes:
+Waits run on the wall clock) is the benchmark's job: ``python
+benchmarks/public_definitions.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from benchmarks import public_definitions as public
+
+SOURCES = public.load_sources()
+ENTRIES = public.load_corpus()
+public.register_activities(ENTRIES)
+
+COLLECTION = "step-functions-workflows-collection/"
+EXAMPLES = "aws-stepfunctions-examples/"
+PATTERNS = "serverless-patterns/"
+#: Definitions the validator refuses, with what the refusal must say: the engine's gaps
+#: (or, where noted, a definition Step Functions itself would refuse).
+GAPS: dict[str, str] = {
+    # JSONPath: a number without its leading zero in a filter ('.85').
+    EXAMPLES + "2021-Q4_AWS-SDK-Examples--document-text-analysis.asl.json": (
+        "invalid JSONPath '$.result.Entities[?(@.Score > .85)]'"
+    ),
+    # A path ending in '.': Jayway's JSONPath (Step Functions') refuses it too.
+    EXAMPLES + "app-concurrency-control--concurrency-control-flow.asl.json": (
+        "invalid JSONPath '$.flag.Payload.'"
+    ),
+    # JSONPath: '$.' before a bracket ('$.[?(...)]'), which Jayway accepts.
+    COLLECTION + "account-vending-machine--statemachine.asl.json": (
+        "invalid JSONPath '$.[?(@.OU > 0)]'"
+    ),
+    # Athena's request-response integrations (only .sync is planned).
+    EXAMPLES + "app-s3-athena-dataprocessing--execute_athena_query.asl.json": (
+        "athena:startQueryExecution integration"
+    ),
+    # API Gateway's integration.
+    PATTERNS + "apigw-websocket-api-sf-sns--statemachine.asl.json": (
+        "apigateway:invoke integration"
+    ),
+    COLLECTION + "call-microservice-apigw--statemachine.asl.json": (
+        "apigateway:invoke integration"
+    ),
+    COLLECTION + "checkout-processing-workflow--checkout_workflow.asl.json": (
+        "apigateway:invoke.waitForTaskToken integration"
+    ),
+    # Bedrock's integration.
+    COLLECTION + "categorization-state-machine--stateMachine.asl.json": (
+        "bedrock:invokeModel integration"
+    ),
+    COLLECTION + "bedrock-invokemodel--StateMachine.asl.json": ("bedrock:invokeModel integration"),
+}
+
+
+def test_the_corpus_is_complete() -> None:
+    # Every listed file is on disk and every file on disk is listed, with its provenance.
+    on_disk = {str(path.relative_to(public.CORPUS)) for path in public.CORPUS.glob("*/*.asl.json")}
+    assert {source["file"] for source in SOURCES} == on_disk
+    assert len(ENTRIES) == len(SOURCES) >= 90
+    for source in SOURCES:
+        assert source["license"] == "MIT-0"
+        assert source["repository"].startswith("https://github.com/aws-samples/")
+        assert len(source["commit"]) == 40
+
+
+def test_placeholders_are_all_filled_in() -> None:
+    for entry in ENTRIES:
+        assert "${" not in json.dumps(entry.definition), entry.file
+
+
+def test_the_gaps_are_corpus_files() -> None:
+    assert set(GAPS) <= {entry.file for entry in ENTRIES}
+
+
+def test_a_missing_corpus_fails_loudly(tmp_path: Any) -> None:
+    with pytest.raises(FileNotFoundError, match="no public-definitions corpus"):
+        public.load_sources(tmp_path)
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[entry.file for entry in ENTRIES])
+def test_definition_validates(entry: public.Entry, orchestrator: Any) -> None:
+    problem = public.validate(entry)
+    gap = GAPS.get(entry.file)
+    if gap is None:
+        assert problem is None, f"{entry.file} is refused: {problem}"
+    else:
+        assert problem is not None, f"{entry.file} validates now: remove it from GAPS"
+        assert gap in problem, problem
