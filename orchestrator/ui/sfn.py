@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -71,8 +72,10 @@ logger = logging.getLogger(__name__)
 TARGET_HEADER = "x-amz-target"
 TARGET_PREFIX = "AWSStepFunctions."
 CONTENT_TYPE = "application/x-amz-json-1.0"
-#: The longest StartSyncExecution waits for its execution (an Express workflow's limit).
-SYNC_TIMEOUT_S = 300.0
+#: The longest StartSyncExecution waits for its execution: an EXPRESS execution times out
+#: itself after 5 minutes (engine/machines.py), so this only bounds a wait that outlives
+#: it (the execution is then stopped and answered TIMED_OUT).
+SYNC_TIMEOUT_S = 310.0
 
 Body = dict[str, Any]
 Handler = Callable[[Body], Body]
@@ -117,7 +120,9 @@ async def authenticate(request: Request, body: bytes) -> None:
 
 
 def _answer(payload: Body, status: int = 200) -> Response:
-    return Response(json.dumps(payload), status, media_type=CONTENT_TYPE)
+    # SDKs log and report the request id (ResponseMetadata.RequestId) from this header.
+    headers = {"x-amzn-RequestId": str(uuid.uuid4())}
+    return Response(json.dumps(payload), status, headers=headers, media_type=CONTENT_TYPE)
 
 
 @routes.post("/")

@@ -180,6 +180,7 @@ def test_state_machine_lifecycle_with_versions_aliases_and_tags(sfn) -> None:
         sfn.describe_state_machine(stateMachineArn=arn)
     assert code(excinfo) == "StateMachineDoesNotExist"
     assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert len(excinfo.value.response["ResponseMetadata"]["RequestId"]) == 36
     with pytest.raises(ClientError) as excinfo:
         sfn.list_tags_for_resource(resourceArn=arn)
     assert code(excinfo) == "ResourceNotFound"
