@@ -104,7 +104,7 @@ class Orchestrator:
         self.settings: Settings = settings
         #: This client's Redis store (not the process-wide one of ``get_store()``).
         self.store = RedisStore(
-            redis_client(settings.redis_url, settings.redis_timeout_seconds),
+            redis_client(settings.redis_url, settings.redis_timeout_seconds, settings),
             settings.key_prefix,
         )
         #: The Celery app this client publishes tasks with (to its own broker).

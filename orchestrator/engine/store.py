@@ -63,7 +63,9 @@ class ReplicasBehind(redis.ConnectionError):
         )
 
 
-def redis_client(url: str, timeout: float | None = None) -> redis.Redis:
+def redis_client(
+    url: str, timeout: float | None = None, settings: Settings | None = None
+) -> redis.Redis:
     """A redis-py client for ``url``: every connection of the orchestrator's store (the
     client's pool and the :class:`ScriptLane`'s) is built from what this returns.
 
@@ -72,12 +74,13 @@ def redis_client(url: str, timeout: float | None = None) -> redis.Redis:
     sentinels for the current master, so after a failover the next one reaches the new
     master) and kombu's ``redis+socket://``. Connecting and every reply are bounded by
     ``timeout`` seconds (default: the ``redis_timeout_seconds`` setting), so a hung
-    server raises instead of hanging.
+    server raises instead of hanging. ``settings``: whose TLS files to use (default:
+    those in force).
 
     Raises:
         ConfigurationError: a Redis Cluster URL (not supported as the state store yet).
     """
-    settings = get_settings()
+    settings = settings or get_settings()
     timeout = timeout or settings.redis_timeout_seconds
     options: dict[str, Any] = {
         "decode_responses": True,
@@ -1407,7 +1410,7 @@ def get_store(settings: Settings | None = None) -> RedisStore:
         store = _stores.get(cache_key)
         if store is None:
             store = RedisStore(
-                redis_client(settings.redis_url, settings.redis_timeout_seconds),
+                redis_client(settings.redis_url, settings.redis_timeout_seconds, settings),
                 settings.key_prefix,
             )
             _stores[cache_key] = store
