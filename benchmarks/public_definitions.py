@@ -27,11 +27,12 @@ it is. For each definition the harness
    and registers the child state machines it starts (a stand-in Pass machine unless
    ``overrides.json`` names the corpus file the sample deploys);
 5. runs it on an embedded Redis with an in-process worker and the timer loop, input
-   ``{}`` (none of the sources ships an ``input.json`` beside the definition), until it
-   ends or ``--deadline`` seconds pass. Waits run on the wall clock (the engine has no
-   injectable clock): a definition still running at the deadline is reported with where
-   it is (a Wait, a Task waiting for its callback token, a retry) and its longest literal
-   Wait, and is stopped.
+   ``{}`` (none of the sources ships an ``input.json`` beside the definition), or the
+   input the sample documents (its README's test input, its ``events/`` file) where
+   ``overrides.json`` gives one with where it comes from, until it ends or ``--deadline``
+   seconds pass. Waits run on the wall clock (the engine has no injectable clock): a
+   definition still running at the deadline is reported with where it is (a Wait, a Task
+   waiting for its callback token, a retry) and its longest literal Wait, and is stopped.
 
 Each definition is classified: ``succeeded``; ``failed`` (the execution failed, with
 the error and whether it came from the input ``{}``, a stand-in service, or the
@@ -106,6 +107,7 @@ class Entry:
     children: dict[str, dict[str, Any]] = field(default_factory=dict)
     """State machine name -> the definition registered under it."""
     input: Any = field(default_factory=dict)
+    input_source: str = "none published: {}"
 
 
 def load_sources(corpus: Path = CORPUS) -> list[dict[str, Any]]:
@@ -341,7 +343,9 @@ def prepare(entry: Entry, overrides: dict[str, Any], corpus: Path = CORPUS) -> N
     fixed = {**overrides.get("*", {}), **overrides.get(entry.file, {}).get("values", {})}
     tag = hashlib.sha1(entry.file.encode()).hexdigest()[:6]
     entry.definition = substitute(entry.original, "", fixed, entry.substitutions, tag)
-    entry.input = overrides.get(entry.file, {}).get("input", {})
+    own = overrides.get(entry.file, {})
+    if "input" in own:
+        entry.input, entry.input_source = own["input"], own.get("input_source", "")
     entry.lambdas, activity_arns = uses(entry.definition)
     for arn in activity_arns:
         entry.activities[arn] = ACTIVITY_ARN.match(arn).group(1)  # type: ignore[union-attr]
@@ -518,6 +522,17 @@ def _where(description: Any) -> str:
     return ", ".join(steps) or "no running step"
 
 
+#: What a failure because the data lacks what the definition reads says (the input
+#: ``{}``, or an echoing stand-in Lambda returning what the real one would not).
+DATA_CAUSES = (
+    "could not be found in the input",
+    "Invalid path",
+    "Map state input must be an array",
+    "returned nothing (undefined)",
+    "out of bounds",
+)
+
+
 def classify_failure(entry: Entry, error: str | None, cause: str | None) -> tuple[str, str]:
     """``(category, reason)`` for a failed execution."""
     error = error or ""
@@ -531,8 +546,13 @@ def classify_failure(entry: Entry, error: str | None, cause: str | None) -> tupl
     }
     if error in fails or (not error and cause is None):
         return "failed", "the definition's own Fail state"
+    if any(marker in text for marker in DATA_CAUSES):
+        return "failed", f"{error}: the data lacks a path it reads (input {{}}, echoing Lambda)"
+    if error == "States.ItemReaderFailed":
+        return "failed", f"{error} (no such object in the stand-in S3)"
     if error.startswith("States.") and error not in ("States.TaskFailed", "States.Timeout"):
-        return "failed", f"{error} (input {{}} lacks what the definition reads)"
+        # Not the data, not a service: the engine's own doing, to review.
+        return "engine-error", f"{error}: {(cause or '')[:200]}"
     return "failed", f"{error} (stand-in service)"
 
 
@@ -552,6 +572,7 @@ def run_one(entry: Entry, deadline: float) -> dict[str, Any]:
         },
         "max_wait_s": max_literal_wait(entry.definition),
         "input": entry.input,
+        "input_source": entry.input_source,
     }
     started = time.monotonic()
     problem = validate(entry)
@@ -641,6 +662,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         "categories": dict(categories),
         "accepted": accepted,
         "accepted_percent": round(100.0 * accepted / total, 1) if total else 0.0,
+        "succeeded_percent": round(100.0 * categories["succeeded"] / total, 1) if total else 0.0,
         "reasons": dict(reasons.most_common()),
     }
 
@@ -686,7 +708,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'total':<14} {summary['total']:>4}")
     print(
         f"accepted and run unchanged: {summary['accepted']}/{summary['total']} "
-        f"= {summary['accepted_percent']} % ({time.monotonic() - started:.0f} s)"
+        f"= {summary['accepted_percent']} % ({time.monotonic() - started:.0f} s); "
+        f"succeeded: {summary['succeeded_percent']} %"
     )
     print("reasons for the rest:")
     for reason, count in summary["reasons"].items():
