@@ -317,11 +317,41 @@ def test_rabbitmq_is_an_optional_profile() -> None:
     assert rabbitmq["image"].startswith("rabbitmq:")
     assert "healthcheck" in rabbitmq
     for name, service in services.items():
-        if name != "rabbitmq":
+        if name != "rabbitmq" and name not in SENTINEL_SERVICES:
             assert "profiles" not in service, f"{name} must run without any profile"
     # The broker switch: BROKER_URL from the shell or .env, empty (= Redis) by default.
     env = interpolate(load_compose(), env_with_secrets())
     assert env["services"]["worker"]["environment"]["BROKER_URL"] == ""
+
+
+#: The services of the Sentinel profile: a replica of ``redis`` and three sentinels.
+SENTINEL_SERVICES = ("redis-replica", "sentinel-1", "sentinel-2", "sentinel-3")
+
+
+def test_sentinel_is_an_optional_profile_watching_the_redis_service() -> None:
+    services = load_compose()["services"]
+    for name in SENTINEL_SERVICES:
+        assert services[name]["profiles"] == ["sentinel"], name
+        assert services[name]["image"] == services["redis"]["image"]
+        assert "healthcheck" in services[name]
+    replica = normalise(services["redis-replica"]["command"])
+    assert replica[replica.index("--replicaof") + 1 :][:2] == ["redis", "6379"]
+    assert replica[replica.index("--maxmemory-policy") + 1] == "noeviction"
+    sentinels = [services[f"sentinel-{n}"] for n in (1, 2, 3)]
+    for sentinel in sentinels:
+        script = " ".join(sentinel["command"])
+        assert "sentinel monitor orchmaster redis 6379 2" in script
+        assert "--sentinel" in script and "resolve-hostnames yes" in script
+    # Each sentinel rewrites its own config file: one volume each.
+    assert len({str(s["volumes"][0]).split(":")[0] for s in sentinels}) == 3
+    # Without the profile the store is the one Redis; the profile's URL is a variable.
+    default = interpolate(load_compose(), env_with_secrets())
+    assert default["services"]["worker"]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+    url = "redis+sentinel://sentinel-1:26379,sentinel-2:26379,sentinel-3:26379/orchmaster/0"
+    assert url in COMPOSE.read_text(encoding="utf-8")
+    chosen = interpolate(load_compose(), {**env_with_secrets(), "REDIS_URL": url})
+    for name in PROJECT_SERVICES:
+        assert chosen["services"][name]["environment"]["REDIS_URL"] == url
 
 
 # --------------------------------------------------------------- Dockerfile, ignore
