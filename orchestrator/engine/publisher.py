@@ -241,6 +241,10 @@ class Unmarked:
     longer than that to reach the broker. Pushed a lease on every third of it while their
     publisher lives, they come due only when it died, as a running step's lease does; a
     message already in the broker is never taken for one never published.
+
+    The settings members are marked and pushed with are their caller's, taken when they
+    are added (a client binds its own in a context variable, which the thread does not
+    see).
     """
 
     #: Members one claim carries at most (claim.lua's arguments stay bounded).
@@ -248,8 +252,11 @@ class Unmarked:
 
     def __init__(self) -> None:
         self._members: dict[RedisStore, list[str]] = {}
-        self._sending: dict[int, tuple[RedisStore, list[str]]] = {}
+        # Handle -> (store, members, lease_seconds of the publisher).
+        self._sending: dict[int, tuple[RedisStore, list[str], float]] = {}
         self._handles = itertools.count()
+        # Per store: (lease_seconds, dispatch_timeout_seconds) of its latest caller.
+        self._times: dict[RedisStore, tuple[float, float]] = {}
         self._lock = threading.Lock()
         # Held across a push of the sending entries: a publish that ends waits for it, so
         # the push (a lease's due time) never lands after the entry's "published" mark.
@@ -257,13 +264,23 @@ class Unmarked:
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
         self._outage = OutageLog(logger)
+        # A fork while the thread pushed (a round trip under ``_pushing``) must not leave
+        # the child a lock nobody releases.
+        os.register_at_fork(after_in_child=self._forked)
 
-    def _own(self) -> None:
-        """Forget a forked parent's members, and keep the thread running (under the lock)."""
+    def _forked(self) -> None:
+        self._lock = threading.Lock()
+        self._pushing = threading.Lock()
+
+    def _own(self, store: RedisStore) -> None:
+        """Forget a forked parent's members, note the caller's settings for ``store``, and
+        keep the thread running (under the lock)."""
         if self._pid != os.getpid():  # a forked child: not the parent's to mark
             self._members.clear()
             self._sending.clear()
             self._pid, self._thread = os.getpid(), None
+        settings = get_settings()
+        self._times[store] = (settings.lease_seconds, settings.dispatch_timeout_seconds)
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(
                 target=self._run, name="orchestrator-outbox", daemon=True
@@ -273,7 +290,7 @@ class Unmarked:
     def add(self, store: RedisStore, members: list[str]) -> None:
         """Remember ``members`` (of ``store``'s outbox) as published."""
         with self._lock:
-            self._own()
+            self._own(store)
             self._members.setdefault(store, []).extend(members)
 
     def take(self, store: RedisStore) -> list[str]:
@@ -290,15 +307,16 @@ class Unmarked:
         """Members a claim took but could not mark (its call failed)."""
         if members:
             with self._lock:
+                self._own(store)
                 self._members.setdefault(store, [])[:0] = members
 
     def hold(self, store: RedisStore, members: list[str]) -> int:
         """Keep ``members``' outbox entries from coming due until :meth:`release`: their
         messages are being published. Returns the handle to release."""
         with self._lock:
-            self._own()
+            self._own(store)
             handle = next(self._handles)
-            self._sending[handle] = (store, members)
+            self._sending[handle] = (store, members, get_settings().lease_seconds)
         return handle
 
     def release(self, handle: int) -> None:
@@ -320,8 +338,9 @@ class Unmarked:
         """Mark every member now (the thread's work; tests)."""
         with self._lock:
             pending, self._members = self._members, {}
-        until = time.time() + get_settings().dispatch_timeout_seconds
+            times = dict(self._times)
         for store, members in pending.items():
+            until = time.time() + times[store][1]
             try:
                 store.mark_published(members, until)
             except Exception as exc:  # noqa: BLE001 - unmarked: sent again, claimed once
@@ -337,11 +356,11 @@ class Unmarked:
                 sending = list(self._sending.values())
             if not sending:
                 return
-            by_store: dict[RedisStore, list[str]] = {}
-            for store, members in sending:
-                by_store.setdefault(store, []).extend(members)
-            until = time.time() + get_settings().lease_seconds
-            for store, members in by_store.items():
+            by_lease: dict[tuple[RedisStore, float], list[str]] = {}
+            for store, members, lease in sending:
+                by_lease.setdefault((store, lease), []).extend(members)
+            for (store, lease), members in by_lease.items():
+                until = time.time() + lease
                 try:
                     # ZADD XX: a step claimed meanwhile stays out of the outbox.
                     store.mark_published(members, until)
@@ -351,7 +370,14 @@ class Unmarked:
 
     def _run(self) -> None:
         while True:
-            time.sleep(get_settings().lease_seconds / 3)
+            with self._lock:
+                # A store's latest settings only: a store no longer used drops out.
+                used = set(self._members) | {store for store, _, _ in self._sending.values()}
+                self._times = {s: t for s, t in self._times.items() if s in used}
+                leases = [t[0] for t in self._times.values()]
+                leases += [lease for _, _, lease in self._sending.values()]
+                interval = min(leases, default=1.0) / 3
+            time.sleep(interval)
             self.flush()
             self.push()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from orchestrator.config import get_settings
+from orchestrator.config import get_settings, using_settings
 from orchestrator.engine.publisher import mark_published, unmarked
 from orchestrator.engine.records import lease_member
 from orchestrator.engine.store import get_store
@@ -63,3 +63,29 @@ def test_a_released_entry_is_pushed_no_more(orchestrator: LocalOrchestrator) -> 
         assert store.client.zscore(store.keys.outbox, member) == due
     finally:
         store.client.zrem(store.keys.outbox, member)
+
+
+def test_entries_are_pushed_with_their_publisher_s_settings(
+    orchestrator: LocalOrchestrator,
+) -> None:
+    """A client binds its settings in a context variable, which the outbox thread does not
+    see: the lease an entry is pushed by is its publisher's, taken when it holds it."""
+    store = get_store()
+    member = _member()
+    store.client.zadd(store.keys.outbox, {member: time.time() + 5})
+    # Shorter than the session's: the thread's rounds come sooner meanwhile, never later.
+    lease = get_settings().lease_seconds / 4
+    try:
+        with using_settings(get_settings().model_copy(update={"lease_seconds": lease})):
+            handle = unmarked.hold(store, [member])
+        before = time.time()
+        unmarked.push()  # outside that context, as the thread is
+        after = time.time()
+        pushed = store.client.zscore(store.keys.outbox, member)
+        assert pushed is not None
+        # Its own lease (the session's thread may push it too, a moment later).
+        assert before + lease <= pushed < after + get_settings().lease_seconds / 2
+        unmarked.release(handle)
+    finally:
+        store.client.zrem(store.keys.outbox, member)
+        unmarked.release(unmarked.hold(store, []))  # the session's settings again
