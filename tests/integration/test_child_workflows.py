@@ -464,6 +464,9 @@ def test_abandoned_branch_stops_sync_child_while_the_parent_goes_on(workflows, t
 def test_token_child_whose_task_succeeded_outlives_the_parent(workflows, tag):
     """A .waitForTaskToken child that answered goes on, even when its parent then fails:
     only a child its Task still waits on stops with the parent."""
+    import time
+
+    from orchestrator.engine import maprun
     from orchestrator.engine.records import timer_member
     from orchestrator.language.interpreter import MapRunTimer
 
@@ -489,7 +492,46 @@ def test_token_child_whose_task_succeeded_outlives_the_parent(workflows, tag):
         member = timer_member(MapRunTimer.ADVANCE, handle.execution_id, "", 0)
         # The end's advance has fired (it stops what the parent still waited on).
         wait_until(lambda: store.client.zscore(store.keys.timers, member) is None, 20)
+        # And what it does, once more, here: the child goes on.
+        maprun.stop_children(store, handle.execution_id, time.time())
         assert describe_execution(kid.execution_id).status == "RUNNING"
     finally:
         release(tag)
     wait_until(lambda: describe_execution(kid.execution_id).status == "SUCCEEDED", 20)
+
+
+def test_a_child_no_task_waits_on_is_stopped_by_a_stale_start_firing(workflows, tag):
+    """A childstart firing that started its child and died before the parent's commit
+    leaves a child linked to the parent whose Task has moved on; the timer fired again
+    finds the Task moved on, and stops that child, not the one the Task waits on."""
+    import time
+
+    from orchestrator.engine.machines import interpreter_from_record
+    from orchestrator.engine.records import timer_member
+    from orchestrator.language.children import ChildTimer
+    from orchestrator.language.interpreter import StepRecord
+
+    arn = blocking_child(workflows, "kid_orphan")
+    handle = start_workflow(sync_parent(arn), {"tag": tag})
+    parent_id = handle.execution_id
+    try:
+        (waited,) = wait_until(lambda: children_of(parent_id), 20)
+        store = get_store()
+        # The parent committed the start (TaskSubmitted): the Task waits on its child.
+        wait_until(lambda: (store.step_state(parent_id, "Call")[0] or "") == "WAITING", 20)
+        interp = interpreter_from_record(store, parent_id)
+        _, text = store.step_state(parent_id, "Call")
+        assert interp is not None and text is not None
+        record = StepRecord.loads(text)
+        orphan = f"{parent_id}.lost"
+        record.run = {**(record.run or {}), "id": "lost", "child": orphan}
+        children.start_child(store, interp, "Call", record, time.time())
+        assert describe_execution(orphan).status == "RUNNING"
+        assert {c.execution_id for c in children_of(parent_id)} == {waited.execution_id, orphan}
+        member = timer_member(ChildTimer.START, parent_id, "Call", 0)
+        children.fire(store, [member], time.time())
+        assert aborted(orphan)
+        assert describe_execution(waited.execution_id).status == "RUNNING"
+    finally:
+        release(tag)
+    assert handle.result(30).status == "SUCCEEDED"
