@@ -844,3 +844,57 @@ def test_test_state(sfn) -> None:
         with pytest.raises(ClientError) as excinfo:
             sfn.test_state(definition=json.dumps(definition), roleArn=ROLE, **fields)
         assert code(excinfo) == expected, definition
+
+
+def test_the_sync_host_prefix_reaches_an_allowed_name(orchestrator, monkeypatch) -> None:
+    """SDKs send StartSyncExecution and TestState to ``sync-<host>``: with that name
+    resolving to the server (here: resolved in process, as an /etc/hosts line would) and
+    allowed (ORCHESTRATOR_UI_ALLOWED_HOSTS), the default client configuration works."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from orchestrator.ui import create_app
+    from orchestrator.ui.security import allowed_hosts
+
+    resolve = socket.getaddrinfo
+
+    def hosts_file(host, *args, **kwargs):
+        return resolve("127.0.0.1" if host == "sync-localhost" else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", hosts_file)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = int(listener.getsockname()[1])
+    app = create_app(token="", allowed_hosts=allowed_hosts(configured="sync-localhost"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, 15, message="the server started")
+        sfn = boto3.client(
+            "stepfunctions",
+            endpoint_url=f"http://localhost:{port}",
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="y",
+            config=Config(retries={"max_attempts": 1}),
+        )
+        hosts: list[str] = []
+        sfn.meta.events.register("before-send", lambda request, **_: hosts.append(request.url))
+        reply = sfn.test_state(definition=json.dumps({"Type": "Pass", "End": True}), roleArn=ROLE)
+        assert reply["status"] == "SUCCEEDED"
+        express = create(sfn, ECHO, type="EXPRESS")
+        assert sfn.start_sync_execution(stateMachineArn=express)["status"] == "SUCCEEDED"
+        assert [url.split("/")[2] for url in hosts] == [
+            f"sync-localhost:{port}",  # TestState
+            f"localhost:{port}",  # CreateStateMachine
+            f"sync-localhost:{port}",  # StartSyncExecution
+        ]
+    finally:
+        server.should_exit = True
+        deadline = time.monotonic() + 15
+        thread.join(max(0.0, deadline - time.monotonic()))
+        listener.close()
