@@ -157,6 +157,10 @@ def placeholder_value(name: str, key: str, fixed: dict[str, str], tag: str = "")
         return fixed[name]
     lower = name.lower()
     lambda_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+    if lower == "partition":
+        return "aws"
+    if lower in ("account_id", "accountid", "aws::accountid"):
+        return ACCOUNT
     if key == "Resource":
         if "activity" in lower:
             return f"arn:aws:states:{REGION}:{ACCOUNT}:activity:{name}"
@@ -180,8 +184,6 @@ def placeholder_value(name: str, key: str, fixed: dict[str, str], tag: str = "")
         return f"arn:aws:batch:{REGION}:{ACCOUNT}:job-queue/{name}"
     if key == "JobDefinition":
         return f"arn:aws:batch:{REGION}:{ACCOUNT}:job-definition/{name}"
-    if lower == "partition":
-        return "aws"
     if any(word in lower for word in ("function", "lambda", "fnarn")):
         return lambda_arn
     if "statemachine" in lower:
