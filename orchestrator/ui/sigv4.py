@@ -328,6 +328,8 @@ def request_url(scope: Mapping[str, Any]) -> str:
             host = value.decode("latin-1")
             break
     path = scope.get("raw_path") or scope.get("path", "/").encode()
+    # ASGI lets a server leave the query string in raw_path; it is signed apart.
+    path = path.split(b"?", 1)[0]
     url = f"http://{host}{path.decode('latin-1')}"
     query = scope.get("query_string", b"")
     return f"{url}?{query.decode('latin-1')}" if query else url

@@ -330,3 +330,5 @@ def test_request_url_is_what_the_client_addressed() -> None:
     }
     assert request_url(scope) == "http://localhost:8080/a%20b?x=1&y=%2F"
     assert request_url({"headers": [], "path": "/"}) == "http:///"
+    with_query = {**scope, "raw_path": b"/a%20b?x=1&y=%2F"}
+    assert request_url(with_query) == "http://localhost:8080/a%20b?x=1&y=%2F"
