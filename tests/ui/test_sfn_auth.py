@@ -21,6 +21,7 @@ from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from orchestrator.errors import ConfigurationError
 from orchestrator.testing import LocalOrchestrator
 from orchestrator.ui import app as ui_app
 from tests.ui.conftest import serving
@@ -210,3 +211,12 @@ def test_start_up_says_when_the_api_is_open(
         ui_app.serve("127.0.0.1", 0, token="")
     assert len(served) == 2 and "Step Functions API" not in caplog.text
     assert SECRET not in caplog.text
+
+
+def test_keys_without_botocore_refuse_to_start(
+    orchestrator: LocalOrchestrator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "botocore.auth", None)  # import botocore.auth fails
+    with pytest.raises(ConfigurationError, match=r"pip install 'orchestrator\[aws\]'"):
+        ui_app.create_app(token="", api_keys={KEY_ID: SECRET})
+    ui_app.create_app(token="", api_keys={})  # no keys: botocore is not needed
