@@ -461,10 +461,18 @@ class ScriptLane:
 BRANCH_READ = 1000
 
 
+class NoReplicas(redis.ConnectionError):
+    """The master refused a commit (nothing written) because fewer replicas than its
+    ``min-replicas-to-write`` are in reach: an outage of the store, as callers see it
+    (a start raises ``StoreUnavailable``; a worker's step comes back through its lease)."""
+
+
 def _refused(exc: ResponseError) -> Exception:
-    """commit.lua's refusal (nothing written) as :class:`CommitRefused`; any other error
-    as it came."""
+    """commit.lua's refusal (nothing written) as :class:`CommitRefused`, a master short of
+    replicas as :class:`NoReplicas`; any other error as it came."""
     text = str(exc)
+    if "NOREPLICAS" in text:
+        return NoReplicas(f"the master refuses writes: {text} (its min-replicas-to-write)")
     _, found, reason = text.partition("commit refused, nothing written: ")
     return CommitRefused(f"commit refused, nothing written: {reason}") if found else exc
 

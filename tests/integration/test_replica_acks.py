@@ -69,6 +69,16 @@ def test_an_unacknowledged_start_is_lost_and_an_acknowledged_one_is_refused(
         assert plain.start_workflow(PASS_ONLY, {}, name="unacked").result(10).status == (
             "SUCCEEDED"
         )
+        # The server-side bound: a master that has lost its replicas refuses writes.
+        with master.client() as old:
+            old.config_set("min-replicas-to-write", 1)
+        try:
+            with pytest.raises(StoreUnavailable) as no_replicas:
+                plain.start_workflow(PASS_ONLY, {}, name="no-replicas")
+            assert "NOREPLICAS" in str(no_replicas.value)
+        finally:
+            with master.client() as old:
+                old.config_set("min-replicas-to-write", 0)
     finally:
         acked.close()
         plain.close()
@@ -85,6 +95,8 @@ def test_an_unacknowledged_start_is_lost_and_an_acknowledged_one_is_refused(
             new.describe_execution("unacked")  # acknowledged by the old master alone: lost
         with pytest.raises(ExecutionNotFound):
             new.describe_execution("refused")
+        with pytest.raises(ExecutionNotFound):
+            new.describe_execution("no-replicas")
         # The refused caller retries with the same name (the name is the idempotency key).
         assert new.start_workflow(PASS_ONLY, {}, name="refused").result(10).status == ("SUCCEEDED")
     finally:
