@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         stop_execution,
     )
     from orchestrator.client.machines import (
+        configure_state_machine,
         create_state_machine,
         create_state_machine_alias,
         delete_state_machine,
@@ -57,6 +58,9 @@ if TYPE_CHECKING:
         list_state_machines,
         publish_state_machine_version,
         resolve_target,
+        state_machine_tags,
+        tag_state_machine,
+        untag_state_machine,
         update_state_machine,
         update_state_machine_alias,
     )
@@ -154,6 +158,10 @@ _EXPORTS = {
         "resolve_target",
         "update_state_machine",
         "update_state_machine_alias",
+        "configure_state_machine",
+        "state_machine_tags",
+        "tag_state_machine",
+        "untag_state_machine",
     ),
     "orchestrator.client.mapruns": (
         "describe_map_run",
@@ -230,6 +238,10 @@ __all__ = [
     "resolve_target",
     "update_state_machine",
     "update_state_machine_alias",
+    "configure_state_machine",
+    "state_machine_tags",
+    "tag_state_machine",
+    "untag_state_machine",
     "RoutingEntry",
     "StateMachineAlias",
     "StateMachineAliasList",

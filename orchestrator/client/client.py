@@ -393,6 +393,35 @@ class Orchestrator:
         with self.bound():
             registry_api.delete_state_machine_alias(name_or_arn, alias)
 
+    def tag_state_machine(self, name_or_arn: str, tags: dict[str, str]) -> bool:
+        """:func:`orchestrator.tag_state_machine` with this client."""
+        with self.bound():
+            return registry_api.tag_state_machine(name_or_arn, tags)
+
+    def untag_state_machine(self, name_or_arn: str, tag_keys: list[str]) -> None:
+        """:func:`orchestrator.untag_state_machine` with this client."""
+        with self.bound():
+            registry_api.untag_state_machine(name_or_arn, tag_keys)
+
+    def state_machine_tags(self, name_or_arn: str) -> dict[str, str]:
+        """:func:`orchestrator.state_machine_tags` with this client."""
+        with self.bound():
+            return registry_api.state_machine_tags(name_or_arn)
+
+    def configure_state_machine(
+        self,
+        name_or_arn: str,
+        *,
+        role_arn: str | None = None,
+        logging: dict[str, Any] | None = None,
+        tracing: dict[str, Any] | None = None,
+    ) -> None:
+        """:func:`orchestrator.configure_state_machine` with this client."""
+        with self.bound():
+            registry_api.configure_state_machine(
+                name_or_arn, role_arn=role_arn, logging=logging, tracing=tracing
+            )
+
     def resolve_target(self, target: str) -> str:
         """:func:`orchestrator.resolve_target` with this client."""
         with self.bound():

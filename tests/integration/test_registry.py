@@ -21,6 +21,7 @@ from orchestrator import (
     ResourceNotFound,
     StateMachineAlreadyExists,
     StateMachineNotFound,
+    configure_state_machine,
     create_state_machine,
     create_state_machine_alias,
     delete_state_machine,
@@ -37,6 +38,8 @@ from orchestrator import (
     publish_state_machine_version,
     resolve_target,
     start_workflow,
+    state_machine_tags,
+    tag_state_machine,
     update_state_machine,
     update_state_machine_alias,
 )
@@ -392,9 +395,39 @@ def test_an_orchestrator_client_has_its_own_registry(orchestrator, name: str) ->
         handle = client.start_workflow(f"{state_machine_arn(name)}:live")
         assert handle.result(10).output == "mine"
         assert client.resolve_target(name) == state_machine_arn(name)
+        assert client.tag_state_machine(name, {"team": "a"})
+        client.configure_state_machine(name, role_arn="arn:aws:iam::1:role/r")
+        assert client.state_machine_tags(name) == {"team": "a"}
+        assert client.describe_state_machine(name).role_arn == "arn:aws:iam::1:role/r"
+        client.untag_state_machine(name, ["team", "absent"])
+        assert client.state_machine_tags(name) == {}
     finally:
         client.store.delete_prefix(prefix)
         client.close()
+
+
+def test_tags_and_settings_live_and_die_with_the_machine(name: str) -> None:
+    create_state_machine(name, passing("t"))
+    assert tag_state_machine(name, {f"k{i}": str(i) for i in range(50)})
+    assert not tag_state_machine(name, {"one-too-many": "x"})  # nothing set
+    assert tag_state_machine(name, {"k0": "changed"})  # a key it holds: no more tags
+    tags = state_machine_tags(state_machine_arn(name))
+    assert len(tags) == 50 and tags["k0"] == "changed" and "one-too-many" not in tags
+    with pytest.raises(InvalidInputError):
+        tag_state_machine(name, {"": "empty key"})
+    configure_state_machine(name, logging={"level": "ALL"}, tracing={"enabled": True})
+    described = describe_state_machine(name)
+    assert described.logging_configuration == {"level": "ALL"}
+    assert described.tracing_configuration == {"enabled": True}
+    update_state_machine(name, passing("t2"), publish=True)  # a revision keeps them
+    assert len(state_machine_tags(name)) == 50
+    assert describe_state_machine(name, 1).tracing_configuration == {"enabled": True}
+    delete_state_machine(name)
+    with pytest.raises(StateMachineNotFound):
+        state_machine_tags(name)
+    create_state_machine(name, passing("t"))  # created again: nothing of the one before
+    assert state_machine_tags(name) == {}
+    assert describe_state_machine(name).role_arn is None
 
 
 def race(name: str, version: int, alias: str) -> dict[str, bool]:
