@@ -70,6 +70,17 @@ GAPS: dict[str, str] = {
     COLLECTION + "ingest-and-analyze-historical-storm-events--statemachine.asl.json": (
         "no registered activity for FunctionName 'arn:aws:lambda:us-east-1:<account_number>"
     ),
+    EXAMPLES + "usecases--genai-prompt-chaining-hitl--src--workflow.asl.json": (
+        "bedrock:invokeModel integration"
+    ),
+    PATTERNS + "apigw-rest-stepfunctions-express-sync-bedrock-sam--stateMachine.asl.json": (
+        "bedrock:invokeModel integration"
+    ),
+    # The sample's own mistake ("Next": "Choice", no such state): Step Functions refuses
+    # it too.
+    COLLECTION + "lookout-for-vision-inference-sam--statemachine.asl.json": (
+        "$.States.L4V Inference.Next: no state named 'Choice'"
+    ),
     # Batch's .sync integration.
     COLLECTION + "_workflow_model--statemachine.asl.json": "batch:submitJob.sync integration",
     COLLECTION + "batch-lambda-tf--statemachine.asl.json": "batch:submitJob.sync integration",
