@@ -644,10 +644,12 @@ def start_sync_execution(body: Body) -> Body:
             "This operation is not supported by this type of state machine",
         )
     execution_id, handle = _start(body)
+    timed_out = False
     try:
         handle.result(timeout=SYNC_TIMEOUT_S)
     except TimeoutError:
         control.stop_execution(execution_id, "States.Timeout", "The execution timed out")
+        timed_out = True
     described = api.describe_execution(execution_id)
     data = _data_included(body)
     status = described.status.value
@@ -657,7 +659,9 @@ def start_sync_execution(body: Body) -> Body:
         "name": described.name,
         "startDate": epoch(described.start_time),
         "stopDate": epoch(described.stop_time or described.start_time),
-        "status": "TIMED_OUT" if status == "ABORTED" else status,
+        # StartSyncExecution's statuses are SUCCEEDED, FAILED and TIMED_OUT: a stop by
+        # another caller is a failure, the stop of a wait that outlived the limit a timeout.
+        "status": "TIMED_OUT" if timed_out else "FAILED" if status == "ABORTED" else status,
         "billingDetails": {"billedMemoryUsedInMB": 64, "billedDurationInMilliseconds": 100},
     }
     if described.error is not None:

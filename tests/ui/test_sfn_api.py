@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -578,6 +579,28 @@ def test_start_sync_execution(sfn) -> None:
     with pytest.raises(ClientError) as excinfo:
         sfn.start_sync_execution(stateMachineArn=create(sfn))
     assert code(excinfo) == "StateMachineTypeNotSupported"
+    # Stopped by another caller while it waits: FAILED (a sync execution's statuses are
+    # SUCCEEDED, FAILED and TIMED_OUT), with the stop's error.
+    waiting = create(
+        sfn,
+        {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 60, "End": True}}},
+        type="EXPRESS",
+    )
+    name = _name("sync")
+    replies: list[dict[str, Any]] = []
+    thread = threading.Thread(
+        target=lambda: replies.append(sfn.start_sync_execution(stateMachineArn=waiting, name=name))
+    )
+    thread.start()
+    execution_arn = waiting.replace(":stateMachine:", ":execution:") + f":{name}"
+    wait_until(
+        lambda: sfn.list_executions(stateMachineArn=waiting)["executions"], 10, message="started"
+    )
+    sfn.stop_execution(executionArn=execution_arn, error="Halt", cause="enough")
+    thread.join(30)
+    assert [(r["status"], r["error"], r["executionArn"]) for r in replies] == [
+        ("FAILED", "Halt", execution_arn)
+    ]
 
 
 # -------------------------------------------------------------------------- map runs
@@ -851,7 +874,6 @@ def test_the_sync_host_prefix_reaches_an_allowed_name(orchestrator, monkeypatch)
     resolving to the server (here: resolved in process, as an /etc/hosts line would) and
     allowed (ORCHESTRATOR_UI_ALLOWED_HOSTS), the default client configuration works."""
     import socket
-    import threading
     import time
 
     import uvicorn
