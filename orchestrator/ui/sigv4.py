@@ -199,7 +199,16 @@ def _verifier_class() -> Any:
 
 def _header_pairs(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     items = headers.items() if isinstance(headers, Mapping) else headers
-    return [(name.lower(), value) for name, value in items]
+    pairs = [(name.lower(), value) for name, value in items]
+    for name, value in pairs:
+        try:
+            # What HTTP carries (a server decodes headers as latin-1): anything else did
+            # not come off the wire, and botocore's canonicalisation would choke on it.
+            name.encode("latin-1")
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise SignatureError(INCOMPLETE, "A header is not latin-1 text.") from None
+    return pairs
 
 
 def check_request(
@@ -313,10 +322,10 @@ def _signature(
     )
     try:
         canonical = verifier.canonical_request(request)
+        return str(verifier.signature(verifier.string_to_sign(request, canonical), request))
     except (ValueError, UnicodeError):
-        # A path or header botocore cannot canonicalise was not signed by an SDK.
+        # A URL or header botocore cannot canonicalise (or encode) was not signed by an SDK.
         raise SignatureError(INVALID, _MISMATCH_MESSAGE) from None
-    return str(verifier.signature(verifier.string_to_sign(request, canonical), request))
 
 
 def request_url(scope: Mapping[str, Any]) -> str:

@@ -88,6 +88,10 @@ def test_any_region_path_and_query_botocore_signs_pass() -> None:
     assert check(*sign(url=url, region="ap-southeast-2")) == "AKIDLOCAL"
 
 
+def test_a_latin_1_signed_header_value_passes() -> None:
+    assert check(*sign(headers={"X-Note": "caf\u00e9  au   lait "})) == "AKIDLOCAL"
+
+
 def test_an_empty_body_passes() -> None:
     assert check(*sign(body=b"")) == "AKIDLOCAL"
 
@@ -306,7 +310,13 @@ def test_a_changed_character_of_a_signature_is_refused(position: int, char: str)
 
 
 @given(
-    st.lists(st.tuples(st.text(min_size=1, max_size=30), st.text(max_size=60)), max_size=8),
+    st.lists(
+        st.tuples(
+            st.text(alphabet=st.characters(codec="latin-1"), min_size=1, max_size=30),
+            st.text(alphabet=st.characters(codec="latin-1"), max_size=60),
+        ),
+        max_size=8,
+    ),
     st.binary(max_size=200),
     st.text(max_size=60),
 )
@@ -319,6 +329,17 @@ def test_any_headers_body_and_path_are_a_refusal_never_a_crash(
 
 
 SIGNED = sign()
+
+
+@given(
+    st.text(alphabet=st.characters(codec=None), max_size=40),
+    st.text(alphabet=st.characters(codec=None), max_size=40),
+)
+def test_unencodable_text_is_a_refusal_never_a_crash(value: str, path: str) -> None:
+    url, headers, body = SIGNED
+    headers = [*replace(headers, "X-Amz-Target", value + "\ud800"), ("X-Extra", value)]
+    with pytest.raises(SignatureError):
+        check(f"http://localhost:8080/{path}\udcff", headers, body)
 
 
 def test_request_url_is_what_the_client_addressed() -> None:
