@@ -33,6 +33,9 @@ it is. For each definition the harness
    seconds pass. Waits run on the wall clock (the engine has no injectable clock): a
    definition still running at the deadline is reported with where it is (a Wait, a Task
    waiting for its callback token, a retry) and its longest literal Wait, and is stopped.
+   The harness plays the other side of ``.waitForTaskToken`` Tasks (the approver, the
+   external system): every task token an execution waits for is answered, once, with
+   SendTaskSuccess ``{}`` (``--no-callbacks``: left unanswered, as with no counterpart).
 
 Each definition is classified: ``succeeded``; ``failed`` (the execution failed, with
 the error and whether it came from the input ``{}``, a stand-in service, or the
@@ -548,7 +551,7 @@ def classify_failure(entry: Entry, error: str | None, cause: str | None) -> tupl
     }
     if error in fails or (not error and cause is None):
         return "failed", "the definition's own Fail state"
-    if any(marker in text for marker in DATA_CAUSES):
+    if error == "States.NoChoiceMatched" or any(marker in text for marker in DATA_CAUSES):
         return "failed", f"{error}: the data lacks a path it reads (input {{}}, echoing Lambda)"
     if error == "States.ItemReaderFailed":
         return "failed", f"{error} (no such object in the stand-in S3)"
@@ -558,8 +561,34 @@ def classify_failure(entry: Entry, error: str | None, cause: str | None) -> tupl
     return "failed", f"{error} (stand-in service)"
 
 
-def run_one(entry: Entry, deadline: float) -> dict[str, Any]:
-    """Validate and run one definition; its result record."""
+def answer_callbacks(execution_id: str, answered: set[str]) -> None:
+    """Answer every task token the execution waits for (once each) with ``{}``.
+
+    The stand-in for the other side of a ``.waitForTaskToken`` Task: the approver, the
+    external system, the Lambda function that would call SendTaskSuccess.
+    """
+    from orchestrator import describe_execution, send_task_success
+    from orchestrator.errors import TaskTokenError
+    from orchestrator.ui.data import waiting_token
+
+    for step in describe_execution(execution_id).steps:
+        if step.status != "WAITING":
+            continue
+        try:
+            token = waiting_token(execution_id, step.key)
+        except LookupError:
+            continue  # waiting on something else (a .sync job or child)
+        if token not in answered:
+            answered.add(token)
+            with contextlib.suppress(TaskTokenError):
+                send_task_success(token, {})
+
+
+def run_one(entry: Entry, deadline: float, callbacks: bool = True) -> dict[str, Any]:
+    """Validate and run one definition; its result record.
+
+    With ``callbacks``, the harness answers the task tokens the execution waits for.
+    """
     from orchestrator import describe_execution, start_workflow, stop_execution
     from orchestrator.errors import DefinitionError
 
@@ -577,6 +606,8 @@ def run_one(entry: Entry, deadline: float) -> dict[str, Any]:
         "input_source": entry.input_source,
     }
     started = time.monotonic()
+    answered: set[str] = set()
+    record["callbacks_answered"] = answered
     problem = validate(entry)
     if problem is not None:
         return {**record, "category": "rejected", "reason": problem, "seconds": 0.0}
@@ -591,8 +622,17 @@ def run_one(entry: Entry, deadline: float) -> dict[str, Any]:
             "reason": f"start: {type(exc).__name__}: {exc}",
         }
     record["execution_id"] = handle.execution_id
+    ends = time.monotonic() + deadline
     try:
-        result = handle.result(deadline)
+        while True:
+            try:
+                result = handle.result(max(0.1, min(2.0, ends - time.monotonic())))
+                break
+            except TimeoutError:
+                if time.monotonic() >= ends:
+                    raise
+                if callbacks:
+                    answer_callbacks(handle.execution_id, answered)
     except TimeoutError:
         description = describe_execution(handle.execution_id)
         with contextlib.suppress(Exception):
@@ -623,7 +663,9 @@ def run_one(entry: Entry, deadline: float) -> dict[str, Any]:
     return {**record, "category": category, "reason": f"{status}: {reason}"}
 
 
-def run_all(entries: list[Entry], deadline: float, workers: int) -> list[dict[str, Any]]:
+def run_all(
+    entries: list[Entry], deadline: float, workers: int, callbacks: bool = True
+) -> list[dict[str, Any]]:
     """Run ``entries`` on a fresh moto server and local orchestrator; their records."""
     import logging
 
@@ -639,8 +681,10 @@ def run_all(entries: list[Entry], deadline: float, workers: int) -> list[dict[st
             for entry in entries:
                 setup[entry.file] = create_resources(needed_resources(entry.definition))
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                records = list(pool.map(lambda e: run_one(e, deadline), entries))
+                records = list(pool.map(lambda e: run_one(e, deadline, callbacks), entries))
     for record in records:
+        # The tokens themselves stay out of the results: how many were answered.
+        record["callbacks_answered"] = len(record["callbacks_answered"])
         record["setup_problems"] = setup.get(record["file"], [])
         record["child_problems"] = {
             n: child_problems[n] for n in record["children"] if n in child_problems
@@ -689,6 +733,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=24, help="executions at once")
     parser.add_argument("--json", type=Path, default=None, help="write per-definition results")
     parser.add_argument("--only", action="append", default=None, help="run files containing this")
+    parser.add_argument("--no-callbacks", action="store_true", help="leave task tokens unanswered")
     args = parser.parse_args(argv)
     try:
         entries = load_corpus()
@@ -698,7 +743,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         entries = [e for e in entries if any(o in e.file for o in args.only)]
     started = time.monotonic()
-    records = run_all(entries, args.deadline, args.workers)
+    records = run_all(entries, args.deadline, args.workers, not args.no_callbacks)
     summary = summarize(records)
     width = max(len(r["file"]) for r in records)
     for record in records:
