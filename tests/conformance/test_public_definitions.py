@@ -76,6 +76,9 @@ GAPS: dict[str, str] = {
     PATTERNS + "apigw-rest-stepfunctions-express-sync-bedrock-sam--stateMachine.asl.json": (
         "bedrock:invokeModel integration"
     ),
+    PATTERNS + "appsync-stepfunctions-express-sync-bedrock-sam--stateMachine.asl.json": (
+        "bedrock:invokeModel integration"
+    ),
     # The sample's own mistake ("Next": "Choice", no such state): Step Functions refuses
     # it too.
     COLLECTION + "lookout-for-vision-inference-sam--statemachine.asl.json": (
