@@ -25,8 +25,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from orchestrator import Orchestrator, config
+from orchestrator import cli as cli_module
 from orchestrator.errors import ConfigurationError, StoreUnavailable
 from orchestrator.testing import process_settings
 from tests.helpers import REPO, child_environ, machine, task, wait_until, worker_and_beat
@@ -226,15 +228,18 @@ def test_tls_and_an_acl_user_for_the_store_and_the_broker_and_no_password_leaks(
                 30,
                 message="the workers' task events",
             )
-            # The CLI, against the same store and broker.
-            for args in (
-                ["list"],
-                ["describe", handles[0].execution_id],
-                ["history", handles[0].execution_id],
-                ["dlq", "list"],
-            ):
-                done = _cli(settings, *args)
-                seen[f"cli {' '.join(args)}"] = done.stdout + done.stderr
+            # The CLI, against the same store and broker (in process, with the settings
+            # in force: a subprocess each took seconds; the store-down one below is one).
+            with process_settings(settings):
+                for args in (
+                    ["list"],
+                    ["describe", handles[0].execution_id],
+                    ["history", handles[0].execution_id],
+                    ["dlq", "list"],
+                ):
+                    ran = CliRunner().invoke(cli_module.app, args, env={"COLUMNS": "200"})
+                    assert ran.exit_code == 0, (args, ran.output, ran.exception)
+                    seen[f"cli {' '.join(args)}"] = ran.stdout + ran.stderr
             assert tag in seen["cli list"] or handles[0].execution_id in seen["cli list"]
         receiver.should_stop = True
         listener.join(10)
