@@ -17,7 +17,7 @@ from typing import Any
 from celery import Task
 
 from orchestrator.config import get_settings
-from orchestrator.engine import activities, integrations, waiting
+from orchestrator.engine import activities, integrations, jobs, waiting
 from orchestrator.engine.celery_app import app
 from orchestrator.engine.commit import DEAD_LETTER_TASK, run_transition
 from orchestrator.engine.context import ActivityContext, push_heartbeat, running
@@ -46,6 +46,7 @@ from orchestrator.language.interpreter import (
     data_limit_cause,
     state_name,
 )
+from orchestrator.language.jobs import job_for
 from orchestrator.language.jsontext import checked_dumps
 from orchestrator.language.slots import Slot
 
@@ -132,7 +133,9 @@ def _run_step(
     if started_event["state"] != step_key:  # as Interpreter.event: a branch's or item's
         started_event["key"] = step_key  # event names its step, as one of an escaped name
     builtin = integrations.by_task_name(task.name)
-    if builtin is not None:  # as Step Functions writes an integration's TaskStarted
+    if builtin is not None and not builtin.family:
+        # As Step Functions writes an integration's TaskStarted (a family's, aws-sdk's,
+        # names its action only in the definition, read after the claim).
         service, _, action = builtin.name.partition(":")
         started_event.update(resourceType=service, resource=action)
     # Its timestamp as it is: the execution's start (the base of the others') is not
@@ -189,7 +192,13 @@ def _run_step(
     result: Any = None
     began = time.monotonic()
     context = ActivityContext(
-        execution_id, step_key, record.attempt, record.token, record.heartbeat, store
+        execution_id,
+        step_key,
+        record.attempt,
+        record.token,
+        record.heartbeat,
+        store,
+        _resource(interp, step_key) if builtin is not None else None,
     )
     if record.heartbeat:
         # The time the message waited in its queue does not count: the clock starts now.
@@ -214,6 +223,9 @@ def _run_step(
             return interp.task_failed(step_key, fresh, failure[0], failure[1], now)
         if fresh.token:
             return interp.task_waiting(step_key, fresh, now, result)
+        if builtin is not None and job_for(builtin.name) is not None:
+            # A .sync job started: the Task waits for its polls (engine/jobs.py).
+            return jobs.started_transition(interp, step_key, fresh, result, now)
         return interp.task_succeeded(step_key, fresh, result, now)
 
     handover = Handover(task.request)
@@ -240,6 +252,16 @@ def _run_step(
         )
         handover.cut()
     return handover.value
+
+
+def _resource(interp: Any, step_key: str) -> str | None:
+    """The Resource of the Task state a step runs (an integration serving many reads
+    which one from it), or None."""
+    try:
+        scope, name = interp.scope_of(step_key)
+        return getattr(scope.states[name], "resource", None)
+    except (KeyError, IndexError, ValueError, AttributeError):
+        return None
 
 
 def _check_result(state: str, result: Any, limit: int) -> None:

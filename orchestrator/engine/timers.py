@@ -24,7 +24,7 @@ from typing import Any
 
 from orchestrator import config
 from orchestrator.config import get_settings
-from orchestrator.engine import children, limits, maprun, schedules, waiting
+from orchestrator.engine import children, jobs, limits, maprun, schedules, waiting
 from orchestrator.engine.celery_app import app, broker_priority, reconfigure
 from orchestrator.engine.commit import (
     Prepared,
@@ -60,6 +60,7 @@ from orchestrator.language.interpreter import (
     StepRecord,
     Transition,
 )
+from orchestrator.language.jobs import JOB_TIMERS
 
 logger = logging.getLogger("orchestrator.engine.timers")
 
@@ -78,6 +79,7 @@ RETRY_BROKEN_S = 30.0
 #: How the members of Map Run timers begin (``timer_member``'s JSON).
 _MAP_RUN_PREFIXES = tuple(f'["{kind}",' for kind in MAP_RUN_TIMERS)
 _CHILD_PREFIXES = tuple(f'["{kind}",' for kind in CHILD_TIMERS)
+_JOB_PREFIXES = tuple(f'["{kind}",' for kind in JOB_TIMERS)
 
 
 #: How long one tick goes on firing timers that its own firings made due, before it
@@ -390,6 +392,11 @@ def fire_timers(store: RedisStore, members: list[str], now: float) -> None:
     if started:
         children.fire(store, started, now)
         members = [m for m in members if not m.startswith(_CHILD_PREFIXES)]
+    # A .sync job's polls go to the workers (orchestrator/engine/jobs.py).
+    polls = [m for m in members if m.startswith(_JOB_PREFIXES)]
+    if polls:
+        jobs.fire(store, polls, now)
+        members = [m for m in members if not m.startswith(_JOB_PREFIXES)]
     # A Distributed Map's timers move its Map Run (orchestrator/engine/maprun.py).
     runs = [m for m in members if m.startswith(_MAP_RUN_PREFIXES)]
     if runs:

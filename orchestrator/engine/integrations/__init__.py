@@ -27,8 +27,9 @@ it learns which one from :attr:`ActivityContext.resource
 with its ``resource_check``.
 
 One module per integration (``http``: the HTTP Task; ``aws_optimized``: DynamoDB, SNS,
-SQS, EventBridge; ``aws_sdk``: every service boto3 knows), each registering with
-:func:`integration`.
+SQS, EventBridge; ``aws_sdk``: every service boto3 knows; ``aws_jobs``: the ``.sync``
+jobs of Athena, Glue, Batch, ECS and CodeBuild; ``bedrock``; ``apigateway``), each
+registering with :func:`integration`.
 """
 
 from __future__ import annotations
@@ -180,6 +181,9 @@ def _json(text: str) -> str:
 
 
 # The integrations: each module registers itself when imported.
+from orchestrator.engine.integrations import apigateway as apigateway  # noqa: E402
+from orchestrator.engine.integrations import aws_jobs as aws_jobs  # noqa: E402
 from orchestrator.engine.integrations import aws_optimized as aws_optimized  # noqa: E402
 from orchestrator.engine.integrations import aws_sdk as aws_sdk  # noqa: E402
+from orchestrator.engine.integrations import bedrock as bedrock  # noqa: E402
 from orchestrator.engine.integrations import http as http  # noqa: E402
