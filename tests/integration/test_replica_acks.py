@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator import Orchestrator
+from orchestrator.config import using_settings
+from orchestrator.engine.store import ReplicasBehind, Write
 from orchestrator.errors import ExecutionNotFound, StoreUnavailable
 from tests.helpers import machine, wait_until
 from tests.redis_servers import Server, redis_servers
@@ -69,6 +71,10 @@ def test_an_unacknowledged_start_is_lost_and_an_acknowledged_one_is_refused(
         assert plain.start_workflow(PASS_ONLY, {}, name="unacked").result(10).status == (
             "SUCCEEDED"
         )
+        # Beat's and the Map runs' batched commits wait the same way.
+        with using_settings(acked.settings), pytest.raises(ReplicasBehind):
+            acked.store.apply_many([Write().op("hset", "orch-acks:batch", "f", "v")])
+
         # The server-side bound: a master that has lost its replicas refuses writes.
         with master.client() as old:
             old.config_set("min-replicas-to-write", 1)
