@@ -26,7 +26,10 @@ it is. For each definition the harness
    ``Item`` attribute), topics, queues, buckets and event buses the definition names,
    and registers the child state machines it starts (a stand-in Pass machine unless
    ``overrides.json`` names the corpus file the sample deploys);
-5. runs it on an embedded Redis with an in-process worker and the timer loop, input
+5. registers it as a state machine (so ``$$.StateMachine.Id`` is a real machine's ARN)
+   and runs it, on an embedded Redis with an in-process worker and the timer loop, with
+   ``AWS_ENDPOINT_URL_SFN`` pointing at the orchestrator's own Step Functions API (the
+   service an ``aws-sdk:sfn:*`` Task calls is the one running it), input
    ``{}`` (none of the sources ships an ``input.json`` beside the definition), or the
    input the sample documents (its README's test input, its ``events/`` file) where
    ``overrides.json`` gives one with where it comes from, until it ends or ``--deadline``
@@ -183,6 +186,8 @@ def placeholder_value(name: str, key: str, fixed: dict[str, str], tag: str = "")
         return _bucket_name(name)
     if key == "StateMachineArn":
         return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
+    if key in ("RoleArn", "ServiceRole") or lower.endswith(("role", "rolearn")):
+        return f"arn:aws:iam::{ACCOUNT}:role/{name}"
     if key == "JobQueue":
         return f"arn:aws:batch:{REGION}:{ACCOUNT}:job-queue/{name}"
     if key == "JobDefinition":
@@ -453,6 +458,49 @@ def _noting(problems: list[str], what: str) -> Iterator[None]:
             problems.append(f"{what}: {type(exc).__name__}: {exc}")
 
 
+@contextlib.contextmanager
+def step_functions_endpoint() -> Iterator[str]:
+    """The orchestrator's own Step Functions API on a loopback port, for ``aws-sdk:sfn:*``.
+
+    On AWS the service a definition calls as ``aws-sdk:sfn:listExecutions`` or
+    ``sendTaskSuccess`` is the one running it; here that is the orchestrator, so
+    ``AWS_ENDPOINT_URL_SFN`` points at its API rather than at moto.
+    """
+    import threading
+
+    import uvicorn
+
+    from orchestrator.ui import create_app
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = int(listener.getsockname()[1])
+    config = uvicorn.Config(
+        create_app(token="", api_keys={}),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    while not server.started:
+        if time.monotonic() - started > 15 or not thread.is_alive():
+            raise RuntimeError("the Step Functions API did not start")
+        time.sleep(0.02)
+    url = f"http://127.0.0.1:{port}"
+    os.environ["AWS_ENDPOINT_URL_SFN"] = url
+    try:
+        yield url
+    finally:
+        del os.environ["AWS_ENDPOINT_URL_SFN"]
+        server.should_exit = True
+        thread.join(15)
+        listener.close()
+
+
 # -- activities -------------------------------------------------------------------------
 
 
@@ -561,6 +609,13 @@ def classify_failure(entry: Entry, error: str | None, cause: str | None) -> tupl
     return "failed", f"{error} (stand-in service)"
 
 
+def machine_name(entry: Entry) -> str:
+    """The state machine name a definition is registered under: its file's, shortened."""
+    stem = entry.file.split("/", 1)[-1].removesuffix(".asl.json")
+    tag = hashlib.sha1(entry.file.encode()).hexdigest()[:6]
+    return f"{re.sub(r'[^A-Za-z0-9_-]+', '-', stem)[:70]}-{tag}"
+
+
 def answer_callbacks(execution_id: str, answered: set[str]) -> None:
     """Answer every task token the execution waits for (once each) with ``{}``.
 
@@ -589,7 +644,12 @@ def run_one(entry: Entry, deadline: float, callbacks: bool = True) -> dict[str, 
 
     With ``callbacks``, the harness answers the task tokens the execution waits for.
     """
-    from orchestrator import describe_execution, start_workflow, stop_execution
+    from orchestrator import (
+        create_state_machine,
+        describe_execution,
+        start_workflow,
+        stop_execution,
+    )
     from orchestrator.errors import DefinitionError
 
     record: dict[str, Any] = {
@@ -612,7 +672,11 @@ def run_one(entry: Entry, deadline: float, callbacks: bool = True) -> dict[str, 
     if problem is not None:
         return {**record, "category": "rejected", "reason": problem, "seconds": 0.0}
     try:
-        handle = start_workflow(entry.definition, entry.input, name=f"pub-{uuid.uuid4().hex[:20]}")
+        # Registered and started by name, as on AWS: $$.StateMachine.Id is its ARN, which
+        # the definition may hand to the Step Functions API (aws-sdk:sfn:listExecutions).
+        machine = machine_name(entry)
+        create_state_machine(machine, entry.definition)
+        handle = start_workflow(machine, entry.input, name=f"pub-{uuid.uuid4().hex[:20]}")
     except DefinitionError as exc:
         return {**record, "category": "rejected", "reason": f"at start: {exc}", "seconds": 0.0}
     except Exception as exc:  # noqa: BLE001 - an engine failure to start is a finding
@@ -675,7 +739,7 @@ def run_all(
         logging.getLogger(noisy).setLevel(logging.ERROR)
     with moto_server():
         refused = register_activities(entries)
-        with local_orchestrator(task_modules=[], concurrency=32):
+        with local_orchestrator(task_modules=[], concurrency=32), step_functions_endpoint():
             child_problems = register_children(entries)
             setup: dict[str, list[str]] = {}
             for entry in entries:
