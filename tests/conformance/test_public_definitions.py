@@ -42,25 +42,14 @@ GAPS: dict[str, str] = {
     COLLECTION + "account-vending-machine--statemachine.asl.json": (
         "invalid JSONPath '$.[?(@.OU > 0)]'"
     ),
-    # Athena's request-response integrations (only .sync is planned).
+    # Athena's request-response integrations (its .sync form is supported).
     EXAMPLES + "app-s3-athena-dataprocessing--execute_athena_query.asl.json": (
         "athena:startQueryExecution integration"
     ),
-    # API Gateway's integration.
-    PATTERNS + "apigw-websocket-api-sf-sns--statemachine.asl.json": (
-        "apigateway:invoke integration"
-    ),
-    COLLECTION + "call-microservice-apigw--statemachine.asl.json": (
-        "apigateway:invoke integration"
-    ),
+    # API Gateway's callback form.
     COLLECTION + "checkout-processing-workflow--checkout_workflow.asl.json": (
         "apigateway:invoke.waitForTaskToken integration"
     ),
-    # Bedrock's integration.
-    COLLECTION + "categorization-state-machine--stateMachine.asl.json": (
-        "bedrock:invokeModel integration"
-    ),
-    COLLECTION + "bedrock-invokemodel--StateMachine.asl.json": ("bedrock:invokeModel integration"),
     # The HTTP Task's InvocationConfig.ConnectionArn (AWS's newer name for the connection).
     COLLECTION + "distributed-data-stream-aggregator--data-processing-child.asl.json": (
         "http:invoke does not take InvocationConfig"
@@ -70,23 +59,11 @@ GAPS: dict[str, str] = {
     COLLECTION + "ingest-and-analyze-historical-storm-events--statemachine.asl.json": (
         "no registered activity for FunctionName 'arn:aws:lambda:us-east-1:<account_number>"
     ),
-    EXAMPLES + "usecases--genai-prompt-chaining-hitl--src--workflow.asl.json": (
-        "bedrock:invokeModel integration"
-    ),
-    PATTERNS + "apigw-rest-stepfunctions-express-sync-bedrock-sam--stateMachine.asl.json": (
-        "bedrock:invokeModel integration"
-    ),
-    PATTERNS + "appsync-stepfunctions-express-sync-bedrock-sam--stateMachine.asl.json": (
-        "bedrock:invokeModel integration"
-    ),
     # The sample's own mistake ("Next": "Choice", no such state): Step Functions refuses
     # it too.
     COLLECTION + "lookout-for-vision-inference-sam--statemachine.asl.json": (
         "$.States.L4V Inference.Next: no state named 'Choice'"
     ),
-    # Batch's .sync integration.
-    COLLECTION + "_workflow_model--statemachine.asl.json": "batch:submitJob.sync integration",
-    COLLECTION + "batch-lambda-tf--statemachine.asl.json": "batch:submitJob.sync integration",
     # EMR's and MediaConvert's integrations.
     COLLECTION + "manage-emr-job-cdk--statemachine.asl.json": (
         "elasticmapreduce:createCluster.sync integration"
