@@ -100,7 +100,9 @@ Global keys (one each, not per execution; issue 18 will partition the indexes)::
     {p}:outbox          ZSET   the same members: steps dispatched and not claimed yet,
                                scored by when the reconciler publishes them again. The
                                commit that dispatches a step adds it due in
-                               ``lease_seconds`` (not published yet); once its message went
+                               ``lease_seconds`` (not published yet), pushed a lease on
+                               (``ZADD XX``) every third of one while its publisher still
+                               sends it; once its message went
                                to the broker, a plain ``ZADD XX`` moves it to
                                ``dispatch_timeout_seconds`` (published: only a broker that
                                lost it sends it again); claim.lua removes it
