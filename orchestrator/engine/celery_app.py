@@ -333,6 +333,19 @@ def _forget_broker_pools(celery: Celery) -> None:
     celery.amqp._producer_pool = None
 
 
+@signals.celeryd_init.connect
+@signals.beat_init.connect
+def _refuse_bad_settings(**_: Any) -> None:
+    # ``celery -A orchestrator.engine.celery_app worker`` (or beat, flower) with settings
+    # that do not validate must not run on the fallback configuration above (an
+    # in-memory broker, or for a Redis Cluster URL kombu's localhost:6379): stop here,
+    # with the setting's message, as ``orchestrator worker`` does.
+    try:
+        get_settings()
+    except ConfigurationError as exc:
+        raise SystemExit(f"Error: {exc}") from None
+
+
 @signals.worker_process_init.connect
 def _after_fork(**_: Any) -> None:
     # A prefork child must not share the parent's Redis sockets.

@@ -124,3 +124,24 @@ def test_tls_files_go_to_the_broker_and_the_store() -> None:
 )
 def test_passwords_are_masked_in_every_url_form(url: str, masked: str) -> None:
     assert mask_url(url) == masked
+
+
+def test_celery_itself_refuses_to_start_a_worker_on_a_cluster_url() -> None:
+    """``celery -A orchestrator.engine.celery_app worker`` (not only ``orchestrator
+    worker``) stops with the setting's message instead of running on a fallback broker."""
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO, child_environ
+
+    done = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "orchestrator.engine.celery_app", "worker"],
+        env=child_environ(REDIS_URL=f"redis+cluster://:{SECRET}@h1:7000"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "BROKER_URL is not set" in done.stdout + done.stderr
+    assert "s3cr" not in done.stdout + done.stderr
