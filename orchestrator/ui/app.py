@@ -117,10 +117,16 @@ def configured_api_keys() -> dict[str, str]:
     return {key: secret.get_secret_value() for key, secret in get_settings().api_keys.items()}
 
 
-def api_notice(host: str, api_keys: Mapping[str, str]) -> str | None:
-    """What start-up says when the Step Functions API is open (None when keys guard it)."""
+def api_notice(host: str, api_keys: Mapping[str, str], ui_token: str = "") -> str | None:
+    """What start-up says when the Step Functions API is open, or closed for want of keys
+    beside a UI token (None when keys guard it)."""
     if api_keys:
         return None
+    if ui_token:
+        return (
+            "the Step Functions API (POST /) refuses every call: ORCHESTRATOR_UI_TOKEN is "
+            "set and ORCHESTRATOR_API_KEYS is not (set ACCESS_KEY_ID:SECRET to use it)"
+        )
     reach = "on this machine" if security.is_loopback(host) else f"that reaches {host}"
     return (
         f"the Step Functions API (POST /) is open: anyone {reach} can create, start, stop "
@@ -160,7 +166,7 @@ def serve(
             host,
         )
     api_keys = configured_api_keys()
-    notice = api_notice(host, api_keys)
+    notice = api_notice(host, api_keys, ui_token)
     if notice:
         logger.warning(notice)
     app = create_app(token=ui_token, allowed_hosts=security.allowed_hosts(host), api_keys=api_keys)

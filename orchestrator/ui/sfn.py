@@ -107,12 +107,23 @@ async def authenticate(request: Request, body: bytes) -> None:
     """Refuse a request that is not signed with one of the configured API keys (SigV4).
 
     The one place the API checks who calls it. With no keys configured every request is
-    accepted, as the UI accepts every request without a token on a loopback interface.
-    ``body`` is the body as received: its bytes are what the client's signature covers.
+    accepted, as the UI accepts every request without a token on a loopback interface;
+    but a server with a UI token and no keys refuses them all: its operator asked for
+    authentication, and the API cannot take the token (an SDK signs, it sends no token),
+    so it must not be the one door left open. ``body`` is the body as received: its
+    bytes are what the client's signature covers.
 
     Raises:
         SfnError: the request is not authenticated (AWS's code for why).
     """
+    if not request.app.state.api_keys and context_of(request).token:
+        raise SfnError(
+            "MissingAuthenticationTokenException",
+            "this server requires authentication (ORCHESTRATOR_UI_TOKEN is set) and has no "
+            "API keys: set ORCHESTRATOR_API_KEYS=ACCESS_KEY_ID:SECRET to use the Step "
+            "Functions API",
+            403,
+        )
     try:
         sigv4.authenticate(request, body, request.app.state.api_keys)
     except sigv4.SignatureError as exc:

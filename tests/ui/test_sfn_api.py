@@ -682,22 +682,27 @@ def test_unknown_action_and_the_page_beside_the_api(sfn, live_server) -> None:
     assert httpx.get(live_server + "/").status_code == 200  # the UI's page is still there
 
 
-def test_the_ui_token_does_not_guard_the_api(orchestrator) -> None:
+def test_a_ui_token_without_api_keys_refuses_the_api(orchestrator) -> None:
     from fastapi.testclient import TestClient
 
     from orchestrator.ui import create_app
 
-    with TestClient(create_app(token="s3cret"), base_url="http://localhost") as client:
-        answer = client.post(
-            "/",
-            headers={
-                "X-Amz-Target": "AWSStepFunctions.ListStateMachines",
-                "Content-Type": "application/x-amz-json-1.0",
-            },
-            content=b"{}",
-        )
-        assert answer.status_code == 200 and "stateMachines" in answer.json()
-        assert client.get("/api/executions").status_code == 401  # the rest still needs it
+    # The API takes no UI token (SDKs sign); with a token and no API keys it is closed,
+    # so a guarded UI never has an open API beside it (tests/ui/test_sfn_auth.py).
+    with TestClient(create_app(token="s3cret", api_keys={}), base_url="http://localhost") as client:
+        for auth in ({}, {"Authorization": "Bearer s3cret"}):
+            answer = client.post(
+                "/",
+                headers={
+                    "X-Amz-Target": "AWSStepFunctions.ListStateMachines",
+                    "Content-Type": "application/x-amz-json-1.0",
+                    **auth,
+                },
+                content=b"{}",
+            )
+            assert answer.status_code == 403
+            assert answer.json()["__type"] == "MissingAuthenticationTokenException"
+        assert client.get("/api/executions").status_code == 401  # the UI's API: the token
 
 
 # -------------------------------------------------------------------------- the AWS CLI

@@ -220,3 +220,17 @@ def test_keys_without_botocore_refuse_to_start(
     with pytest.raises(ConfigurationError, match=r"pip install 'orchestrator\[aws\]'"):
         ui_app.create_app(token="", api_keys={KEY_ID: SECRET})
     ui_app.create_app(token="", api_keys={})  # no keys: botocore is not needed
+
+
+def test_a_ui_token_without_api_keys_closes_the_api(orchestrator: LocalOrchestrator) -> None:
+    # `orchestrator ui --host 0.0.0.0` with a token and no keys: the UI is guarded, so
+    # the API is not left open beside it.
+    with serving(ui_app.create_app(token=UI_TOKEN, api_keys={})) as url:
+        with pytest.raises(ClientError) as caught:
+            client(url).list_state_machines()
+        error = caught.value.response
+        assert error["Error"]["Code"] == "MissingAuthenticationTokenException"
+        assert error["ResponseMetadata"]["HTTPStatusCode"] == 403
+        assert "ORCHESTRATOR_API_KEYS" in error["Error"]["Message"]
+        assert httpx.get(url + "/api/executions").status_code == 401
+    assert "refuses every call" in (ui_app.api_notice("0.0.0.0", {}, UI_TOKEN) or "")
