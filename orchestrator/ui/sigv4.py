@@ -105,7 +105,9 @@ def parse_authorization(value: str) -> Authorization:
     """
     if len(value) > MAX_AUTHORIZATION_LENGTH:
         raise SignatureError(INCOMPLETE, "The Authorization header is too long.")
-    algorithm, _, rest = value.strip().partition(" ")
+    # Only spaces separate the parts (as SDKs write them): one header is signed one way,
+    # so any other character in it, whitespace included, is a different header.
+    algorithm, _, rest = value.strip(" ").partition(" ")
     if algorithm != ALGORITHM:
         raise SignatureError(
             INCOMPLETE,
@@ -114,7 +116,7 @@ def parse_authorization(value: str) -> Authorization:
         )
     fields: dict[str, str] = {}
     for part in rest.split(","):
-        name, equals, field_value = part.strip().partition("=")
+        name, equals, field_value = part.strip(" ").partition("=")
         if not equals or name not in ("Credential", "SignedHeaders", "Signature"):
             raise SignatureError(
                 INCOMPLETE,
@@ -123,7 +125,7 @@ def parse_authorization(value: str) -> Authorization:
             )
         if name in fields:
             raise SignatureError(INCOMPLETE, f"Authorization header repeats '{name}'.")
-        fields[name] = field_value.strip()
+        fields[name] = field_value.strip(" ")
     missing = [n for n in ("Credential", "SignedHeaders", "Signature") if n not in fields]
     if missing:
         raise SignatureError(INCOMPLETE, f"Authorization header requires '{missing[0]}' parameter.")

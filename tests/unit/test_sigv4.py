@@ -353,3 +353,13 @@ def test_request_url_is_what_the_client_addressed() -> None:
     assert request_url({"headers": [], "path": "/"}) == "http:///"
     with_query = {**scope, "raw_path": b"/a%20b?x=1&y=%2F"}
     assert request_url(with_query) == "http://localhost:8080/a%20b?x=1&y=%2F"
+
+
+@pytest.mark.parametrize("char", ["\r", "\t", "\x0b", "\x0c", "\x1c", "\x85", "\xa0"])
+def test_whitespace_other_than_a_space_between_the_parts_is_refused(char: str) -> None:
+    # Found by the property test above: str.strip() took any whitespace as a separator.
+    url, headers, body = SIGNED
+    value = authorization(headers)
+    at = value.index(", ") + 1
+    with pytest.raises(SignatureError):
+        check(url, replace(headers, "Authorization", value[:at] + char + value[at + 1 :]), body)
