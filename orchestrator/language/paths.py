@@ -174,6 +174,42 @@ def _is_definite(expression: Any) -> bool:
     return False
 
 
+#: Characters after which a ``.`` that starts a number begins a literal (``> .85``), not
+#: a member step (``@.a``).
+_BEFORE_LITERAL = frozenset("(<>=!,&|+-*/%[")
+
+
+def jayway_forms(body: str) -> str:
+    """``body`` with two Jayway forms jsonpath-ng's grammar lacks spelled as it has them:
+    ``.[`` (a bracket step written after a dot: ``$.[?(@.x > 0)]``, ``$.a.[0]``) as
+    ``[``, and a number without its leading zero (``@.score > .85``) as ``0.85``. Quoted
+    text is copied as it is; ``..[`` (recursive descent) is left alone."""
+    out: list[str] = []
+    quote = ""
+    i = 0
+    while i < len(body):
+        char = body[i]
+        if quote:
+            out.append(char)
+            if char == "\\" and i + 1 < len(body):
+                out.append(body[i + 1])
+                i += 1
+            elif char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+            out.append(char)
+        elif char == "." and body[i + 1 : i + 2] == "[" and body[i - 1 : i] != ".":
+            pass  # ".[" is "["
+        elif char == "." and body[i + 1 : i + 2].isdigit():
+            before = "".join(out).rstrip()
+            out.append("0." if before and before[-1] in _BEFORE_LITERAL else ".")
+        else:
+            out.append(char)
+        i += 1
+    return "".join(out)
+
+
 @lru_cache(maxsize=4096)
 def _compile(path: str) -> _Compiled:
     """Parse ``path`` once; raise ``StatesRuntimeError`` when it is not a valid path."""
@@ -189,7 +225,7 @@ def _compile(path: str) -> _Compiled:
         from jsonpath_ng.ext import parse
 
         _bound_regex_filters()
-        expression = parse("$" + body)
+        expression = parse("$" + jayway_forms(body))
     except Exception as exc:  # the PLY lexer/parser raise a zoo of exception types
         raise StatesRuntimeError(f"Invalid path '{path}' : {exc}") from None
     return _Compiled(path, in_context, None, expression, _is_definite(expression))

@@ -30,17 +30,9 @@ PATTERNS = "serverless-patterns/"
 #: Definitions the validator refuses, with what the refusal must say: the engine's gaps
 #: (or, where noted, a definition Step Functions itself would refuse).
 GAPS: dict[str, str] = {
-    # JSONPath: a number without its leading zero in a filter ('.85').
-    EXAMPLES + "2021-Q4_AWS-SDK-Examples--document-text-analysis.asl.json": (
-        "invalid JSONPath '$.result.Entities[?(@.Score > .85)]'"
-    ),
     # A path ending in '.': Jayway's JSONPath (Step Functions') refuses it too.
     EXAMPLES + "app-concurrency-control--concurrency-control-flow.asl.json": (
         "invalid JSONPath '$.flag.Payload.'"
-    ),
-    # JSONPath: '$.' before a bracket ('$.[?(...)]'), which Jayway accepts.
-    COLLECTION + "account-vending-machine--statemachine.asl.json": (
-        "invalid JSONPath '$.[?(@.OU > 0)]'"
     ),
     # Athena's request-response integrations (its .sync form is supported).
     EXAMPLES + "app-s3-athena-dataprocessing--execute_athena_query.asl.json": (

@@ -226,3 +226,24 @@ def test_write_failures(data: object, path: str) -> None:
 def test_to_json_is_compact_and_never_fails() -> None:
     assert to_json({"a": [1, "é"]}) == '{"a":[1,"é"]}'
     assert to_json({1, 2}) in {"{1, 2}", "{2, 1}"}
+
+
+# Jayway forms jsonpath-ng's grammar lacks (found in public AWS sample definitions).
+
+
+def test_a_number_without_its_leading_zero_in_a_filter() -> None:
+    data = {"result": {"Entities": [{"Score": 0.9}, {"Score": 0.5}, {"Score": -0.3}]}}
+    assert read_path(data, "$.result.Entities[?(@.Score > .85)]") == [{"Score": 0.9}]
+    assert read_path(data, "$.result.Entities[?(@.Score<-.25)]") == [{"Score": -0.3}]
+
+
+def test_a_bracket_step_after_a_dot() -> None:
+    assert read_path([{"OU": 1}, {"OU": 0}], "$.[?(@.OU > 0)]") == [{"OU": 1}]
+    assert read_path({"a": [{"b": 1}, {"b": 2}]}, "$.a.[*].b") == [1, 2]
+    # Recursive descent keeps its two dots.
+    assert read_path({"a": [7, 8], "c": {"d": [9]}}, "$..[0]") == [7, 9]
+
+
+def test_quoted_text_is_not_rewritten() -> None:
+    data = [{"n": ".[x] .5"}, {"n": "[x] 0.5"}]
+    assert read_path(data, "$[?(@.n == '.[x] .5')]") == [{"n": ".[x] .5"}]

@@ -22,7 +22,7 @@ from jsonpath_ng.ext import parse as _jsonpath_parse
 from orchestrator.errors import DefinitionIssue
 from orchestrator.language import intrinsics
 from orchestrator.language.definition.model import COMPARISON_OPERATORS
-from orchestrator.language.paths import json_type
+from orchestrator.language.paths import jayway_forms, json_type
 
 JSONPATH = "JSONPath"
 JSONATA = "JSONata"
@@ -194,7 +194,7 @@ def check_path(path: str, *, reference: bool = False, variables: bool = True) ->
     if reference and re.search(r"\*|\.\.|\[\s*\?|\[[^\]'\"]*:|@", _strip_quoted(body)):
         return f"invalid reference path {path!r}: wildcards, filters and slices are not allowed"
     try:
-        _jsonpath_parse(body)
+        _jsonpath_parse("$" + jayway_forms(body[1:]))  # as read_path parses it
     except Exception as exc:  # noqa: BLE001 - the parser raises bare Exception subclasses
         return f"invalid JSONPath {path!r}: {exc}"
     return None
