@@ -263,6 +263,37 @@ _ARGUMENT_CHECKS = {
 }
 
 
+def _guard_closed_redis_channels() -> None:
+    """Make kombu's Redis channels fail a closed connection as a connection error.
+
+    When the broker's master dies (a Sentinel failover by SIGKILL), the worker's consumer
+    closes its connection; closing the channel then restores unacked messages through a
+    new client, whose parameters kombu reads from the transport's connection, already
+    gone: ``AttributeError: 'NoneType' object has no attribute 'hostname'`` (kombu 5.6,
+    ``Channel._connparams``). Raised through ``ignore_errors``, which ignores only
+    connection errors, it stopped the consumer for good: the worker process lived on and
+    took no more tasks. As a redis ``ConnectionError`` it is ignored there, the consumer
+    reconnects (to the new master), and the unacked messages come back as always after
+    the visibility timeout (the engine's leases re-dispatch what they held).
+    """
+    from kombu.transport import redis as kombu_redis
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    original = kombu_redis.Channel._connparams
+    if getattr(original, "orchestrator_guard", False):
+        return
+
+    def _connparams(self: Any, asynchronous: bool = False) -> Any:
+        if getattr(self.connection, "client", None) is None:
+            raise RedisConnectionError("the broker connection is closed")
+        return original(self, asynchronous)
+
+    _connparams.orchestrator_guard = True  # type: ignore[attr-defined]
+    kombu_redis.Channel._connparams = _connparams  # type: ignore[method-assign]
+
+
+_guard_closed_redis_channels()
+
 app = Celery("orchestrator")
 try:
     app.conf.update(celery_config(get_settings()))
