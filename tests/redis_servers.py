@@ -153,6 +153,24 @@ class SentinelGroup:
         raise AssertionError("no sentinel answers")
 
 
+def failover(group: SentinelGroup) -> None:
+    """``SENTINEL FAILOVER`` through the first sentinel, asked again while it answers
+    NOGOODSLAVE: with the master up, a sentinel takes a replica only if its INFO about it
+    is under 5 s old, and it refreshes that INFO every 10 s (so a failover asked at a
+    random moment is refused about half of the time)."""
+
+    def accepted() -> bool:
+        with group.sentinels[0].client() as sentinel:
+            try:
+                return bool(sentinel.sentinel_failover(group.master_name))
+            except redis.ResponseError as exc:
+                if "NOGOODSLAVE" not in str(exc):
+                    raise
+                return False
+
+    wait_until(accepted, 30, interval=0.2, message="a sentinel to accept the failover")
+
+
 def sentinel_group(servers: Servers, master_name: str = "orchmaster") -> SentinelGroup:
     """Start a master, a replica of it and two sentinels (quorum 1, a master down after
     1 s of silence); return once both sentinels know the replica (a failover needs it)."""

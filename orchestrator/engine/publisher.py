@@ -262,6 +262,9 @@ class Unmarked:
         # the push (a lease's due time) never lands after the entry's "published" mark.
         self._pushing = threading.Lock()
         self._thread: threading.Thread | None = None
+        # Set by a hold: the thread may be asleep for a longer interval (another caller's
+        # longer lease) than the held entries' lease allows, and must look again now.
+        self._wake = threading.Event()
         self._pid: int | None = None
         self._outage = OutageLog(logger)
         # A fork while the thread pushed (a round trip under ``_pushing``) must not leave
@@ -271,6 +274,7 @@ class Unmarked:
     def _forked(self) -> None:
         self._lock = threading.Lock()
         self._pushing = threading.Lock()
+        self._wake = threading.Event()
 
     def _own(self, store: RedisStore) -> None:
         """Forget a forked parent's members, note the caller's settings for ``store``, and
@@ -317,6 +321,7 @@ class Unmarked:
             self._own(store)
             handle = next(self._handles)
             self._sending[handle] = (store, members, get_settings().lease_seconds)
+        self._wake.set()
         return handle
 
     def release(self, handle: int) -> None:
@@ -368,16 +373,26 @@ class Unmarked:
                     if not self._outage.failed(exc):
                         logger.warning("could not push back messages being sent", exc_info=True)
 
+    def _interval(self) -> float:
+        """A third of the shortest lease in use (under the lock)."""
+        # A store's latest settings only: a store no longer used drops out.
+        used = set(self._members) | {store for store, _, _ in self._sending.values()}
+        self._times = {s: t for s, t in self._times.items() if s in used}
+        leases = [t[0] for t in self._times.values()]
+        leases += [lease for _, _, lease in self._sending.values()]
+        return min(leases, default=1.0) / 3
+
     def _run(self) -> None:
         while True:
             with self._lock:
-                # A store's latest settings only: a store no longer used drops out.
-                used = set(self._members) | {store for store, _, _ in self._sending.values()}
-                self._times = {s: t for s, t in self._times.items() if s in used}
-                leases = [t[0] for t in self._times.values()]
-                leases += [lease for _, _, lease in self._sending.values()]
-                interval = min(leases, default=1.0) / 3
-            time.sleep(interval)
+                deadline = time.monotonic() + self._interval()
+            # A hold wakes the thread: its lease may be shorter than the interval it sleeps
+            # (another caller's), so the round comes sooner; it never comes later.
+            while (left := deadline - time.monotonic()) > 0:
+                if self._wake.wait(left):
+                    self._wake.clear()
+                    with self._lock:
+                        deadline = min(deadline, time.monotonic() + self._interval())
             self.flush()
             self.push()
 

@@ -31,7 +31,7 @@ from tests.helpers import (
     wait_until,
     worker_and_beat,
 )
-from tests.redis_servers import SentinelGroup, Server, redis_servers, sentinel_group
+from tests.redis_servers import SentinelGroup, Server, failover, redis_servers, sentinel_group
 
 #: A lost commit comes back through the step's lease; a broker message the new master
 #: never had, through the dispatch timeout. Both short here so the test takes seconds.
@@ -117,8 +117,7 @@ def test_a_failover_mid_run_and_every_execution_finishes(
             )
 
             if how == "sentinel-failover":
-                with group.sentinels[0].client() as sentinel:
-                    assert sentinel.sentinel_failover(group.master_name)
+                failover(group)
             else:
                 _kill(old_master)
             wait_until(

@@ -89,3 +89,39 @@ def test_entries_are_pushed_with_their_publisher_s_settings(
     finally:
         store.client.zrem(store.keys.outbox, member)
         unmarked.release(unmarked.hold(store, []))  # the session's settings again
+
+
+def test_a_hold_with_a_short_lease_wakes_the_thread_sleeping_for_a_long_one(
+    orchestrator: LocalOrchestrator,
+) -> None:
+    """The thread sleeps a third of the shortest lease it knew of when it went to sleep; a
+    publisher holding entries of a shorter lease wakes it, so they are pushed within a
+    third of their own lease (CI on RabbitMQ: the thread slept for an earlier client's
+    15 s lease while a start's 500 messages, due in 1 s, were re-sent by beat)."""
+    store = get_store()
+    with using_settings(get_settings().model_copy(update={"lease_seconds": 60.0})):
+        # Another publisher's long batch: the thread now sleeps 20 s between rounds.
+        other = unmarked.hold(store, [_member()])
+    time.sleep(0.8)  # the thread's current round ends; it goes to sleep for 20 s
+    member = _member()
+    lease = 0.6
+    committed = time.time() + 5  # a due time no push of a 0.6 s lease gives
+    store.client.zadd(store.keys.outbox, {member: committed})
+    try:
+        with using_settings(get_settings().model_copy(update={"lease_seconds": lease})):
+            handle = unmarked.hold(store, [member])
+        try:
+            began = time.time()
+            deadline = time.monotonic() + 30
+            while store.client.zscore(store.keys.outbox, member) == committed:
+                assert time.monotonic() < deadline, "never pushed"
+                time.sleep(0.02)
+            # A round of the short lease (0.2 s), not of the long one (20 s).
+            assert time.time() - began < 3
+            score = store.client.zscore(store.keys.outbox, member)
+            assert score is not None and score >= began + lease
+        finally:
+            unmarked.release(handle)
+    finally:
+        unmarked.release(other)
+        store.client.zrem(store.keys.outbox, member)

@@ -20,7 +20,7 @@ from orchestrator.engine.celery_app import celery_config
 from orchestrator.engine.store import OUTAGE_ERRORS, RedisStore, Write, redis_client
 from orchestrator.testing import process_settings
 from tests.helpers import wait_until
-from tests.redis_servers import SentinelGroup, Server, redis_servers, sentinel_group
+from tests.redis_servers import SentinelGroup, Server, failover, redis_servers, sentinel_group
 
 
 @pytest.fixture
@@ -66,8 +66,7 @@ def test_the_store_and_the_broker_write_to_the_master_before_and_after_a_failove
                 connection.default_channel.client.rpush(f"{prefix}:broker-before", "m")
             assert _holds(group.master, f"{prefix}:broker-before")
 
-            with group.sentinels[0].client() as sentinel:
-                assert sentinel.sentinel_failover(group.master_name)
+            failover(group)
             wait_until(lambda: group.master_port() == group.replica.port, 60)
             wait_until(
                 lambda: _role(group.master) == "slave",
