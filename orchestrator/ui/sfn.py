@@ -454,24 +454,42 @@ def publish_state_machine_version(body: Body) -> Body:
 
 @action("ListStateMachineVersions")
 def list_state_machine_versions(body: Body) -> Body:
+    return _machine_page(
+        body, machines.list_state_machine_versions, ("versions", "below"), "stateMachineVersion"
+    )
+
+
+def _machine_page(
+    body: Body, lister: Callable[..., Any], token_kind: tuple[str, str], item: str
+) -> Body:
+    """A page of a state machine's versions or aliases: a list of ``item``s
+    (``stateMachineVersion``: ``stateMachineVersions`` of ``{stateMachineVersionArn,
+    creationDate}``) from ``lister``'s page, whose fields are their snake_case; the
+    token's kind and the name of its position (``token_kind``)."""
+    kind, cursor = token_kind
+    listed = f"{item}es" if item.endswith("s") else f"{item}s"
     target = _machine_arn(body)
     token = _text(body, "nextToken")
-    below = decode_token(token, "versions")["below"] if token else None
-    page = machines.list_state_machine_versions(
-        target.name, max_results=page_size(body.get("maxResults")), next_token=below
-    )
+    position = decode_token(token, kind)[cursor] if token else None
+    page = lister(target.name, max_results=page_size(body.get("maxResults")), next_token=position)
+    snake = _snake(item)
     reply: Body = {
-        "stateMachineVersions": [
+        listed: [
             {
-                "stateMachineVersionArn": v.state_machine_version_arn,
-                "creationDate": epoch(v.creation_date),
+                f"{item}Arn": getattr(entry, f"{snake}_arn"),
+                "creationDate": epoch(entry.creation_date),
             }
-            for v in page.state_machine_versions
+            for entry in getattr(page, _snake(listed))
         ]
     }
     if page.next_token:
-        reply["nextToken"] = encode_token("versions", below=page.next_token)
+        reply["nextToken"] = encode_token(kind, **{cursor: page.next_token})
     return reply
+
+
+def _snake(name: str) -> str:
+    """``stateMachineVersionArn`` -> ``state_machine_version_arn``."""
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
 
 
 @action("DeleteStateMachineVersion")
@@ -558,24 +576,9 @@ def update_state_machine_alias(body: Body) -> Body:
 
 @action("ListStateMachineAliases")
 def list_state_machine_aliases(body: Body) -> Body:
-    target = _machine_arn(body)
-    token = _text(body, "nextToken")
-    after = decode_token(token, "aliases")["after"] if token else None
-    page = machines.list_state_machine_aliases(
-        target.name, max_results=page_size(body.get("maxResults")), next_token=after
+    return _machine_page(
+        body, machines.list_state_machine_aliases, ("aliases", "after"), "stateMachineAlias"
     )
-    reply: Body = {
-        "stateMachineAliases": [
-            {
-                "stateMachineAliasArn": a.state_machine_alias_arn,
-                "creationDate": epoch(a.creation_date),
-            }
-            for a in page.state_machine_aliases
-        ]
-    }
-    if page.next_token:
-        reply["nextToken"] = encode_token("aliases", after=page.next_token)
-    return reply
 
 
 @action("DeleteStateMachineAlias")

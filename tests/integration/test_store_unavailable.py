@@ -82,16 +82,39 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+class SilentListener:
+    """A TCP port that accepts connections and never answers; counts the connections."""
+
+    def __init__(self) -> None:
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(64)
+        self.port = int(self.server.getsockname()[1])
+        self.accepted: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:  # closed
+                return
+            self.accepted.append(connection)
+
+    def close(self) -> None:
+        self.server.close()
+        for connection in self.accepted:
+            connection.close()
+
+
 @contextmanager
-def silent_listener() -> Iterator[int]:
-    """A TCP port that accepts connections (the kernel's backlog) and never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
+def silent_listener() -> Iterator[SilentListener]:
+    listener = SilentListener()
     try:
-        yield int(server.getsockname()[1])
+        yield listener
     finally:
-        server.close()
+        listener.close()
 
 
 @contextmanager
@@ -143,8 +166,11 @@ def test_refused_connection_is_store_unavailable_with_a_masked_url() -> None:
 
 
 def test_a_listener_that_never_answers_gives_up_in_bounded_time() -> None:
-    with silent_listener() as port, store_at(f"redis://127.0.0.1:{port}/0"):
+    with silent_listener() as listener, store_at(f"redis://127.0.0.1:{listener.port}/0"):
         raises_unavailable(lambda: describe_execution("nope"))
+        # Three attempts, each a connection that waits once for its handshake's reply
+        # (redis-py's health-check PING, retried within each attempt, made it 12 waits).
+        assert len(listener.accepted) == 3
         error = raises_unavailable(lambda: start_workflow(PASS, {"a": 1}, name="hung-start"))
         assert error.maybe_applied
         assert "starting it again with the same name is safe" in str(error)
@@ -272,9 +298,9 @@ def test_cli_says_store_unavailable_in_one_line_and_exits_3(args: tuple[str, ...
 
 
 def test_cli_gives_up_on_a_redis_that_never_answers() -> None:
-    with silent_listener() as port:
+    with silent_listener() as listener:
         started = time.monotonic()
-        proc = cli("describe", "x", env=cli_env(f"redis://127.0.0.1:{port}/0"))
+        proc = cli("describe", "x", env=cli_env(f"redis://127.0.0.1:{listener.port}/0"))
     assert time.monotonic() - started < 60
     assert proc.returncode == 3, proc.stderr
     assert len([line for line in proc.stderr.splitlines() if line.strip()]) == 1, proc.stderr

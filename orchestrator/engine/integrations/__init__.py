@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,6 +170,21 @@ def unsupported(resource: str) -> str:
         f"resources=[{resource!r}]), or map it to one in ORCHESTRATOR_RESOURCE_ALIASES "
         f'(a JSON object: {{{_json(resource)}: "my-activity"}})'
     )
+
+
+def fields_problem(
+    name: str, params: Mapping[str, Any], fields: Collection[str], required: Collection[str]
+) -> str | None:
+    """The problem with static Parameters' field names (``X.$`` counts as ``X``): a field
+    ``name`` does not take, or a required one missing; None when there is none."""
+    given = {key.removesuffix(".$") for key in params}
+    unknown = sorted(given - set(fields))
+    if unknown:
+        return f"{name} does not take {', '.join(unknown)} (fields: {', '.join(sorted(fields))})"
+    for field in required:
+        if field not in given:
+            return f"{name} needs {field} in Parameters (or Arguments)"
+    return None
 
 
 def _slug(name: str) -> str:

@@ -32,7 +32,7 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from orchestrator.config import get_settings
-from orchestrator.engine.integrations import integration
+from orchestrator.engine.integrations import fields_problem, integration
 from orchestrator.engine.integrations.http import METHODS, USER_AGENT, Answer
 from orchestrator.engine.integrations.http import _read_within as read_within
 from orchestrator.engine.integrations.http import _result as http_result
@@ -59,13 +59,9 @@ def check_parameters(params: Mapping[str, Any] | None) -> str | None:
     """Definition-time check of static Parameters (fields given with ``.$`` pass)."""
     if params is None:
         return None
-    given = {key.removesuffix(".$") for key in params}
-    unknown = sorted(given - _FIELDS)
-    if unknown:
-        return f"{NAME} does not take {', '.join(unknown)} (fields: {', '.join(sorted(_FIELDS))})"
-    for required in ("ApiEndpoint", "Method"):
-        if required not in given:
-            return f"{NAME} needs {required} in Parameters (or Arguments)"
+    problem = fields_problem(NAME, params, _FIELDS, ("ApiEndpoint", "Method"))
+    if problem:
+        return problem
     method, auth = params.get("Method"), params.get("AuthType")
     if isinstance(method, str) and not method.startswith("{%") and method.upper() not in METHODS:
         return f"{NAME} Method {method!r}: use one of {', '.join(METHODS)}"

@@ -22,7 +22,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from orchestrator.engine.integrations import integration
+from orchestrator.engine.integrations import fields_problem, integration
 from orchestrator.engine.integrations.aws_sdk import invoke, operation
 from orchestrator.engine.items import aws
 from orchestrator.errors import StatesError, StatesRuntimeError
@@ -48,13 +48,7 @@ def check_parameters(params: Mapping[str, Any] | None) -> str | None:
     """Definition-time check of static Parameters (fields given with ``.$`` pass)."""
     if params is None:
         return None
-    given = {key.removesuffix(".$") for key in params}
-    unknown = sorted(given - _FIELDS)
-    if unknown:
-        return f"{NAME} does not take {', '.join(unknown)} (fields: {', '.join(sorted(_FIELDS))})"
-    if "ModelId" not in given:
-        return f"{NAME} needs ModelId in Parameters (or Arguments)"
-    return None
+    return fields_problem(NAME, params, _FIELDS, ("ModelId",))
 
 
 def _s3_uri(params: Mapping[str, Any], field: str) -> tuple[str, str] | None:

@@ -47,7 +47,7 @@ import httpx
 
 from orchestrator.config import get_settings
 from orchestrator.engine.integrations import connections as conn
-from orchestrator.engine.integrations import integration
+from orchestrator.engine.integrations import fields_problem, integration
 from orchestrator.errors import StatesError, StatesRuntimeError
 
 logger = logging.getLogger("orchestrator.engine.integrations.http")
@@ -76,14 +76,9 @@ def check_parameters(params: Mapping[str, Any] | None) -> str | None:
     """Definition-time check of static Parameters (fields given with ``.$`` pass)."""
     if params is None:
         return None
-    given = {key.removesuffix(".$") for key in params}
-    unknown = sorted(given - _FIELDS)
-    if unknown:
-        fields = ", ".join(sorted(_FIELDS))
-        return f"http:invoke does not take {', '.join(unknown)} (fields: {fields})"
-    for required in ("ApiEndpoint", "Method"):
-        if required not in given:
-            return f"http:invoke needs {required} in Parameters (or Arguments)"
+    problem = fields_problem("http:invoke", params, _FIELDS, ("ApiEndpoint", "Method"))
+    if problem:
+        return problem
     method = params.get("Method")
     if isinstance(method, str) and not method.startswith("{%") and method.upper() not in METHODS:
         return f"http:invoke Method {method!r}: use one of {', '.join(METHODS)}"
