@@ -454,42 +454,31 @@ def publish_state_machine_version(body: Body) -> Body:
 
 @action("ListStateMachineVersions")
 def list_state_machine_versions(body: Body) -> Body:
-    return _machine_page(
-        body, machines.list_state_machine_versions, ("versions", "below"), "stateMachineVersion"
-    )
+    page, reply = _machine_page(body, machines.list_state_machine_versions, "versions", "below")
+    reply["stateMachineVersions"] = [
+        {
+            "stateMachineVersionArn": v.state_machine_version_arn,
+            "creationDate": epoch(v.creation_date),
+        }
+        for v in page.state_machine_versions
+    ]
+    return reply
 
 
 def _machine_page(
-    body: Body, lister: Callable[..., Any], token_kind: tuple[str, str], item: str
-) -> Body:
-    """A page of a state machine's versions or aliases: a list of ``item``s
-    (``stateMachineVersion``: ``stateMachineVersions`` of ``{stateMachineVersionArn,
-    creationDate}``) from ``lister``'s page, whose fields are their snake_case; the
-    token's kind and the name of its position (``token_kind``)."""
-    kind, cursor = token_kind
-    listed = f"{item}es" if item.endswith("s") else f"{item}s"
+    body: Body, lister: Callable[..., Any], kind: str, cursor: str
+) -> tuple[Any, Body]:
+    """The page ``lister`` gives for the request's state machine, ``maxResults`` and
+    ``nextToken`` (a token of ``kind`` holding the position as ``cursor``), and the reply
+    with the next page's token if there is one."""
     target = _machine_arn(body)
     token = _text(body, "nextToken")
     position = decode_token(token, kind)[cursor] if token else None
     page = lister(target.name, max_results=page_size(body.get("maxResults")), next_token=position)
-    snake = _snake(item)
-    reply: Body = {
-        listed: [
-            {
-                f"{item}Arn": getattr(entry, f"{snake}_arn"),
-                "creationDate": epoch(entry.creation_date),
-            }
-            for entry in getattr(page, _snake(listed))
-        ]
-    }
+    reply: Body = {}
     if page.next_token:
         reply["nextToken"] = encode_token(kind, **{cursor: page.next_token})
-    return reply
-
-
-def _snake(name: str) -> str:
-    """``stateMachineVersionArn`` -> ``state_machine_version_arn``."""
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+    return page, reply
 
 
 @action("DeleteStateMachineVersion")
@@ -576,9 +565,12 @@ def update_state_machine_alias(body: Body) -> Body:
 
 @action("ListStateMachineAliases")
 def list_state_machine_aliases(body: Body) -> Body:
-    return _machine_page(
-        body, machines.list_state_machine_aliases, ("aliases", "after"), "stateMachineAlias"
-    )
+    page, reply = _machine_page(body, machines.list_state_machine_aliases, "aliases", "after")
+    reply["stateMachineAliases"] = [
+        {"stateMachineAliasArn": a.state_machine_alias_arn, "creationDate": epoch(a.creation_date)}
+        for a in page.state_machine_aliases
+    ]
+    return reply
 
 
 @action("DeleteStateMachineAlias")
