@@ -186,17 +186,32 @@ class LeaseKeeper:
 
     def _run(self) -> None:
         renewed = time.monotonic()
+        failing = ""  # the failure last logged: a lasting one is logged once
         while True:
-            # A short lease is renewed as often as before the watch existed (every third
-            # of it): sleeping the watch's interval alone let a 1 s lease lapse under load.
-            time.sleep(min(WATCH_INTERVAL_S, get_settings().lease_seconds / 3))
-            with self._lock:
-                watched = dict(self._watched)
-            if watched:
-                self._watch(watched)
-            if time.monotonic() - renewed >= get_settings().lease_seconds / 3:
-                renewed = time.monotonic()
-                self._renew()
+            try:
+                renewed = self._round(renewed)
+                failing = ""
+            except Exception as exc:  # noqa: BLE001 - the keeper outlives any one round
+                # (settings that no longer parse, say): the steps it holds need renewing.
+                if repr(exc) != failing:
+                    failing = repr(exc)
+                    logger.warning("step lease keeper: a round failed", exc_info=True)
+                time.sleep(WATCH_INTERVAL_S)
+
+    def _round(self, renewed: float) -> float:
+        """Sleep, watch for cancellations, renew when a third of the lease has passed since
+        ``renewed``; when the leases were last renewed."""
+        # A short lease is renewed as often as before the watch existed (every third
+        # of it): sleeping the watch's interval alone let a 1 s lease lapse under load.
+        time.sleep(min(WATCH_INTERVAL_S, get_settings().lease_seconds / 3))
+        with self._lock:
+            watched = dict(self._watched)
+        if watched:
+            self._watch(watched)
+        if time.monotonic() - renewed >= get_settings().lease_seconds / 3:
+            renewed = time.monotonic()
+            self._renew()
+        return renewed
 
     def _renew(self) -> None:
         with self._lock:

@@ -17,6 +17,7 @@ from orchestrator.engine.context import ActivityContext, running
 from orchestrator.engine.leases import LeaseKeeper, _Watch, cancel_reason
 from orchestrator.language.definition import parse_definition
 from orchestrator.language.interpreter import ExecutionInfo, Interpreter, StepRecord
+from tests.helpers import wait_until
 
 NOW = 1_700_000_000.0
 
@@ -191,3 +192,27 @@ def test_only_a_prefork_pool_process_counts_as_killable(
     monkeypatch.setattr(leases_module, "_pool_process", False)
     leases_module._in_pool_process()
     assert leases_module._pool_process is killable
+
+
+def test_a_failing_round_does_not_end_the_lease_keeper(monkeypatch, caplog) -> None:
+    # Settings that stop parsing (an environment changed under a running worker) made
+    # the keeper's thread die, and the steps it held went unrenewed.
+    renewed: list[list[str]] = []
+    failures = iter([True, True, True])
+
+    def settings() -> SimpleNamespace:
+        if next(failures, False):
+            raise ValueError("ORCHESTRATOR_RESOURCE_ALIASES must be a JSON object")
+        return SimpleNamespace(cancel_grace_seconds=5.0, lease_seconds=0.03)
+
+    store = SimpleNamespace(renew_leases=lambda members, until: renewed.append(members))
+    monkeypatch.setattr(leases_module, "get_settings", settings)
+    monkeypatch.setattr(leases_module, "get_store", lambda: store)
+    monkeypatch.setattr(leases_module, "WATCH_INTERVAL_S", 0.01)
+    keeper = LeaseKeeper()
+    with caplog.at_level(logging.WARNING, logger=leases_module.logger.name):
+        with keeper.holding("exec", "S"):
+            wait_until(lambda: renewed, 10, message="a renewal after the failing rounds")
+    assert keeper._thread is not None and keeper._thread.is_alive()
+    # A lasting failure is logged once, not every round.
+    assert [r.getMessage() for r in caplog.records].count("step lease keeper: a round failed") == 1
