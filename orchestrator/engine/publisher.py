@@ -262,9 +262,12 @@ class Unmarked:
         # the push (a lease's due time) never lands after the entry's "published" mark.
         self._pushing = threading.Lock()
         self._thread: threading.Thread | None = None
-        # Set by a hold: the thread may be asleep for a longer interval (another caller's
-        # longer lease) than the held entries' lease allows, and must look again now.
+        # Set by a hold whose lease is shorter than the thread's sleep allows (another
+        # caller's longer lease): the thread must look again sooner. Only then: waking a
+        # thread on every publish costs the publishing thread the GIL, a step at a time.
         self._wake = threading.Event()
+        # When the thread's current sleep ends (time.monotonic(); under the lock).
+        self._asleep_until = 0.0
         self._pid: int | None = None
         self._outage = OutageLog(logger)
         # A fork while the thread pushed (a round trip under ``_pushing``) must not leave
@@ -320,8 +323,11 @@ class Unmarked:
         with self._lock:
             self._own(store)
             handle = next(self._handles)
-            self._sending[handle] = (store, members, get_settings().lease_seconds)
-        self._wake.set()
+            lease = get_settings().lease_seconds
+            self._sending[handle] = (store, members, lease)
+            wake = time.monotonic() + lease / 3 < self._asleep_until
+        if wake:
+            self._wake.set()
         return handle
 
     def release(self, handle: int) -> None:
@@ -385,14 +391,15 @@ class Unmarked:
     def _run(self) -> None:
         while True:
             with self._lock:
-                deadline = time.monotonic() + self._interval()
-            # A hold wakes the thread: its lease may be shorter than the interval it sleeps
-            # (another caller's), so the round comes sooner; it never comes later.
+                deadline = self._asleep_until = time.monotonic() + self._interval()
+            # A hold with a shorter lease than the interval it sleeps (another caller's)
+            # wakes the thread, so the round comes sooner; it never comes later.
             while (left := deadline - time.monotonic()) > 0:
                 if self._wake.wait(left):
                     self._wake.clear()
                     with self._lock:
                         deadline = min(deadline, time.monotonic() + self._interval())
+                        self._asleep_until = deadline
             self.flush()
             self.push()
 
