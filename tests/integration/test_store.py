@@ -410,3 +410,15 @@ def test_a_list_history_reads_compact_events_appended_after_its_json_ones(
     assert store.client.lrange(key, 1, 1) == ['[2,250,"P",{}]']
     assert store.history("oldlist") == [{**first, "id": 1}, {**later, "id": 2}]
     assert store.wait_history("oldlist", 1, 0.05) == [{**later, "id": 2}]
+
+
+def test_a_commit_whose_first_write_is_a_history_with_ids_not_dense_writes_nothing(
+    store: RedisStore,
+) -> None:
+    # The history op comes first (as in every transition): its ids are checked by its
+    # own first XADD, which fails before anything is written.
+    store.client.xadd("t:x:1:h", {"event": "{}"}, id="0-5")
+    write = Write().op("history", "t:x:1:h", "{}", "{}").op("hset", "t:x:1:s", "A", "{}")
+    with pytest.raises(CommitRefused, match="nothing written: history t:x:1:h does not end at 0-1"):
+        store.apply(write)
+    assert not store.client.exists("t:x:1:s") and store.client.xlen("t:x:1:h") == 1

@@ -17,13 +17,16 @@
 -- Returns {"ok", record, status, name, workflow, start, def_hash, history length,
 -- that container's "|next" and "|t"} or {"skip", reason}.
 if #ARGV > 7 then
-  -- XX: a step claimed since (its entry gone) stays gone.
+  -- XX: a step claimed since (its entry gone) stays gone. Not this step's own (the
+  -- Celery chain's message that carried it here): it leaves the outbox below.
   local marks = {}
   for m = 8, #ARGV do
-    marks[#marks + 1] = ARGV[7]
-    marks[#marks + 1] = ARGV[m]
+    if ARGV[m] ~= ARGV[4] then
+      marks[#marks + 1] = ARGV[7]
+      marks[#marks + 1] = ARGV[m]
+    end
   end
-  redis.call("ZADD", KEYS[5], "XX", unpack(marks))
+  if #marks > 0 then redis.call("ZADD", KEYS[5], "XX", unpack(marks)) end
 end
 local status = redis.call("HGET", KEYS[1], "status")
 if not status then return {"skip", "no execution"} end
@@ -35,8 +38,12 @@ redis.call("HSET", KEYS[2], field, "RUNNING:" .. ARGV[2])
 redis.call("ZADD", KEYS[3], ARGV[3], ARGV[4])
 -- Claimed: no longer the outbox's to send again (a lapsed lease is the reconciler's cue).
 redis.call("ZREM", KEYS[5], ARGV[4])
+-- The execution's priority too (its step messages carry it), returned after the history
+-- length: {..., length, priority, "|next", "|t"}; and its type.
+local meta = redis.call("HMGET", KEYS[1], "name", "workflow", "start", "def_hash", "priority",
+  "type")
 local length = redis.pcall("XLEN", KEYS[4])
-if redis.call("HGET", KEYS[1], "type") == "EXPRESS" then
+if meta[6] == "EXPRESS" then
   -- An EXPRESS child of a Distributed Map keeps no state history (maprun.py).
   if type(length) == "table" then length = redis.call("LLEN", KEYS[4]) end
 elseif type(length) == "table" then
@@ -47,9 +54,6 @@ else
   redis.call("XADD", KEYS[4], "0-" .. length, "e", ARGV[5])
 end
 local rec = redis.call("HGET", KEYS[2], ARGV[1])
--- The execution's priority too (its step messages carry it), returned after the history
--- length: {..., length, priority, "|next", "|t"}.
-local meta = redis.call("HMGET", KEYS[1], "name", "workflow", "start", "def_hash", "priority")
 -- A Map's window, read here for free: once "|next" reached "|t" it never moves again,
 -- and the iteration's end needs no read of its own to know that no item is left.
 local window = {false, false}

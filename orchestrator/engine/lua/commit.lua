@@ -40,35 +40,46 @@
 --
 -- All or nothing: Redis does not roll a script back, so every op is checked before the
 -- first write (each key's type, the history's ids, a join's counter); a check that fails
--- returns an error with nothing written. Long argument lists are sent to Redis in
+-- returns an error with nothing written. The checks are cheap on the hot path: a key's
+-- type is looked up once (none for a key a guard read), and the ids of a history
+-- written first are checked by its first XADD, which fails before anything is written. Long argument lists are sent to Redis in
 -- slices (Lua's unpack stops at a few thousand values).
 --
 -- Out of memory (maxmemory with noeviction): Redis refuses a script's first write that
 -- could grow memory, before anything is written, and lets every later one through; the
 -- guards only read, so a commit is refused whole (an OOM error to the caller, which
 -- leaves the step to be tried again) or applied whole, never half.
--- A history's length: XLEN, or LLEN for a LIST written before histories were streams.
+-- A history's length: XLEN, or LLEN for a LIST written before histories were streams;
+-- and which it is (a key that does not exist reads as an empty stream).
 local function history_length(key)
   local n = redis.pcall("XLEN", key)
-  if type(n) == "table" then return redis.call("LLEN", key) end
-  return n
+  if type(n) == "table" then return redis.call("LLEN", key), "list" end
+  return n, "stream"
 end
 
+-- The type of each key a check or guard found (a guard's HGET or ZSCORE fails on a key of
+-- another type, before any write): what the checks below need not look up again.
+local known = {}
 local i = 2
 for g = 1, tonumber(ARGV[1]) do
   local kind, key = ARGV[i], KEYS[tonumber(ARGV[i + 1])]
   if kind == "h" then
     if redis.call("HGET", key, ARGV[i + 2]) ~= ARGV[i + 3] then return {0, g} end
+    known[key] = "hash"
     i = i + 4
   else
     if kind == "h-" then
       if redis.call("HEXISTS", key, ARGV[i + 2]) == 1 then return {0, g} end
+      known[key] = "hash"
     elseif kind == "z" then
       if not redis.call("ZSCORE", key, ARGV[i + 2]) then return {0, g} end
+      known[key] = "zset"
     elseif kind == "x" then
       if redis.call("EXISTS", key) ~= tonumber(ARGV[i + 2]) then return {0, g} end
     elseif kind == "n" then
-      if history_length(key) > tonumber(ARGV[i + 2]) then return {0, g} end
+      local length, kind = history_length(key)
+      if length > tonumber(ARGV[i + 2]) then return {0, g} end
+      if known[key] == nil then known[key] = kind end
     else
       return redis.error_reply("unknown guard " .. tostring(kind))
     end
@@ -85,16 +96,27 @@ local NEEDS = {
 -- SET replaces a value of any type.
 local ANY = {expire = true, persist = true, del = true, unlink = true, set = true}
 
-local function check(name, key, first)
+-- The first argument of a history op left to its own XADD to check (the first write).
+local history_unchecked = 0
+-- ``first_write``: the op is the script's first write, so an error of its own leaves
+-- nothing written either.
+local function check(name, key, first, first_write)
   local needed = NEEDS[name]
   if not needed then
     if ANY[name] then return nil end
     return "unknown op " .. tostring(name)
   end
-  local kind = redis.call("TYPE", key)["ok"]
+  local kind = known[key]
+  if kind == nil or (kind ~= needed and kind ~= "none") then
+    kind = redis.call("TYPE", key)["ok"]
+    known[key] = kind
+  end
   local old_history = (name == "history" or name == "compact") and kind == "list"
   if kind == "none" or kind == needed or old_history then
-    if name == "history" and kind == "stream" then
+    if name == "history" and kind == "stream" and first_write then
+      -- Its first XADD fails on ids that are not dense before anything is written.
+      history_unchecked = first
+    elseif name == "history" and kind == "stream" then
       -- XADD of "0-(XLEN+1)" needs the ids dense, as this script writes them.
       local n = redis.call("XLEN", key)
       local newest = redis.call("XREVRANGE", key, "+", "-", "COUNT", 1)[1]
@@ -116,7 +138,7 @@ local last = #ARGV
 local j = i
 while j <= last do
   local name, key = ARGV[j], KEYS[tonumber(ARGV[j + 1])]
-  local problem = check(name, key, j + 3)
+  local problem = check(name, key, j + 3, j == i)
   if problem then return redis.error_reply("commit refused, nothing written: " .. problem) end
   j = j + 3 + tonumber(ARGV[j + 2])
 end
@@ -151,7 +173,19 @@ while i <= last do
     else
       for j = first, i - 1 do
         n = n + 1
-        redis.call("XADD", key, "0-" .. n, "e", ARGV[j])
+        if j == first and first == history_unchecked then
+          -- The first write, whose ids were not checked (see check): refused whole.
+          local added = redis.pcall("XADD", key, "0-" .. n, "e", ARGV[j])
+          if type(added) == "table" and added.err then
+            if string.find(added.err, "XADD", 1, true) then
+              return redis.error_reply("commit refused, nothing written: history " .. key
+                .. " does not end at 0-" .. (n - 1) .. " (" .. added.err .. ")")
+            end
+            return redis.error_reply(added.err)
+          end
+        else
+          redis.call("XADD", key, "0-" .. n, "e", ARGV[j])
+        end
       end
     end
     result[2] = n
