@@ -11,6 +11,7 @@ transition atomically and only then publishes its tasks.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import random
@@ -516,16 +517,20 @@ class Interpreter:
         self, state: str, entered: float, retry_count: int = 0, **extra: Any
     ) -> dict[str, Any]:
         """The context object (``$$``) for a state."""
+        info = self.info
+        execution_arn, start, machine_arn = _execution_context(
+            info.workflow, info.name, info.start_time, *arns.partition_region_account()
+        )
         return dataflow.build_context(
-            arns.execution_arn(self.info.workflow, self.info.name),
-            self.info.name,
-            self.info.input,
-            dataflow.format_timestamp(self.info.start_time),
+            execution_arn,
+            info.name,
+            info.input,
+            start,
             state,
             dataflow.format_timestamp(entered),
             retry_count,
-            arns.state_machine_arn(self.info.workflow),
-            self.info.workflow,
+            machine_arn,
+            info.workflow,
             **extra,
         )
 
@@ -2211,6 +2216,19 @@ _JSON_OPTIONS = (
     | orjson.OPT_PASSTHROUGH_DATETIME
     | orjson.OPT_PASSTHROUGH_DATACLASS
 )
+
+
+@functools.lru_cache(maxsize=256)
+def _execution_context(
+    workflow: str, name: str, start_time: float, region: str, account: str
+) -> tuple[str, str, str]:
+    """The context object's execution ARN, start time and state machine ARN: the same
+    for every state of an execution, and built for each state (twice per Task)."""
+    return (
+        arns.execution_arn(workflow, name, region=region, account=account),
+        dataflow.format_timestamp(start_time),
+        arns.state_machine_arn(workflow, region=region, account=account),
+    )
 
 
 def json_bytes(value: Any) -> bytes:
