@@ -496,11 +496,13 @@ class Bench:
         """CPU seconds so far of the worker processes, Redis, and Redis's command stats."""
         import psutil
 
-        worker = 0.0
-        for pid in self.procs.worker_pids():
+        worker = main = 0.0
+        for i, pid in enumerate(self.procs.worker_pids()):
             try:
                 times = psutil.Process(pid).cpu_times()
                 worker += times.user + times.system
+                if i == 0:
+                    main = times.user + times.system
             except psutil.NoSuchProcess:
                 pass
         timer = 0.0
@@ -514,6 +516,7 @@ class Bench:
         stats = self.client.info("commandstats")
         return {
             "worker": worker,
+            "main": main,
             "timer": timer,
             "driver": time.process_time(),
             "redis": float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]),
@@ -524,6 +527,9 @@ class Bench:
         calls = {k: (v - before["calls"].get(k, 0)) / n for k, v in after["calls"].items()}
         return {
             "worker_cpu_ms": round((after["worker"] - before["worker"]) / n * 1000, 3),
+            # Of which the worker's main process: the consumer (receives, checks and
+            # acknowledges messages, hands them to the pool), apart from the pool's work.
+            "main_cpu_ms": round((after["main"] - before["main"]) / n * 1000, 3),
             "redis_cpu_ms": round((after["redis"] - before["redis"]) / n * 1000, 3),
             # The beat (timer) process and this driver: a Pass-item Map runs in the start
             # call (the driver) and in beat's refill timers, not in the worker.
