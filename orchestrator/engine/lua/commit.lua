@@ -41,9 +41,10 @@
 -- All or nothing: Redis does not roll a script back, so every op is checked before the
 -- first write (each key's type, the history's ids, a join's counter); a check that fails
 -- returns an error with nothing written. The checks are cheap on the hot path: a key's
--- type is looked up once (none for a key a guard read), and the ids of a history
--- written first are checked by its first XADD, which fails before anything is written. Long argument lists are sent to Redis in
--- slices (Lua's unpack stops at a few thousand values).
+-- type is looked up once (not at all for a key a guard read), and the ids of a history
+-- written first are checked by its first XADD, which fails before anything is written.
+-- Long argument lists are sent to Redis in slices (Lua's unpack stops at a few thousand
+-- values).
 --
 -- Out of memory (maxmemory with noeviction): Redis refuses a script's first write that
 -- could grow memory, before anything is written, and lets every later one through; the
@@ -77,9 +78,9 @@ for g = 1, tonumber(ARGV[1]) do
     elseif kind == "x" then
       if redis.call("EXISTS", key) ~= tonumber(ARGV[i + 2]) then return {0, g} end
     elseif kind == "n" then
-      local length, kind = history_length(key)
+      local length, history_type = history_length(key)
       if length > tonumber(ARGV[i + 2]) then return {0, g} end
-      if known[key] == nil then known[key] = kind end
+      if known[key] == nil then known[key] = history_type end
     else
       return redis.error_reply("unknown guard " .. tostring(kind))
     end
