@@ -229,7 +229,10 @@ def _run_step(
         return interp.task_succeeded(step_key, fresh, result, now)
 
     handover = Handover(task.request)
-    with deferred_marks():
+    # The lease is renewed until the result is committed too: a commit retried through a
+    # Redis hiccup can outlast it, and the reconciler would then run the step again.
+    # (Not watched for cancellation any more: the activity has ended.)
+    with leases.holding(execution_id, step_key), deferred_marks():
         tr = run_transition(
             store,
             execution_id,

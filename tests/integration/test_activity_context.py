@@ -153,3 +153,24 @@ def test_a_failed_sibling_cancels_a_parallel_branch(orchestrator, tag):
     reason = str(wait_until(lambda: ctext("cancelled", tag), 5, message="the branch cancelled"))
     assert "'Fan' it runs in ended" in reason or "execution is FAILED" in reason
     assert count_events(handle.history(), "TaskFailed") == 0
+
+
+def test_the_step_lease_is_renewed_while_its_result_commits(orchestrator, monkeypatch):
+    # A commit retried through a Redis hiccup can outlast the lease: the lease keeper
+    # still renews the step's lease then, or the reconciler would run the step again.
+    from orchestrator.engine import steps
+    from orchestrator.engine.leases import leases
+    from orchestrator.engine.records import lease_member
+
+    held_during_commit: list[bool] = []
+    commit = steps.run_transition
+
+    def observed(store, execution_id, interp, compute, **options):  # type: ignore[no-untyped-def]
+        member = lease_member(execution_id, options["step_key"])
+        held_during_commit.append(member in leases._held)
+        return commit(store, execution_id, interp, compute, **options)
+
+    monkeypatch.setattr(steps, "run_transition", observed)
+    handle = start_workflow(machine({"Only": task("echo")}), {"x": 1})
+    assert handle.result(30).output == {"x": 1}
+    assert held_during_commit == [True]
