@@ -396,7 +396,8 @@ def _freeze_heap() -> None:
 
     A step allocates thousands of short-lived objects, so the collector's oldest
     generation comes due every few thousand steps and each pass scanned the whole heap:
-    about 40 ms in a pool process, on the step that happened to trigger it. Frozen
+    about 40 ms in a process running steps (measured on an in-process worker), on the
+    step that happened to trigger it. Frozen
     objects are never collected (they live as long as the process anyway) and, frozen in
     the main process before it forks its pool, are not written to by the collector,
     so the children share their pages with it."""
