@@ -248,10 +248,14 @@ class ExecutionHandle:
                     f"execution {self.execution_id!r} still running after {timeout} s"
                 )
             wait = RESULT_BLOCK_S if remaining is None else min(RESULT_BLOCK_S, remaining)
-            events = self.store.wait_history(self.execution_id, seen, wait, EVENTS_PER_READ)
-            if events:
-                seen = events[-1]["id"]
-                if not any(event["type"] in END_EVENTS for event in events):
+            # Only the newest event read matters: an end event is the last its commit
+            # appends, and any event after one is a redrive's (running again).
+            newest, kind = self.store.wait_newest_event(
+                self.execution_id, seen, wait, EVENTS_PER_READ
+            )
+            if newest > seen:
+                seen = newest
+                if kind not in END_EVENTS:
                     continue  # still running: wait for the next events
             status = self.store.execution_status(self.execution_id)
 

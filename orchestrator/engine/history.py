@@ -205,6 +205,19 @@ def decode_text(text: str, base: int | None) -> dict[str, Any] | None:
     return event
 
 
+def event_type(fields: dict[str, str]) -> str | None:
+    """The type of a stream entry's event (either form), decoding nothing else of it."""
+    text = fields.get(FIELD)
+    parts = json.loads(fields[OLD_FIELD] if text is None else text)
+    if isinstance(parts, dict):
+        kind = parts.get("type")
+    else:
+        kind = parts[0] if parts else None
+        if isinstance(kind, int) and 0 <= kind < len(TYPES):
+            kind = TYPES[kind][0]
+    return kind if isinstance(kind, str) else None
+
+
 def stored_text(fields: dict[str, str]) -> str:
     """The stored text of an entry, whichever its form (for measuring)."""
     return fields.get(FIELD) or fields[OLD_FIELD]

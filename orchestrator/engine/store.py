@@ -703,10 +703,7 @@ class RedisStore:
         returns [] rather than raising a timeout.
         """
         key = self.keys.history(execution_id)
-        socket_timeout = self.client.connection_pool.connection_kwargs.get("socket_timeout")
-        if socket_timeout:
-            block_s = min(block_s, socket_timeout / 2)
-        block_ms = max(1, int(block_s * 1000))
+        block_ms = self._block_ms(block_s)
         # The record's start first, in the same round trip (see history).
         pipe = self.client.pipeline(transaction=False)
         pipe.hget(self.keys.execution(execution_id), "start")
@@ -726,6 +723,36 @@ class RedisStore:
         if not reply:
             return []
         return _history_events(reply[0][1], start)
+
+    def wait_newest_event(
+        self, execution_id: str, after: int, block_s: float, count: int
+    ) -> tuple[int, str | None]:
+        """Like :meth:`wait_history`, for a caller waiting for the execution's end: the id
+        and type of the last of up to ``count`` events above ``after`` (the end event is
+        the last one its commit appends), decoding none of the others; ``(after, None)``
+        if none came within ``block_s`` seconds."""
+        key = self.keys.history(execution_id)
+        try:
+            reply = self.client.xread(
+                {key: f"0-{after}"}, count=count, block=self._block_ms(block_s)
+            )
+        except redis.ResponseError as exc:
+            if not _wrong_type(exc):
+                raise
+            events = self.wait_history(execution_id, after, block_s, count)  # a LIST
+            return (events[-1]["id"], events[-1].get("type")) if events else (after, None)
+        if not reply:
+            return after, None
+        entry_id, fields = reply[0][1][-1]
+        return int(entry_id.partition("-")[2]), history_codec.event_type(fields)
+
+    def _block_ms(self, block_s: float) -> int:
+        """An ``XREAD BLOCK`` of ``block_s`` seconds in milliseconds, capped below the
+        connection's reply timeout (a quiet history returns nothing, never a timeout)."""
+        socket_timeout = self.client.connection_pool.connection_kwargs.get("socket_timeout")
+        if socket_timeout:
+            block_s = min(block_s, socket_timeout / 2)
+        return max(1, int(block_s * 1000))
 
     def history_cursor(self, execution_id: str) -> tuple[int, str | None]:
         """``(history length, execution status)`` in one round trip, the length read

@@ -386,6 +386,11 @@ def test_a_history_reads_old_json_entries_and_compact_ones_after_them(
     assert store.history("mixed", after=1, count=3) == expected[1:4]
     assert store.wait_history("mixed", 3, 5.0) == expected[3:]
     assert store.wait_history("mixed", 0, 5.0, count=2) == expected[:2]
+    # Waiting for the end reads only the newest event's type, in either form.
+    assert store.wait_newest_event("mixed", 3, 5.0, 1000) == (5, "ExecutionSucceeded")
+    assert store.wait_newest_event("mixed", 0, 5.0, 2) == (2, "PassStateEntered")
+    assert store.wait_newest_event("mixed", 0, 5.0, 4) == (4, "TaskStarted")
+    assert store.wait_newest_event("mixed", 5, 0.05, 1000) == (5, None)
     # Relative timestamps need the record's start: without the record (the execution
     # forgotten) the history reads as empty, as its record does.
     store.client.delete(keys.execution("mixed"))
@@ -410,6 +415,8 @@ def test_a_list_history_reads_compact_events_appended_after_its_json_ones(
     assert store.client.lrange(key, 1, 1) == ['[2,250,"P",{}]']
     assert store.history("oldlist") == [{**first, "id": 1}, {**later, "id": 2}]
     assert store.wait_history("oldlist", 1, 0.05) == [{**later, "id": 2}]
+    assert store.wait_newest_event("oldlist", 0, 0.05, 1000) == (2, "PassStateEntered")
+    assert store.wait_newest_event("oldlist", 2, 0.05, 1000) == (2, None)
 
 
 def test_a_commit_whose_first_write_is_a_history_with_ids_not_dense_writes_nothing(

@@ -20,6 +20,7 @@ from orchestrator.engine.history import (
     decode,
     decode_text,
     encode_event,
+    event_type,
 )
 from orchestrator.errors import StatesError
 
@@ -196,3 +197,13 @@ def test_codes_are_one_per_type() -> None:
 def test_an_event_that_cannot_be_stored_fails_as_the_interpreters_encode_does() -> None:
     with pytest.raises(StatesError):
         encode_event({"type": "PassStateExited", "output": {"x": object()}}, BASE)
+
+
+@given(events(), st.booleans())
+def test_an_events_type_reads_without_decoding_the_rest(event: dict[str, Any], known: bool) -> None:
+    # What result() looks at in the newest entry: the type a full decode gives, if a string.
+    text = encode_event(event, BASE if known else None)
+    kind = event.get("type")
+    expected = kind if isinstance(kind, str) else None
+    assert event_type({FIELD: text}) == expected
+    assert event_type({OLD_FIELD: json.dumps(event)}) == expected
