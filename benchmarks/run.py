@@ -971,11 +971,14 @@ class Bench:
         print()
 
     def bench_dmap(self) -> None:
-        """Hook for ``dmap_items_per_s`` / ``dmap_ratio`` (issue 12: a Distributed Map of
-        100,000 items from a JSONL object in S3, ItemBatcher of 100, child executions of
-        one Task, against Celery ``chunks`` over the same items). Not measured yet: the
-        Distributed Map is being built; its figures are reported MISSING until then."""
-        self.notes["dmap"] = "not measured yet (Distributed Map not wired into the engine)"
+        """``dmap_items_per_s`` / ``dmap_ratio`` (a Distributed Map of 100,000 items from a
+        JSONL object in S3 against Celery ``chunks`` over the same items) are measured by
+        ``benchmarks/dmap.py``, which starts moto's S3 server and its own worker and beat:
+        this run only says where."""
+        self.notes["dmap"] = (
+            "dmap_items_per_s and dmap_ratio (<= 1.5): python benchmarks/dmap.py "
+            "(moto's S3 server; its runs are in benchmarks/RESULTS.md)"
+        )
 
     def _wait_field(self) -> str:
         """TimestampPath if the engine supports it (all timers due together), else SecondsPath."""
@@ -1243,8 +1246,6 @@ GOALS: list[tuple[str, str, Callable[[float], bool] | None]] = [
     ("redis_used_memory_per_map_item", "", None),
     ("redis_used_memory_per_map_item_running", "", None),
     ("map_cost_per_item_growth", "<= 1.2 (flat)", lambda v: v <= 1.2),
-    ("dmap_items_per_s", "", None),
-    ("dmap_ratio", "<= 1.5", lambda v: v <= 1.5),
     ("start_ms", "", None),
     ("start_p99_ms", "", None),
     ("redis_bytes_per_execution", "<= 4096", lambda v: v <= 4096),
