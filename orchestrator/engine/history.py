@@ -211,10 +211,12 @@ def event_type(fields: dict[str, str]) -> str | None:
     parts = json.loads(fields[OLD_FIELD] if text is None else text)
     if isinstance(parts, dict):
         kind = parts.get("type")
-    else:
-        kind = parts[0] if parts else None
-        if isinstance(kind, int) and 0 <= kind < len(TYPES):
+    elif isinstance(parts, list) and parts:
+        kind = parts[0]
+        if type(kind) is int and 0 <= kind < len(TYPES):
             kind = TYPES[kind][0]
+    else:
+        kind = None  # not an entry this module wrote
     return kind if isinstance(kind, str) else None
 
 

@@ -207,3 +207,8 @@ def test_an_events_type_reads_without_decoding_the_rest(event: dict[str, Any], k
     expected = kind if isinstance(kind, str) else None
     assert event_type({FIELD: text}) == expected
     assert event_type({OLD_FIELD: json.dumps(event)}) == expected
+
+
+@pytest.mark.parametrize("text", ["5", '"x"', "[]", "[99999]", "[-1]", "[null]", "[true]", "{}"])
+def test_an_entry_of_no_known_shape_has_no_type(text: str) -> None:
+    assert event_type({FIELD: text}) is None
