@@ -108,6 +108,18 @@ def ctl_token_sink(value: dict[str, Any]) -> Any:
     return None
 
 
+@activity("ctl_token_then_hold")
+def ctl_token_then_hold(value: dict[str, Any]) -> Any:
+    """Store the task token under ``token:{tag}``, then hold the step RUNNING until
+    ``release:{tag}`` (max 30 s): an answer can then arrive before the step waits."""
+    tag = value["tag"]
+    get_store().client.set(ckey("token", tag), value["token"])
+    deadline = time.monotonic() + 30
+    while not cget("release", tag) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return None
+
+
 @activity("ctl_slow")
 def ctl_slow(value: dict[str, Any]) -> Any:
     """Mark ``started:{tag}``, wait for ``release:{tag}`` (max 30 s), then finish."""

@@ -65,8 +65,23 @@ def _token_target(store: RedisStore, token: str) -> tuple[str, str, int]:
     return execution_id, step_key, attempt
 
 
+#: How often an answer is tried again when its step moved on under it. A step that waits
+#: for a token moves at most SCHEDULED -> RUNNING -> WAITING while the token is valid:
+#: an answer can arrive before the worker that sent the token has committed that it waits.
+_ANSWER_TRIES = 4
+
+
 def _answer(token: str, compute_kind: str, payload: Any) -> None:
     store = get_store()
+    for _ in range(_ANSWER_TRIES):
+        if _try_answer(store, token, compute_kind, payload):
+            return
+    raise TaskTokenError("its task is no longer waiting (answered, timed out or stopped)")
+
+
+def _try_answer(store: RedisStore, token: str, compute_kind: str, payload: Any) -> bool:
+    """Answer once; False when the step's status changed between the read and the commit
+    (the token still valid: read again), raises when the token no longer applies."""
     execution_id, step_key, attempt = _token_target(store, token)
     interp = interpreter_from_record(store, execution_id)
     if interp is None:
@@ -87,11 +102,10 @@ def _answer(token: str, compute_kind: str, payload: Any) -> None:
         error, cause = payload
         return interp.task_failed(step_key, record, error, cause, now)
 
-    if (
+    return (
         run_transition(store, execution_id, interp, compute, step_key=step_key, step_status=status)
-        is None
-    ):
-        raise TaskTokenError("its task is no longer waiting (answered, timed out or stopped)")
+        is not None
+    )
 
 
 @store_call(mutates=True)

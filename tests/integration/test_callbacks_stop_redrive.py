@@ -127,6 +127,49 @@ def test_unknown_and_spent_tokens_raise(orchestrator, tag):
         send_task_failure(token, "E", "c")
 
 
+def test_an_answer_racing_the_step_into_waiting_is_not_refused(orchestrator, tag, monkeypatch):
+    """The answer reads the step RUNNING (its worker has sent the token but not yet
+    committed that it waits); the worker's commit lands before the answer's, whose guard
+    then fails. The answer reads again and completes the task: the token was valid all
+    along (CI saw this refused as "no longer waiting" with an SQS callback)."""
+    from orchestrator.client import control
+
+    handle = start_workflow(
+        machine(
+            {
+                "T": task(
+                    "ctl_token_then_hold.waitForTaskToken",
+                    Parameters={"tag": tag, "token.$": "$$.Task.Token"},
+                    ResultPath="$.answer",
+                )
+            }
+        ),
+        {"in": 1},
+    )
+    token = wait_token(tag)
+    real = control.run_transition
+    raced = []
+
+    def racing(*args, **kwargs):
+        if not raced:
+            raced.append(kwargs["step_status"])
+            cset("release", tag)  # the worker now commits "waiting" first
+            wait_until(
+                lambda: any(s.status.startswith("WAITING") for s in handle.describe().steps),
+                10,
+                message="the step committed as waiting",
+            )
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(control, "run_transition", racing)
+    send_task_success(token, {"approved": True})
+    assert raced and raced[0].startswith("RUNNING"), raced
+    result = handle.result(15)
+    assert result.status == "SUCCEEDED", result
+    assert result.output == {"in": 1, "answer": {"approved": True}}
+    assert count_events(handle.history(), "TaskSucceeded") == 1
+
+
 def test_heartbeat_timeout(orchestrator, tag):
     handle = start_workflow(machine({"T": token_task(tag, HeartbeatSeconds=1, TimeoutSeconds=60)}))
     result = handle.result(15)
