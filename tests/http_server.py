@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -220,10 +221,17 @@ def _handler(state: LocalHttpServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # the client went away (the HTTP Task's size cap and timeouts do that)
+        super().handle_error(request, client_address)
+
+
 @contextmanager
 def local_http_server() -> Iterator[LocalHttpServer]:
     """A server on 127.0.0.1 (a free port), served by a thread, shut down at the end."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    server = _Server(("127.0.0.1", 0), BaseHTTPRequestHandler)
     state = LocalHttpServer(server)
     server.RequestHandlerClass = _handler(state)
     server.daemon_threads = True
