@@ -54,7 +54,9 @@ def _time_commits(port: int, acks: int, count: int, run: str) -> list[float]:
         min_replicas_ack=acks,
     )
     with process_settings(settings):
-        store = RedisStore(redis_client(settings.redis_url or ""), settings.key_prefix)
+        store = RedisStore(
+            redis_client(settings.redis_url or ""), settings.key_prefix, settings.partitions
+        )
         try:
             key = f"{settings.key_prefix}:bench"
             for n in range(50):

@@ -407,10 +407,11 @@ class Bench:
 
     # helpers
     def exec_key(self, execution_id: str) -> str:
-        # The engine's own key schema: record keys gained a hash tag ({<id>}) in 8ca0b9d.
+        # The engine's own key schema (engine/keys.py: partitioned since issue 18).
+        from orchestrator.config import get_settings
         from orchestrator.engine.keys import Keys
 
-        return Keys(PREFIX).execution(execution_id)
+        return Keys(PREFIX, get_settings().partitions).execution(execution_id)
 
     def start_wf(self, definition: dict[str, Any], input: Any, name: str) -> Any:
         from orchestrator import start_workflow
@@ -759,9 +760,10 @@ class Bench:
 
     def _execution_keys(self, execution_id: str) -> dict[str, str]:
         """The keys a Pass-item Map's execution holds, by part (keys.py's schema)."""
+        from orchestrator.config import get_settings
         from orchestrator.engine.keys import Keys
 
-        keys = Keys(PREFIX)
+        keys = Keys(PREFIX, get_settings().partitions)
         return {
             "record": keys.execution(execution_id),
             "steps": keys.steps(execution_id),

@@ -11,6 +11,8 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 
+from redis.crc import key_slot
+
 from orchestrator.engine.store import RedisStore, redis_client
 
 LINE = re.compile(r"^[\d.]+ \[\d+ ([^\]]*)\] (.*)$")
@@ -27,6 +29,30 @@ class Call:
     @property
     def name(self) -> str:
         return self.commands[0][0].upper()
+
+
+def named_keys(call: Call, prefix: str) -> set[str]:
+    """The keys under ``prefix`` a call names (the tests' own ``<prefix>:test:`` aside)."""
+    own = f"{prefix}:"
+    return {
+        arg
+        for args in call.commands
+        for arg in args[1:]
+        if arg.startswith(own) and not arg.startswith(f"{own}test:")
+    }
+
+
+def slots(keys: set[str]) -> set[int]:
+    """The Redis Cluster hash slots of ``keys``."""
+    return {key_slot(key.encode()) for key in keys}
+
+
+def is_timer_move(call: Call) -> bool:
+    """Beat's move of a timer found in another partition to its own (a MULTI of ZADDs to
+    and ZREMs from timers sets: RedisStore.due_timer_entries)."""
+    names = {args[0].upper() for args in call.commands}
+    keys = {key for args in call.commands[1:-1] for key in args[1:2]}
+    return names <= {"MULTI", "ZADD", "ZREM", "EXEC"} and all(k.endswith(":timers") for k in keys)
 
 
 def grouped_calls(lines: list[str]) -> list[Call]:

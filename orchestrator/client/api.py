@@ -487,7 +487,7 @@ def get_execution_definition(execution_id: str) -> dict[str, Any]:
     execution_id = inputs.known_id(execution_id)
     store = get_store()
     def_hash = store.execution_def_hash(execution_id)
-    text = store.definition_text(def_hash) if def_hash else None
+    text = store.definition_text(execution_id, def_hash) if def_hash else None
     if text is None:
         raise ExecutionNotFound(execution_id)
     definition: dict[str, Any] = json.loads(text)

@@ -106,6 +106,7 @@ class Orchestrator:
         self.store = RedisStore(
             redis_client(settings.redis_url, settings.redis_timeout_seconds, settings),
             settings.key_prefix,
+            settings.partitions,
         )
         #: The Celery app this client publishes tasks with (to its own broker).
         self.app = publisher_app(settings)

@@ -178,6 +178,7 @@ def transition_write(
     """
     settings = get_settings()
     keys = store.keys
+    part = keys.partition_of(execution_id)
     write = write or Write()
     exec_key = keys.execution(execution_id)
     steps_key = keys.steps(execution_id)
@@ -221,14 +222,18 @@ def transition_write(
         if event["type"] == "MapRunStarted":
             _register_map_run(write, keys, execution_id, event.get("key") or event["state"])
     for key in tr.released:
-        write.op("zrem", keys.leases, lease_member(execution_id, key))
+        write.op("zrem", keys.leases(part), lease_member(execution_id, key))
     for dispatch in tr.dispatches:
         # In the outbox, not published yet: sent again after the lease unless the
         # publisher marks it published (orchestrator.engine.publisher) or a worker claims it.
         due = tr.now + settings.lease_seconds
-        write.op("zadd", keys.outbox, repr(due), lease_member(execution_id, dispatch.step_key))
+        write.op(
+            "zadd", keys.outbox(part), repr(due), lease_member(execution_id, dispatch.step_key)
+        )
     for due, (kind, key, attempt) in tr.timers:
-        write.op("zadd", keys.timers, repr(due), timer_member(kind, execution_id, key, attempt))
+        write.op(
+            "zadd", keys.timers(part), repr(due), timer_member(kind, execution_id, key, attempt)
+        )
     for token, target in tr.tokens.items():
         if target is None:
             write.op("hdel", keys.task_tokens(execution_id), token)
@@ -239,7 +244,7 @@ def transition_write(
         write.join(
             steps_key,
             container,
-            keys.leases,
+            keys.leases(part),
             tr.now + settings.lease_seconds,
             lease_member(execution_id, container),
             ended,
@@ -253,11 +258,13 @@ def transition_write(
         listed = listing(store, execution_id, info)
         if listed is not None:
             move_listing(write, store, execution_id, *listed, ("RUNNING",), tr.end["status"])
-            count_execution(write, store, tr.end["status"], listed[0])
+            count_execution(write, store, execution_id, tr.end["status"], listed[0])
         # However it ended, its tokens end with it (in this write, at their number's cost).
         write.op("del", keys.task_tokens(execution_id))
-        # A Distributed Map's child tells its parent (a timer of the parent's, due now).
-        write.notify(exec_key, keys.timers, tr.now)
+        # A Distributed Map's child tells its parent (a timer of the parent's, due now),
+        # in its own partition, so this write stays in one slot: beat moves the timer to
+        # the parent's partition when it finds it (RedisStore.due_timer_entries).
+        write.notify(exec_key, keys.timers(part), tr.now)
         # What a finished execution keeps for the retention period, at its exact size.
         write.op("compact", keys.history(execution_id))
         for key in (exec_key, keys.history(execution_id), steps_key):
@@ -282,7 +289,7 @@ def transition_write(
             write.op("set", keys.dead_letter(execution_id), redact_text(dumps(letter)))
             # A dead letter lives as long as its execution's record.
             write.op("expire", keys.dead_letter(execution_id), settings.retention_seconds)
-            write.op("zadd", keys.dead_letters, repr(tr.now), execution_id)
+            write.op("zadd", keys.dead_letters(part), repr(tr.now), execution_id)
     return write
 
 
@@ -436,19 +443,23 @@ def move_listing(
     ``new`` (the global one and its workflow's), scored by its start time: in the write
     that changes its status, so a listing by status neither misses nor repeats it."""
     keys = store.keys
+    part = keys.partition_of(execution_id)
     for status in old:
-        write.op("zrem", keys.executions_index(status), execution_id)
-        write.op("zrem", keys.executions_index(status, workflow), execution_id)
-    write.op("zadd", keys.executions_index(new), start, execution_id)
-    write.op("zadd", keys.executions_index(new, workflow), start, execution_id)
+        write.op("zrem", keys.executions_index(part, status), execution_id)
+        write.op("zrem", keys.executions_index(part, status, workflow), execution_id)
+    write.op("zadd", keys.executions_index(part, new), start, execution_id)
+    write.op("zadd", keys.executions_index(part, new, workflow), start, execution_id)
 
 
-def count_execution(write: Write, store: RedisStore, kind: str, workflow: str) -> None:
+def count_execution(
+    write: Write, store: RedisStore, execution_id: str, kind: str, workflow: str
+) -> None:
     """Count an execution ``kind`` (``started``, ``redriven`` or its end status) of
-    ``workflow`` in the write that makes it so: a commit applies once, so the Prometheus
-    counters (orchestrator/engine/metrics.py) never count a redelivered message twice."""
-    keys = store.keys
-    write.op("hincrby", keys.execution_counters, counter_field(kind, workflow), 1)
+    ``workflow`` in the write that makes it so (in the execution's partition): a commit
+    applies once, so the Prometheus counters (orchestrator/engine/metrics.py) never count
+    a redelivered message twice."""
+    counters = store.keys.execution_counters(store.keys.partition_of(execution_id))
+    write.op("hincrby", counters, counter_field(kind, workflow), 1)
 
 
 def start_write(
@@ -481,16 +492,17 @@ def start_write(
         *(("priority", str(priority)) if priority is not None else ()),
         *(item for pair in (extra or {}).items() for item in pair),
     )
-    write.op("zadd", keys.executions, repr(now), execution_id)
-    write.op("zadd", keys.executions_index(workflow=workflow), repr(now), execution_id)
+    part = keys.partition_of(execution_id)
+    write.op("zadd", keys.executions(part), repr(now), execution_id)
+    write.op("zadd", keys.executions_index(part, workflow=workflow), repr(now), execution_id)
     # A name started again after its record expired may still be in the index of the
     # status it ended with (listings drop expired ids only when they meet them).
     ended = tuple(s for s in EXECUTION_STATUSES if s != "RUNNING")
     move_listing(write, store, execution_id, workflow, repr(now), ended, "RUNNING")
-    count_execution(write, store, "started", workflow)
+    count_execution(write, store, execution_id, "started", workflow)
     # Executions share their definition by content hash; it outlives the newest of them.
-    write.op("set", keys.definition(def_hash), definition_text)
-    write.op("expire", keys.definition(def_hash), 2 * get_settings().retention_seconds)
+    write.op("set", keys.definition(part, def_hash), definition_text)
+    write.op("expire", keys.definition(part, def_hash), 2 * get_settings().retention_seconds)
     return write
 
 
@@ -555,14 +567,16 @@ def redrive_write(
     write.op(
         "branches", keys.branch_hashes(execution_id), keys.branches(execution_id, ""), "persist"
     )
+    part = keys.partition_of(execution_id)
     if def_hash:
-        write.op("expire", keys.definition(def_hash), 2 * get_settings().retention_seconds)
+        expire = 2 * get_settings().retention_seconds
+        write.op("expire", keys.definition(part, def_hash), expire)
     write.op("del", keys.dead_letter(execution_id))
-    write.op("zrem", keys.dead_letters, execution_id)
+    write.op("zrem", keys.dead_letters(part), execution_id)
     listed = listing(store, execution_id, info)
     if listed is not None:
         move_listing(write, store, execution_id, *listed, (status,), "RUNNING")
-        count_execution(write, store, "redriven", listed[0])
+        count_execution(write, store, execution_id, "redriven", listed[0])
     return transition_write(store, execution_id, tr, write, info)
 
 
@@ -685,8 +699,9 @@ def prepare_transition(
             for ancestor in ancestors(step_key):
                 write.guard_field(steps_key, store.keys.status_field(ancestor), "RUNNING")
         if timer is not None:
-            write.guard_member(store.keys.timers, timer)
-            write.op("zrem", store.keys.timers, timer)
+            timers_key = store.keys.timers(store.keys.partition_of(execution_id))
+            write.guard_member(timers_key, timer)
+            write.op("zrem", timers_key, timer)
         fixed = len(write.guards)
         if len(tr.events) > 1:
             # The history quota, against the history as it is when the commit runs

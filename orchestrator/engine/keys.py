@@ -1,10 +1,20 @@
 r"""The Redis key schema: every key the orchestrator writes, defined once.
 
 All keys start with the configured prefix (``ORCHESTRATOR_KEY_PREFIX``, default ``orch``).
-Every key of one execution carries the Redis Cluster hash tag ``{<id>}`` (execution ids
-cannot contain braces, nor can the prefix), so all of them hash to one slot::
 
-    {p}:x:{<id>}        HASH   execution record: status, name, workflow, input, output,
+**Partitions.** The executions are split into ``ORCHESTRATOR_PARTITIONS`` partitions
+(default 1; fixed for a deployment's life, recorded in ``{p}:partitions``). An execution's
+partition is the first 32 bits of its id's SHA-1 modulo their number (``partition_of``).
+Every key of a partition, the keys of its executions and its indexes (timers, leases,
+outbox, listings, dead letters, counters, definitions), starts with ``{P}`` =
+``<prefix>:{<tag>}``: the Redis Cluster hash tag ``<tag>`` (``<k>.<j>``, chosen so
+that partition k hashes into the k-th of equal slot ranges: ``partition_tags``) puts
+all of them in one slot, so each call on an execution touches one slot, and a cluster
+spreads the partitions over its masters. With one partition, ``{P}`` is
+``orch:{0.0}`` (``orch:{0.0}:x:order-17:s``). Execution ids hold no brace, nor does the
+prefix. An execution's keys::
+
+    {P}:x:<id>        HASH   execution record: status, name, workflow, input, output,
                                error, cause, start, stop, def_hash, redrives, priority
                                (0-9, read with it by whoever publishes a step); a child
                                workflow's ``parent``/``parent_state``/``parent_run``/
@@ -12,7 +22,7 @@ cannot contain braces, nor can the prefix), so all of them hash to one slot::
                                ``.sync`` child's ``notify`` holds its parent's ``childend``
                                timer member); ``child:<id>`` -> JSON ``[step key, mode]``
                                for each child workflow it started (engine/children.py)
-    {p}:x:{<id>}:h      STREAM history events, oldest first: entry ``0-<n>`` is event n,
+    {P}:x:<id>:h      STREAM history events, oldest first: entry ``0-<n>`` is event n,
                                its one field ``e`` a compact JSON array (engine/history.py:
                                ``[type code, ms after the record's start, step key, main
                                detail, {other details}]``, e.g. ``[2,1534,"M[7]/P",7]``;
@@ -25,7 +35,7 @@ cannot contain braces, nor can the prefix), so all of them hash to one slot::
                                them ``XREAD BLOCK``. Histories written by 0.1.0 and
                                earlier are LISTs (event id = index + 1): the scripts
                                append to and the store reads either type
-    {p}:x:{<id>}:s      HASH   steps: ``{step key}`` -> JSON step record (state, input,
+    {P}:x:<id>:s      HASH   steps: ``{step key}`` -> JSON step record (state, input,
                                attempt, retries...), ``{step key}|s`` -> step status;
                                a finished step is removed (the history keeps it); a
                                Parallel or Map ``{key}`` also has ``|t`` branches or
@@ -37,7 +47,7 @@ cannot contain braces, nor can the prefix), so all of them hash to one slot::
                                execution failed in an inline state) of the top level.
                                Only live steps and containers' counters: its size follows
                                the steps in flight, never a Map's item count
-    {p}:x:{<id>}:b:{key} HASH  a Parallel's or Map's branch hash (``key`` its step key):
+    {P}:x:<id>:b:{key} HASH  a Parallel's or Map's branch hash (``key`` its step key):
                                ``r{i}`` branch/item results, ``v{i}`` their variables,
                                ``x{i}`` where one failed, and ``k{j}`` the inputs of items
                                not started yet, ``ITEM_CHUNK`` items per field (JSON
@@ -45,7 +55,7 @@ cannot contain braces, nor can the prefix), so all of them hash to one slot::
                                Map starts, deleted once every item in it started). Deleted
                                whole (UNLINK) when the container ends or is caught, so a
                                Map of any size ends with one call
-    {p}:x:{<id>}:b:{key}|mr  HASH  a Distributed Map's Map Run (``key`` the Map's step key;
+    {P}:x:<id>:b:{key}|mr  HASH  a Distributed Map's Map Run (``key`` the Map's step key;
                                a step key never holds ``|``): ``run``, ``arn``, ``label``,
                                ``status``, ``start``/``stop``, ``max`` (children in flight at
                                most), ``next`` (children started), ``cursor`` (where the
@@ -59,7 +69,7 @@ cannot contain braces, nor can the prefix), so all of them hash to one slot::
                                guards. O(1) fields
                                whatever the item count. Kept after the Map ends (listed in
                                ``:bs``, so it expires and is redriven with its execution)
-    {p}:x:{<id>}:b:{key}|mrc HASH  the Map Run's children: child index -> ``R`` running, ``S``
+    {P}:x:<id>:b:{key}|mrc HASH  the Map Run's children: child index -> ``R`` running, ``S``
                                succeeded, ``F`` failed, ``T`` timed out, ``A`` aborted (the
                                redrive and the stop find the children to move here, a page
                                at a time). A child is the execution ``child_id(parent, run,
@@ -68,23 +78,27 @@ cannot contain braces, nor can the prefix), so all of them hash to one slot::
                                an EXPRESS child (no state history: claim.lua writes no
                                ``TaskStarted``), and ``notify`` holds the timer member its
                                final commit adds (commit.lua's ``notify``)
-    {p}:x:{<id>}:bs     SET    the step keys of the containers that have a branch hash: the
+    {P}:x:<id>:bs     SET    the step keys of the containers that have a branch hash: the
                                end of an execution gives each the retention period, a
                                redrive takes it back (commit.lua's ``branches`` op)
-    {p}:x:{<id>}:tok    HASH   the execution's live task tokens -> JSON ``[step key,
+    {P}:x:<id>:tok      HASH   the execution's live task tokens -> JSON ``[step key,
                                attempt]``; a token names its execution (see
                                orchestrator/language/tokens.py); deleted when the execution ends
-    {p}:dl:{<id>}       STRING a dead letter, JSON: an execution's (id = execution id, so in
-                               its slot) or a message's (id ``msg-<hex>``, a slot of its own)
+    {P}:dl:<id>         STRING a dead letter, JSON: an execution's (id = execution id, so in
+                               its partition) or a message's (id ``msg-<hex>``, in the
+                               partition of that id)
 
-Global keys (one each, not per execution; issue 18 will partition the indexes)::
+Each partition's indexes (members name executions of that partition, but for a
+child's ``notify`` timer, below)::
 
-    {p}:def:{hash}      STRING a definition (canonical ASL JSON), stored once per content
-                               hash; kept twice the retention after its latest start
-    {p}:executions      ZSET   execution ids scored by start time (list_executions)
-    {p}:executions:status:{S}          ZSET   the same, of the executions with status S
-    {p}:executions:wf:{w}              ZSET   the same, of the executions of workflow w
-    {p}:executions:wf:{w}:status:{S}   ZSET   of workflow w with status S
+    {P}:def:{hash}      STRING a definition (canonical ASL JSON), stored once per content
+                               hash in each partition that starts it (a start writes it
+                               in its own slot); kept twice the retention after its
+                               latest start there
+    {P}:executions      ZSET   execution ids scored by start time (list_executions)
+    {P}:executions:status:{S}          ZSET   the same, of the executions with status S
+    {P}:executions:wf:{w}              ZSET   the same, of the executions of workflow w
+    {P}:executions:wf:{w}:status:{S}   ZSET   of workflow w with status S
                                (``executions_index``). A listing pages through the one
                                its filters name, so its cost follows the page. The
                                write that changes an execution's status moves it between
@@ -92,12 +106,16 @@ Global keys (one each, not per execution; issue 18 will partition the indexes)::
                                records expired are dropped from an index by the listing
                                that meets them (forget_execution.lua). {w} is the
                                workflow name, or ``~<sha1>`` of one with other characters
-    {p}:timers          ZSET   due timers, member JSON ``[kind, id, step key, attempt]``,
-                               scored by due time (epoch seconds)
-    {p}:leases          ZSET   JSON ``[id, step key]`` scored by the time a running step
+    {P}:timers          ZSET   due timers, member JSON ``[kind, id, step key, attempt]``,
+                               scored by due time (epoch seconds). A timer fires from its
+                               execution's partition; a child's end adds its parent's
+                               ``mapchild``/``childend`` timer to the child's partition
+                               (its commit stays in one slot) and beat moves it to the
+                               parent's when it finds it due (``due_timer_entries``)
+    {P}:leases          ZSET   JSON ``[id, step key]`` scored by the time a running step
                                (or a joining container) is considered lost and dispatched
                                again (or joined); claim.lua adds a step's, its worker renews it
-    {p}:outbox          ZSET   the same members: steps dispatched and not claimed yet,
+    {P}:outbox          ZSET   the same members: steps dispatched and not claimed yet,
                                scored by when the reconciler publishes them again. The
                                commit that dispatches a step adds it due in
                                ``lease_seconds`` (not published yet), pushed a lease on
@@ -106,17 +124,26 @@ Global keys (one each, not per execution; issue 18 will partition the indexes)::
                                to the broker, a plain ``ZADD XX`` moves it to
                                ``dispatch_timeout_seconds`` (published: only a broker that
                                lost it sends it again); claim.lua removes it
-    {p}:tokens          HASH   (no longer written) task tokens of earlier versions
-    {p}:dlq             ZSET   dead-letter ids scored by time
-    {p}:lock:tick       STRING the timer loop's lock (SET NX PX), held by one beat at a time
-    {p}:activities      SET    activity names that workers registered (advertised at start)
-    {p}:metrics:executions HASH execution counters for Prometheus (orchestrator/engine/
+    {P}:dlq             ZSET   dead-letter ids scored by time (``max_dead_letters`` over all
+                               the partitions: the trim drops the oldest of their merge)
+    {P}:metrics:executions HASH execution counters for Prometheus (orchestrator/engine/
                                metrics.py), field ``<kind>|<workflow>`` -> count, kind
                                ``started``, ``redriven`` or an end status (``SUCCEEDED``,
                                ``FAILED``, ``TIMED_OUT``, ``ABORTED``): HINCRBY in the very
                                commit that starts, redrives or ends the execution, so a
                                redelivered message or a retried start never counts twice.
-                               One field per workflow and kind, whatever the execution count
+                               One field per workflow and kind, whatever the execution
+                               count; the metrics sum the partitions
+
+The readers of the indexes (beat's timers, leases and outbox, the listings, the dead
+letters, the metrics) read every partition in one pipelined round trip and merge.
+
+Global keys (one each)::
+
+    {p}:partitions      STRING the partition count, set by the first write (SET NX)
+    {p}:tokens          HASH   (no longer written) task tokens of earlier versions
+    {p}:lock:tick       STRING the timer loop's lock (SET NX PX), held by one beat at a time
+    {p}:activities      SET    activity names that workers registered (advertised at start)
     {p}:activity-queues HASH   activity name -> its queue ("" for the default queue),
                                advertised with the names: where a process that does not
                                import an activity (a client, beat, a worker publishing
@@ -136,7 +163,7 @@ Global keys (one each, not per execution; issue 18 will partition the indexes)::
     {p}:permits:{a}     ZSET   the permits of activity {a} (``max_concurrency``): lease
                                members ``[id, step key]`` of the steps holding one, scored
                                by when the timer process looks at the permit again (if the
-                               step is in neither ``{p}:leases`` nor ``{p}:outbox`` then,
+                               step is in neither ``{P}:leases`` nor ``{P}:outbox`` then,
                                it is handed on; else pushed back a lease). ZCARD is the
                                number of permits in use
                                (``orchestrator_activity_permits_in_use{activity}``)
@@ -147,7 +174,7 @@ Global keys (one each, not per execution; issue 18 will partition the indexes)::
                                outbox, in the same write
     {p}:rate:{a}        HASH   activity {a}'s token bucket (``rate_limit``): ``tokens``
                                (negative: reserved ahead) and ``ts`` (their time); a step
-                               over the rate waits as a ``limit`` timer in ``{p}:timers``
+                               over the rate waits as a ``limit`` timer in ``{P}:timers``
     {p}:schedules       ZSET   schedule names scored by when the timer process looks at
                                each next (its next fire time, or sooner while a BUFFER_ONE
                                firing waits); a paused or finished schedule is not in it
@@ -184,15 +211,15 @@ name as hash tag (a name holds no brace), so one registry write touches one slot
                                weight], ...], "description", "created", "updated"}``
     {p}:machines        ZSET   registered names, score 0 (listed in name order)
 
-The registry keeps its own copy of every revision and version it names (a ``{p}:def``
+The registry keeps its own copy of every revision and version it names (a ``{P}:def``
 expires); an execution records which ``version`` and ``alias`` it ran (fields of its
 record beside ``workflow``, the machine's name, and ``def_hash``, the revision).
 
-Above, ``{p}``, ``{hash}``, ``{S}`` and ``{w}`` are placeholders; ``{<id>}`` stands for the
-id written between braces (``orch:x:{order-17}:s``), the only braces in any key. Data written
-before the hash tags (keys ``{p}:x:<id>``, ``{p}:dl:<id>``) is not read any more: this
-is pre-1.0 and there is no migration; executions running across the upgrade are lost,
-drain them first.
+Above, ``{p}``, ``{P}``, ``{hash}``, ``{S}`` and ``{w}`` are placeholders; ``{<name>}``
+stands for the name written between braces (``orch:sm:{orders}``); a key holds no other
+braces. Data written before the partitions (keys ``{p}:x:{<id>}``, ``{p}:timers``...) is
+not read any more: this is pre-1.0 and there is no migration; executions running across
+the upgrade are lost, drain them first. (The registry and the schedules kept their keys.)
 
 A step key names one active state of an execution: its state name, prefixed by the path
 of the Parallel branch or Map iteration it runs in (``Map[3]/Charge``). Finished
@@ -210,48 +237,59 @@ change and read ``Slot``\ s (orchestrator/language/slots.py: an item's input, a 
 result, a scope's variables...), and ``records.field_name`` maps each to its field here.
 
 Every script call, and every MULTI the store sends, touches the keys of at most ONE
-execution (all in its slot) plus a bounded number of global keys, every one passed in
-KEYS (no script builds a key name itself); tests/integration/test_key_slots.py watches a
-running workflow with MONITOR and fails otherwise:
+execution and its partition's indexes (one slot), or one global key, every one passed in
+KEYS (no script builds a key name itself); tests/integration/test_key_slots.py watches
+running workflows with MONITOR and fails otherwise. The exceptions are listed below: the
+registry's writes, the schedules, beat's move of a child's timer to its parent's
+partition, a child workflow's start, and the global activity limits (issue 18's Redis
+Cluster support is to make them one slot too).
 
-* ``claim.lua``: one execution's record, step hash and history; ``{p}:leases`` and
-  ``{p}:outbox`` (whose "published" marks of other steps it may carry: members, not keys).
+* ``claim.lua``: one execution's record, step hash and history; its ``{P}:leases`` and
+  ``{P}:outbox`` (whose "published" marks of other steps it may carry: members, not keys).
 * ``window.lua``: one execution's step hash.
 * ``commit.lua``: one execution's record, step hash, history and tokens, and its dead
-  letter (a failure, a redrive); globally ``{p}:leases``, ``{p}:outbox`` and
-  ``{p}:timers`` (most steps),
-  ``{p}:executions`` and the definition (a start; the definition on a redrive too), the
-  listing indexes of its status and workflow (a start, an end, a redrive), ``{p}:dlq``
-  (a failure, a redrive), ``{p}:metrics:executions`` (a start, an end, a redrive);
+  letter (a failure, a redrive); of its partition ``{P}:leases``, ``{P}:outbox`` and
+  ``{P}:timers`` (most steps),
+  ``{P}:executions`` and the definition (a start; the definition on a redrive too), the
+  listing indexes of its status and workflow (a start, an end, a redrive), ``{P}:dlq``
+  (a failure, a redrive), ``{P}:metrics:executions`` (a start, an end, a redrive);
   never ``{p}:tokens``.
 * A Distributed Map's child: ``commit.lua`` on the child's keys; its final commit adds the
-  parent's ``mapchild`` timer to ``{p}:timers`` (a global key) and never touches the
-  parent's keys. The parent's Map Run moves in commits of the parent's own keys (its step
-  hash, history, Map Run hashes) fired from ``{p}:timers`` (orchestrator/engine/maprun.py).
+  parent's ``mapchild`` timer to the child's own ``{P}:timers`` and never touches the
+  parent's keys. Beat moves the timer to the parent's partition (a MULTI of a ZADD there
+  and a ZREM here: two slots). The parent's Map Run moves in commits of the parent's own
+  keys (its step hash, history, Map Run hashes) fired from its ``{P}:timers``
+  (orchestrator/engine/maprun.py).
 * ``forget_execution.lua``: one execution's record (to see it expired) and the listing
   indexes it is dropped from.
 * ``timers.lua``: one timer's execution record, step hash and history; no global key.
   Beat fires a batch of timers with one call per timer, pipelined (one round trip).
-* ``trim_dead_letters.lua``: ``{p}:dlq`` and one letter, dropped if it is still among
+* ``trim_dead_letters.lua``: ``{P}:dlq`` and one letter, dropped if it is still among
   the oldest beyond the limit; the store calls it once per letter to drop (after a
   write, one letter or none).
-* MULTI (``add_dead_letter``): one message's letter and ``{p}:dlq``.
-* ``permits.lua``: one activity's ``{p}:permits:{a}``, its waiting set, ``{p}:outbox``
-  and ``{p}:leases`` (permits), or its ``{p}:rate:{a}``, ``{p}:timers`` and
-  ``{p}:outbox`` (rate); no execution's keys.
+* MULTI (``add_dead_letter``): one message's letter and its partition's ``{P}:dlq``.
+* ``permits.lua``: one activity's ``{p}:permits:{a}``, its waiting set, and every
+  partition's ``{P}:outbox`` and ``{P}:leases`` (permits: the steps it hands permits to
+  are anywhere), or its ``{p}:rate:{a}`` and the step's partition's ``{P}:timers`` and
+  ``{P}:outbox`` (rate); no execution's keys. Several slots.
+* The registry (below): one machine's keys and ``{p}:machines``. Two slots.
+* A child workflow's start (``states:startExecution``, orchestrator/engine/children.py):
+  the child's start and, guarded by the parent still running, the link in the parent's
+  record. Two executions, in two partitions unless they share one.
 * ``schedules.lua``: one schedule's hash and log, ``{p}:schedules`` and
   ``{p}:schedules:names``; no execution's keys (a firing's execution is started by its
-  own start, before).
+  own start, before). Several slots (the schedule keys have no hash tag).
 
-So in a Redis Cluster, each call would run on one slot but for the global keys: the
-remaining step (issue 18) is to partition those indexes, e.g. per slot range.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
+
+from redis.crc import key_slot
 
 from orchestrator.errors import ConfigurationError
 
@@ -268,28 +306,82 @@ MAP_RUN_CHILDREN_SUFFIX = "|mrc"
 _PLAIN_WORKFLOW = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
 
 
+#: The most partitions a deployment can have (each is one hash slot of a Redis Cluster).
+MAX_PARTITIONS = 1024
+
+#: The slots of a Redis Cluster.
+CLUSTER_SLOTS = 16384
+
+
+@functools.cache
+def partition_tags(partitions: int) -> tuple[str, ...]:
+    """The hash tag of each partition: ``<k>.<j>`` for the smallest ``j`` whose slot lies
+    in the k-th of ``partitions`` equal slot ranges, so that the partitions spread over a
+    cluster's masters as evenly as its slot ranges do (a master holding a third of the
+    slots holds a third of the partitions)."""
+    if not 1 <= partitions <= MAX_PARTITIONS:
+        raise ConfigurationError(f"partitions must be 1 to {MAX_PARTITIONS}, not {partitions}")
+    tags: list[str] = []
+    for k in range(partitions):
+        low = k * CLUSTER_SLOTS // partitions
+        high = (k + 1) * CLUSTER_SLOTS // partitions
+        j = 0
+        while not low <= key_slot(f"{k}.{j}".encode()) < high:
+            j += 1
+        tags.append(f"{k}.{j}")
+    return tuple(tags)
+
+
+def partition_of(execution_id: str, partitions: int) -> int:
+    """The partition of an execution: the first 32 bits of its id's SHA-1, modulo the
+    partition count (permits.lua computes the same with ``redis.sha1hex``)."""
+    if partitions == 1:
+        return 0
+    return int(hashlib.sha1(execution_id.encode()).hexdigest()[:8], 16) % partitions
+
+
 @dataclass(frozen=True)
 class Keys:
-    """Key templates under one prefix."""
+    """Key templates under one prefix, for a fixed number of partitions."""
 
     prefix: str
+    partitions: int = 1
 
     def __post_init__(self) -> None:
         # A brace in the prefix would become every key's hash tag: one slot for all.
         if "{" in self.prefix or "}" in self.prefix:
             raise ConfigurationError(f"the key prefix {self.prefix!r} must not contain braces")
+        tags = partition_tags(self.partitions)
+        object.__setattr__(self, "_starts", tuple(f"{self.prefix}:{{{t}}}" for t in tags))
+
+    # -- partitions -------------------------------------------------------------------
+
+    def partition_of(self, execution_id: str) -> int:
+        """The partition of an execution's keys and of its entries in the indexes."""
+        return partition_of(execution_id, self.partitions)
+
+    def all_partitions(self) -> range:
+        """Every partition, for the readers that walk them all (beat, listings, metrics)."""
+        return range(self.partitions)
+
+    def _part(self, p: int) -> str:
+        """``{p}:{<tag>}``: how every key of partition ``p`` starts."""
+        starts: tuple[str, ...] = self._starts  # type: ignore[attr-defined]
+        return starts[p]
 
     def _tagged(self, kind: str, execution_id: str) -> str:
-        """``{p}:<kind>:{<id>}``: the hash tag puts every key of one id in one slot."""
-        return f"{self.prefix}:{kind}:{{{execution_id}}}"
+        """``{p}:{<tag>}:<kind>:<id>``: an execution's keys are in its partition's slot,
+        with that partition's indexes."""
+        return f"{self._part(self.partition_of(execution_id))}:{kind}:{execution_id}"
 
     def execution(self, execution_id: str) -> str:
         """The execution record hash."""
         return self._tagged("x", execution_id)
 
-    def definition(self, def_hash: str) -> str:
-        """A definition, by content hash."""
-        return f"{self.prefix}:def:{def_hash}"
+    def definition(self, p: int, def_hash: str) -> str:
+        """A definition, by content hash, in partition ``p`` (each partition that runs
+        it holds a copy: a start writes it in its own slot)."""
+        return f"{self._part(p)}:def:{def_hash}"
 
     def history(self, execution_id: str) -> str:
         """The execution's history stream."""
@@ -318,15 +410,16 @@ class Keys:
         of the execution, and its redrive, reach every one)."""
         return self._tagged("x", execution_id) + ":bs"
 
-    @property
-    def executions(self) -> str:
-        """Index of all executions by start time."""
-        return f"{self.prefix}:executions"
+    def executions(self, p: int) -> str:
+        """Index of partition ``p``'s executions by start time."""
+        return f"{self._part(p)}:executions"
 
-    def executions_index(self, status: str | None = None, workflow: str | None = None) -> str:
-        """The listing index of the executions with ``status`` and of ``workflow`` (None:
-        any), scored by start time; neither: :attr:`executions`."""
-        key = self.executions
+    def executions_index(
+        self, p: int, status: str | None = None, workflow: str | None = None
+    ) -> str:
+        """Partition ``p``'s listing index of the executions with ``status`` and of
+        ``workflow`` (None: any), scored by start time; neither: :meth:`executions`."""
+        key = self.executions(p)
         if workflow is not None:
             if not _PLAIN_WORKFLOW.match(workflow):
                 workflow = "~" + hashlib.sha1(workflow.encode()).hexdigest()
@@ -337,32 +430,31 @@ class Keys:
             key += f":status:{status}"
         return key
 
-    def listing_indexes(self, workflow: str | None) -> list[str]:
-        """Every listing index an execution of ``workflow`` can be in (None: those that
-        do not name a workflow): what an expired execution is dropped from."""
-        keys = [self.executions_index(workflow=workflow)]
+    def listing_indexes(self, p: int, workflow: str | None) -> list[str]:
+        """Every listing index of partition ``p`` an execution of ``workflow`` can be in
+        (None: those that do not name a workflow): what an expired execution is dropped
+        from."""
+        keys = [self.executions_index(p, workflow=workflow)]
         if workflow is not None:
-            keys.append(self.executions)
+            keys.append(self.executions(p))
         for status in EXECUTION_STATUSES:
-            keys.append(self.executions_index(status))
+            keys.append(self.executions_index(p, status))
             if workflow is not None:
-                keys.append(self.executions_index(status, workflow))
+                keys.append(self.executions_index(p, status, workflow))
         return keys
 
-    @property
-    def timers(self) -> str:
-        """Due-time sorted set of timers."""
-        return f"{self.prefix}:timers"
+    def timers(self, p: int) -> str:
+        """Partition ``p``'s due-time sorted set of timers."""
+        return f"{self._part(p)}:timers"
 
-    @property
-    def leases(self) -> str:
-        """Sorted set of step leases by expiry."""
-        return f"{self.prefix}:leases"
+    def leases(self, p: int) -> str:
+        """Partition ``p``'s sorted set of step leases by expiry."""
+        return f"{self._part(p)}:leases"
 
-    @property
-    def outbox(self) -> str:
-        """Sorted set of dispatched, unclaimed steps by when they are published again."""
-        return f"{self.prefix}:outbox"
+    def outbox(self, p: int) -> str:
+        """Partition ``p``'s sorted set of dispatched, unclaimed steps by when they are
+        published again."""
+        return f"{self._part(p)}:outbox"
 
     @property
     def tokens(self) -> str:
@@ -373,13 +465,13 @@ class Keys:
         """The live task tokens of one execution."""
         return self._tagged("x", execution_id) + ":tok"
 
-    @property
-    def dead_letters(self) -> str:
-        """Index of dead letters by time."""
-        return f"{self.prefix}:dlq"
+    def dead_letters(self, p: int) -> str:
+        """Partition ``p``'s index of dead letters by time."""
+        return f"{self._part(p)}:dlq"
 
     def dead_letter(self, letter_id: str) -> str:
-        """One dead letter (an execution's has its id: in that execution's slot)."""
+        """One dead letter (an execution's has its id: in that execution's partition; a
+        message's, ``msg-<hex>``, in the partition of that id)."""
         return self._tagged("dl", letter_id)
 
     @property
@@ -402,10 +494,10 @@ class Keys:
         """Running workers' node names and the queues they consume."""
         return f"{self.prefix}:workers"
 
-    @property
-    def execution_counters(self) -> str:
-        """Executions started, redriven and ended, per workflow (Prometheus counters)."""
-        return f"{self.prefix}:metrics:executions"
+    def execution_counters(self, p: int) -> str:
+        """Partition ``p``'s executions started, redriven and ended, per workflow
+        (Prometheus counters: the sum over the partitions)."""
+        return f"{self._part(p)}:metrics:executions"
 
     @property
     def activity_limits(self) -> str:
@@ -428,15 +520,15 @@ class Keys:
 
     def machine(self, name: str) -> str:
         """A registered state machine's record."""
-        return self._tagged("sm", name)
+        return f"{self.prefix}:sm:{{{name}}}"
 
     def machine_versions(self, name: str) -> str:
         """A registered state machine's published versions."""
-        return self._tagged("sm", name) + ":v"
+        return self.machine(name) + ":v"
 
     def machine_aliases(self, name: str) -> str:
         """A registered state machine's aliases."""
-        return self._tagged("sm", name) + ":a"
+        return self.machine(name) + ":a"
 
     @property
     def machines(self) -> str:
@@ -460,6 +552,12 @@ class Keys:
     def schedule_log(self, name: str) -> str:
         """A schedule's latest events, newest first."""
         return f"{self.prefix}:schedule:{name}:log"
+
+    @property
+    def partition_count(self) -> str:
+        """The deployment's number of partitions, recorded by the first process to run
+        (the others refuse another count: they would look for keys where none are)."""
+        return f"{self.prefix}:partitions"
 
     @property
     def tick_lock(self) -> str:

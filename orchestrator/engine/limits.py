@@ -21,7 +21,7 @@ dispatches it again, and its permit comes back when the step ends or is dropped.
 
 ``rate_limit``: a token bucket per activity in Redis (``{p}:rate:{a}``) of capacity 1
 (no burst: steps are spaced ``1/rate`` apart). A step over the rate reserves its token
-ahead (the bucket goes negative) and waits as a ``limit`` timer in ``{p}:timers`` due at
+ahead (the bucket goes negative) and waits as a ``limit`` timer in ``{P}:timers`` due at
 its turn, fired by the timer process, which publishes it. Not Celery's per-worker
 ``rate_limit``, and no countdown or ETA in a worker's memory.
 
@@ -47,7 +47,7 @@ from orchestrator.engine.store import RedisStore
 
 logger = logging.getLogger("orchestrator.engine.limits")
 
-#: The kind of a rate-limited step's timer (``{p}:timers`` member ``["limit", id, key, 0]``).
+#: The kind of a rate-limited step's timer (``{P}:timers`` member ``["limit", id, key, 0]``).
 LIMIT_TIMER = "limit"
 LIMIT_TIMER_PREFIX = f'["{LIMIT_TIMER}",'
 

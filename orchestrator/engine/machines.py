@@ -59,7 +59,7 @@ def load_machine(store: RedisStore, execution_id: str, def_hash: str) -> tuple[S
     cached = _machines.get(def_hash)
     if cached is not None:
         return cached
-    text = store.definition_text(def_hash)
+    text = store.definition_text(execution_id, def_hash)
     if text is None:
         raise LookupError(f"definition {def_hash} of execution {execution_id!r} expired")
     asl = json.loads(text)

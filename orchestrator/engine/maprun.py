@@ -842,12 +842,13 @@ def advance(
         write.op("hset", marks_key, *[x for pair in marks.items() for x in pair])
     bs = keys.branch_hashes(parent)
     write.op("sadd", bs, key + MAP_RUN_SUFFIX, key + MAP_RUN_CHILDREN_SUFFIX)
+    timers_key = keys.timers(keys.partition_of(parent))
     if handled:
-        write.op("zrem", keys.timers, *handled)
+        write.op("zrem", timers_key, *handled)
     rearmed = None
     if rearm and not finished:
         rearmed = timer_member(MapRunTimer.ADVANCE, parent, key, record.attempt)
-        write.op("zadd", keys.timers, repr(now), rearmed)
+        write.op("zadd", timers_key, repr(now), rearmed)
     committed = store.apply(write)
     if not committed.ok:
         return None  # moved under us: its timers are still due, the next tick goes on

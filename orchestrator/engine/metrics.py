@@ -10,8 +10,8 @@ figures)::
                                                                         or ends an execution)
     orchestrator_queue_depth{queue}       gauge   messages ready in each known queue (the
                                                   broker: a passive queue declare)
-    orchestrator_timers_pending           gauge   ZCARD {p}:timers (Waits, retries, timeouts...)
-    orchestrator_dead_letters             gauge   ZCARD {p}:dlq
+    orchestrator_timers_pending           gauge   ZCARD {P}:timers, summed (Waits, retries...)
+    orchestrator_dead_letters             gauge   ZCARD {P}:dlq, summed
     orchestrator_activity_permits_in_use{activity}  gauge  ZCARD {p}:permits:{a} of each
                                                   activity with a max_concurrency
 

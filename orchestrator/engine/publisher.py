@@ -39,7 +39,7 @@ from orchestrator.engine.activities import queue_for
 from orchestrator.engine.celery_app import app, broker_priority, publishing_app
 from orchestrator.engine.compiler import fan_out, run_signature
 from orchestrator.engine.limits import admit
-from orchestrator.engine.records import lease_member
+from orchestrator.engine.records import lease_member, parse_lease_member
 from orchestrator.engine.store import OutageLog, RedisStore, get_store
 from orchestrator.language.interpreter import (
     Dispatch,
@@ -300,14 +300,25 @@ class Unmarked:
             self._own(store)
             self._members.setdefault(store, []).extend(members)
 
-    def take(self, store: RedisStore) -> list[str]:
-        """Up to :attr:`CLAIM_MOST` of ``store``'s members, for a claim to mark."""
+    def take(self, store: RedisStore, partition: int = 0) -> list[str]:
+        """Up to :attr:`CLAIM_MOST` of ``store``'s members in ``partition``, for a claim
+        in that partition to mark (its script touches that partition's outbox only)."""
         with self._lock:
             members = self._members.get(store)
             if not members or self._pid != os.getpid():
                 return []
-            taken = members[: self.CLAIM_MOST]
-            del members[: self.CLAIM_MOST]
+            if store.keys.partitions == 1:
+                taken = members[: self.CLAIM_MOST]
+                del members[: self.CLAIM_MOST]
+                return taken
+            taken, kept = [], []
+            for member in members:
+                home = store.keys.partition_of(parse_lease_member(member)[0])
+                if home == partition and len(taken) < self.CLAIM_MOST:
+                    taken.append(member)
+                else:
+                    kept.append(member)
+            members[:] = kept
             return taken
 
     def put_back(self, store: RedisStore, members: list[str]) -> None:

@@ -144,7 +144,7 @@ def _run_step(
     containers = ancestors(step_key)
     container = containers[-1] if containers else ""
     # The claim also marks what this process published since its last one (claim.lua).
-    marks = unmarked.take(store)
+    marks = unmarked.take(store, store.keys.partition_of(execution_id))
     try:
         claimed, details = store.claim_step(
             execution_id,

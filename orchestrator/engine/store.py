@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import heapq
+import itertools
 import json
 import logging
 import os
@@ -36,7 +38,13 @@ except ImportError:  # pragma: no cover
 from orchestrator.config import CLUSTER_SCHEMES, Settings, get_settings, parse_sentinel_url
 from orchestrator.engine import history as history_codec
 from orchestrator.engine.keys import Keys
-from orchestrator.engine.records import lease_member, status_field, step_statuses
+from orchestrator.engine.records import (
+    lease_member,
+    parse_lease_member,
+    parse_timer_member,
+    status_field,
+    step_statuses,
+)
 from orchestrator.errors import CommitRefused, ConfigurationError, StoreUnavailable, mask_url
 
 _LUA_DIR = Path(__file__).parent / "lua"
@@ -509,9 +517,10 @@ def _refused(exc: ResponseError) -> Exception:
 class RedisStore:
     """Access to the orchestrator's Redis state, under the configured key prefix."""
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    def __init__(self, client: redis.Redis, prefix: str, partitions: int = 1) -> None:
         self.client = client
-        self.keys = Keys(prefix)
+        self.keys = Keys(prefix, partitions)
+        self._partitions_checked = False
         self.lane = ScriptLane(client)
         self._commit = client.register_script((_LUA_DIR / "commit.lua").read_text())
         self._claim = client.register_script((_LUA_DIR / "claim.lua").read_text())
@@ -527,6 +536,33 @@ class RedisStore:
         self.lane.close()
         close_client(self.client)
 
+    def check_partitions(self) -> None:
+        """Record this deployment's partition count, or check it against the recorded
+        one, before this store's first write (once per store).
+
+        Raises:
+            ConfigurationError: another count was recorded (a process configured
+                otherwise would write executions where this one never looks).
+        """
+        if self._partitions_checked:
+            return
+        key, mine = self.keys.partition_count, str(self.keys.partitions)
+        recorded = self.client.get(key)
+        if recorded is None:
+            try:
+                recorded = mine if self.client.set(key, mine, nx=True) else self.client.get(key)
+            except ResponseError:
+                # Not writable now (out of memory, a read-only replica): the write that
+                # follows meets the same refusal and reports it; checked next time.
+                return
+        if recorded is not None and recorded != mine:
+            raise ConfigurationError(
+                f"ORCHESTRATOR_PARTITIONS is {mine}, but this Redis (prefix "
+                f"{self.keys.prefix!r}) was set up with {recorded}: the partition count is "
+                "fixed for a deployment's life (a new prefix starts another)"
+            )
+        self._partitions_checked = True
+
     # -- writes -----------------------------------------------------------------------
 
     def commit(self, write: Write) -> bool:
@@ -537,6 +573,7 @@ class RedisStore:
         """Apply ``write`` atomically and say what happened."""
         if not write.ops:
             return CommitResult(True)
+        self.check_partitions()
         settings = get_settings()
         try:
             raw = self.lane.run(
@@ -552,6 +589,7 @@ class RedisStore:
 
     def apply_many(self, writes: list[Write]) -> list[CommitResult]:
         """Apply several independent writes in one round trip (each atomic on its own)."""
+        self.check_partitions()
         settings = get_settings()
         acks = settings.min_replicas_ack
         pipe = self.client.pipeline(transaction=False)
@@ -594,14 +632,15 @@ class RedisStore:
         process sent, marked published (due at ``published_until``) in the same call.
         """
         member = lease_member(execution_id, step_key)
+        self.check_partitions()
         result = self.lane.run(
             self._claim,
             [
                 self.keys.execution(execution_id),
                 self.keys.steps(execution_id),
-                self.keys.leases,
+                self.keys.leases(self.keys.partition_of(execution_id)),
                 self.keys.history(execution_id),
-                self.keys.outbox,
+                self.keys.outbox(self.keys.partition_of(execution_id)),
             ],
             [step_key, token, repr(lease_until), member, event, container]
             + ([repr(published_until), *published] if published else []),
@@ -870,23 +909,46 @@ class RedisStore:
         """How many times the execution was redriven."""
         return int(self.client.hget(self.keys.execution(execution_id), "redrives") or 0)
 
-    def definition_text(self, def_hash: str) -> str | None:
-        """A stored definition (canonical ASL JSON) by content hash (None if expired)."""
-        return self.client.get(self.keys.definition(def_hash))
+    def definition_text(self, execution_id: str, def_hash: str) -> str | None:
+        """The definition (canonical ASL JSON, by content hash) an execution runs, from
+        its partition's copy (None if expired)."""
+        p = self.keys.partition_of(execution_id)
+        return self.client.get(self.keys.definition(p, def_hash))
+
+    def _newest_first(self, indexes: list[str], start: int, count: int) -> list[str]:
+        """Members newest (highest score) first, from position ``start`` of the merge of
+        ``indexes`` (one per partition; ties in member order, as ZREVRANGE has them)."""
+        if len(indexes) == 1:
+            return list(self.client.zrevrange(indexes[0], start, start + count - 1))
+        # Each partition's first start + count hold the merged page: the cost of a page
+        # grows with its position times the partitions (a cursor of positions per
+        # partition would not; the listings' cursors are single positions today).
+        pipe = self.client.pipeline(transaction=False)
+        for index in indexes:
+            pipe.zrevrange(index, 0, start + count - 1, withscores=True)
+        merged = heapq.merge(
+            *pipe.execute(), key=lambda entry: (float(entry[1]), entry[0]), reverse=True
+        )
+        return [member for member, _ in itertools.islice(merged, start, start + count)]
 
     def list_execution_ids(
         self, start: int, count: int, *, status: str | None = None, workflow: str | None = None
     ) -> list[str]:
         """Execution ids newest first, from position ``start`` of the listing index of
-        ``status`` and ``workflow`` (None: any; see ``Keys.executions_index``)."""
-        index = self.keys.executions_index(status, workflow)
-        return list(self.client.zrevrange(index, start, start + count - 1))
+        ``status`` and ``workflow`` (None: any; see ``Keys.executions_index``), merged
+        over the partitions."""
+        keys = self.keys
+        indexes = [keys.executions_index(p, status, workflow) for p in keys.all_partitions()]
+        return self._newest_first(indexes, start, count)
 
     def execution_index_size(
         self, *, status: str | None = None, workflow: str | None = None
     ) -> int:
         """How many executions that listing index holds (expired ones included)."""
-        return int(self.client.zcard(self.keys.executions_index(status, workflow)))
+        pipe = self.client.pipeline(transaction=False)
+        for p in self.keys.all_partitions():
+            pipe.zcard(self.keys.executions_index(p, status, workflow))
+        return sum(int(n) for n in pipe.execute())
 
     def forget_executions(self, *execution_ids: str, workflow: str | None = None) -> None:
         """Drop ids whose records expired from the listing indexes (those of ``workflow``
@@ -894,13 +956,12 @@ class RedisStore:
         record exists again (the name started anew). One script call per id, pipelined."""
         if not execution_ids:
             return
-        indexes = self.keys.listing_indexes(workflow)
+        keys = self.keys
         pipe = self.client.pipeline(transaction=False)
         for execution_id in execution_ids:
+            indexes = keys.listing_indexes(keys.partition_of(execution_id), workflow)
             self._forget(
-                keys=[self.keys.execution(execution_id), *indexes],
-                args=[execution_id],
-                client=pipe,
+                keys=[keys.execution(execution_id), *indexes], args=[execution_id], client=pipe
             )
         pipe.execute()
 
@@ -962,22 +1023,61 @@ class RedisStore:
 
     # -- leases and timers ------------------------------------------------------------
 
+    def _lease_partitions(self, members: list[str]) -> dict[int, list[str]]:
+        """Lease (and outbox) members by the partition of the execution each names."""
+        if self.keys.partitions == 1:
+            return {0: members} if members else {}
+        parts: dict[int, list[str]] = {}
+        for member in members:
+            p = self.keys.partition_of(parse_lease_member(member)[0])
+            parts.setdefault(p, []).append(member)
+        return parts
+
+    def _timer_partition(self, member: str) -> int:
+        return self.keys.partition_of(parse_timer_member(member)[1])
+
+    def _due(
+        self, key_of: Callable[[int], str], now: float, count: int
+    ) -> list[tuple[int, str, float]]:
+        """Up to ``count`` members due by ``now`` in the sorted sets ``key_of(p)`` of every
+        partition, earliest first: (partition, member, due time). One round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for p in self.keys.all_partitions():
+            pipe.zrangebyscore(key_of(p), "-inf", now, 0, count, withscores=True)
+        found = [
+            (p, member, float(score))
+            for p, entries in enumerate(pipe.execute())
+            for member, score in entries
+        ]
+        if self.keys.partitions > 1:
+            found.sort(key=lambda entry: entry[2])
+        return found[:count]
+
     def renew_leases(self, members: list[str], until: float) -> None:
         """Push back the leases that still exist (a finished step's is gone) to ``until``."""
-        if members:
-            self.client.zadd(self.keys.leases, dict.fromkeys(members, until), xx=True)
+        parts = self._lease_partitions(members)
+        if len(parts) == 1:
+            ((p, chunk),) = parts.items()
+            self.client.zadd(self.keys.leases(p), dict.fromkeys(chunk, until), xx=True)
+        elif parts:
+            pipe = self.client.pipeline(transaction=False)
+            for p, chunk in parts.items():
+                pipe.zadd(self.keys.leases(p), dict.fromkeys(chunk, until), xx=True)
+            pipe.execute()
 
     def due_leases(self, now: float, count: int) -> list[str]:
         """Up to ``count`` lease members that lapsed by ``now``."""
-        return list(self.client.zrangebyscore(self.keys.leases, "-inf", now, 0, count))
+        return [member for _, member, _ in self._due(self.keys.leases, now, count)]
 
     def defer_lease(self, member: str, until: float) -> None:
         """Look at a lease again at ``until`` (recovering it failed)."""
-        self.client.zadd(self.keys.leases, {member: until})
+        p = self.keys.partition_of(parse_lease_member(member)[0])
+        self.client.zadd(self.keys.leases(p), {member: until})
 
     def drop_lease(self, member: str) -> None:
         """Forget a lease whose step moved on."""
-        self.client.zrem(self.keys.leases, member)
+        p = self.keys.partition_of(parse_lease_member(member)[0])
+        self.client.zrem(self.keys.leases(p), member)
 
     def reschedule_step(
         self, execution_id: str, step_key: str, status: str, lease_until: float
@@ -987,12 +1087,13 @@ class RedisStore:
         its status is still ``status``; whether it was."""
         steps_key, field = self.keys.steps(execution_id), status_field(step_key)
         member = lease_member(execution_id, step_key)
+        p = self.keys.partition_of(execution_id)
         write = Write()
         write.guard_field(self.keys.execution(execution_id), "status", "RUNNING")
         write.guard_field(steps_key, field, status)
         write.op("hset", steps_key, field, "SCHEDULED")
-        write.op("zrem", self.keys.leases, member)
-        write.op("zadd", self.keys.outbox, repr(lease_until), member)
+        write.op("zrem", self.keys.leases(p), member)
+        write.op("zadd", self.keys.outbox(p), repr(lease_until), member)
         return self.commit(write)
 
     #: Outbox members one ZADD marks at most (a pipeline sends several: one round trip).
@@ -1001,57 +1102,75 @@ class RedisStore:
     def mark_published(self, members: list[str], until: float) -> None:
         """Mark outbox members published: due again at ``until`` (a broker that lost the
         message), not at the lease. XX: a step claimed meanwhile stays out of the outbox.
-        Plain ZADDs on the global set, whatever executions the members name."""
-        if not members:
+        Plain ZADDs on each partition's outbox, whatever executions the members name."""
+        parts = self._lease_partitions(members)
+        if len(parts) == 1 and len(members) <= self.MARK_CHUNK:
+            ((p, chunk),) = parts.items()
+            self.client.zadd(self.keys.outbox(p), dict.fromkeys(chunk, until), xx=True)
             return
-        if len(members) <= self.MARK_CHUNK:
-            self.client.zadd(self.keys.outbox, dict.fromkeys(members, until), xx=True)
+        if not parts:
             return
         pipe = self.client.pipeline(transaction=False)
-        for start in range(0, len(members), self.MARK_CHUNK):
-            chunk = members[start : start + self.MARK_CHUNK]
-            pipe.zadd(self.keys.outbox, dict.fromkeys(chunk, until), xx=True)
+        for p, part in parts.items():
+            for start in range(0, len(part), self.MARK_CHUNK):
+                chunk = part[start : start + self.MARK_CHUNK]
+                pipe.zadd(self.keys.outbox(p), dict.fromkeys(chunk, until), xx=True)
         pipe.execute()
 
     def due_outbox(self, now: float, count: int) -> list[str]:
         """Up to ``count`` outbox members due by ``now`` (never published, or lost)."""
-        return list(self.client.zrangebyscore(self.keys.outbox, "-inf", now, 0, count))
+        return [member for _, member, _ in self._due(self.keys.outbox, now, count)]
 
     def defer_outbox(self, member: str, until: float) -> None:
         """Look at an outbox entry again at ``until`` (sending it again failed)."""
-        self.client.zadd(self.keys.outbox, {member: until})
+        p = self.keys.partition_of(parse_lease_member(member)[0])
+        self.client.zadd(self.keys.outbox(p), {member: until})
 
     def drop_outbox(self, member: str) -> None:
         """Forget an outbox entry whose step moved on (claimed, stopped, cancelled)."""
-        self.client.zrem(self.keys.outbox, member)
+        p = self.keys.partition_of(parse_lease_member(member)[0])
+        self.client.zrem(self.keys.outbox(p), member)
 
     def due_timers(self, now: float, count: int) -> list[str]:
         """Up to ``count`` timer members due by ``now``."""
-        return list(self.client.zrangebyscore(self.keys.timers, "-inf", now, 0, count))
+        return [member for member, _ in self.due_timer_entries(now, count)]
 
     def due_timer_entries(self, now: float, count: int) -> list[tuple[str, float]]:
-        """Up to ``count`` timers due by ``now``: (member, due time), earliest first."""
-        return [
-            (member, float(score))
-            for member, score in self.client.zrangebyscore(
-                self.keys.timers, "-inf", now, 0, count, withscores=True
-            )
-        ]
+        """Up to ``count`` timers due by ``now``: (member, due time), earliest first.
+
+        A timer is fired from its execution's partition (the firing commit guards it
+        there). One found in another partition's set is moved to its own first: a
+        child's end adds its parent's timer to the child's partition (commit.lua's
+        ``notify``, in the child's slot)."""
+        found = self._due(self.keys.timers, now, count)
+        if self.keys.partitions > 1:
+            moves = [(p, m, due) for p, m, due in found if self._timer_partition(m) != p]
+            if moves:
+                pipe = self.client.pipeline(transaction=True)
+                for p, member, due in moves:
+                    pipe.zadd(self.keys.timers(self._timer_partition(member)), {member: due})
+                    pipe.zrem(self.keys.timers(p), member)
+                pipe.execute()
+        return [(member, due) for _, member, due in found]
 
     def defer_timer(self, member: str, until: float) -> None:
         """Fire a timer again at ``until`` (firing it failed)."""
-        self.client.zadd(self.keys.timers, {member: until})
+        self.client.zadd(self.keys.timers(self._timer_partition(member)), {member: until})
 
     def drop_timers(self, *members: str) -> None:
         """Forget timers that no longer apply."""
-        if members:
-            self.client.zrem(self.keys.timers, *members)
+        parts: dict[int, list[str]] = {}
+        for member in members:
+            parts.setdefault(self._timer_partition(member), []).append(member)
+        for p, part in parts.items():
+            self.client.zrem(self.keys.timers(p), *part)
 
     def push_back_timer(self, member: str, due: float) -> bool:
         """Move a pending timer to ``due``; False if it is not pending (fired or gone)."""
-        if self.client.zadd(self.keys.timers, {member: due}, xx=True, ch=True):
+        key = self.keys.timers(self._timer_partition(member))
+        if self.client.zadd(key, {member: due}, xx=True, ch=True):
             return True
-        return self.client.zscore(self.keys.timers, member) is not None
+        return self.client.zscore(key, member) is not None
 
     def acquire_tick_lock(self, owner: str, ttl_ms: int) -> bool:
         """Take the timer loop's lock for ``owner`` (True too if ``owner`` holds it)."""
@@ -1089,13 +1208,14 @@ class RedisStore:
         self, op: str, activity: str, limit: int, expiry: float, now: float, members: list[str]
     ) -> tuple[list[bool], list[str]]:
         keys = self.keys
+        parts = keys.all_partitions()
         raw = self.lane.run(
             self._limits,
             [
                 keys.activity_permits(activity),
                 keys.activity_waiting(activity),
-                keys.outbox,
-                keys.leases,
+                *(keys.outbox(p) for p in parts),
+                *(keys.leases(p) for p in parts),
             ],
             [op, limit, repr(expiry), repr(now), *members],
         )
@@ -1160,9 +1280,10 @@ class RedisStore:
         """Take a token of ``activity``'s bucket for a step: the seconds it must wait
         (0: publish now; else its ``timer`` is set that much later, and its outbox entry
         moved past it, in the same call)."""
+        p = self.keys.partition_of(parse_lease_member(member)[0])
         raw = self.lane.run(
             self._limits,
-            [self.keys.activity_rate(activity), self.keys.timers, self.keys.outbox],
+            [self.keys.activity_rate(activity), self.keys.timers(p), self.keys.outbox(p)],
             ["rate", repr(rate), repr(capacity), repr(now), member, timer, repr(lease_seconds)],
         )
         return float(raw)
@@ -1308,16 +1429,23 @@ class RedisStore:
         """What the cluster-wide metrics read (orchestrator/engine/metrics.py), in one
         round trip: the execution counters (``<kind>|<workflow>`` -> count: a field per
         workflow and kind), the number of pending timers and of dead letters (ZCARD)."""
+        keys = self.keys
         pipe = self.client.pipeline(transaction=False)
-        pipe.hgetall(self.keys.execution_counters)
-        pipe.zcard(self.keys.timers)
-        pipe.zcard(self.keys.dead_letters)
-        counters, timers, letters = pipe.execute()
-        return counters, int(timers), int(letters)
+        for p in keys.all_partitions():
+            pipe.hgetall(keys.execution_counters(p))
+            pipe.zcard(keys.timers(p))
+            pipe.zcard(keys.dead_letters(p))
+        raw = pipe.execute()
+        counters: dict[str, str] = {}
+        for part in raw[0::3]:
+            for name, value in part.items():
+                counters[name] = str(int(counters.get(name, 0)) + int(value))
+        return counters, sum(int(n) for n in raw[1::3]), sum(int(n) for n in raw[2::3])
 
     def dead_letter_ids(self, limit: int, start: int = 0) -> list[str]:
         """Up to ``limit`` dead-letter ids, newest first, from position ``start``."""
-        return list(self.client.zrevrange(self.keys.dead_letters, start, start + limit - 1))
+        indexes = [self.keys.dead_letters(p) for p in self.keys.all_partitions()]
+        return self._newest_first(indexes, start, limit)
 
     def dead_letter_texts(self, letter_ids: list[str]) -> list[str | None]:
         """The JSON of several dead letters (None for an expired one)."""
@@ -1335,32 +1463,57 @@ class RedisStore:
 
     def forget_dead_letters(self, *letter_ids: str) -> None:
         """Drop ids whose letters expired from the dead-letter index."""
-        if letter_ids:
-            self.client.zrem(self.keys.dead_letters, *letter_ids)
+        parts: dict[int, list[str]] = {}
+        for letter_id in letter_ids:
+            parts.setdefault(self.keys.partition_of(letter_id), []).append(letter_id)
+        for p, part in parts.items():
+            self.client.zrem(self.keys.dead_letters(p), *part)
 
     def add_dead_letter(self, letter_id: str, letter_text: str, now: float, ttl: int) -> None:
         """Record a dead letter (expiring after ``ttl`` seconds) and index it by time."""
         pipe = self.client.pipeline()
         pipe.set(self.keys.dead_letter(letter_id), letter_text, ex=ttl)
-        pipe.zadd(self.keys.dead_letters, {letter_id: now})
+        pipe.zadd(self.keys.dead_letters(self.keys.partition_of(letter_id)), {letter_id: now})
         pipe.execute()
 
     def trim_dead_letters(self, most: int) -> int:
-        """Keep at most ``most`` dead letters (the oldest go); how many were dropped.
+        """Keep at most ``most`` dead letters (the oldest go, over all partitions); how
+        many were dropped.
 
-        One round trip when nothing is over the limit; else one more, with a script call
-        per letter, each touching the index and that letter only.
+        One round trip when nothing is over the limit; else two more: the oldest of each
+        partition, then a script call per letter to drop, each touching its partition's
+        index and that letter only (and dropping it only while it is still among the
+        oldest beyond its partition's share of the limit).
         """
-        index = self.keys.dead_letters
-        # Ranks 0 .. size - most - 1: the letters beyond the limit, oldest first.
-        over = self.client.zrange(index, 0, -max(most, 0) - 1)
-        if not over:
+        keys = self.keys
+        pipe = self.client.pipeline(transaction=False)
+        for p in keys.all_partitions():
+            pipe.zcard(keys.dead_letters(p))
+        sizes = [int(n) for n in pipe.execute()]
+        over = sum(sizes) - max(most, 0)
+        if over <= 0:
             return 0
         pipe = self.client.pipeline(transaction=False)
-        for letter_id in over:
-            self._trim(
-                keys=[index, self.keys.dead_letter(letter_id)], args=[most, letter_id], client=pipe
+        for p in keys.all_partitions():
+            pipe.zrange(keys.dead_letters(p), 0, over - 1, withscores=True)
+        oldest = heapq.merge(
+            *(
+                [(float(score), p, letter_id) for letter_id, score in entries]
+                for p, entries in enumerate(pipe.execute())
             )
+        )
+        dropping: dict[int, list[str]] = {}
+        for _, p, letter_id in itertools.islice(oldest, over):
+            dropping.setdefault(p, []).append(letter_id)
+        pipe = self.client.pipeline(transaction=False)
+        for p, letter_ids in dropping.items():
+            keep = sizes[p] - len(letter_ids)
+            for letter_id in letter_ids:
+                self._trim(
+                    keys=[keys.dead_letters(p), keys.dead_letter(letter_id)],
+                    args=[keep, letter_id],
+                    client=pipe,
+                )
         return sum(int(dropped or 0) for dropped in pipe.execute())
 
     # -- Distributed Map: Map Runs (orchestrator/engine/maprun.py) ----------------------
@@ -1448,7 +1601,7 @@ class RedisStore:
 
 
 _lock = threading.Lock()
-_stores: dict[tuple[str, str], RedisStore] = {}
+_stores: dict[tuple[str, str, int], RedisStore] = {}
 
 
 #: A store bound to the current thread or task by :func:`using_store` (an explicit
@@ -1469,13 +1622,14 @@ def get_store(settings: Settings | None = None) -> RedisStore:
         raise ConfigurationError(
             "REDIS_URL is not set: set it, or run inside orchestrator.testing.local_orchestrator()"
         )
-    cache_key = (settings.redis_url, settings.key_prefix)
+    cache_key = (settings.redis_url, settings.key_prefix, settings.partitions)
     with _lock:
         store = _stores.get(cache_key)
         if store is None:
             store = RedisStore(
                 redis_client(settings.redis_url, settings.redis_timeout_seconds, settings),
                 settings.key_prefix,
+                settings.partitions,
             )
             _stores[cache_key] = store
         return store

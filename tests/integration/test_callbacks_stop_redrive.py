@@ -237,9 +237,8 @@ def _lease_gone(execution_id: str) -> bool:
     from orchestrator.engine.store import get_store
 
     store = get_store()
-    return not any(
-        json.loads(m)[0] == execution_id for m in store.client.zrange(store.keys.leases, 0, -1)
-    )
+    leases = store.keys.leases(store.keys.partition_of(execution_id))
+    return not any(json.loads(m)[0] == execution_id for m in store.client.zrange(leases, 0, -1))
 
 
 def test_stop_finished_execution_raises(orchestrator):

@@ -243,8 +243,7 @@ def test_a_start_fired_again_starts_no_second_child(workflows, tag):
         workflow, start = children.start_child(store, interp, "Call", record, 0.0)
         assert (workflow, repr(start)) == ("kid_twice", started)
         assert len(children_of(handle.execution_id)) == 1
-        index = store.keys.executions_index(workflow="kid_twice")
-        assert store.client.zrange(index, 0, -1) == [linked[0].execution_id]
+        assert store.list_execution_ids(0, 10, workflow="kid_twice") == [linked[0].execution_id]
     finally:
         release(tag)
     assert handle.result(30).status == "SUCCEEDED"
@@ -491,7 +490,8 @@ def test_token_child_whose_task_succeeded_outlives_the_parent(workflows, tag):
         store = get_store()
         member = timer_member(MapRunTimer.ADVANCE, handle.execution_id, "", 0)
         # The end's advance has fired (it stops what the parent still waited on).
-        wait_until(lambda: store.client.zscore(store.keys.timers, member) is None, 20)
+        timers = store.keys.timers(store.keys.partition_of(handle.execution_id))
+        wait_until(lambda: store.client.zscore(timers, member) is None, 20)
         # And what it does, once more, here: the child goes on.
         maprun.stop_children(store, handle.execution_id, time.time())
         assert describe_execution(kid.execution_id).status == "RUNNING"

@@ -23,7 +23,7 @@ def counted_store() -> Iterator[tuple[RedisStore, list[str]]]:
     """A store of its own (the workers' calls do not count) that records each round trip."""
     settings = get_settings()
     assert settings.redis_url
-    store = RedisStore(redis_client(settings.redis_url), settings.key_prefix)
+    store = RedisStore(redis_client(settings.redis_url), settings.key_prefix, settings.partitions)
     calls: list[str] = []
     execute_command = store.client.execute_command
 

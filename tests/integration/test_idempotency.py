@@ -178,7 +178,8 @@ def test_a_retry_timer_fired_by_two_beats_at_once_fires_once(orchestrator, tag):
     handle = start_workflow(definition, {})
 
     def retry_timer():
-        for member, due in store.client.zrange(store.keys.timers, 0, -1, withscores=True):
+        timers = store.keys.timers(store.keys.partition_of(handle.execution_id))
+        for member, due in store.client.zrange(timers, 0, -1, withscores=True):
             decoded = json.loads(member)
             if decoded[0] == "retry" and decoded[1] == handle.execution_id:
                 return member, due

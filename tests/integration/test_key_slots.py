@@ -1,12 +1,13 @@
-"""Every call the engine sends touches the keys of at most one execution (one hash tag).
+"""Every call the engine sends touches one hash slot: its execution's partition's.
 
 A Redis ``MONITOR`` watches a few executions of a workflow with a Map, a Parallel, a
 Wait, a Retry and a Catch (and one that fails uncaught, for the dead-letter path); each
 script call (with the commands the script itself ran, logged by Redis as ``lua``), each
-MULTI ... EXEC block and every other command is checked: the hash tags of the keys it
-names number at most one, and a key without a tag is one of the known global keys. So no
-script builds a key it was not passed, and a Redis Cluster could run every call on the
-slot of its execution (the global indexes aside, see orchestrator/engine/keys.py).
+MULTI ... EXEC block and every other command is checked: the keys it names are in one
+cluster slot, and a key without a hash tag is one of the known global keys (one per
+call). So no script builds a key it was not passed, and a Redis Cluster could run every
+call on one node. The suite runs with one partition and, against the machine's Redis in
+CI, with four (``ORCHESTRATOR_PARTITIONS``): there the executions' slots differ.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from orchestrator import (
 from orchestrator.engine.store import get_store
 from orchestrator.language.arns import state_machine_arn
 from tests.helpers import machine, task
-from tests.redis_monitor import TAG, Monitor, grouped_calls
+from tests.redis_monitor import TAG, Monitor, grouped_calls, is_timer_move, named_keys, slots
 
 pytestmark = pytest.mark.usefixtures("orchestrator")
 
@@ -67,7 +68,7 @@ def _definition() -> dict:
     return machine({"P": {"Type": "Parallel", "Branches": [mapped, caught], "End": True}})
 
 
-def test_every_call_touches_at_most_one_execution(monitor: Monitor, tag: str) -> None:
+def test_every_call_touches_one_slot(monitor: Monitor, tag: str) -> None:
     store = get_store()
     keys = store.keys
     handles = [
@@ -88,48 +89,47 @@ def test_every_call_touches_at_most_one_execution(monitor: Monitor, tag: str) ->
     assert failing.result(30).status == "FAILED"
     calls = grouped_calls(monitor.stop())
 
-    own = f"{keys.prefix}:"
+    # Keys that are one each, not per execution or partition: each call names one.
     global_keys = {
-        keys.executions,
-        keys.timers,
-        keys.leases,
-        keys.outbox,
-        keys.dead_letters,
         keys.activities,
         keys.activity_queues,
         keys.activity_limits,
         keys.workers,
-        keys.execution_counters,
         keys.tick_lock,
         keys.tokens,
+        keys.partition_count,
         keys.schedules_due,  # the timer tick's look for due schedules
-        keys.machines,  # the registry's index of state machine names
+        keys.machines,
     }
+    # Calls on several slots, by design for now (orchestrator/engine/keys.py): the
+    # registry's writes (a machine's keys and the index of names), the global activity
+    # limits (every partition's outbox and leases), and the schedules.
+    spanning = (
+        f"{keys.prefix}:sm:",
+        f"{keys.prefix}:permits:",
+        f"{keys.prefix}:rate:",
+        f"{keys.prefix}:schedule",
+    )
     shas = {store._commit.sha: "commit", store._claim.sha: "claim", store._timers.sha: "timers"}
     seen_scripts: set[str] = set()
-    seen_tags: set[str] = set()
+    seen_keys: set[str] = set()
     for call in calls:
         if call.name == "EVALSHA":
             seen_scripts.add(shas.get(call.commands[0][1], "other"))
-        tags: set[str] = set()
-        for args in call.commands:
-            for arg in args[1:]:
-                if not arg.startswith(own) or arg.startswith(f"{own}test:"):
-                    continue
-                found = TAG.findall(arg)
-                if found:
-                    tags.update(found)
-                else:
-                    untagged = (
-                        arg in global_keys
-                        or arg.startswith(f"{own}def:")
-                        or arg.startswith(f"{keys.executions}:")  # listing indexes
-                        # a limited activity's permits, waiting steps and token bucket
-                        or arg.startswith((f"{own}permits:", f"{own}rate:"))
-                    )
-                    assert untagged, f"{arg} has no hash tag in {call.commands}"
-        assert len(tags) <= 1, f"one call touches executions {sorted(tags)}: {call.commands}"
-        seen_tags |= tags
+        named = named_keys(call, keys.prefix)
+        seen_keys |= named
+        if any(key.startswith(spanning) for key in named):
+            # Still one machine per registry call.
+            machines = {
+                tag for key in named if key.startswith(spanning[0]) for tag in TAG.findall(key)
+            }
+            assert len(machines) <= 1, call.commands
+            continue
+        for key in named:
+            assert TAG.search(key) or key in global_keys, f"{key} has no hash tag: {call.commands}"
+        assert len(slots(named)) <= 1 or is_timer_move(call), (
+            f"one call touches {len(slots(named))} slots: {call.commands}"
+        )
     # Not vacuous: every execution was seen, through every kind of script.
-    assert {h.execution_id for h in [*handles, failing]} <= seen_tags
+    assert {keys.execution(h.execution_id) for h in [*handles, failing]} <= seen_keys
     assert {"commit", "claim", "timers"} <= seen_scripts

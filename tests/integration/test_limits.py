@@ -130,8 +130,10 @@ def test_the_lua_bucket_is_bucket_take() -> None:
             got = store.take_rate_token(activity, rate, 1.0, now, member, timer, 15.0)
             assert got == pytest.approx(wait, abs=1e-9), offset
             if wait:
-                assert store.client.zscore(store.keys.timers, timer) == pytest.approx(now + wait)
+                timers = store.keys.timers(store.keys.partition_of(activity))
+                assert store.client.zscore(timers, timer) == pytest.approx(now + wait)
     finally:
         store.client.delete(store.keys.activity_rate(activity))
-        for member in store.client.zrangebyscore(store.keys.timers, t0 - 1, t0 + 100):
-            store.client.zrem(store.keys.timers, member)
+        timers = store.keys.timers(store.keys.partition_of(activity))
+        for member in store.client.zrangebyscore(timers, t0 - 1, t0 + 100):
+            store.client.zrem(timers, member)

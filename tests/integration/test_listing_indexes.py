@@ -34,16 +34,19 @@ def listed(store: RedisStore, execution_id: str, workflow: str) -> dict[str, Any
     """Where the execution is indexed: the statuses of the global and of the workflow's
     status indexes it is in, and its score in the start-time and workflow indexes."""
     keys = store.keys
+    p = keys.partition_of(execution_id)
 
     def score(key: str) -> float | None:
         return store.client.zscore(key, execution_id)
 
     return {
-        "all": score(keys.executions),
-        "workflow": score(keys.executions_index(workflow=workflow)),
-        "status": {s for s in EXECUTION_STATUSES if score(keys.executions_index(s)) is not None},
+        "all": score(keys.executions(p)),
+        "workflow": score(keys.executions_index(p, workflow=workflow)),
+        "status": {s for s in EXECUTION_STATUSES if score(keys.executions_index(p, s)) is not None},
         "workflow_status": {
-            s for s in EXECUTION_STATUSES if score(keys.executions_index(s, workflow)) is not None
+            s
+            for s in EXECUTION_STATUSES
+            if score(keys.executions_index(p, s, workflow)) is not None
         },
     }
 
@@ -58,7 +61,11 @@ def assert_listed(store: RedisStore, execution_id: str, workflow: str, status: s
         "status": {status},
         "workflow_status": {status},
     }
-    for key in (store.keys.executions_index(status), store.keys.executions_index(status, workflow)):
+    p = store.keys.partition_of(execution_id)
+    for key in (
+        store.keys.executions_index(p, status),
+        store.keys.executions_index(p, status, workflow),
+    ):
         assert store.client.zscore(key, execution_id) == start
 
 

@@ -90,7 +90,8 @@ def test_a_refused_start_creates_nothing_and_the_same_name_starts_later(
         start_workflow(map_machine(PASS), {"items": [1, 2, 3]}, name=unique_name)
     assert not store.client.exists(store.keys.execution(unique_name))
     assert not store.client.exists(store.keys.steps(unique_name))
-    assert store.client.zscore(store.keys.executions, unique_name) is None
+    executions = store.keys.executions(store.keys.partition_of(unique_name))
+    assert store.client.zscore(executions, unique_name) is None
     store.client.delete(store.keys.history(unique_name))
     handle = start_workflow(map_machine(PASS), {"items": [1, 2, 3]}, name=unique_name)
     assert handle.result(30).output == [1, 2, 3]

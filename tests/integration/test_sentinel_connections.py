@@ -54,7 +54,7 @@ def test_the_store_and_the_broker_write_to_the_master_before_and_after_a_failove
         redis_url=group.url(), broker_url=None, key_prefix=prefix, queue=f"{prefix}-q"
     )
     with process_settings(settings):
-        store = RedisStore(redis_client(settings.redis_url or ""), prefix)
+        store = RedisStore(redis_client(settings.redis_url or ""), prefix, settings.partitions)
         publisher = Celery("sentinel-test", set_as_current=False)
         publisher.conf.update(celery_config(settings))
         try:

@@ -32,7 +32,7 @@ ECHO = machine({"Echo": task("echo")})
 def started_count(orchestrator) -> int:
     """How many executions the store knows (the index list_executions reads)."""
     store = orchestrator.store
-    return int(store.client.zcard(store.keys.executions))
+    return store.execution_index_size()
 
 
 # -- names and idempotency ----------------------------------------------------------------

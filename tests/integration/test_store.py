@@ -79,7 +79,7 @@ def test_claim_runs_a_step_once(store: RedisStore) -> None:
     assert not again and reason[0] == "step RUNNING:tok1"
     # One TaskStarted, for the one claim, as the history stream's entry 0-1.
     assert store.client.xrange(keys.history("e")) == [("0-1", {"e": event})]
-    assert store.client.zscore(keys.leases, lease_member("e", "A")) == 50.0
+    assert store.client.zscore(keys.leases(keys.partition_of("e")), lease_member("e", "A")) == 50.0
 
 
 def test_claim_returns_the_window_of_the_containing_map(store: RedisStore) -> None:
@@ -326,7 +326,7 @@ def test_trimming_dead_letters_drops_the_oldest_with_their_letters(store: RedisS
     assert not store.client.exists(keys.dead_letter("l0"), keys.dead_letter("l1"))
     assert store.dead_letter_texts(["l2", "l0", "l4"]) == ["letter 2", None, "letter 4"]
     assert store.trim_dead_letters(0) == 3
-    assert store.client.exists(keys.dead_letters, keys.dead_letter("l4")) == 0
+    assert store.client.exists(keys.dead_letters(0), keys.dead_letter("l4")) == 0
 
 
 def test_a_letter_no_longer_beyond_the_limit_is_kept(store: RedisStore) -> None:
@@ -334,7 +334,7 @@ def test_a_letter_no_longer_beyond_the_limit_is_kept(store: RedisStore) -> None:
     # limit now keeps: the script re-checks its rank.
     for n in range(3):
         store.add_dead_letter(f"l{n}", "x", float(n), 100)
-    index, letter = store.keys.dead_letters, store.keys.dead_letter("l1")
+    index, letter = store.keys.dead_letters(0), store.keys.dead_letter("l1")
     assert store._trim(keys=[index, letter], args=[2, "l1"]) == 0  # l0 is the one over
     assert store._trim(keys=[index, store.keys.dead_letter("l0")], args=[2, "l0"]) == 1
     assert store._trim(keys=[index, store.keys.dead_letter("l0")], args=[2, "l0"]) == 0

@@ -39,13 +39,13 @@ class RoundTrips:
         its claim, its commit and its activity's own bookkeeping are not this
         execution's hot path."""
         store = get_store()
-        own = f"{{{execution_id}}}"
-        others = (f"{store.keys.prefix}:test:", ":x:{")
+        own = store.keys.execution(execution_id)
+        others = (f"{store.keys.prefix}:test:", ":x:")
         counts: Counter[str] = Counter()
         for kind, args in self.calls:
             if kind == "script":
                 keys = args[1]
-                if any(own in key for key in keys):
+                if any(key == own or key.startswith(own + ":") for key in keys):
                     counts[kind] += 1
                 continue
             texts = [str(arg) for arg in args]

@@ -87,9 +87,8 @@ def test_wait_history_order():
 
 def _timers_of(execution_id: str) -> list[str]:
     store = get_store()
-    return [
-        m for m in store.client.zrange(store.keys.timers, 0, -1) if json.loads(m)[1] == execution_id
-    ]
+    timers = store.keys.timers(store.keys.partition_of(execution_id))
+    return [m for m in store.client.zrange(timers, 0, -1) if json.loads(m)[1] == execution_id]
 
 
 def test_stopped_execution_wait_timer_changes_nothing():
@@ -113,7 +112,9 @@ def test_wait_timer_is_due_exactly(fields):
     wait_until(lambda: _timers_of(handle.execution_id), 10)
     store = get_store()
     (member,) = _timers_of(handle.execution_id)
-    due = store.client.zscore(store.keys.timers, member)
+    due = store.client.zscore(
+        store.keys.timers(store.keys.partition_of(handle.execution_id)), member
+    )
     entered = next(e for e in handle.history() if e.type == "WaitStateEntered").timestamp
     assert due == pytest.approx(entered.timestamp() + 600, abs=0.002)
     stop_execution(handle.execution_id)

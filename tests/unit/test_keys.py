@@ -1,11 +1,13 @@
-"""The key schema: its field rules, and one cluster slot per execution."""
+"""The key schema: its field rules, and one cluster slot per execution and partition."""
 
 from __future__ import annotations
+
+from collections import Counter
 
 import pytest
 from redis.crc import key_slot
 
-from orchestrator.engine.keys import Keys
+from orchestrator.engine.keys import CLUSTER_SLOTS, MAX_PARTITIONS, Keys, partition_of
 from orchestrator.errors import ConfigurationError
 
 
@@ -38,22 +40,74 @@ def _execution_keys(keys: Keys, execution_id: str) -> list[str]:
         keys.history(execution_id),
         keys.task_tokens(execution_id),
         keys.dead_letter(execution_id),
+        keys.branches(execution_id, "M"),
+        keys.map_run(execution_id, "M"),
+        keys.branch_hashes(execution_id),
     ]
 
 
-@pytest.mark.parametrize("execution_id", ["order-17", "0f3a9c2e" * 4, "é-ü", "a" * 80])
-def test_every_key_of_an_execution_hashes_to_one_cluster_slot(execution_id: str) -> None:
-    keys = Keys("orch")
+def _partition_keys(keys: Keys, p: int) -> list[str]:
+    """Every index key of partition ``p``."""
+    return [
+        keys.timers(p),
+        keys.leases(p),
+        keys.outbox(p),
+        keys.dead_letters(p),
+        keys.execution_counters(p),
+        keys.definition(p, "0" * 40),
+        *keys.listing_indexes(p, "order-flow"),
+    ]
+
+
+IDS = ["order-17", "0f3a9c2e" * 4, "é-ü", "a" * 80, "kid.run-1.99999"]
+
+
+@pytest.mark.parametrize("partitions", [1, 3, 16, 1024])
+@pytest.mark.parametrize("execution_id", IDS)
+def test_an_execution_shares_one_slot_with_its_partitions_indexes(
+    execution_id: str, partitions: int
+) -> None:
+    keys = Keys("orch", partitions)
     own = _execution_keys(keys, execution_id)
     assert len(set(own)) == len(own)
-    assert all(f"{{{execution_id}}}" in key for key in own)
-    assert {key_slot(key.encode()) for key in own} == {key_slot(execution_id.encode())}
+    p = keys.partition_of(execution_id)
+    assert 0 <= p < partitions
+    slots = {key_slot(key.encode()) for key in own + _partition_keys(keys, p)}
+    assert len(slots) == 1, slots
 
 
-def test_executions_spread_over_slots() -> None:
+@pytest.mark.parametrize("partitions", [1, 2, 3, 16, 100])
+def test_partitions_spread_evenly_over_the_slot_ranges(partitions: int) -> None:
+    keys = Keys("orch", partitions)
+    slots = [key_slot(keys.timers(p).encode()) for p in keys.all_partitions()]
+    # Partition k is in the k-th of `partitions` equal ranges: a master holding a third
+    # of the slots (in one range, as redis-cli --cluster create gives them) holds a
+    # third of the partitions.
+    for k, slot in enumerate(slots):
+        assert k * CLUSTER_SLOTS // partitions <= slot < (k + 1) * CLUSTER_SLOTS // partitions
+    counts = Counter(keys.partition_of(f"e-{n}") for n in range(20_000))
+    assert len(counts) == partitions
+    assert max(counts.values()) < 1.2 * 20_000 / partitions
+
+
+def test_one_partition_is_one_slot_for_everything() -> None:
     keys = Keys("orch")
-    slots = {key_slot(keys.execution(f"e-{n}").encode()) for n in range(200)}
-    assert len(slots) > 150  # the tag is the id, not something shared like the prefix
+    assert keys.execution("order-17") == "orch:{0.0}:x:order-17"
+    assert keys.timers(0) == "orch:{0.0}:timers"
+    every = _execution_keys(keys, "a") + _execution_keys(keys, "b") + _partition_keys(keys, 0)
+    assert len({key_slot(key.encode()) for key in every}) == 1
+
+
+def test_the_partition_function_is_stable() -> None:
+    # permits.lua computes it too (redis.sha1hex): the same first 32 bits of SHA-1.
+    assert partition_of("order-17", 16) == int("a6ccc1f4", 16) % 16 == 4
+    assert partition_of("order-17", 1) == 0
+
+
+@pytest.mark.parametrize("partitions", [0, MAX_PARTITIONS + 1])
+def test_a_partition_count_out_of_range_is_refused(partitions: int) -> None:
+    with pytest.raises(ConfigurationError):
+        Keys("orch", partitions)
 
 
 def test_a_prefix_with_braces_is_refused() -> None:

@@ -1,8 +1,9 @@
 -- Global activity limits (orchestrator/engine/limits.py): permits (max_concurrency) and
 -- a token bucket (rate_limit). Key schema: see orchestrator/engine/keys.py.
 --
--- Permits. KEYS[1] the activity's permits zset, KEYS[2] its waiting zset, KEYS[3] the
--- outbox, KEYS[4] the leases zset. ARGV[1] op, ARGV[2] the limit, ARGV[3] a permit's (and
+-- Permits. KEYS[1] the activity's permits zset, KEYS[2] its waiting zset, then the N
+-- partitions' outboxes, then their leases zsets (a member is in its execution's
+-- partition: keys.partition_of, computed here as well). ARGV[1] op, ARGV[2] the limit, ARGV[3] a permit's (and
 -- a granted step's outbox entry's) expiry, ARGV[4] now, ARGV[5...] lease members.
 --   acquire: for each member, 1 if it holds a permit (it had one: renewed; or one was
 --     free and nobody waits), else 0: it waits (out of the outbox: not published).
@@ -16,7 +17,8 @@
 -- outbox (due at ARGV[3]: the reconciler publishes them if the caller does not).
 -- Returns {results (acquire) , granted members of other calls}.
 --
--- Rate. KEYS[1] the activity's bucket hash, KEYS[2] the timers zset, KEYS[3] the outbox.
+-- Rate. KEYS[1] the activity's bucket hash, KEYS[2] the timers zset, KEYS[3] the outbox
+-- (of the step's partition).
 -- ARGV[1] "rate", ARGV[2] tokens per second, ARGV[3] capacity, ARGV[4] now, ARGV[5] the
 -- step's lease member, ARGV[6] its "limit" timer member, ARGV[7] the lease (s).
 -- Takes a token (the bucket may go negative: tokens reserved ahead, one per waiting
@@ -48,6 +50,23 @@ if op == "rate" then
   return tostring(wait)
 end
 
+local parts = (#KEYS - 2) / 2
+
+-- The outbox and the leases of a lease member's partition (keys.partition_of: the first
+-- 32 bits of the execution id's SHA-1, modulo the partition count).
+local function homes(m)
+  if parts == 1 then return KEYS[3], KEYS[4] end
+  local id = cjson.decode(m)[1]
+  local p = tonumber(string.sub(redis.sha1hex(id), 1, 8), 16) % parts
+  return KEYS[3 + p], KEYS[3 + parts + p]
+end
+
+-- Whether the step is running (a lease) or dispatched (in the outbox).
+local function live(m)
+  local outbox, leases = homes(m)
+  return redis.call("ZSCORE", leases, m) or redis.call("ZSCORE", outbox, m)
+end
+
 local limit = tonumber(ARGV[2])
 local expiry = ARGV[3]
 local results = {}
@@ -65,7 +84,7 @@ if op == "acquire" then
     else
       -- NX: a step already waiting keeps its place.
       redis.call("ZADD", KEYS[2], "NX", tostring(now + i * 1e-6), m)
-      redis.call("ZREM", KEYS[3], m)
+      redis.call("ZREM", (homes(m)), m)
       results[#results + 1] = 0
       mine[m] = #results
     end
@@ -73,7 +92,7 @@ if op == "acquire" then
 elseif op == "release" then
   for i = 5, #ARGV do
     local m = ARGV[i]
-    if redis.call("ZSCORE", KEYS[4], m) or redis.call("ZSCORE", KEYS[3], m) then
+    if live(m) then
       if redis.call("ZSCORE", KEYS[1], m) then redis.call("ZADD", KEYS[1], expiry, m) end
     else
       -- Not from the waiting set: a step waiting there is a later run's, kept.
@@ -83,7 +102,7 @@ elseif op == "release" then
 elseif op == "recover" then
   local due = redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", now, "LIMIT", 0, 500)
   for _, m in ipairs(due) do
-    if redis.call("ZSCORE", KEYS[4], m) or redis.call("ZSCORE", KEYS[3], m) then
+    if live(m) then
       redis.call("ZADD", KEYS[1], expiry, m)
     else
       redis.call("ZREM", KEYS[1], m)
@@ -98,7 +117,7 @@ while redis.call("ZCARD", KEYS[1]) < limit do
   if #head == 0 then break end
   local m = head[1]
   redis.call("ZADD", KEYS[1], expiry, m)
-  redis.call("ZADD", KEYS[3], expiry, m)
+  redis.call("ZADD", (homes(m)), expiry, m)
   if mine[m] then
     results[mine[m]] = 1  -- this call's own step: its caller publishes it
   else
