@@ -163,12 +163,14 @@ def stop_processes(processes: Iterable[subprocess.Popen]) -> None:
 def child_environ(**values: str) -> dict[str, str]:
     """The environment of a child process of the tests: this process's, without any
     ``ORCHESTRATOR_*``, ``REDIS_URL`` or ``BROKER_URL`` (the child is configured by
-    ``values`` alone), with the repository first on ``PYTHONPATH`` and
-    ``PYTHONUNBUFFERED=1``, then ``values``."""
+    ``values`` alone) but ``ORCHESTRATOR_PARTITIONS`` (the partition count the run's
+    processes share: CI runs the suite with 4), with the repository first on
+    ``PYTHONPATH`` and ``PYTHONUNBUFFERED=1``, then ``values``."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("ORCHESTRATOR_") and k not in ("REDIS_URL", "BROKER_URL")
+        if k == "ORCHESTRATOR_PARTITIONS"
+        or (not k.startswith("ORCHESTRATOR_") and k not in ("REDIS_URL", "BROKER_URL"))
     }
     env.update(
         PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),

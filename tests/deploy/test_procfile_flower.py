@@ -207,6 +207,7 @@ def system(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[System]:
         PYTHONUNBUFFERED="1",
         REDIS_URL=redis_url or "",
         ORCHESTRATOR_KEY_PREFIX=settings.key_prefix,
+        ORCHESTRATOR_PARTITIONS=str(settings.partitions),
         ORCHESTRATOR_QUEUE=settings.queue,
         ORCHESTRATOR_TASK_MODULES=DEMO_ACTIVITIES,
         ORCHESTRATOR_JSON_LOGS="1",
