@@ -287,7 +287,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.crc import key_slot
 
@@ -346,6 +346,9 @@ class Keys:
 
     prefix: str
     partitions: int = 1
+    #: How the keys of each partition start: ``{p}:{<tag>}`` (built once: every key of
+    #: the hot path is made of one).
+    _starts: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # A brace in the prefix would become every key's hash tag: one slot for all.
@@ -358,21 +361,20 @@ class Keys:
 
     def partition_of(self, execution_id: str) -> int:
         """The partition of an execution's keys and of its entries in the indexes."""
+        if self.partitions == 1:  # on every key of the hot path: no call more
+            return 0
         return partition_of(execution_id, self.partitions)
 
     def all_partitions(self) -> range:
         """Every partition, for the readers that walk them all (beat, listings, metrics)."""
         return range(self.partitions)
 
-    def _part(self, p: int) -> str:
-        """``{p}:{<tag>}``: how every key of partition ``p`` starts."""
-        starts: tuple[str, ...] = self._starts  # type: ignore[attr-defined]
-        return starts[p]
-
     def _tagged(self, kind: str, execution_id: str) -> str:
         """``{p}:{<tag>}:<kind>:<id>``: an execution's keys are in its partition's slot,
         with that partition's indexes."""
-        return f"{self._part(self.partition_of(execution_id))}:{kind}:{execution_id}"
+        if self.partitions == 1:
+            return f"{self._starts[0]}:{kind}:{execution_id}"
+        return f"{self._starts[partition_of(execution_id, self.partitions)]}:{kind}:{execution_id}"
 
     def execution(self, execution_id: str) -> str:
         """The execution record hash."""
@@ -381,7 +383,7 @@ class Keys:
     def definition(self, p: int, def_hash: str) -> str:
         """A definition, by content hash, in partition ``p`` (each partition that runs
         it holds a copy: a start writes it in its own slot)."""
-        return f"{self._part(p)}:def:{def_hash}"
+        return f"{self._starts[p]}:def:{def_hash}"
 
     def history(self, execution_id: str) -> str:
         """The execution's history stream."""
@@ -412,7 +414,7 @@ class Keys:
 
     def executions(self, p: int) -> str:
         """Index of partition ``p``'s executions by start time."""
-        return f"{self._part(p)}:executions"
+        return f"{self._starts[p]}:executions"
 
     def executions_index(
         self, p: int, status: str | None = None, workflow: str | None = None
@@ -445,16 +447,16 @@ class Keys:
 
     def timers(self, p: int) -> str:
         """Partition ``p``'s due-time sorted set of timers."""
-        return f"{self._part(p)}:timers"
+        return f"{self._starts[p]}:timers"
 
     def leases(self, p: int) -> str:
         """Partition ``p``'s sorted set of step leases by expiry."""
-        return f"{self._part(p)}:leases"
+        return f"{self._starts[p]}:leases"
 
     def outbox(self, p: int) -> str:
         """Partition ``p``'s sorted set of dispatched, unclaimed steps by when they are
         published again."""
-        return f"{self._part(p)}:outbox"
+        return f"{self._starts[p]}:outbox"
 
     @property
     def tokens(self) -> str:
@@ -467,7 +469,7 @@ class Keys:
 
     def dead_letters(self, p: int) -> str:
         """Partition ``p``'s index of dead letters by time."""
-        return f"{self._part(p)}:dlq"
+        return f"{self._starts[p]}:dlq"
 
     def dead_letter(self, letter_id: str) -> str:
         """One dead letter (an execution's has its id: in that execution's partition; a
@@ -497,7 +499,7 @@ class Keys:
     def execution_counters(self, p: int) -> str:
         """Partition ``p``'s executions started, redriven and ended, per workflow
         (Prometheus counters: the sum over the partitions)."""
-        return f"{self._part(p)}:metrics:executions"
+        return f"{self._starts[p]}:metrics:executions"
 
     @property
     def activity_limits(self) -> str:

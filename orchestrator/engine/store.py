@@ -573,7 +573,8 @@ class RedisStore:
         """Apply ``write`` atomically and say what happened."""
         if not write.ops:
             return CommitResult(True)
-        self.check_partitions()
+        if not self._partitions_checked:
+            self.check_partitions()
         settings = get_settings()
         try:
             raw = self.lane.run(
@@ -589,7 +590,8 @@ class RedisStore:
 
     def apply_many(self, writes: list[Write]) -> list[CommitResult]:
         """Apply several independent writes in one round trip (each atomic on its own)."""
-        self.check_partitions()
+        if not self._partitions_checked:
+            self.check_partitions()
         settings = get_settings()
         acks = settings.min_replicas_ack
         pipe = self.client.pipeline(transaction=False)
@@ -632,7 +634,8 @@ class RedisStore:
         process sent, marked published (due at ``published_until``) in the same call.
         """
         member = lease_member(execution_id, step_key)
-        self.check_partitions()
+        if not self._partitions_checked:
+            self.check_partitions()
         result = self.lane.run(
             self._claim,
             [
