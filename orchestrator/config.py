@@ -164,7 +164,7 @@ class Settings(BaseSettings):
     its guarantees rest on (:func:`orchestrator.engine.celery_app.celery_config`)."""
     key_prefix: str = "orch"
     """Prefix of every Redis key the orchestrator writes."""
-    partitions: int = Field(default=1, ge=1, le=1024)
+    partitions: int = Field(default=1, ge=1, le=256)
     """How many partitions the executions and the indexes (timers, leases, outbox,
     listings, dead letters, counters) are split into, each in one hash slot: a Redis
     Cluster spreads them over its masters. Fixed for a deployment's life (recorded in

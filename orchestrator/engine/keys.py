@@ -307,7 +307,7 @@ _PLAIN_WORKFLOW = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
 
 
 #: The most partitions a deployment can have (each is one hash slot of a Redis Cluster).
-MAX_PARTITIONS = 1024
+MAX_PARTITIONS = 256
 
 #: The slots of a Redis Cluster.
 CLUSTER_SLOTS = 16384
