@@ -191,8 +191,8 @@ Global keys (one each)::
                                catch-up window), buffered, cancelled, failed
 
 The state-machine registry (engine/registry.py): each state machine's keys carry its
-name as hash tag (a name holds no brace), so one registry write touches one slot plus
-``{p}:machines``::
+name as hash tag (a name holds no brace), so one registry write touches one slot; the
+index of names ``{p}:machines`` follows in a call of its own::
 
     {p}:sm:{<name>}     HASH   a registered state machine: ``name``, ``type`` (STANDARD or
                                EXPRESS), ``description``, ``created``/``updated`` (epoch
@@ -240,9 +240,9 @@ Every script call, and every MULTI the store sends, touches the keys of at most 
 execution and its partition's indexes (one slot), or one global key, every one passed in
 KEYS (no script builds a key name itself); tests/integration/test_key_slots.py watches
 running workflows with MONITOR and fails otherwise. The exceptions are listed below: the
-registry's writes, the schedules, beat's move of a child's timer to its parent's
-partition, a child workflow's start, and the global activity limits (issue 18's Redis
-Cluster support is to make them one slot too).
+schedules, beat's move of a child's timer to its parent's partition, a child workflow's
+start, and the global activity limits (issue 18's Redis Cluster support is to make them
+one slot too).
 
 * ``claim.lua``: one execution's record, step hash and history; its ``{P}:leases`` and
   ``{P}:outbox`` (whose "published" marks of other steps it may carry: members, not keys).
@@ -272,7 +272,8 @@ Cluster support is to make them one slot too).
   partition's ``{P}:outbox`` and ``{P}:leases`` (permits: the steps it hands permits to
   are anywhere), or its ``{p}:rate:{a}`` and the step's partition's ``{P}:timers`` and
   ``{P}:outbox`` (rate); no execution's keys. Several slots.
-* The registry (below): one machine's keys and ``{p}:machines``. Two slots.
+* The registry (below): one machine's keys (a commit.lua write), then ``{p}:machines``
+  in a call of its own (orchestrator/engine/registry.py).
 * A child workflow's start (``states:startExecution``, orchestrator/engine/children.py):
   the child's start and, guarded by the parent still running, the link in the parent's
   record. Two executions, in two partitions unless they share one.

@@ -2,11 +2,15 @@
 
 Keys: ``{p}:sm:{<name>}`` (the record), ``:v`` (versions), ``:a`` (aliases) and the
 ``{p}:machines`` index (see :mod:`orchestrator.engine.keys`). Every change is one
-commit.lua write computed from one read of the machine's three hashes and guarded by
-the record's ``rv`` token (or its absence, for a creation), which the write renews: two
-changes of one machine racing each other never both apply; the loser reads again and
-computes again (:func:`change`), so a change is atomic and its checks (a version an
-alias routes to is not deleted, numbers are never reused) hold at the moment it applies.
+commit.lua write of the machine's own keys (one hash slot), computed from one read of
+its three hashes and guarded by the record's ``rv`` token (or its absence, for a
+creation), which the write renews: two changes of one machine racing each other never
+both apply; the loser reads again and computes again (:func:`change`), so a change is
+atomic and its checks (a version an alias routes to is not deleted, numbers are never
+reused) hold at the moment it applies. The index of names, which only the listing reads,
+follows in a call of its own (another slot): a process that dies in between leaves a
+name listed that the listing skips, or one unlisted until the machine's next change
+(``deploy`` changes or confirms every machine it names).
 
 The rules (names, routing, ARNs) are pure: :mod:`orchestrator.language.registry`.
 """
@@ -95,12 +99,16 @@ def change(store: RedisStore, name: str, compute: Callable[[Machine, Write, Keys
             write.guard_exists(keys.machine(name), False)
         result = compute(machine, write, keys)
         if not write.ops:
+            if machine.exists:
+                store.index_machine(name, True)  # mends an index a crash left behind
             return result
-        if not _deletes(write):
+        deleted = _deletes(write)
+        if not deleted:
             # A fresh token, not a counter: a machine deleted and created again meanwhile
             # never matches a guard computed against the one before.
             write.op("hset", keys.machine(name), "rv", uuid.uuid4().hex)
         if store.apply(write).ok:
+            store.index_machine(name, not deleted)
             return result
     raise RegistryConflict(f"state machine {name!r} kept changing: try again")
 
@@ -150,7 +158,6 @@ def create(
         *("created", repr(now), "updated", repr(now), "definition", definition),
         *("revision", revision, "versions", "0"),
     )
-    write.op("zadd", keys.machines, "0", machine.name)
     return True
 
 
@@ -186,7 +193,6 @@ def delete(machine: Machine, write: Write, keys: Keys) -> bool:
     write.op("del", keys.machine(name))
     write.op("del", keys.machine_versions(name))
     write.op("del", keys.machine_aliases(name))
-    write.op("zrem", keys.machines, name)
     return True
 
 

@@ -1576,6 +1576,14 @@ class RedisStore:
         """One alias's JSON (None if there is none)."""
         return self.client.hget(self.keys.machine_aliases(name), alias)
 
+    def index_machine(self, name: str, registered: bool) -> None:
+        """List the state machine ``name`` in ``{p}:machines`` (or not, if it is no longer
+        ``registered``): after the write that changed it, in a call of its own."""
+        if registered:
+            self.client.zadd(self.keys.machines, {name: 0})
+        else:
+            self.client.zrem(self.keys.machines, name)
+
     def machine_names(self, after: str | None, count: int) -> list[str]:
         """Registered names in order, the first ``count`` after ``after`` (None: from the
         first)."""
