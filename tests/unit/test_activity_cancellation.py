@@ -214,5 +214,7 @@ def test_a_failing_round_does_not_end_the_lease_keeper(monkeypatch, caplog) -> N
         with keeper.holding("exec", "S"):
             wait_until(lambda: renewed, 10, message="a renewal after the failing rounds")
     assert keeper._thread is not None and keeper._thread.is_alive()
-    # A lasting failure is logged once, not every round.
-    assert [r.getMessage() for r in caplog.records].count("step lease keeper: a round failed") == 1
+    # A lasting failure is logged once, not every round (by this keeper's thread: the
+    # patched settings fail another keeper's rounds too, if the process runs one).
+    own = [r.getMessage() for r in caplog.records if r.thread == keeper._thread.ident]
+    assert own.count("step lease keeper: a round failed") == 1
