@@ -127,7 +127,9 @@ def _run_step(
     now = time.time()
     started_event: dict[str, Any] = {
         "type": "TaskStarted",
-        "ts": now,
+        # In milliseconds, rounded as every other event's (Interpreter.event): at full
+        # precision it could read as later than the events its commit writes after it.
+        "ts": round(now, 3),
         "state": state_name(step_key),
     }
     if started_event["state"] != step_key:  # as Interpreter.event: a branch's or item's

@@ -36,6 +36,9 @@ def test_single_task_round_trip():
     assert [e.id for e in history] == list(range(1, len(history) + 1))
     stamps = [e.timestamp for e in history]
     assert stamps == sorted(stamps)
+    # Every event in milliseconds, as Step Functions has them (the worker's TaskStarted
+    # too: at full precision it could sort after the events its step's commit wrote).
+    assert all(stamp.microsecond % 1000 == 0 for stamp in stamps), stamps
     assert all(s.tzinfo is UTC for s in stamps)
 
 
