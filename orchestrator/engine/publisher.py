@@ -39,7 +39,7 @@ from orchestrator.engine.activities import queue_for
 from orchestrator.engine.celery_app import app, broker_priority, publishing_app
 from orchestrator.engine.compiler import fan_out, run_signature
 from orchestrator.engine.limits import admit
-from orchestrator.engine.records import lease_member, parse_lease_member
+from orchestrator.engine.records import lease_member
 from orchestrator.engine.store import OutageLog, RedisStore, get_store
 from orchestrator.language.interpreter import (
     Dispatch,
@@ -313,8 +313,7 @@ class Unmarked:
                 return taken
             taken, kept = [], []
             for member in members:
-                home = store.keys.partition_of(parse_lease_member(member)[0])
-                if home == partition and len(taken) < self.CLAIM_MOST:
+                if store.lease_partition(member) == partition and len(taken) < self.CLAIM_MOST:
                     taken.append(member)
                 else:
                     kept.append(member)

@@ -1032,9 +1032,14 @@ class RedisStore:
             return {0: members} if members else {}
         parts: dict[int, list[str]] = {}
         for member in members:
-            p = self.keys.partition_of(parse_lease_member(member)[0])
-            parts.setdefault(p, []).append(member)
+            parts.setdefault(self.lease_partition(member), []).append(member)
         return parts
+
+    def lease_partition(self, member: str) -> int:
+        """The partition of a lease (or outbox) member: its execution's."""
+        if self.keys.partitions == 1:
+            return 0
+        return self.keys.partition_of(parse_lease_member(member)[0])
 
     def _timer_partition(self, member: str) -> int:
         return self.keys.partition_of(parse_timer_member(member)[1])
@@ -1074,12 +1079,12 @@ class RedisStore:
 
     def defer_lease(self, member: str, until: float) -> None:
         """Look at a lease again at ``until`` (recovering it failed)."""
-        p = self.keys.partition_of(parse_lease_member(member)[0])
+        p = self.lease_partition(member)
         self.client.zadd(self.keys.leases(p), {member: until})
 
     def drop_lease(self, member: str) -> None:
         """Forget a lease whose step moved on."""
-        p = self.keys.partition_of(parse_lease_member(member)[0])
+        p = self.lease_partition(member)
         self.client.zrem(self.keys.leases(p), member)
 
     def reschedule_step(
@@ -1126,12 +1131,12 @@ class RedisStore:
 
     def defer_outbox(self, member: str, until: float) -> None:
         """Look at an outbox entry again at ``until`` (sending it again failed)."""
-        p = self.keys.partition_of(parse_lease_member(member)[0])
+        p = self.lease_partition(member)
         self.client.zadd(self.keys.outbox(p), {member: until})
 
     def drop_outbox(self, member: str) -> None:
         """Forget an outbox entry whose step moved on (claimed, stopped, cancelled)."""
-        p = self.keys.partition_of(parse_lease_member(member)[0])
+        p = self.lease_partition(member)
         self.client.zrem(self.keys.outbox(p), member)
 
     def due_timers(self, now: float, count: int) -> list[str]:
@@ -1283,7 +1288,7 @@ class RedisStore:
         """Take a token of ``activity``'s bucket for a step: the seconds it must wait
         (0: publish now; else its ``timer`` is set that much later, and its outbox entry
         moved past it, in the same call)."""
-        p = self.keys.partition_of(parse_lease_member(member)[0])
+        p = self.lease_partition(member)
         raw = self.lane.run(
             self._limits,
             [self.keys.activity_rate(activity), self.keys.timers(p), self.keys.outbox(p)],
