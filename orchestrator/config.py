@@ -141,6 +141,51 @@ def parse_sentinel_url(url: str) -> SentinelTarget | None:
     return SentinelTarget(tuple(sentinels), names[0], int(db), username, password)
 
 
+@dataclass(frozen=True)
+class ClusterTarget:
+    """What a ``redis+cluster://[user:password@]host1:7000[,host2:7001...]/`` URL names:
+    the seed nodes (any reachable one gives the cluster's layout), the credentials every
+    node is reached with, and whether over TLS (``rediss+cluster://``)."""
+
+    nodes: tuple[tuple[str, int], ...]
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+
+def parse_cluster_url(url: str) -> ClusterTarget | None:
+    """The :class:`ClusterTarget` of a ``redis+cluster://`` URL; None for another scheme.
+
+    Raises:
+        ValueError: the URL names no node, a bad port, or a database other than 0 (a
+            cluster has only database 0); the message never quotes the password.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in CLUSTER_SCHEMES:
+        return None
+    form = f"{scheme.lower()}://[user:password@]host1:7000[,host2:7001...]/"
+    rest = rest.split("?", 1)[0].split("#", 1)[0]
+    netloc, _, path = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+    nodes = []
+    for part in hosts.split(","):
+        host, colon, port = part.strip().rpartition(":")
+        if not colon:
+            host, port = port, "6379"
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"a cluster node's address is not host:port; the form is {form}")
+        nodes.append((host, int(port)))
+    if path.strip("/") not in ("", "0"):
+        raise ValueError(f"a Redis Cluster has database 0 only; the form is {form}")
+    return ClusterTarget(tuple(nodes), username, password, scheme.lower().startswith("rediss"))
+
+
 class Settings(BaseSettings):
     """Orchestrator configuration; every field can be set by environment variable."""
 
@@ -267,7 +312,9 @@ class Settings(BaseSettings):
     @classmethod
     def _check_redis_url(cls, value: str | None) -> str | None:
         if value:
-            parse_sentinel_url(value)  # a malformed Sentinel URL fails here, not later
+            # A malformed Sentinel or Cluster URL fails here, not at the first call.
+            parse_sentinel_url(value)
+            parse_cluster_url(value)
         return value
 
     @model_validator(mode="after")

@@ -47,14 +47,6 @@ def slots(keys: set[str]) -> set[int]:
     return {key_slot(key.encode()) for key in keys}
 
 
-def is_timer_move(call: Call) -> bool:
-    """Beat's move of a timer found in another partition to its own (a MULTI of ZADDs to
-    and ZREMs from timers sets: RedisStore.due_timer_entries)."""
-    names = {args[0].upper() for args in call.commands}
-    keys = {key for args in call.commands[1:-1] for key in args[1:2]}
-    return names <= {"MULTI", "ZADD", "ZREM", "EXEC"} and all(k.endswith(":timers") for k in keys)
-
-
 def grouped_calls(lines: list[str]) -> list[Call]:
     """Group MONITOR lines: a script call with the ``lua`` lines that follow it, and a
     MULTI with the commands up to its EXEC (Redis logs those together, at EXEC)."""

@@ -6,12 +6,13 @@ the very transition that schedules it, and the child's id in the step's record (
 from the step and that transition, or the ``Name`` parameter). Firing the timer, as a
 Distributed Map's advance starts its children (orchestrator/engine/maprun.py):
 
-1. starts the child with ``child_start_write`` + its first transition, guarded by the id's
-   absence and the parent running, and writes the link on the parent in that same write
-   (its record's ``child:<id>`` field, JSON ``[step key, mode]``): a timer fired again (a
-   crash, a conflict) finds its child there and starts no second one (an execution of
-   that id that is not this Task's child fails the Task with
-   ``StepFunctions.ExecutionAlreadyExistsException``), and no child runs unlinked;
+1. writes the link on the parent, guarded by its running (its record's ``child:<id>``
+   field, JSON ``[step key, mode]``), then starts the child with ``child_start_write`` +
+   its first transition, guarded by the id's absence (two writes, each in one
+   execution's slot): a timer fired again (a crash, a conflict) finds its child there
+   and starts no second one (an execution of that id that is not this Task's child
+   fails the Task with ``StepFunctions.ExecutionAlreadyExistsException``), and no child
+   runs unlinked (a parent that ended between the two is caught by step 2's guard);
 2. commits the parent's transition (``TaskStarted``, then ``TaskSubmitted`` and WAITING
    for ``.sync`` and ``.waitForTaskToken``, else ``TaskSucceeded`` with
    ``{"ExecutionArn", "StartDate"}``) guarded by the timer and the step as read. When
@@ -259,8 +260,20 @@ def start_child(
     if mode in WAITING_MODES:
         link += ["notify", end_member(parent, key, child, record.attempt)]
 
+    # The parent links the child before it starts (so an end of the parent or of its
+    # Task always finds the children to stop), and only a running parent links one. Two
+    # writes, each in its execution's slot (a cluster runs no call across two): a
+    # parent that ends between them finds the child not started yet, and this firing's
+    # own commit then fails and stops it (fire_start); a crash between leaves a link to
+    # no execution, which the timer fired again completes.
+    parent_key = store.keys.execution(parent)
+    linking = Write().guard_field(parent_key, "status", "RUNNING")
+    linking.op("hset", parent_key, f"{CHILD_FIELD}{child}", dumps([key, mode]))
+    if not store.apply(linking).ok:
+        raise _ParentEnded(parent)
+
     def record_write() -> Write:
-        write = child_start_write(
+        return child_start_write(
             store,
             child,
             workflow=workflow,
@@ -271,21 +284,12 @@ def start_child(
             priority=priority,
             link=link,
         )
-        # The parent links the child in the write that starts it (so an end of the
-        # parent or of its Task always finds the children to stop), and only a running
-        # parent starts one.
-        parent_key = store.keys.execution(parent)
-        write.guard_field(parent_key, "status", "RUNNING")
-        write.op("hset", parent_key, f"{CHILD_FIELD}{child}", dumps([key, mode]))
-        return write
 
     tr, write = start_transition(store, child, child_interp, now, record_write)
     result = store.apply(write)
     if result.ok:
         after_commit(store, child, child_interp, tr, result.joined)
         return workflow, now
-    if store.execution_status(parent) != "RUNNING":
-        raise _ParentEnded(parent)
     # Started meanwhile (another firing of the same timer): ours, or someone else's.
     return start_child(store, interp, key, record, now)
 

@@ -21,12 +21,22 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 from urllib.parse import urlparse
 
 import redis
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import NoScriptError, ResponseError
+from redis.cluster import ClusterNode, RedisCluster
+from redis.crc import key_slot
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    MovedError,
+    NoScriptError,
+    RedisClusterException,
+    ResponseError,
+    TryAgainError,
+)
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
@@ -35,7 +45,7 @@ try:  # a dependency (redis[hiredis]); without it, redis-py's own packer
 except ImportError:  # pragma: no cover
     _pack_command = None  # type: ignore[assignment]
 
-from orchestrator.config import CLUSTER_SCHEMES, Settings, get_settings, parse_sentinel_url
+from orchestrator.config import Settings, get_settings, parse_cluster_url, parse_sentinel_url
 from orchestrator.engine import history as history_codec
 from orchestrator.engine.keys import Keys
 from orchestrator.engine.records import (
@@ -90,8 +100,11 @@ def redis_client(
     server raises instead of hanging. ``settings``: whose TLS files to use (default:
     those in force).
 
-    Raises:
-        ConfigurationError: a Redis Cluster URL (not supported as the state store yet).
+    ``redis+cluster://`` (``rediss+cluster://`` over TLS) gives a
+    :class:`redis.cluster.RedisCluster` seeded by the URL's nodes: it answers the same
+    commands, each sent to the master of its key's slot (every call the store makes
+    touches one slot: ``engine/keys.py``), and follows ``MOVED`` redirections and
+    failovers by reading the cluster's layout again.
     """
     settings = settings or get_settings()
     timeout = timeout or settings.redis_timeout_seconds
@@ -108,11 +121,22 @@ def redis_client(
     }
     parsed = urlparse(url)
     scheme = parsed.scheme.lower()
-    if scheme in CLUSTER_SCHEMES:
-        raise ConfigurationError(
-            f"REDIS_URL={mask_url(url)}: Redis Cluster is not supported as the state store "
-            "yet; use one Redis (redis:// or rediss://) or Sentinel (redis+sentinel://)"
-        )
+    cluster = parse_cluster_url(url)
+    if cluster is not None:
+        if cluster.tls:
+            options.update(tls_options(settings), ssl=True)
+        try:
+            client: RedisCluster = RedisCluster(
+                startup_nodes=[ClusterNode(host, port) for host, port in cluster.nodes],
+                username=cluster.username,
+                password=cluster.password,
+                **options,
+            )
+        except RedisClusterException as exc:
+            # It reads the layout at once: no node answering is an outage, as a refused
+            # connection to one Redis is (the CLI's "unreachable", a worker's retry).
+            raise redis.ConnectionError(f"Redis Cluster {mask_url(url)}: {exc}") from None
+        return cast(redis.Redis, client)
     if scheme in ("redis+socket", "socket", "unix"):
         return redis.Redis(unix_socket_path=parsed.path, **options)
     target = parse_sentinel_url(url)
@@ -147,10 +171,22 @@ def tls_options(settings: Settings) -> dict[str, Any]:
     return {name: path for name, path in files.items() if path}
 
 
+def is_cluster(client: redis.Redis) -> bool:
+    """Whether ``client`` is a Redis Cluster's (each key's commands go to its slot's node)."""
+    return isinstance(client, RedisCluster)
+
+
+def connection_options(client: redis.Redis) -> dict[str, Any]:
+    """The options ``client`` builds its connections with (timeouts, credentials...)."""
+    if isinstance(client, RedisCluster):
+        return dict(client.nodes_manager.connection_kwargs)
+    return dict(client.connection_pool.connection_kwargs)
+
+
 def close_client(client: redis.Redis) -> None:
     """Close ``client``'s connections, and those a Sentinel client keeps to the sentinels."""
     client.close()
-    manager = getattr(client.connection_pool, "sentinel_manager", None)
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
     for sentinel_client in getattr(manager, "sentinels", ()):
         sentinel_client.close()
 
@@ -345,6 +381,17 @@ def _history_events(
     return events
 
 
+#: Replies of a Redis Cluster node that mean the call went to the wrong node or came at a
+#: bad moment (a failover, a slot moving): nothing ran; it is sent again once the
+#: client has read the cluster's layout again.
+CLUSTER_REDIRECTS: tuple[type[BaseException], ...] = (
+    MovedError,
+    AskError,
+    TryAgainError,
+    ClusterDownError,
+)
+
+
 class ScriptLane:
     """Runs the Lua scripts of the hot path (claim, commit, window) on connections of its own.
 
@@ -353,26 +400,51 @@ class ScriptLane:
     sending the command and reading the reply. So the lane keeps one plain connection
     per thread (Celery's thread pool, the timer loop, the API) and per process (a
     prefork child must not share its parent's socket), built from the client's own
-    connection settings (URL, TLS, password, database, decoding).
+    connection settings (URL, TLS, password, database, decoding). On a Redis Cluster it
+    keeps one per thread and node, and sends each call to the master of its first key's
+    slot (every call's keys share that slot: ``engine/keys.py``).
     """
 
     #: Attempts of a call whose connection broke (redis-py's default retry makes 3 too).
     ATTEMPTS = 3
+    #: Attempts on a cluster, where a failover answers ``CLUSTERDOWN`` or ``MOVED`` for
+    #: about its node timeout: tried again after 0.1, 0.2, 0.4... s, 12.7 s in all.
+    CLUSTER_ATTEMPTS = 8
 
     def __init__(self, client: redis.Redis) -> None:
-        self._pool = client.connection_pool
+        self._cluster = client if isinstance(client, RedisCluster) else None
+        self._pool = None if self._cluster is not None else client.connection_pool
         self._local = threading.local()
         self._open: weakref.WeakSet[Any] = weakref.WeakSet()
         self._lock = threading.Lock()
 
-    def _connection(self) -> Any:
+    def _new_connection(self, pool: Any) -> Any:
+        connection = pool.connection_class(**pool.connection_kwargs)
+        with self._lock:
+            self._open.add(connection)
+        return connection
+
+    def _connection(self, key: str = "") -> Any:
         local = self._local
         if getattr(local, "pid", None) != os.getpid():
-            local.connection = self._pool.connection_class(**self._pool.connection_kwargs)
+            local.connection = None
+            local.nodes = {}
             local.pid = os.getpid()
-            with self._lock:
-                self._open.add(local.connection)
-        connection = local.connection
+        if self._cluster is None:
+            if local.connection is None:
+                local.connection = self._new_connection(self._pool)
+            connection = local.connection
+        else:
+            node = self._cluster.nodes_manager.get_node_from_slot(key_slot(key.encode()))
+            pool = node.redis_connection.connection_pool
+            held = local.nodes.get(node.name)
+            if held is None or held[0] is not pool:
+                # A node's pool is new after the layout was read again (a failover):
+                # its settings may differ, so the connection is built anew.
+                if held is not None:
+                    held[1].disconnect()
+                held = local.nodes[node.name] = (pool, self._new_connection(pool))
+            connection = held[1]
         if getattr(connection, "_sock", None) is None:
             # Connect through connect(), as redis-py's pool does: a Sentinel connection
             # asks the sentinels for the master there. send_packed_command() would
@@ -402,10 +474,37 @@ class ScriptLane:
         return connection.pack_commands(commands)
 
     def _drop(self) -> None:
-        """Disconnect this thread's connection (the next call connects again)."""
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
+        """Disconnect this thread's connections (the next call connects again)."""
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            return
+        if local.connection is not None:
+            local.connection.disconnect()
+        for _, connection in local.nodes.values():
             connection.disconnect()
+
+    def _failed(self, exc: BaseException, attempt: int) -> None:
+        """After a call's attempt failed with a connection error or a cluster's
+        redirection: raise ``exc`` if it was the last attempt, else make ready for the
+        next (disconnect; on a cluster, read its layout again after a pause)."""
+        cluster = self._cluster
+        if not isinstance(exc, ResponseError):
+            self._drop()
+        if attempt >= (self.ATTEMPTS if cluster is None else self.CLUSTER_ATTEMPTS):
+            raise exc
+        if cluster is not None:
+            if not isinstance(exc, MovedError):
+                time.sleep(min(0.1 * 2 ** (attempt - 1), 3.2))
+            try:
+                cluster.nodes_manager.initialize()
+            except (redis.RedisError, OSError):
+                pass  # no node answers yet: the next attempt fails likewise, or works
+
+    def _retried(self, exc: BaseException) -> bool:
+        """Whether an attempt that raised ``exc`` is one to try again."""
+        if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+            return True
+        return self._cluster is not None and isinstance(exc, CLUSTER_REDIRECTS)
 
     def run(
         self,
@@ -424,9 +523,11 @@ class ScriptLane:
         if acks:
             commands.append(("WAIT", acks, max(1, round(ack_timeout * 1000))))
         packed: Any = None
-        for attempt in range(1, self.ATTEMPTS + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
-                connection = self._connection()
+                connection = self._connection(keys[0] if keys else "")
                 packed = packed or self._pack(connection, commands)
                 connection.send_packed_command(packed)
                 try:
@@ -437,29 +538,52 @@ class ScriptLane:
                     acknowledged = connection.read_response() if acks else 0
             except NoScriptError:
                 # A restarted or flushed server: load it, then the next attempt runs it.
+                if attempt > self.ATTEMPTS:
+                    raise
                 script.registered_client.script_load(script.script)
                 continue
-            except (redis.ConnectionError, redis.TimeoutError):
-                self._drop()
-                if attempt == self.ATTEMPTS:
+            except redis.RedisError as exc:
+                if not self._retried(exc):
                     raise
+                self._failed(exc, attempt)
                 continue
             if acknowledged < acks:
                 # Not retried: the write is on the master, a second run would find its
                 # guards failed and say it was not applied.
                 raise ReplicasBehind(int(acknowledged), acks, ack_timeout)
             return result
-        raise redis.ResponseError(f"script {script.sha} could not be loaded")
 
     def run_many(self, script: Any, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
         """``EVALSHA`` a script that only reads once per ``(keys, args)``, pipelined (one
-        round trip), so that each call touches one execution's keys; the whole batch is
-        sent again after a broken connection or a server that lacked the script."""
+        round trip; on a cluster, one per node), so that each call touches one
+        execution's keys; a batch is sent again after a broken connection or a server
+        that lacked the script."""
+        if self._cluster is None:
+            return self._run_batch(script, calls, "")
+        nodes = self._cluster.nodes_manager
+        by_node: dict[str, list[int]] = {}
+        for i, (keys, _) in enumerate(calls):
+            node = nodes.get_node_from_slot(key_slot(keys[0].encode()))
+            by_node.setdefault(node.name, []).append(i)
+        results: list[Any] = [None] * len(calls)
+        for indexes in by_node.values():
+            batch = [calls[i] for i in indexes]
+            replies = self._run_batch(script, batch, batch[0][0][0])
+            for i, result in zip(indexes, replies, strict=True):
+                results[i] = result
+        return results
+
+    def _run_batch(
+        self, script: Any, calls: list[tuple[list[str], list[Any]]], key: str
+    ) -> list[Any]:
+        """:meth:`run_many`'s calls on the connection of ``key``'s node."""
         commands = [("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in calls]
         packed: Any = None
-        for attempt in range(1, self.ATTEMPTS + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
-                connection = self._connection()
+                connection = self._connection(key)
                 packed = packed or self._pack(connection, commands)
                 connection.send_packed_command(packed)
                 results: list[Any] = []
@@ -477,12 +601,15 @@ class ScriptLane:
                     raise error
                 if not missing:
                     return results
+                if attempt > self.ATTEMPTS:
+                    raise NoScriptError(f"script {script.sha} could not be loaded")
                 script.registered_client.script_load(script.script)
-            except (redis.ConnectionError, redis.TimeoutError):
-                self._drop()
-                if attempt == self.ATTEMPTS:
+            except NoScriptError:
+                raise
+            except redis.RedisError as exc:
+                if not self._retried(exc):
                     raise
-        raise redis.ResponseError(f"script {script.sha} could not be loaded")
+                self._failed(exc, attempt)
 
     def close(self) -> None:
         """Close every connection the lane opened in this process."""
@@ -594,14 +721,16 @@ class RedisStore:
             self.check_partitions()
         settings = get_settings()
         acks = settings.min_replicas_ack
-        pipe = self.client.pipeline(transaction=False)
-        for write in writes:
-            self._commit(keys=write.keys, args=write.args(), client=pipe)
-        if acks:
-            timeout = settings.min_replicas_ack_timeout_seconds
-            pipe.execute_command("WAIT", acks, max(1, round(timeout * 1000)))
+        timeout = settings.min_replicas_ack_timeout_seconds
+        if acks and is_cluster(self.client):
+            # WAIT counts the writes of its own connection, and a cluster's pipeline
+            # spreads the writes over the nodes: each is acknowledged on its own.
+            return [self.apply(write) for write in writes]
+        wait = ("WAIT", acks, max(1, round(timeout * 1000))) if acks else None
         try:
-            replies = pipe.execute()
+            replies = self._pipelined_scripts(
+                [(self._commit, write.keys, write.args()) for write in writes], then=wait
+            )
         except ResponseError as exc:
             raise _refused(exc) from exc
         if acks:
@@ -609,6 +738,49 @@ class RedisStore:
             if acknowledged < acks:
                 raise ReplicasBehind(acknowledged, acks, timeout)
         return [self._result(raw) for raw in replies]
+
+    def _pipelined_scripts(
+        self, calls: list[tuple[Any, list[str], list[Any]]], then: tuple[Any, ...] | None = None
+    ) -> list[Any]:
+        """``EVALSHA`` each ``(script, keys, args)`` in one pipeline (on a cluster, one
+        per node), then the command ``then`` (its reply last); raises the first error.
+
+        A server that lacked a script (restarted, failed over) is sent it, and the calls
+        it refused, only those (they did not run), are sent again: so a batch of commits
+        never runs one twice."""
+        results: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
+        tail: Any = None
+        for attempt in range(1, ScriptLane.ATTEMPTS + 1):
+            pipe = self.client.pipeline(transaction=False)
+            for i in todo:
+                script, keys, args = calls[i]
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            if then is not None:
+                pipe.execute_command(*then)
+            replies = pipe.execute(raise_on_error=False)
+            if then is not None:
+                tail = replies.pop()
+                then = None  # sent once: it followed the writes of the first batch
+            missing = []
+            for i, reply in zip(todo, replies, strict=True):
+                if isinstance(reply, NoScriptError):
+                    missing.append(i)
+                else:
+                    results[i] = reply
+            if not missing:
+                break
+            if attempt == ScriptLane.ATTEMPTS:
+                raise NoScriptError(f"scripts were not loaded after {attempt} attempts")
+            for script in {id(calls[i][0]): calls[i][0] for i in missing}.values():
+                script.registered_client.script_load(script.script)
+            todo = missing
+        for reply in results:
+            if isinstance(reply, Exception):
+                raise reply
+        if isinstance(tail, Exception):
+            raise tail
+        return results if tail is None else [*results, tail]
 
     @staticmethod
     def _result(raw: list[Any]) -> CommitResult:
@@ -791,7 +963,7 @@ class RedisStore:
     def _block_ms(self, block_s: float) -> int:
         """An ``XREAD BLOCK`` of ``block_s`` seconds in milliseconds, capped below the
         connection's reply timeout (a quiet history returns nothing, never a timeout)."""
-        socket_timeout = self.client.connection_pool.connection_kwargs.get("socket_timeout")
+        socket_timeout = connection_options(self.client).get("socket_timeout")
         if socket_timeout:
             block_s = min(block_s, socket_timeout / 2)
         return max(1, int(block_s * 1000))
@@ -960,13 +1132,11 @@ class RedisStore:
         if not execution_ids:
             return
         keys = self.keys
-        pipe = self.client.pipeline(transaction=False)
+        calls = []
         for execution_id in execution_ids:
             indexes = keys.listing_indexes(keys.partition_of(execution_id), workflow)
-            self._forget(
-                keys=[keys.execution(execution_id), *indexes], args=[execution_id], client=pipe
-            )
-        pipe.execute()
+            calls.append((self._forget, [keys.execution(execution_id), *indexes], [execution_id]))
+        self._pipelined_scripts(calls)
 
     def history_length(self, execution_id: str) -> int:
         """How many history events the execution has (the next event's id minus one)."""
@@ -1154,11 +1324,24 @@ class RedisStore:
         if self.keys.partitions > 1:
             moves = [(p, m, due) for p, m, due in found if self._timer_partition(m) != p]
             if moves:
-                pipe = self.client.pipeline(transaction=True)
-                for p, member, due in moves:
+                # Added home, then taken out of the foreign set, in two round trips (the
+                # sets are in two slots, and a cluster's pipeline orders nothing across
+                # nodes): a beat that dies between leaves the timer in both, found in
+                # both next time and moved again, never lost; a timer fired from home
+                # that is then moved again finds its step moved on (firing is guarded).
+                pipe = self.client.pipeline(transaction=False)
+                for _, member, due in moves:
                     pipe.zadd(self.keys.timers(self._timer_partition(member)), {member: due})
+                pipe.execute()
+                pipe = self.client.pipeline(transaction=False)
+                for p, member, _ in moves:
                     pipe.zrem(self.keys.timers(p), member)
                 pipe.execute()
+            # A timer left in two sets (above) is fired once.
+            unique: dict[str, tuple[int, str, float]] = {}
+            for entry in found:
+                unique.setdefault(entry[1], entry)
+            found = list(unique.values())
         return [(member, due) for _, member, due in found]
 
     def defer_timer(self, member: str, until: float) -> None:
@@ -1513,16 +1696,13 @@ class RedisStore:
         dropping: dict[int, list[str]] = {}
         for _, p, letter_id in itertools.islice(oldest, over):
             dropping.setdefault(p, []).append(letter_id)
-        pipe = self.client.pipeline(transaction=False)
-        for p, letter_ids in dropping.items():
-            keep = sizes[p] - len(letter_ids)
-            for letter_id in letter_ids:
-                self._trim(
-                    keys=[keys.dead_letters(p), keys.dead_letter(letter_id)],
-                    args=[keep, letter_id],
-                    client=pipe,
-                )
-        return sum(int(dropped or 0) for dropped in pipe.execute())
+        calls = [
+            (self._trim, [keys.dead_letters(p), keys.dead_letter(letter_id)], [keep, letter_id])
+            for p, letter_ids in dropping.items()
+            for keep in [sizes[p] - len(letter_ids)]
+            for letter_id in letter_ids
+        ]
+        return sum(int(dropped or 0) for dropped in self._pipelined_scripts(calls))
 
     # -- Distributed Map: Map Runs (orchestrator/engine/maprun.py) ----------------------
 

@@ -387,8 +387,8 @@ def test_the_cli_lists_and_shows_map_runs(orchestrator: Any) -> None:
 def test_every_call_of_a_map_run_touches_one_slot(monitor: Any, tag: str) -> None:
     """A Map Run moves its parent and its children in separate calls, each on one slot: a
     child's end adds the parent's timer in its own partition, and beat moves the timer
-    to the parent's (the one call on two slots, with several partitions)."""
-    from tests.redis_monitor import grouped_calls, is_timer_move, named_keys, slots
+    to the parent's (a ZADD there, then a ZREM from the child's partition)."""
+    from tests.redis_monitor import grouped_calls, named_keys, slots
 
     items = [{"i": i, "tag": tag, "fail": i == 2} for i in range(6)]
     handle = start_workflow(
@@ -403,7 +403,7 @@ def test_every_call_of_a_map_run_touches_one_slot(monitor: Any, tag: str) -> Non
         seen |= named
         if keys.machines in named or any(k.startswith(f"{keys.prefix}:permits:") for k in named):
             continue  # the registry and the activity limits: not this test's
-        assert len(slots(named)) <= 1 or is_timer_move(call), call.commands
+        assert len(slots(named)) <= 1, call.commands
     children = list_map_run_children(list_map_runs(handle.execution_id)[0].map_run_arn)
     executions = [handle.execution_id, *(c.execution_id for c in children)]
     assert {keys.execution(execution_id) for execution_id in executions} <= seen

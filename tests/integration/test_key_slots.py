@@ -23,7 +23,7 @@ from orchestrator import (
 from orchestrator.engine.store import get_store
 from orchestrator.language.arns import state_machine_arn
 from tests.helpers import machine, task
-from tests.redis_monitor import TAG, Monitor, grouped_calls, is_timer_move, named_keys, slots
+from tests.redis_monitor import TAG, Monitor, grouped_calls, named_keys, slots
 
 pytestmark = pytest.mark.usefixtures("orchestrator")
 
@@ -120,7 +120,7 @@ def test_every_call_touches_one_slot(monitor: Monitor, tag: str) -> None:
             continue
         for key in named:
             assert TAG.search(key) or key in global_keys, f"{key} has no hash tag: {call.commands}"
-        assert len(slots(named)) <= 1 or is_timer_move(call), (
+        assert len(slots(named)) <= 1, (
             f"one call touches {len(slots(named))} slots: {call.commands}"
         )
     # The registry's writes were seen: one machine's keys, the index apart.

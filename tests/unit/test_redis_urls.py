@@ -1,4 +1,4 @@
-"""Redis URLs: Sentinel's form, the broker it implies, Cluster's refusal, TLS files, masks."""
+"""Redis URLs: Sentinel's and Cluster's forms, the broker they imply, TLS files, masks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,13 @@ import ssl
 
 import pytest
 
-from orchestrator.config import SentinelTarget, parse_sentinel_url, settings_from_env
+from orchestrator.config import (
+    ClusterTarget,
+    SentinelTarget,
+    parse_cluster_url,
+    parse_sentinel_url,
+    settings_from_env,
+)
 from orchestrator.engine.celery_app import celery_config
 from orchestrator.errors import ConfigurationError, mask_url
 
@@ -69,17 +75,38 @@ def test_a_cluster_without_a_broker_url_is_refused(scheme: str) -> None:
     message = str(caught.value)
     assert "BROKER_URL is not set" in message and "localhost:6379" in message
     assert "s3cr" not in message
-    # With a broker of its own the settings are accepted (the store refuses it later).
+    # With a broker of its own the settings are accepted.
     settings_from_env(redis_url=f"{scheme}://h1:7000", broker_url="amqp://rabbit//")
 
 
-def test_the_store_says_cluster_is_not_supported_yet() -> None:
-    from orchestrator.engine.store import redis_client
+def test_a_cluster_url_names_its_seed_nodes_and_credentials() -> None:
+    url = f"redis+cluster://orch:{SECRET}@h1:7000,h2:7001,[::1]:7002/"
+    assert parse_cluster_url(url) == ClusterTarget(
+        (("h1", 7000), ("h2", 7001), ("::1", 7002)), "orch", "s3cr@t"
+    )
+    assert parse_cluster_url("rediss+cluster://h1") == ClusterTarget((("h1", 6379),), tls=True)
+    assert parse_cluster_url("redis+cluster://h1:7000/0") == ClusterTarget((("h1", 7000),))
+    assert parse_cluster_url("redis://h1:6379/0") is None
 
+
+@pytest.mark.parametrize(
+    "url", ["redis+cluster://h1:70000/", "redis+cluster://:7000/", "redis+cluster://h1:7000/2"]
+)
+def test_a_malformed_cluster_url_is_refused_when_the_settings_are_read(url: str) -> None:
     with pytest.raises(ConfigurationError) as caught:
-        redis_client(f"redis+cluster://:{SECRET}@h1:7000")
-    assert "not supported as the state store yet" in str(caught.value)
-    assert "s3cr" not in str(caught.value)
+        settings_from_env(redis_url=url, broker_url="amqp://rabbit//")
+    assert "redis+cluster://[user:password@]host1:7000" in str(caught.value)
+
+
+def test_a_cluster_no_node_of_which_answers_is_an_outage_not_a_crash() -> None:
+    import redis
+
+    from orchestrator.engine.store import redis_client
+    from tests.redis_servers import free_port
+
+    with pytest.raises(redis.ConnectionError) as caught:
+        redis_client(f"redis+cluster://:{SECRET}@127.0.0.1:{free_port()}/", timeout=0.5)
+    assert "Redis Cluster" in str(caught.value) and "s3cr" not in str(caught.value)
 
 
 def test_tls_files_go_to_the_broker_and_the_store() -> None:
