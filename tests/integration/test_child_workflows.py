@@ -535,3 +535,21 @@ def test_a_child_no_task_waits_on_is_stopped_by_a_stale_start_firing(workflows, 
     finally:
         release(tag)
     assert handle.result(30).status == "SUCCEEDED"
+
+
+def test_every_call_of_a_child_workflow_touches_one_slot(workflows, tag, monitor):
+    """The parent's link and the child's start are two writes, each in its execution's
+    slot; the child's end reaches the parent through a timer in its own slot."""
+    from tests.redis_monitor import grouped_calls, named_keys, slots
+
+    arn = child(workflows, "kid", {"Echo": task("echo")})
+    handle = start_workflow(parent(f"{START}.sync:2", arn), {"n": 1, "tag": tag})
+    assert handle.result(30).status == "SUCCEEDED"
+    (linked,) = children_of(handle.execution_id)
+    keys = get_store().keys
+    seen: set[str] = set()
+    for call in grouped_calls(monitor.stop()):
+        named = named_keys(call, keys.prefix)
+        seen |= named
+        assert len(slots(named)) <= 1, call.commands
+    assert {keys.execution(handle.execution_id), keys.execution(linked.execution_id)} <= seen

@@ -209,6 +209,40 @@ def test_a_lost_advance_loses_nothing(tag: str) -> None:
     assert not [m for m in store.due_timers(time.time() + 60, 1000) if handle.execution_id in m]
 
 
+def test_a_child_end_timer_fired_twice_counts_once(tag: str) -> None:
+    """A child's end timer can fire twice: beat moves it to its parent's partition with a
+    ZADD there, then a ZREM from the child's (two slots), and a beat dying between leaves
+    it in both; the copy moved again fires after the first. Every firing is doubled
+    here: the run still counts each child once."""
+    real = maprun.fire
+    doubled: list[str] = []
+
+    def twice(store: Any, members: list[str], now: float) -> None:
+        real(store, members, now)
+        ends = [m for m in members if json.loads(m)[0] == maprun.MapRunTimer.CHILD_ENDED]
+        doubled.extend(ends)
+        if ends:
+            real(store, ends, now)
+
+    maprun.fire = twice  # type: ignore[assignment]
+    try:
+        items = [{"i": i, "tag": tag, "fail": i == 3} for i in range(12)]
+        handle = start_workflow(
+            _dmap(
+                {"T": _gauge()}, "T", ItemsPath="$.items", MaxConcurrency=3, ToleratedFailureCount=1
+            ),
+            {"items": items},
+        )
+        result = handle.result(30)
+    finally:
+        maprun.fire = real  # type: ignore[assignment]
+    assert doubled, "no child end timer was fired"
+    assert result.status == "SUCCEEDED", result
+    (run,) = list_map_runs(handle.execution_id)
+    assert (run.counts.succeeded, run.counts.failed, run.counts.total) == (11, 1, 12)
+    assert run.counts.running == 0
+
+
 @pytest.fixture(scope="module")
 def s3() -> Iterator[Any]:
     boto3 = pytest.importorskip("boto3")

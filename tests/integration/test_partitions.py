@@ -92,6 +92,20 @@ def test_a_timer_found_in_another_partition_moves_to_its_own(store: RedisStore) 
     assert store.due_timer_entries(40.0, 10) == []
 
 
+def test_a_timer_a_dead_beat_left_in_two_partitions_fires_once(store: RedisStore) -> None:
+    # The move adds the timer home, then takes it from the foreign set, in two calls (two
+    # slots): a beat that died between them left it in both.
+    keys = store.keys
+    groups = ids_in_each_partition(store)
+    parent, child = groups[0][0], groups[2][0]
+    member = timer_member("childend", parent, f"T|{child}", 1)
+    store.client.zadd(keys.timers(keys.partition_of(child)), {member: 10.0})
+    store.client.zadd(keys.timers(keys.partition_of(parent)), {member: 10.0})
+    assert store.due_timer_entries(20.0, 10) == [(member, 10.0)]
+    assert store.client.zscore(keys.timers(keys.partition_of(child)), member) is None
+    assert store.client.zscore(keys.timers(keys.partition_of(parent)), member) == 10.0
+
+
 def test_due_entries_of_every_partition_come_earliest_first(store: RedisStore) -> None:
     keys = store.keys
     members = []
