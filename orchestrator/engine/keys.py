@@ -256,8 +256,9 @@ one slot too).
   never ``{p}:tokens``.
 * A Distributed Map's child: ``commit.lua`` on the child's keys; its final commit adds the
   parent's ``mapchild`` timer to the child's own ``{P}:timers`` and never touches the
-  parent's keys. Beat moves the timer to the parent's partition (a MULTI of a ZADD there
-  and a ZREM here: two slots). The parent's Map Run moves in commits of the parent's own
+  parent's keys. Beat moves the timer to the parent's partition: a ZADD there, then a
+  ZREM here (two calls; a timer left in both is fired once, and a firing is guarded by
+  the step it moves, so one fired again changes nothing). The parent's Map Run moves in commits of the parent's own
   keys (its step hash, history, Map Run hashes) fired from its ``{P}:timers``
   (orchestrator/engine/maprun.py).
 * ``forget_execution.lua``: one execution's record (to see it expired) and the listing
@@ -275,8 +276,8 @@ one slot too).
 * The registry (below): one machine's keys (a commit.lua write), then ``{p}:machines``
   in a call of its own (orchestrator/engine/registry.py).
 * A child workflow's start (``states:startExecution``, orchestrator/engine/children.py):
-  the child's start and, guarded by the parent still running, the link in the parent's
-  record. Two executions, in two partitions unless they share one.
+  the link in the parent's record, guarded by the parent still running, then the child's
+  start: two ``commit.lua`` calls, each on one execution's keys.
 * ``schedules.lua``: one schedule's hash and log, ``{p}:schedules`` and
   ``{p}:schedules:names``; no execution's keys (a firing's execution is started by its
   own start, before). Several slots (the schedule keys have no hash tag).
