@@ -32,6 +32,7 @@ from orchestrator.config import get_settings
 from orchestrator.engine import activities, maprun
 from orchestrator.engine import registry as machine_registry
 from orchestrator.engine.commit import announce_end, perform_join, start_transition, start_write
+from orchestrator.engine.cursors import ListingCursor
 from orchestrator.engine.lru import LruCache
 from orchestrator.engine.machines import EXPRESS_FIELD, express_definition, make_interpreter
 from orchestrator.engine.publisher import publish
@@ -605,26 +606,27 @@ def scan_executions(
     status: ExecutionStatus | None = None,
     workflow: str | None = None,
     limit: int,
-    cursor: int = 0,
+    cursor: ListingCursor | None = None,
     max_scan: int | None = None,
-) -> tuple[list[tuple[str, dict[str, str | None]]], int]:
+) -> tuple[list[tuple[str, dict[str, str | None]]], ListingCursor]:
     """Walk the listing index of ``status`` and ``workflow`` (either may be None: any)
-    newest first from position ``cursor``: up to ``limit`` executions, each with
-    ``fields`` of its record.
+    newest first from ``cursor`` (None: the newest): up to ``limit`` executions, each
+    with ``fields`` of its record.
 
     Every listing (:func:`list_executions`, the CLI's, the UI's) goes through here. The
     index holds exactly the executions its filters name (the writes that change a status
-    move them), so a page costs one read of the index and one pipelined read of the
-    records, however many executions are kept. Ids whose records expired are dropped
-    from the indexes; an entry whose record says otherwise (a name started again after
-    it expired, or a status that changed since the index was read) is passed over, the
-    record is the truth. Examines at most ``max_scan`` entries (None: no bound). Returns
-    the matches and the position after the last entry examined (the cursor of the next
-    page; the dropped entries are not counted, they left the index).
+    move them), so a page costs one read of the index (a page of each partition's) and
+    one pipelined read of the records, however many executions are kept and however deep
+    the page. Ids whose records expired are dropped from the indexes; an entry whose
+    record says otherwise (a name started again after it expired, or a status that
+    changed since the index was read) is passed over, the record is the truth. Examines
+    at most ``max_scan`` entries (None: no bound). Returns the matches and the cursor
+    after the last entry examined (the next page's; the dropped entries are not counted,
+    they left the index).
     """
     wanted = tuple(dict.fromkeys(("status", "start", "workflow", *fields)))
     rows: list[tuple[str, dict[str, str | None]]] = []
-    position = cursor
+    positions = list((cursor or ListingCursor.start(store.keys.partitions)).positions)
     scanned = 0
     status_value = status.value if status is not None else None
     workflow = workflow or None
@@ -632,23 +634,31 @@ def scan_executions(
         page = limit - len(rows)
         if max_scan is not None:
             page = min(page, max_scan - scanned)
-        ids = store.list_execution_ids(position, page, status=status_value, workflow=workflow)
-        if not ids:
+        entries = store.list_execution_page(
+            tuple(positions), page, status=status_value, workflow=workflow
+        )
+        if not entries:
             break
-        expired: list[str] = []
-        for execution_id, record in zip(ids, store.execution_records(ids, wanted), strict=True):
+        ids = [execution_id for _, execution_id in entries]
+        expired: list[tuple[int, str]] = []
+        records = store.execution_records(ids, wanted)
+        for (p, execution_id), record in zip(entries, records, strict=True):
             scanned += 1
             if record["status"] is None or record["start"] is None:
-                expired.append(execution_id)  # its retention expired
+                expired.append((p, execution_id))  # its retention expired
                 continue
-            position += 1
+            positions[p] += 1
             if status_value is not None and record["status"] != status_value:
                 continue
             if workflow is not None and record["workflow"] != workflow:
                 continue
             rows.append((execution_id, record))
-        store.forget_executions(*expired, workflow=workflow)
-    return rows, position
+        dropped = store.forget_executions(*(i for _, i in expired), workflow=workflow)
+        for (p, _), gone in zip(expired, dropped, strict=True):
+            # One not dropped (its record is back, or was never whole) stays in the index:
+            # passed over, or the next read would meet it again, and again.
+            positions[p] += not gone
+    return rows, ListingCursor(tuple(positions))
 
 
 @store_call(mutates=False)
@@ -666,7 +676,7 @@ def list_executions(
     store = get_store()
     wanted = ExecutionStatus(status) if status is not None else None
     found: list[ExecutionDescription] = []
-    cursor = 0
+    cursor = None
     while len(found) < limit:
         rows, cursor = scan_executions(
             store, (), status=wanted, limit=limit - len(found), cursor=cursor

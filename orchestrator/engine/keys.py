@@ -258,9 +258,9 @@ one slot too).
   parent's ``mapchild`` timer to the child's own ``{P}:timers`` and never touches the
   parent's keys. Beat moves the timer to the parent's partition: a ZADD there, then a
   ZREM here (two calls; a timer left in both is fired once, and a firing is guarded by
-  the step it moves, so one fired again changes nothing). The parent's Map Run moves in commits of the parent's own
-  keys (its step hash, history, Map Run hashes) fired from its ``{P}:timers``
-  (orchestrator/engine/maprun.py).
+  the step it moves, so one fired again changes nothing). The parent's Map Run moves in
+  commits of the parent's own keys (its step hash, history, Map Run hashes) fired from
+  its ``{P}:timers`` (orchestrator/engine/maprun.py).
 * ``forget_execution.lua``: one execution's record (to see it expired) and the listing
   indexes it is dropped from.
 * ``timers.lua``: one timer's execution record, step hash and history; no global key.

@@ -1106,15 +1106,36 @@ class RedisStore:
         )
         return [member for member, _ in itertools.islice(merged, start, start + count)]
 
-    def list_execution_ids(
-        self, start: int, count: int, *, status: str | None = None, workflow: str | None = None
-    ) -> list[str]:
-        """Execution ids newest first, from position ``start`` of the listing index of
-        ``status`` and ``workflow`` (None: any; see ``Keys.executions_index``), merged
-        over the partitions."""
+    def list_execution_page(
+        self,
+        positions: tuple[int, ...],
+        count: int,
+        *,
+        status: str | None = None,
+        workflow: str | None = None,
+    ) -> list[tuple[int, str]]:
+        """``(partition, execution id)`` newest first: the next ``count`` of the merge of
+        the listing indexes of ``status`` and ``workflow`` (None: any; see
+        ``Keys.executions_index``), each partition's from its position in ``positions``.
+        One round trip of a page per partition, wherever the page is."""
         keys = self.keys
-        indexes = [keys.executions_index(p, status, workflow) for p in keys.all_partitions()]
-        return self._newest_first(indexes, start, count)
+        if keys.partitions == 1:
+            index = keys.executions_index(0, status, workflow)
+            start = positions[0]
+            return [(0, m) for m in self.client.zrevrange(index, start, start + count - 1)]
+        pipe = self.client.pipeline(transaction=False)
+        for p in keys.all_partitions():
+            start = positions[p]
+            index = keys.executions_index(p, status, workflow)
+            pipe.zrevrange(index, start, start + count - 1, withscores=True)
+        merged = heapq.merge(
+            *(
+                [(float(score), member, p) for member, score in entries]
+                for p, entries in enumerate(pipe.execute())
+            ),
+            reverse=True,
+        )
+        return [(p, member) for _, member, p in itertools.islice(merged, count)]
 
     def execution_index_size(
         self, *, status: str | None = None, workflow: str | None = None
@@ -1125,18 +1146,19 @@ class RedisStore:
             pipe.zcard(self.keys.executions_index(p, status, workflow))
         return sum(int(n) for n in pipe.execute())
 
-    def forget_executions(self, *execution_ids: str, workflow: str | None = None) -> None:
+    def forget_executions(self, *execution_ids: str, workflow: str | None = None) -> list[bool]:
         """Drop ids whose records expired from the listing indexes (those of ``workflow``
         too, when given: an expired record no longer says its workflow), each unless its
-        record exists again (the name started anew). One script call per id, pipelined."""
+        record exists again (the name started anew); whether each was dropped. One script
+        call per id, pipelined."""
         if not execution_ids:
-            return
+            return []
         keys = self.keys
         calls = []
         for execution_id in execution_ids:
             indexes = keys.listing_indexes(keys.partition_of(execution_id), workflow)
             calls.append((self._forget, [keys.execution(execution_id), *indexes], [execution_id]))
-        self._pipelined_scripts(calls)
+        return [bool(dropped) for dropped in self._pipelined_scripts(calls)]
 
     def history_length(self, execution_id: str) -> int:
         """How many history events the execution has (the next event's id minus one)."""

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import Body, Query, Request, Response
 
 from orchestrator.client.models import ExecutionStatus, HistoryEvent
+from orchestrator.engine.cursors import CURSOR_MAX_LENGTH, CURSOR_PATTERN
 from orchestrator.engine.metrics import CONTENT_TYPE, cluster_exposition
 from orchestrator.engine.store import get_store
 from orchestrator.ui.context import UI, execution_url
@@ -50,7 +51,9 @@ def api_list(
     status: Annotated[ExecutionStatus | None, Query()] = None,
     workflow: Annotated[str | None, Query(pattern=WORKFLOW_NAME.pattern)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[int, Query(ge=0)] = 0,
+    cursor: Annotated[
+        str | None, Query(pattern=f"^{CURSOR_PATTERN.pattern}$", max_length=CURSOR_MAX_LENGTH)
+    ] = None,
 ) -> ExecutionList:
     """Executions, newest first, optionally filtered by status and workflow name."""
     rows, next_cursor = list_summaries(status, workflow, limit, cursor)

@@ -23,6 +23,7 @@ from orchestrator.client.api import (
 from orchestrator.client.inputs import EXECUTION_NAME
 from orchestrator.client.models import ExecutionStatus, to_datetime
 from orchestrator.engine import activities
+from orchestrator.engine.cursors import ListingCursor
 from orchestrator.engine.records import live_steps, status_field
 from orchestrator.engine.store import RedisStore, get_store
 from orchestrator.errors import ExecutionNotFound
@@ -129,19 +130,24 @@ def list_summaries(
     status: ExecutionStatus | None = None,
     workflow: str | None = None,
     limit: int = 50,
-    cursor: int = 0,
+    cursor: str | int | None = None,
     *,
     store: RedisStore | None = None,
-) -> tuple[list[ExecutionSummary], int | None]:
+) -> tuple[list[ExecutionSummary], str | None]:
     """Executions newest first, filtered; returns them and the cursor of the next page.
 
-    ``cursor`` is a position in the listing index of the filters (by status, by
-    workflow, by both, or by start time alone), so a page costs what its rows cost; the
-    next cursor is None when that index holds nothing more (it is returned when the scan
-    budget of :data:`MAX_SCAN` entries, spent only on expired or outdated entries, ran
-    out first, so the caller can go on).
+    ``cursor`` (a previous page's; None for the first) holds a position in the listing
+    index of the filters (by status, by workflow, by both, or by start time alone) of
+    each partition (orchestrator/engine/cursors.py), so a page costs what its rows cost,
+    however deep; the next cursor is None when those indexes hold nothing more (it is
+    returned when the scan budget of :data:`MAX_SCAN` entries, spent only on expired or
+    outdated entries, ran out first, so the caller can go on).
+
+    Raises:
+        InvalidInputError: ``cursor`` is not a cursor of this deployment's listings.
     """
     store = store or get_store()
+    start = ListingCursor.parse(cursor, store.keys.partitions)
     # The listing of the API and the CLI too; this one reads only the summary fields.
     found, position = scan_executions(
         store,
@@ -149,7 +155,7 @@ def list_summaries(
         status=status,
         workflow=workflow,
         limit=limit,
-        cursor=cursor,
+        cursor=start,
         max_scan=MAX_SCAN,
     )
     rows = [_summary(execution_id, record) for execution_id, record in found]
@@ -157,9 +163,9 @@ def list_summaries(
         store.execution_index_size(
             status=status.value if status is not None else None, workflow=workflow or None
         )
-        > position
+        > position.passed
     )
-    return rows, position if more else None
+    return rows, position.text() if more else None
 
 
 def _summary(execution_id: str, record: dict[str, str | None]) -> ExecutionSummary:

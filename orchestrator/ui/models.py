@@ -39,8 +39,12 @@ class ExecutionSummaryOut(BaseModel):
 
 class ExecutionList(BaseModel):
     executions: list[ExecutionSummaryOut]
-    next_cursor: int | None = Field(
-        None, description="Pass as `cursor` for the next (older) page; null at the end."
+    next_cursor: str | None = Field(
+        None,
+        description=(
+            "Pass as `cursor` for the next (older) page; null at the end. Opaque: one "
+            "position per partition, dot-separated."
+        ),
     )
 
 

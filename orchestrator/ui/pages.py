@@ -59,7 +59,7 @@ def executions_page(request: Request, ui: UI) -> Response:
     status = parse_status(params.get("status"))
     workflow = parse_workflow(params.get("workflow"))
     limit = parse_int(params.get("limit"), 50, 1, 500, "limit")
-    cursor = parse_int(params.get("cursor"), 0, 0, 10**9, "cursor")
+    cursor = params.get("cursor") or None
     rows, next_cursor = list_summaries(status, workflow, limit, cursor)
     now = datetime.now(UTC)
     next_url = None

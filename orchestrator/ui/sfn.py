@@ -35,6 +35,7 @@ from orchestrator.client.models import (
 )
 from orchestrator.config import get_settings
 from orchestrator.engine import activities
+from orchestrator.engine.cursors import ListingCursor
 from orchestrator.engine.store import get_store
 from orchestrator.errors import (
     ActivityNotFound,
@@ -743,6 +744,9 @@ def _listed(execution_id: str, record: dict[str, str | None]) -> Body:
     return item
 
 
+_OTHER_LISTING = "Invalid Token: a nextToken of another listing"
+
+
 @action("ListExecutions")
 def list_executions(body: Body) -> Body:
     size = page_size(body.get("maxResults"))
@@ -755,7 +759,7 @@ def list_executions(body: Body) -> Body:
         raise validation("redriveFilter: REDRIVEN or NOT_REDRIVEN")
     map_run = _text(body, "mapRunArn")
     token = _text(body, "nextToken")
-    position = int(decode_token(token, "executions")["at"]) if token else 0
+    at = decode_token(token, "executions")["at"] if token else 0
     store = get_store()
 
     def wanted(record: dict[str, str | None]) -> bool:
@@ -769,6 +773,12 @@ def list_executions(body: Body) -> Body:
         if body.get("stateMachineArn") is not None:
             raise validation("give either a stateMachineArn or a mapRunArn, not both")
         try:
+            position = int(at)
+        except (TypeError, ValueError):
+            raise SfnError(
+                "InvalidToken", "Invalid Token: a nextToken of another listing"
+            ) from None
+        try:
             children = mapruns.list_map_run_children(map_run, start=position, limit=size)
         except ExecutionNotFound:
             raise SfnError("ResourceNotFound", f"Map Run Does Not Exist: '{map_run}'") from None
@@ -776,7 +786,7 @@ def list_executions(body: Body) -> Body:
         for execution_id, record in zip(ids, store.execution_records(ids, _LISTED), strict=True):
             if record.get("status") is not None and wanted(record):
                 items.append(_listed(execution_id, record))
-        position += len(children)
+        at = position + len(children)
         more = len(children) == size
     else:
         target = _machine_arn(body)
@@ -786,23 +796,30 @@ def list_executions(body: Body) -> Body:
             if status_text is not None and status_text != "PENDING_REDRIVE"
             else None
         )
-        rows, next_position = api.scan_executions(
-            store, _LISTED, status=status, workflow=target.name, limit=size + 1, cursor=position
+        try:
+            cursor = ListingCursor.parse(at, store.keys.partitions)
+        except InvalidInputError:
+            raise SfnError(
+                "InvalidToken", "Invalid Token: a nextToken of another listing"
+            ) from None
+        rows, after = api.scan_executions(
+            store, _LISTED, status=status, workflow=target.name, limit=size, cursor=cursor
         )
-        for execution_id, record in rows[:size]:
+        for execution_id, record in rows:
             if target.version is not None and record.get("version") != str(target.version):
                 continue
             if target.alias is not None and record.get("alias") != target.alias:
                 continue
             if wanted(record):
                 items.append(_listed(execution_id, record))
-        more = len(rows) > size
-        # The next page starts at the first row not answered: scan_executions counts the
-        # entries it examined, one past it when it found one row more than a page.
-        position = next_position - 1 if more else next_position
+        size_now = store.execution_index_size(
+            status=status.value if status is not None else None, workflow=target.name
+        )
+        more = len(rows) == size and size_now > after.passed
+        at = after.text()
     reply: Body = {"executions": items}
     if more:
-        reply["nextToken"] = encode_token("executions", at=position)
+        reply["nextToken"] = encode_token("executions", at=at)
     return reply
 
 

@@ -143,7 +143,8 @@ def decode_token(token: object, kind: str) -> dict[str, Any]:
     Raises:
         SfnError: ``InvalidToken``, when it is not a token of such a listing.
     """
-    if not isinstance(token, str) or not token or len(token) > 4096:
+    # A listing's token holds a position per partition: up to 256 of them.
+    if not isinstance(token, str) or not token or len(token) > 8192:
         raise SfnError("InvalidToken", "Invalid Token: not a nextToken this API returned")
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from orchestrator.client.api import scan_executions
+from orchestrator.engine.cursors import ListingCursor
 from orchestrator.engine.embedded import EmbeddedRedis
 from orchestrator.engine.publisher import Unmarked
 from orchestrator.engine.records import lease_member, timer_member
@@ -49,10 +51,18 @@ def ids_in_each_partition(store: RedisStore, per_partition: int = 1) -> dict[int
 def index(store: RedisStore, execution_id: str, start: float, status: str = "RUNNING") -> None:
     """List an execution as a start would (its partition's indexes, in one write)."""
     keys, p = store.keys, store.keys.partition_of(execution_id)
-    write = Write().op("hset", keys.execution(execution_id), "status", status)
+    write = Write().op("hset", keys.execution(execution_id), "status", status, "start", repr(start))
     write.op("zadd", keys.executions(p), repr(start), execution_id)
     write.op("zadd", keys.executions_index(p, status), repr(start), execution_id)
     assert store.apply(write).ok
+
+
+def newest(store: RedisStore, count: int, status: str | None = None) -> list[str]:
+    """The first ``count`` ids of a listing, newest first."""
+    first = ListingCursor.start(store.keys.partitions).positions
+    return [
+        execution_id for _, execution_id in store.list_execution_page(first, count, status=status)
+    ]
 
 
 def test_listings_merge_the_partitions_newest_first(store: RedisStore) -> None:
@@ -63,16 +73,51 @@ def test_listings_merge_the_partitions_newest_first(store: RedisStore) -> None:
     for execution_id, start in starts.items():
         index(store, execution_id, start, "FAILED" if start % 2 else "RUNNING")
     newest_first = sorted(ids, key=lambda execution_id: -starts[execution_id])
-    assert store.list_execution_ids(0, 100) == newest_first
-    # Pages of the merge, at any position.
-    assert store.list_execution_ids(0, 5) + store.list_execution_ids(5, 100) == newest_first
-    assert store.list_execution_ids(7, 3) == newest_first[7:10]
+    assert newest(store, 100) == newest_first
+    assert newest(store, 5) == newest_first[:5]
     failed = [execution_id for execution_id in newest_first if starts[execution_id] % 2]
-    assert store.list_execution_ids(0, 100, status="FAILED") == failed
+    assert newest(store, 100, status="FAILED") == failed
     assert store.execution_index_size() == len(ids)
     assert store.execution_index_size(status="FAILED") == len(failed)
     store.forget_executions(*ids)  # their records exist: nothing is dropped
     assert store.execution_index_size() == len(ids)
+
+
+def test_pages_go_on_from_a_position_in_each_partition(store: RedisStore) -> None:
+    # A cursor holds where each partition's index was left: any page reads one page of
+    # each, however deep, and the pages chained are the merge, newest first.
+    ids = [
+        execution_id for group in ids_in_each_partition(store, 5).values() for execution_id in group
+    ]
+    starts = {execution_id: float(n % 7) for n, execution_id in enumerate(sorted(ids))}
+    for execution_id, start in starts.items():
+        index(store, execution_id, start)
+    merged = newest(store, 100)
+    assert [s for s in map(starts.get, merged)] == sorted(starts.values(), reverse=True)
+    cursor = ListingCursor.start(PARTS)
+    paged: list[str] = []
+    while True:
+        rows, cursor = scan_executions(store, (), limit=3, cursor=cursor)
+        if not rows:
+            break
+        paged += [execution_id for execution_id, _ in rows]
+    assert paged == merged
+    assert cursor.passed == len(ids) and len(cursor.positions) == PARTS
+    assert ListingCursor.parse(cursor.text(), PARTS) == cursor
+
+
+def test_an_entry_whose_record_is_not_whole_is_passed_over_once(store: RedisStore) -> None:
+    # A record without a start (not one a start writes) is not listed, nor dropped from
+    # the index (its record exists): the listing goes past it instead of reading it again.
+    ids = ids_in_each_partition(store, 2)
+    for group in ids.values():
+        for execution_id in group:
+            index(store, execution_id, 1.0)
+    broken = ids[1][0]
+    store.client.hdel(store.keys.execution(broken), "start")
+    rows, cursor = scan_executions(store, (), limit=100)
+    assert broken not in {execution_id for execution_id, _ in rows}
+    assert len(rows) == 2 * PARTS - 1 and cursor.passed == 2 * PARTS
 
 
 def test_a_timer_found_in_another_partition_moves_to_its_own(store: RedisStore) -> None:
