@@ -197,6 +197,12 @@ can, and it comes before the schedule's name (a name holds no brace or colon any
                                firings started, skipped (overlap, or missed beyond the
                                catch-up window), buffered, cancelled, failed
 
+Earlier versions wrote them without a hash tag (``{p}:schedules``,
+``{p}:schedules:names``, ``{p}:schedule:{n}``, ``{p}:schedule:{n}:log``): beat's first
+tick, and a client's first schedule call, move what is left there
+(``RedisStore.migrate_schedules``, migrate_schedule.lua: a page of names per call; a
+single read of ``{p}:schedules:names`` once nothing is).
+
 The state-machine registry (engine/registry.py): each state machine's keys carry its
 name as hash tag (a name holds no brace), so one registry write touches one slot; the
 index of names ``{p}:machines`` follows in a call of its own::
@@ -227,7 +233,8 @@ placeholders; ``{<name>}`` stands for the name written between braces
 (``orch:sm:{orders}``), ``{<tag>}`` and ``{<prefix>:schedules}`` for theirs; a key holds
 no other braces. Data written before the partitions (keys ``{p}:x:{<id>}``,
 ``{p}:timers``...) is not read any more: this is pre-1.0 and there is no migration;
-executions running across the upgrade are lost, drain them first. (The registry kept its keys.)
+executions running across the upgrade are lost, drain them first. (The registry kept its
+keys; the schedules are moved, above.)
 
 A step key names one active state of an execution: its state name, prefixed by the path
 of the Parallel branch or Map iteration it runs in (``Map[3]/Charge``). Finished
@@ -249,7 +256,9 @@ execution and its partition's indexes (one slot), or one global key, every one p
 KEYS (no script builds a key name itself); tests/integration/test_key_slots.py watches
 running workflows with MONITOR and fails otherwise. The exceptions are listed below:
 beat's move of a child's timer to its parent's partition, a child workflow's start, and the
-global activity limits (issue 18's Redis Cluster support is to make them one slot too).
+global activity limits (issue 18's Redis Cluster support is to make them one slot too);
+and the move of schedules from the keys of earlier versions, which only ever were on a
+single Redis.
 
 * ``claim.lua``: one execution's record, step hash and history; its ``{P}:leases`` and
   ``{P}:outbox`` (whose "published" marks of other steps it may carry: members, not keys).
@@ -288,6 +297,9 @@ global activity limits (issue 18's Redis Cluster support is to make them one slo
   execution's keys (a firing's execution is started by its own start, before). One slot:
   the schedules' tag. The store's other schedule calls (reads, a pipelined read of many
   hashes) are in that slot too.
+* ``migrate_schedule.lua``: one schedule's four old keys (no tag) and its four new ones.
+  Several slots, and never on a cluster: it runs only where old keys are found, which
+  only earlier versions on a single Redis wrote.
 
 """
 
@@ -572,6 +584,25 @@ class Keys:
     def schedule_log(self, name: str) -> str:
         """A schedule's latest events, newest first."""
         return f"{self.schedule(name)}:log"
+
+    @property
+    def legacy_schedule_names(self) -> str:
+        """The names index of the schedules earlier versions wrote (no hash tag), read
+        only to move them to their keys now (``RedisStore.migrate_schedules``)."""
+        return f"{self.prefix}:schedules:names"
+
+    @property
+    def legacy_schedules_due(self) -> str:
+        """The due index of the schedules earlier versions wrote."""
+        return f"{self.prefix}:schedules"
+
+    def legacy_schedule(self, name: str) -> str:
+        """A schedule's hash as earlier versions wrote it."""
+        return f"{self.prefix}:schedule:{name}"
+
+    def legacy_schedule_log(self, name: str) -> str:
+        """A schedule's log as earlier versions wrote it."""
+        return f"{self.prefix}:schedule:{name}:log"
 
     @property
     def partition_count(self) -> str:

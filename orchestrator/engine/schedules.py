@@ -156,6 +156,9 @@ def event(kind: str, scheduled: int | None, now: float, **details: Any) -> str:
 
 def fire_due(store: RedisStore, now: float, launch: Launcher | None = None) -> int:
     """Fire the schedules due by ``now``; return how many were looked at."""
+    # Deployments upgraded from the untagged keys keep their schedules: moved at beat's
+    # first tick (then never looked for again by this process).
+    store.ensure_schedules_migrated()
     names = store.due_schedules(now, BATCH)
     if not names:
         return 0

@@ -1,7 +1,8 @@
 """Every call the engine sends touches one hash slot: its execution's partition's.
 
 A Redis ``MONITOR`` watches a few executions of a workflow with a Map, a Parallel, a
-Wait, a Retry and a Catch (and one that fails uncaught, for the dead-letter path); each
+Wait, a Retry and a Catch (and one that fails uncaught, for the dead-letter path), and
+a schedule from its creation to its deletion (firings, reads, pause, trigger); each
 script call (with the commands the script itself ran, logged by Redis as ``lua``), each
 MULTI ... EXEC block and every other command is checked: the keys it names are in one
 cluster slot, and a key without a hash tag is one of the known global keys (one per
@@ -21,7 +22,7 @@ from orchestrator import (
     delete_state_machine,
     start_workflow,
 )
-from orchestrator.engine.store import get_store
+from orchestrator.engine.store import RedisStore, get_store
 from orchestrator.language.arns import state_machine_arn
 from tests.helpers import machine, task, wait_until
 from tests.redis_monitor import (
@@ -109,7 +110,15 @@ def test_every_schedule_call_touches_one_slot(monitor: Monitor, tag: str) -> Non
     # Every schedule key carries the schedules' one hash tag: each call of their life
     # (create, the timer loop's firings, the client's reads, pause, resume, a manual
     # firing, delete) touches that slot; a firing's execution, its own.
-    keys = get_store().keys
+    store = get_store()
+    keys = store.keys
+    # A process's first schedule call looks for schedules under the keys of earlier
+    # versions: with none there, one read of one key.
+    starting = RedisStore(store.client, keys.prefix, keys.partitions)
+    try:
+        starting.ensure_schedules_migrated()
+    finally:
+        starting.lane.close()
     name = f"slots-{tag}"
     api.create_schedule(name, machine({"P": {"Type": "Pass", "End": True}}), "rate(1 second)")
     fired = wait_until(
@@ -137,6 +146,10 @@ def test_every_schedule_call_touches_one_slot(monitor: Monitor, tag: str) -> Non
     assert len(slots(schedule_keys)) == 1
     ops = {call.commands[0][7] for call in calls if _is_schedules_call(call)}
     assert {"create", "update", "delete"} <= ops
+    old_names = keys.legacy_schedule_names
+    looks = [call.commands for call in calls if old_names in named_keys(call, keys.prefix)]
+    # (The session's own store may make its first look meanwhile, as this one did.)
+    assert looks and all(look == [["ZRANGE", old_names, "0", "99"]] for look in looks)
 
 
 def _is_schedules_call(call: Call) -> bool:
@@ -158,6 +171,8 @@ def _check_slots(calls: list[Call]) -> tuple[set[str], set[str]]:
         keys.tokens,
         keys.partition_count,
         keys.machines,
+        # A process's first look for schedules left under the keys of earlier versions.
+        keys.legacy_schedule_names,
     }
     # Calls on several slots, by design for now (orchestrator/engine/keys.py): the global
     # activity limits (every partition's outbox and leases).
