@@ -21,7 +21,7 @@ from orchestrator.engine import schedules as engine
 from orchestrator.engine.store import RedisStore, get_store
 from orchestrator.errors import InvalidInputError
 from orchestrator.language.schedules import execution_name
-from tests.helpers import machine
+from tests.helpers import machine, old_schedule_keys, schedule_to_old_layout
 
 pytestmark = pytest.mark.usefixtures("orchestrator")
 
@@ -316,31 +316,6 @@ def test_targets_a_state_machine_alias_resolved_at_each_firing(name: str) -> Non
         api.delete_state_machine(machine_name)
 
 
-def _to_old_layout(store: RedisStore, name: str) -> None:
-    """Write schedule ``name`` where earlier versions kept it (no hash tag), as they
-    wrote it, and drop its keys now: a deployment before the upgrade."""
-    keys, client = store.keys, store.client
-    client.hset(keys.legacy_schedule(name), mapping=store.schedule(name))
-    log = store.schedule_log(name, engine.LOG_KEEP)
-    if log:
-        client.rpush(keys.legacy_schedule_log(name), *log)
-    client.zadd(keys.legacy_schedule_names, {name: client.zscore(keys.schedule_names, name)})
-    look = store.schedule_look_at(name)
-    if look is not None:
-        client.zadd(keys.legacy_schedules_due, {name: look})
-    assert store.delete_schedule(name)
-
-
-def _old_keys(store: RedisStore, name: str) -> list[str]:
-    keys = store.keys
-    return [
-        keys.legacy_schedule(name),
-        keys.legacy_schedule_log(name),
-        keys.legacy_schedules_due,
-        keys.legacy_schedule_names,
-    ]
-
-
 def _fresh_store() -> RedisStore:
     """A store as a process that just started has one: it has not looked for old keys."""
     store = get_store()
@@ -357,7 +332,7 @@ def test_schedules_of_earlier_versions_move_to_their_keys_at_beats_first_tick(
     fire(name, start + 60)
     before = api.describe_schedule(name)
     created = store.client.zscore(store.keys.schedule_names, name)
-    _to_old_layout(store, name)
+    schedule_to_old_layout(store, name)
     with pytest.raises(ScheduleNotFound):
         api.describe_schedule(name)  # this process looked already: the old keys are unread
 
@@ -365,7 +340,7 @@ def test_schedules_of_earlier_versions_move_to_their_keys_at_beats_first_tick(
     try:
         # Beat's first tick moves it, then fires what is due.
         engine.fire_due(beat, start + 120, LAUNCHER)
-        assert not any(store.client.exists(key) for key in _old_keys(store, name))
+        assert not any(store.client.exists(key) for key in old_schedule_keys(store, name))
         after = api.describe_schedule(name, log_count=100)
         assert after.executions == [execution_name(name, start + 120), *before.executions]
         assert after.firings[1:] == before.firings
@@ -399,7 +374,7 @@ def test_the_move_goes_a_page_at_a_time_and_keeps_a_schedule_created_since(
     try:
         for n, each in enumerate(names):
             api.create_schedule(each, PASS, "rate(1 minute)", start=start, input={"n": n})
-            _to_old_layout(store, each)
+            schedule_to_old_layout(store, each)
         # A schedule of the same name created under the new keys since the upgrade wins.
         api.create_schedule(names[2], PASS, "rate(1 hour)", start=start, input={"n": "new"})
         client = _fresh_store()
@@ -416,7 +391,7 @@ def test_the_move_goes_a_page_at_a_time_and_keeps_a_schedule_created_since(
         kept = api.describe_schedule(names[2])
         assert kept.input == {"n": "new"} and kept.expression == "rate(1 hour)"
         for each in names:
-            assert not any(store.client.exists(key) for key in _old_keys(store, each))
+            assert not any(store.client.exists(key) for key in old_schedule_keys(store, each))
         assert [d.name for d in api.list_schedules() if d.name in names] == names
     finally:
         for each in names:
