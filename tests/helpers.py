@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from orchestrator import config
+    from orchestrator.engine.store import RedisStore
 
 T = TypeVar("T")
 
@@ -283,3 +284,31 @@ def process_environment(
     finally:
         if server is not None:
             server.stop()
+
+
+def schedule_to_old_layout(store: RedisStore, name: str) -> None:
+    """Write schedule ``name`` where earlier versions kept it (keys without a hash tag),
+    as they wrote it, and drop its keys now: a deployment before the upgrade."""
+    from orchestrator.engine.schedules import LOG_KEEP
+
+    keys, client = store.keys, store.client
+    client.hset(keys.legacy_schedule(name), mapping=store.schedule(name))
+    log = store.schedule_log(name, LOG_KEEP)
+    if log:
+        client.rpush(keys.legacy_schedule_log(name), *log)
+    client.zadd(keys.legacy_schedule_names, {name: client.zscore(keys.schedule_names, name)})
+    look = store.schedule_look_at(name)
+    if look is not None:
+        client.zadd(keys.legacy_schedules_due, {name: look})
+    assert store.delete_schedule(name)
+
+
+def old_schedule_keys(store: RedisStore, name: str) -> list[str]:
+    """Schedule ``name``'s keys as earlier versions wrote them."""
+    keys = store.keys
+    return [
+        keys.legacy_schedule(name),
+        keys.legacy_schedule_log(name),
+        keys.legacy_schedules_due,
+        keys.legacy_schedule_names,
+    ]

@@ -22,7 +22,7 @@ from orchestrator.client.control import stop_execution
 from orchestrator.client.models import to_datetime
 from orchestrator.config import get_settings
 from orchestrator.engine import schedules as engine
-from orchestrator.engine.store import get_store, store_call
+from orchestrator.engine.store import RedisStore, get_store, store_call
 from orchestrator.errors import (
     ExecutionNotFound,
     InvalidExecutionState,
@@ -133,6 +133,15 @@ def _epoch(value: dt.datetime | float | int | None, tz_name: str, what: str) -> 
     raise InvalidInputError(f"{what}: a datetime or epoch seconds, not {value!r}")
 
 
+def _store() -> RedisStore:
+    """The store, with the schedules earlier versions wrote moved to their keys now (a
+    client upgraded before beat must not miss them, nor create one of the same name):
+    one read per process once none is left."""
+    store = get_store()
+    store.ensure_schedules_migrated()
+    return store
+
+
 def _target(target: DefinitionSource) -> str:
     """The target as the text start_workflow takes: a name, an ARN or a definition."""
     if isinstance(target, dict):
@@ -220,7 +229,7 @@ def create_schedule(
     }
     fields = {k: v for k, v in fields.items() if v != ""}
     look = float(next_time) if enabled and next_time is not None else None
-    if not get_store().create_schedule(name, fields, created, look):
+    if not _store().create_schedule(name, fields, created, look):
         raise ScheduleAlreadyExists(name)
     return describe_schedule(name)
 
@@ -228,7 +237,7 @@ def create_schedule(
 def _record(name: str) -> engine.Record:
     if not isinstance(name, str) or not SCHEDULE_NAME.match(name):
         raise ScheduleNotFound(name)
-    raw = get_store().schedule(name)
+    raw = _store().schedule(name)
     if not raw:
         raise ScheduleNotFound(name)
     return engine.Record(name, raw)
@@ -254,7 +263,7 @@ def describe_schedule(name: str, next_count: int = 5, log_count: int = 20) -> Sc
         ScheduleNotFound: no schedule has this name.
     """
     record = _record(name)
-    return _description(record, get_store().schedule_log(name, log_count), next_count)
+    return _description(record, _store().schedule_log(name, log_count), next_count)
 
 
 def _description(record: engine.Record, log: list[str], next_count: int) -> ScheduleDescription:
@@ -284,7 +293,7 @@ def _description(record: engine.Record, log: list[str], next_count: int) -> Sche
 @store_call(mutates=False)
 def list_schedules(limit: int = 1000) -> list[ScheduleDescription]:
     """Every schedule (the first ``limit`` by creation), with its next fire time."""
-    store = get_store()
+    store = _store()
     names = store.schedule_names(0, limit)
     return [
         _description(engine.Record(name, raw), [], 1)
@@ -296,7 +305,7 @@ def list_schedules(limit: int = 1000) -> list[ScheduleDescription]:
 def _change(name: str, change: Any) -> ScheduleDescription:
     """Apply ``change(record) -> (fields, look_at, events)`` under the version guard,
     reading again if a firing moved the schedule meanwhile."""
-    store = get_store()
+    store = _store()
     while True:
         record = _record(name)
         fields, look, events = change(record)
@@ -333,7 +342,7 @@ def trigger_schedule(name: str) -> ScheduleDescription:
     """Fire ``name`` now, whatever its expression (paused or not), under its overlap
     policy; the execution is named ``<name>-<now>Z-manual``."""
     _record(name)
-    store = get_store()
+    store = _store()
     while not engine.fire_schedule(store, name, time.time(), LAUNCHER, manual=True):
         if not store.schedule(name):
             raise ScheduleNotFound(name)
@@ -349,5 +358,5 @@ def delete_schedule(name: str) -> None:
     """
     if not isinstance(name, str) or not SCHEDULE_NAME.match(name):
         raise ScheduleNotFound(name)
-    if not get_store().delete_schedule(name):
+    if not _store().delete_schedule(name):
         raise ScheduleNotFound(name)

@@ -175,20 +175,33 @@ Global keys (one each)::
     {p}:rate:{a}        HASH   activity {a}'s token bucket (``rate_limit``): ``tokens``
                                (negative: reserved ahead) and ``ts`` (their time); a step
                                over the rate waits as a ``limit`` timer in ``{P}:timers``
-    {p}:schedules       ZSET   schedule names scored by when the timer process looks at
+
+The schedules (orchestrator/engine/schedules.py): every key starts with ``{S}`` =
+``<prefix>:{<prefix>:schedules}``, one hash tag for all of them, so each call on the
+schedules touches one slot (``orch:{orch:schedules}:schedule:nightly``). The tag holds a
+colon, which neither a partition's tag (``<k>.<j>``) nor a state machine's (its name)
+can, and it comes before the schedule's name (a name holds no brace or colon anyway)::
+
+    {S}:due             ZSET   schedule names scored by when the timer process looks at
                                each next (its next fire time, or sooner while a BUFFER_ONE
                                firing waits); a paused or finished schedule is not in it
-    {p}:schedules:names ZSET   every schedule's name, scored by creation time (listing)
-    {p}:schedule:{n}    HASH   schedule {n} (orchestrator/engine/schedules.py): its settings
+    {S}:names           ZSET   every schedule's name, scored by creation time (listing)
+    {S}:schedule:{n}    HASH   schedule {n}: its settings
                                (``target``, ``expression``, ``input``, ``timezone``,
                                ``overlap``, ``catchup``, ``start``, ``end``, ``created``),
                                ``enabled``, ``next`` (the next scheduled time), ``last`` (its
                                last execution's id), ``buffered`` (a firing waiting for it)
                                and ``v``, a version every firing moves and guards
                                (schedules.lua: two beats never both fire one time)
-    {p}:schedule:{n}:log LIST  the schedule's latest events (JSON, newest first, capped):
+    {S}:schedule:{n}:log LIST  the schedule's latest events (JSON, newest first, capped):
                                firings started, skipped (overlap, or missed beyond the
                                catch-up window), buffered, cancelled, failed
+
+Earlier versions wrote them without a hash tag (``{p}:schedules``,
+``{p}:schedules:names``, ``{p}:schedule:{n}``, ``{p}:schedule:{n}:log``): beat's first
+tick, and a client's first schedule call, move what is left there
+(``RedisStore.migrate_schedules``, migrate_schedule.lua: a page of names per call; a
+single read of ``{p}:schedules:names`` once nothing is).
 
 The state-machine registry (engine/registry.py): each state machine's keys carry its
 name as hash tag (a name holds no brace), so one registry write touches one slot; the
@@ -215,11 +228,13 @@ The registry keeps its own copy of every revision and version it names (a ``{P}:
 expires); an execution records which ``version`` and ``alias`` it ran (fields of its
 record beside ``workflow``, the machine's name, and ``def_hash``, the revision).
 
-Above, ``{p}``, ``{P}``, ``{hash}``, ``{S}`` and ``{w}`` are placeholders; ``{<name>}``
-stands for the name written between braces (``orch:sm:{orders}``); a key holds no other
-braces. Data written before the partitions (keys ``{p}:x:{<id>}``, ``{p}:timers``...) is
-not read any more: this is pre-1.0 and there is no migration; executions running across
-the upgrade are lost, drain them first. (The registry and the schedules kept their keys.)
+Above, ``{p}``, ``{P}``, ``{S}``, ``{hash}``, ``{w}``, ``{a}`` and ``{n}`` are
+placeholders; ``{<name>}`` stands for the name written between braces
+(``orch:sm:{orders}``), ``{<tag>}`` and ``{<prefix>:schedules}`` for theirs; a key holds
+no other braces. Data written before the partitions (keys ``{p}:x:{<id>}``,
+``{p}:timers``...) is not read any more: this is pre-1.0 and there is no migration;
+executions running across the upgrade are lost, drain them first. (The registry kept its
+keys; the schedules are moved, above.)
 
 A step key names one active state of an execution: its state name, prefixed by the path
 of the Parallel branch or Map iteration it runs in (``Map[3]/Charge``). Finished
@@ -239,10 +254,11 @@ result, a scope's variables...), and ``records.field_name`` maps each to its fie
 Every script call, and every MULTI the store sends, touches the keys of at most ONE
 execution and its partition's indexes (one slot), or one global key, every one passed in
 KEYS (no script builds a key name itself); tests/integration/test_key_slots.py watches
-running workflows with MONITOR and fails otherwise. The exceptions are listed below: the
-schedules, beat's move of a child's timer to its parent's partition, a child workflow's
-start, and the global activity limits (issue 18's Redis Cluster support is to make them
-one slot too).
+running workflows with MONITOR and fails otherwise. The exceptions are listed below:
+beat's move of a child's timer to its parent's partition, a child workflow's start, and the
+global activity limits (issue 18's Redis Cluster support is to make them one slot too);
+and the move of schedules from the keys of earlier versions, which only ever were on a
+single Redis.
 
 * ``claim.lua``: one execution's record, step hash and history; its ``{P}:leases`` and
   ``{P}:outbox`` (whose "published" marks of other steps it may carry: members, not keys).
@@ -278,9 +294,13 @@ one slot too).
 * A child workflow's start (``states:startExecution``, orchestrator/engine/children.py):
   the link in the parent's record, guarded by the parent still running, then the child's
   start: two ``commit.lua`` calls, each on one execution's keys.
-* ``schedules.lua``: one schedule's hash and log, ``{p}:schedules`` and
-  ``{p}:schedules:names``; no execution's keys (a firing's execution is started by its
-  own start, before). Several slots (the schedule keys have no hash tag).
+* ``schedules.lua``: one schedule's hash and log, ``{S}:due`` and ``{S}:names``; no
+  execution's keys (a firing's execution is started by its own start, before). One slot:
+  the schedules' tag. The store's other schedule calls (reads, a pipelined read of many
+  hashes) are in that slot too.
+* ``migrate_schedule.lua``: one schedule's four old keys (no tag) and its four new ones.
+  Several slots, and never on a cluster: it runs only where old keys are found, which
+  only earlier versions on a single Redis wrote.
 
 """
 
@@ -540,21 +560,49 @@ class Keys:
         return f"{self.prefix}:machines"
 
     @property
+    def schedules(self) -> str:
+        """``{p}:{<p>:schedules}``, how every schedule key starts: one hash tag for all of
+        them, so each call on the schedules touches one slot. The colon keeps the tag
+        apart from every other: a partition's is digits and a dot, a state machine's is
+        its name, which holds no colon."""
+        return f"{self.prefix}:{{{self.prefix}:schedules}}"
+
+    @property
     def schedules_due(self) -> str:
         """Schedule names by when the timer process looks at each next."""
-        return f"{self.prefix}:schedules"
+        return f"{self.schedules}:due"
 
     @property
     def schedule_names(self) -> str:
         """Every schedule's name by creation time."""
-        return f"{self.prefix}:schedules:names"
+        return f"{self.schedules}:names"
 
     def schedule(self, name: str) -> str:
-        """A schedule's settings and state."""
-        return f"{self.prefix}:schedule:{name}"
+        """A schedule's settings and state (the tag comes before the name, so a brace in
+        a name could not move the key to another slot)."""
+        return f"{self.schedules}:schedule:{name}"
 
     def schedule_log(self, name: str) -> str:
         """A schedule's latest events, newest first."""
+        return f"{self.schedule(name)}:log"
+
+    @property
+    def legacy_schedule_names(self) -> str:
+        """The names index of the schedules earlier versions wrote (no hash tag), read
+        only to move them to their keys now (``RedisStore.migrate_schedules``)."""
+        return f"{self.prefix}:schedules:names"
+
+    @property
+    def legacy_schedules_due(self) -> str:
+        """The due index of the schedules earlier versions wrote."""
+        return f"{self.prefix}:schedules"
+
+    def legacy_schedule(self, name: str) -> str:
+        """A schedule's hash as earlier versions wrote it."""
+        return f"{self.prefix}:schedule:{name}"
+
+    def legacy_schedule_log(self, name: str) -> str:
+        """A schedule's log as earlier versions wrote it."""
         return f"{self.prefix}:schedule:{name}:log"
 
     @property

@@ -1,8 +1,9 @@
 """Schedules fired by the timer process (beat): each firing starts one execution.
 
-A schedule is a hash in Redis (keys.py: ``{p}:schedule:{n}``) and a member of
-``{p}:schedules`` scored by when the timer process looks at it next. Each tick takes the
-schedules due (:data:`BATCH` at most) and, for each:
+A schedule is a hash in Redis (keys.py: ``{S}:schedule:{n}``) and a member of
+``{S}:due`` scored by when the timer process looks at it next (``{S}``, how every
+schedule key starts, holds one hash tag: each call on the schedules touches one slot).
+Each tick takes the schedules due (:data:`BATCH` at most) and, for each:
 
 1. works out what is due from its ``next`` scheduled time (orchestrator/language/
    schedules.py's :func:`catch_up`: firings missed beyond ``catchup`` seconds are skipped
@@ -155,6 +156,9 @@ def event(kind: str, scheduled: int | None, now: float, **details: Any) -> str:
 
 def fire_due(store: RedisStore, now: float, launch: Launcher | None = None) -> int:
     """Fire the schedules due by ``now``; return how many were looked at."""
+    # Deployments upgraded from the untagged keys keep their schedules: moved at beat's
+    # first tick (then never looked for again by this process).
+    store.ensure_schedules_migrated()
     names = store.due_schedules(now, BATCH)
     if not names:
         return 0

@@ -59,6 +59,8 @@ from orchestrator.errors import CommitRefused, ConfigurationError, StoreUnavaila
 
 _LUA_DIR = Path(__file__).parent / "lua"
 
+logger = logging.getLogger("orchestrator.engine.store")
+
 
 #: Attempts of a command whose connection failed or timed out (redis-py's default is 4):
 #: a restarted server is reached again, a hung one gives up after a few timeouts.
@@ -554,10 +556,10 @@ class ScriptLane:
             return result
 
     def run_many(self, script: Any, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
-        """``EVALSHA`` a script that only reads once per ``(keys, args)``, pipelined (one
-        round trip; on a cluster, one per node), so that each call touches one
-        execution's keys; a batch is sent again after a broken connection or a server
-        that lacked the script."""
+        """``EVALSHA`` a script that only reads (or whose second run changes nothing) once
+        per ``(keys, args)``, pipelined (one round trip; on a cluster, one per node), so
+        that each call touches one execution's keys; a batch is sent again after a broken
+        connection or a server that lacked the script."""
         if self._cluster is None:
             return self._run_batch(script, calls, "")
         nodes = self._cluster.nodes_manager
@@ -624,6 +626,9 @@ class ScriptLane:
 #: Fields one command reads of a branch hash (a join of a large Map reads in several).
 BRANCH_READ = 1000
 
+#: Schedules one call of ``RedisStore.migrate_schedules`` moves at most (one round trip).
+MIGRATE_SCHEDULES_PAGE = 100
+
 
 class NoReplicas(redis.ConnectionError):
     """The master refused a commit (nothing written) because fewer replicas than its
@@ -657,6 +662,11 @@ class RedisStore:
         self._forget = client.register_script((_LUA_DIR / "forget_execution.lua").read_text())
         self._limits = client.register_script((_LUA_DIR / "permits.lua").read_text())
         self._schedules = client.register_script((_LUA_DIR / "schedules.lua").read_text())
+        self._migrate_schedule = client.register_script(
+            (_LUA_DIR / "migrate_schedule.lua").read_text()
+        )
+        #: No schedule is left under the keys of earlier versions (looked once per store).
+        self._schedules_migrated = False
 
     def close(self) -> None:
         """Close the store's connections."""
@@ -1568,6 +1578,51 @@ class RedisStore:
     def schedule_look_at(self, name: str) -> float | None:
         """When the timer process looks at schedule ``name`` next (None: never)."""
         return self.client.zscore(self.keys.schedules_due, name)
+
+    def migrate_schedules(self, count: int = MIGRATE_SCHEDULES_PAGE) -> int:
+        """Move up to ``count`` schedules from the keys earlier versions wrote (no hash
+        tag: four slots per call) to their keys now (one slot); return how many were
+        handled, 0 once none is left. Idempotent: what another process moved meanwhile
+        is skipped; a schedule created under the new keys since keeps them (the old one
+        of its name is dropped, and logged). Where nothing is left this costs one read
+        of one key, so it is safe on a cluster, where old keys never were."""
+        keys = self.keys
+        names = list(self.client.zrange(keys.legacy_schedule_names, 0, count - 1))
+        if not names:
+            return 0
+        calls: list[tuple[list[str], list[Any]]] = [
+            (
+                [
+                    keys.legacy_schedule(name),
+                    keys.legacy_schedule_log(name),
+                    keys.legacy_schedules_due,
+                    keys.legacy_schedule_names,
+                    *self._schedule_keys(name),
+                ],
+                [name],
+            )
+            for name in names
+        ]
+        outcomes = self.lane.run_many(self._migrate_schedule, calls)
+        for name, outcome in zip(names, outcomes, strict=True):
+            if outcome == 2:
+                logger.warning(
+                    "schedule %s existed under both the old and the new keys: the new one "
+                    "is kept, the old one dropped",
+                    name,
+                )
+        if moved := outcomes.count(1):
+            logger.info("moved %d schedules to their hash-tagged keys", moved)
+        return len(names)
+
+    def ensure_schedules_migrated(self) -> None:
+        """Move every schedule left under the old keys (:meth:`migrate_schedules`, a page
+        at a time), once per store: after that, one read per process, never again."""
+        if self._schedules_migrated:
+            return
+        while self.migrate_schedules():
+            pass
+        self._schedules_migrated = True
 
     # -- activities, dead letters, housekeeping ---------------------------------------
 

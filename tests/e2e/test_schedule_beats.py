@@ -3,7 +3,8 @@
 Two beats and one worker, separate processes, on a private key prefix and queue. A
 ``rate(1 second)`` schedule fires while both beats tick; one beat is then SIGKILLed and
 the other carries on. Every scheduled time must have started exactly one execution
-(named after the schedule and that time), and every execution must succeed once.
+(named after the schedule and that time), and every execution must succeed once. And a
+beat started on schedules an earlier version left under its keys fires them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ import pytest
 
 from orchestrator import ExecutionHandle, Orchestrator
 from orchestrator.language.schedules import execution_name
-from tests.helpers import machine, process_environment, stop_processes, wait_until
+from tests.helpers import (
+    machine,
+    old_schedule_keys,
+    process_environment,
+    schedule_to_old_layout,
+    stop_processes,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -90,3 +98,42 @@ def test_two_beat_processes_fire_each_time_once_and_survive_one_beat_dying(
         for execution in executions:
             result = ExecutionHandle(execution).result(30)
             assert result.status == "SUCCEEDED" and result.output == {"k": 1}, execution
+
+
+def test_a_beat_of_this_version_fires_the_schedules_an_earlier_one_left(tmp_path: Path) -> None:
+    # A deployment upgraded with its schedules under the keys of an earlier version (no
+    # hash tag): the new beat process moves them when it starts ticking, and fires them.
+    with process_environment("beats-upgrade", embedded=True) as own:
+        client = Orchestrator(settings=own.settings)
+        store = client.store
+        name = "upgraded"
+        procs = [
+            _spawn(
+                ["worker", "--pool", "threads", "--concurrency", "2"], own.env, tmp_path / "w.log"
+            )
+        ]
+        try:
+            client.create_schedule(name, PASS, "rate(1 second)", input={"k": 2})
+            client.pause_schedule(name)
+            client.resume_schedule(name)
+            schedule_to_old_layout(store, name)
+            assert all(store.client.exists(key) for key in old_schedule_keys(store, name))
+            procs.append(_spawn(["beat"], own.env, tmp_path / "beat.log"))
+
+            def started() -> list:
+                firings = store.schedule_log(name, 200)
+                return [f for f in firings if '"STARTED"' in f]
+
+            wait_until(lambda: len(started()) >= 3, 60, message="firings by the new beat")
+            assert not any(store.client.exists(key) for key in old_schedule_keys(store, name))
+            described = client.describe_schedule(name, log_count=200)
+            assert [f.type for f in described.firings][-2:] == ["RESUMED", "PAUSED"]
+            client.pause_schedule(name)
+            with client.bound():
+                for execution in client.describe_schedule(name, log_count=200).executions:
+                    result = ExecutionHandle(execution).result(30)
+                    assert result.status == "SUCCEEDED" and result.output == {"k": 2}
+            assert "moved 1 schedules" in (tmp_path / "beat.log").read_text()
+        finally:
+            stop_processes(p for p in procs if p.poll() is None)
+            client.close()

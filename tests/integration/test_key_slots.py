@@ -1,7 +1,8 @@
 """Every call the engine sends touches one hash slot: its execution's partition's.
 
 A Redis ``MONITOR`` watches a few executions of a workflow with a Map, a Parallel, a
-Wait, a Retry and a Catch (and one that fails uncaught, for the dead-letter path); each
+Wait, a Retry and a Catch (and one that fails uncaught, for the dead-letter path), and
+a schedule from its creation to its deletion (firings, reads, pause, trigger); each
 script call (with the commands the script itself ran, logged by Redis as ``lua``), each
 MULTI ... EXEC block and every other command is checked: the keys it names are in one
 cluster slot, and a key without a hash tag is one of the known global keys (one per
@@ -14,16 +15,24 @@ from __future__ import annotations
 
 import pytest
 
+import orchestrator as api
 from orchestrator import (
     create_state_machine,
     create_state_machine_alias,
     delete_state_machine,
     start_workflow,
 )
-from orchestrator.engine.store import get_store
+from orchestrator.engine.store import RedisStore, get_store
 from orchestrator.language.arns import state_machine_arn
-from tests.helpers import machine, task
-from tests.redis_monitor import TAG, Monitor, grouped_calls, named_keys, slots
+from tests.helpers import machine, task, wait_until
+from tests.redis_monitor import (
+    TAG,
+    Call,
+    Monitor,
+    grouped_calls,
+    named_keys,
+    slots,
+)
 
 pytestmark = pytest.mark.usefixtures("orchestrator")
 
@@ -88,7 +97,69 @@ def test_every_call_touches_one_slot(monitor: Monitor, tag: str) -> None:
         assert result.status == "SUCCEEDED", result
     assert failing.result(30).status == "FAILED"
     calls = grouped_calls(monitor.stop())
+    seen_keys, seen_scripts = _check_slots(calls)
+    # The registry's writes were seen: one machine's keys, the index apart.
+    assert keys.machine(registered) in seen_keys and keys.machines in seen_keys
+    # Not vacuous: every execution was seen, through every kind of script.
+    assert {keys.execution(h.execution_id) for h in [*handles, failing]} <= seen_keys
+    assert {"commit", "claim", "timers"} <= seen_scripts
 
+
+def test_every_schedule_call_touches_one_slot(monitor: Monitor, tag: str) -> None:
+    # Every schedule key carries the schedules' one hash tag: each call of their life
+    # (create, the timer loop's firings, the client's reads, pause, resume, a manual
+    # firing, delete) touches that slot; a firing's execution, its own.
+    store = get_store()
+    keys = store.keys
+    # A process's first schedule call looks for schedules under the keys of earlier
+    # versions: with none there, one read of one key.
+    starting = RedisStore(store.client, keys.prefix, keys.partitions)
+    try:
+        starting.ensure_schedules_migrated()
+    finally:
+        starting.lane.close()
+    name = f"slots-{tag}"
+    api.create_schedule(name, machine({"P": {"Type": "Pass", "End": True}}), "rate(1 second)")
+    fired = wait_until(
+        lambda: len(d := api.describe_schedule(name).executions) >= 2 and d, 30, message="firings"
+    )
+    for execution in fired:
+        assert api.ExecutionHandle(execution).result(30).status == "SUCCEEDED"
+    assert name in [d.name for d in api.list_schedules()]
+    api.pause_schedule(name)
+    (manual,) = [e for e in api.trigger_schedule(name).executions if e.endswith("-manual")]
+    assert api.ExecutionHandle(manual).result(30).status == "SUCCEEDED"
+    api.resume_schedule(name)
+    api.delete_schedule(name)
+    calls = grouped_calls(monitor.stop())
+    seen_keys, seen_scripts = _check_slots(calls)
+    schedule_keys = {
+        keys.schedule(name),
+        keys.schedule_log(name),
+        keys.schedules_due,
+        keys.schedule_names,
+    }
+    # Not vacuous: every schedule key, written by schedules.lua, and every execution.
+    assert schedule_keys <= seen_keys and "schedules" in seen_scripts
+    assert {keys.execution(e) for e in [*fired, manual]} <= seen_keys
+    assert len(slots(schedule_keys)) == 1
+    ops = {call.commands[0][7] for call in calls if _is_schedules_call(call)}
+    assert {"create", "update", "delete"} <= ops
+    old_names = keys.legacy_schedule_names
+    looks = [call.commands for call in calls if old_names in named_keys(call, keys.prefix)]
+    # (The session's own store may make its first look meanwhile, as this one did.)
+    assert looks and all(look == [["ZRANGE", old_names, "0", "99"]] for look in looks)
+
+
+def _is_schedules_call(call: Call) -> bool:
+    return call.name == "EVALSHA" and call.commands[0][1] == get_store()._schedules.sha
+
+
+def _check_slots(calls: list[Call]) -> tuple[set[str], set[str]]:
+    """Check each call names keys of one slot (tagged, or one global key); return the
+    keys and the scripts (by name) seen."""
+    store = get_store()
+    keys = store.keys
     # Keys that are one each, not per execution or partition: each call names one.
     global_keys = {
         keys.activities,
@@ -98,17 +169,19 @@ def test_every_call_touches_one_slot(monitor: Monitor, tag: str) -> None:
         keys.tick_lock,
         keys.tokens,
         keys.partition_count,
-        keys.schedules_due,  # the timer tick's look for due schedules
         keys.machines,
+        # A process's first look for schedules left under the keys of earlier versions.
+        keys.legacy_schedule_names,
     }
     # Calls on several slots, by design for now (orchestrator/engine/keys.py): the global
-    # activity limits (every partition's outbox and leases) and the schedules.
-    spanning = (
-        f"{keys.prefix}:permits:",
-        f"{keys.prefix}:rate:",
-        f"{keys.prefix}:schedule",
-    )
-    shas = {store._commit.sha: "commit", store._claim.sha: "claim", store._timers.sha: "timers"}
+    # activity limits (every partition's outbox and leases).
+    spanning = (f"{keys.prefix}:permits:", f"{keys.prefix}:rate:")
+    shas = {
+        store._commit.sha: "commit",
+        store._claim.sha: "claim",
+        store._timers.sha: "timers",
+        store._schedules.sha: "schedules",
+    }
     seen_scripts: set[str] = set()
     seen_keys: set[str] = set()
     for call in calls:
@@ -123,8 +196,4 @@ def test_every_call_touches_one_slot(monitor: Monitor, tag: str) -> None:
         assert len(slots(named)) <= 1, (
             f"one call touches {len(slots(named))} slots: {call.commands}"
         )
-    # The registry's writes were seen: one machine's keys, the index apart.
-    assert keys.machine(registered) in seen_keys and keys.machines in seen_keys
-    # Not vacuous: every execution was seen, through every kind of script.
-    assert {keys.execution(h.execution_id) for h in [*handles, failing]} <= seen_keys
-    assert {"commit", "claim", "timers"} <= seen_scripts
+    return seen_keys, seen_scripts

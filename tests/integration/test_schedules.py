@@ -18,10 +18,10 @@ import pytest
 import orchestrator as api
 from orchestrator.client.schedules import LAUNCHER, ScheduleAlreadyExists, ScheduleNotFound
 from orchestrator.engine import schedules as engine
-from orchestrator.engine.store import get_store
+from orchestrator.engine.store import RedisStore, get_store
 from orchestrator.errors import InvalidInputError
 from orchestrator.language.schedules import execution_name
-from tests.helpers import machine
+from tests.helpers import machine, old_schedule_keys, schedule_to_old_layout
 
 pytestmark = pytest.mark.usefixtures("orchestrator")
 
@@ -314,3 +314,88 @@ def test_targets_a_state_machine_alias_resolved_at_each_firing(name: str) -> Non
     finally:
         api.delete_state_machine_alias(alias.state_machine_alias_arn)
         api.delete_state_machine(machine_name)
+
+
+def _fresh_store() -> RedisStore:
+    """A store as a process that just started has one: it has not looked for old keys."""
+    store = get_store()
+    return RedisStore(store.client, store.keys.prefix, store.keys.partitions)
+
+
+def test_schedules_of_earlier_versions_move_to_their_keys_at_beats_first_tick(
+    name: str,
+) -> None:
+    store = get_store()
+    store.ensure_schedules_migrated()  # the session's own look is over
+    start = ahead()
+    api.create_schedule(name, PASS, "rate(1 minute)", start=start, input={"k": 2})
+    fire(name, start + 60)
+    before = api.describe_schedule(name)
+    created = store.client.zscore(store.keys.schedule_names, name)
+    schedule_to_old_layout(store, name)
+    with pytest.raises(ScheduleNotFound):
+        api.describe_schedule(name)  # this process looked already: the old keys are unread
+
+    beat = _fresh_store()
+    try:
+        # Beat's first tick moves it, then fires what is due.
+        engine.fire_due(beat, start + 120, LAUNCHER)
+        assert not any(store.client.exists(key) for key in old_schedule_keys(store, name))
+        after = api.describe_schedule(name, log_count=100)
+        assert after.executions == [execution_name(name, start + 120), *before.executions]
+        assert after.firings[1:] == before.firings
+        assert (after.created, after.target) == (before.created, before.target)
+        assert after.input == before.input == {"k": 2}
+        assert store.client.zscore(store.keys.schedule_names, name) == created
+        assert after.next_fire_times[0].timestamp() == start + 180
+        for execution in after.executions:
+            assert api.ExecutionHandle(execution).result(10).status == "SUCCEEDED"
+        # Again: nothing left to move, nothing changed.
+        record = store.schedule(name)
+        assert beat.migrate_schedules() == 0
+        again = _fresh_store()
+        try:
+            again.ensure_schedules_migrated()
+            assert again.migrate_schedules() == 0
+        finally:
+            again.lane.close()
+        assert store.schedule(name) == record
+    finally:
+        beat.lane.close()
+
+
+def test_the_move_goes_a_page_at_a_time_and_keeps_a_schedule_created_since(
+    name: str,
+) -> None:
+    store = get_store()
+    store.ensure_schedules_migrated()
+    start = ahead()
+    names = [f"{name}-{n}" for n in range(3)]
+    try:
+        for n, each in enumerate(names):
+            api.create_schedule(each, PASS, "rate(1 minute)", start=start, input={"n": n})
+            schedule_to_old_layout(store, each)
+        # A schedule of the same name created under the new keys since the upgrade wins.
+        api.create_schedule(names[2], PASS, "rate(1 hour)", start=start, input={"n": "new"})
+        client = _fresh_store()
+        try:
+            assert client.migrate_schedules(2) == 2
+            assert client.migrate_schedules(2) == 1
+            assert client.migrate_schedules(2) == 0
+        finally:
+            client.lane.close()
+        for n, each in enumerate(names[:2]):
+            moved = api.describe_schedule(each)
+            assert moved.input == {"n": n} and moved.expression == "rate(1 minute)"
+            assert store.schedule_look_at(each) == start + 60
+        kept = api.describe_schedule(names[2])
+        assert kept.input == {"n": "new"} and kept.expression == "rate(1 hour)"
+        for each in names:
+            assert not any(store.client.exists(key) for key in old_schedule_keys(store, each))
+        assert [d.name for d in api.list_schedules() if d.name in names] == names
+    finally:
+        for each in names:
+            try:
+                api.delete_schedule(each)
+            except ScheduleNotFound:
+                pass

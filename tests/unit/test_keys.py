@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import pytest
 from redis.crc import key_slot
 
-from orchestrator.engine.keys import CLUSTER_SLOTS, MAX_PARTITIONS, Keys, partition_of
+from orchestrator.engine.keys import (
+    CLUSTER_SLOTS,
+    MAX_PARTITIONS,
+    Keys,
+    partition_of,
+    partition_tags,
+)
 from orchestrator.errors import ConfigurationError
+from orchestrator.language.registry import NAME as MACHINE_NAME
+
+#: A key's Redis Cluster hash tag: what its first ``{`` and the next ``}`` hold.
+TAG = re.compile(r"\{([^}]*)\}")
 
 
 @pytest.mark.parametrize(
@@ -114,3 +125,25 @@ def test_a_prefix_with_braces_is_refused() -> None:
     # Its braces would be every key's hash tag: all executions in one slot.
     with pytest.raises(ConfigurationError):
         Keys("orch{x}")
+
+
+@pytest.mark.parametrize("prefix", ["orch", "orch-test-1a2b", "a.b"])
+@pytest.mark.parametrize("partitions", [1, 4, 256])
+def test_every_schedule_key_is_in_one_slot(prefix: str, partitions: int) -> None:
+    keys = Keys(prefix, partitions)
+    names = ["nightly", "a.b-c_d", "x" * 56, "odd{name}", "}{"]
+    every = [keys.schedules_due, keys.schedule_names]
+    for name in names:
+        every += [keys.schedule(name), keys.schedule_log(name)]
+    assert len(set(every)) == len(every)
+    assert keys.schedule("nightly") == f"{prefix}:{{{prefix}:schedules}}:schedule:nightly"
+    assert len({key_slot(key.encode()) for key in every}) == 1
+
+
+def test_the_schedules_tag_is_no_partition_or_state_machine_tag() -> None:
+    keys = Keys("orch", MAX_PARTITIONS)
+    tag = TAG.search(keys.schedules_due)
+    assert tag is not None and tag.group(1) == "orch:schedules"
+    assert tag.group(1) not in partition_tags(MAX_PARTITIONS)
+    # A state machine's keys are tagged with its name, which cannot hold the colon.
+    assert not MACHINE_NAME.match(tag.group(1))

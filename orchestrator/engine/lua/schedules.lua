@@ -1,6 +1,7 @@
 -- Schedules (orchestrator/engine/schedules.py): create, guarded update, delete.
 -- Key schema: see orchestrator/engine/keys.py. KEYS[1] the schedule's hash, KEYS[2] its
--- log, KEYS[3] {p}:schedules (names by when to look next), KEYS[4] {p}:schedules:names.
+-- log, KEYS[3] {S}:due (names by when to look next), KEYS[4] {S}:names: all four under
+-- the schedules' one hash tag, so a call touches one slot.
 -- ARGV[1] the operation, ARGV[2] the schedule's name.
 --   create: ARGV[3] creation time, ARGV[4] when to look first ("" never), ARGV[5..] field,
 --           value pairs. 0 if the schedule exists (nothing written), else 1.
