@@ -160,21 +160,6 @@ Global keys (one each)::
                                "rate_limit": "10/s" or null}``, advertised by the workers
                                that import the activity (a field is dropped when its limits
                                are): what every publishing process obeys (engine/limits.py)
-    {p}:permits:{a}     ZSET   the permits of activity {a} (``max_concurrency``): lease
-                               members ``[id, step key]`` of the steps holding one, scored
-                               by when the timer process looks at the permit again (if the
-                               step is in neither ``{P}:leases`` nor ``{P}:outbox`` then,
-                               it is handed on; else pushed back a lease). ZCARD is the
-                               number of permits in use
-                               (``orchestrator_activity_permits_in_use{activity}``)
-    {p}:permits:{a}:waiting ZSET steps of {a} waiting for a permit (not published, out of
-                               the outbox), scored by arrival: the end of a permitted step
-                               (permits.lua ``release``) or the timer process
-                               (``recover``) hands the permit to the first, in the
-                               outbox, in the same write
-    {p}:rate:{a}        HASH   activity {a}'s token bucket (``rate_limit``): ``tokens``
-                               (negative: reserved ahead) and ``ts`` (their time); a step
-                               over the rate waits as a ``limit`` timer in ``{P}:timers``
     {p}:schedules       ZSET   schedule names scored by when the timer process looks at
                                each next (its next fire time, or sooner while a BUFFER_ONE
                                firing waits); a paused or finished schedule is not in it
@@ -189,6 +174,63 @@ Global keys (one each)::
     {p}:schedule:{n}:log LIST  the schedule's latest events (JSON, newest first, capped):
                                firings started, skipped (overlap, or missed beyond the
                                catch-up window), buffered, cancelled, failed
+
+The global activity limits (engine/limits.py, permits.lua): each limited activity's
+keys carry the hash tag ``activity:<a>`` (``{a}`` its name; the fixed word keeps it
+apart from a partition's ``<k>.<j>`` and makes any name one tag), so each call of
+permits.lua touches one slot::
+
+    {p}:permits:{activity:<a>}  ZSET  the permits of activity {a} (``max_concurrency``):
+                               lease members ``[id, step key]`` of the steps holding one,
+                               scored by when the timer process looks at the permit
+                               again (if the step is in neither ``{P}:leases`` nor
+                               ``{P}:outbox`` then, it is handed on; else pushed back a
+                               lease). ZCARD is the number of permits in use
+                               (``orchestrator_activity_permits_in_use{activity}``)
+    {p}:permits:{activity:<a>}:waiting  ZSET  steps of {a} waiting for a permit (not
+                               published, out of the outbox), scored by arrival
+    {p}:permits:{activity:<a>}:granted  ZSET  steps handed a permit while they waited,
+                               scored by when the timer process makes sure each is in its
+                               outbox (a lease after the grant); the step's release drops
+                               its entry (it ran), else the timer process does, once the
+                               step is in its outbox or running
+    {p}:rate:{activity:<a>}     HASH  activity {a}'s token bucket (``rate_limit``):
+                               ``tokens`` (negative: reserved ahead) and ``ts`` (their
+                               time); a step over the rate waits as a ``limit`` timer in
+                               ``{P}:timers``
+
+The steps they name are in every partition, and a call touches one slot, so a limit's
+write on the activity's slot and its effect on a step's partition are two calls, in
+this order (RedisStore's methods; "lost" would mean a SCHEDULED step in neither its
+outbox nor the waiting set, which nothing would ever publish):
+
+* acquire (publishing a limited step, in its outbox since its commit): permits.lua
+  gives it a permit or puts it in the waiting set; then a waiting step leaves its
+  outbox (ZREM, its partition). A crash between: it is in both, and the reconciler
+  publishes it again when its entry comes due (a lease), to wait again (one more
+  acquire, the place in the queue kept). A
+  release granting it between the two calls puts it in its outbox, which the ZREM then
+  empties; its grant record is what brings it back (below).
+* grant (the free permits handed to the first waiting steps, by any op): permits.lua
+  moves each from the waiting set to the permits and records it in ``granted``; then
+  the caller ZADDs each into its partition's outbox (due at the permit's expiry, one
+  pipelined call) and publishes it. A crash between, or the acquire's ZREM above: the
+  granted step holds a permit and is in no outbox; its grant record comes due a lease
+  later, when the timer process finds it in neither its leases nor its outbox and
+  puts it back in its outbox (ZADD NX, due at once: the reconciler publishes it; one
+  that finished meanwhile is dropped there, as claim.lua would drop its message). A
+  lease of delay, no loss, no leak.
+* release (a step ended) and recover (the timer process, each tick, at most 500 due
+  permits and 500 due grant records): the permits' scores first (the activity's slot),
+  then whether each step is in its leases or outbox (one pipelined call, the
+  partitions' slots), then permits.lua with both: a permit goes back only if its step
+  was in neither and its score is the one read, so a step dispatched again after the
+  liveness read, whose acquire renewed the permit (a new expiry), keeps it. A crash
+  before the script: the permit lapses and recover takes it back (a lease late).
+* rate: permits.lua takes the token; a step that must wait then gets its ``limit``
+  timer and its outbox entry moved past it (one MULTI, its partition). A crash
+  between: the token is spent, the step stays in its outbox, due at the lease, and the
+  reconciler publishes it then (taking another token): one token and a lease lost.
 
 The state-machine registry (engine/registry.py): each state machine's keys carry its
 name as hash tag (a name holds no brace), so one registry write touches one slot; the
@@ -237,12 +279,12 @@ change and read ``Slot``\ s (orchestrator/language/slots.py: an item's input, a 
 result, a scope's variables...), and ``records.field_name`` maps each to its field here.
 
 Every script call, and every MULTI the store sends, touches the keys of at most ONE
-execution and its partition's indexes (one slot), or one global key, every one passed in
-KEYS (no script builds a key name itself); tests/integration/test_key_slots.py watches
-running workflows with MONITOR and fails otherwise. The exceptions are listed below: the
-schedules, beat's move of a child's timer to its parent's partition, a child workflow's
-start, and the global activity limits (issue 18's Redis Cluster support is to make them
-one slot too).
+execution and its partition's indexes (one slot), or one activity's limit keys (one
+slot), or one global key, every one passed in KEYS (no script builds a key name
+itself); tests/integration/test_key_slots.py watches running workflows with MONITOR and
+fails otherwise. The exceptions are listed below: the schedules, beat's move of a
+child's timer to its parent's partition, and a child workflow's start (issue 18's Redis
+Cluster support is to make them one slot too).
 
 * ``claim.lua``: one execution's record, step hash and history; its ``{P}:leases`` and
   ``{P}:outbox`` (whose "published" marks of other steps it may carry: members, not keys).
@@ -268,10 +310,11 @@ one slot too).
   the oldest beyond the limit; the store calls it once per letter to drop (after a
   write, one letter or none).
 * MULTI (``add_dead_letter``): one message's letter and its partition's ``{P}:dlq``.
-* ``permits.lua``: one activity's ``{p}:permits:{a}``, its waiting set, and every
-  partition's ``{P}:outbox`` and ``{P}:leases`` (permits: the steps it hands permits to
-  are anywhere), or its ``{p}:rate:{a}`` and the step's partition's ``{P}:timers`` and
-  ``{P}:outbox`` (rate); no execution's keys. Several slots.
+* ``permits.lua``: one activity's ``{p}:permits:{activity:<a>}``, its waiting and
+  granted sets, or its ``{p}:rate:{activity:<a>}``; no partition's key. The partition
+  side of a limit is a call of its own on the step's partition (a ZREM or ZADD on
+  ``{P}:outbox``, ZSCOREs of ``{P}:leases`` and ``{P}:outbox``, a MULTI of the
+  ``limit`` timer and the outbox entry): see "The global activity limits" above.
 * The registry (below): one machine's keys (a commit.lua write), then ``{p}:machines``
   in a call of its own (orchestrator/engine/registry.py).
 * A child workflow's start (``states:startExecution``, orchestrator/engine/children.py):
@@ -335,7 +378,7 @@ def partition_tags(partitions: int) -> tuple[str, ...]:
 
 def partition_of(execution_id: str, partitions: int) -> int:
     """The partition of an execution: the first 32 bits of its id's SHA-1, modulo the
-    partition count (permits.lua computes the same with ``redis.sha1hex``)."""
+    partition count."""
     if partitions == 1:
         return 0
     return int(hashlib.sha1(execution_id.encode()).hexdigest()[:8], 16) % partitions
@@ -507,19 +550,32 @@ class Keys:
         """The advertised global limits of each limited activity (JSON per name)."""
         return f"{self.prefix}:activity-limits"
 
+    @staticmethod
+    def activity_tag(activity: str) -> str:
+        """``{activity:<name>}``: the hash tag of an activity's limit keys, so that
+        permits.lua touches one slot. The word keeps it apart from the partitions'
+        ``<k>.<j>``; a brace in the name only shortens the tag, alike in every key of
+        the activity (the tag ends at the first ``}``)."""
+        return f"{{activity:{activity}}}"
+
     def activity_permits(self, activity: str) -> str:
         """The permits of ``activity`` in use: a sorted set of the lease members of the
         steps holding one (``max_concurrency``); its ZCARD is the number in use, what the
         ``orchestrator_activity_permits_in_use{activity}`` gauge reads."""
-        return f"{self.prefix}:permits:{activity}"
+        return f"{self.prefix}:permits:{self.activity_tag(activity)}"
 
     def activity_waiting(self, activity: str) -> str:
         """The steps of ``activity`` waiting for a permit, scored by arrival."""
-        return f"{self.prefix}:permits:{activity}:waiting"
+        return self.activity_permits(activity) + ":waiting"
+
+    def activity_granted(self, activity: str) -> str:
+        """The steps of ``activity`` handed a permit while they waited, scored by when
+        the timer process makes sure each is in its outbox."""
+        return self.activity_permits(activity) + ":granted"
 
     def activity_rate(self, activity: str) -> str:
         """The token bucket of ``activity``'s ``rate_limit`` (``tokens``, ``ts``)."""
-        return f"{self.prefix}:rate:{activity}"
+        return f"{self.prefix}:rate:{self.activity_tag(activity)}"
 
     def machine(self, name: str) -> str:
         """A registered state machine's record."""

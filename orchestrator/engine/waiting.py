@@ -3,9 +3,10 @@
 A waiting step is not published; what ends its wait publishes it: the worker whose step
 gave its permit back (:func:`release_step`), the timer process taking back lapsed
 permits (:func:`recover_permits`) or firing a rate-limited step's ``limit`` timer
-(:func:`fire_rate_timers`). A step handed a permit is in the outbox first (the same
-write), so a process dying before it published the step loses nothing: the reconciler
-sends it within the lease.
+(:func:`fire_rate_timers`). A step handed a permit is in the outbox before it is
+published (or, its granter dead before that write, put there by the timer process when
+its grant record comes due), so a process dying before it published the step loses
+nothing: the reconciler sends it within the lease.
 """
 
 from __future__ import annotations
