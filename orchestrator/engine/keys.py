@@ -262,6 +262,10 @@ stands for the name written between braces (``orch:sm:{orders}``); a key holds n
 braces. Data written before the partitions (keys ``{p}:x:{<id>}``, ``{p}:timers``...) is
 not read any more: this is pre-1.0 and there is no migration; executions running across
 the upgrade are lost, drain them first. (The registry and the schedules kept their keys.)
+The activity limits' keys before their hash tag (``{p}:permits:<a>``,
+``{p}:permits:<a>:waiting``, ``{p}:rate:<a>``) are not read either: steps waiting in
+them then never run, permits held in them no longer count; drain the limited
+activities too.
 
 A step key names one active state of an execution: its state name, prefixed by the path
 of the Parallel branch or Map iteration it runs in (``Map[3]/Charge``). Finished
