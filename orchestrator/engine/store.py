@@ -1316,8 +1316,13 @@ class RedisStore:
         Grant records due by ``now`` whose steps are in neither (their caller died
         before the outbox ZADD, or an acquire's ZREM raced the grant) are put back in
         their outbox first (NX, due now: the reconciler publishes them, or drops one
-        that finished), so their permits are kept. At most :attr:`RECOVER_BATCH` of
-        each per call; nothing but one round trip when nothing is due."""
+        that finished), so their permits are kept. So is, before its permit goes, every
+        other step whose permit is taken back: one still SCHEDULED lost its outbox entry
+        in a way the grant records did not see (an acquire's ZREM stalled past its
+        grant's record), and the reconciler publishes it, to take a permit anew; one
+        that finished (the common case, rare itself: its worker died before the
+        release) is dropped there. At most :attr:`RECOVER_BATCH` of each per call;
+        nothing but one round trip when nothing is due."""
         keys = self.keys
         pipe = self.client.pipeline(transaction=False)
         batch = self.RECOVER_BATCH
@@ -1331,9 +1336,9 @@ class RedisStore:
         members = list(dict.fromkeys([m for m, _ in due_permits] + [m for m, _ in due_grants]))
         alive = dict(zip(members, self.steps_live(members), strict=True))
         lost = [m for m, _ in due_grants if not alive[m]]
-        if lost:
-            self._outbox_moves([], lost, now, nx=True)
-            alive.update(dict.fromkeys(lost, True))
+        gone = [m for m, _ in due_permits if not alive[m]]
+        self._outbox_moves([], list(dict.fromkeys(lost + gone)), now, nx=True)
+        alive.update(dict.fromkeys(lost, True))
         args = [str(len(due_permits))]
         args += self._release_args(
             [m for m, _ in due_permits],

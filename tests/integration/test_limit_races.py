@@ -145,6 +145,36 @@ def test_a_grant_between_acquires_two_calls_loses_no_step(
     assert store.acquire_permits(ACTIVITY, 1, [step], now + 1 + LEASE, now + 1) == ([True], [])
 
 
+def test_an_acquire_stalled_past_its_grants_record_loses_no_step(
+    store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same race, the acquire's ZREM coming only after the timer process found the
+    granted step in its outbox and dropped its grant record: the step holds a permit
+    and is in no outbox. When that permit comes due, the recovery puts the step back in
+    its outbox before taking the permit: the reconciler publishes it, to take one anew."""
+    holder, step = steps(2)
+    store.acquire_permits(ACTIVITY, 1, [holder], T0 + LEASE, T0)
+    dispatched(store, step, T0 + LEASE)
+    due = T0 + 2 + LEASE
+
+    def grant_then_record_checked() -> None:
+        assert store.release_permits(ACTIVITY, 1, [holder], due, T0 + 2) == [step]
+        assert store.recover_permits(ACTIVITY, 1, due + LEASE, due) == []
+        assert granted(store, step) is None  # seen in its outbox: record dropped
+
+    once_before(monkeypatch, store, "_outbox_moves", grant_then_record_checked)
+    assert store.acquire_permits(ACTIVITY, 1, [step], T0 + 1 + LEASE, T0 + 1)[0] == [False]
+    monkeypatch.undo()
+    assert outbox_score(store, step) is None and permit(store, step) == due + LEASE
+
+    later = due + LEASE
+    assert store.recover_permits(ACTIVITY, 1, later + LEASE, later) == []
+    assert outbox_score(store, step) == later
+    assert permit(store, step) is None
+    # Published by the reconciler: the permit is free, it takes it.
+    assert store.acquire_permits(ACTIVITY, 1, [step], later + 1 + LEASE, later + 1)[0] == [True]
+
+
 def test_a_granter_dying_before_the_outbox_write_loses_no_step(
     store: RedisStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -281,3 +311,4 @@ def test_a_crash_after_taking_a_rate_token_costs_the_token(
     assert outbox_score(store, second) == pytest.approx(T0 + 2.0 + LEASE)
     p = store.lease_partition(second)
     assert store.client.zscore(store.keys.timers(p), timer) == pytest.approx(T0 + 2.0)
+
