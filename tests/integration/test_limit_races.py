@@ -312,3 +312,16 @@ def test_a_crash_after_taking_a_rate_token_costs_the_token(
     p = store.lease_partition(second)
     assert store.client.zscore(store.keys.timers(p), timer) == pytest.approx(T0 + 2.0)
 
+
+def test_the_steps_of_one_acquire_wait_in_its_order(store: RedisStore) -> None:
+    """Arrival order within one call is the order of its members, not of their names
+    (their scores a microsecond apart, kept at full precision)."""
+    holder, *queue = steps(6)
+    store.acquire_permits(ACTIVITY, 1, [holder], T0 + LEASE, T0)
+    assert store.acquire_permits(ACTIVITY, 1, queue, T0 + LEASE, T0)[0] == [False] * 5
+    handed: list[str] = []
+    for n, member in enumerate([holder, *queue[:-1]], start=1):
+        # Claimed and run: out of its outbox (else its release would keep the permit).
+        store.client.zrem(store.keys.outbox(store.lease_partition(member)), member)
+        handed += store.release_permits(ACTIVITY, 1, [member], T0 + n + LEASE, T0 + n)
+    assert handed == queue

@@ -88,8 +88,9 @@ if op == "acquire" then
       redis.call("ZADD", permits, expiry, m)
       results[#results + 1] = 1
     else
-      -- NX: a step already waiting keeps its place.
-      redis.call("ZADD", waiting, "NX", tostring(now + i * 1e-6), m)
+      -- NX: a step already waiting keeps its place. %.17g: tostring's 14 digits would
+      -- round the microseconds that order one call's steps away (and order by name).
+      redis.call("ZADD", waiting, "NX", string.format("%.17g", now + i * 1e-6), m)
       results[#results + 1] = 0
       mine[m] = #results
     end
