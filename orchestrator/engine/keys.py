@@ -208,9 +208,8 @@ outbox nor the waiting set, which nothing would ever publish):
   gives it a permit or puts it in the waiting set; then a waiting step leaves its
   outbox (ZREM, its partition). A crash between: it is in both, and the reconciler
   publishes it again when its entry comes due (a lease), to wait again (one more
-  acquire, the place in the queue kept). A
-  release granting it between the two calls puts it in its outbox, which the ZREM then
-  empties; its grant record is what brings it back (below).
+  acquire, its place in the queue kept). A release granting it between the two calls
+  puts it in its outbox, which the ZREM then empties; its grant record brings it back.
 * grant (the free permits handed to the first waiting steps, by any op): permits.lua
   moves each from the waiting set to the permits and records it in ``granted``; then
   the caller ZADDs each into its partition's outbox (due at the permit's expiry, one
@@ -218,8 +217,11 @@ outbox nor the waiting set, which nothing would ever publish):
   granted step holds a permit and is in no outbox; its grant record comes due a lease
   later, when the timer process finds it in neither its leases nor its outbox and
   puts it back in its outbox (ZADD NX, due at once: the reconciler publishes it; one
-  that finished meanwhile is dropped there, as claim.lua would drop its message). A
-  lease of delay, no loss, no leak.
+  that finished meanwhile is dropped there, as claim.lua would drop its message), its
+  permit kept. A lease of delay, no loss, no leak. Grant records are not dropped right
+  after the outbox ZADD (that would reopen the race with an acquire's ZREM) but by the
+  step's release (it ran) or by the timer process once the step is in its outbox or
+  running.
 * release (a step ended) and recover (the timer process, each tick, at most 500 due
   permits and 500 due grant records): the permits' scores first (the activity's slot),
   then whether each step is in its leases or outbox (one pipelined call, the
@@ -227,6 +229,11 @@ outbox nor the waiting set, which nothing would ever publish):
   was in neither and its score is the one read, so a step dispatched again after the
   liveness read, whose acquire renewed the permit (a new expiry), keeps it. A crash
   before the script: the permit lapses and recover takes it back (a lease late).
+  Before taking a permit back, recover puts its step in its outbox (ZADD NX, due at
+  once): a step that finished is dropped there, and one still SCHEDULED (whose entry
+  an acquire's ZREM stalled past its grant record removed) is published, to take a
+  permit anew. The outbox entries the timer process adds are its only writes per
+  step; rare (a crash, a race), they cost the reconciler one look each.
 * rate: permits.lua takes the token; a step that must wait then gets its ``limit``
   timer and its outbox entry moved past it (one MULTI, its partition). A crash
   between: the token is spent, the step stays in its outbox, due at the lease, and the
