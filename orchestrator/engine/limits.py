@@ -272,10 +272,13 @@ def admit(execution_id: str, runs: list[Any], store: RedisStore) -> list[Any]:
     return admitted
 
 
-def release(store: RedisStore, activity: str, execution_id: str, step_key: str) -> list[str]:
+def release(
+    store: RedisStore, activity: str, execution_id: str, step_key: str, place: bool = True
+) -> list[str]:
     """A step of ``activity`` ended (or can never run): give its permit back, unless the
     step was dispatched again meanwhile (a loop back to its state, a retried attempt:
-    it keeps it); the waiting steps it went to (in the outbox, to publish)."""
+    it keeps it); the waiting steps it went to (in the outbox, to publish; not
+    ``place``: the caller puts them there, as it publishes them)."""
     limits = limits_for(activity, store)
     if limits is None or limits.max_concurrency is None:
         return []
@@ -286,15 +289,16 @@ def release(store: RedisStore, activity: str, execution_id: str, step_key: str) 
         [lease_member(execution_id, step_key)],
         now + get_settings().lease_seconds,
         now,
+        place,
     )
 
 
-def recover_permits(store: RedisStore, now: float) -> list[str]:
+def recover_permits(store: RedisStore, now: float, place: bool = True) -> list[str]:
     """Take back lapsed permits of every limited activity (the timer process, every
-    tick); the waiting steps they went to (in the outbox, to publish)."""
+    tick); the waiting steps they went to (as :func:`release`'s)."""
     granted: list[str] = []
     expiry = now + get_settings().lease_seconds
     for activity, limits in limited_activities(store).items():
         if limits.max_concurrency is not None:
-            granted += store.recover_permits(activity, limits.max_concurrency, expiry, now)
+            granted += store.recover_permits(activity, limits.max_concurrency, expiry, now, place)
     return granted

@@ -1292,10 +1292,18 @@ class RedisStore:
         return args
 
     def release_permits(
-        self, activity: str, limit: int, members: list[str], expiry: float, now: float
+        self,
+        activity: str,
+        limit: int,
+        members: list[str],
+        expiry: float,
+        now: float,
+        place: bool = True,
     ) -> list[str]:
         """Give these steps' permits back (but a step dispatched again, in the leases or
-        the outbox, keeps its own); the waiting steps handed one (in the outbox).
+        the outbox, keeps its own); the waiting steps handed one (in the outbox; not
+        ``place``: left to the caller, who publishes them, their grant records covering
+        a crash before it does).
 
         The permits' scores are read before the steps' liveness, and a permit goes back
         only if its score is still the one read: a stale "not running" cannot drop a
@@ -1306,12 +1314,16 @@ class RedisStore:
         live = [alive.get(m, False) for m in members]
         args = self._release_args(members, scores, live)
         _, granted = self._limit_op("release", activity, limit, expiry, now, args)
-        self._outbox_moves([], granted, expiry)
+        if place:
+            self._outbox_moves([], granted, expiry)
         return granted
 
-    def recover_permits(self, activity: str, limit: int, expiry: float, now: float) -> list[str]:
+    def recover_permits(
+        self, activity: str, limit: int, expiry: float, now: float, place: bool = True
+    ) -> list[str]:
         """Take back the permits due by ``now`` whose steps are neither running (a lease)
-        nor dispatched (the outbox), push back the others; the waiting steps handed one.
+        nor dispatched (the outbox), push back the others; the waiting steps handed one
+        (``place``: as :meth:`release_permits`).
 
         Grant records due by ``now`` whose steps are in neither (their caller died
         before the outbox ZADD, or an acquire's ZREM raced the grant) are put back in
@@ -1348,22 +1360,29 @@ class RedisStore:
         for member, score in due_grants:
             args += [member, repr(score)]
         _, granted = self._limit_op("recover", activity, limit, expiry, now, args)
-        self._outbox_moves([], granted, expiry)
+        if place:
+            self._outbox_moves([], granted, expiry)
         return granted
 
     def waiting_step(
-        self, execution_id: str, step_key: str
+        self, execution_id: str, step_key: str, outbox_due: float | None = None
     ) -> tuple[str | None, str | None, str | None, tuple[str, str, str, str, str | None] | None]:
         """What publishing a step that waited for a limit reads, in one round trip: the
-        step's status and record, its execution's status and :meth:`execution_meta`."""
+        step's status and record, its execution's status and :meth:`execution_meta`.
+
+        ``outbox_due``: first put the step in its outbox, due then (a step handed a
+        permit by a call that left that to its publisher: one round trip less)."""
         pipe = self.client.pipeline(transaction=False)
+        if outbox_due is not None:
+            p = self.keys.partition_of(execution_id)
+            pipe.zadd(self.keys.outbox(p), {lease_member(execution_id, step_key): outbox_due})
         pipe.hmget(self.keys.steps(execution_id), [status_field(step_key), step_key])
         pipe.hmget(
             self.keys.execution(execution_id),
             ["status", "name", "workflow", "start", "def_hash", "priority"],
         )
         (status, record), (execution_status, name, workflow, start, def_hash, priority) = (
-            pipe.execute()
+            pipe.execute()[-2:]
         )
         meta = None
         if name is not None:

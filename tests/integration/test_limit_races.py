@@ -325,3 +325,29 @@ def test_the_steps_of_one_acquire_wait_in_its_order(store: RedisStore) -> None:
         store.client.zrem(store.keys.outbox(store.lease_partition(member)), member)
         handed += store.release_permits(ACTIVITY, 1, [member], T0 + n + LEASE, T0 + n)
     assert handed == queue
+
+
+def test_a_grant_left_to_its_publisher_is_covered_by_its_record(store: RedisStore) -> None:
+    """The worker's release leaves the granted step's outbox write to its publishing
+    (one round trip less): until then only the grant record holds it, and it is enough."""
+    holder, step, other = steps(3)
+    store.acquire_permits(ACTIVITY, 1, [holder], T0 + LEASE, T0)
+    store.acquire_permits(ACTIVITY, 1, [step, other], T0 + LEASE, T0)
+    due = T0 + 1 + LEASE
+    assert store.release_permits(ACTIVITY, 1, [holder], due, T0 + 1, place=False) == [step]
+    assert outbox_score(store, step) is None and granted(store, step) == due
+    # Published: its outbox entry comes with the read of its state.
+    execution_id, step_key = parse_lease_member(step)
+    store.waiting_step(execution_id, step_key, outbox_due=T0 + 2 + LEASE)
+    assert outbox_score(store, step) == T0 + 2 + LEASE
+    # Its record comes due while it is dispatched: dropped, the permit kept.
+    assert store.recover_permits(ACTIVITY, 1, due + LEASE, due, place=False) == []
+    assert granted(store, step) is None and permit(store, step) == due + LEASE
+    # It ran (claimed: out of its outbox) and ended; its release hands the permit on,
+    # and the publisher dies before publishing: the record puts the step in its outbox.
+    store.client.zrem(store.keys.outbox(store.lease_partition(step)), step)
+    assert store.release_permits(ACTIVITY, 1, [step], due + 1, T0 + 3, place=False) == [other]
+    assert outbox_score(store, other) is None
+    assert store.recover_permits(ACTIVITY, 1, due + 1 + LEASE, due + 1, place=False) == []
+    assert outbox_score(store, other) == due + 1
+    assert permit(store, other) == due + 1 + LEASE
