@@ -212,8 +212,10 @@ outbox nor the waiting set, which nothing would ever publish):
   puts it in its outbox, which the ZREM then empties; its grant record brings it back.
 * grant (the free permits handed to the first waiting steps, by any op): permits.lua
   moves each from the waiting set to the permits and records it in ``granted``; then
-  the caller ZADDs each into its partition's outbox (due at the permit's expiry, one
-  pipelined call) and publishes it. A crash between, or the acquire's ZREM above: the
+  each goes into its partition's outbox (ZADD, due a lease on) and is published: a
+  worker's release and the timer process leave the ZADD to the publishing, in the
+  pipelined read of the step's state (``waiting_step``), an acquire makes it in its
+  second call. A crash between, or the acquire's ZREM above: the
   granted step holds a permit and is in no outbox; its grant record comes due a lease
   later, when the timer process finds it in neither its leases nor its outbox and
   puts it back in its outbox (ZADD NX, due at once: the reconciler publishes it; one
