@@ -176,9 +176,9 @@ Global keys (one each)::
                                catch-up window), buffered, cancelled, failed
 
 The global activity limits (engine/limits.py, permits.lua): each limited activity's
-keys carry the hash tag ``activity:<a>`` (``{a}`` its name; the fixed word keeps it
-apart from a partition's ``<k>.<j>`` and makes any name one tag), so each call of
-permits.lua touches one slot::
+keys carry the hash tag ``activity:<a>`` (``<a>`` its name; the fixed word keeps it
+apart from a partition's ``<k>.<j>``, and a brace in a name only shortens the tag alike
+in all its keys), so each call of permits.lua touches one slot::
 
     {p}:permits:{activity:<a>}  ZSET  the permits of activity {a} (``max_concurrency``):
                                lease members ``[id, step key]`` of the steps holding one,
@@ -215,9 +215,9 @@ outbox nor the waiting set, which nothing would ever publish):
   each goes into its partition's outbox (ZADD, due a lease on) and is published: a
   worker's release and the timer process leave the ZADD to the publishing, in the
   pipelined read of the step's state (``waiting_step``), an acquire makes it in its
-  second call. A crash between, or the acquire's ZREM above: the
-  granted step holds a permit and is in no outbox; its grant record comes due a lease
-  later, when the timer process finds it in neither its leases nor its outbox and
+  second call. A crash between, or the acquire's ZREM above: the granted step holds a
+  permit and is in no outbox; its grant record comes due a lease later, when the timer
+  process finds it in neither its leases nor its outbox and
   puts it back in its outbox (ZADD NX, due at once: the reconciler publishes it; one
   that finished meanwhile is dropped there, as claim.lua would drop its message), its
   permit kept. A lease of delay, no loss, no leak. Grant records are not dropped right
@@ -234,8 +234,8 @@ outbox nor the waiting set, which nothing would ever publish):
   Before taking a permit back, recover puts its step in its outbox (ZADD NX, due at
   once): a step that finished is dropped there, and one still SCHEDULED (whose entry
   an acquire's ZREM stalled past its grant record removed) is published, to take a
-  permit anew. The outbox entries the timer process adds are its only writes per
-  step; rare (a crash, a race), they cost the reconciler one look each.
+  permit anew. These outbox entries are rare (a crash, a race, a worker dead before
+  its release) and cost the reconciler one look each.
 * rate: permits.lua takes the token; a step that must wait then gets its ``limit``
   timer and its outbox entry moved past it (one MULTI, its partition). A crash
   between: the token is spent, the step stays in its outbox, due at the lease, and the
