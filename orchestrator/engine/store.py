@@ -1283,9 +1283,11 @@ class RedisStore:
         self._outbox_moves(waiting, granted, expiry)
         return held, granted
 
+    @staticmethod
     def _release_args(
-        self, members: list[str], scores: list[float | None], live: list[bool]
+        members: list[str], scores: list[float | None], live: list[bool]
     ) -> list[str]:
+        """permits.lua's (member, score read, live) triples; no score: it held none."""
         args: list[str] = []
         for member, score, alive in zip(members, scores, live, strict=True):
             args += [member, "" if score is None else repr(score), "1" if alive else "0"]

@@ -351,3 +351,16 @@ def test_a_grant_left_to_its_publisher_is_covered_by_its_record(store: RedisStor
     assert store.recover_permits(ACTIVITY, 1, due + 1 + LEASE, due + 1, place=False) == []
     assert outbox_score(store, other) == due + 1
     assert permit(store, other) == due + 1 + LEASE
+
+
+def test_a_raised_limit_hands_its_permits_on_a_batch_a_call(store: RedisStore) -> None:
+    """No call grows with the waiting set: 600 steps waiting when the limit goes from 1
+    to 1,000 get their permits 500 in one call, the rest in the timer process's next."""
+    holder, *queue = steps(601)
+    store.acquire_permits(ACTIVITY, 1, [holder], T0 + 100 * LEASE, T0)
+    assert not any(store.acquire_permits(ACTIVITY, 1, queue, T0 + LEASE, T0)[0])
+    first = store.release_permits(ACTIVITY, 1000, [holder], T0 + 1 + LEASE, T0 + 1)
+    assert first == queue[:500]
+    rest = store.recover_permits(ACTIVITY, 1000, T0 + 2 + LEASE, T0 + 2)
+    assert rest == queue[500:]
+    assert store.client.zcard(store.keys.activity_waiting(ACTIVITY)) == 0
