@@ -23,10 +23,11 @@
 --     release's, for the permits due by now; then pairs (member, score) of the due
 --     grant records whose steps are back in their outbox (or running): dropped if
 --     unchanged. A live permit is pushed back to ARGV[3].
--- Each op then hands the free permits to the first waiting steps: a permit and a grant
--- record each (granted, scored ARGV[3]: when the timer process makes sure the step is
--- in its outbox, if its caller did not put it there); the caller adds them to their
--- outboxes.
+-- Each op then hands the free permits to the first waiting steps (500 at most): a
+-- permit and a grant record each (granted, scored ARGV[3]: when the timer process makes
+-- sure the step is in its outbox); the caller, or the read that publishes the step,
+-- adds it to its outbox, and the grant record outlives that write (an acquire's ZREM
+-- racing it would otherwise go unseen).
 -- Returns {results (acquire), granted members of other calls}.
 --
 -- Rate. KEYS[1] the activity's bucket hash. ARGV[1] "rate", ARGV[2] tokens per second,
