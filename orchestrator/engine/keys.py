@@ -160,21 +160,6 @@ Global keys (one each)::
                                "rate_limit": "10/s" or null}``, advertised by the workers
                                that import the activity (a field is dropped when its limits
                                are): what every publishing process obeys (engine/limits.py)
-    {p}:permits:{a}     ZSET   the permits of activity {a} (``max_concurrency``): lease
-                               members ``[id, step key]`` of the steps holding one, scored
-                               by when the timer process looks at the permit again (if the
-                               step is in neither ``{P}:leases`` nor ``{P}:outbox`` then,
-                               it is handed on; else pushed back a lease). ZCARD is the
-                               number of permits in use
-                               (``orchestrator_activity_permits_in_use{activity}``)
-    {p}:permits:{a}:waiting ZSET steps of {a} waiting for a permit (not published, out of
-                               the outbox), scored by arrival: the end of a permitted step
-                               (permits.lua ``release``) or the timer process
-                               (``recover``) hands the permit to the first, in the
-                               outbox, in the same write
-    {p}:rate:{a}        HASH   activity {a}'s token bucket (``rate_limit``): ``tokens``
-                               (negative: reserved ahead) and ``ts`` (their time); a step
-                               over the rate waits as a ``limit`` timer in ``{P}:timers``
 
 The schedules (orchestrator/engine/schedules.py): every key starts with ``{S}`` =
 ``<prefix>:{<prefix>:schedules}``, one hash tag for all of them, so each call on the
@@ -202,6 +187,72 @@ Earlier versions wrote them without a hash tag (``{p}:schedules``,
 tick, and a client's first schedule call, move what is left there
 (``RedisStore.migrate_schedules``, migrate_schedule.lua: a page of names per call; a
 single read of ``{p}:schedules:names`` once nothing is).
+
+The global activity limits (engine/limits.py, permits.lua): each limited activity's
+keys carry the hash tag ``activity:<a>`` (``<a>`` its name; the fixed word keeps it
+apart from a partition's ``<k>.<j>``, and a brace in a name only shortens the tag alike
+in all its keys), so each call of permits.lua touches one slot::
+
+    {p}:permits:{activity:<a>}  ZSET  the permits of activity {a} (``max_concurrency``):
+                               lease members ``[id, step key]`` of the steps holding one,
+                               scored by when the timer process looks at the permit
+                               again (if the step is in neither ``{P}:leases`` nor
+                               ``{P}:outbox`` then, it is handed on; else pushed back a
+                               lease). ZCARD is the number of permits in use
+                               (``orchestrator_activity_permits_in_use{activity}``)
+    {p}:permits:{activity:<a>}:waiting  ZSET  steps of {a} waiting for a permit (not
+                               published, out of the outbox), scored by arrival
+    {p}:permits:{activity:<a>}:granted  ZSET  steps handed a permit while they waited,
+                               scored by when the timer process makes sure each is in its
+                               outbox (a lease after the grant); the step's release drops
+                               its entry (it ran), else the timer process does, once the
+                               step is in its outbox or running
+    {p}:rate:{activity:<a>}     HASH  activity {a}'s token bucket (``rate_limit``):
+                               ``tokens`` (negative: reserved ahead) and ``ts`` (their
+                               time); a step over the rate waits as a ``limit`` timer in
+                               ``{P}:timers``
+
+The steps they name are in every partition, and a call touches one slot, so a limit's
+write on the activity's slot and its effect on a step's partition are two calls, in
+this order (RedisStore's methods; "lost" would mean a SCHEDULED step in neither its
+outbox nor the waiting set, which nothing would ever publish):
+
+* acquire (publishing a limited step, in its outbox since its commit): permits.lua
+  gives it a permit or puts it in the waiting set; then a waiting step leaves its
+  outbox (ZREM, its partition). A crash between: it is in both, and the reconciler
+  publishes it again when its entry comes due (a lease), to wait again (one more
+  acquire, its place in the queue kept). A release granting it between the two calls
+  puts it in its outbox, which the ZREM then empties; its grant record brings it back.
+* grant (the free permits handed to the first waiting steps, by any op): permits.lua
+  moves each from the waiting set to the permits and records it in ``granted``; then
+  each goes into its partition's outbox (ZADD, due a lease on) and is published: a
+  worker's release and the timer process leave the ZADD to the publishing, in the
+  pipelined read of the step's state (``waiting_step``), an acquire makes it in its
+  second call. A crash between, or the acquire's ZREM above: the granted step holds a
+  permit and is in no outbox; its grant record comes due a lease later, when the timer
+  process finds it in neither its leases nor its outbox and
+  puts it back in its outbox (ZADD NX, due at once: the reconciler publishes it; one
+  that finished meanwhile is dropped there, as claim.lua would drop its message), its
+  permit kept. A lease of delay, no loss, no leak. Grant records are not dropped right
+  after the outbox ZADD (that would reopen the race with an acquire's ZREM) but by the
+  step's release (it ran) or by the timer process once the step is in its outbox or
+  running.
+* release (a step ended) and recover (the timer process, each tick, at most 500 due
+  permits and 500 due grant records): the permits' scores first (the activity's slot),
+  then whether each step is in its leases or outbox (one pipelined call, the
+  partitions' slots), then permits.lua with both: a permit goes back only if its step
+  was in neither and its score is the one read, so a step dispatched again after the
+  liveness read, whose acquire renewed the permit (a new expiry), keeps it. A crash
+  before the script: the permit lapses and recover takes it back (a lease late).
+  Before taking a permit back, recover puts its step in its outbox (ZADD NX, due at
+  once): a step that finished is dropped there, and one still SCHEDULED (whose entry
+  an acquire's ZREM stalled past its grant record removed) is published, to take a
+  permit anew. These outbox entries are rare (a crash, a race, a worker dead before
+  its release) and cost the reconciler one look each.
+* rate: permits.lua takes the token; a step that must wait then gets its ``limit``
+  timer and its outbox entry moved past it (one MULTI, its partition). A crash
+  between: the token is spent, the step stays in its outbox, due at the lease, and the
+  reconciler publishes it then (taking another token): one token and a lease lost.
 
 The state-machine registry (engine/registry.py): each state machine's keys carry its
 name as hash tag (a name holds no brace), so one registry write touches one slot; the
@@ -234,7 +285,10 @@ placeholders; ``{<name>}`` stands for the name written between braces
 no other braces. Data written before the partitions (keys ``{p}:x:{<id>}``,
 ``{p}:timers``...) is not read any more: this is pre-1.0 and there is no migration;
 executions running across the upgrade are lost, drain them first. (The registry kept its
-keys; the schedules are moved, above.)
+keys; the schedules are moved, above.) The activity limits' keys before their hash tag
+(``{p}:permits:<a>``, ``{p}:permits:<a>:waiting``, ``{p}:rate:<a>``) are not read
+either: steps waiting in them then never run, permits held in them no longer count;
+drain the limited activities too.
 
 A step key names one active state of an execution: its state name, prefixed by the path
 of the Parallel branch or Map iteration it runs in (``Map[3]/Charge``). Finished
@@ -252,13 +306,13 @@ change and read ``Slot``\ s (orchestrator/language/slots.py: an item's input, a 
 result, a scope's variables...), and ``records.field_name`` maps each to its field here.
 
 Every script call, and every MULTI the store sends, touches the keys of at most ONE
-execution and its partition's indexes (one slot), or one global key, every one passed in
-KEYS (no script builds a key name itself); tests/integration/test_key_slots.py watches
-running workflows with MONITOR and fails otherwise. The exceptions are listed below:
-beat's move of a child's timer to its parent's partition, a child workflow's start, and the
-global activity limits (issue 18's Redis Cluster support is to make them one slot too);
-and the move of schedules from the keys of earlier versions, which only ever were on a
-single Redis.
+execution and its partition's indexes (one slot), or one activity's limit keys (one
+slot), or the schedules' keys (one slot), or one global key, every one passed in KEYS
+(no script builds a key name itself); tests/integration/test_key_slots.py watches
+running workflows with MONITOR and fails otherwise. A change that reaches two slots is
+two calls, ordered so that a process dying between them loses nothing (below). The one
+exception is the move of schedules from the keys of earlier versions, which only ever
+were on a single Redis.
 
 * ``claim.lua``: one execution's record, step hash and history; its ``{P}:leases`` and
   ``{P}:outbox`` (whose "published" marks of other steps it may carry: members, not keys).
@@ -285,10 +339,11 @@ single Redis.
   the oldest beyond the limit; the store calls it once per letter to drop (after a
   write, one letter or none).
 * MULTI (``add_dead_letter``): one message's letter and its partition's ``{P}:dlq``.
-* ``permits.lua``: one activity's ``{p}:permits:{a}``, its waiting set, and every
-  partition's ``{P}:outbox`` and ``{P}:leases`` (permits: the steps it hands permits to
-  are anywhere), or its ``{p}:rate:{a}`` and the step's partition's ``{P}:timers`` and
-  ``{P}:outbox`` (rate); no execution's keys. Several slots.
+* ``permits.lua``: one activity's ``{p}:permits:{activity:<a>}``, its waiting and
+  granted sets, or its ``{p}:rate:{activity:<a>}``; no partition's key. The partition
+  side of a limit is a call of its own on the step's partition (a ZREM or ZADD on
+  ``{P}:outbox``, ZSCOREs of ``{P}:leases`` and ``{P}:outbox``, a MULTI of the
+  ``limit`` timer and the outbox entry): see "The global activity limits" above.
 * The registry (below): one machine's keys (a commit.lua write), then ``{p}:machines``
   in a call of its own (orchestrator/engine/registry.py).
 * A child workflow's start (``states:startExecution``, orchestrator/engine/children.py):
@@ -356,7 +411,7 @@ def partition_tags(partitions: int) -> tuple[str, ...]:
 
 def partition_of(execution_id: str, partitions: int) -> int:
     """The partition of an execution: the first 32 bits of its id's SHA-1, modulo the
-    partition count (permits.lua computes the same with ``redis.sha1hex``)."""
+    partition count."""
     if partitions == 1:
         return 0
     return int(hashlib.sha1(execution_id.encode()).hexdigest()[:8], 16) % partitions
@@ -528,19 +583,32 @@ class Keys:
         """The advertised global limits of each limited activity (JSON per name)."""
         return f"{self.prefix}:activity-limits"
 
+    @staticmethod
+    def activity_tag(activity: str) -> str:
+        """``{activity:<name>}``: the hash tag of an activity's limit keys, so that
+        permits.lua touches one slot. The word keeps it apart from the partitions'
+        ``<k>.<j>``; a brace in the name only shortens the tag, alike in every key of
+        the activity (the tag ends at the first ``}``)."""
+        return f"{{activity:{activity}}}"
+
     def activity_permits(self, activity: str) -> str:
         """The permits of ``activity`` in use: a sorted set of the lease members of the
         steps holding one (``max_concurrency``); its ZCARD is the number in use, what the
         ``orchestrator_activity_permits_in_use{activity}`` gauge reads."""
-        return f"{self.prefix}:permits:{activity}"
+        return f"{self.prefix}:permits:{self.activity_tag(activity)}"
 
     def activity_waiting(self, activity: str) -> str:
         """The steps of ``activity`` waiting for a permit, scored by arrival."""
-        return f"{self.prefix}:permits:{activity}:waiting"
+        return self.activity_permits(activity) + ":waiting"
+
+    def activity_granted(self, activity: str) -> str:
+        """The steps of ``activity`` handed a permit while they waited, scored by when
+        the timer process makes sure each is in its outbox."""
+        return self.activity_permits(activity) + ":granted"
 
     def activity_rate(self, activity: str) -> str:
         """The token bucket of ``activity``'s ``rate_limit`` (``tokens``, ``ts``)."""
-        return f"{self.prefix}:rate:{activity}"
+        return f"{self.prefix}:rate:{self.activity_tag(activity)}"
 
     def machine(self, name: str) -> str:
         """A registered state machine's record."""

@@ -7,23 +7,27 @@ advertise its limits in Redis (``{p}:activity-limits``), and :func:`admit`, call
 built), decides in Redis which steps go out now. A step held back is not published: it
 occupies no worker slot and nobody polls for it.
 
-``max_concurrency``: permits counted in Redis (``{p}:permits:{a}``, see
+``max_concurrency``: permits counted in Redis (``{p}:permits:{activity:<a>}``, see
 :mod:`orchestrator.engine.keys`; permits.lua). A step takes one before its message is
 published, or joins the activity's waiting set (ordered by arrival, out of the outbox).
 When a permitted step ends, its worker gives the permit back after the step's commit,
-and the same atomic write hands it to the first waiting step and puts that step in the
-outbox; the worker then publishes it (if the worker dies first, the reconciler does,
-within the lease). A permit whose step is neither running (its lease) nor dispatched
-(the outbox) is taken back by the timer process once the permit's own lease lapsed (a
-worker killed after the commit and before the release, a step whose execution was
-stopped while it waited): a killed worker's step keeps its permit while the reconciler
-dispatches it again, and its permit comes back when the step ends or is dropped.
+and the same atomic write hands it to the first waiting step (with a grant record);
+the next call puts that step in its outbox and the worker then publishes it (if the
+worker dies first, the reconciler does, within the lease; if it died before the
+outbox write, the timer process puts the step there when its grant record comes due).
+The activity's keys are one Redis Cluster slot, the steps' outboxes others: each call
+touches one (keys.py, "The global activity limits"). A permit whose step is neither
+running (its lease) nor dispatched (the outbox) is taken back by the timer process once
+the permit's own lease lapsed (a worker killed after the commit and before the release,
+a step whose execution was stopped while it waited): a killed worker's step keeps its
+permit while the reconciler dispatches it again, and its permit comes back when the
+step ends or is dropped.
 
-``rate_limit``: a token bucket per activity in Redis (``{p}:rate:{a}``) of capacity 1
-(no burst: steps are spaced ``1/rate`` apart). A step over the rate reserves its token
-ahead (the bucket goes negative) and waits as a ``limit`` timer in ``{P}:timers`` due at
-its turn, fired by the timer process, which publishes it. Not Celery's per-worker
-``rate_limit``, and no countdown or ETA in a worker's memory.
+``rate_limit``: a token bucket per activity in Redis (``{p}:rate:{activity:<a>}``) of
+capacity 1 (no burst: steps are spaced ``1/rate`` apart). A step over the rate reserves
+its token ahead (the bucket goes negative) and waits as a ``limit`` timer in
+``{P}:timers`` due at its turn, fired by the timer process, which publishes it. Not
+Celery's per-worker ``rate_limit``, and no countdown or ETA in a worker's memory.
 
 A Celery chain of straight Task states (a run, :mod:`orchestrator.language.runs`) stops
 before a limited activity, so each limited step is admitted by itself.
@@ -268,10 +272,13 @@ def admit(execution_id: str, runs: list[Any], store: RedisStore) -> list[Any]:
     return admitted
 
 
-def release(store: RedisStore, activity: str, execution_id: str, step_key: str) -> list[str]:
+def release(
+    store: RedisStore, activity: str, execution_id: str, step_key: str, place: bool = True
+) -> list[str]:
     """A step of ``activity`` ended (or can never run): give its permit back, unless the
     step was dispatched again meanwhile (a loop back to its state, a retried attempt:
-    it keeps it); the waiting steps it went to (in the outbox, to publish)."""
+    it keeps it); the waiting steps it went to (in the outbox, to publish; not
+    ``place``: the caller puts them there, as it publishes them)."""
     limits = limits_for(activity, store)
     if limits is None or limits.max_concurrency is None:
         return []
@@ -282,15 +289,16 @@ def release(store: RedisStore, activity: str, execution_id: str, step_key: str) 
         [lease_member(execution_id, step_key)],
         now + get_settings().lease_seconds,
         now,
+        place,
     )
 
 
-def recover_permits(store: RedisStore, now: float) -> list[str]:
+def recover_permits(store: RedisStore, now: float, place: bool = True) -> list[str]:
     """Take back lapsed permits of every limited activity (the timer process, every
-    tick); the waiting steps they went to (in the outbox, to publish)."""
+    tick); the waiting steps they went to (as :func:`release`'s)."""
     granted: list[str] = []
     expiry = now + get_settings().lease_seconds
     for activity, limits in limited_activities(store).items():
         if limits.max_concurrency is not None:
-            granted += store.recover_permits(activity, limits.max_concurrency, expiry, now)
+            granted += store.recover_permits(activity, limits.max_concurrency, expiry, now, place)
     return granted

@@ -12,7 +12,7 @@ figures)::
                                                   broker: a passive queue declare)
     orchestrator_timers_pending           gauge   ZCARD {P}:timers, summed (Waits, retries...)
     orchestrator_dead_letters             gauge   ZCARD {P}:dlq, summed
-    orchestrator_activity_permits_in_use{activity}  gauge  ZCARD {p}:permits:{a} of each
+    orchestrator_activity_permits_in_use{activity}  gauge  ZCARD {p}:permits:{activity:<a>} of each
                                                   activity with a max_concurrency
 
 Per process, kept in the process that does the work (:func:`observe_step`,

@@ -1427,56 +1427,179 @@ class RedisStore:
             pipe.hdel(self.keys.activity_limits, *dropped)
         pipe.execute()
 
-    def _permits(
-        self, op: str, activity: str, limit: int, expiry: float, now: float, members: list[str]
+    #: Due permits, and due grant records, a recovery looks at per activity and tick.
+    RECOVER_BATCH = 500
+
+    def _limit_op(
+        self, op: str, activity: str, limit: int, expiry: float, now: float, args: list[str]
     ) -> tuple[list[bool], list[str]]:
+        """permits.lua on ``activity``'s keys alone (one slot): the acquire results and
+        the members it granted a permit (each with a grant record, in no outbox yet)."""
         keys = self.keys
-        parts = keys.all_partitions()
         raw = self.lane.run(
             self._limits,
             [
                 keys.activity_permits(activity),
                 keys.activity_waiting(activity),
-                *(keys.outbox(p) for p in parts),
-                *(keys.leases(p) for p in parts),
+                keys.activity_granted(activity),
             ],
-            [op, limit, repr(expiry), repr(now), *members],
+            [op, limit, repr(expiry), repr(now), *args],
         )
         return [bool(r) for r in raw[0]], [str(m) for m in raw[1]]
+
+    def _outbox_moves(self, drop: list[str], add: list[str], due: float, nx: bool = False) -> None:
+        """Take ``drop`` out of their partitions' outboxes and put ``add`` in, due at
+        ``due`` (``nx``: an entry there keeps its time): one pipelined round trip, one
+        command per partition and kind (each on one slot)."""
+        if not drop and not add:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for p, part in self._lease_partitions(drop).items():
+            pipe.zrem(self.keys.outbox(p), *part)
+        for p, part in self._lease_partitions(add).items():
+            pipe.zadd(self.keys.outbox(p), dict.fromkeys(part, due), nx=nx)
+        pipe.execute()
+
+    def _permit_scores(self, activity: str, members: list[str]) -> list[float | None]:
+        """Each member's permit score (None: it holds none), one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for member in members:
+            pipe.zscore(self.keys.activity_permits(activity), member)
+        return list(pipe.execute())
+
+    def steps_live(self, members: list[str]) -> list[bool]:
+        """Whether each step (lease member) is running or dispatched: in its partition's
+        leases or outbox. One pipelined round trip (each ZSCORE on one slot)."""
+        if not members:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for member in members:
+            p = self.lease_partition(member)
+            pipe.zscore(self.keys.leases(p), member)
+            pipe.zscore(self.keys.outbox(p), member)
+        found = pipe.execute()
+        return [
+            found[2 * i] is not None or found[2 * i + 1] is not None for i in range(len(members))
+        ]
 
     def acquire_permits(
         self, activity: str, limit: int, members: list[str], expiry: float, now: float
     ) -> tuple[list[bool], list[str]]:
         """For each step (lease member) of ``activity``: whether it holds one of its
         ``limit`` permits (else it waits, out of the outbox); and the other waiting steps
-        this call handed a free permit to (in the outbox, to publish)."""
-        return self._permits("acquire", activity, limit, expiry, now, members)
+        this call handed a free permit to (in the outbox, to publish).
+
+        Two calls: the activity's (the decision), then the steps' partitions' (a waiting
+        step out of its outbox, a granted one in). A release granting a step of ours
+        between them has its outbox entry dropped by our second call: its grant record
+        brings it back (:meth:`recover_permits`)."""
+        held, granted = self._limit_op("acquire", activity, limit, expiry, now, members)
+        waiting = [member for member, ok in zip(members, held, strict=True) if not ok]
+        self._outbox_moves(waiting, granted, expiry)
+        return held, granted
+
+    @staticmethod
+    def _release_args(
+        members: list[str], scores: list[float | None], live: list[bool]
+    ) -> list[str]:
+        """permits.lua's (member, score read, live) triples; no score: it held none."""
+        args: list[str] = []
+        for member, score, alive in zip(members, scores, live, strict=True):
+            args += [member, "" if score is None else repr(score), "1" if alive else "0"]
+        return args
 
     def release_permits(
-        self, activity: str, limit: int, members: list[str], expiry: float, now: float
+        self,
+        activity: str,
+        limit: int,
+        members: list[str],
+        expiry: float,
+        now: float,
+        place: bool = True,
     ) -> list[str]:
         """Give these steps' permits back (but a step dispatched again, in the leases or
-        the outbox, keeps its own); the waiting steps handed one (in the outbox)."""
-        return self._permits("release", activity, limit, expiry, now, members)[1]
+        the outbox, keeps its own); the waiting steps handed one (in the outbox; not
+        ``place``: left to the caller, who publishes them, their grant records covering
+        a crash before it does).
 
-    def recover_permits(self, activity: str, limit: int, expiry: float, now: float) -> list[str]:
+        The permits' scores are read before the steps' liveness, and a permit goes back
+        only if its score is still the one read: a stale "not running" cannot drop a
+        permit an acquire renewed since (a new expiry)."""
+        scores = self._permit_scores(activity, members)
+        held = [m for m, score in zip(members, scores, strict=True) if score is not None]
+        alive = dict(zip(held, self.steps_live(held), strict=True))
+        live = [alive.get(m, False) for m in members]
+        args = self._release_args(members, scores, live)
+        _, granted = self._limit_op("release", activity, limit, expiry, now, args)
+        if place:
+            self._outbox_moves([], granted, expiry)
+        return granted
+
+    def recover_permits(
+        self, activity: str, limit: int, expiry: float, now: float, place: bool = True
+    ) -> list[str]:
         """Take back the permits due by ``now`` whose steps are neither running (a lease)
-        nor dispatched (the outbox), push back the others; the waiting steps handed one."""
-        return self._permits("recover", activity, limit, expiry, now, [])[1]
+        nor dispatched (the outbox), push back the others; the waiting steps handed one
+        (``place``: as :meth:`release_permits`).
+
+        Grant records due by ``now`` whose steps are in neither (their caller died
+        before the outbox ZADD, or an acquire's ZREM raced the grant) are put back in
+        their outbox first (NX, due now: the reconciler publishes them, or drops one
+        that finished), so their permits are kept. So is, before its permit goes, every
+        other step whose permit is taken back: one still SCHEDULED lost its outbox entry
+        in a way the grant records did not see (an acquire's ZREM stalled past its
+        grant's record), and the reconciler publishes it, to take a permit anew; one
+        that finished (the common case, rare itself: its worker died before the
+        release) is dropped there. At most :attr:`RECOVER_BATCH` of each per call;
+        nothing but one round trip when nothing is due."""
+        keys = self.keys
+        pipe = self.client.pipeline(transaction=False)
+        batch = self.RECOVER_BATCH
+        pipe.zrangebyscore(keys.activity_permits(activity), "-inf", now, 0, batch, True)
+        pipe.zrangebyscore(keys.activity_granted(activity), "-inf", now, 0, batch, True)
+        pipe.zcard(keys.activity_permits(activity))
+        pipe.exists(keys.activity_waiting(activity))
+        due_permits, due_grants, in_use, waiting = pipe.execute()
+        if not due_permits and not due_grants and (not waiting or in_use >= limit):
+            return []
+        members = list(dict.fromkeys([m for m, _ in due_permits] + [m for m, _ in due_grants]))
+        alive = dict(zip(members, self.steps_live(members), strict=True))
+        lost = [m for m, _ in due_grants if not alive[m]]
+        gone = [m for m, _ in due_permits if not alive[m]]
+        self._outbox_moves([], list(dict.fromkeys(lost + gone)), now, nx=True)
+        alive.update(dict.fromkeys(lost, True))
+        args = [str(len(due_permits))]
+        args += self._release_args(
+            [m for m, _ in due_permits],
+            [score for _, score in due_permits],
+            [alive[m] for m, _ in due_permits],
+        )
+        for member, score in due_grants:
+            args += [member, repr(score)]
+        _, granted = self._limit_op("recover", activity, limit, expiry, now, args)
+        if place:
+            self._outbox_moves([], granted, expiry)
+        return granted
 
     def waiting_step(
-        self, execution_id: str, step_key: str
+        self, execution_id: str, step_key: str, outbox_due: float | None = None
     ) -> tuple[str | None, str | None, str | None, tuple[str, str, str, str, str | None] | None]:
         """What publishing a step that waited for a limit reads, in one round trip: the
-        step's status and record, its execution's status and :meth:`execution_meta`."""
+        step's status and record, its execution's status and :meth:`execution_meta`.
+
+        ``outbox_due``: first put the step in its outbox, due then (a step handed a
+        permit by a call that left that to its publisher: one round trip less)."""
         pipe = self.client.pipeline(transaction=False)
+        if outbox_due is not None:
+            p = self.keys.partition_of(execution_id)
+            pipe.zadd(self.keys.outbox(p), {lease_member(execution_id, step_key): outbox_due})
         pipe.hmget(self.keys.steps(execution_id), [status_field(step_key), step_key])
         pipe.hmget(
             self.keys.execution(execution_id),
             ["status", "name", "workflow", "start", "def_hash", "priority"],
         )
         (status, record), (execution_status, name, workflow, start, def_hash, priority) = (
-            pipe.execute()
+            pipe.execute()[-2:]
         )
         meta = None
         if name is not None:
@@ -1502,14 +1625,23 @@ class RedisStore:
     ) -> float:
         """Take a token of ``activity``'s bucket for a step: the seconds it must wait
         (0: publish now; else its ``timer`` is set that much later, and its outbox entry
-        moved past it, in the same call)."""
-        p = self.lease_partition(member)
+        moved past it, in a MULTI on its partition after the bucket's call).
+
+        A crash between the two calls costs one token: the step stays in its outbox,
+        due at the lease, and the reconciler publishes it then, to take another."""
         raw = self.lane.run(
             self._limits,
-            [self.keys.activity_rate(activity), self.keys.timers(p), self.keys.outbox(p)],
-            ["rate", repr(rate), repr(capacity), repr(now), member, timer, repr(lease_seconds)],
+            [self.keys.activity_rate(activity)],
+            ["rate", repr(rate), repr(capacity), repr(now)],
         )
-        return float(raw)
+        wait = float(raw)
+        if wait > 0:
+            p = self.lease_partition(member)
+            pipe = self.client.pipeline(transaction=True)
+            pipe.zadd(self.keys.timers(p), {timer: now + wait})
+            pipe.zadd(self.keys.outbox(p), {member: now + wait + lease_seconds}, xx=True)
+            pipe.execute()
+        return wait
 
     # -- schedules (orchestrator/engine/schedules.py, schedules.lua) -------------------
 

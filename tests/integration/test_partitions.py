@@ -169,9 +169,9 @@ def test_due_entries_of_every_partition_come_earliest_first(store: RedisStore) -
         assert store.client.zscore(keys.outbox(p), member) == 300.0
 
 
-def test_the_limits_script_finds_each_steps_partition(store: RedisStore) -> None:
-    # permits.lua computes partition_of itself (redis.sha1hex) for the steps it hands
-    # permits to: each lands in its own partition's outbox, as Python would put it.
+def test_the_limits_find_each_steps_partition(store: RedisStore) -> None:
+    # permits.lua names no partition's key; the store's calls after it find each step's
+    # partition: a waiting step leaves, a granted one enters, its own partition's outbox.
     keys = store.keys
     steps = [lease_member(ids[0], "S") for ids in ids_in_each_partition(store).values()]
     granted, _ = store.acquire_permits("act", 1, steps, 100.0, 1.0)

@@ -110,7 +110,7 @@ def test_one_partition_is_one_slot_for_everything() -> None:
 
 
 def test_the_partition_function_is_stable() -> None:
-    # permits.lua computes it too (redis.sha1hex): the same first 32 bits of SHA-1.
+    # Where every execution's keys are: it must never change under a running deployment.
     assert partition_of("order-17", 16) == int("a6ccc1f4", 16) % 16 == 4
     assert partition_of("order-17", 1) == 0
 
@@ -147,3 +147,22 @@ def test_the_schedules_tag_is_no_partition_or_state_machine_tag() -> None:
     assert tag.group(1) not in partition_tags(MAX_PARTITIONS)
     # A state machine's keys are tagged with its name, which cannot hold the colon.
     assert not MACHINE_NAME.match(tag.group(1))
+
+
+@pytest.mark.parametrize("activity", ["render", "0.0", "a}b", "{x}", "pay:card"])
+def test_an_activitys_limit_keys_share_one_slot_apart_from_the_partitions(
+    activity: str,
+) -> None:
+    keys = Keys("orch", 4)
+    limit_keys = [
+        keys.activity_permits(activity),
+        keys.activity_waiting(activity),
+        keys.activity_granted(activity),
+        keys.activity_rate(activity),
+    ]
+    assert len({key_slot(key.encode()) for key in limit_keys}) == 1
+    assert keys.activity_permits("render") == "orch:permits:{activity:render}"
+    # Its tag is never a partition's (an activity named like one included).
+    tag = limit_keys[0].partition("{")[2].partition("}")[0]
+    assert tag.startswith("activity:")
+    assert all(keys.timers(p).partition("{")[2].partition("}")[0] != tag for p in range(4))
