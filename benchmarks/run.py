@@ -593,6 +593,18 @@ class Bench:
 
         return Keys(PREFIX, get_settings().partitions).execution(execution_id)
 
+    def _index_size(self, index: str) -> int:
+        """Entries in an index (``timers``, ``leases``) over all the partitions: one
+        sorted set per partition since issue 18 (``{p}:{<tag>}:timers``...)."""
+        from orchestrator.config import get_settings
+        from orchestrator.engine.keys import Keys
+
+        keys = Keys(PREFIX, get_settings().partitions)
+        pipe = self.client.pipeline(transaction=False)
+        for p in keys.all_partitions():
+            pipe.zcard(getattr(keys, index)(p))
+        return sum(int(n) for n in pipe.execute())
+
     def start_wf(self, definition: dict[str, Any], input: Any, name: str) -> Any:
         from orchestrator import start_workflow
 
@@ -891,7 +903,7 @@ class Bench:
         self.figures["redis_key_bytes_per_execution"] = round(statistics.mean(usage))
         self.notes["memory"] = (
             f"{n} executions of a 5-Task workflow; {history_len} history events each; "
-            f"leases left: {self.client.zcard(f'{PREFIX}:leases')}"
+            f"leases left: {self._index_size('leases')}"
         )
         log(
             f"memory: {per:.0f} B/execution (used_memory), {statistics.mean(usage):.0f} B "
@@ -1308,7 +1320,7 @@ class Bench:
             names.append(name)
             dues.append(due)
         started = time.time()
-        pending = self.client.zcard(f"{PREFIX}:timers")
+        pending = self._index_size("timers")
         redis_pending = used_memory(self.client)
         log(f"timers: {n} started in {started - t_start:.1f} s; {pending} timers pending")
         wait_all(
