@@ -11,8 +11,9 @@ test's own. Two workers and two beats run as separate processes, the client in t
 1 s, a Retry that fails once, a Catch. Each ends SUCCEEDED with the output its kind
 gives; its history has each Task's ``TaskSucceeded`` exactly once per step, each timer's
 effect once (the Wait exited once, the retry scheduled once more); each activity with a
-side effect counted its calls once (twice for the retried one). No node ever replied
-CROSSSLOT (``INFO errorstats``), and no process logged a cross-slot or redirection error.
+side effect counted its calls once (twice for the retried one). The four processes are
+still running at the end, no node ever replied CROSSSLOT (``INFO errorstats``), and no
+process logged a cross-slot or redirection error.
 """
 
 from __future__ import annotations
@@ -234,6 +235,14 @@ class Engine:
     client: Orchestrator
     settings: config.Settings
     logs: Path
+    #: The workers', then the beats' processes.
+    procs: list[subprocess.Popen]
+
+    def exited(self) -> list[str]:
+        """The processes that are not running any more (each one's command and code)."""
+        return [
+            f"{p.args[3]} {p.pid}: exit {p.returncode}" for p in self.procs if p.poll() is not None
+        ]
 
     def log_text(self) -> str:
         return "\n".join(
@@ -287,7 +296,7 @@ def engine(redis_url: str, broker_url: str, logs: Path) -> Iterator[Engine]:
             procs.append(_spawn([*worker, *hostname], env, logs / f"worker-{i}.log"))
         for i in range(BEATS):
             procs.append(_spawn(["beat"], env, logs / f"beat-{i}.log"))
-        state = Engine(client, settings, logs)
+        state = Engine(client, settings, logs, procs)
 
         def ready() -> bool:
             for proc in procs:
@@ -382,6 +391,8 @@ def test_a_mix_of_500_executions_with_two_beats_on_a_three_master_cluster(
         started = start_mix(state)
         check_mix(state, started)
         took = time.monotonic() - started_at
+        # Both beats and both workers lived through it all.
+        assert state.exited() == [], state.log_text()
         partitions = {keys.partition_of(s.handle.execution_id) for s in started}
         assert partitions == set(range(PARTITIONS)), partitions
         # Each master holds executions of the run's.
