@@ -2,12 +2,21 @@
 """Benchmarks of the orchestrator against raw Celery, measured in the same run.
 
     python benchmarks/run.py [--quick] [--json] [--concurrency 2] [--profile DIR]
+                             [--store embedded|redis|cluster] [--broker URL] [--partitions N]
+    python benchmarks/run.py --quick --cluster      # = benchmarks/cluster.py --quick
 
 Starts its own embedded Redis, one Celery worker (prefork, ``--concurrency`` processes)
 that serves both sides — the orchestrator's activities and the raw Celery baseline tasks
 are registered on the same app, with the same settings — and a timer-loop process (the
 "beat"). Prints a table (figure, value, goal, pass/fail); with ``--json`` the last line
 of stdout is one JSON object with every figure. Progress goes to stderr.
+
+``--store redis`` puts the store (and the raw side's end marks) on a plain
+``redis-server`` started here, ``--store cluster`` on a Redis Cluster of three masters
+started here (tests/redis_servers.py, ``redis+cluster://``); ``--broker`` gives Celery's
+broker (a cluster needs one apart: RabbitMQ), on a queue of the run's own, deleted at the
+end. ``--cluster`` runs both, one Redis then the cluster, with the same broker and
+partitions, and prints their figures side by side (benchmarks/cluster.py).
 
 How each figure is measured is in benchmarks/RESULTS.md.
 """
@@ -50,6 +59,11 @@ from orchestrator.engine.history import base_ms, decode, stored_text  # noqa: E4
 
 PREFIX = "bench"
 QUEUE = "bench"
+#: Where the store runs: the embedded Redis (default), one redis-server, a cluster.
+STORES = ("embedded", "redis", "cluster")
+#: The partitions of a run on a cluster when ``--partitions`` is not given: two per
+#: master (each partition is one hash slot, engine/keys.py).
+CLUSTER_PARTITIONS = 6
 
 
 def log(message: str) -> None:
@@ -155,35 +169,66 @@ def wait_definition(field: str) -> dict[str, Any]:
 
 
 class Processes:
-    """The embedded Redis, the worker and the timer process."""
+    """The store's Redis (embedded, one redis-server or a cluster), the worker and the
+    timer process."""
 
-    def __init__(self, concurrency: int, logdir: Path) -> None:
+    def __init__(
+        self,
+        concurrency: int,
+        logdir: Path,
+        store: str = "embedded",
+        broker: str | None = None,
+        partitions: int | None = None,
+    ) -> None:
         self.concurrency = concurrency
         self.logdir = logdir
+        self.store = store
+        self.broker = broker
+        self.partitions = partitions
         self.redis: Any = None
+        #: The redis-server processes of ``--store redis|cluster`` (tests/redis_servers.py).
+        self.servers: Any = None
         self.worker: subprocess.Popen[bytes] | None = None
         self.timer: subprocess.Popen[bytes] | None = None
         self.env: dict[str, str] = {}
 
-    def start(self) -> None:
-        from orchestrator.engine.embedded import EmbeddedRedis
+    def start_store(self) -> str:
+        """Start the store's Redis; return its URL."""
+        if self.store == "embedded":
+            from orchestrator.engine.embedded import EmbeddedRedis
 
-        self.redis = EmbeddedRedis().start()
+            self.redis = EmbeddedRedis().start()
+            return str(self.redis.url)
+        from tests.redis_servers import Servers, cluster_group
+
+        self.servers = Servers(self.logdir / "redis")
+        if self.store == "cluster":
+            group = cluster_group(self.servers)
+            log(f"a Redis Cluster of {len(group.masters)} masters: {group.url()}")
+            return group.url()
+        server = self.servers.start("redis")
+        return f"redis://127.0.0.1:{server.port}/0"
+
+    def start(self) -> None:
+        redis_url = self.start_store()
         self.env = dict(os.environ)
         self.env.update(
-            REDIS_URL=self.redis.url,
+            REDIS_URL=redis_url,
             ORCHESTRATOR_TASK_MODULES="benchmarks.bench_tasks",
             ORCHESTRATOR_KEY_PREFIX=PREFIX,
             ORCHESTRATOR_QUEUE=QUEUE,
             PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
             **LARGE_MAP_LIMITS,
         )
+        overrides = {"BROKER_URL": self.broker, "ORCHESTRATOR_PARTITIONS": self.partitions}
+        self.env.update({name: str(value) for name, value in overrides.items() if value})
         for name in (
             "REDIS_URL",
             "ORCHESTRATOR_TASK_MODULES",
             "ORCHESTRATOR_KEY_PREFIX",
             "ORCHESTRATOR_QUEUE",
             *LARGE_MAP_LIMITS,
+            *(name for name, value in overrides.items() if value),
         ):
             os.environ[name] = self.env[name]
         # This process imported orchestrator (and so configured Celery) before REDIS_URL
@@ -255,8 +300,19 @@ class Processes:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, 9)
                 proc.wait()
+        if self.broker:
+            # The run's own queue on a broker that outlives it (RabbitMQ): best effort.
+            try:
+                from orchestrator.engine.celery_app import app
+
+                with app.connection_for_write() as connection:
+                    connection.default_channel.queue_delete(QUEUE)
+            except Exception as exc:  # noqa: BLE001 - report, go on stopping
+                log(f"queue {QUEUE} not deleted: {type(exc).__name__}: {exc}")
         if self.redis is not None:
             self.redis.stop()
+        if self.servers is not None:
+            self.servers.stop_all()
 
 
 def rss_mb(pids: list[int]) -> float:
@@ -271,6 +327,121 @@ def rss_mb(pids: list[int]) -> float:
     return total / 2**20
 
 
+# -- the store's Redis: one server or a cluster ------------------------------------------
+
+
+def is_cluster(client: Any) -> bool:
+    from redis.cluster import RedisCluster
+
+    return isinstance(client, RedisCluster)
+
+
+def server_infos(client: Any, section: str) -> list[dict[str, Any]]:
+    """``INFO section`` of the server, or of every master of a cluster."""
+    if not is_cluster(client):
+        return [client.info(section)]
+    from redis.cluster import RedisCluster
+
+    return list(client.info(section, target_nodes=RedisCluster.PRIMARIES).values())
+
+
+def used_memory(client: Any) -> int:
+    """``used_memory``, summed over a cluster's masters."""
+    return sum(int(info["used_memory"]) for info in server_infos(client, "memory"))
+
+
+def memory_purge(client: Any) -> None:
+    if not is_cluster(client):
+        client.memory_purge()
+        return
+    from redis.cluster import RedisCluster
+
+    client.memory_purge(target_nodes=RedisCluster.PRIMARIES)
+
+
+def enable_keyspace_events(client: Any) -> None:
+    """Keyspace notifications of hash commands (``Kh``), on every node of a cluster."""
+    if not is_cluster(client):
+        client.config_set("notify-keyspace-events", "Kh")
+        return
+    from redis.cluster import RedisCluster
+
+    client.config_set("notify-keyspace-events", "Kh", target_nodes=RedisCluster.ALL_NODES)
+
+
+class KeyspaceEvents:
+    """Subscriptions to keys' notifications (``__keyspace@0__:<key>``) where they are
+    published: on the one server, or, in a cluster, on the master of the key's slot (a
+    node publishes the events of its own keys only, to its own subscribers). With one
+    server this is one pubsub, read as before; with several, each is drained, then their
+    sockets are waited on together (no polling loop)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._pubsubs: dict[str, Any] = {}
+
+    def pubsub_for(self, key: str) -> Any:
+        """The pubsub of the Redis that publishes ``key``'s events."""
+        if not is_cluster(self.client):
+            name, node = "", None
+        else:
+            node = self.client.get_node_from_key(key)
+            name = node.name
+        pubsub = self._pubsubs.get(name)
+        if pubsub is None:
+            if node is None:
+                pubsub = self.client.pubsub()
+            else:
+                import redis
+
+                pubsub = redis.Redis(host=node.host, port=node.port, decode_responses=True).pubsub()
+            self._pubsubs[name] = pubsub
+        return pubsub
+
+    def subscribe(self, keys: list[str]) -> int:
+        """Subscribe to the keys' channels (500 to a call); returns how many."""
+        channels: dict[int, tuple[Any, list[str]]] = {}
+        for key in keys:
+            pubsub = self.pubsub_for(key)
+            channels.setdefault(id(pubsub), (pubsub, []))[1].append(f"__keyspace@0__:{key}")
+        for pubsub, names in channels.values():
+            for i in range(0, len(names), 500):
+                pubsub.subscribe(*names[i : i + 500])
+        return len(keys)
+
+    def get_message(self, timeout: float) -> dict[str, Any] | None:
+        """The next message of any of the pubsubs, waiting up to ``timeout`` s."""
+        pubsubs = list(self._pubsubs.values())
+        if len(pubsubs) == 1:
+            return pubsubs[0].get_message(timeout=timeout)  # type: ignore[no-any-return]
+        import select
+
+        deadline = time.perf_counter() + timeout
+        while True:
+            for pubsub in pubsubs:
+                if pubsub.connection is not None:
+                    msg = pubsub.get_message(timeout=0)
+                    if msg is not None:
+                        return msg  # type: ignore[no-any-return]
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                return None
+            sockets = [
+                p.connection._sock
+                for p in pubsubs
+                if p.connection is not None and p.connection._sock
+            ]
+            if not sockets:
+                time.sleep(remaining)
+                return None
+            select.select(sockets, [], [], remaining)
+
+    def close(self) -> None:
+        for pubsub in self._pubsubs.values():
+            pubsub.close()
+        self._pubsubs.clear()
+
+
 # -- waiting for ends -------------------------------------------------------------------
 
 
@@ -283,14 +454,15 @@ class EndWaiter:
 
     def __init__(self, client: Any) -> None:
         self.client = client
-        client.config_set("notify-keyspace-events", "Kh")
-        self.pubsub = client.pubsub()
+        enable_keyspace_events(client)
+        self.events = KeyspaceEvents(client)
 
     def run(self, key: str, start: Callable[[], Any], timeout: float = 120.0) -> float:
         channel = f"__keyspace@0__:{key}"
-        self.pubsub.subscribe(channel)
+        pubsub = self.events.pubsub_for(key)
+        pubsub.subscribe(channel)
         while True:  # the subscription must be live before the start
-            msg = self.pubsub.get_message(timeout=1.0)
+            msg = pubsub.get_message(timeout=1.0)
             if msg and msg["type"] == "subscribe":
                 break
         t0 = time.perf_counter()
@@ -298,7 +470,7 @@ class EndWaiter:
         deadline = t0 + timeout
         try:
             while True:
-                msg = self.pubsub.get_message(timeout=0.5)
+                msg = pubsub.get_message(timeout=0.5)
                 if msg is None or msg["type"] == "message":
                     status = self.client.hget(key, "status")
                     if status is not None and status != "RUNNING":
@@ -308,8 +480,8 @@ class EndWaiter:
                 if time.perf_counter() > deadline:
                     raise TimeoutError(f"{key} did not end within {timeout} s")
         finally:
-            self.pubsub.unsubscribe(channel)
-            while self.pubsub.get_message(timeout=0.01):
+            pubsub.unsubscribe(channel)
+            while pubsub.get_message(timeout=0.01):
                 pass
 
 
@@ -320,11 +492,10 @@ def run_all(client: Any, keys: list[str], start: Callable[[], Any], timeout: flo
     read once per HSET notification of that key, so the waiting costs the same per
     execution on both sides and no polling loop competes with the worker for the CPUs.
     """
-    pubsub = client.pubsub()
+    pubsub = KeyspaceEvents(client)
     channels = {f"__keyspace@0__:{key}": key for key in keys}
     names = list(channels)
-    for i in range(0, len(names), 500):
-        pubsub.subscribe(*names[i : i + 500])
+    pubsub.subscribe(keys)
     confirmed = 0
     while confirmed < len(names):
         msg = pubsub.get_message(timeout=5.0)
@@ -397,9 +568,18 @@ def paired_ratio(ours: list[float], theirs: list[float]) -> float:
 
 
 class Bench:
-    def __init__(self, quick: bool, concurrency: int, logdir: Path, profile: Path | None):
+    def __init__(
+        self,
+        quick: bool,
+        concurrency: int,
+        logdir: Path,
+        profile: Path | None,
+        store: str = "embedded",
+        broker: str | None = None,
+        partitions: int | None = None,
+    ):
         self.quick = quick
-        self.procs = Processes(concurrency, logdir)
+        self.procs = Processes(concurrency, logdir, store, broker, partitions)
         self.profile = profile
         self.figures: dict[str, Any] = {}
         self.notes: dict[str, str] = {}
@@ -412,6 +592,18 @@ class Bench:
         from orchestrator.engine.keys import Keys
 
         return Keys(PREFIX, get_settings().partitions).execution(execution_id)
+
+    def _index_size(self, index: str) -> int:
+        """Entries in an index (``timers``, ``leases``) over all the partitions: one
+        sorted set per partition since issue 18 (``{p}:{<tag>}:timers``...)."""
+        from orchestrator.config import get_settings
+        from orchestrator.engine.keys import Keys
+
+        keys = Keys(PREFIX, get_settings().partitions)
+        pipe = self.client.pipeline(transaction=False)
+        for p in keys.all_partitions():
+            pipe.zcard(getattr(keys, index)(p))
+        return sum(int(n) for n in pipe.execute())
 
     def start_wf(self, definition: dict[str, Any], input: Any, name: str) -> Any:
         from orchestrator import start_workflow
@@ -513,15 +705,20 @@ class Bench:
                 timer = times.user + times.system
             except psutil.NoSuchProcess:
                 pass
-        cpu = self.client.info("cpu")
-        stats = self.client.info("commandstats")
+        # Redis: the server's, or the sum of a cluster's masters'.
+        cpu = server_infos(self.client, "cpu")
+        calls: dict[str, int] = {}
+        for stats in server_infos(self.client, "commandstats"):
+            for k, v in stats.items():
+                name = k.removeprefix("cmdstat_")
+                calls[name] = calls.get(name, 0) + v["calls"]
         return {
             "worker": worker,
             "main": main,
             "timer": timer,
             "driver": time.process_time(),
-            "redis": float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]),
-            "calls": {k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items()},
+            "redis": sum(float(c["used_cpu_user"]) + float(c["used_cpu_sys"]) for c in cpu),
+            "calls": calls,
         }
 
     def _cost_delta(self, before: dict[str, Any], after: dict[str, Any], n: int) -> dict[str, Any]:
@@ -664,8 +861,8 @@ class Bench:
         definition = linear(5, "linear5")
         # Settle: everything started so far has finished.
         time.sleep(0.5)
-        self.client.memory_purge()
-        before = int(self.client.info("memory")["used_memory"])
+        memory_purge(self.client)
+        before = used_memory(self.client)
         names = []
         for _ in range(n):
             name = uuid.uuid4().hex
@@ -673,7 +870,7 @@ class Bench:
             names.append(name)
         wait_all(self.client, [self.exec_key(x) for x in names], timeout=300, interval=0.05)
         time.sleep(0.5)
-        after = int(self.client.info("memory")["used_memory"])
+        after = used_memory(self.client)
         per = (after - before) / n
         # Cross-check: MEMORY USAGE of one execution's own keys.
         sample = names[: min(50, n)]
@@ -706,7 +903,7 @@ class Bench:
         self.figures["redis_key_bytes_per_execution"] = round(statistics.mean(usage))
         self.notes["memory"] = (
             f"{n} executions of a 5-Task workflow; {history_len} history events each; "
-            f"leases left: {self.client.zcard(f'{PREFIX}:leases')}"
+            f"leases left: {self._index_size('leases')}"
         )
         log(
             f"memory: {per:.0f} B/execution (used_memory), {statistics.mean(usage):.0f} B "
@@ -794,8 +991,8 @@ class Bench:
         name = uuid.uuid4().hex
         keys = self._execution_keys(name)
         time.sleep(0.3)
-        self.client.memory_purge()
-        base = int(self.client.info("memory")["used_memory"])
+        memory_purge(self.client)
+        base = used_memory(self.client)
         peak_keys: dict[str, int] = {}
         peak_total = 0
         peak_used = base
@@ -807,7 +1004,7 @@ class Bench:
             while not stop.wait(0.25):
                 try:
                     sizes = self._key_bytes(keys, 0)
-                    used = int(self.client.info("memory")["used_memory"])
+                    used = used_memory(self.client)
                 except Exception:  # noqa: BLE001 - a sample lost, not the run
                     continue
                 sampled += 1
@@ -835,7 +1032,7 @@ class Bench:
         costs = self._cost_delta(before, self._costs(), items)
         time.sleep(0.5)
         after_keys = self._key_bytes(keys, 0)
-        after_used = int(self.client.info("memory")["used_memory"])
+        after_used = used_memory(self.client)
         history_events = self.client.xlen(keys["history"])
         record = self.client.hgetall(keys["record"])
         # What an item leaves in the history: its events' stored text (compact JSON,
@@ -1087,7 +1284,7 @@ class Bench:
         time.sleep(0.5)
         base_rss = rss_mb(pids)
         base_timer_rss = rss_mb([self.procs.timer.pid])  # type: ignore[union-attr]
-        base_redis = int(self.client.info("memory")["used_memory"])
+        base_redis = used_memory(self.client)
         samples: list[float] = []
         timer_samples: list[float] = []
         stop = threading.Event()
@@ -1123,8 +1320,8 @@ class Bench:
             names.append(name)
             dues.append(due)
         started = time.time()
-        pending = self.client.zcard(f"{PREFIX}:timers")
-        redis_pending = int(self.client.info("memory")["used_memory"])
+        pending = self._index_size("timers")
+        redis_pending = used_memory(self.client)
         log(f"timers: {n} started in {started - t_start:.1f} s; {pending} timers pending")
         wait_all(
             self.client,
@@ -1276,7 +1473,7 @@ def machine_info(client: Any) -> dict[str, Any]:
         "cores": os.cpu_count(),
         "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "python": platform.python_version(),
-        "redis": client.info("server")["redis_version"],
+        "redis": server_infos(client, "server")[0]["redis_version"],
         "platform": platform.platform(),
     }
 
@@ -1309,6 +1506,10 @@ def report(bench: Bench, info: dict[str, Any], elapsed: float, as_json: bool) ->
         f"Redis {info['redis']}; worker: prefork -c {bench.procs.concurrency}; "
         f"{'quick' if bench.quick else 'full'} run in {elapsed:.0f} s"
     )
+    print(
+        f"store: {bench.procs.store}; broker: {broker_name(bench.procs.broker)}; "
+        f"partitions: {bench.procs.partitions or 'the default'}"
+    )
     for name, note in bench.notes.items():
         print(f"note [{name}]: {note}")
     if as_json:
@@ -1320,6 +1521,9 @@ def report(bench: Bench, info: dict[str, Any], elapsed: float, as_json: bool) ->
                     "machine": info,
                     "quick": bench.quick,
                     "concurrency": bench.procs.concurrency,
+                    "store": bench.procs.store,
+                    "broker": broker_name(bench.procs.broker),
+                    "partitions": bench.procs.partitions,
                     "costs": bench.costs,
                     "elapsed_s": round(elapsed, 1),
                     "goals_missed": failures,
@@ -1330,7 +1534,17 @@ def report(bench: Bench, info: dict[str, Any], elapsed: float, as_json: bool) ->
     return failures
 
 
+def broker_name(url: str | None) -> str:
+    """The broker's kind (``amqp``, ``redis``...), never its credentials."""
+    return url.split("://", 1)[0] if url else "the store's Redis"
+
+
 def main() -> int:
+    if "--cluster" in sys.argv[1:]:
+        # One Redis, then a cluster, side by side: benchmarks/cluster.py runs both.
+        from benchmarks.cluster import main as side_by_side
+
+        return side_by_side([a for a in sys.argv[1:] if a != "--cluster"])
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, 2,000 timers")
     parser.add_argument("--json", action="store_true", help="last line: one JSON object")
@@ -1342,14 +1556,51 @@ def main() -> int:
         help="record py-spy profiles of the worker children into DIR",
     )
     parser.add_argument("--only", default="", help="comma-separated steps to run (debug)")
+    parser.add_argument(
+        "--store",
+        choices=STORES,
+        default="embedded",
+        help="the store on the embedded Redis, one redis-server, or a 3-master cluster",
+    )
+    parser.add_argument(
+        "--broker", default=None, help="Celery's broker URL (default: the store's Redis)"
+    )
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=None,
+        help=f"ORCHESTRATOR_PARTITIONS (default: the environment's; {CLUSTER_PARTITIONS} "
+        "on a cluster)",
+    )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="one Redis and a 3-master cluster side by side (benchmarks/cluster.py)",
+    )
     args = parser.parse_args()
+    if args.store == "cluster" and not args.broker:
+        parser.error("--store cluster needs --broker (kombu has no Redis Cluster transport)")
+    if args.store == "cluster" and args.partitions is None:
+        args.partitions = CLUSTER_PARTITIONS
+    if args.broker:
+        # A broker that outlives the run: a queue of its own (deleted at the end).
+        global QUEUE
+        QUEUE = f"bench-{uuid.uuid4().hex[:8]}"
     # A SIGTERM (timeout, kill) must unwind through the finally below, which stops the
     # worker, the timer process and the embedded Redis; by default it would leave them.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     logdir = Path(tempfile.mkdtemp(prefix="orchestrator-bench-"))
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
-    bench = Bench(args.quick, args.concurrency, logdir, args.profile)
+    bench = Bench(
+        args.quick,
+        args.concurrency,
+        logdir,
+        args.profile,
+        args.store,
+        args.broker,
+        args.partitions,
+    )
     t0 = time.perf_counter()
     info: dict[str, Any] = {}
     try:

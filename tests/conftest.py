@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from hypothesis import settings
 
 from orchestrator.testing import LocalOrchestrator, local_orchestrator
 from tests.parallel import pytest_xdist_make_scheduler  # noqa: F401 - an xdist hook
+from tests.redis_servers import ClusterGroup, cluster_group, redis_servers
 
 # Hypothesis's default 200 ms deadline per example measures the machine's load, not the
 # code: on a busy CI machine a parse of a generated path can take longer, and the test
@@ -97,3 +99,11 @@ def tag() -> str:
 def unique_name() -> str:
     """A unique execution name."""
     return f"t-{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture
+def redis_cluster(tmp_path: Path) -> Iterator[ClusterGroup]:
+    """A Redis Cluster of three masters of the test's own (real ``redis-server``
+    processes, tests/redis_servers.py), formed and agreed on its slots; stopped after."""
+    with redis_servers(tmp_path / "redis-cluster") as servers:
+        yield cluster_group(servers)

