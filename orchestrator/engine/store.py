@@ -35,6 +35,7 @@ from redis.exceptions import (
     NoScriptError,
     RedisClusterException,
     ResponseError,
+    SlotNotCoveredError,
     TryAgainError,
 )
 from redis.retry import Retry
@@ -66,8 +67,16 @@ logger = logging.getLogger("orchestrator.engine.store")
 #: a restarted server is reached again, a hung one gives up after a few timeouts.
 COMMAND_ATTEMPTS = 3
 
-#: Errors that mean the store could not be reached, not that a command was wrong.
-OUTAGE_ERRORS: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError)
+#: Errors that mean the store could not be reached, not that a command was wrong: on a
+#: Redis Cluster also a cluster that is down (a master lost and not yet replaced: its
+#: slots uncovered) or a slot in the middle of moving, after redis-py's own retries.
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    ClusterDownError,
+    TryAgainError,
+    SlotNotCoveredError,
+)
 
 
 class ReplicasBehind(redis.ConnectionError):
