@@ -10,6 +10,7 @@ import pytest
 from redis.crc import key_slot
 from redis.exceptions import MovedError
 
+from orchestrator.engine.records import lease_member, timer_member
 from orchestrator.engine.store import RedisStore, Write, redis_client
 from tests.redis_servers import ClusterGroup, Server
 
@@ -88,3 +89,27 @@ def test_a_batch_of_commits_a_node_lacks_the_script_of_runs_each_once(
     assert all(result.ok for result in store.apply_many([bump(i) for i in ids]))
     counts = [int(store.execution_records([i], ("n",))[0]["n"] or 0) for i in ids]
     assert counts == [2] * 6 + [1] * 6
+
+
+def test_the_transactions_and_indexes_of_one_slot_run_on_a_cluster(store: RedisStore) -> None:
+    # A MULTI on a cluster must name one slot: a rate-limited step's timer and outbox
+    # entry (its partition), a message's dead letter and its partition's index.
+    execution_id = "rated-1"
+    p = store.keys.partition_of(execution_id)
+    member = lease_member(execution_id, "A")
+    store.client.zadd(store.keys.outbox(p), {member: 1.0})
+    timer = timer_member("limit", execution_id, "A", 0)
+    assert store.take_rate_token("act", 1.0, 1.0, 100.0, member, timer, 30.0) == 0
+    wait = store.take_rate_token("act", 1.0, 1.0, 100.0, member, timer, 30.0)
+    assert wait == 1.0
+    assert store.client.zscore(store.keys.timers(p), timer) == 101.0
+    assert store.client.zscore(store.keys.outbox(p), member) == 131.0
+    for n in range(9):
+        store.add_dead_letter(f"msg-{n}", "{}", float(n), 60)
+    assert store.dead_letter_ids(100) == [f"msg-{n}" for n in reversed(range(9))]
+    assert store.trim_dead_letters(4) == 5
+    assert store.dead_letter_ids(100) == [f"msg-{n}" for n in reversed(range(5, 9))]
+    # The schedules: one slot of their own.
+    assert store.create_schedule("nightly", {"target": "t"}, 1.0, 5.0)
+    assert store.due_schedules(10.0, 10) == ["nightly"]
+    assert store.delete_schedule("nightly")
