@@ -7,11 +7,22 @@ partitions per master). Celery's broker is separate, as it must be (kombu has no
 transport): the machine's RabbitMQ when it answers, else a plain ``redis-server`` of the
 test's own. Two workers and two beats run as separate processes, the client in this one.
 
-500 executions, a sixth each of: a chain of Tasks, an inline Map, a Parallel, a Wait of
-1 s, a Retry that fails once, a Catch. Each ends SUCCEEDED with the output its kind
-gives; its history has each Task's ``TaskSucceeded`` exactly once per step, each timer's
-effect once (the Wait exited once, the retry scheduled once more); each activity with a
-side effect counted its calls once (twice for the retried one). The four processes are
+500 executions, a ninth each of: a chain of Tasks, an inline Map, a Parallel, a Wait of
+1 s, a Retry that fails once, a Catch, and the kinds whose calls cross partitions: a
+Distributed Map over 3 items (each item a child execution, usually in another partition,
+whose end reaches the parent through a ``mapchild`` timer that beat moves to the parent's
+partition), a ``startExecution.sync:2`` child workflow of a state machine registered in
+the store (the child in its own partition, its end back to the parent the same way), and
+a Task on an activity with ``max_concurrency=2`` (its permits under the activity's own hash
+tag, not the execution's). Each ends SUCCEEDED with the output its kind gives; its history
+has each Task's ``TaskSucceeded`` exactly once per step, each timer's effect once (the
+Wait exited once, the retry scheduled once more, the Map Run started and succeeded once);
+each activity with a side effect counted its calls once (twice for the retried one). Each
+Distributed Map's run counts 3 children succeeded of 3, each child SUCCEEDED with its
+item's Task once; each child workflow ended SUCCEEDED once, linked to its parent; the
+limited activity never ran more than 2 at once (and did run 2) and gave every permit
+back. Meanwhile a ``rate(1 second)`` schedule (its keys under one hash tag) fires at least
+twice, each firing's execution succeeding once, and is deleted. The four processes are
 still running at the end, no node ever replied CROSSSLOT (``INFO errorstats``), and no
 process logged a cross-slot or redirection error.
 """
@@ -44,6 +55,7 @@ from tests.helpers import (
     task,
     wait_until,
 )
+from tests.limit_activities import LIMITED, max_overlap
 from tests.redis_servers import ClusterGroup, broker_server, redis_servers
 
 pytestmark = pytest.mark.e2e
@@ -57,18 +69,35 @@ WORKER_THREADS = 4
 BEATS = 2
 #: For all 500 to end once started (they take ~10-20 s on 2 cores).
 RUN_TIMEOUT_S = 75
+#: The test activities' modules the workers import (a comma list in the environment).
+TASK_MODULES = ("tests.activities", "tests.limit_activities")
+#: ``states:startExecution`` waiting for the child's end, its output as JSON.
+START_SYNC2 = "arn:aws:states:::states:startExecution.sync:2"
+#: How long the limited activity holds its permit: long enough for the runs to overlap.
+LIMITED_SLEEP_S = 0.05
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
 #: What a process must never log with the store on a cluster: a cross-slot call, a
 #: redirection that surfaced (redis-py follows MOVED/ASK itself), a cluster down or
 #: resharding error, a script touching a key of another node.
 CLUSTER_ERRORS = re.compile(r"\b(CROSSSLOT|MOVED|ASK|TRYAGAIN|CLUSTERDOWN)\b|non local key")
 
-KINDS = ("chain", "map", "parallel", "wait", "retry", "catch")
+KINDS = ("chain", "map", "parallel", "wait", "retry", "catch", "dmap", "child", "limited")
 
 
-def _definitions() -> dict[str, dict[str, Any]]:
+def _child_machine() -> dict[str, Any]:
+    """The child workflow the "child" kind starts (registered in the store, by ARN)."""
+    return machine(
+        {
+            "Count": task("count", Parameters={"tag.$": "$.tag"}, ResultPath="$.count", Next="Add"),
+            "Add": task("add", Parameters={"a.$": "$.n", "b": 4}, ResultPath="$.sum"),
+        }
+    )
+
+
+def _definitions(child_arn: str) -> dict[str, dict[str, Any]]:
     """One definition per kind; every execution's input is ``{"n": n, "tag": tag}``
-    (plus ``items`` for the Map), its side effects counted under ``calls:<tag>``."""
+    (plus ``items`` for the Maps), its side effects counted under ``calls:<tag>``;
+    ``child_arn``: the registered state machine of :func:`_child_machine`."""
     count = {"tag.$": "$.tag"}
     return {
         "chain": machine(
@@ -145,12 +174,52 @@ def _definitions() -> dict[str, dict[str, Any]]:
                 "Handled": task("add", Parameters={"a.$": "$.n", "b": 3}, ResultPath="$.sum"),
             }
         ),
+        "dmap": machine(
+            {
+                "DItems": {
+                    "Type": "Map",
+                    "ItemsPath": "$.items",
+                    "ItemProcessor": {
+                        "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                        "StartAt": "DItem",
+                        "States": {"DItem": task("add", Parameters={"a.$": "$", "b": 20})},
+                    },
+                    "ResultPath": "$.dmapped",
+                    "Next": "Count",
+                },
+                "Count": task("count", Parameters=count, ResultPath="$.count"),
+            }
+        ),
+        "child": machine(
+            {
+                "Call": task(
+                    START_SYNC2,
+                    Parameters={
+                        "StateMachineArn": child_arn,
+                        "Input": {"n.$": "$.n", "tag.$": "$.tag"},
+                    },
+                    ResultSelector={"Output.$": "$.Output", "Status.$": "$.Status"},
+                    ResultPath="$.child",
+                )
+            }
+        ),
+        "limited": machine(
+            {
+                "Limited": task(
+                    LIMITED,
+                    Parameters={"sleep": LIMITED_SLEEP_S},
+                    ResultPath="$.span",
+                    Next="Count",
+                ),
+                "Count": task("count", Parameters=count, ResultPath="$.count"),
+            }
+        ),
     }
 
 
 def _input(kind: str, n: int, tag: str) -> dict[str, Any]:
     value: dict[str, Any] = {"n": n, "tag": tag}
-    if kind == "map":
+    if kind in ("map", "dmap"):
         value["items"] = [n, n + 1, n + 2]
     return value
 
@@ -168,8 +237,16 @@ def _expected_output(kind: str, n: int, tag: str) -> Any:
         return {**value, "count": calls}
     if kind == "retry":
         return {**value, "flaky": {"tag": tag, "fail": 1, "attempt": 2}}
-    assert kind == "catch"
-    return {**value, "error": {"Error": "Boom", "Cause": "planned"}, "sum": n + 3}
+    if kind == "catch":
+        return {**value, "error": {"Error": "Boom", "Cause": "planned"}, "sum": n + 3}
+    if kind == "dmap":
+        return {**value, "dmapped": [n + 20, n + 21, n + 22], "count": calls}
+    if kind == "child":
+        output = {**value, "count": calls, "sum": n + 4}
+        return {**value, "child": {"Output": output, "Status": "SUCCEEDED"}}
+    # The span's times and processes vary: the caller checks them and puts them here.
+    assert kind == "limited"
+    return {**value, "span": "<checked apart>", "count": calls}
 
 
 #: Per kind: (event type, state) -> how many times it must be in the history.
@@ -197,9 +274,37 @@ EXPECTED_EVENTS: dict[str, dict[tuple[str, str], int]] = {
         ("TaskSucceeded", "Fail"): 0,
         ("TaskSucceeded", "Handled"): 1,
     },
+    "dmap": {
+        ("MapRunStarted", "DItems"): 1,
+        ("MapRunSucceeded", "DItems"): 1,
+        # The items ran in the children: none of their events in the parent's history.
+        ("MapIterationStarted", "DItems"): 0,
+        ("TaskSucceeded", "DItem"): 0,
+        ("TaskSucceeded", "Count"): 1,
+    },
+    "child": {("TaskScheduled", "Call"): 1, ("TaskSucceeded", "Call"): 1},
+    "limited": {
+        ("TaskScheduled", "Limited"): 1,
+        ("TaskSucceeded", "Limited"): 1,
+        ("TaskSucceeded", "Count"): 1,
+    },
 }
-#: Calls counted under ``calls:<tag>`` by the end (the flaky activity's failure counts).
-EXPECTED_CALLS = {"chain": 1, "map": 1, "parallel": 1, "wait": 1, "retry": 2, "catch": 1}
+#: A Distributed Map's child's, a child workflow's history: event -> how many times.
+DMAP_CHILD_EVENTS = {("TaskSucceeded", "DItem"): 1}
+CHILD_EVENTS = {("TaskSucceeded", "Count"): 1, ("TaskSucceeded", "Add"): 1}
+#: Calls counted under ``calls:<tag>`` by the end (the flaky activity's failure counts;
+#: the child workflow's Count counts under its parent's tag).
+EXPECTED_CALLS = {
+    "chain": 1,
+    "map": 1,
+    "parallel": 1,
+    "wait": 1,
+    "retry": 2,
+    "catch": 1,
+    "dmap": 1,
+    "child": 1,
+    "limited": 1,
+}
 
 
 def _rabbitmq_answers() -> bool:
@@ -274,7 +379,7 @@ def engine(redis_url: str, broker_url: str, logs: Path) -> Iterator[Engine]:
         broker_url=broker_url,
         key_prefix=f"orch-cluster-{run}",
         queue=f"orchestrator-cluster-{run}",
-        task_modules=["tests.activities"],
+        task_modules=list(TASK_MODULES),
         partitions=PARTITIONS,
     )
     # First, in this process: a store that refuses the URL fails here, before any child.
@@ -284,7 +389,7 @@ def engine(redis_url: str, broker_url: str, logs: Path) -> Iterator[Engine]:
         BROKER_URL=broker_url,
         ORCHESTRATOR_KEY_PREFIX=settings.key_prefix,
         ORCHESTRATOR_QUEUE=settings.queue,
-        ORCHESTRATOR_TASK_MODULES="tests.activities",
+        ORCHESTRATOR_TASK_MODULES=",".join(TASK_MODULES),
         ORCHESTRATOR_PARTITIONS=str(PARTITIONS),
     )
     logs.mkdir()
@@ -322,9 +427,11 @@ class Started:
 
 
 def start_mix(state: Engine, executions: int = EXECUTIONS) -> list[Started]:
-    """Start ``executions`` executions, the kinds in turn."""
-    definitions = _definitions()
+    """Start ``executions`` executions, the kinds in turn (the child workflows' state
+    machine registered first, in the store, where the workers and beats find it)."""
     run = uuid.uuid4().hex[:8]
+    kid = state.client.create_state_machine(f"cluster-kid-{run}", _child_machine())
+    definitions = _definitions(kid.state_machine_arn)
     started = []
     for n in range(executions):
         kind = KINDS[n % len(KINDS)]
@@ -336,10 +443,15 @@ def start_mix(state: Engine, executions: int = EXECUTIONS) -> list[Started]:
     return started
 
 
-def check_mix(state: Engine, started: list[Started], timeout: float = RUN_TIMEOUT_S) -> None:
+def check_mix(
+    state: Engine, started: list[Started], timeout: float = RUN_TIMEOUT_S
+) -> list[tuple[str, str]]:
     """Every execution ended SUCCEEDED with its kind's output, its history has each
-    step's events once, and its side effects were counted once."""
+    step's events once, and its side effects were counted once; each Distributed Map's
+    run and children, each child workflow ended once; the limited activity held to its
+    limit and gave its permits back. Returns each (parent, child) execution id pair."""
     deadline = time.monotonic() + timeout
+    spans = []
     for one in started:
         try:
             result = one.handle.result(max(0.1, deadline - time.monotonic()))
@@ -350,18 +462,87 @@ def check_mix(state: Engine, started: list[Started], timeout: float = RUN_TIMEOU
                 f"starts ({unfinished} of {len(started)} still running)\n{state.log_text()}"
             )
         assert result.status == "SUCCEEDED", (one.kind, result, state.log_text())
-        assert result.output == _expected_output(one.kind, one.n, one.tag), (one.kind, result)
+        output = result.output
+        if one.kind == "limited":
+            span = output["span"]
+            assert set(span) == {"start", "end", "pid", "ppid"}, (one.kind, result)
+            assert span["start"] <= span["end"], (one.kind, result)
+            spans.append(span)
+            output = {**output, "span": "<checked apart>"}
+        assert output == _expected_output(one.kind, one.n, one.tag), (one.kind, result)
+    # Never more than 2 at once across both workers, and the limit was used.
+    assert max_overlap(spans) == 2, spans
+    pairs = []
     with state.client.bound():
         for one in started:
-            history = one.handle.history()
-            wanted = {
-                **EXPECTED_EVENTS[one.kind],
-                ("ExecutionStarted", None): 1,
-                ("ExecutionSucceeded", None): 1,
-            }
-            seen = {key: count_events(history, key[0], key[1]) for key in wanted}
-            assert seen == wanted, (one.kind, one.handle.execution_id, seen)
+            _check_history(one.handle.history(), EXPECTED_EVENTS[one.kind], one)
             assert counter("calls", one.tag) == EXPECTED_CALLS[one.kind], (one.kind, one.tag)
+            if one.kind == "dmap":
+                pairs += [(one.handle.execution_id, c) for c in _check_map_run(state, one)]
+            elif one.kind == "child":
+                pairs.append((one.handle.execution_id, _check_child_workflow(state, one)))
+    wait_until(
+        lambda: state.client.store.permits_in_use([LIMITED]) == [0],
+        10,
+        message="every permit of the limited activity given back",
+    )
+    return pairs
+
+
+def _check_history(history: list[Any], expected: dict[tuple[str, Any], int], one: Any) -> None:
+    """The execution started and succeeded once, and has the events ``expected`` says."""
+    wanted = {**expected, ("ExecutionStarted", None): 1, ("ExecutionSucceeded", None): 1}
+    seen = {key: count_events(history, key[0], key[1]) for key in wanted}
+    assert seen == wanted, (one, seen)
+
+
+def _check_map_run(state: Engine, one: Started) -> list[str]:
+    """One Map Run, 3 children succeeded of 3, each child SUCCEEDED with its item's Task
+    once (the client bound). Returns the children's execution ids."""
+    (run,) = state.client.list_map_runs(one.handle.execution_id)
+    assert run.status == "SUCCEEDED", (one.handle.execution_id, run)
+    assert run.counts.succeeded == run.counts.total == 3, (one.handle.execution_id, run)
+    assert run.counts.running == run.counts.failed == run.counts.aborted == 0, run
+    children = state.client.list_map_run_children(run.map_run_arn)
+    assert [c.index for c in children] == [0, 1, 2], children
+    for child in children:
+        assert child.status == "SUCCEEDED", (one.handle.execution_id, child)
+        history = state.client.get_execution_history(child.execution_id)
+        _check_history(history, DMAP_CHILD_EVENTS, (one.handle.execution_id, child))
+    return [c.execution_id for c in children]
+
+
+def _check_child_workflow(state: Engine, one: Started) -> str:
+    """One child workflow, started by the ``Call`` Task and waited for, SUCCEEDED once
+    (the client bound). Returns its execution id."""
+    (linked,) = one.handle.describe().children
+    assert linked.state == "Call" and linked.mode == "sync2", linked
+    child = state.client.describe_execution(linked.execution_id)
+    assert child.status == "SUCCEEDED", (one.handle.execution_id, child)
+    assert child.parent_execution_id == one.handle.execution_id, child
+    assert child.output == _expected_output(one.kind, one.n, one.tag)["child"]["Output"], child
+    history = state.client.get_execution_history(linked.execution_id)
+    _check_history(history, CHILD_EVENTS, (one.handle.execution_id, linked))
+    return linked.execution_id
+
+
+def schedule_fired(state: Engine, name: str, times: int, tag: str) -> None:
+    """Wait until the schedule ``name`` started ``times`` executions, delete it, and check
+    each of those executions (named after its firing, once each) SUCCEEDED once."""
+
+    def executions() -> list[str]:
+        return state.client.describe_schedule(name, log_count=200).executions
+
+    wait_until(lambda: len(executions()) >= times, 30, message=f"{times} firings of {name}")
+    fired = executions()
+    state.client.delete_schedule(name)
+    assert len(set(fired)) == len(fired), fired
+    with state.client.bound():
+        for execution in fired:
+            handle = ExecutionHandle(execution)
+            result = handle.result(30)
+            assert result.status == "SUCCEEDED" and result.output == {"tag": tag}, result
+            _check_history(handle.history(), {}, execution)
 
 
 def cluster_errors_logged(logs: Path) -> list[str]:
@@ -388,13 +569,31 @@ def test_a_mix_of_500_executions_with_two_beats_on_a_three_master_cluster(
         assert owners == {m.port for m in redis_cluster.masters}
 
         started_at = time.monotonic()
+        # A schedule fires alongside the mix, from one beat or the other.
+        schedule = f"cluster-every-second-{uuid.uuid4().hex[:8]}"
+        pass_machine = machine({"P": {"Type": "Pass", "End": True}})
+        state.client.create_schedule(
+            schedule, pass_machine, "rate(1 second)", input={"tag": schedule}
+        )
         started = start_mix(state)
-        check_mix(state, started)
+        pairs = check_mix(state, started)
         took = time.monotonic() - started_at
+        schedule_fired(state, schedule, 2, schedule)
         # Both beats and both workers lived through it all.
         assert state.exited() == [], state.log_text()
         partitions = {keys.partition_of(s.handle.execution_id) for s in started}
         assert partitions == set(range(PARTITIONS)), partitions
+
+        # The children's ends did cross: many a child on another master than its parent's.
+        def master_of(execution_id: str) -> int:
+            slot = _slot(keys.timers(keys.partition_of(execution_id)))
+            return redis_cluster.slot_owner(slot).port
+
+        crossed = sum(1 for parent, child in pairs if master_of(parent) != master_of(child))
+        # 3 per Distributed Map, 1 per child workflow.
+        dmaps, kids = (sum(1 for s in started if s.kind == k) for k in ("dmap", "child"))
+        assert len(pairs) == 3 * dmaps + kids, (len(pairs), dmaps, kids)
+        assert crossed >= len(pairs) // 3, (crossed, len(pairs))
         # Each master holds executions of the run's.
         for master in redis_cluster.masters:
             with master.client() as direct:
@@ -414,7 +613,8 @@ def test_a_mix_of_500_executions_with_two_beats_on_a_three_master_cluster(
     print(
         f"\n[e2e] {EXECUTIONS} executions on a {len(redis_cluster.masters)}-master cluster "
         f"({PARTITIONS} partitions, broker {broker_url.split(':', 1)[0]}): all ended once in "
-        f"{took:.1f} s; error stats {after}"
+        f"{took:.1f} s ({len(pairs)} children, {crossed} on another master than their "
+        f"parent's); error stats {after}"
     )
 
 
