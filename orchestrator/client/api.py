@@ -626,7 +626,7 @@ def scan_executions(
     """
     wanted = tuple(dict.fromkeys(("status", "start", "workflow", *fields)))
     rows: list[tuple[str, dict[str, str | None]]] = []
-    positions = list((cursor or ListingCursor.start(store.keys.partitions)).positions)
+    positions = list((cursor or ListingCursor.start(store.partitions)).positions)
     scanned = 0
     status_value = status.value if status is not None else None
     workflow = workflow or None

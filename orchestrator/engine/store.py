@@ -677,6 +677,12 @@ class RedisStore:
         #: No schedule is left under the keys of earlier versions (looked once per store).
         self._schedules_migrated = False
 
+    @property
+    def partitions(self) -> int:
+        """How many partitions the executions are split into (``ORCHESTRATOR_PARTITIONS``):
+        what a listing's cursor holds a position for each of."""
+        return self.keys.partitions
+
     def close(self) -> None:
         """Close the store's connections."""
         self.lane.close()

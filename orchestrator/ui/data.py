@@ -147,7 +147,7 @@ def list_summaries(
         InvalidInputError: ``cursor`` is not a cursor of this deployment's listings.
     """
     store = store or get_store()
-    start = ListingCursor.parse(cursor, store.keys.partitions)
+    start = ListingCursor.parse(cursor, store.partitions)
     # The listing of the API and the CLI too; this one reads only the summary fields.
     found, position = scan_executions(
         store,

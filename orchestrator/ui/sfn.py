@@ -797,7 +797,7 @@ def list_executions(body: Body) -> Body:
             else None
         )
         try:
-            cursor = ListingCursor.parse(at, store.keys.partitions)
+            cursor = ListingCursor.parse(at, store.partitions)
         except InvalidInputError:
             raise SfnError(
                 "InvalidToken", "Invalid Token: a nextToken of another listing"
