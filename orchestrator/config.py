@@ -104,17 +104,31 @@ class SentinelTarget:
     password: str | None = None
 
 
-def parse_sentinel_url(url: str) -> SentinelTarget | None:
-    """The :class:`SentinelTarget` of a ``redis+sentinel://`` URL; None for another scheme.
+@dataclass(frozen=True)
+class _MultiHostUrl:
+    """A URL naming several servers: ``scheme://[user:password@]h1:p1,h2:p2/path``."""
+
+    scheme: str
+    hosts: tuple[tuple[str, int], ...]
+    path: str
+    username: str | None
+    password: str | None
+
+
+def _multi_host_url(
+    url: str, schemes: tuple[str, ...], default_port: int, what: str, form: str
+) -> _MultiHostUrl | None:
+    """``url`` split, if its scheme is one of ``schemes`` (else None); the query and the
+    fragment dropped, the credentials and the path unquoted.
 
     Raises:
-        ValueError: the URL names no sentinel, no master, or a bad port or database (the
-            message never quotes the password).
+        ValueError: an address that is not host:port (``what`` names it in the message,
+            with the ``form``); the message never quotes the password.
     """
     scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() not in SENTINEL_SCHEMES:
+    if not sep or scheme.lower() not in schemes:
         return None
-    form = "redis+sentinel://[user:password@]host1:26379,host2:26380/MASTER_NAME/DB"
+    form = form.format(scheme=scheme.lower())
     rest = rest.split("?", 1)[0].split("#", 1)[0]
     netloc, _, path = rest.partition("/")
     userinfo, at, hosts = netloc.rpartition("@")
@@ -123,22 +137,40 @@ def parse_sentinel_url(url: str) -> SentinelTarget | None:
         user, colon, secret = userinfo.partition(":")
         username = unquote(user) or None
         password = unquote(secret) if colon else None
-    sentinels = []
+    addresses = []
     for part in hosts.split(","):
         host, colon, port = part.strip().rpartition(":")
         if not colon:
-            host, port = port, "26379"
+            host, port = port, str(default_port)
         host = host.strip("[]")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"a sentinel address is not host:port; the form is {form}")
-        sentinels.append((host, int(port)))
-    names = [unquote(p) for p in path.split("/") if p]
+            raise ValueError(f"{what} is not host:port; the form is {form}")
+        addresses.append((host, int(port)))
+    return _MultiHostUrl(scheme.lower(), tuple(addresses), path, username, password)
+
+
+SENTINEL_FORM = "{scheme}://[user:password@]host1:26379,host2:26380/MASTER_NAME/DB"
+CLUSTER_FORM = "{scheme}://[user:password@]host1:7000[,host2:7001...]/"
+
+
+def parse_sentinel_url(url: str) -> SentinelTarget | None:
+    """The :class:`SentinelTarget` of a ``redis+sentinel://`` URL; None for another scheme.
+
+    Raises:
+        ValueError: the URL names no sentinel, no master, or a bad port or database (the
+            message never quotes the password).
+    """
+    parsed = _multi_host_url(url, SENTINEL_SCHEMES, 26379, "a sentinel address", SENTINEL_FORM)
+    if parsed is None:
+        return None
+    form = SENTINEL_FORM.format(scheme=parsed.scheme)
+    names = [unquote(p) for p in parsed.path.split("/") if p]
     if not names or len(names) > 2:
         raise ValueError(f"no master name; the form is {form}")
     db = names[1] if len(names) == 2 else "0"
     if not db.isdigit():
         raise ValueError(f"the database is not a number; the form is {form}")
-    return SentinelTarget(tuple(sentinels), names[0], int(db), username, password)
+    return SentinelTarget(parsed.hosts, names[0], int(db), parsed.username, parsed.password)
 
 
 @dataclass(frozen=True)
@@ -160,30 +192,14 @@ def parse_cluster_url(url: str) -> ClusterTarget | None:
         ValueError: the URL names no node, a bad port, or a database other than 0 (a
             cluster has only database 0); the message never quotes the password.
     """
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() not in CLUSTER_SCHEMES:
+    parsed = _multi_host_url(url, CLUSTER_SCHEMES, 6379, "a cluster node's address", CLUSTER_FORM)
+    if parsed is None:
         return None
-    form = f"{scheme.lower()}://[user:password@]host1:7000[,host2:7001...]/"
-    rest = rest.split("?", 1)[0].split("#", 1)[0]
-    netloc, _, path = rest.partition("/")
-    userinfo, at, hosts = netloc.rpartition("@")
-    username = password = None
-    if at:
-        user, colon, secret = userinfo.partition(":")
-        username = unquote(user) or None
-        password = unquote(secret) if colon else None
-    nodes = []
-    for part in hosts.split(","):
-        host, colon, port = part.strip().rpartition(":")
-        if not colon:
-            host, port = port, "6379"
-        host = host.strip("[]")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"a cluster node's address is not host:port; the form is {form}")
-        nodes.append((host, int(port)))
-    if path.strip("/") not in ("", "0"):
+    if parsed.path.strip("/") not in ("", "0"):
+        form = CLUSTER_FORM.format(scheme=parsed.scheme)
         raise ValueError(f"a Redis Cluster has database 0 only; the form is {form}")
-    return ClusterTarget(tuple(nodes), username, password, scheme.lower().startswith("rediss"))
+    tls = parsed.scheme.startswith("rediss")
+    return ClusterTarget(parsed.hosts, parsed.username, parsed.password, tls)
 
 
 class Settings(BaseSettings):
