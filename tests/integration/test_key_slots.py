@@ -13,8 +13,6 @@ CI, with four (``ORCHESTRATOR_PARTITIONS``): there the executions' slots differ.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 import orchestrator as api
@@ -217,8 +215,16 @@ def test_the_activity_limits_touch_one_slot_per_call(monitor: Monitor, tag: str)
     for handle in handles:
         result = handle.result(60)
         assert result.status == "SUCCEEDED", result
-    # The timer process's recovery of the permits runs every tick: let it run again.
-    time.sleep(2 * get_settings().tick_interval_seconds)
+    # The timer process's recovery of the permits runs every tick: watch one more run.
+    seen = len(monitor.lines)
+    permits = keys.activity_permits(limit_activities.LIMITED)
+    wait_until(
+        lambda: any(
+            "ZRANGEBYSCORE" in line.upper() and permits in line for line in monitor.lines[seen:]
+        ),
+        10 * get_settings().tick_interval_seconds + 10,
+        message="the timer process's recovery of the permits",
+    )
     calls = grouped_calls(monitor.stop())
     _check_slots(calls)
     writes = {(c[0].upper(), c[1]) for call in calls for c in call.commands if len(c) > 2}
