@@ -156,7 +156,7 @@ def redis_servers(root: Path) -> Iterator[Servers]:
 
 @dataclass
 class SentinelGroup:
-    """A master, its replica and two sentinels watching it as ``master_name``."""
+    """A master, its replica and the sentinels watching it as ``master_name``."""
 
     master: Server
     replica: Server
@@ -195,9 +195,15 @@ def failover(group: SentinelGroup) -> None:
     wait_until(accepted, 30, interval=0.2, message="a sentinel to accept the failover")
 
 
-def sentinel_group(servers: Servers, master_name: str = "orchmaster") -> SentinelGroup:
-    """Start a master, a replica of it and two sentinels (quorum 1, a master down after
-    1 s of silence); return once both sentinels know the replica (a failover needs it)."""
+def sentinel_group(
+    servers: Servers, master_name: str = "orchmaster", *, sentinels: int = 2, quorum: int = 1
+) -> SentinelGroup:
+    """Start a master, a replica of it and ``sentinels`` sentinels (2, quorum 1 by
+    default; 3 with quorum 2 is the production shape: any one may be lost), a master down
+    after 1 s of silence; return once every sentinel knows the replica (a failover needs
+    it) and, with a quorum over 1, the other sentinels (to agree the master is down)."""
+    if not 1 <= quorum <= sentinels:
+        raise ValueError(f"quorum {quorum} of {sentinels} sentinels")
     master = servers.start("master")
     replica = servers.start("replica", [f"replicaof 127.0.0.1 {master.port}"])
 
@@ -206,30 +212,37 @@ def sentinel_group(servers: Servers, master_name: str = "orchmaster") -> Sentine
             return client.info("replication").get("master_link_status") == "up"
 
     wait_until(synced, 30, message="the replica to sync")
-    sentinels = [
+    watching = [
         servers.start(
             f"sentinel{index}",
             [
-                f"sentinel monitor {master_name} 127.0.0.1 {master.port} 1",
+                f"sentinel monitor {master_name} 127.0.0.1 {master.port} {quorum}",
                 f"sentinel down-after-milliseconds {master_name} 1000",
                 f"sentinel failover-timeout {master_name} 10000",
                 f"sentinel parallel-syncs {master_name} 1",
             ],
             sentinel=True,
         )
-        for index in (1, 2)
+        for index in range(1, sentinels + 1)
     ]
 
-    def replica_known() -> bool:
-        for sentinel in sentinels:
+    def replica_and_peers_known() -> bool:
+        for sentinel in watching:
             with sentinel.client() as client:
                 replicas = client.sentinel_slaves(master_name)
+                peers = client.sentinel_sentinels(master_name)
             if not any(int(r["port"]) == replica.port for r in replicas):
+                return False
+            if quorum > 1 and len(peers) < sentinels - 1:
+                # A quorum of several: a sentinel must hear from the others (their hello
+                # messages, every 2 s) to agree the master is down.
                 return False
         return True
 
-    wait_until(replica_known, 30, message="the sentinels to discover the replica")
-    return SentinelGroup(master, replica, sentinels, master_name)
+    wait_until(
+        replica_and_peers_known, 30, message="the sentinels to discover the replica and each other"
+    )
+    return SentinelGroup(master, replica, watching, master_name)
 
 
 #: Hash slots of a Redis Cluster (0..16383).
