@@ -12,10 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import redis
-
 from orchestrator import activity
-from orchestrator.engine.store import get_store
+from orchestrator.engine.store import OUTAGE_ERRORS, get_store
 
 #: Longest a blocking activity waits for its release key before giving up, in seconds.
 BLOCK_LIMIT_S = 120.0
@@ -29,7 +27,9 @@ def scoped_key(*parts: str) -> str:
 
 #: An environment variable naming a file: when set, every :func:`bump` first appends its
 #: counter's key there (a line), a record of the side effects that no Redis failover can
-#: lose, and retries an increment through a Redis outage (up to ``OUTAGE_RETRY_S``).
+#: lose, and retries an increment through a Redis outage (up to ``OUTAGE_RETRY_S``): a
+#: connection error or timeout, or on a Redis Cluster a master lost and not replaced yet
+#: (``CLUSTERDOWN``, a slot not covered), the store's ``OUTAGE_ERRORS``.
 SIDE_EFFECTS_FILE = "ORCH_TEST_SIDE_EFFECTS_FILE"
 #: How long a bump (with ``SIDE_EFFECTS_FILE`` set) retries an increment Redis refused.
 OUTAGE_RETRY_S = 30.0
@@ -39,8 +39,9 @@ def bump(*parts: str) -> int:
     """Increment a test counter and return its new value.
 
     With ``SIDE_EFFECTS_FILE`` set, the call is first written to that file, and a
-    connection error or timeout (a failover's moment) is retried rather than failing the
-    activity; the retry may count once more, if the first increment was applied.
+    connection error or timeout, a cluster down (a failover's moment: the store's
+    ``OUTAGE_ERRORS``) is retried rather than failing the activity; the retry may count
+    once more, if the first increment was applied.
     """
     key = scoped_key(*parts)
     ledger = os.environ.get(SIDE_EFFECTS_FILE)
@@ -55,7 +56,7 @@ def bump(*parts: str) -> int:
     while True:
         try:
             return int(get_store().client.incr(key))
-        except (redis.ConnectionError, redis.TimeoutError):
+        except OUTAGE_ERRORS:
             if time.monotonic() >= deadline:
                 raise
             time.sleep(0.1)

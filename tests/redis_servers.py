@@ -13,6 +13,7 @@ formed here, in one place, with redis-py alone (no ``redis-cli``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 import signal
 import socket
@@ -251,9 +252,11 @@ CLUSTER_SLOTS = 16384
 
 @dataclass
 class ClusterGroup:
-    """A Redis Cluster of masters (no replicas), each owning an equal share of the slots."""
+    """A Redis Cluster of masters, each owning an equal share of the slots, and (when
+    asked for) a replica of each: ``replicas[i]`` replicates ``masters[i]``."""
 
     masters: list[Server]
+    replicas: list[Server] = field(default_factory=list)
 
     def url(self, scheme: str = "redis+cluster") -> str:
         """``redis+cluster://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3/``: every master a
@@ -280,11 +283,12 @@ class ClusterGroup:
                 return master
         raise ValueError(f"slot {slot} is out of 0..{CLUSTER_SLOTS - 1}")
 
-    def error_stats(self) -> dict[int, dict[str, int]]:
-        """``INFO errorstats`` of every master (by port): ``{"errorstat_CROSSSLOT": n}``
-        and so on, the count of each error prefix the node has replied with."""
+    def error_stats(self, nodes: Sequence[Server] | None = None) -> dict[int, dict[str, int]]:
+        """``INFO errorstats`` of every master (or of ``nodes``), by port:
+        ``{"errorstat_CROSSSLOT": n}`` and so on, the count of each error prefix the node
+        has replied with."""
         stats: dict[int, dict[str, int]] = {}
-        for master in self.masters:
+        for master in self.masters if nodes is None else nodes:
             with master.client() as client:
                 info = client.info("errorstats")
             stats[master.port] = {
@@ -325,29 +329,124 @@ def _slots_view(client: redis.Redis) -> list[tuple[int, int, int]]:
     return sorted((int(row[0]), int(row[1]), int(row[2][1])) for row in rows)
 
 
+def _cluster_node(servers: Servers, name: str, node_timeout_ms: int) -> Server:
+    """A ``redis-server`` in cluster mode, not in any cluster yet."""
+    directory = servers.root / name
+    return servers.start(
+        name,
+        [
+            "cluster-enabled yes",
+            f'cluster-config-file "{directory / "nodes.conf"}"',
+            f"cluster-node-timeout {node_timeout_ms}",
+            # A replica whose link to its master broke stands for election however long
+            # ago the link broke (the test's replicas are in sync until the kill).
+            "cluster-replica-validity-factor 0",
+        ],
+        port=free_cluster_port(),
+    )
+
+
+def _node_id(server: Server) -> str:
+    with server.client() as client:
+        return str(client.execute_command("CLUSTER MYID"))
+
+
+def _cluster_nodes(client: redis.Redis) -> list[tuple[str, set[str], str]]:
+    """``CLUSTER NODES`` as ``(node id, flags, master id)`` rows (as redis-py parses it:
+    by address, which a node just met may share with no other)."""
+    nodes = client.execute_command("CLUSTER NODES")
+    return [
+        (str(node["node_id"]), set(str(node["flags"]).split(",")), str(node["master_id"]))
+        for node in nodes.values()
+    ]
+
+
+def _knows_cluster(
+    replica: Server, client: redis.Redis, known: int, master_ids: Sequence[str]
+) -> bool:
+    """Whether a node just met knows ``known`` nodes, every master among them as one."""
+    if replica.process.poll() is not None:
+        raise AssertionError(f"redis-server {replica.name} exited:\n{replica.log()}")
+    info = _cluster_info(client)
+    masters = {row[0] for row in _cluster_nodes(client) if "master" in row[1]}
+    return int(info.get("cluster_known_nodes", 0)) == known and masters >= set(master_ids)
+
+
+def add_replicas(
+    servers: Servers, group: ClusterGroup, node_timeout_ms: int, timeout: float = 60
+) -> None:
+    """Give each master of ``group`` one replica (``group.replicas[i]`` of
+    ``group.masters[i]``): a new cluster node meets the cluster (``CLUSTER MEET``), and
+    once it knows every node, ``CLUSTER REPLICATE`` its master; this returns once every
+    replica's link to its master is up (``INFO replication``), every node of the cluster
+    lists each replica as a slave of its master (``CLUSTER NODES``) and reports
+    ``cluster_state:ok`` (within ``timeout`` s)."""
+    master_ids = [_node_id(m) for m in group.masters]
+    for index, (master, master_id) in enumerate(zip(group.masters, master_ids, strict=True)):
+        replica = _cluster_node(servers, f"cluster-replica{index}", node_timeout_ms)
+        group.replicas.append(replica)
+        known = len(group.masters) + index + 1
+        with replica.client() as client:
+            client.execute_command("CLUSTER MEET", "127.0.0.1", master.port)
+
+            wait_until(
+                functools.partial(_knows_cluster, replica, client, known, master_ids),
+                timeout,
+                interval=0.1,
+                message=f"{replica.name} to meet the cluster",
+            )
+            client.execute_command("CLUSTER REPLICATE", master_id)
+    everyone = [*group.masters, *group.replicas]
+    pairs = {
+        _node_id(replica): master_id
+        for replica, master_id in zip(group.replicas, master_ids, strict=True)
+    }
+
+    def replicating() -> bool:
+        for replica in group.replicas:
+            with replica.client() as client:
+                if client.info("replication").get("master_link_status") != "up":
+                    return False
+        for node in everyone:
+            if node.process.poll() is not None:
+                raise AssertionError(f"redis-server {node.name} exited:\n{node.log()}")
+            with node.client() as client:
+                info = _cluster_info(client)
+                if info.get("cluster_state") != "ok" or int(
+                    info.get("cluster_known_nodes", 0)
+                ) != len(everyone):
+                    return False
+                slaves = {row[0]: row[2] for row in _cluster_nodes(client) if "slave" in row[1]}
+            if slaves != pairs:
+                return False
+        return True
+
+    try:
+        wait_until(replicating, timeout, interval=0.1, message="every replica to replicate")
+    except AssertionError as exc:
+        logs = "\n".join(f"--- {n.name}\n{n.log()}" for n in everyone)
+        raise AssertionError(f"{exc}\n{logs}") from None
+
+
 def cluster_group(
-    servers: Servers, masters: int = 3, node_timeout_ms: int = 2000, timeout: float = 60
+    servers: Servers,
+    masters: int = 3,
+    node_timeout_ms: int = 2000,
+    timeout: float = 60,
+    *,
+    replicas: bool = False,
 ) -> ClusterGroup:
     """Start ``masters`` servers in cluster mode and form a cluster of them without
     ``redis-cli``: each is given an equal share of the 16,384 slots (``CLUSTER
     ADDSLOTSRANGE``) and a config epoch of its own, the first meets the others (``CLUSTER
     MEET``), and this returns once every node reports ``cluster_state:ok``, knows all the
     nodes and agrees on ``CLUSTER SLOTS`` with the others (within ``timeout`` s).
+
+    With ``replicas``, each master is then given a replica (:func:`add_replicas`), which
+    the cluster promotes if its master fails (``node_timeout_ms`` after the master went
+    silent, and an election).
     """
-    nodes = []
-    for index in range(masters):
-        directory = servers.root / f"cluster{index}"
-        nodes.append(
-            servers.start(
-                f"cluster{index}",
-                [
-                    "cluster-enabled yes",
-                    f'cluster-config-file "{directory / "nodes.conf"}"',
-                    f"cluster-node-timeout {node_timeout_ms}",
-                ],
-                port=free_cluster_port(),
-            )
-        )
+    nodes = [_cluster_node(servers, f"cluster{index}", node_timeout_ms) for index in range(masters)]
     expected = sorted(
         (first, last, node.port)
         for node, (first, last) in zip(nodes, slot_ranges(masters), strict=True)
@@ -382,7 +481,10 @@ def cluster_group(
     except AssertionError as exc:
         logs = "\n".join(f"--- {n.name}\n{n.log()}" for n in nodes)
         raise AssertionError(f"{exc}\n{logs}") from None
-    return ClusterGroup(nodes)
+    group = ClusterGroup(nodes)
+    if replicas:
+        add_replicas(servers, group, node_timeout_ms, timeout)
+    return group
 
 
 def broker_server(servers: Servers) -> Server:

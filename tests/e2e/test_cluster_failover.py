@@ -1,0 +1,444 @@
+"""Redis Cluster: a master SIGKILLed under 200 executions, the cluster promotes its replica,
+and every execution ends, once (docs/running-at-scale.md: "with a replica per master, the
+loss of a master").
+
+Real ``redis-server`` processes in cluster mode (tests/redis_servers.py): three masters,
+each with a replica, a node timeout of 1 s. ``REDIS_URL=redis+cluster://<the masters>``,
+``ORCHESTRATOR_PARTITIONS=6`` (two partitions per master), Celery's broker the machine's
+RabbitMQ (else a plain ``redis-server`` of the test's own, as tests/e2e/test_cluster.py
+does). Two workers and two beats run as separate processes, the client in this one, with
+short leases and dispatch timeouts (as tests/e2e/test_sentinel_failover.py) so that what
+the failover loses comes back in seconds.
+
+200 executions of the base kinds of tests/mix.py (a chain of Tasks, an inline Map, a
+Parallel, a Wait of 1 s, a Retry that fails once, a Catch) are started; once a third are
+started and some have ended while others are under way, one master is SIGKILLed, and the
+rest are started through the failover: a start that raises ``StoreUnavailable`` is
+started again under the same name until it is taken. While the master is missing, the
+whole cluster answers ``CLUSTERDOWN`` (full coverage is required, Redis's default), so
+every partition waits for the promotion, not only the lost master's two.
+
+Measured: the time from the kill until the replica reports the role of a master, until
+every surviving node reports ``cluster_state:ok`` with the replica owning the lost
+master's slots, and until the first start taken after the kill.
+
+Required: every execution ends SUCCEEDED with its kind's output; its history has every
+event once where the sentinel failover test requires it (exactly the kind's events for an
+execution whose side effects did not repeat; for one whose steps ran again, no event more
+than once where it must be once); the workers and beats are all running at the end; no
+surviving node ever replied ``CROSSSLOT`` (``INFO errorstats``) and no process logged a
+cross-slot error. What the failover lost or repeated is reported (a ``CLUSTER FAILOVER``
+line on stdout, and ``record_property``): the starts lost (started again by name and
+required to end), the side effects repeated (``ORCH_TEST_SIDE_EFFECTS_FILE``), the steps
+claimed again, the processes' error lines (a failover logs connection errors: not an
+error of the test's).
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from redis.crc import key_slot
+from redis.exceptions import NoScriptError
+
+from orchestrator import ExecutionHandle
+from orchestrator.engine.keys import Keys
+from orchestrator.errors import ExecutionNotFound
+from tests.activities import SIDE_EFFECTS_FILE, counter, scoped_key, side_effects
+from tests.e2e.test_cluster import RABBITMQ_URL, _rabbitmq_answers
+from tests.e2e.test_sentinel_failover import COUNTED, ONCE, Starts, _at, _start, _with
+from tests.helpers import count_events, wait_until
+from tests.mix import (
+    EXPECTED_CALLS,
+    EXPECTED_EVENTS,
+    Engine,
+    Started,
+    engine,
+    expected_output,
+    plan_mix,
+    wait_ended,
+)
+from tests.redis_servers import (
+    ClusterGroup,
+    Server,
+    _cluster_info,
+    broker_server,
+    cluster_group,
+    redis_servers,
+    slot_ranges,
+)
+
+pytestmark = pytest.mark.e2e
+
+EXECUTIONS = 200
+KINDS = ("chain", "map", "parallel", "wait", "retry", "catch")
+PARTITIONS = 6
+#: A master silent this long is suspected; then the others agree it failed, its replica
+#: is elected (about half a second more).
+NODE_TIMEOUT_MS = 1000
+LEASE_S = 2
+DISPATCH_TIMEOUT_S = 5
+WORKERS = 2
+WORKER_THREADS = 4
+BEATS = 2
+#: The master killed: the second (its replica the second too).
+VICTIM = 1
+KILL_AFTER = EXECUTIONS // 3
+KILL_BY = 2 * EXECUTIONS // 3
+CHECK_EVERY = 5
+ENDED_AT_KILL = 10
+RUNNING_AT_KILL = 5
+PROMOTION_TIMEOUT_S = 60
+RUN_TIMEOUT_S = 90
+#: What no process may log, failover or not: a cross-slot call.
+CROSS_SLOT = re.compile(r"\bCROSSSLOT\b|non local key")
+#: What a failover makes processes log, counted for the report.
+FAILOVER_NOISE = re.compile(
+    r"\b(MOVED|ASK|TRYAGAIN|CLUSTERDOWN|ClusterDownError|ConnectionError|StoreUnavailable)\b"
+)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[ClusterGroup]:
+    with redis_servers(tmp_path / "redis-cluster") as servers:
+        yield cluster_group(servers, node_timeout_ms=NODE_TIMEOUT_MS, replicas=True)
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[str]:
+    """Celery's broker, apart from the cluster: RabbitMQ when it answers, else a plain
+    redis-server started (and stopped) here."""
+    if _rabbitmq_answers():
+        yield RABBITMQ_URL
+        return
+    with redis_servers(tmp_path / "broker") as servers:
+        yield f"redis://127.0.0.1:{broker_server(servers).port}/0"
+
+
+def _slots_owner(node: Server, first: int) -> int | None:
+    """The port of the master that ``node`` says owns the slot range starting at
+    ``first`` (``None``: no such range in its view, or it does not answer)."""
+    try:
+        with node.client(socket_timeout=1) as client:
+            rows = client.execute_command("CLUSTER SLOTS")
+    except redis.RedisError:
+        return None
+    for row in rows:
+        if int(row[0]) == first:
+            return int(row[2][1])
+    return None
+
+
+class FailoverWatch(threading.Thread):
+    """From the kill on: the moment the victim's replica reports the role of a master,
+    and the moment every surviving node reports ``cluster_state:ok`` with the replica
+    owning the victim's slots."""
+
+    def __init__(self, cluster: ClusterGroup, killed_at: float) -> None:
+        super().__init__(daemon=True)
+        self.replica = cluster.replicas[VICTIM]
+        self.survivors = [
+            n for n in (*cluster.masters, *cluster.replicas) if n is not cluster.masters[VICTIM]
+        ]
+        self.first_slot = _first_slot(cluster)
+        self.killed_at = killed_at
+        self.promoted: float | None = None
+        self.ok: float | None = None
+        #: When a survivor first reported ``cluster_state:fail`` (the master declared failed).
+        self.down: float | None = None
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        deadline = self.killed_at + PROMOTION_TIMEOUT_S
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            if self.promoted is None and self._role(self.replica) == "master":
+                self.promoted = time.monotonic() - self.killed_at
+            states = [self._state(n) for n in self.survivors]
+            if self.down is None and "fail" in states:
+                self.down = time.monotonic() - self.killed_at
+            if self.promoted is not None and all(s == "ok" for s in states):
+                owners = {_slots_owner(n, self.first_slot) for n in self.survivors}
+                if owners == {self.replica.port}:
+                    self.ok = time.monotonic() - self.killed_at
+                    return
+            self.stop.wait(0.02)
+
+    @staticmethod
+    def _role(node: Server) -> str | None:
+        try:
+            with node.client(socket_timeout=1) as client:
+                return str(client.role()[0])
+        except redis.RedisError:
+            return None
+
+    @staticmethod
+    def _state(node: Server) -> str | None:
+        try:
+            with node.client(socket_timeout=1) as client:
+                return _cluster_info(client).get("cluster_state")
+        except redis.RedisError:
+            return None
+
+
+def _first_slot(cluster: ClusterGroup) -> int:
+    """The first slot of the victim's range, as formed."""
+    return slot_ranges(len(cluster.masters))[VICTIM][0]
+
+
+def _status(state: Engine, execution_id: str) -> str:
+    return state.client.describe_execution(execution_id).status
+
+
+# A product bug, found by this test (about one run in four): the promoted replica lacks
+# the store's scripts (Redis 7 does not replicate SCRIPT LOAD), and ScriptLane.run loads a
+# missing script only while its attempt count, shared with the retries of the failover's
+# connection errors and CLUSTERDOWN replies, is at most ATTEMPTS (3): a call that met
+# three of those first gets NOSCRIPT on its fourth attempt and raises NoScriptError,
+# which escapes start_workflow (not a StoreUnavailable). Expected to fail so, and only so,
+# until that is fixed; then this marker goes.
+@pytest.mark.xfail(
+    raises=NoScriptError,
+    strict=False,
+    reason="ScriptLane.run: NOSCRIPT after 3 failover retries is raised, not loaded",
+)
+def test_a_master_sigkilled_under_200_executions_and_the_cluster_promotes_its_replica(
+    cluster: ClusterGroup, broker: str, tmp_path: Path, record_property: Any
+) -> None:
+    logs = tmp_path / "logs"
+    ledger = tmp_path / "side-effects.log"
+    victim = cluster.masters[VICTIM]
+    survivors = [n for n in (*cluster.masters, *cluster.replicas) if n is not victim]
+    overrides = {
+        "partitions": PARTITIONS,
+        "lease_seconds": LEASE_S,
+        "dispatch_timeout_seconds": DISPATCH_TIMEOUT_S,
+    }
+    extra_env = {
+        "ORCHESTRATOR_PARTITIONS": str(PARTITIONS),
+        "ORCHESTRATOR_LEASE_SECONDS": str(LEASE_S),
+        "ORCHESTRATOR_DISPATCH_TIMEOUT_SECONDS": str(DISPATCH_TIMEOUT_S),
+        SIDE_EFFECTS_FILE: str(ledger),
+    }
+    with engine(
+        cluster.url(),
+        broker,
+        logs,
+        label="clusterfail",
+        workers=WORKERS,
+        threads=WORKER_THREADS,
+        beats=BEATS,
+        settings=overrides,
+        extra_env=extra_env,
+    ) as state:
+        planned = plan_mix(state, EXECUTIONS, KINDS)
+        starts = Starts()
+        began = time.monotonic()
+        handles: list[ExecutionHandle] = []
+        ended_at_kill = killed_at_start = 0
+
+        def under_way() -> int:
+            statuses = [_status(state, h.execution_id) for h in handles]
+            ended = sum(1 for s in statuses if s != "RUNNING")
+            return (
+                ended if ended >= ENDED_AT_KILL and len(statuses) - ended >= RUNNING_AT_KILL else 0
+            )
+
+        # The partitions whose keys the victim holds (two of the six).
+        keys = Keys(state.settings.key_prefix, PARTITIONS)
+        first, last = slot_ranges(len(cluster.masters))[VICTIM]
+        on_victim = {
+            p for p in keys.all_partitions() if first <= key_slot(keys.timers(p).encode()) <= last
+        }
+        assert len(on_victim) == PARTITIONS // len(cluster.masters), on_victim
+        # Seconds from the kill to the first start taken in one of those partitions.
+        victim_write: float | None = None
+
+        watch = None
+        for index, item in enumerate(planned):
+            if watch is None and index >= KILL_AFTER and index % CHECK_EVERY == 0:
+                if index >= KILL_BY:
+                    message = f"executions under way\n{state.log_text()}"
+                    ended_at_kill = wait_until(under_way, 30, message=message)
+                else:
+                    ended_at_kill = under_way()
+                if ended_at_kill:
+                    # The crash: no shutdown; what the replica has not received is gone.
+                    victim.process.send_signal(signal.SIGKILL)
+                    starts.killed_at = time.monotonic()
+                    killed_at_start = index
+                    watch = FailoverWatch(cluster, starts.killed_at)
+                    watch.start()
+                    victim.process.wait(timeout=30)
+            handle = _start(state, item, starts)
+            handles.append(handle)
+            if (
+                starts.killed_at is not None
+                and victim_write is None
+                and keys.partition_of(handle.execution_id) in on_victim
+            ):
+                victim_write = time.monotonic() - starts.killed_at
+        assert watch is not None
+        started_all = time.monotonic()
+
+        watch.join(PROMOTION_TIMEOUT_S)
+        watch.stop.set()
+        assert watch.promoted is not None, f"the replica was not promoted\n{state.log_text()}"
+        assert watch.ok is not None, f"the cluster did not come back\n{state.log_text()}"
+
+        lost = []
+        for p, handle in zip(planned, handles, strict=True):
+            try:
+                state.client.describe_execution(handle.execution_id)
+            except ExecutionNotFound:
+                lost.append(p.name)
+        again = {p.name: _start(state, p, starts) for p in planned if p.name in lost}
+        handles = [again.get(p.name, h) for p, h in zip(planned, handles, strict=True)]
+
+        started = [Started(p.kind, p.n, p.tag, h) for p, h in zip(planned, handles, strict=True)]
+        results = wait_ended(state, started, RUN_TIMEOUT_S)
+        took = time.monotonic() - began
+
+        calls = side_effects(ledger)
+        with state.client.bound():
+            seen_runs = [
+                (
+                    calls.get(scoped_key("calls", one.tag), 0),
+                    counter("calls", one.tag),
+                    one.handle.history(),
+                )
+                for one in started
+            ]
+        repeated = [
+            f"{one.handle.execution_id} ran {ran} of {EXPECTED_CALLS[one.kind]} (Redis: {counted})"
+            for one, (ran, counted, _) in zip(started, seen_runs, strict=True)
+            if ran != EXPECTED_CALLS[one.kind]
+        ]
+        lost_increments = sum(max(0, ran - counted) for ran, counted, _ in seen_runs)
+        dead_letters = [
+            f"{d.execution_id} {d.state}: {d.error}: {d.cause}"
+            for d in state.client.list_dead_letters(1000)
+        ]
+        exited = state.exited()
+        log_text = state.log_text()
+    stats = cluster.error_stats(survivors)
+    crossslot = {
+        port: s["errorstat_CROSSSLOT"] for port, s in stats.items() if s.get("errorstat_CROSSSLOT")
+    }
+    lines = [
+        f"{path.name}: {line}"
+        for path in sorted(logs.glob("*.log"))
+        for line in path.read_text(errors="replace").splitlines()
+    ]
+    errors = [line for line in lines if " ERROR " in line or " CRITICAL " in line]
+    cross_logged = [line for line in lines if CROSS_SLOT.search(line)]
+    noise = [line for line in lines if FAILOVER_NOISE.search(line)]
+    republished = [line for line in lines if "was not claimed" in line]
+    redispatched = [line for line in lines if "lost its worker" in line]
+    claimed_again = []
+    for one, (_, _, history) in zip(started, seen_runs, strict=True):
+        for name in sorted({str(e.state) for e in history if e.type == "TaskScheduled"}):
+            scheduled = count_events(history, "TaskScheduled", name)
+            claims = count_events(history, "TaskStarted", name)
+            if claims > scheduled:
+                claimed_again.append(
+                    f"{one.handle.execution_id}/{name}: started {claims}, scheduled {scheduled}"
+                )
+
+    figures = {
+        "promoted_s": round(watch.promoted, 2),
+        "cluster_ok_s": round(watch.ok, 2),
+        "cluster_down_s": None if watch.down is None else round(watch.down, 2),
+        "first_write_s": None if starts.first_write is None else round(starts.first_write, 2),
+        "first_write_on_lost_slots_s": None if victim_write is None else round(victim_write, 2),
+        "ended_at_kill": ended_at_kill,
+        "started_at_kill": killed_at_start,
+        "starts_retried": starts.retried,
+        "start_tries_failed": starts.failed_tries,
+        "starts_lost": len(lost),
+        "side_effects_repeated": len(repeated),
+        "counter_increments_lost": lost_increments,
+        "steps_claimed_again": len(claimed_again),
+        "messages_republished": len(republished),
+        "steps_redispatched": len(redispatched),
+        "dead_letters": len(dead_letters),
+        "error_lines": len(errors),
+        "failover_lines": len(noise),
+        "starts_s": round(started_all - began, 2),
+        "all_ended_s": round(took, 2),
+    }
+    for name, value in figures.items():
+        record_property(name, value)
+    print(
+        f"\nCLUSTER FAILOVER: cluster down after {figures['cluster_down_s']} s, replica "
+        f"promoted after {watch.promoted:.2f} s, cluster ok on "
+        f"all {len(survivors)} survivors after {watch.ok:.2f} s, first start taken after "
+        f"{figures['first_write_s']} s (in the lost master's partitions: "
+        f"{figures['first_write_on_lost_slots_s']} s), starts retried {starts.retried} "
+        f"({starts.failed_tries} failed tries: {dict(starts.errors)}), starts lost "
+        f"{len(lost)}, side effects repeated {len(repeated)}, counter increments lost "
+        f"{lost_increments}, steps claimed again {len(claimed_again)} (messages republished "
+        f"{len(republished)}, steps redispatched {len(redispatched)}), dead letters "
+        f"{len(dead_letters)}, ERROR lines {len(errors)}, all {EXECUTIONS} ended in "
+        f"{took:.1f} s (killed after {killed_at_start} starts, {ended_at_kill} of them "
+        f"ended; broker {broker.split(':', 1)[0]})"
+    )
+    for title, shown in (
+        ("starts lost (started again)", lost),
+        ("side effects repeated", repeated),
+        ("steps claimed again", claimed_again),
+        ("steps redispatched after their lease", redispatched),
+        ("dead letters", dead_letters),
+        ("start errors (samples)", starts.samples),
+        ("processes that exited", exited),
+        ("ERROR lines logged", errors[:20] + ([f"... {len(errors)} in all"] if errors else [])),
+    ):
+        if shown:
+            print(f"CLUSTER FAILOVER {title}:\n  " + "\n  ".join(shown))
+
+    assert exited == [], exited
+    assert not crossslot, (crossslot, stats)
+    assert cross_logged == [], cross_logged
+    deviations = []
+    for one, result, (ran, counted, history) in zip(started, results, seen_runs, strict=True):
+        assert result.status == "SUCCEEDED", (one.kind, result, log_text)
+        expected_calls = EXPECTED_CALLS[one.kind]
+        assert ran >= expected_calls, (one.kind, one.tag, ran, expected_calls)
+        output = result.output
+        if one.kind in COUNTED:
+            path, once = COUNTED[one.kind]
+            value = _at(output, path)
+            assert once <= value <= max(ran, counted), (one.kind, result, ran, counted)
+            if ran == expected_calls:
+                assert value == once, (one.kind, result, ran)
+            output = _with(output, path, once)
+        assert output == expected_output(one.kind, one.n, one.tag), (one.kind, result)
+
+        wanted: dict[tuple[str, Any], int] = {
+            **EXPECTED_EVENTS[one.kind],
+            ("ExecutionStarted", None): 1,
+            ("ExecutionSucceeded", None): 1,
+        }
+        seen = {key: count_events(history, key[0], key[1]) for key in wanted}
+        if ran == expected_calls:
+            assert seen == wanted, (one, seen)
+            continue
+        for key, count in wanted.items():
+            if key[0] in ONCE or key[0].startswith("Execution"):
+                assert seen[key] == count, (one, key, seen)
+            else:
+                assert seen[key] <= count, (one, key, seen)
+        if seen != wanted:
+            deviations.append(f"{one.handle.execution_id}: {seen}")
+    if deviations:
+        print(
+            "CLUSTER FAILOVER histories of re-run steps not as expected (none doubled):\n  "
+            + "\n  ".join(deviations)
+        )
