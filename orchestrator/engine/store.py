@@ -418,9 +418,14 @@ class ScriptLane:
 
     #: Attempts of a call whose connection broke (redis-py's default retry makes 3 too).
     ATTEMPTS = 3
-    #: Attempts on a cluster, where a failover answers ``CLUSTERDOWN`` or ``MOVED`` for
-    #: about its node timeout: tried again after 0.1, 0.2, 0.4... s, 12.7 s in all.
-    CLUSTER_ATTEMPTS = 8
+    #: Attempts on a cluster, where a failover answers ``CLUSTERDOWN`` or ``MOVED`` (or
+    #: refuses connections) for about its node timeout: tried again after 0.1, 0.2,
+    #: 0.4, then every 0.5 s, 12.7 s in all; at most half a second after the cluster
+    #: is whole again.
+    CLUSTER_ATTEMPTS = 28
+    #: Loads of a script a server lacks, per call (a restarted node, a promoted replica:
+    #: Redis does not copy loaded scripts to replicas), counted apart from the failures.
+    LOADS = 3
 
     def __init__(self, client: redis.Redis) -> None:
         self._cluster = client if isinstance(client, RedisCluster) else None
@@ -505,11 +510,19 @@ class ScriptLane:
             raise exc
         if cluster is not None:
             if not isinstance(exc, MovedError):
-                time.sleep(min(0.1 * 2 ** (attempt - 1), 3.2))
+                time.sleep(min(0.1 * 2 ** (attempt - 1), 0.5))
             try:
                 cluster.nodes_manager.initialize()
             except (redis.RedisError, OSError):
                 pass  # no node answers yet: the next attempt fails likewise, or works
+
+    @staticmethod
+    def _load(connection: Any, script: Any) -> None:
+        """``SCRIPT LOAD`` ``script`` on ``connection``'s server: the one that lacked it
+        (through the client, a cluster would load it on every master, and fail while
+        one is down)."""
+        connection.send_command("SCRIPT", "LOAD", script.script)
+        connection.read_response()
 
     def _retried(self, exc: BaseException) -> bool:
         """Whether an attempt that raised ``exc`` is one to try again."""
@@ -534,9 +547,8 @@ class ScriptLane:
         if acks:
             commands.append(("WAIT", acks, max(1, round(ack_timeout * 1000))))
         packed: Any = None
-        attempt = 0
+        failures = loads = 0
         while True:
-            attempt += 1
             try:
                 connection = self._connection(keys[0] if keys else "")
                 packed = packed or self._pack(connection, commands)
@@ -548,15 +560,18 @@ class ScriptLane:
                     # in step (a broken one is dropped below anyway).
                     acknowledged = connection.read_response() if acks else 0
             except NoScriptError:
-                # A restarted or flushed server: load it, then the next attempt runs it.
-                if attempt > self.ATTEMPTS:
+                # A restarted, flushed or newly promoted server: load it there, then the
+                # next attempt runs it.
+                loads += 1
+                if loads > self.LOADS:
                     raise
-                script.registered_client.script_load(script.script)
+                self._load(connection, script)
                 continue
             except redis.RedisError as exc:
                 if not self._retried(exc):
                     raise
-                self._failed(exc, attempt)
+                failures += 1
+                self._failed(exc, failures)
                 continue
             if acknowledged < acks:
                 # Not retried: the write is on the master, a second run would find its
@@ -590,9 +605,8 @@ class ScriptLane:
         """:meth:`run_many`'s calls on the connection of ``key``'s node."""
         commands = [("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in calls]
         packed: Any = None
-        attempt = 0
+        failures = loads = 0
         while True:
-            attempt += 1
             try:
                 connection = self._connection(key)
                 packed = packed or self._pack(connection, commands)
@@ -612,15 +626,17 @@ class ScriptLane:
                     raise error
                 if not missing:
                     return results
-                if attempt > self.ATTEMPTS:
+                loads += 1
+                if loads > self.LOADS:
                     raise NoScriptError(f"script {script.sha} could not be loaded")
-                script.registered_client.script_load(script.script)
+                self._load(connection, script)
             except NoScriptError:
                 raise
             except redis.RedisError as exc:
                 if not self._retried(exc):
                     raise
-                self._failed(exc, attempt)
+                failures += 1
+                self._failed(exc, failures)
 
     def close(self) -> None:
         """Close every connection the lane opened in this process."""

@@ -47,7 +47,6 @@ from typing import Any
 import pytest
 import redis
 from redis.crc import key_slot
-from redis.exceptions import NoScriptError
 
 from orchestrator import ExecutionHandle
 from orchestrator.engine.keys import Keys
@@ -197,18 +196,6 @@ def _status(state: Engine, execution_id: str) -> str:
     return state.client.describe_execution(execution_id).status
 
 
-# A product bug, found by this test (about one run in four): the promoted replica lacks
-# the store's scripts (Redis 7 does not replicate SCRIPT LOAD), and ScriptLane.run loads a
-# missing script only while its attempt count, shared with the retries of the failover's
-# connection errors and CLUSTERDOWN replies, is at most ATTEMPTS (3): a call that met
-# three of those first gets NOSCRIPT on its fourth attempt and raises NoScriptError,
-# which escapes start_workflow (not a StoreUnavailable). Expected to fail so, and only so,
-# until that is fixed; then this marker goes.
-@pytest.mark.xfail(
-    raises=NoScriptError,
-    strict=False,
-    reason="ScriptLane.run: NOSCRIPT after 3 failover retries is raised, not loaded",
-)
 def test_a_master_sigkilled_under_200_executions_and_the_cluster_promotes_its_replica(
     cluster: ClusterGroup, broker: str, tmp_path: Path, record_property: Any
 ) -> None:
