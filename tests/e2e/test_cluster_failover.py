@@ -50,18 +50,29 @@ from redis.crc import key_slot
 
 from orchestrator import ExecutionHandle
 from orchestrator.engine.keys import Keys
-from orchestrator.errors import ExecutionNotFound
-from tests.activities import SIDE_EFFECTS_FILE, counter, scoped_key, side_effects
+from tests.activities import SIDE_EFFECTS_FILE
 from tests.e2e.test_cluster import RABBITMQ_URL, _rabbitmq_answers
-from tests.e2e.test_sentinel_failover import COUNTED, ONCE, Starts, _at, _start, _with
-from tests.helpers import count_events, wait_until
+from tests.failover import (
+    BEATS,
+    DISPATCH_TIMEOUT_S,
+    EXECUTIONS,
+    KINDS,
+    LEASE_S,
+    PROMOTION_TIMEOUT_S,
+    RUN_TIMEOUT_S,
+    WORKER_THREADS,
+    WORKERS,
+    Starts,
+    check_ended_once,
+    read_logs,
+    read_runs,
+    report,
+    restart_lost,
+    start_with_a_kill,
+)
 from tests.mix import (
-    EXPECTED_CALLS,
-    EXPECTED_EVENTS,
-    Engine,
     Started,
     engine,
-    expected_output,
     plan_mix,
     wait_ended,
 )
@@ -77,26 +88,12 @@ from tests.redis_servers import (
 
 pytestmark = pytest.mark.e2e
 
-EXECUTIONS = 200
-KINDS = ("chain", "map", "parallel", "wait", "retry", "catch")
 PARTITIONS = 6
 #: A master silent this long is suspected; then the others agree it failed, its replica
 #: is elected (about half a second more).
 NODE_TIMEOUT_MS = 1000
-LEASE_S = 2
-DISPATCH_TIMEOUT_S = 5
-WORKERS = 2
-WORKER_THREADS = 4
-BEATS = 2
 #: The master killed: the second (its replica the second too).
 VICTIM = 1
-KILL_AFTER = EXECUTIONS // 3
-KILL_BY = 2 * EXECUTIONS // 3
-CHECK_EVERY = 5
-ENDED_AT_KILL = 10
-RUNNING_AT_KILL = 5
-PROMOTION_TIMEOUT_S = 60
-RUN_TIMEOUT_S = 90
 #: What no process may log, failover or not: a cross-slot call.
 CROSS_SLOT = re.compile(r"\bCROSSSLOT\b|non local key")
 #: What a failover makes processes log, counted for the report.
@@ -192,10 +189,6 @@ def _first_slot(cluster: ClusterGroup) -> int:
     return slot_ranges(len(cluster.masters))[VICTIM][0]
 
 
-def _status(state: Engine, execution_id: str) -> str:
-    return state.client.describe_execution(execution_id).status
-
-
 def test_a_master_sigkilled_under_200_executions_and_the_cluster_promotes_its_replica(
     cluster: ClusterGroup, broker: str, tmp_path: Path, record_property: Any
 ) -> None:
@@ -228,15 +221,6 @@ def test_a_master_sigkilled_under_200_executions_and_the_cluster_promotes_its_re
         planned = plan_mix(state, EXECUTIONS, KINDS)
         starts = Starts()
         began = time.monotonic()
-        handles: list[ExecutionHandle] = []
-        ended_at_kill = killed_at_start = 0
-
-        def under_way() -> int:
-            statuses = [_status(state, h.execution_id) for h in handles]
-            ended = sum(1 for s in statuses if s != "RUNNING")
-            return (
-                ended if ended >= ENDED_AT_KILL and len(statuses) - ended >= RUNNING_AT_KILL else 0
-            )
 
         # The partitions whose keys the victim holds (two of the six).
         keys = Keys(state.settings.key_prefix, PARTITIONS)
@@ -248,31 +232,27 @@ def test_a_master_sigkilled_under_200_executions_and_the_cluster_promotes_its_re
         # Seconds from the kill to the first start taken in one of those partitions.
         victim_write: float | None = None
 
-        watch = None
-        for index, item in enumerate(planned):
-            if watch is None and index >= KILL_AFTER and index % CHECK_EVERY == 0:
-                if index >= KILL_BY:
-                    message = f"executions under way\n{state.log_text()}"
-                    ended_at_kill = wait_until(under_way, 30, message=message)
-                else:
-                    ended_at_kill = under_way()
-                if ended_at_kill:
-                    # The crash: no shutdown; what the replica has not received is gone.
-                    victim.process.send_signal(signal.SIGKILL)
-                    starts.killed_at = time.monotonic()
-                    killed_at_start = index
-                    watch = FailoverWatch(cluster, starts.killed_at)
-                    watch.start()
-                    victim.process.wait(timeout=30)
-            handle = _start(state, item, starts)
-            handles.append(handle)
+        def kill() -> FailoverWatch:
+            # The crash: no shutdown; what the replica has not received is gone.
+            victim.process.send_signal(signal.SIGKILL)
+            starts.killed_at = time.monotonic()
+            watch = FailoverWatch(cluster, starts.killed_at)
+            watch.start()
+            victim.process.wait(timeout=30)
+            return watch
+
+        def started(handle: ExecutionHandle) -> None:
+            nonlocal victim_write
             if (
                 starts.killed_at is not None
                 and victim_write is None
                 and keys.partition_of(handle.execution_id) in on_victim
             ):
                 victim_write = time.monotonic() - starts.killed_at
-        assert watch is not None
+
+        killing = start_with_a_kill(state, planned, starts, kill, started)
+        watch, handles = killing.watch, killing.handles
+        ended_at_kill, killed_at_start = killing.ended_at_kill, killing.started_at_kill
         started_all = time.monotonic()
 
         watch.join(PROMOTION_TIMEOUT_S)
@@ -280,64 +260,26 @@ def test_a_master_sigkilled_under_200_executions_and_the_cluster_promotes_its_re
         assert watch.promoted is not None, f"the replica was not promoted\n{state.log_text()}"
         assert watch.ok is not None, f"the cluster did not come back\n{state.log_text()}"
 
-        lost = []
-        for p, handle in zip(planned, handles, strict=True):
-            try:
-                state.client.describe_execution(handle.execution_id)
-            except ExecutionNotFound:
-                lost.append(p.name)
-        again = {p.name: _start(state, p, starts) for p in planned if p.name in lost}
-        handles = [again.get(p.name, h) for p, h in zip(planned, handles, strict=True)]
+        handles, lost = restart_lost(state, planned, handles, starts)
 
         started = [Started(p.kind, p.n, p.tag, h) for p, h in zip(planned, handles, strict=True)]
         results = wait_ended(state, started, RUN_TIMEOUT_S)
         took = time.monotonic() - began
 
-        calls = side_effects(ledger)
-        with state.client.bound():
-            seen_runs = [
-                (
-                    calls.get(scoped_key("calls", one.tag), 0),
-                    counter("calls", one.tag),
-                    one.handle.history(),
-                )
-                for one in started
-            ]
-        repeated = [
-            f"{one.handle.execution_id} ran {ran} of {EXPECTED_CALLS[one.kind]} (Redis: {counted})"
-            for one, (ran, counted, _) in zip(started, seen_runs, strict=True)
-            if ran != EXPECTED_CALLS[one.kind]
-        ]
-        lost_increments = sum(max(0, ran - counted) for ran, counted, _ in seen_runs)
-        dead_letters = [
-            f"{d.execution_id} {d.state}: {d.error}: {d.cause}"
-            for d in state.client.list_dead_letters(1000)
-        ]
+        runs = read_runs(state, started, ledger)
         exited = state.exited()
         log_text = state.log_text()
     stats = cluster.error_stats(survivors)
     crossslot = {
         port: s["errorstat_CROSSSLOT"] for port, s in stats.items() if s.get("errorstat_CROSSSLOT")
     }
-    lines = [
-        f"{path.name}: {line}"
-        for path in sorted(logs.glob("*.log"))
-        for line in path.read_text(errors="replace").splitlines()
-    ]
-    errors = [line for line in lines if " ERROR " in line or " CRITICAL " in line]
+    logged = read_logs(logs)
+    lines, errors = logged.lines, logged.errors
     cross_logged = [line for line in lines if CROSS_SLOT.search(line)]
     noise = [line for line in lines if FAILOVER_NOISE.search(line)]
-    republished = [line for line in lines if "was not claimed" in line]
-    redispatched = [line for line in lines if "lost its worker" in line]
-    claimed_again = []
-    for one, (_, _, history) in zip(started, seen_runs, strict=True):
-        for name in sorted({str(e.state) for e in history if e.type == "TaskScheduled"}):
-            scheduled = count_events(history, "TaskScheduled", name)
-            claims = count_events(history, "TaskStarted", name)
-            if claims > scheduled:
-                claimed_again.append(
-                    f"{one.handle.execution_id}/{name}: started {claims}, scheduled {scheduled}"
-                )
+    repeated, claimed_again = runs.repeated, runs.claimed_again
+    republished, redispatched = logged.republished, logged.redispatched
+    lost_increments, dead_letters = runs.lost_increments, runs.dead_letters
 
     figures = {
         "promoted_s": round(watch.promoted, 2),
@@ -377,55 +319,9 @@ def test_a_master_sigkilled_under_200_executions_and_the_cluster_promotes_its_re
         f"{took:.1f} s (killed after {killed_at_start} starts, {ended_at_kill} of them "
         f"ended; broker {broker.split(':', 1)[0]})"
     )
-    for title, shown in (
-        ("starts lost (started again)", lost),
-        ("side effects repeated", repeated),
-        ("steps claimed again", claimed_again),
-        ("steps redispatched after their lease", redispatched),
-        ("dead letters", dead_letters),
-        ("start errors (samples)", starts.samples),
-        ("processes that exited", exited),
-        ("ERROR lines logged", errors[:20] + ([f"... {len(errors)} in all"] if errors else [])),
-    ):
-        if shown:
-            print(f"CLUSTER FAILOVER {title}:\n  " + "\n  ".join(shown))
+    report("CLUSTER FAILOVER", lost, runs, logged, starts, exited)
 
     assert exited == [], exited
     assert not crossslot, (crossslot, stats)
     assert cross_logged == [], cross_logged
-    deviations = []
-    for one, result, (ran, counted, history) in zip(started, results, seen_runs, strict=True):
-        assert result.status == "SUCCEEDED", (one.kind, result, log_text)
-        expected_calls = EXPECTED_CALLS[one.kind]
-        assert ran >= expected_calls, (one.kind, one.tag, ran, expected_calls)
-        output = result.output
-        if one.kind in COUNTED:
-            path, once = COUNTED[one.kind]
-            value = _at(output, path)
-            assert once <= value <= max(ran, counted), (one.kind, result, ran, counted)
-            if ran == expected_calls:
-                assert value == once, (one.kind, result, ran)
-            output = _with(output, path, once)
-        assert output == expected_output(one.kind, one.n, one.tag), (one.kind, result)
-
-        wanted: dict[tuple[str, Any], int] = {
-            **EXPECTED_EVENTS[one.kind],
-            ("ExecutionStarted", None): 1,
-            ("ExecutionSucceeded", None): 1,
-        }
-        seen = {key: count_events(history, key[0], key[1]) for key in wanted}
-        if ran == expected_calls:
-            assert seen == wanted, (one, seen)
-            continue
-        for key, count in wanted.items():
-            if key[0] in ONCE or key[0].startswith("Execution"):
-                assert seen[key] == count, (one, key, seen)
-            else:
-                assert seen[key] <= count, (one, key, seen)
-        if seen != wanted:
-            deviations.append(f"{one.handle.execution_id}: {seen}")
-    if deviations:
-        print(
-            "CLUSTER FAILOVER histories of re-run steps not as expected (none doubled):\n  "
-            + "\n  ".join(deviations)
-        )
+    check_ended_once("CLUSTER FAILOVER", started, results, runs, log_text)
