@@ -33,10 +33,8 @@ failover test runs them too).
 from __future__ import annotations
 
 import re
-import socket
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,7 +42,7 @@ import pytest
 from orchestrator.engine.keys import Keys
 from tests.helpers import machine
 from tests.mix import check_mix, engine, schedule_fired, start_mix
-from tests.redis_servers import ClusterGroup, broker_server, redis_servers
+from tests.redis_servers import ClusterGroup
 
 pytestmark = pytest.mark.e2e
 
@@ -55,39 +53,10 @@ PARTITIONS = 6
 WORKERS = 2
 WORKER_THREADS = 4
 BEATS = 2
-RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
 #: What a process must never log with the store on a cluster: a cross-slot call, a
 #: redirection that surfaced (redis-py follows MOVED/ASK itself), a cluster down or
 #: resharding error, a script touching a key of another node.
 CLUSTER_ERRORS = re.compile(r"\b(CROSSSLOT|MOVED|ASK|TRYAGAIN|CLUSTERDOWN)\b|non local key")
-
-
-def _rabbitmq_answers() -> bool:
-    """Whether the machine's RabbitMQ takes a connection (guest, vhost /) right now."""
-    try:
-        with socket.create_connection(("127.0.0.1", 5672), timeout=1):
-            pass
-    except OSError:
-        return False
-    from kombu import Connection
-
-    try:
-        with Connection(RABBITMQ_URL, connect_timeout=3) as connection:
-            connection.ensure_connection(max_retries=1)
-        return True
-    except Exception:  # noqa: BLE001 - any failure: not usable
-        return False
-
-
-@pytest.fixture
-def broker_url(tmp_path: Path) -> Iterator[str]:
-    """Celery's broker, separate from the cluster: RabbitMQ when it answers, else a plain
-    redis-server started (and stopped) here."""
-    if _rabbitmq_answers():
-        yield RABBITMQ_URL
-        return
-    with redis_servers(tmp_path / "broker") as servers:
-        yield f"redis://127.0.0.1:{broker_server(servers).port}/0"
 
 
 def cluster_errors_logged(logs: Path) -> list[str]:
@@ -101,13 +70,13 @@ def cluster_errors_logged(logs: Path) -> list[str]:
 
 
 def test_a_mix_of_500_executions_with_two_beats_on_a_three_master_cluster(
-    redis_cluster: ClusterGroup, broker_url: str, tmp_path: Path
+    redis_cluster: ClusterGroup, separate_broker: str, tmp_path: Path
 ) -> None:
     logs = tmp_path / "logs"
     before = redis_cluster.error_stats()
     with engine(
         redis_cluster.url(),
-        broker_url,
+        separate_broker,
         logs,
         label="cluster",
         workers=WORKERS,
@@ -167,7 +136,7 @@ def test_a_mix_of_500_executions_with_two_beats_on_a_three_master_cluster(
     assert cluster_errors_logged(logs) == []
     print(
         f"\n[e2e] {EXECUTIONS} executions on a {len(redis_cluster.masters)}-master cluster "
-        f"({PARTITIONS} partitions, broker {broker_url.split(':', 1)[0]}): all ended once in "
+        f"({PARTITIONS} partitions, broker {separate_broker.split(':', 1)[0]}): all ended once in "
         f"{took:.1f} s ({len(pairs)} children, {crossed} on another master than their "
         f"parent's); error stats {after}"
     )

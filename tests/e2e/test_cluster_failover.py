@@ -51,7 +51,6 @@ from redis.crc import key_slot
 from orchestrator import ExecutionHandle
 from orchestrator.engine.keys import Keys
 from tests.activities import SIDE_EFFECTS_FILE
-from tests.e2e.test_cluster import RABBITMQ_URL, _rabbitmq_answers
 from tests.failover import (
     BEATS,
     DISPATCH_TIMEOUT_S,
@@ -80,7 +79,6 @@ from tests.redis_servers import (
     ClusterGroup,
     Server,
     _cluster_info,
-    broker_server,
     cluster_group,
     redis_servers,
     slot_ranges,
@@ -106,17 +104,6 @@ FAILOVER_NOISE = re.compile(
 def cluster(tmp_path: Path) -> Iterator[ClusterGroup]:
     with redis_servers(tmp_path / "redis-cluster") as servers:
         yield cluster_group(servers, node_timeout_ms=NODE_TIMEOUT_MS, replicas=True)
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[str]:
-    """Celery's broker, apart from the cluster: RabbitMQ when it answers, else a plain
-    redis-server started (and stopped) here."""
-    if _rabbitmq_answers():
-        yield RABBITMQ_URL
-        return
-    with redis_servers(tmp_path / "broker") as servers:
-        yield f"redis://127.0.0.1:{broker_server(servers).port}/0"
 
 
 def _slots_owner(node: Server, first: int) -> int | None:
@@ -190,7 +177,7 @@ def _first_slot(cluster: ClusterGroup) -> int:
 
 
 def test_a_master_sigkilled_under_200_executions_and_the_cluster_promotes_its_replica(
-    cluster: ClusterGroup, broker: str, tmp_path: Path, record_property: Any
+    cluster: ClusterGroup, separate_broker: str, tmp_path: Path, record_property: Any
 ) -> None:
     logs = tmp_path / "logs"
     ledger = tmp_path / "side-effects.log"
@@ -209,7 +196,7 @@ def test_a_master_sigkilled_under_200_executions_and_the_cluster_promotes_its_re
     }
     with engine(
         cluster.url(),
-        broker,
+        separate_broker,
         logs,
         label="clusterfail",
         workers=WORKERS,
@@ -317,7 +304,7 @@ def test_a_master_sigkilled_under_200_executions_and_the_cluster_promotes_its_re
         f"{len(republished)}, steps redispatched {len(redispatched)}), dead letters "
         f"{len(dead_letters)}, ERROR lines {len(errors)}, all {EXECUTIONS} ended in "
         f"{took:.1f} s (killed after {killed_at_start} starts, {ended_at_kill} of them "
-        f"ended; broker {broker.split(':', 1)[0]})"
+        f"ended; broker {separate_broker.split(':', 1)[0]})"
     )
     report("CLUSTER FAILOVER", lost, runs, logged, starts, exited)
 
